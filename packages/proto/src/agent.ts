@@ -1,0 +1,1 @@
+export * from "./gen/wrenn/agent/v1/agent_pb.js";

@@ -1,0 +1,11 @@
+import { defineConfig } from "vitest/config";
+
+// One run over every package; each package's tests live in its own test/ folder (integration)
+// or beside the code (*.test.ts, unit).
+export default defineConfig({
+  test: {
+    projects: ["packages/*"],
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
+  },
+});
