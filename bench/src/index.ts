@@ -1,0 +1,16 @@
+import { benchEnvd } from "./envd.js";
+import { type Figure, printTable } from "./stats.js";
+
+// Each suite measures one layer and compares it with a plain baseline taken in the same run,
+// since absolute times on a shared machine mean little.
+const suites: Record<string, () => Promise<Figure[]>> = { envd: benchEnvd };
+
+const only = process.argv.slice(2);
+const figures: Figure[] = [];
+for (const [name, run] of Object.entries(suites)) {
+  if (only.length && !only.includes(name)) continue;
+  console.error(`bench: ${name}…`);
+  figures.push(...(await run()));
+}
+printTable(figures);
+console.log(JSON.stringify({ date: new Date().toISOString(), figures }, null, 2));

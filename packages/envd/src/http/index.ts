@@ -1,0 +1,38 @@
+import { EnvdError } from "../errors.js";
+import { handleFiles } from "./files.js";
+import { handleInit } from "./init.js";
+import { handleMetrics } from "./metrics.js";
+import { type Request, type Response, requestUrl, sendError } from "./respond.js";
+
+export type { Request, Response } from "./respond.js";
+export { readJsonBody, requestUrl, sendError, sendJson } from "./respond.js";
+
+type Route = (req: Request, res: Response) => Promise<void> | void;
+
+const routes: Record<string, Partial<Record<string, Route>>> = {
+  "/health": {
+    GET: (_req, res) => {
+      res.writeHead(204);
+      res.end();
+    },
+  },
+  "/init": { POST: handleInit },
+  "/files": { GET: handleFiles, POST: handleFiles },
+  "/metrics": { GET: handleMetrics },
+};
+
+/** envd's plain-HTTP routes, beside the Connect services on the same port. */
+export async function handleHttp(req: Request, res: Response): Promise<void> {
+  try {
+    const methods = routes[requestUrl(req).pathname];
+    if (!methods) throw new EnvdError("not_found", `no route ${req.method} ${req.url}`);
+    const route = methods[req.method ?? ""];
+    if (!route) {
+      res.setHeader("allow", Object.keys(methods).join(", "));
+      throw new EnvdError("method_not_allowed", `method ${req.method} not allowed on ${req.url}`);
+    }
+    await route(req, res);
+  } catch (err) {
+    sendError(res, err);
+  }
+}

@@ -1,0 +1,39 @@
+import { userInfo } from "node:os";
+import { defaults } from "./defaults.js";
+import { logger } from "./logger.js";
+import { createEnvd } from "./server/app.js";
+import { listenHttp } from "./server/listen.js";
+import { lookupUser } from "./user/index.js";
+
+const port = Number(process.env.WRENN_ENVD_PORT ?? 49983);
+const host = process.env.WRENN_ENVD_HOST ?? "0.0.0.0";
+
+// Standalone on a developer's host there is usually no `user`: act as whoever runs envd instead.
+if (!process.env.WRENN_ENVD_USER) {
+  await lookupUser(defaults.user).catch(() => {
+    defaults.user = userInfo().username;
+    logger.warn(
+      { user: defaults.user },
+      "no user `user` here: processes default to the current user",
+    );
+  });
+}
+
+const envd = createEnvd({ accessToken: process.env.WRENN_ENVD_ACCESS_TOKEN || undefined });
+const listener = await listenHttp(envd.handler, { port, host });
+logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
+
+// envd is the sandbox's first process: on termination it ends what it started, then exits.
+let stopping = false;
+async function stop(signal: NodeJS.Signals): Promise<void> {
+  if (stopping) return;
+  stopping = true;
+  logger.info({ signal }, "envd stopping");
+  await Promise.allSettled([listener.close(), envd.close()]);
+  process.exit(0);
+}
+process.on("SIGTERM", () => void stop("SIGTERM"));
+process.on("SIGINT", () => void stop("SIGINT"));
+// No request may crash envd: log what escaped a handler and keep serving.
+process.on("uncaughtException", (err) => logger.error({ err }, "uncaught exception"));
+process.on("unhandledRejection", (err) => logger.error({ err }, "unhandled rejection"));

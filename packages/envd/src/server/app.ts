@@ -1,0 +1,54 @@
+import { timingSafeEqual } from "node:crypto";
+import type { ConnectRouter } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Filesystem } from "@wrenn/proto/filesystem";
+import { Process } from "@wrenn/proto/process";
+import { EnvdError } from "../errors.js";
+import { createFilesystemService } from "../filesystem/index.js";
+import { handleHttp, sendError } from "../http/index.js";
+import { createProcessService } from "../process/index.js";
+import type { RequestHandler } from "./listen.js";
+
+export interface EnvdOptions {
+  /** When set, every request must carry it in `X-Access-Token` ("secure" sandboxes). */
+  accessToken?: string;
+}
+
+export interface Envd {
+  handler: RequestHandler;
+  /** Ends every process envd started and stops its watchers. */
+  close(): Promise<void>;
+}
+
+function tokenMatches(expected: string, given: string | string[] | undefined): boolean {
+  if (typeof given !== "string") return false;
+  const a = Buffer.from(expected);
+  const b = Buffer.from(given);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+/** envd: the Connect services and the HTTP routes, as one Node request handler. */
+export function createEnvd(options: EnvdOptions = {}): Envd {
+  const processes = createProcessService();
+  const filesystem = createFilesystemService();
+  const connect = connectNodeAdapter({
+    routes(router: ConnectRouter) {
+      router.service(Process, processes.service);
+      router.service(Filesystem, filesystem.service);
+    },
+    fallback: (req, res) => void handleHttp(req, res),
+  });
+  const handler: RequestHandler = (req, res) => {
+    if (options.accessToken && !tokenMatches(options.accessToken, req.headers["x-access-token"])) {
+      sendError(res, new EnvdError("unauthenticated", "missing or wrong X-Access-Token"));
+      return;
+    }
+    connect(req, res);
+  };
+  return {
+    handler,
+    async close() {
+      await Promise.allSettled([processes.close(), filesystem.close()]);
+    },
+  };
+}

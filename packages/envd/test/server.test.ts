@@ -1,0 +1,96 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { collectOutput } from "./helpers/collect.js";
+import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
+
+describe("envd server core", () => {
+  let envd: RunningEnvd;
+
+  beforeAll(async () => {
+    envd = await startEnvd();
+  });
+  afterAll(async () => {
+    await envd?.stop();
+  });
+
+  it("answers /health with 204", async () => {
+    const res = await fetch(`${envd.baseUrl}/health`);
+    expect(res.status).toBe(204);
+  });
+
+  it("serves Connect over HTTP/1.1 and cleartext HTTP/2 on the same port", async () => {
+    const { createClient } = await import("@connectrpc/connect");
+    const { Process } = await import("@wrenn/proto/process");
+    for (const version of ["1.1", "2"] as const) {
+      const client = createClient(Process, envd.transport(version));
+      const out = await collectOutput(client.start({ process: { cmd: "echo", args: [version] } }));
+      expect(out.stdout).toBe(`${version}\n`);
+      expect(out.exitCode).toBe(0);
+    }
+  });
+
+  it("answers unknown routes and methods with JSON errors", async () => {
+    const missing = await fetch(`${envd.baseUrl}/nope`);
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ code: "not_found" });
+    const wrongMethod = await fetch(`${envd.baseUrl}/health`, { method: "DELETE" });
+    expect(wrongMethod.status).toBe(405);
+    expect(await wrongMethod.json()).toMatchObject({ code: "method_not_allowed" });
+  });
+
+  it("refuses malformed /init bodies and keeps the old defaults", async () => {
+    const bad = [
+      "{not json",
+      JSON.stringify([1, 2]),
+      JSON.stringify({ envVars: { A: 1 } }),
+      JSON.stringify({ defaultUser: 42 }),
+      JSON.stringify({ defaultUser: "no-such-user-here" }),
+      "x".repeat(70_000),
+    ];
+    for (const body of bad) {
+      const res = await fetch(`${envd.baseUrl}/init`, { method: "POST", body });
+      expect(res.status, body.slice(0, 40)).toBe(400);
+      expect(await res.json()).toMatchObject({ code: "invalid_argument" });
+    }
+    const out = await collectOutput(envd.process.start({ process: { cmd: "id", args: ["-un"] } }));
+    expect(out.stdout).toBe(`${TEST_USER}\n`);
+  });
+
+  it("applies /init defaults to later processes", async () => {
+    const res = await fetch(`${envd.baseUrl}/init`, {
+      method: "POST",
+      body: JSON.stringify({ envVars: { WRENN_GREETING: "hello" }, defaultWorkdir: "/tmp" }),
+    });
+    expect(res.status).toBe(204);
+    const out = await collectOutput(
+      envd.process.start({ process: { cmd: "sh", args: ["-c", 'echo "$WRENN_GREETING"; pwd'] } }),
+    );
+    expect(out.stdout).toBe("hello\n/tmp\n");
+  });
+});
+
+describe("envd with an access token", () => {
+  let envd: RunningEnvd;
+
+  beforeAll(async () => {
+    envd = await startEnvd({ WRENN_ENVD_ACCESS_TOKEN: "s3cret-token" });
+  });
+  afterAll(async () => {
+    await envd?.stop();
+  });
+
+  it("refuses requests without the right X-Access-Token", async () => {
+    for (const headers of [
+      {},
+      { "x-access-token": "wrong" },
+      { "x-access-token": "s3cret-tokenX" },
+    ]) {
+      const res = await fetch(`${envd.baseUrl}/health`, { headers });
+      expect(res.status).toBe(401);
+      expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+    }
+    const ok = await fetch(`${envd.baseUrl}/health`, {
+      headers: { "x-access-token": "s3cret-token" },
+    });
+    expect(ok.status).toBe(204);
+  });
+});
