@@ -5,7 +5,5 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: ["packages/*"],
-    testTimeout: 60_000,
-    hookTimeout: 120_000,
   },
 });

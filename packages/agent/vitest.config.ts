@@ -6,5 +6,7 @@ export default defineProject({
     // These suites drive real processes, namespaces and mounts as root: one file at a time keeps
     // them from fighting over the machine's two cores and its loop devices.
     fileParallelism: false,
+    testTimeout: 60_000,
+    hookTimeout: 120_000,
   },
 });

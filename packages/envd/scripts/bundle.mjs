@@ -1,5 +1,5 @@
 // Bundles envd into dist/envd.js (one file, Node >= 18) and places the native PTY module beside it.
-import { cp, mkdir, rm } from "node:fs/promises";
+import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -23,6 +23,10 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
+
+// dist/ is bound alone into sandboxes, away from this package.json: mark the bundle as ESM there
+// (Node 18 does not detect module syntax by itself).
+await writeFile(join(root, "dist/package.json"), `${JSON.stringify({ type: "module" })}\n`);
 
 const ptyRoot = dirname(require.resolve("node-pty/package.json"));
 const ptyOut = join(root, "dist/node_modules/node-pty");

@@ -1,0 +1,19 @@
+export type { LaunchSandboxOptions, SandboxProcess } from "./launch.js";
+export {
+  ENVD_COMMAND,
+  ENVD_MOUNT_DIR,
+  isSandboxAlive,
+  killSandbox,
+  launchSandbox,
+  SANDBOX_CAPABILITIES,
+} from "./launch.js";
+export type { ProcStat } from "./proc.js";
+export { readProcStat } from "./proc.js";
+export type { SeccompArch, SockFilter } from "./seccomp.js";
+export {
+  ABSENT_SYSCALLS,
+  DENIED_SYSCALLS,
+  FLAG_CHECKED_SYSCALLS,
+  seccompFilterBytes,
+  seccompProgram,
+} from "./seccomp.js";

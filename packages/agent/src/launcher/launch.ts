@@ -1,0 +1,243 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import type { Writable } from "node:stream";
+import { setTimeout as sleep } from "node:timers/promises";
+import { AgentError } from "../errors.js";
+import { childPids, readProcStat } from "./proc.js";
+import { seccompFilterBytes } from "./seccomp.js";
+
+/** Where envd's directory is mounted inside every sandbox (read-only). */
+export const ENVD_MOUNT_DIR = "/opt/wrenn/envd";
+
+/** envd is the sandbox's first process; every template puts Node at /usr/bin/node. */
+export const ENVD_COMMAND: readonly string[] = ["/usr/bin/node", `${ENVD_MOUNT_DIR}/envd.js`];
+
+/**
+ * What envd keeps as root inside the sandbox: enough to start processes as other users
+ * (setuid/setgid, and chown/fowner/dac_override for their files and PTYs) and to signal them.
+ * Processes it starts as `user` lose all of them on the uid change (CapEff = 0).
+ */
+export const SANDBOX_CAPABILITIES: readonly string[] = [
+  "CAP_CHOWN",
+  "CAP_DAC_OVERRIDE",
+  "CAP_FOWNER",
+  "CAP_KILL",
+  "CAP_SETGID",
+  "CAP_SETUID",
+];
+
+const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+// Runs as the sandbox's future first process: joins the cgroups by writing its own pid, then
+// execs (same pid) setpriv twice (bounding set), nsenter (netns) and bwrap. So nothing of the
+// sandbox ever runs outside its cgroup. $1 = number of cgroup.procs files, the files, then argv.
+const JOIN_CGROUPS_AND_EXEC = `n=$1; shift
+while [ "$n" -gt 0 ]; do
+  echo $$ > "$1" || { echo "wrenn-launch: cannot join cgroup $1" >&2; exit 125; }
+  shift; n=$((n - 1))
+done
+exec "$@"`;
+
+export interface LaunchSandboxOptions {
+  sandboxId: string;
+  /** The merged root (overlayfs) bound as the sandbox's `/`. */
+  rootfsDir: string;
+  /** A prepared network namespace, e.g. /run/netns/wrenn-<id>. */
+  netnsPath: string;
+  /** cgroup.procs files (one per hierarchy on cgroup v1) the first process is written to. */
+  cgroupProcsFiles: readonly string[];
+  /** Host directory holding envd.js (and its native modules), mounted read-only. */
+  envdDir: string;
+  hostname: string;
+  /** Environment of the first process (on top of PATH and HOME). */
+  envs?: Readonly<Record<string, string>>;
+  /** stdout and stderr of the sandbox's first process (appended). */
+  logFile: string;
+  /** Defaults to ENVD_COMMAND. */
+  command?: readonly string[];
+}
+
+/** Names the sandbox's outermost process; the start time tells a reused pid from ours. */
+export interface SandboxProcess {
+  pid: number;
+  /** /proc/<pid>/stat field 22 (clock ticks after boot). */
+  startTime: number;
+}
+
+/** The bwrap arguments for a sandbox. */
+function bwrapArgs(
+  opts: Pick<LaunchSandboxOptions, "rootfsDir" | "envdDir" | "hostname" | "envs" | "command">,
+  seccompFd: number,
+): string[] {
+  const env: Record<string, string> = { PATH: SANDBOX_PATH, HOME: "/root", ...opts.envs };
+  const args = [
+    "--unshare-pid",
+    "--unshare-ipc",
+    "--unshare-uts",
+    "--unshare-cgroup-try",
+    "--bind",
+    opts.rootfsDir,
+    "/",
+    "--proc",
+    "/proc",
+    "--dev",
+    "/dev",
+    "--ro-bind",
+    opts.envdDir,
+    ENVD_MOUNT_DIR,
+    "--hostname",
+    opts.hostname,
+    "--new-session",
+    "--cap-drop",
+    "ALL",
+    ...SANDBOX_CAPABILITIES.flatMap((cap) => ["--cap-add", cap]),
+    "--clearenv",
+  ];
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
+      throw new AgentError("invalid_argument", `invalid environment variable name: ${key}`);
+    }
+    args.push("--setenv", key, value);
+  }
+  args.push(
+    "--chdir",
+    "/",
+    "--seccomp",
+    String(seccompFd),
+    "--",
+    ...(opts.command ?? ENVD_COMMAND),
+  );
+  return args;
+}
+
+/**
+ * Starts a sandbox: bwrap in new PID, mount, IPC, UTS and cgroup namespaces, inside the given
+ * netns and cgroups, with capabilities dropped, no_new_privs and the seccomp filter. The process
+ * is detached (own session, no tie to the agent) so the sandbox survives an agent restart.
+ */
+export async function launchSandbox(opts: LaunchSandboxOptions): Promise<SandboxProcess> {
+  const seccompFd = 3;
+  const argv = [
+    "-c",
+    JOIN_CGROUPS_AND_EXEC,
+    "wrenn-launch",
+    String(opts.cgroupProcsFiles.length),
+    ...opts.cgroupProcsFiles,
+    ...(await boundingSetDrop()),
+    "nsenter",
+    `--net=${opts.netnsPath}`,
+    "bwrap",
+    ...bwrapArgs(opts, seccompFd),
+  ];
+  const logFd = openSync(opts.logFile, "a", 0o600);
+  let child: ReturnType<typeof spawn>;
+  try {
+    child = spawn("/bin/sh", argv, {
+      detached: true,
+      stdio: ["ignore", logFd, logFd, "pipe"],
+      env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+    });
+  } finally {
+    closeSync(logFd);
+  }
+  const spawned = await new Promise<number>((resolve, reject) => {
+    child.once("spawn", () => resolve(child.pid!));
+    child.once("error", (err) =>
+      reject(
+        new AgentError("internal", `sandbox ${opts.sandboxId}: launch failed`, { cause: err }),
+      ),
+    );
+  });
+  child.unref();
+  // bwrap reads the program from fd 3 until EOF, then closes it.
+  const filter = child.stdio[3] as Writable;
+  filter.on("error", () => {}); // bwrap exited early: its log says why.
+  filter.end(seccompFilterBytes());
+
+  const stat = await readProcStat(spawned);
+  if (!stat || stat.state === "Z") {
+    const log = await readFile(opts.logFile, "utf8").catch(() => "");
+    throw new AgentError("internal", `sandbox ${opts.sandboxId} exited at launch: ${log.trim()}`);
+  }
+  return { pid: spawned, startTime: stat.startTime };
+}
+
+/** True while the recorded process runs (a zombie or a reused pid does not count). */
+export async function isSandboxAlive(proc: SandboxProcess): Promise<boolean> {
+  const stat = await readProcStat(proc.pid);
+  return stat !== undefined && stat.startTime === proc.startTime && !isDead(stat.state);
+}
+
+/**
+ * Kills a sandbox and returns once every process of it is gone; a no-op when it already is.
+ * bwrap is stopped first: stopped, it can neither start its PID namespace's init nor reap it,
+ * so the children read then are all there is, and an init turning zombie means the kernel has
+ * emptied its namespace. If bwrap itself was lost (killed from outside), its init is out of
+ * reach from here: the cgroup module's kill is the backstop for that case.
+ */
+export async function killSandbox(proc: SandboxProcess, timeoutMs = 5_000): Promise<void> {
+  if (!(await isSandboxAlive(proc))) return;
+  const deadline = Date.now() + timeoutMs;
+  signal(proc.pid, "SIGSTOP");
+  await waitUntil(deadline, `sandbox process ${proc.pid} did not stop`, async () => {
+    const stat = await readProcStat(proc.pid);
+    return !stat || stat.state === "T" || isDead(stat.state);
+  });
+  const inits = await childPids(proc.pid);
+  for (const pid of inits) signal(pid, "SIGKILL");
+  await waitUntil(deadline, `sandbox ${proc.pid}: namespace did not empty`, async () => {
+    const stats = await Promise.all(inits.map(readProcStat));
+    return stats.every((stat) => !stat || isDead(stat.state));
+  });
+  signal(proc.pid, "SIGKILL");
+  await waitUntil(
+    deadline,
+    `sandbox process ${proc.pid} did not die`,
+    async () => !(await isSandboxAlive(proc)),
+  );
+}
+
+async function waitUntil(deadline: number, what: string, done: () => Promise<boolean>) {
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new AgentError("internal", what);
+    await sleep(2);
+  }
+}
+
+/**
+ * bwrap drops the capability bounding set only when it makes a user namespace, so for real root
+ * it is done here: two setpriv steps (the kernel refuses inheritable capabilities outside the
+ * bounding set, so they are raised first) keep every capability for bwrap itself while the
+ * bounding set shrinks to SANDBOX_CAPABILITIES. Nothing in the sandbox can ever regain more.
+ */
+async function boundingSetDrop(): Promise<string[]> {
+  hostCapabilities ??= readFile("/proc/self/status", "utf8").then((status) => {
+    const hex = /^CapBnd:\s*([0-9a-f]+)$/m.exec(status)?.[1] ?? "0";
+    const mask = BigInt(`0x${hex}`);
+    const caps: string[] = [];
+    for (let cap = 0n; mask >> cap; cap++) if ((mask >> cap) & 1n) caps.push(`cap_${cap}`);
+    return caps;
+  });
+  const keep = SANDBOX_CAPABILITIES.map((cap) => `+${cap.slice(4).toLowerCase()}`);
+  return [
+    "setpriv",
+    `--inh-caps=-all,${(await hostCapabilities).map((c) => `+${c}`).join(",")}`,
+    "setpriv",
+    `--bounding-set=-all,${keep.join(",")}`,
+  ];
+}
+
+let hostCapabilities: Promise<string[]> | undefined;
+
+function isDead(state: string): boolean {
+  return state === "Z" || state === "X" || state === "x";
+}
+
+function signal(pid: number, sig: NodeJS.Signals): void {
+  try {
+    process.kill(pid, sig);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw AgentError.from(err);
+  }
+}

@@ -1,0 +1,97 @@
+import { readFile, writeFile } from "node:fs/promises";
+import { AgentError } from "../errors.js";
+import { sandboxCidrFromEnv } from "./address-pool.js";
+import type { CommandSpec } from "./command.js";
+import { iptablesFirewall } from "./firewall-iptables.js";
+import { nftFirewall } from "./firewall-nft.js";
+
+const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
+
+/** Destinations a sandbox never reaches, even with internet: local, private, shared, special. */
+const BLOCKED_RANGES = [
+  "0.0.0.0/8",
+  "10.0.0.0/8",
+  "100.64.0.0/10",
+  "127.0.0.0/8",
+  "169.254.0.0/16",
+  "172.16.0.0/12",
+  "192.0.0.0/24",
+  "192.168.0.0/16",
+  "198.18.0.0/15",
+  "224.0.0.0/3",
+];
+
+export type FirewallBackendName = "nftables" | "iptables";
+type Backend = typeof nftFirewall | typeof iptablesFirewall;
+
+let detected: Promise<Backend> | undefined;
+
+/**
+ * nftables when `nft` is installed, else iptables. WRENN_FIREWALL=nftables|iptables forces one
+ * (tests use it to run the iptables path on hosts that have both).
+ */
+async function backend(): Promise<Backend> {
+  const forced = process.env.WRENN_FIREWALL;
+  if (forced === "iptables") return iptablesFirewall;
+  if (forced === "nftables") return nftFirewall;
+  detected ??= (async () => {
+    if (await nftFirewall.available()) return nftFirewall;
+    if (await iptablesFirewall.available()) return iptablesFirewall;
+    throw new AgentError(
+      "failed_precondition",
+      "neither nft nor iptables-restore found: install Debian's nftables package",
+    );
+  })();
+  return detected;
+}
+
+export interface HostFirewallOptions {
+  /** The sandbox address pool (default WRENN_SANDBOX_CIDR or 10.213.0.0/16); never reachable. */
+  cidr?: string;
+  /** Extra destination ranges sandboxes must never reach (e.g. a LAN on public addresses). */
+  blockedRanges?: string[];
+}
+
+export interface HostFirewallState {
+  backend: FirewallBackendName;
+  /** ip_forward before this call ("0" or "1"), so a test can put it back. */
+  previousIpForward: string;
+}
+
+/**
+ * Once per host, idempotent: the agent's rules (nftables table `inet wrenn`, or WRENN-* iptables
+ * chains) and ip_forward on. Re-applying keeps which sandboxes have internet.
+ */
+export async function ensureHostFirewall(
+  options: HostFirewallOptions = {},
+): Promise<HostFirewallState> {
+  const fw = await backend();
+  const cidr = options.cidr ?? sandboxCidrFromEnv();
+  await fw.install([...BLOCKED_RANGES, cidr, ...(options.blockedRanges ?? [])]);
+  const previousIpForward = (await readFile(IP_FORWARD, "utf8")).trim();
+  if (previousIpForward !== "1") await writeFile(IP_FORWARD, "1");
+  return { backend: fw.name, previousIpForward };
+}
+
+/** Removes the agent's rules (idempotent). Leaves ip_forward alone: other software may need it. */
+export async function removeHostFirewall(): Promise<void> {
+  await (await backend()).uninstall();
+}
+
+/** Host veths of the sandboxes that have internet. */
+export async function listInternetMembers(): Promise<string[]> {
+  return (await backend()).members();
+}
+
+/** The command that gives a sandbox internet, to run alone or batched with others. */
+export async function addInternetMemberCommand(
+  hostIf: string,
+  sandboxAddress: string,
+): Promise<CommandSpec> {
+  return (await backend()).addMemberCommand(hostIf, sandboxAddress);
+}
+
+/** Idempotent. */
+export async function removeInternetMember(hostIf: string): Promise<void> {
+  await (await backend()).removeMember(hostIf);
+}

@@ -1,0 +1,302 @@
+import { access, readdir } from "node:fs/promises";
+import type { Logger } from "pino";
+import { AgentError } from "../errors.js";
+import type { AddressPool, SandboxAddresses } from "./address-pool.js";
+import {
+  assertSandboxId,
+  CommandError,
+  type CommandSpec,
+  runCommand,
+  runCommands,
+} from "./command.js";
+import { addInternetMemberCommand, listInternetMembers, removeInternetMember } from "./firewall.js";
+import { hostIfName, isHostIfName, netnsName, SANDBOX_IF, sandboxIdOfNetns } from "./names.js";
+
+const NETNS_DIR = "/run/netns";
+const SYS_NET = "/sys/class/net";
+
+/** Everything the runtime needs to launch into a sandbox's network and reach its envd. */
+export interface SandboxNetwork {
+  sandboxId: string;
+  netnsName: string;
+  /** Bind-mounted netns file: pass to bwrap/nsenter/setns. */
+  netnsPath: string;
+  /** Host side of the veth (in the host's netns). */
+  hostIf: string;
+  /** Sandbox side of the veth, inside the netns. */
+  sandboxIf: string;
+  hostAddress: string;
+  sandboxAddress: string;
+  prefixLength: number;
+  slot: number;
+  allowInternet: boolean;
+}
+
+export interface CreateNetworkOptions {
+  sandboxId: string;
+  /** From AddressPool.allocate/reserve. */
+  addresses: SandboxAddresses;
+  allowInternet: boolean;
+  log?: Logger;
+}
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await access(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** ip/nft said the thing is already gone. */
+function isGone(err: unknown): boolean {
+  return (
+    err instanceof CommandError &&
+    /Cannot find device|No such file or directory|does not exist/.test(err.stderr)
+  );
+}
+
+async function deleteHostIf(hostIf: string): Promise<void> {
+  try {
+    // Deleting one end of a veth deletes both, at once; a netns delete is asynchronous.
+    await runCommand("ip", ["link", "del", hostIf]);
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+}
+
+async function deleteNetns(name: string): Promise<void> {
+  try {
+    await runCommand("ip", ["netns", "del", name]);
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+}
+
+/**
+ * Makes a sandbox's netns, veth pair (sandbox side is eth0 inside), addresses, lo, default route
+ * and firewall membership with one spawn (a shell running two `ip -batch` and the firewall tool). On any failure everything made so far is removed
+ * (rollback list, newest first) and the first error is thrown, with rollback errors as its cause.
+ */
+export async function createNetwork(options: CreateNetworkOptions): Promise<SandboxNetwork> {
+  const { sandboxId, addresses, allowInternet, log } = options;
+  assertSandboxId(sandboxId);
+  const netns = netnsName(sandboxId);
+  const hostIf = hostIfName(sandboxId);
+  const netnsPath = `${NETNS_DIR}/${netns}`;
+  // Checked first so the rollback below only ever deletes what this call made.
+  if ((await exists(netnsPath)) || (await exists(`${SYS_NET}/${hostIf}`))) {
+    throw new AgentError("already_exists", `network of sandbox ${sandboxId} already exists`);
+  }
+
+  const hostCidr = `${addresses.hostAddress}/${addresses.prefixLength}`;
+  const sandboxCidr = `${addresses.sandboxAddress}/${addresses.prefixLength}`;
+  const rollback: (() => Promise<void>)[] = [];
+  const started = performance.now();
+
+  try {
+    const commands: CommandSpec[] = [
+      {
+        file: "ip",
+        args: ["-batch", "-"],
+        input: [
+          `netns add ${netns}`,
+          `link add ${hostIf} type veth peer name ${SANDBOX_IF} netns ${netns}`,
+          `addr add ${hostCidr} dev ${hostIf}`,
+          `link set ${hostIf} up`,
+          "",
+        ].join("\n"),
+      },
+      {
+        file: "ip",
+        args: ["-n", netns, "-batch", "-"],
+        input: [
+          "link set lo up",
+          `addr add ${sandboxCidr} dev ${SANDBOX_IF}`,
+          `link set ${SANDBOX_IF} up`,
+          `route add default via ${addresses.hostAddress}`,
+          "",
+        ].join("\n"),
+      },
+    ];
+    // Registered before the work: the batch may fail halfway. Undo steps tolerate absence and
+    // only ever meet what this call made (existence was checked above).
+    rollback.push(
+      () => deleteNetns(netns),
+      () => deleteHostIf(hostIf),
+    );
+    if (allowInternet) {
+      commands.push(await addInternetMemberCommand(hostIf, addresses.sandboxAddress));
+      rollback.push(() => removeInternetMember(hostIf));
+    }
+    await runCommands(commands);
+  } catch (err) {
+    const rollbackErrors: unknown[] = [];
+    for (const undo of rollback.reverse()) {
+      try {
+        await undo();
+      } catch (undoErr) {
+        rollbackErrors.push(undoErr);
+      }
+    }
+    const message = err instanceof Error ? err.message : String(err);
+    log?.warn(
+      { sandboxId, err: message, rollbackErrors: rollbackErrors.length },
+      "network: create failed",
+    );
+    throw new AgentError("internal", `create network of sandbox ${sandboxId}: ${message}`, {
+      cause: rollbackErrors.length ? new AggregateError([err, ...rollbackErrors]) : err,
+    });
+  }
+  log?.debug(
+    { sandboxId, ms: Math.round((performance.now() - started) * 100) / 100 },
+    "network: created",
+  );
+  return {
+    sandboxId,
+    netnsName: netns,
+    netnsPath,
+    hostIf,
+    sandboxIf: SANDBOX_IF,
+    hostAddress: addresses.hostAddress,
+    sandboxAddress: addresses.sandboxAddress,
+    prefixLength: addresses.prefixLength,
+    slot: addresses.slot,
+    allowInternet,
+  };
+}
+
+/**
+ * Removes a sandbox's firewall membership, veth and netns. Idempotent: what is already gone is not
+ * an error. Every step is tried; all failures are returned (an empty array means all removed).
+ */
+export async function removeNetwork(sandboxId: string): Promise<AgentError[]> {
+  assertSandboxId(sandboxId);
+  const hostIf = hostIfName(sandboxId);
+  const steps: [string, () => Promise<void>][] = [
+    ["firewall membership", () => removeInternetMember(hostIf)],
+    ["netns", () => deleteNetns(netnsName(sandboxId))],
+    // The netns goes away asynchronously; deleting the veth ourselves makes it gone on return.
+    ["veth", () => deleteHostIf(hostIf)],
+  ];
+  const errors: AgentError[] = [];
+  for (const [what, run] of steps) {
+    try {
+      await run();
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      errors.push(
+        new AgentError("internal", `remove ${what} of sandbox ${sandboxId}: ${message}`, {
+          cause: err,
+        }),
+      );
+    }
+  }
+  return errors;
+}
+
+/**
+ * Re-adoption after an agent restart: the network of a sandbox as it is on the host, or undefined
+ * if its netns is gone; its /30 is reserved in `pool` (how the pool is rebuilt). Throws if the
+ * netns exists but is half made (no veth or no address) or its address is outside the pool.
+ */
+export async function openNetwork(
+  sandboxId: string,
+  pool: AddressPool,
+): Promise<SandboxNetwork | undefined> {
+  assertSandboxId(sandboxId);
+  const netns = netnsName(sandboxId);
+  const netnsPath = `${NETNS_DIR}/${netns}`;
+  if (!(await exists(netnsPath))) return undefined;
+  const hostIf = hostIfName(sandboxId);
+  let addr: { local: string; prefixlen: number } | undefined;
+  try {
+    const { stdout } = await runCommand("ip", [
+      "-n",
+      netns,
+      "-j",
+      "-4",
+      "addr",
+      "show",
+      "dev",
+      SANDBOX_IF,
+    ]);
+    const parsed = JSON.parse(stdout) as { addr_info?: { local: string; prefixlen: number }[] }[];
+    addr = parsed[0]?.addr_info?.[0];
+  } catch (err) {
+    if (!isGone(err)) throw err;
+  }
+  if (!addr || !(await exists(`${SYS_NET}/${hostIf}`))) {
+    throw new AgentError("failed_precondition", `network of sandbox ${sandboxId} is half made`);
+  }
+  const slot = pool.slotOf(addr.local);
+  if (slot === undefined) {
+    throw new AgentError(
+      "failed_precondition",
+      `sandbox ${sandboxId} has ${addr.local}, outside ${pool.cidr}`,
+    );
+  }
+  const addresses = pool.reserve(sandboxId, slot);
+  const members = await listInternetMembers();
+  return {
+    sandboxId,
+    netnsName: netns,
+    netnsPath,
+    hostIf,
+    sandboxIf: SANDBOX_IF,
+    hostAddress: addresses.hostAddress,
+    sandboxAddress: addresses.sandboxAddress,
+    prefixLength: addresses.prefixLength,
+    slot,
+    allowInternet: members.includes(hostIf),
+  };
+}
+
+/** Network leftovers that belong to no sandbox in `keepIds`. */
+export interface NetworkDebris {
+  /** netns names (`wrenn-<id>`). */
+  netns: string[];
+  /** host-side veths (`wv…h`). */
+  links: string[];
+  /** @internet members (host veth names) whose sandbox is not kept. */
+  internetMembers: string[];
+}
+
+export async function listNetworkDebris(keepIds: Iterable<string> = []): Promise<NetworkDebris> {
+  const keep = new Set(keepIds);
+  const keepIfs = new Set([...keep].map(hostIfName));
+  const readNames = (dir: string) => readdir(dir).catch(() => [] as string[]);
+  const [netnsNames, links, members] = await Promise.all([
+    readNames(NETNS_DIR),
+    readNames(SYS_NET),
+    listInternetMembers(),
+  ]);
+  return {
+    netns: netnsNames.filter((name) => {
+      const id = sandboxIdOfNetns(name);
+      return id !== undefined && !keep.has(id);
+    }),
+    links: links.filter((name) => isHostIfName(name) && !keepIfs.has(name)),
+    internetMembers: members.filter((name) => !keepIfs.has(name)),
+  };
+}
+
+/** Removes all network debris not in `keepIds`; returns every failure. */
+export async function cleanupNetworkDebris(keepIds: Iterable<string> = []): Promise<AgentError[]> {
+  const debris = await listNetworkDebris(keepIds);
+  const errors: AgentError[] = [];
+  const attempt = async (what: string, run: () => Promise<void>) => {
+    try {
+      await run();
+    } catch (err) {
+      errors.push(new AgentError("internal", `remove ${what}`, { cause: err }));
+    }
+  };
+  for (const name of debris.internetMembers) {
+    await attempt(`@internet member ${name}`, () => removeInternetMember(name));
+  }
+  for (const name of debris.links) await attempt(`veth ${name}`, () => deleteHostIf(name));
+  for (const name of debris.netns) await attempt(`netns ${name}`, () => deleteNetns(name));
+  return errors;
+}

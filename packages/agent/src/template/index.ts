@@ -1,0 +1,5 @@
+export { DEBIAN_PACKAGES, DEBIAN_SUITE, debianMirror } from "./debian-base.js";
+export { assertSafeName, isSafeName } from "./safe-name.js";
+export type { EnsureTemplateOptions, TemplateStoreOptions, WriteSnapshotOptions } from "./store.js";
+export { BUILTIN_TEMPLATES, TemplateStore } from "./store.js";
+export type { ProgressFn, TemplateInfo, TemplateKind } from "./types.js";
