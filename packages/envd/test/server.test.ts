@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { collectOutput } from "./helpers/collect.js";
 import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
+import { EventReader } from "./helpers/events.js";
 
 describe("envd server core", () => {
   let envd: RunningEnvd;
@@ -22,9 +22,11 @@ describe("envd server core", () => {
     const { Process } = await import("@wrenn/proto/process");
     for (const version of ["1.1", "2"] as const) {
       const client = createClient(Process, envd.transport(version));
-      const out = await collectOutput(client.start({ process: { cmd: "echo", args: [version] } }));
+      const out = await new EventReader(
+        client.start({ process: { cmd: "echo", args: [version] } }),
+      ).toEnd();
       expect(out.stdout).toBe(`${version}\n`);
-      expect(out.exitCode).toBe(0);
+      expect(out.end?.exitCode).toBe(0);
     }
   });
 
@@ -51,7 +53,9 @@ describe("envd server core", () => {
       expect(res.status, body.slice(0, 40)).toBe(400);
       expect(await res.json()).toMatchObject({ code: "invalid_argument" });
     }
-    const out = await collectOutput(envd.process.start({ process: { cmd: "id", args: ["-un"] } }));
+    const out = await new EventReader(
+      envd.process.start({ process: { cmd: "id", args: ["-un"] } }),
+    ).toEnd();
     expect(out.stdout).toBe(`${TEST_USER}\n`);
   });
 
@@ -61,9 +65,9 @@ describe("envd server core", () => {
       body: JSON.stringify({ envVars: { WRENN_GREETING: "hello" }, defaultWorkdir: "/tmp" }),
     });
     expect(res.status).toBe(204);
-    const out = await collectOutput(
+    const out = await new EventReader(
       envd.process.start({ process: { cmd: "sh", args: ["-c", 'echo "$WRENN_GREETING"; pwd'] } }),
-    );
+    ).toEnd();
     expect(out.stdout).toBe("hello\n/tmp\n");
   });
 });
@@ -79,11 +83,12 @@ describe("envd with an access token", () => {
   });
 
   it("refuses requests without the right X-Access-Token", async () => {
-    for (const headers of [
+    const attempts: Record<string, string>[] = [
       {},
       { "x-access-token": "wrong" },
       { "x-access-token": "s3cret-tokenX" },
-    ]) {
+    ];
+    for (const headers of attempts) {
       const res = await fetch(`${envd.baseUrl}/health`, { headers });
       expect(res.status).toBe(401);
       expect(await res.json()).toMatchObject({ code: "unauthenticated" });

@@ -5,7 +5,7 @@ import { Filesystem } from "@wrenn/proto/filesystem";
 import { Process } from "@wrenn/proto/process";
 import { EnvdError } from "../errors.js";
 import { createFilesystemService } from "../filesystem/index.js";
-import { handleHttp, sendError } from "../http/index.js";
+import { handleHttp, type Response, sendError } from "../http/index.js";
 import { createProcessService } from "../process/index.js";
 import type { RequestHandler } from "./listen.js";
 
@@ -36,7 +36,10 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
       router.service(Process, processes.service);
       router.service(Filesystem, filesystem.service);
     },
-    fallback: (req, res) => void handleHttp(req, res),
+    // connect-node's response type is a narrower view of the same Node objects.
+    fallback: (req, res) => void handleHttp(req, res as unknown as Response),
+    // Output and files cross loopback or a veth: compressing them costs more CPU than it saves.
+    acceptCompression: [],
   });
   const handler: RequestHandler = (req, res) => {
     if (options.accessToken && !tokenMatches(options.accessToken, req.headers["x-access-token"])) {

@@ -1,0 +1,15 @@
+import type { ServiceImpl } from "@connectrpc/connect";
+import type { Process } from "@wrenn/proto/process";
+import { ProcessManager } from "./manager.js";
+import { processService } from "./service.js";
+
+export type { ExitInfo } from "./exit-status.js";
+
+/** envd's process.Process service and its shutdown (SIGTERM, then SIGKILL, to every process it started). */
+export function createProcessService(): {
+  service: ServiceImpl<typeof Process>;
+  close(): Promise<void>;
+} {
+  const manager = new ProcessManager();
+  return { service: processService(manager), close: () => manager.close() };
+}

@@ -1,0 +1,96 @@
+import { EnvdError } from "../errors.js";
+import { logger } from "../logger.js";
+import type { UserInfo } from "../user/index.js";
+import { ManagedProcess, type StartOptions } from "./managed-process.js";
+import { planSpawn, validateCommand } from "./spawn-plan.js";
+import type { Subscriber } from "./subscriber.js";
+
+/** How a caller names a process: by pid or by tag. */
+export type Selector = { pid: number } | { tag: string };
+
+/** Grace between SIGTERM and SIGKILL when envd shuts down. */
+const termGraceMs = 3000;
+
+/** The processes envd started that are still running, by pid and by tag. */
+export class ProcessManager {
+  private readonly byPid = new Map<number, ManagedProcess>();
+  private readonly byTag = new Map<string, ManagedProcess>();
+  private closing = false;
+
+  /**
+   * Starts a process as `user` and attaches a first subscriber before any output can arrive.
+   * A command that cannot be started still yields a (pid 0, already ended) process whose end
+   * carries the error, as E2B's envd reports it.
+   */
+  async start(
+    options: StartOptions,
+    user: UserInfo,
+  ): Promise<{ proc: ManagedProcess; sub: Subscriber }> {
+    validateCommand(options.spec);
+    if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
+    this.checkTag(options.tag);
+    const planned = await planSpawn(options.spec, user, options.pty !== undefined);
+    // Checked again: another Start may have taken the tag while the plan was made.
+    this.checkTag(options.tag);
+    const proc = planned.ok
+      ? ManagedProcess.spawn(options, planned.plan)
+      : ManagedProcess.failed(options, planned.error, "ENOENT");
+    const sub = proc.subscribe();
+    if (!proc.ended && proc.pid) this.track(proc);
+    logger.debug(
+      { pid: proc.pid, cmd: options.spec.cmd, tag: options.tag, user: user.name, pty: proc.isPty },
+      "process started",
+    );
+    return { proc, sub };
+  }
+
+  private checkTag(tag: string | undefined): void {
+    if (tag !== undefined && this.byTag.has(tag)) {
+      throw new EnvdError("already_exists", `a running process already has tag "${tag}"`);
+    }
+  }
+
+  private track(proc: ManagedProcess): void {
+    this.byPid.set(proc.pid, proc);
+    if (proc.tag !== undefined) this.byTag.set(proc.tag, proc);
+    void proc.done.then((exit) => {
+      this.byPid.delete(proc.pid);
+      if (proc.tag !== undefined && this.byTag.get(proc.tag) === proc) this.byTag.delete(proc.tag);
+      logger.debug({ pid: proc.pid, tag: proc.tag, status: exit.status }, "process ended");
+    });
+  }
+
+  /** The running process `selector` names; not_found otherwise. */
+  select(selector: Selector | undefined): ManagedProcess {
+    if (!selector)
+      throw new EnvdError("invalid_argument", "process selector (pid or tag) is required");
+    const proc = "pid" in selector ? this.byPid.get(selector.pid) : this.byTag.get(selector.tag);
+    if (!proc) {
+      const what = "pid" in selector ? `pid ${selector.pid}` : `tag "${selector.tag}"`;
+      throw new EnvdError("not_found", `no running process with ${what}`);
+    }
+    return proc;
+  }
+
+  list(): ManagedProcess[] {
+    return [...this.byPid.values()];
+  }
+
+  /** SIGTERM to every process envd started (and its group), SIGKILL to whatever is left after a grace. */
+  async close(): Promise<void> {
+    this.closing = true;
+    const running = this.list();
+    if (running.length === 0) return;
+    for (const proc of running) proc.kill("SIGTERM", true);
+    const allDone = Promise.all(running.map((p) => p.done));
+    let timer: NodeJS.Timeout | undefined;
+    const graceOver = new Promise<"timeout">((resolve) => {
+      timer = setTimeout(() => resolve("timeout"), termGraceMs);
+    });
+    if ((await Promise.race([allDone, graceOver])) === "timeout") {
+      for (const proc of running) proc.kill("SIGKILL", true);
+      await allDone;
+    }
+    clearTimeout(timer);
+  }
+}
