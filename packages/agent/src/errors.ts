@@ -8,6 +8,7 @@ export type AgentErrorCode =
   | "failed_precondition"
   | "resource_exhausted"
   | "unavailable"
+  | "unauthenticated"
   | "internal";
 
 const connectCodes: Record<AgentErrorCode, Code> = {
@@ -17,6 +18,7 @@ const connectCodes: Record<AgentErrorCode, Code> = {
   failed_precondition: Code.FailedPrecondition,
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
+  unauthenticated: Code.Unauthenticated,
   internal: Code.Internal,
 };
 

@@ -1,0 +1,2 @@
+export type { AgentConfig } from "./config.js";
+export { defaultEnvdDir, loadConfig } from "./config.js";

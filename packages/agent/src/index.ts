@@ -1,0 +1,26 @@
+export type { AgentConfig } from "./config/index.js";
+export { defaultEnvdDir, loadConfig } from "./config/index.js";
+export type { AgentErrorCode } from "./errors.js";
+export { AgentError } from "./errors.js";
+export type { Logger } from "./logger/index.js";
+export { createLogger, StepTimer, silentLogger } from "./logger/index.js";
+export type { EnvdProxyOptions } from "./proxy/index.js";
+export { EnvdProxy, parseProxyPath } from "./proxy/index.js";
+export type { ReaperOptions } from "./reaper/index.js";
+export { Reaper } from "./reaper/index.js";
+export type { Agent, CreateAgentOptions, Listening, NodeHandler } from "./rpc/index.js";
+export { createAgent, createHostAgentService, listen } from "./rpc/index.js";
+export type {
+  AdoptReport,
+  NamespaceRuntimeOptions,
+  Runtime,
+  SandboxInfo,
+  SandboxMetrics,
+  SandboxSpec,
+  SandboxStatus,
+  SnapshotInfo,
+  TemplateSummary,
+} from "./runtime/index.js";
+export { DEFAULT_LIMITS, ENVD_PORT, NamespaceRuntime } from "./runtime/index.js";
+export type { SandboxPhase, SandboxRecord, SnapshotRecord } from "./state/index.js";
+export { assertSandboxId, isSandboxId, StateStore } from "./state/index.js";

@@ -1,0 +1,2 @@
+export type { Logger } from "./logger.js";
+export { createLogger, StepTimer, silentLogger } from "./logger.js";

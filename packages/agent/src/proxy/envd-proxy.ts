@@ -1,0 +1,181 @@
+import http, { type IncomingHttpHeaders } from "node:http";
+import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import { pipeline } from "node:stream";
+import type { Logger } from "pino";
+import { AgentError } from "../errors.js";
+import type { SandboxInfo } from "../runtime/index.js";
+import { isSandboxId } from "../state/index.js";
+
+export type ProxyRequest = http.IncomingMessage | Http2ServerRequest;
+export type ProxyResponse = http.ServerResponse | Http2ServerResponse;
+
+export interface EnvdProxyOptions {
+  /** The sandbox or a not_found AgentError. */
+  lookup: (id: string) => SandboxInfo;
+  /**
+   * Called when a proxied request starts (reaper activity); the returned function when it ends,
+   * so a long exec stream keeps its sandbox from being paused under it.
+   */
+  onActivity: (id: string) => () => void;
+  logger: Logger;
+}
+
+const PREFIX = "/sandboxes/";
+// Hop-by-hop headers (RFC 9110 §7.6.1) and HTTP/2 pseudo-headers never cross the proxy.
+const HOP_BY_HOP = new Set([
+  "connection",
+  "keep-alive",
+  "proxy-connection",
+  "transfer-encoding",
+  "upgrade",
+  "te",
+  "trailer",
+  "host",
+  "http2-settings",
+]);
+
+/** `/sandboxes/<id>/envd/<rest>` → `{ id, path: "/<rest>?query" }`, or undefined. */
+export function parseProxyPath(url: string): { id: string; path: string } | undefined {
+  if (!url.startsWith(PREFIX)) return undefined;
+  const match = /^\/sandboxes\/([^/?]+)\/envd(\/.*|\?.*)?$/s.exec(url);
+  if (!match) return undefined;
+  const rest = match[2] ?? "/";
+  return { id: match[1]!, path: rest.startsWith("?") ? `/${rest}` : rest };
+}
+
+/**
+ * Forwards envd traffic (Connect unary and streaming, /files up- and downloads) to a sandbox's
+ * envd. Bodies are piped both ways with backpressure, never buffered, over keep-alive
+ * connections.
+ */
+export class EnvdProxy {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 16 });
+  private readonly opts: EnvdProxyOptions;
+
+  constructor(opts: EnvdProxyOptions) {
+    this.opts = opts;
+  }
+
+  /** Handles the request if it is a proxy path; false otherwise. */
+  handle(req: ProxyRequest, res: ProxyResponse): boolean {
+    const target = parseProxyPath(req.url ?? "");
+    if (!target) return false;
+    if (!isSandboxId(target.id)) {
+      sendError(
+        res,
+        new AgentError("invalid_argument", `invalid sandbox id ${JSON.stringify(target.id)}`),
+      );
+      return true;
+    }
+    let sandbox: SandboxInfo;
+    try {
+      sandbox = this.opts.lookup(target.id);
+    } catch (err) {
+      sendError(res, AgentError.from(err));
+      return true;
+    }
+    if (sandbox.state !== "running") {
+      sendError(
+        res,
+        new AgentError(
+          "failed_precondition",
+          `sandbox ${sandbox.id} is ${sandbox.state}, not running`,
+        ),
+      );
+      return true;
+    }
+    res.once("close", this.opts.onActivity(sandbox.id));
+    this.forward(req, res, sandbox, target.path);
+    return true;
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private forward(req: ProxyRequest, res: ProxyResponse, sandbox: SandboxInfo, path: string) {
+    const [host, port] = splitHostPort(sandbox.envdAddress);
+    const upstream = http.request({
+      agent: this.agent,
+      host,
+      port,
+      method: req.method,
+      path,
+      // The agent's own credentials never reach the sandbox (envd has X-Access-Token for its own).
+      headers: forwardHeaders(req.headers, ["authorization"]),
+    });
+    upstream.on("socket", (socket) => socket.setNoDelay(true));
+    upstream.on("response", (up) => {
+      res.writeHead(up.statusCode ?? 502, forwardHeaders(up.headers));
+      // Each chunk goes out as it comes (Connect server streams): no buffering in between.
+      (res as http.ServerResponse).flushHeaders?.();
+      pipeline(up, res as NodeJS.WritableStream, (err) => {
+        if (err) req.destroy();
+      });
+    });
+    upstream.on("error", (err) => {
+      if (!res.headersSent) {
+        this.opts.logger.warn({ sandboxId: sandbox.id, err: err.message }, "envd proxy error");
+        sendError(
+          res,
+          new AgentError("unavailable", `envd of sandbox ${sandbox.id}: ${err.message}`),
+        );
+      } else {
+        res.destroy(err);
+      }
+    });
+    pipeline(req as NodeJS.ReadableStream, upstream, (err) => {
+      // The client went away before its body ended: the upstream call must not linger.
+      if (err) upstream.destroy(err);
+    });
+    res.on("close", () => {
+      if (!res.writableFinished) upstream.destroy();
+    });
+  }
+}
+
+function forwardHeaders(
+  headers: IncomingHttpHeaders,
+  drop: readonly string[] = [],
+): http.OutgoingHttpHeaders {
+  const out: http.OutgoingHttpHeaders = {};
+  const connectionTokens = String(headers.connection ?? "")
+    .split(",")
+    .map((t) => t.trim().toLowerCase());
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || name.startsWith(":")) continue;
+    if (HOP_BY_HOP.has(name) || connectionTokens.includes(name) || drop.includes(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+function splitHostPort(address: string): [string, number] {
+  const i = address.lastIndexOf(":");
+  return [address.slice(0, i), Number(address.slice(i + 1))];
+}
+
+const httpStatus: Record<AgentError["code"], number> = {
+  invalid_argument: 400,
+  not_found: 404,
+  already_exists: 409,
+  failed_precondition: 409,
+  resource_exhausted: 429,
+  unavailable: 502,
+  unauthenticated: 401,
+  internal: 500,
+};
+
+/** The agent's JSON error body: `{ code, message }` with the matching HTTP status. */
+export function sendError(res: ProxyResponse, err: AgentError): void {
+  if (res.headersSent) {
+    res.destroy(err);
+    return;
+  }
+  const body = JSON.stringify({ code: err.code, message: err.message });
+  res.writeHead(httpStatus[err.code], {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}

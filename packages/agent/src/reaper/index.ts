@@ -1,0 +1,2 @@
+export type { ReaperOptions } from "./reaper.js";
+export { Reaper } from "./reaper.js";

@@ -1,0 +1,2 @@
+export type { NamespaceRuntimeOptions } from "./namespace-runtime.js";
+export { DEFAULT_LIMITS, ENVD_PORT, NamespaceRuntime } from "./namespace-runtime.js";

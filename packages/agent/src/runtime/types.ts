@@ -1,0 +1,109 @@
+/** What a caller asks for; the runtime fills in what a snapshot locks. */
+export interface SandboxSpec {
+  /** DNS-label safe, chosen by the caller. */
+  id: string;
+  /** A template or snapshot name (SafeName). */
+  template: string;
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  /** Inactivity before the agent pauses it; 0 = never. Kept by the runtime across restarts. */
+  timeoutSec?: number;
+  envs?: Record<string, string>;
+  metadata?: Record<string, string>;
+  allowInternetAccess?: boolean;
+}
+
+export type SandboxStatus = "pending" | "running" | "paused" | "error";
+
+export interface SandboxInfo {
+  id: string;
+  runtime: string;
+  template: string;
+  state: SandboxStatus;
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  timeoutSec: number;
+  metadata: Record<string, string>;
+  allowInternetAccess: boolean;
+  createdAt: Date;
+  /** host:port of envd, reachable from the agent. */
+  envdAddress: string;
+  /** Paused by the reaper for inactivity. */
+  autoPaused: boolean;
+  error?: string;
+}
+
+export interface SandboxMetrics {
+  timestamp: Date;
+  cpuCount: number;
+  /** Percent of the sandbox's CPU quota used since the previous sample. */
+  cpuUsedPct: number;
+  cpuUsageUsec: number;
+  memUsedBytes: number;
+  memLimitBytes: number;
+  /** Allocated blocks × 512. */
+  diskUsedBytes: number;
+  diskLimitBytes: number;
+  pids: number;
+  pidsLimit: number;
+}
+
+export interface SnapshotInfo {
+  name: string;
+  baseTemplate: string;
+  sourceSandboxId: string;
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  sizeBytes: number;
+  createdAt: Date;
+  /** Sandboxes running from it; a snapshot in use cannot be deleted. */
+  sandboxCount: number;
+}
+
+export interface TemplateSummary {
+  name: string;
+  ready: boolean;
+  sizeBytes: number;
+}
+
+/** What adopt found in the state directory at start. */
+export interface AdoptReport {
+  /** Sandboxes running or paused again under this runtime. */
+  adopted: string[];
+  /** Half-made or dead sandboxes whose leftovers were removed. */
+  cleaned: string[];
+  /** Cleanup failures (the record is kept so the next start retries). */
+  errors: Error[];
+}
+
+/**
+ * How the agent runs sandboxes. Every implementation passes the contract suite in
+ * test/contract/runtime-contract.ts. Errors are AgentErrors with a machine code.
+ */
+export interface Runtime {
+  readonly name: string;
+  /** Resolves once envd in the sandbox answers /health. */
+  create(spec: SandboxSpec, options?: { signal?: AbortSignal }): Promise<SandboxInfo>;
+  /** Removes everything the sandbox had; tries every step and reports all failures together. */
+  destroy(id: string): Promise<void>;
+  /** Freezes every process of the sandbox (memory kept). */
+  pause(id: string, options?: { auto?: boolean }): Promise<SandboxInfo>;
+  resume(id: string): Promise<SandboxInfo>;
+  setTimeout(id: string, timeoutSec: number): Promise<SandboxInfo>;
+  get(id: string): SandboxInfo;
+  list(): SandboxInfo[];
+  metrics(id: string): Promise<SandboxMetrics>;
+  /** Freezes the sandbox's filesystem changes into a new read-only template; it keeps running. */
+  snapshot(id: string, name: string): Promise<SnapshotInfo>;
+  /** failed_precondition while any sandbox runs from it. */
+  deleteSnapshot(name: string): Promise<void>;
+  listSnapshots(): Promise<SnapshotInfo[]>;
+  templates(): Promise<TemplateSummary[]>;
+  /** Re-adopts live sandboxes from the state directory and removes the debris of the rest. */
+  adopt(): Promise<AdoptReport>;
+  /** Stops managing sandboxes without touching them (they keep running for the next start). */
+  close(): Promise<void>;
+}

@@ -1,0 +1,165 @@
+import { randomBytes } from "node:crypto";
+import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { AgentError } from "../errors.js";
+import { assertSandboxId } from "./sandbox-id.js";
+
+/**
+ * Where a sandbox is in its life, as recorded on disk. `creating` is written before the first
+ * resource is made and `destroying` before the first is removed, so whatever a crash leaves
+ * behind is found and finished on the next start.
+ */
+export type SandboxPhase = "creating" | "running" | "paused" | "destroying";
+
+/** `<agentDir>/sandboxes/<id>/sandbox.json` (snake_case on disk, like templates). */
+export interface SandboxRecord {
+  id: string;
+  runtime: string;
+  phase: SandboxPhase;
+  template: string;
+  /** Template layers (top first) the rootfs stacks, fixed at create. */
+  layers: string[];
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  timeoutSec: number;
+  allowInternetAccess: boolean;
+  metadata: Record<string, string>;
+  /** ISO-8601. */
+  createdAt: string;
+  autoPaused: boolean;
+  /** Slot in the address pool, once allocated. */
+  addressSlot?: number;
+  /** The sandbox's first process, once launched. */
+  process?: { pid: number; startTime: number };
+}
+
+const RECORD = "sandbox.json";
+
+/** What the agent knows of a snapshot beyond its template.json. */
+export interface SnapshotRecord {
+  sourceSandboxId: string;
+}
+
+/** The agent's record of every sandbox it made, one directory per sandbox. */
+export class StateStore {
+  readonly dir: string;
+  private readonly snapshotsDir: string;
+
+  constructor(agentDir: string) {
+    this.dir = join(agentDir, "sandboxes");
+    this.snapshotsDir = join(agentDir, "snapshots");
+  }
+
+  /** `<agentDir>/snapshots/<name>.json`; `name` must already be a SafeName. */
+  async writeSnapshot(name: string, record: SnapshotRecord): Promise<void> {
+    await mkdir(this.snapshotsDir, { recursive: true, mode: 0o700 });
+    const file = join(this.snapshotsDir, `${name}.json`);
+    const tmp = join(this.snapshotsDir, `.${name}.${randomBytes(4).toString("hex")}`);
+    await writeFile(tmp, `${JSON.stringify({ source_sandbox_id: record.sourceSandboxId })}\n`);
+    await rename(tmp, file);
+  }
+
+  async readSnapshot(name: string): Promise<SnapshotRecord | undefined> {
+    try {
+      const raw = JSON.parse(await readFile(join(this.snapshotsDir, `${name}.json`), "utf8"));
+      return { sourceSandboxId: String(raw.source_sandbox_id ?? "") };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async removeSnapshot(name: string): Promise<void> {
+    await rm(join(this.snapshotsDir, `${name}.json`), { force: true });
+  }
+
+  sandboxDir(id: string): string {
+    assertSandboxId(id);
+    return join(this.dir, id);
+  }
+
+  /** Atomic: a crash leaves the old record or the new one, never half of one. */
+  async write(record: SandboxRecord): Promise<void> {
+    const dir = this.sandboxDir(record.id);
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const tmp = join(dir, `.${RECORD}.${randomBytes(4).toString("hex")}`);
+    await writeFile(tmp, `${JSON.stringify(toJson(record), null, 2)}\n`, { mode: 0o600 });
+    await rename(tmp, join(dir, RECORD));
+  }
+
+  async read(id: string): Promise<SandboxRecord | undefined> {
+    let text: string;
+    try {
+      text = await readFile(join(this.sandboxDir(id), RECORD), "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
+      throw AgentError.from(err);
+    }
+    return fromJson(id, text);
+  }
+
+  /** Ids of every sandbox directory, including ones whose record never got written. */
+  async ids(): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    return names.filter((n) => !n.startsWith(".")).sort();
+  }
+
+  /** Removes the sandbox's directory (its resources must already be gone). */
+  async remove(id: string): Promise<void> {
+    await rm(this.sandboxDir(id), { recursive: true, force: true });
+  }
+}
+
+function toJson(r: SandboxRecord): Record<string, unknown> {
+  return {
+    id: r.id,
+    runtime: r.runtime,
+    phase: r.phase,
+    template: r.template,
+    layers: r.layers,
+    vcpus: r.vcpus,
+    memory_mb: r.memoryMb,
+    disk_size_mb: r.diskSizeMb,
+    timeout_sec: r.timeoutSec,
+    allow_internet_access: r.allowInternetAccess,
+    metadata: r.metadata,
+    created_at: r.createdAt,
+    auto_paused: r.autoPaused,
+    address_slot: r.addressSlot,
+    process: r.process ? { pid: r.process.pid, start_time: r.process.startTime } : undefined,
+  };
+}
+
+function fromJson(id: string, text: string): SandboxRecord {
+  // biome-ignore lint/suspicious/noExplicitAny: parsed JSON, checked field by field below.
+  let raw: any;
+  try {
+    raw = JSON.parse(text);
+  } catch (err) {
+    throw new AgentError("internal", `sandbox ${id}: unreadable ${RECORD}`, { cause: err });
+  }
+  const phases: SandboxPhase[] = ["creating", "running", "paused", "destroying"];
+  if (raw?.id !== id || !phases.includes(raw.phase) || !Array.isArray(raw.layers)) {
+    throw new AgentError("internal", `sandbox ${id}: malformed ${RECORD}`);
+  }
+  return {
+    id,
+    runtime: String(raw.runtime),
+    phase: raw.phase,
+    template: String(raw.template),
+    layers: raw.layers.map(String),
+    vcpus: Number(raw.vcpus),
+    memoryMb: Number(raw.memory_mb),
+    diskSizeMb: Number(raw.disk_size_mb),
+    timeoutSec: Number(raw.timeout_sec ?? 0),
+    allowInternetAccess: Boolean(raw.allow_internet_access),
+    metadata: raw.metadata ?? {},
+    createdAt: String(raw.created_at),
+    autoPaused: Boolean(raw.auto_paused),
+    addressSlot: typeof raw.address_slot === "number" ? raw.address_slot : undefined,
+    process:
+      raw.process && typeof raw.process.pid === "number"
+        ? { pid: raw.process.pid, startTime: Number(raw.process.start_time) }
+        : undefined,
+  };
+}

@@ -1,0 +1,62 @@
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Process } from "@wrenn/proto/process";
+
+export interface ExecResult {
+  stdout: string;
+  stderr: string;
+  exitCode: number;
+}
+
+/**
+ * Talks to one envd, directly (`http://<envdAddress>`) or through the agent's proxy
+ * (`http://<agent>/sandboxes/<id>/envd`).
+ */
+export class EnvdClient {
+  private readonly process;
+
+  constructor(readonly baseUrl: string) {
+    this.process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+  }
+
+  /** Runs `sh -c script` (as `user` unless envd is told otherwise) and collects its output. */
+  async sh(script: string, options: { signal?: AbortSignal } = {}): Promise<ExecResult> {
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    let exitCode = -1;
+    const stream = this.process.start(
+      { process: { cmd: "/bin/sh", args: ["-c", script] } },
+      { signal: options.signal ?? AbortSignal.timeout(30_000) },
+    );
+    for await (const res of stream) {
+      const event = res.event?.event;
+      if (event?.case === "data") {
+        const o = event.value.output;
+        if (o.case === "stdout") out.push(Buffer.from(o.value));
+        if (o.case === "stderr") err.push(Buffer.from(o.value));
+      } else if (event?.case === "end") {
+        exitCode = event.value.exitCode;
+      }
+    }
+    return {
+      stdout: Buffer.concat(out).toString(),
+      stderr: Buffer.concat(err).toString(),
+      exitCode,
+    };
+  }
+
+  async upload(path: string, body: string | Buffer): Promise<Response> {
+    return fetch(`${this.baseUrl}/files?path=${encodeURIComponent(path)}`, {
+      method: "POST",
+      headers: { "content-type": "application/octet-stream" },
+      body,
+      signal: AbortSignal.timeout(15_000),
+    });
+  }
+
+  async download(path: string): Promise<Response> {
+    return fetch(`${this.baseUrl}/files?path=${encodeURIComponent(path)}`, {
+      signal: AbortSignal.timeout(15_000),
+    });
+  }
+}

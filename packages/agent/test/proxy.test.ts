@@ -1,0 +1,225 @@
+import http from "node:http";
+import http2 from "node:http2";
+import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AgentError } from "../src/errors.js";
+import { silentLogger } from "../src/logger/index.js";
+import { EnvdProxy, parseProxyPath } from "../src/proxy/index.js";
+import { type Listening, listen } from "../src/rpc/index.js";
+import type { SandboxInfo } from "../src/runtime/index.js";
+
+// The proxy against a real HTTP server standing in for envd (on loopback): streaming both ways
+// without buffering, errors as JSON, activity reported.
+const GiB = 2 ** 30;
+const chunk = Buffer.alloc(2 ** 20, 7);
+
+function zeros(total: number): Readable {
+  let sent = 0;
+  return new Readable({
+    read() {
+      if (sent >= total) return void this.push(null);
+      sent += chunk.length;
+      this.push(chunk);
+    },
+  });
+}
+
+describe("envd proxy", { timeout: 120_000 }, () => {
+  let upstream: http.Server;
+  let agent: Listening;
+  let proxy: EnvdProxy;
+  const activity: string[] = [];
+  const sandboxes = new Map<string, SandboxInfo>();
+
+  beforeAll(async () => {
+    upstream = http.createServer((req, res) => {
+      const url = new URL(req.url ?? "/", "http://x");
+      if (url.pathname === "/download") {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        zeros(Number(url.searchParams.get("bytes"))).pipe(res);
+      } else if (url.pathname === "/upload") {
+        let n = 0;
+        req.on("data", (c: Buffer) => {
+          n += c.length;
+        });
+        req.on("end", () => res.end(JSON.stringify({ bytes: n })));
+      } else if (url.pathname === "/ticks") {
+        // A server stream: one line every 50 ms, each must arrive before the next is written.
+        res.writeHead(200, { "content-type": "text/plain" });
+        let i = 0;
+        const timer = setInterval(() => {
+          res.write(`${i++}\n`);
+          if (i === 5) {
+            clearInterval(timer);
+            res.end();
+          }
+        }, 50);
+      } else {
+        res.end(
+          JSON.stringify({
+            path: req.url,
+            method: req.method,
+            authorization: req.headers.authorization,
+          }),
+        );
+      }
+    });
+    await new Promise<void>((resolve) => upstream.listen(0, "127.0.0.1", resolve));
+    const port = (upstream.address() as AddressInfo).port;
+    const info = (id: string, state: SandboxInfo["state"]): SandboxInfo => ({
+      id,
+      runtime: "test",
+      template: "t",
+      state,
+      vcpus: 1,
+      memoryMb: 1,
+      diskSizeMb: 1,
+      timeoutSec: 0,
+      metadata: {},
+      allowInternetAccess: false,
+      createdAt: new Date(),
+      envdAddress: `127.0.0.1:${port}`,
+      autoPaused: false,
+    });
+    sandboxes.set("sb1", info("sb1", "running"));
+    sandboxes.set("sb2", info("sb2", "paused"));
+    proxy = new EnvdProxy({
+      lookup: (id) => {
+        const s = sandboxes.get(id);
+        if (!s) throw new AgentError("not_found", `sandbox ${id} not found`);
+        return s;
+      },
+      onActivity: (id) => {
+        activity.push(id);
+        return () => {};
+      },
+      logger: silentLogger(),
+    });
+    agent = await listen(
+      (req, res) => {
+        if (!proxy.handle(req, res)) {
+          res.writeHead(418);
+          res.end();
+        }
+      },
+      0,
+      "127.0.0.1",
+    );
+  });
+
+  afterAll(async () => {
+    await agent?.close();
+    proxy?.close();
+    await new Promise((resolve) => upstream?.close(resolve));
+  });
+
+  it("parses proxy paths", () => {
+    expect(parseProxyPath("/sandboxes/abc/envd/files?path=/x")).toEqual({
+      id: "abc",
+      path: "/files?path=/x",
+    });
+    expect(parseProxyPath("/sandboxes/abc/envd")).toEqual({ id: "abc", path: "/" });
+    expect(parseProxyPath("/sandboxes/abc/other")).toBeUndefined();
+    expect(parseProxyPath("/wrenn.agent.v1.HostAgentService/ListSandboxes")).toBeUndefined();
+  });
+
+  it("forwards method, path and query, and counts as activity", async () => {
+    const res = await fetch(`${agent.url}/sandboxes/sb1/envd/some/rpc?x=1`, {
+      method: "POST",
+      headers: { authorization: "Bearer agent-secret" },
+    });
+    // The agent's credentials stay with the agent.
+    expect(await res.json()).toEqual({ path: "/some/rpc?x=1", method: "POST" });
+    expect(activity).toContain("sb1");
+  });
+
+  it("answers unknown, paused and malformed sandboxes with JSON errors", async () => {
+    const unknown = await fetch(`${agent.url}/sandboxes/nope/envd/health`);
+    expect(unknown.status).toBe(404);
+    expect(await unknown.json()).toMatchObject({ code: "not_found" });
+    const paused = await fetch(`${agent.url}/sandboxes/sb2/envd/health`);
+    expect(paused.status).toBe(409);
+    expect(await paused.json()).toMatchObject({ code: "failed_precondition" });
+    const bad = await fetch(`${agent.url}/sandboxes/BAD_ID/envd/health`);
+    expect(bad.status).toBe(400);
+  });
+
+  it("forwards HTTP/2 (h2c) requests to the HTTP/1.1 envd", async () => {
+    const session = http2.connect(agent.url);
+    try {
+      const body = await new Promise<string>((resolve, reject) => {
+        const stream = session.request({
+          ":method": "POST",
+          ":path": "/sandboxes/sb1/envd/rpc?q=2",
+        });
+        let text = "";
+        stream.on("data", (c: Buffer) => {
+          text += c;
+        });
+        stream.on("end", () => resolve(text));
+        stream.on("error", reject);
+        stream.end("payload");
+      });
+      expect(JSON.parse(body)).toEqual({ path: "/rpc?q=2", method: "POST" });
+    } finally {
+      session.close();
+    }
+  });
+
+  it("streams each chunk as it comes", async () => {
+    const res = await fetch(`${agent.url}/sandboxes/sb1/envd/ticks`);
+    const reader = res.body!.getReader();
+    const arrivals: number[] = [];
+    for (;;) {
+      const { done } = await reader.read();
+      if (done) break;
+      arrivals.push(performance.now());
+    }
+    // Five writes 50 ms apart arrive as (about) five separate reads, not one buffered body.
+    expect(arrivals.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("moves 1 GiB each way without growing its memory", async () => {
+    const before = process.memoryUsage().rss;
+    let peak = before;
+    const sample = setInterval(() => {
+      peak = Math.max(peak, process.memoryUsage().rss);
+    }, 20);
+    try {
+      const down = await new Promise<number>((resolve, reject) => {
+        http
+          .get(`${agent.url}/sandboxes/sb1/envd/download?bytes=${GiB}`, (res) => {
+            let n = 0;
+            res.on("data", (c: Buffer) => {
+              n += c.length;
+            });
+            res.on("end", () => resolve(n));
+            res.on("error", reject);
+          })
+          .on("error", reject);
+      });
+      expect(down).toBe(GiB);
+      const up = await new Promise<string>((resolve, reject) => {
+        const req = http.request(
+          `${agent.url}/sandboxes/sb1/envd/upload`,
+          { method: "POST" },
+          (res) => {
+            let body = "";
+            res.on("data", (c: Buffer) => {
+              body += c;
+            });
+            res.on("end", () => resolve(body));
+          },
+        );
+        req.on("error", reject);
+        zeros(GiB).pipe(req);
+      });
+      expect(JSON.parse(up)).toEqual({ bytes: GiB });
+    } finally {
+      clearInterval(sample);
+    }
+    // Test client, proxy and upstream share this process: all three together stay far below 1 GiB.
+    expect(peak - before).toBeLessThan(200 * 2 ** 20);
+  });
+});
