@@ -11,10 +11,12 @@ export type RequestHandler = (
 export interface Listener {
   /** The bound port (useful with port 0). */
   port: number;
+  /** e.g. http://127.0.0.1:49983 */
+  url: string;
   close(): Promise<void>;
 }
 
-const h2Preface = Buffer.from("PRI * HTTP/2.0");
+const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
 /**
  * Serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge, "h2c") on one port: the first bytes of
@@ -40,17 +42,24 @@ export function listenHttp(
     socket.setNoDelay(true);
     sockets.add(socket);
     socket.once("close", () => sockets.delete(socket));
-    socket.once("data", (chunk: Buffer) => {
+    // Gather bytes until they either match the HTTP/2 preface whole or stop matching it.
+    let head = Buffer.alloc(0);
+    const onData = (chunk: Buffer) => {
+      head = Buffer.concat([head, chunk]);
+      const n = Math.min(head.length, h2Preface.length);
+      const isH2 = head.subarray(0, n).equals(h2Preface.subarray(0, n));
+      if (isH2 && head.length < h2Preface.length) return;
+      socket.off("data", onData);
       socket.pause();
-      const head = chunk.subarray(0, h2Preface.length);
-      if (head.equals(h2Preface.subarray(0, head.length))) {
-        h2.emit("connection", replayed(socket, chunk));
+      if (isH2) {
+        h2.emit("connection", replayed(socket, head));
       } else {
-        socket.unshift(chunk);
+        socket.unshift(head);
         h1.emit("connection", socket);
         socket.resume();
       }
-    });
+    };
+    socket.on("data", onData);
     socket.on("error", () => socket.destroy());
   });
 
@@ -61,6 +70,7 @@ export function listenHttp(
       const address = server.address() as net.AddressInfo;
       resolve({
         port: address.port,
+        url: `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());

@@ -1,0 +1,139 @@
+import type { Stats } from "node:fs";
+import { chown, lstat, mkdir, readdir, realpath, stat } from "node:fs/promises";
+import { dirname, join, parse, sep } from "node:path";
+import { EnvdError } from "../errors.js";
+import type { UserInfo } from "../user/index.js";
+
+/*
+ * envd runs as root and acts for users. File operations run as root (one process serves every
+ * user; switching the process's ids per request is not safe with Node's thread pool), so the
+ * kernel's permission check is done here first, as the user would get it: classic owner / group /
+ * other bits, the sticky bit, search (x) on every directory on the way. Not modelled: ACLs,
+ * capabilities other than root's, read-only mounts (the kernel still refuses those). Created
+ * files and directories are chowned to the user, so they end up owned as if the user made them.
+ */
+
+const R = 4;
+const W = 2;
+const X = 1;
+
+function isRoot(user: UserInfo): boolean {
+  return user.uid === 0;
+}
+
+function permits(user: UserInfo, st: Stats, bits: number): boolean {
+  if (isRoot(user)) return true;
+  let granted: number;
+  if (st.uid === user.uid) granted = (st.mode >> 6) & 7;
+  else if (user.groups.includes(st.gid)) granted = (st.mode >> 3) & 7;
+  else granted = st.mode & 7;
+  return (granted & bits) === bits;
+}
+
+function denied(user: UserInfo, what: string, path: string): EnvdError {
+  return new EnvdError("permission_denied", `user "${user.name}" may not ${what} ${path}`);
+}
+
+/** Every directory from / down to `dir` (already free of symlinks) must grant search. */
+async function assertSearchableReal(user: UserInfo, realDir: string): Promise<void> {
+  if (isRoot(user)) return;
+  const { root } = parse(realDir);
+  let current = root;
+  const parts = realDir.slice(root.length).split(sep).filter(Boolean);
+  for (let i = 0; ; i++) {
+    const st = await stat(current);
+    if (!permits(user, st, X)) throw denied(user, "enter", current);
+    const part = parts[i];
+    if (part === undefined) return;
+    current = join(current, part);
+  }
+}
+
+/** The user may look up names inside `dir` (it and all its ancestors grant search). */
+export async function assertSearchable(user: UserInfo, dir: string): Promise<void> {
+  if (isRoot(user)) return;
+  await assertSearchableReal(user, await realpath(dir));
+}
+
+/** The user may open `path` (following symlinks) for `read` and/or `write`. */
+export async function assertAccess(
+  user: UserInfo,
+  path: string,
+  mode: { read?: boolean; write?: boolean },
+): Promise<Stats> {
+  const real = await realpath(path);
+  const st = await stat(real);
+  if (isRoot(user)) return st;
+  await assertSearchableReal(user, dirname(real));
+  const bits = (mode.read ? R : 0) | (mode.write ? W : 0) | (st.isDirectory() ? X : 0);
+  if (!permits(user, st, bits)) throw denied(user, mode.write ? "write" : "read", path);
+  return st;
+}
+
+/** The user may add or remove names in directory `dir`. */
+export async function assertWritableDir(user: UserInfo, dir: string): Promise<Stats> {
+  const real = await realpath(dir);
+  const st = await stat(real);
+  if (!st.isDirectory()) throw new EnvdError("failed_precondition", `not a directory: ${dir}`);
+  if (isRoot(user)) return st;
+  await assertSearchableReal(user, real);
+  if (!permits(user, st, W | X)) throw denied(user, "write into", dir);
+  return st;
+}
+
+/** The user may unlink or rename `path` itself (not what a symlink points to). */
+export async function assertRemovable(user: UserInfo, path: string, entry: Stats): Promise<void> {
+  const parent = await assertWritableDir(user, dirname(path));
+  if (isRoot(user)) return;
+  // Sticky directories (/tmp): only the owner of the entry or of the directory may remove it.
+  if (parent.mode & 0o1000 && entry.uid !== user.uid && parent.uid !== user.uid)
+    throw denied(user, "remove", path);
+}
+
+/** Before a recursive removal: every directory in the tree must let the user list and empty it. */
+export async function assertRemovableTree(user: UserInfo, dir: string): Promise<void> {
+  if (isRoot(user)) return;
+  const st = await lstat(dir);
+  if (!st.isDirectory()) return;
+  if (!permits(user, st, R | W | X)) throw denied(user, "empty", dir);
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    if (entry.isDirectory()) await assertRemovableTree(user, join(dir, entry.name));
+  }
+}
+
+/**
+ * Creates `dir` and any missing parents as the user would (mkdir -p), each new directory owned by
+ * the user. Existing non-directories on the way are an error.
+ */
+export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
+  const missing: string[] = [];
+  let current = dir;
+  for (;;) {
+    try {
+      const st = await stat(current);
+      if (!st.isDirectory())
+        throw new EnvdError("failed_precondition", `not a directory: ${current}`);
+      break;
+    } catch (err) {
+      // ENOTDIR: a file further up; the walk reaches it and reports it.
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code !== "ENOENT" && code !== "ENOTDIR") throw err;
+      missing.unshift(current);
+      current = dirname(current);
+    }
+  }
+  if (missing.length === 0) return;
+  await assertWritableDir(user, current);
+  for (const path of missing) {
+    try {
+      await mkdir(path, { mode: 0o755 });
+    } catch (err) {
+      // Someone else made it meanwhile: fine, as long as it is a directory.
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if (!(await stat(path)).isDirectory())
+        throw new EnvdError("failed_precondition", `not a directory: ${path}`);
+      continue;
+    }
+    await chown(path, user.uid, user.gid);
+  }
+}

@@ -1,0 +1,5 @@
+export { assertAccess, assertRemovable, assertWritableDir, ensureDirs } from "./access.js";
+export { entryInfo, permissionString } from "./entry-info.js";
+export { resolvePath } from "./paths.js";
+export type { FilesystemService } from "./service.js";
+export { createFilesystemService } from "./service.js";

@@ -1,0 +1,217 @@
+import type { Stats } from "node:fs";
+import { lstat, readdir, rm, stat } from "node:fs/promises";
+import { dirname, join } from "node:path";
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
+import type { EntryInfo, Filesystem, WatchDirResponseSchema } from "@wrenn/proto/filesystem";
+import { EnvdError, rpc } from "../errors.js";
+import { type UserInfo, userFromHeaders } from "../user/index.js";
+import {
+  assertAccess,
+  assertRemovable,
+  assertRemovableTree,
+  assertSearchable,
+  ensureDirs,
+} from "./access.js";
+import { entryInfo, toEntryInfo } from "./entry-info.js";
+import { move } from "./move.js";
+import { type OwnerNames, ownerNames } from "./owners.js";
+import { resolvePath } from "./paths.js";
+import { EventBuffer, maxBufferedEvents, Watchers } from "./watchers.js";
+
+/** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
+const maxListEntries = 100_000;
+/** Keepalive interval when the client sends no `Keepalive-Ping-Interval`, and its bounds (seconds). */
+const keepalive = { defaultSec: 50, minSec: 1, maxSec: 3600 };
+
+function keepaliveMs(ctx: HandlerContext): number {
+  const raw = Number(ctx.requestHeader.get("keepalive-ping-interval"));
+  const sec = Number.isFinite(raw) && raw > 0 ? raw : keepalive.defaultSec;
+  return Math.min(Math.max(sec, keepalive.minSec), keepalive.maxSec) * 1000;
+}
+
+async function lstatOrNotFound(path: string): Promise<Stats> {
+  try {
+    return await lstat(path);
+  } catch (err) {
+    throw EnvdError.from(err, path);
+  }
+}
+
+/** A directory the user may list (or watch): it must exist, be a directory (symlinks followed) and grant r+x. */
+async function readableDir(user: UserInfo, path: string): Promise<void> {
+  let st: Stats;
+  try {
+    st = await stat(path);
+  } catch (err) {
+    throw EnvdError.from(err, path);
+  }
+  if (!st.isDirectory()) throw new EnvdError("failed_precondition", `not a directory: ${path}`);
+  await assertAccess(user, path, { read: true });
+}
+
+async function listTree(
+  user: UserInfo,
+  dir: string,
+  depth: number,
+  names: OwnerNames,
+  out: EntryInfo[],
+): Promise<void> {
+  const children = (await readdir(dir)).sort();
+  for (const name of children) {
+    const path = join(dir, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st) continue; // removed while listing
+    if (out.length >= maxListEntries) {
+      throw new EnvdError(
+        "resource_exhausted",
+        `over ${maxListEntries} entries; list with a smaller depth`,
+      );
+    }
+    out.push(await toEntryInfo(path, st, names));
+    if (depth > 1 && st.isDirectory()) {
+      // Like find(1): directories the user cannot read are listed but not descended into.
+      const readable = await assertAccess(user, path, { read: true }).then(
+        () => true,
+        () => false,
+      );
+      if (readable) await listTree(user, path, depth - 1, names, out);
+    }
+  }
+}
+
+export interface FilesystemService {
+  service: ServiceImpl<typeof Filesystem>;
+  /** Stops every watcher. */
+  close(): Promise<void>;
+}
+
+/** filesystem.Filesystem: every call acts as the user of its Authorization header (or the default user). */
+export function createFilesystemService(): FilesystemService {
+  const watchers = new Watchers();
+
+  async function target(
+    ctx: HandlerContext,
+    path: string,
+  ): Promise<{ user: UserInfo; path: string }> {
+    const user = await userFromHeaders(ctx.requestHeader);
+    return { user, path: resolvePath(path, user) };
+  }
+
+  const service: ServiceImpl<typeof Filesystem> = {
+    stat: (req, ctx) =>
+      rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        await assertSearchable(user, dirname(path));
+        await lstatOrNotFound(path);
+        return { entry: await entryInfo(path) };
+      }),
+
+    listDir: (req, ctx) =>
+      rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        await readableDir(user, path);
+        const entries: EntryInfo[] = [];
+        await listTree(user, path, req.depth || 1, await ownerNames(), entries);
+        return { entries };
+      }),
+
+    makeDir: (req, ctx) =>
+      rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        const existing = await stat(path).catch(() => undefined);
+        if (existing?.isDirectory())
+          throw new EnvdError("already_exists", `directory already exists: ${path}`);
+        if (existing)
+          throw new EnvdError("failed_precondition", `path exists and is not a directory: ${path}`);
+        await ensureDirs(user, path);
+        return { entry: await entryInfo(path) };
+      }),
+
+    move: (req, ctx) =>
+      rpc(async () => {
+        const { user, path: source } = await target(ctx, req.source);
+        const destination = resolvePath(req.destination, user);
+        await assertSearchable(user, dirname(source));
+        await assertRemovable(user, source, await lstatOrNotFound(source));
+        // As E2B: the destination's missing parents are created (owned by the user).
+        await ensureDirs(user, dirname(destination));
+        const replaced = await lstat(destination).catch(() => undefined);
+        if (replaced) await assertRemovable(user, destination, replaced);
+        else await assertAccess(user, dirname(destination), { write: true });
+        await move(source, destination);
+        return { entry: await entryInfo(destination) };
+      }),
+
+    remove: (req, ctx) =>
+      rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        if (path === "/") throw new EnvdError("invalid_argument", "refusing to remove /");
+        await assertSearchable(user, dirname(path));
+        const st = await lstatOrNotFound(path);
+        await assertRemovable(user, path, st);
+        if (st.isDirectory()) await assertRemovableTree(user, path);
+        await rm(path, { recursive: true });
+        return {};
+      }),
+
+    async *watchDir(req, ctx): AsyncGenerator<MessageInitShape<typeof WatchDirResponseSchema>> {
+      const buffer = new EventBuffer();
+      const watcher = await rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        await readableDir(user, path);
+        return watchers.start(path, {
+          recursive: req.recursive,
+          includeEntry: req.includeEntry,
+          onEvent: (event) => buffer.push(event),
+        });
+      });
+      try {
+        yield { event: { case: "start", value: {} } };
+        const idleMs = keepaliveMs(ctx);
+        while (!ctx.signal.aborted) {
+          await buffer.wait(idleMs, ctx.signal);
+          if (buffer.overflowed) {
+            throw new EnvdError(
+              "resource_exhausted",
+              `over ${maxBufferedEvents} events waiting: the client reads too slowly`,
+            ).toConnectError();
+          }
+          const events = buffer.take();
+          if (events.length === 0 && !ctx.signal.aborted)
+            yield { event: { case: "keepalive", value: {} } };
+          for (const event of events) yield { event: { case: "filesystem", value: event } };
+        }
+      } finally {
+        watchers.stop(watcher);
+      }
+    },
+
+    createWatcher: (req, ctx) =>
+      rpc(async () => {
+        const { user, path } = await target(ctx, req.path);
+        await readableDir(user, path);
+        return {
+          watcherId: await watchers.createPolling(path, {
+            recursive: req.recursive,
+            includeEntry: req.includeEntry,
+          }),
+        };
+      }),
+
+    getWatcherEvents: (req) => rpc(async () => ({ events: watchers.drain(req.watcherId) })),
+
+    removeWatcher: (req) =>
+      rpc(async () => {
+        watchers.remove(req.watcherId);
+        return {};
+      }),
+  };
+
+  return {
+    service,
+    async close() {
+      watchers.close();
+    },
+  };
+}

@@ -1,0 +1,228 @@
+import { type BigIntStats, type FSWatcher, watch } from "node:fs";
+import { lstat, readdir } from "node:fs/promises";
+import { join, relative, sep } from "node:path";
+import { create } from "@bufbuild/protobuf";
+import { EventType, type FilesystemEvent, FilesystemEventSchema } from "@wrenn/proto/filesystem";
+import { logger } from "../logger.js";
+import { entryInfo } from "./entry-info.js";
+
+/** Directories one watcher may hold (each costs an inotify watch; the kernel's default cap is 8192). */
+export const maxWatchedDirs = 4096;
+/** Entries whose identity a watcher remembers, to tell a rename from a remove + create. */
+const maxTrackedEntries = 100_000;
+/**
+ * How long a vanished entry waits for its inode to reappear elsewhere (a rename) before it counts
+ * as removed: this long with no raw event left to classify, and never more than the cap.
+ */
+const renameWindowMs = 50;
+const renameWindowCapMs = 2000;
+
+/**
+ * Who an entry is, across renames: its inode plus its birth time, since a freed inode number is
+ * soon given to a new file (birth time is 0 where the filesystem does not record it).
+ */
+function identity(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
+}
+
+export interface DirWatcherOptions {
+  recursive: boolean;
+  includeEntry: boolean;
+  onEvent(event: FilesystemEvent): void;
+}
+
+interface Slot {
+  event: FilesystemEvent | undefined;
+  /** A vanished entry still waiting to learn whether it was renamed or removed. */
+  vanished?: { id: string; timer: NodeJS.Timeout };
+}
+
+/**
+ * Watches a directory (and, recursively, its subdirectories) with one fs.watch per directory:
+ * Node 18 has no recursive fs.watch on Linux, and inotify is per directory anyway.
+ *
+ * fs.watch only says "rename" (something appeared or vanished) or "change" (content or
+ * attributes); each is classified by lstat: a new entry is CREATE; a vanished entry whose identity
+ * shows up again within a few milliseconds is RENAME (the new name then gets CREATE, as inotify
+ * reports it), otherwise REMOVE; a change with ctime > mtime is CHMOD (writes set both to the same
+ * instant), else WRITE. Events keep the order in which they happened.
+ */
+export class DirWatcher {
+  private readonly dirs = new Map<string, FSWatcher>();
+  /** path → identity of the entry there (see `identity`). */
+  private readonly inodes = new Map<string, string>();
+  private readonly slots: Slot[] = [];
+  private queue: Promise<void> = Promise.resolve();
+  /** Raw fs.watch events not classified yet. */
+  private backlog = 0;
+  private closed = false;
+  private warnedDirs = false;
+  private untracked = false;
+  private lastChange = "";
+
+  private constructor(
+    readonly root: string,
+    private readonly options: DirWatcherOptions,
+  ) {}
+
+  /** Starts watching `root`; resolves once the watches are in place. */
+  static async start(root: string, options: DirWatcherOptions): Promise<DirWatcher> {
+    const watcher = new DirWatcher(root, options);
+    await watcher.addDir(root, false);
+    if (!watcher.dirs.has(root)) throw new Error(`could not watch ${root}`);
+    return watcher;
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const w of this.dirs.values()) w.close();
+    this.dirs.clear();
+    for (const slot of this.slots) if (slot.vanished) clearTimeout(slot.vanished.timer);
+    this.slots.length = 0;
+    this.inodes.clear();
+  }
+
+  private enqueue(dir: string, kind: string, filename: string | Buffer | null): void {
+    this.backlog++;
+    this.queue = this.queue
+      .then(() => this.process(dir, kind, filename === null ? null : String(filename)))
+      .catch((err) => logger.warn({ err, dir }, "watch event failed"))
+      .finally(() => this.backlog--);
+  }
+
+  private async addDir(dir: string, announceContents: boolean): Promise<void> {
+    if (this.closed || this.dirs.has(dir)) return;
+    if (this.dirs.size >= maxWatchedDirs) {
+      if (!this.warnedDirs)
+        logger.warn(
+          { root: this.root, max: maxWatchedDirs },
+          "watch: too many directories, not watching more",
+        );
+      this.warnedDirs = true;
+      return;
+    }
+    let fsWatcher: FSWatcher;
+    try {
+      fsWatcher = watch(dir, { persistent: false }, (kind, filename) =>
+        this.enqueue(dir, kind, filename),
+      );
+    } catch (err) {
+      logger.warn({ err, dir }, "watch: cannot watch directory");
+      return;
+    }
+    fsWatcher.on("error", () => this.dropDir(dir));
+    this.dirs.set(dir, fsWatcher);
+    let names: string[];
+    try {
+      names = await readdir(dir);
+    } catch {
+      return;
+    }
+    for (const name of names) {
+      const path = join(dir, name);
+      if (this.closed) return;
+      if (this.inodes.has(path)) continue;
+      const st = await lstat(path, { bigint: true }).catch(() => undefined);
+      if (!st) continue;
+      this.track(path, identity(st));
+      // A directory that just appeared may already hold entries made before its watch existed.
+      if (announceContents) await this.push(path, EventType.CREATE);
+      if (this.options.recursive && st.isDirectory()) await this.addDir(path, announceContents);
+    }
+  }
+
+  /** Stops watching `dir` and everything below it (it was removed or moved away). */
+  private dropDir(dir: string): void {
+    const prefix = dir + sep;
+    for (const [path, w] of this.dirs) {
+      if (path === dir || path.startsWith(prefix)) {
+        w.close();
+        this.dirs.delete(path);
+      }
+    }
+    for (const path of this.inodes.keys()) if (path.startsWith(prefix)) this.inodes.delete(path);
+  }
+
+  private track(path: string, id: string): void {
+    if (this.inodes.size >= maxTrackedEntries && !this.inodes.has(path)) {
+      this.untracked = true;
+      return;
+    }
+    this.inodes.set(path, id);
+  }
+
+  private async process(dir: string, kind: string, filename: string | null): Promise<void> {
+    if (this.closed || !this.dirs.has(dir)) return;
+    if (filename === null) return; // inotify always names the entry; nothing to classify without it
+    const path = join(dir, filename);
+    const st: BigIntStats | undefined = await lstat(path, { bigint: true }).catch(() => undefined);
+    const known = this.inodes.get(path);
+    if (!st) {
+      if (known === undefined) {
+        // Never seen: created and gone before we looked, or beyond the tracking cap.
+        if (this.untracked && kind === "rename") await this.push(path, EventType.REMOVE);
+        return;
+      }
+      this.inodes.delete(path);
+      this.dropDir(path);
+      this.pushVanished(path, known);
+      return;
+    }
+    const id = identity(st);
+    if (known !== id) {
+      const renamed = this.slots.find((slot) => slot.vanished?.id === id);
+      if (renamed?.vanished) {
+        clearTimeout(renamed.vanished.timer);
+        renamed.vanished = undefined;
+        if (renamed.event) renamed.event.type = EventType.RENAME;
+      }
+      if (known !== undefined) this.dropDir(path);
+      this.track(path, id);
+      await this.push(path, EventType.CREATE);
+      if (this.options.recursive && st.isDirectory()) await this.addDir(path, !renamed);
+      return;
+    }
+    if (kind === "rename") return; // same inode under the same name: nothing changed for a reader
+    const change = `${path}\0${st.mtimeNs}\0${st.ctimeNs}`;
+    // inotify reports one write as several modifications; the same state is reported once.
+    if (change === this.lastChange) return;
+    this.lastChange = change;
+    await this.push(path, st.ctimeNs > st.mtimeNs ? EventType.CHMOD : EventType.WRITE);
+  }
+
+  private event(path: string, type: EventType): FilesystemEvent {
+    return create(FilesystemEventSchema, { name: relative(this.root, path), type });
+  }
+
+  private async push(path: string, type: EventType): Promise<void> {
+    const event = this.event(path, type);
+    if (this.options.includeEntry) event.entry = await entryInfo(path).catch(() => undefined);
+    if (this.closed) return;
+    this.slots.push({ event });
+    this.flush();
+  }
+
+  private pushVanished(path: string, id: string): void {
+    const slot: Slot = { event: this.event(path, EventType.REMOVE) };
+    const since = Date.now();
+    const settle = () => {
+      // Events still waiting to be classified may hold the other half of a rename.
+      if (this.backlog > 0 && Date.now() - since < renameWindowCapMs) {
+        if (slot.vanished) slot.vanished.timer = setTimeout(settle, renameWindowMs);
+        return;
+      }
+      slot.vanished = undefined;
+      this.flush();
+    };
+    slot.vanished = { id, timer: setTimeout(settle, renameWindowMs) };
+    this.slots.push(slot);
+  }
+
+  /** Hands out events in order, stopping at a vanished entry whose fate is still open. */
+  private flush(): void {
+    while (this.slots.length > 0 && !this.slots[0]?.vanished) {
+      const slot = this.slots.shift();
+      if (slot?.event && !this.closed) this.options.onEvent(slot.event);
+    }
+  }
+}

@@ -1,0 +1,255 @@
+import { randomBytes } from "node:crypto";
+import type { Stats } from "node:fs";
+import { lstat, open, realpath, rename, stat, unlink } from "node:fs/promises";
+import type http from "node:http";
+import { basename, dirname, join } from "node:path";
+import { pipeline as pipe, type Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { createGunzip } from "node:zlib";
+import busboy from "busboy";
+import { EnvdError } from "../errors.js";
+import {
+  assertAccess,
+  assertRemovable,
+  assertWritableDir,
+  ensureDirs,
+  resolvePath,
+} from "../filesystem/index.js";
+import { type UserInfo, userFromName } from "../user/index.js";
+import { type Request, type Response, requestUrl, sendError, sendJson } from "./respond.js";
+
+/** Parts one upload may carry. */
+const maxParts = 1000;
+/**
+ * Buffer per transfer: big enough that parsing (or the socket) and the disk overlap instead of
+ * taking turns per 64 KiB chunk, small enough that memory stays flat.
+ */
+const chunkBytes = 1024 * 1024;
+
+interface UploadedEntry {
+  name: string;
+  type: "file";
+  path: string;
+}
+
+/** `Content-Disposition` naming the file, plain ASCII for old clients and RFC 5987 for the rest. */
+function contentDisposition(name: string): string {
+  const ascii = name.replace(/[^\x20-\x7e]|["\\]/g, "_");
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
+/** GET /files?path=P&username=U: the file's bytes, streamed from disk. */
+async function download(req: Request, res: Response): Promise<void> {
+  const url = requestUrl(req);
+  const user = await userFromName(url.searchParams.get("username"));
+  const path = resolvePath(url.searchParams.get("path"), user);
+  let st: Stats;
+  try {
+    st = await assertAccess(user, path, { read: true });
+  } catch (err) {
+    throw EnvdError.from(err, path);
+  }
+  if (st.isDirectory()) throw new EnvdError("invalid_argument", `path is a directory: ${path}`);
+  if (!st.isFile()) throw new EnvdError("invalid_argument", `not a regular file: ${path}`);
+  const file = await open(path, "r");
+  let size: number;
+  try {
+    size = (await file.stat()).size;
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+  // The stream owns the handle from here: it closes it when done or failed.
+  const stream = file.createReadStream({ highWaterMark: chunkBytes });
+  res.writeHead(200, {
+    "content-type": "application/octet-stream",
+    "content-length": size,
+    "content-disposition": contentDisposition(basename(path)),
+  });
+  await pipeline(stream, res as NodeJS.WritableStream);
+}
+
+/**
+ * Writes one uploaded stream to `path` as `user`: missing parents are made, the bytes go to a
+ * temporary file beside the target which replaces it only once complete, so a failed upload
+ * never leaves a half-written file. Backpressure flows from the disk to the client.
+ */
+async function writeFile(user: UserInfo, path: string, body: Readable): Promise<UploadedEntry> {
+  let target = path;
+  const existing = await lstat(target).catch(() => undefined);
+  // Writing through a symlink writes what it points to, as open(2) would.
+  if (existing?.isSymbolicLink()) target = await realpath(target).catch(() => target);
+  const dir = dirname(target);
+  await ensureDirs(user, dir);
+  await assertWritableDir(user, dir);
+  const current = await stat(target).catch(() => undefined);
+  if (current?.isDirectory())
+    throw new EnvdError("invalid_argument", `path is a directory: ${path}`);
+  if (current) {
+    await assertAccess(user, target, { write: true });
+    await assertRemovable(user, target, current);
+  }
+  const temp = join(dir, `.${basename(target)}.wrenn-upload-${randomBytes(6).toString("hex")}`);
+  const file = await open(temp, "wx", 0o600);
+  try {
+    try {
+      await file.chown(user.uid, user.gid);
+      // A replaced file keeps its mode; a new one gets the usual 0644.
+      await file.chmod(current ? current.mode & 0o7777 : 0o644);
+    } catch (err) {
+      await file.close();
+      throw err;
+    }
+    // The write stream owns (and closes) the handle.
+    await pipeline(body, file.createWriteStream({ highWaterMark: chunkBytes }));
+    await rename(temp, target);
+  } catch (err) {
+    await unlink(temp).catch(() => {});
+    throw err;
+  }
+  return { name: basename(path), type: "file", path };
+}
+
+/**
+ * Where each part goes. With `path` naming an existing directory (or ending in "/"), every part
+ * goes inside it under its own file name; with any other `path`, the (single) part goes to
+ * `path`; without `path`, each part's file name is its path (what E2B's SDK sends for several
+ * files), relative to the user's home unless absolute.
+ */
+async function partTargets(
+  user: UserInfo,
+  pathParam: string | null,
+): Promise<(filename: string | undefined) => string> {
+  if (!pathParam) {
+    return (filename) => {
+      if (!filename)
+        throw new EnvdError("invalid_argument", "no path: give ?path= or a file name on each part");
+      return resolvePath(filename, user);
+    };
+  }
+  const base = resolvePath(pathParam, user);
+  const isDir =
+    pathParam.endsWith("/") || (await stat(base).catch(() => undefined))?.isDirectory() === true;
+  if (!isDir) return () => base;
+  return (filename) => {
+    const name = filename ? basename(filename) : "";
+    if (!name || name === "." || name === "..")
+      throw new EnvdError("invalid_argument", "a part uploaded into a directory needs a file name");
+    return join(base, name);
+  };
+}
+
+/** The request's bytes, gunzipped when the client sent `Content-Encoding: gzip` (as E2B's envd accepts). */
+function requestBody(req: Request): Readable {
+  const encoding = String(req.headers["content-encoding"] ?? "identity").toLowerCase();
+  if (encoding === "identity") return req as Readable;
+  // stream.pipeline (not .pipe) so that a client hanging up fails the gunzip stream too.
+  if (encoding === "gzip") return pipe(req as Readable, createGunzip(), () => {});
+  throw new EnvdError("invalid_argument", `unsupported content-encoding ${encoding}`);
+}
+
+async function uploadMultipart(
+  req: Request,
+  user: UserInfo,
+  pathParam: string | null,
+): Promise<UploadedEntry[]> {
+  const targetOf = await partTargets(user, pathParam);
+  let parser: busboy.Busboy;
+  try {
+    parser = busboy({
+      headers: req.headers as http.IncomingHttpHeaders,
+      preservePath: true,
+      limits: { parts: maxParts, files: maxParts },
+    });
+  } catch (err) {
+    throw new EnvdError("invalid_argument", `bad multipart request: ${(err as Error).message}`);
+  }
+  const written: UploadedEntry[] = [];
+  const seen = new Set<string>();
+  let failure: unknown;
+  // Parts arrive one after another; each is written before busboy reads the next.
+  let work: Promise<void> = Promise.resolve();
+  parser.on("file", (field, stream, info) => {
+    if (field !== "file" || failure) {
+      stream.resume();
+      return;
+    }
+    work = work.then(async () => {
+      try {
+        const path = targetOf(info.filename);
+        if (seen.has(path))
+          throw new EnvdError("invalid_argument", `several parts for the same path ${path}`);
+        seen.add(path);
+        written.push(await writeFile(user, path, stream));
+      } catch (err) {
+        failure ??= err;
+        stream.resume();
+        // Stop reading the rest of the body: the answer is already an error.
+        parser.destroy(EnvdError.from(err));
+      }
+    });
+  });
+  parser.on("partsLimit", () =>
+    parser.destroy(new EnvdError("invalid_argument", `over ${maxParts} parts`)),
+  );
+  const parsed = new Promise<void>((resolve) => {
+    parser.on("close", resolve);
+    parser.on("error", (err: Error) => {
+      failure ??=
+        err instanceof EnvdError
+          ? err
+          : new EnvdError("invalid_argument", `bad upload: ${err.message}`);
+      resolve();
+    });
+  });
+  // A client that goes away mid-upload fails the part being written (its temporary file is removed).
+  req.once("close", () => {
+    if (!req.complete)
+      parser.destroy(new EnvdError("invalid_argument", "upload aborted by the client"));
+  });
+  const body = requestBody(req);
+  body.on("error", (err) =>
+    parser.destroy(new EnvdError("invalid_argument", `bad request body: ${err.message}`)),
+  );
+  body.pipe(parser);
+  await parsed;
+  body.unpipe(parser);
+  await work;
+  if (failure) throw failure;
+  if (written.length === 0) throw new EnvdError("invalid_argument", 'no "file" part in the upload');
+  return written;
+}
+
+/** POST /files?path=P&username=U: multipart/form-data (or a raw octet-stream body with ?path=). */
+async function upload(req: Request, res: Response): Promise<void> {
+  const url = requestUrl(req);
+  const user = await userFromName(url.searchParams.get("username"));
+  const pathParam = url.searchParams.get("path");
+  const type = String(req.headers["content-type"] ?? "").toLowerCase();
+  let entries: UploadedEntry[];
+  if (type.startsWith("multipart/form-data")) {
+    entries = await uploadMultipart(req, user, pathParam);
+  } else if (type.startsWith("application/octet-stream")) {
+    const path = resolvePath(pathParam, user);
+    entries = [await writeFile(user, path, requestBody(req))];
+  } else {
+    throw new EnvdError(
+      "invalid_argument",
+      "content-type must be multipart/form-data or application/octet-stream",
+    );
+  }
+  sendJson(res, 200, entries);
+}
+
+/** /files: download (GET) and upload (POST). */
+export async function handleFiles(req: Request, res: Response): Promise<void> {
+  try {
+    if (req.method === "GET") await download(req, res);
+    else await upload(req, res);
+  } catch (err) {
+    // An unread request body must not hold the connection: HTTP/1.1 closes it after the answer.
+    if (req.httpVersionMajor === 1 && !req.complete && !res.headersSent)
+      res.setHeader("connection", "close");
+    sendError(res, err);
+  }
+}

@@ -1,0 +1,240 @@
+import { appendFile, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { Code, ConnectError } from "@connectrpc/connect";
+import {
+  EventType,
+  type FilesystemEvent,
+  FileType,
+  type WatchDirResponse,
+} from "@wrenn/proto/filesystem";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type RunningEnvd, startEnvd } from "./helpers/envd.js";
+
+const root = { authorization: `Basic ${Buffer.from("root:").toString("base64")}` };
+
+/** Reads a WatchDir stream in the background; `until` waits for an event matching a predicate. */
+function follow(stream: AsyncIterable<WatchDirResponse>) {
+  const responses: WatchDirResponse[] = [];
+  let failure: unknown;
+  const done = (async () => {
+    try {
+      for await (const response of stream) responses.push(response);
+    } catch (err) {
+      failure = err;
+    }
+  })();
+  const events = () =>
+    responses.flatMap((r) =>
+      r.event.case === "filesystem" ? [r.event.value] : ([] as FilesystemEvent[]),
+    );
+  return {
+    responses,
+    events,
+    done,
+    failure: () => failure,
+    async until(
+      predicate: (events: FilesystemEvent[], responses: WatchDirResponse[]) => boolean,
+      timeoutMs = 10_000,
+    ) {
+      const deadline = Date.now() + timeoutMs;
+      while (!predicate(events(), responses)) {
+        if (failure) throw failure;
+        if (Date.now() > deadline)
+          throw new Error(`timed out; events so far: ${JSON.stringify(summary(events()))}`);
+        await sleep(20);
+      }
+    },
+  };
+}
+
+function summary(events: FilesystemEvent[]): string[] {
+  return events.map((e) => `${EventType[e.type]} ${e.name}`);
+}
+
+function has(events: FilesystemEvent[], type: EventType, name: string): boolean {
+  return events.some((e) => e.type === type && e.name === name);
+}
+
+describe("filesystem.Filesystem watching", () => {
+  let envd: RunningEnvd;
+
+  beforeAll(async () => {
+    envd = await startEnvd();
+  });
+  afterAll(async () => {
+    await envd?.stop();
+  });
+
+  it("streams create, write, chmod, rename and remove events from subdirectories, with entries", async () => {
+    const dir = join(envd.dir, "watched");
+    await mkdir(join(dir, "sub"), { recursive: true });
+    await writeFile(join(dir, "sub", "old.txt"), "there before the watch");
+    const abort = new AbortController();
+    const watch = follow(
+      envd.filesystem.watchDir(
+        { path: dir, recursive: true, includeEntry: true },
+        { signal: abort.signal, headers: root },
+      ),
+    );
+    try {
+      await watch.until((_, responses) => responses.length > 0);
+      expect(watch.responses[0]?.event.case).toBe("start");
+
+      await writeFile(join(dir, "sub", "a.txt"), "one");
+      await watch.until((events) => has(events, EventType.CREATE, "sub/a.txt"));
+      const created = watch
+        .events()
+        .find((e) => e.type === EventType.CREATE && e.name === "sub/a.txt");
+      expect(created?.entry).toMatchObject({
+        type: FileType.FILE,
+        path: join(dir, "sub", "a.txt"),
+      });
+
+      await appendFile(join(dir, "sub", "a.txt"), "two");
+      await watch.until((events) => has(events, EventType.WRITE, "sub/a.txt"));
+
+      await chmod(join(dir, "sub", "a.txt"), 0o600);
+      await watch.until((events) => has(events, EventType.CHMOD, "sub/a.txt"));
+
+      await rename(join(dir, "sub", "a.txt"), join(dir, "sub", "b.txt"));
+      await watch.until(
+        (events) =>
+          has(events, EventType.RENAME, "sub/a.txt") && has(events, EventType.CREATE, "sub/b.txt"),
+      );
+      const renamed = summary(watch.events());
+      expect(renamed.indexOf("RENAME sub/a.txt")).toBeLessThan(renamed.indexOf("CREATE sub/b.txt"));
+      expect(has(watch.events(), EventType.REMOVE, "sub/a.txt")).toBe(false);
+
+      await rm(join(dir, "sub", "b.txt"));
+      await watch.until((events) => has(events, EventType.REMOVE, "sub/b.txt"));
+
+      // A directory made after the watch started is watched too, with what was put in it at once.
+      await mkdir(join(dir, "sub", "new", "deeper"), { recursive: true });
+      await writeFile(join(dir, "sub", "new", "deeper", "c.txt"), "c");
+      await watch.until(
+        (events) =>
+          has(events, EventType.CREATE, "sub/new") &&
+          has(events, EventType.CREATE, "sub/new/deeper/c.txt"),
+      );
+      await appendFile(join(dir, "sub", "new", "deeper", "c.txt"), "more");
+      await watch.until((events) => has(events, EventType.WRITE, "sub/new/deeper/c.txt"));
+      const newDir = watch.events().find((e) => e.name === "sub/new");
+      expect(newDir?.entry?.type).toBe(FileType.DIRECTORY);
+
+      // Renaming what existed before the watch, and a watched directory, keeps names right.
+      await rename(join(dir, "sub", "old.txt"), join(dir, "old-renamed.txt"));
+      await watch.until(
+        (events) =>
+          has(events, EventType.RENAME, "sub/old.txt") &&
+          has(events, EventType.CREATE, "old-renamed.txt"),
+      );
+      await rename(join(dir, "sub", "new"), join(dir, "moved"));
+      await watch.until(
+        (events) =>
+          has(events, EventType.RENAME, "sub/new") && has(events, EventType.CREATE, "moved"),
+      );
+      await appendFile(join(dir, "moved", "deeper", "c.txt"), "after the move");
+      await watch.until((events) => has(events, EventType.WRITE, "moved/deeper/c.txt"));
+      expect(has(watch.events(), EventType.CREATE, "moved/deeper/c.txt")).toBe(false);
+    } finally {
+      abort.abort();
+      await watch.done;
+    }
+  });
+
+  it("watches only the directory itself unless recursive", async () => {
+    const dir = join(envd.dir, "flat");
+    await mkdir(join(dir, "sub"), { recursive: true });
+    const abort = new AbortController();
+    const watch = follow(
+      envd.filesystem.watchDir({ path: dir }, { signal: abort.signal, headers: root }),
+    );
+    try {
+      await watch.until((_, responses) => responses.length > 0);
+      await writeFile(join(dir, "sub", "hidden.txt"), "x");
+      await writeFile(join(dir, "top.txt"), "x");
+      await watch.until((events) => has(events, EventType.CREATE, "top.txt"));
+      expect(watch.events().some((e) => e.name.startsWith("sub/"))).toBe(false);
+      expect(watch.events().every((e) => e.entry === undefined)).toBe(true);
+    } finally {
+      abort.abort();
+      await watch.done;
+    }
+  });
+
+  it("sends keepalives at the client's Keepalive-Ping-Interval", async () => {
+    const abort = new AbortController();
+    const watch = follow(
+      envd.filesystem.watchDir(
+        { path: envd.dir },
+        { signal: abort.signal, headers: { ...root, "keepalive-ping-interval": "1" } },
+      ),
+    );
+    try {
+      await watch.until(
+        (_, responses) => responses.filter((r) => r.event.case === "keepalive").length >= 2,
+        15_000,
+      );
+    } finally {
+      abort.abort();
+      await watch.done;
+    }
+  });
+
+  it("refuses a missing directory and a file", async () => {
+    const file = join(envd.dir, "not-a-dir");
+    await writeFile(file, "x");
+    for (const [path, code] of [
+      [join(envd.dir, "missing"), Code.NotFound],
+      [file, Code.FailedPrecondition],
+      ["", Code.InvalidArgument],
+    ] as const) {
+      const watch = follow(envd.filesystem.watchDir({ path }, { headers: root }));
+      await watch.done;
+      expect(ConnectError.from(watch.failure()).code).toBe(code);
+      await expect(
+        envd.filesystem.createWatcher({ path }, { headers: root }),
+      ).rejects.toMatchObject({ code });
+    }
+  });
+
+  it("gathers events for a polling watcher until it is removed", async () => {
+    const dir = join(envd.dir, "polled");
+    await mkdir(dir);
+    const { watcherId } = await envd.filesystem.createWatcher(
+      { path: dir, recursive: true },
+      { headers: root },
+    );
+    expect(watcherId).toBeTruthy();
+
+    await writeFile(join(dir, "p.txt"), "x");
+    await mkdir(join(dir, "d"));
+    await writeFile(join(dir, "d", "q.txt"), "x");
+    const gathered: FilesystemEvent[] = [];
+    const deadline = Date.now() + 10_000;
+    while (
+      !(has(gathered, EventType.CREATE, "p.txt") && has(gathered, EventType.CREATE, "d/q.txt"))
+    ) {
+      if (Date.now() > deadline) throw new Error(`timed out: ${summary(gathered)}`);
+      gathered.push(...(await envd.filesystem.getWatcherEvents({ watcherId })).events);
+      await sleep(50);
+    }
+    // Drained: with nothing new, the next call is empty.
+    await sleep(200);
+    gathered.length = 0;
+    gathered.push(...(await envd.filesystem.getWatcherEvents({ watcherId })).events);
+    expect(summary(gathered)).toEqual([]);
+
+    await envd.filesystem.removeWatcher({ watcherId });
+    await expect(envd.filesystem.getWatcherEvents({ watcherId })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
+    await expect(envd.filesystem.removeWatcher({ watcherId })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
+    await expect(envd.filesystem.getWatcherEvents({ watcherId: "nope" })).rejects.toMatchObject({
+      code: Code.NotFound,
+    });
+  });
+});
