@@ -8,8 +8,8 @@ export type { EnvdProxyOptions } from "./proxy/index.js";
 export { EnvdProxy, parseProxyPath } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
 export { Reaper } from "./reaper/index.js";
-export type { Agent, CreateAgentOptions, Listening, NodeHandler } from "./rpc/index.js";
-export { createAgent, createHostAgentService, listen } from "./rpc/index.js";
+export type { Agent, CreateAgentOptions } from "./rpc/index.js";
+export { createAgent, createHostAgentService } from "./rpc/index.js";
 export type {
   AdoptReport,
   NamespaceRuntimeOptions,

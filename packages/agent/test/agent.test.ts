@@ -7,12 +7,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError, createClient, createRouterTransport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import type { Listener } from "@wrenn/envd";
 import { HostAgentService, SandboxState } from "@wrenn/proto/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultEnvdDir } from "../src/config/index.js";
 import { silentLogger } from "../src/logger/index.js";
 import { AddressPool } from "../src/network/index.js";
-import { type Agent, createAgent, type Listening } from "../src/rpc/index.js";
+import { type Agent, createAgent } from "../src/rpc/index.js";
 import { NamespaceRuntime } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { keepHostState } from "./contract/host-state.js";
@@ -46,7 +47,7 @@ describe("agent over Connect", { timeout: 60_000 }, () => {
   };
   let dir: string;
   let agent: Agent;
-  let server: Listening;
+  let server: Listener;
   let client: ReturnType<typeof agentClient>;
   let restoreHost: () => Promise<void> = async () => {};
 

@@ -2,11 +2,11 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo } from "node:net";
 import { Readable } from "node:stream";
+import { type Listener, listenHttp } from "@wrenn/envd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentError } from "../src/errors.js";
 import { silentLogger } from "../src/logger/index.js";
 import { EnvdProxy, parseProxyPath } from "../src/proxy/index.js";
-import { type Listening, listen } from "../src/rpc/index.js";
 import type { SandboxInfo } from "../src/runtime/index.js";
 
 // The proxy against a real HTTP server standing in for envd (on loopback): streaming both ways
@@ -27,7 +27,7 @@ function zeros(total: number): Readable {
 
 describe("envd proxy", { timeout: 120_000 }, () => {
   let upstream: http.Server;
-  let agent: Listening;
+  let agent: Listener;
   let proxy: EnvdProxy;
   const activity: string[] = [];
   const sandboxes = new Map<string, SandboxInfo>();
@@ -96,15 +96,14 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       },
       logger: silentLogger(),
     });
-    agent = await listen(
+    agent = await listenHttp(
       (req, res) => {
         if (!proxy.handle(req, res)) {
           res.writeHead(418);
           res.end();
         }
       },
-      0,
-      "127.0.0.1",
+      { port: 0, host: "127.0.0.1" },
     );
   });
 

@@ -2,6 +2,7 @@ import { timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { type Listener, listenHttp, type RequestHandler } from "@wrenn/envd";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { type AgentConfig, loadConfig } from "../config/index.js";
 import { AgentError } from "../errors.js";
@@ -10,7 +11,6 @@ import { EnvdProxy, sendError } from "../proxy/index.js";
 import { Reaper } from "../reaper/index.js";
 import type { Runtime } from "../runtime/index.js";
 import { NamespaceRuntime } from "../runtime/namespace/index.js";
-import { type Listening, listen, type NodeHandler } from "./listen.js";
 import { createHostAgentService } from "./service.js";
 
 export interface CreateAgentOptions {
@@ -30,11 +30,11 @@ export interface Agent {
   /** Registers HostAgentService (for createRouterTransport or another Connect server). */
   routes: (router: ConnectRouter) => void;
   /** Node http/http2 handler: the envd proxy under /sandboxes/<id>/envd/, Connect otherwise. */
-  handler: NodeHandler;
+  handler: RequestHandler;
   /** Adopts what the state directory holds and starts the reaper. */
   start(): Promise<void>;
   /** Serves `handler` on HTTP/1.1 + h2c (config host/port unless given). */
-  listen(port?: number, host?: string): Promise<Listening>;
+  listen(port?: number, host?: string): Promise<Listener>;
   /** Stops serving and reaping (awaiting pauses under way); sandboxes keep running. */
   close(): Promise<void>;
 }
@@ -63,14 +63,14 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
   });
   const connect = connectNodeAdapter({ routes });
   const authorized = bearerCheck(config.token);
-  const handler: NodeHandler = (req, res) => {
+  const handler: RequestHandler = (req, res) => {
     if (!authorized(req.headers.authorization)) {
       sendError(res, new AgentError("unauthenticated", "missing or wrong agent token"));
       return;
     }
     if (!proxy.handle(req, res)) connect(req, res);
   };
-  const servers: Listening[] = [];
+  const servers: Listener[] = [];
 
   return {
     config,
@@ -93,7 +93,7 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
           "listening beyond loopback without WRENN_AGENT_TOKEN: anyone who reaches this port controls the host's sandboxes",
         );
       }
-      const server = await listen(handler, port, host);
+      const server = await listenHttp(handler, { port, host });
       servers.push(server);
       logger.info({ url: server.url }, "agent listening");
       return server;

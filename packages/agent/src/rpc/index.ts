@@ -1,6 +1,4 @@
 export type { Agent, CreateAgentOptions } from "./agent.js";
 export { createAgent } from "./agent.js";
-export type { Listening, NodeHandler } from "./listen.js";
-export { listen } from "./listen.js";
 export type { HostAgentServiceOptions } from "./service.js";
 export { createHostAgentService } from "./service.js";
