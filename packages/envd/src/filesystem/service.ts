@@ -5,6 +5,7 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EntryInfo, Filesystem, WatchDirResponseSchema } from "@wrenn/proto/filesystem";
 import { EnvdError, rpc } from "../errors.js";
+import { keepaliveMs } from "../keepalive.js";
 import { type UserInfo, userFromHeaders } from "../user/index.js";
 import {
   assertAccess,
@@ -21,14 +22,6 @@ import { EventBuffer, maxBufferedEvents, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
 const maxListEntries = 100_000;
-/** Keepalive interval when the client sends no `Keepalive-Ping-Interval`, and its bounds (seconds). */
-const keepalive = { defaultSec: 50, minSec: 1, maxSec: 3600 };
-
-function keepaliveMs(ctx: HandlerContext): number {
-  const raw = Number(ctx.requestHeader.get("keepalive-ping-interval"));
-  const sec = Number.isFinite(raw) && raw > 0 ? raw : keepalive.defaultSec;
-  return Math.min(Math.max(sec, keepalive.minSec), keepalive.maxSec) * 1000;
-}
 
 async function lstatOrNotFound(path: string): Promise<Stats> {
   try {

@@ -9,6 +9,7 @@ import {
   Signal,
 } from "@wrenn/proto/process";
 import { EnvdError, rpc } from "../errors.js";
+import { keepaliveMs } from "../keepalive.js";
 import { userFromHeaders } from "../user/index.js";
 import type { ManagedProcess, PtySize } from "./managed-process.js";
 import type { ProcessManager, Selector } from "./manager.js";
@@ -16,16 +17,8 @@ import type { Subscriber } from "./subscriber.js";
 
 type ProcessEventInit = MessageInitShape<typeof ProcessEventSchema>;
 
-/** Keepalive interval when the client sends no `Keepalive-Ping-Interval`, and its bounds (seconds). */
-const keepalive = { defaultSec: 50, minSec: 1, maxSec: 3600 };
 /** A PTY dimension beyond this is a mistake, not a terminal. */
 const maxPtyDimension = 10_000;
-
-function keepaliveMs(ctx: HandlerContext): number {
-  const raw = Number(ctx.requestHeader.get("keepalive-ping-interval"));
-  const sec = Number.isFinite(raw) && raw > 0 ? raw : keepalive.defaultSec;
-  return Math.min(Math.max(sec, keepalive.minSec), keepalive.maxSec) * 1000;
-}
 
 function selectorOf(selector: ProcessSelector | undefined): Selector | undefined {
   switch (selector?.selector.case) {
