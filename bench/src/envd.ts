@@ -1,10 +1,7 @@
 import { execFileSync } from "node:child_process";
-import { createReadStream, createWriteStream } from "node:fs";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
-import { pipeline } from "node:stream/promises";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { spawnEnvd } from "@wrenn/envd";
@@ -20,18 +17,6 @@ async function memoryOf(pid: number): Promise<{ rss: number; pss: number }> {
   const kb = (field: string) =>
     Number(new RegExp(`^${field}:\\s+(\\d+)`, "m").exec(text)?.[1] ?? 0) * 1024;
   return { rss: kb("Rss"), pss: kb("Pss") };
-}
-
-/** A multipart/form-data body with one `file` part, streamed from disk. */
-function multipartFrom(path: string, name: string): { body: Readable; contentType: string } {
-  const boundary = `wrenn-bench-${Date.now()}`;
-  const head = `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="${name}"\r\nContent-Type: application/octet-stream\r\n\r\n`;
-  async function* parts() {
-    yield Buffer.from(head);
-    yield* createReadStream(path, { highWaterMark: MiB });
-    yield Buffer.from(`\r\n--${boundary}--\r\n`);
-  }
-  return { body: Readable.from(parts()), contentType: `multipart/form-data; boundary=${boundary}` };
 }
 
 function mbPerSec(bytes: number, ms: number): number {
@@ -75,37 +60,27 @@ export async function benchEnvd(): Promise<Figure[]> {
     const bytes = transferMiB * MiB;
     add(`cp ${transferMiB} MiB`, mbPerSec(bytes, cpMs), "MB/s", "baseline");
 
+    // curl is the client: it measures envd rather than a Node client's stream overhead.
     const target = join(dir, "uploaded.bin");
-    const { body, contentType } = multipartFrom(source, "uploaded.bin");
+    const url = `${envd.url}/files?path=${encodeURIComponent(target)}`;
     start = process.hrtime.bigint();
-    const up = await fetch(`${envd.url}/files?path=${encodeURIComponent(target)}`, {
-      method: "POST",
-      body: Readable.toWeb(body) as ReadableStream,
-      headers: { "content-type": contentType },
-      duplex: "half",
-    } as RequestInit);
-    if (!up.ok) throw new Error(`upload: ${up.status} ${await up.text()}`);
+    execFileSync("curl", ["-sfS", "-o", "/dev/null", "-F", `file=@${source}`, url]);
     const upMs = msSince(start);
     add(
       `upload ${transferMiB} MiB`,
       mbPerSec(bytes, upMs),
       "MB/s",
-      `${(mbPerSec(bytes, upMs) / mbPerSec(bytes, cpMs)).toFixed(2)}× cp`,
+      `${(mbPerSec(bytes, upMs) / mbPerSec(bytes, cpMs)).toFixed(2)}× cp, multipart, curl`,
     );
 
     start = process.hrtime.bigint();
-    const down = await fetch(`${envd.url}/files?path=${encodeURIComponent(target)}`);
-    if (!down.ok || !down.body) throw new Error(`download: ${down.status}`);
-    await pipeline(
-      Readable.fromWeb(down.body as never),
-      createWriteStream(join(dir, "downloaded.bin")),
-    );
+    execFileSync("curl", ["-sfS", "-o", join(dir, "downloaded.bin"), url]);
     const downMs = msSince(start);
     add(
       `download ${transferMiB} MiB`,
       mbPerSec(bytes, downMs),
       "MB/s",
-      `${(mbPerSec(bytes, downMs) / mbPerSec(bytes, cpMs)).toFixed(2)}× cp`,
+      `${(mbPerSec(bytes, downMs) / mbPerSec(bytes, cpMs)).toFixed(2)}× cp, curl`,
     );
     if ((await stat(join(dir, "downloaded.bin"))).size !== bytes)
       throw new Error("download size differs");
