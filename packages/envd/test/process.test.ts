@@ -4,7 +4,6 @@ import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import {
   Process,
-  type ProcessEvent_EndEvent,
   Signal,
   type StreamInputRequestSchema,
 } from "@wrenn/proto/process";
