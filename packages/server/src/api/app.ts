@@ -1,0 +1,91 @@
+import { OpenAPIHono } from "@hono/zod-openapi";
+import { bodyLimit } from "hono/body-limit";
+import { methodNotAllowed } from "hono/method-not-allowed";
+import { requestId } from "hono/request-id";
+import pino, { type Logger } from "pino";
+import { loadJwtSecret, TokenIssuer } from "../auth/index.js";
+import type { ServerConfig } from "../config/index.js";
+import { type DbHandle, Store } from "../db/index.js";
+import { ServerError } from "../errors.js";
+import { type AgentHost, createServices, type Services } from "../service/index.js";
+import type { App, AppEnv } from "./env.js";
+import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
+import { requestLog } from "./middleware.js";
+import { registerApiKeyRoutes } from "./routes/api-keys.js";
+import { registerAuthRoutes } from "./routes/auth.js";
+import { registerHostRoutes } from "./routes/hosts.js";
+import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
+import { registerSandboxRoutes } from "./routes/sandboxes.js";
+import { registerSnapshotRoutes } from "./routes/snapshots.js";
+
+export interface CreateAppOptions {
+  /** An open, migrated database. */
+  db: DbHandle;
+  config: ServerConfig;
+  logger?: Logger;
+  /** The host agent sandboxes run on; without one, sandbox routes only read (others: 503). */
+  agent?: AgentHost;
+  /** What `/health` reports; ready by default. */
+  readiness?: Readiness;
+}
+
+export interface ServerApp {
+  app: App;
+  services: Services;
+}
+
+/** The whole HTTP API as a Hono app: serve it, or drive it in-process with `app.request()`. */
+export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
+  const logger = options.logger ?? pino({ level: "silent" });
+  const { config } = options;
+  const secret = await loadJwtSecret(config.jwtSecret, config.dataDir);
+  const store = new Store(options.db.db, options.db.dialect);
+  const services = createServices({
+    store,
+    tokens: new TokenIssuer(secret, config.jwtTtlSec),
+    logger,
+    agent: options.agent,
+    sandboxDefaults: { template: config.defaultTemplate },
+  });
+
+  const app: App = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
+  app.onError(errorHandler(logger));
+  app.notFound(notFoundHandler);
+  app.use(requestId());
+  app.use(requestLog(logger));
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) => {
+        c.header("Allow", methods.join(", "));
+        return errorResponse(
+          c,
+          new ServerError(
+            "method_not_allowed",
+            `${c.req.method} is not allowed here; use ${methods.join(", ")}`,
+          ),
+        );
+      },
+    }),
+  );
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: config.bodyLimitBytes,
+      onError: () => {
+        throw new ServerError(
+          "payload_too_large",
+          `request body is larger than ${config.bodyLimitBytes} bytes`,
+        );
+      },
+    }),
+  );
+
+  registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
+  registerAuthRoutes(app, services);
+  registerApiKeyRoutes(app, services);
+  registerSandboxRoutes(app, services);
+  registerSnapshotRoutes(app, services);
+  registerHostRoutes(app, services);
+  return { app, services };
+}

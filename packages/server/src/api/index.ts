@@ -1,0 +1,5 @@
+export type { CreateAppOptions, ServerApp } from "./app.js";
+export { createApp } from "./app.js";
+export type { App, AppEnv } from "./env.js";
+export type { Readiness } from "./routes/meta.js";
+export { openApiDocument } from "./routes/meta.js";

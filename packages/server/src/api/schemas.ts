@@ -1,0 +1,233 @@
+import { z } from "@hono/zod-openapi";
+import { httpStatusOf, type ServerErrorCode } from "../errors.js";
+import { SAFE_NAME } from "../service/index.js";
+
+// Every request and response shape of the public API. The OpenAPI document is generated from
+// these same schemas, so the docs cannot drift from what is validated. JSON is snake_case.
+
+const ERROR_CODES = Object.keys(httpStatusOf) as [ServerErrorCode, ...ServerErrorCode[]];
+
+export const ErrorSchema = z
+  .object({
+    code: z.enum(ERROR_CODES).openapi({ example: "not_found" }),
+    message: z.string().openapi({ example: 'sandbox "abc" not found' }),
+  })
+  .openapi("Error");
+
+const Timestamp = z.string().openapi({ format: "date-time", example: "2026-01-01T00:00:00.000Z" });
+const Id = z.string().openapi({ example: "k3x9q2m7v1b8n4c6z0ta" });
+
+export const IdParams = z.object({
+  id: z
+    .string()
+    .max(256)
+    .openapi({ param: { name: "id", in: "path" }, example: "k3x9q2m7v1b8n4c6z0ta" }),
+});
+
+export const CredentialsSchema = z
+  .object({
+    email: z.email().max(254).openapi({ example: "ada@example.com" }),
+    password: z.string().min(8).max(1024).openapi({ example: "correct horse battery" }),
+  })
+  .openapi("Credentials");
+
+export const SignupResponseSchema = z
+  .object({ id: Id, email: z.string(), team_id: Id, created_at: Timestamp })
+  .openapi("User");
+
+export const LoginResponseSchema = z
+  .object({
+    token: z.string().openapi({ description: "Send as `Authorization: Bearer <token>`" }),
+    expires_at: Timestamp,
+    user_id: Id,
+    team_id: Id,
+  })
+  .openapi("Login");
+
+/** Free text that will be stored and shown: no control characters (PostgreSQL refuses NUL). */
+const Name = z
+  .string()
+  .trim()
+  .min(1)
+  .max(128)
+  .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
+
+export const ApiKeyCreateSchema = z
+  .object({ name: Name.openapi({ example: "ci" }) })
+  .openapi("ApiKeyCreate");
+
+export const ApiKeySchema = z
+  .object({
+    id: Id,
+    name: z.string(),
+    prefix: z
+      .string()
+      .openapi({ description: "First characters of the key", example: "wrn_Ab3dE9fG" }),
+    created_at: Timestamp,
+    last_used_at: Timestamp.nullable(),
+  })
+  .openapi("ApiKey");
+
+export const ApiKeyCreatedSchema = ApiKeySchema.extend({
+  key: z.string().openapi({ description: "The key itself; shown only in this response" }),
+}).openapi("ApiKeyCreated");
+
+export const ApiKeyListSchema = z.object({ api_keys: z.array(ApiKeySchema) }).openapi("ApiKeyList");
+
+export const HealthSchema = z
+  .object({ status: z.enum(["ok", "preparing"]), preparing: z.array(z.string()).optional() })
+  .openapi("Health");
+
+const NoControl = /^[^\p{Cc}]*$/u;
+
+/** The agent's SafeName: letters, digits and ._- ; no leading dot; bounded length. */
+const TemplateName = z
+  .string()
+  .regex(SAFE_NAME, "must be 1-64 of letters, digits, '.', '_', '-' (no leading '.')");
+
+const Metadata = z
+  .record(
+    z.string().min(1).max(64).regex(NoControl, "keys must not contain control characters"),
+    z.string().max(512).regex(NoControl, "values must not contain control characters"),
+  )
+  .refine((m) => Object.keys(m).length <= 64, "at most 64 entries")
+  .openapi({ example: { owner: "ci", run: "42" } });
+
+const Envs = z
+  .record(
+    z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,127}$/, "keys must be environment variable names"),
+    z
+      .string()
+      .max(32_768)
+      .regex(/^[^\0]*$/, "values must not contain NUL"),
+  )
+  .refine((m) => Object.keys(m).length <= 256, "at most 256 entries")
+  .openapi({ example: { LANG: "C.UTF-8" } });
+
+const TimeoutSec = z
+  .number()
+  .int()
+  .min(0)
+  .max(30 * 24 * 3600)
+  .openapi({ description: "Seconds of inactivity before the sandbox pauses; 0 = never" });
+
+export const SandboxCreateSchema = z
+  .object({
+    template: TemplateName.optional(),
+    snapshot: TemplateName.optional().openapi({
+      description: "A team snapshot name; sets the resources",
+    }),
+    vcpus: z.number().int().min(1).max(64).optional(),
+    memory_mb: z.number().int().min(64).max(262_144).optional(),
+    disk_size_mb: z.number().int().min(16).max(1_048_576).optional(),
+    timeout_sec: TimeoutSec.optional(),
+    metadata: Metadata.optional(),
+    envs: Envs.optional().openapi({
+      description: "Passed to the sandbox; never stored by the server",
+    }),
+    allow_internet_access: z.boolean().optional(),
+  })
+  .refine((b) => b.template === undefined || b.snapshot === undefined, {
+    message: "give template or snapshot, not both",
+    path: ["snapshot"],
+  })
+  .openapi("SandboxCreate");
+
+export const SANDBOX_STATE_VALUES = [
+  "pending",
+  "running",
+  "paused",
+  "stopped",
+  "missing",
+  "error",
+] as const;
+
+export const SandboxSchema = z
+  .object({
+    id: Id,
+    template: z.string(),
+    state: z.enum(SANDBOX_STATE_VALUES),
+    vcpus: z.number().int(),
+    memory_mb: z.number().int(),
+    disk_size_mb: z.number().int(),
+    timeout_sec: z.number().int(),
+    metadata: z.record(z.string(), z.string()),
+    created_at: Timestamp,
+    updated_at: Timestamp,
+    last_active_at: Timestamp,
+    stopped_at: Timestamp.nullable(),
+  })
+  .openapi("Sandbox");
+
+export const SandboxListQuery = z.object({
+  state: z.string().max(200).optional().openapi({
+    description: "Comma-separated states; default every state but stopped",
+    example: "running,paused",
+  }),
+  metadata: z.string().max(4096).optional().openapi({
+    description: "URL-encoded key=value pairs that must all match",
+    example: "owner%3Dci",
+  }),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  cursor: z.string().max(512).optional(),
+});
+
+export const SandboxListSchema = z
+  .object({
+    sandboxes: z.array(SandboxSchema),
+    next_cursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `cursor` for the next page" }),
+  })
+  .openapi("SandboxList");
+
+export const SandboxResumeSchema = z
+  .object({ timeout_sec: TimeoutSec.optional() })
+  .openapi("SandboxResume");
+export const SandboxTimeoutSchema = z.object({ timeout_sec: TimeoutSec }).openapi("SandboxTimeout");
+
+export const SnapshotCreateSchema = z
+  .object({
+    sandbox_id: z.string().max(256),
+    name: TemplateName.openapi({ example: "python-deps" }),
+  })
+  .openapi("SnapshotCreate");
+
+export const SnapshotSchema = z
+  .object({
+    id: Id,
+    name: z.string(),
+    base_template: z.string(),
+    source_sandbox_id: Id.nullable(),
+    vcpus: z.number().int(),
+    memory_mb: z.number().int(),
+    disk_size_mb: z.number().int(),
+    created_at: Timestamp,
+  })
+  .openapi("Snapshot");
+
+export const SnapshotListSchema = z
+  .object({ snapshots: z.array(SnapshotSchema) })
+  .openapi("SnapshotList");
+
+export const SnapshotParams = z.object({
+  id: z
+    .string()
+    .max(256)
+    .openapi({ param: { name: "id", in: "path" }, description: "Snapshot id or name" }),
+});
+
+export const HostSchema = z
+  .object({
+    id: z.string(),
+    address: z.string(),
+    state: z.enum(["ready", "draining", "offline"]),
+    runtimes: z.array(z.string()),
+    capacity: z.record(z.string(), z.number()),
+    created_at: Timestamp,
+    last_seen_at: Timestamp.nullable(),
+  })
+  .openapi("Host");
+
+export const HostListSchema = z.object({ hosts: z.array(HostSchema) }).openapi("HostList");

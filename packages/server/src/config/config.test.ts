@@ -1,0 +1,34 @@
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { describe, expect, it } from "vitest";
+import { loadConfig } from "./config.js";
+
+describe("loadConfig", () => {
+  it("defaults to single-host: SQLite in ~/.wrenn, loopback, port 3000", () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      port: 3000,
+      host: "127.0.0.1",
+      dataDir: join(homedir(), ".wrenn"),
+      databaseUrl: undefined,
+      jwtSecret: undefined,
+      defaultTemplate: "base",
+    });
+  });
+
+  it("reads WRENN_* and refuses nonsense with the variable's name", () => {
+    const config = loadConfig({
+      WRENN_PORT: "8080",
+      WRENN_DATABASE_URL: "postgres://u@localhost/db",
+      WRENN_DATA_DIR: "/srv/wrenn",
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      databaseUrl: "postgres://u@localhost/db",
+      dataDir: "/srv/wrenn",
+    });
+    expect(() => loadConfig({ WRENN_PORT: "http" })).toThrow("WRENN_PORT");
+    expect(() => loadConfig({ WRENN_PORT: "70000" })).toThrow("WRENN_PORT");
+    expect(() => loadConfig({ WRENN_DATABASE_URL: "mysql://x" })).toThrow("WRENN_DATABASE_URL");
+  });
+});

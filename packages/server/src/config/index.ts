@@ -1,0 +1,2 @@
+export type { ServerConfig } from "./config.js";
+export { loadConfig } from "./config.js";

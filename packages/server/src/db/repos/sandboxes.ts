@@ -1,0 +1,194 @@
+import { type Expression, type SqlBool, sql } from "kysely";
+import { ServerError } from "../../errors.js";
+import type { DialectName } from "../connect.js";
+import type { SandboxRowRaw } from "../schema.js";
+import type { Executor } from "./types.js";
+
+export const SANDBOX_STATES = [
+  "pending",
+  "running",
+  "paused",
+  "stopped",
+  "missing",
+  "error",
+] as const;
+export type SandboxState = (typeof SANDBOX_STATES)[number];
+
+/** A sandbox as the rest of the server sees it: JSON parsed, state typed. */
+export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state"> {
+  state: SandboxState;
+  metadata: Record<string, string>;
+}
+
+export type SandboxPatch = Partial<
+  Pick<
+    SandboxRecord,
+    | "state"
+    | "hostId"
+    | "vcpus"
+    | "memoryMb"
+    | "diskSizeMb"
+    | "timeoutSec"
+    | "lastActiveAt"
+    | "stoppedAt"
+  >
+>;
+
+export interface ListSandboxesQuery {
+  teamId: string;
+  states?: readonly SandboxState[];
+  /** Every pair must match exactly. */
+  metadata?: Record<string, string>;
+  limit: number;
+  /** An opaque `nextCursor` from the previous page. */
+  cursor?: string;
+}
+
+export interface Page<T> {
+  items: T[];
+  /** Absent on the last page. */
+  nextCursor?: string;
+}
+
+/** Sandboxes; every read that a client can trigger is scoped by team. */
+export class SandboxesRepo {
+  constructor(
+    private readonly db: Executor,
+    private readonly dialect: DialectName,
+  ) {}
+
+  async insert(sandbox: SandboxRecord): Promise<SandboxRecord> {
+    await this.db.insertInto("sandboxes").values(toRow(sandbox)).execute();
+    return sandbox;
+  }
+
+  async get(teamId: string, id: string): Promise<SandboxRecord | undefined> {
+    const row = await this.db
+      .selectFrom("sandboxes")
+      .selectAll()
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row && fromRow(row);
+  }
+
+  /** Unscoped lookup, for the reconciler and host-side callers only. */
+  async getById(id: string): Promise<SandboxRecord | undefined> {
+    const row = await this.db
+      .selectFrom("sandboxes")
+      .selectAll()
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row && fromRow(row);
+  }
+
+  /** One page in creation order (`created_at`, then `id`), after `cursor`. */
+  async list(query: ListSandboxesQuery): Promise<Page<SandboxRecord>> {
+    let q = this.db.selectFrom("sandboxes").selectAll().where("teamId", "=", query.teamId);
+    if (query.states && query.states.length > 0) q = q.where("state", "in", query.states);
+    for (const [key, value] of Object.entries(query.metadata ?? {})) {
+      q = q.where(this.metadataEquals(key, value));
+    }
+    if (query.cursor) {
+      const [createdAt, id] = decodeCursor(query.cursor);
+      q = q.where((eb) =>
+        eb.or([
+          eb("createdAt", ">", createdAt),
+          eb.and([eb("createdAt", "=", createdAt), eb("id", ">", id)]),
+        ]),
+      );
+    }
+    const rows = await q
+      .orderBy("createdAt", "asc")
+      .orderBy("id", "asc")
+      .limit(query.limit + 1)
+      .execute();
+    const items = rows.slice(0, query.limit).map(fromRow);
+    const last = items.at(-1);
+    return rows.length > query.limit && last
+      ? { items, nextCursor: encodeCursor(last.createdAt, last.id) }
+      : { items };
+  }
+
+  /** Sandboxes a host holds in any of `states` (all teams): what the reconciler compares. */
+  async listByHost(hostId: string, states: readonly SandboxState[]): Promise<SandboxRecord[]> {
+    const rows = await this.db
+      .selectFrom("sandboxes")
+      .selectAll()
+      .where("hostId", "=", hostId)
+      .where("state", "in", states)
+      .orderBy("createdAt", "asc")
+      .execute();
+    return rows.map(fromRow);
+  }
+
+  /** Applies `patch` (and bumps `updated_at`); undefined when the team has no such sandbox. */
+  async update(
+    teamId: string,
+    id: string,
+    patch: SandboxPatch,
+    updatedAt: string,
+  ): Promise<SandboxRecord | undefined> {
+    const result = await this.db
+      .updateTable("sandboxes")
+      .set({ ...patch, updatedAt })
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    if (result.numUpdatedRows === 0n) return undefined;
+    return this.get(teamId, id);
+  }
+
+  async delete(teamId: string, id: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom("sandboxes")
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
+  private metadataEquals(key: string, value: string): Expression<SqlBool> {
+    // Metadata is JSON text; each engine reads a key out of it its own way. json_each takes any
+    // key verbatim, where a JSON path would need quoting.
+    if (this.dialect === "postgres") {
+      return sql<SqlBool>`(${sql.ref("sandboxes.metadata")}::jsonb ->> ${key}) = ${value}`;
+    }
+    return sql<SqlBool>`exists (select 1 from json_each(${sql.ref("sandboxes.metadata")}) as m where m.key = ${key} and m.value = ${value})`;
+  }
+}
+
+function toRow(sandbox: SandboxRecord): SandboxRowRaw {
+  return { ...sandbox, metadata: JSON.stringify(sandbox.metadata) };
+}
+
+function fromRow(row: SandboxRowRaw): SandboxRecord {
+  return {
+    ...row,
+    state: row.state as SandboxState,
+    metadata: JSON.parse(row.metadata) as Record<string, string>,
+  };
+}
+
+function encodeCursor(createdAt: string, id: string): string {
+  return Buffer.from(JSON.stringify([createdAt, id])).toString("base64url");
+}
+
+function decodeCursor(cursor: string): [string, string] {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, "base64url").toString("utf8"));
+    if (
+      Array.isArray(value) &&
+      value.length === 2 &&
+      typeof value[0] === "string" &&
+      typeof value[1] === "string" &&
+      // PostgreSQL refuses NUL in text; a cursor we issued never has control characters.
+      !/\p{Cc}/u.test(value[0] + value[1])
+    ) {
+      return [value[0], value[1]];
+    }
+  } catch {
+    // Falls through to the error below: a cursor the client made up.
+  }
+  throw new ServerError("invalid_argument", "cursor: not a cursor this server issued");
+}

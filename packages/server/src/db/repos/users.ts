@@ -1,0 +1,77 @@
+import type { TeamRow, UserRow } from "../schema.js";
+import type { Executor } from "./types.js";
+
+export type TeamRole = "owner" | "member";
+
+export interface Membership {
+  teamId: string;
+  role: TeamRole;
+  isDefault: boolean;
+}
+
+/** Users, teams and who belongs where: one aggregate, because signup writes all three. */
+export class UsersRepo {
+  constructor(private readonly db: Executor) {}
+
+  async insertUser(user: UserRow): Promise<UserRow> {
+    await this.db.insertInto("users").values(user).execute();
+    return user;
+  }
+
+  findUserByEmail(email: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom("users").selectAll().where("email", "=", email).executeTakeFirst();
+  }
+
+  getUser(id: string): Promise<UserRow | undefined> {
+    return this.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async insertTeam(team: TeamRow): Promise<TeamRow> {
+    await this.db.insertInto("teams").values(team).execute();
+    return team;
+  }
+
+  getTeam(id: string): Promise<TeamRow | undefined> {
+    return this.db.selectFrom("teams").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  async addMember(
+    userId: string,
+    teamId: string,
+    role: TeamRole,
+    isDefault: boolean,
+    createdAt: string,
+  ): Promise<void> {
+    await this.db
+      .insertInto("usersTeams")
+      .values({ userId, teamId, role, isDefault: isDefault ? 1 : 0, createdAt })
+      .execute();
+  }
+
+  async membership(userId: string, teamId: string): Promise<Membership | undefined> {
+    const row = await this.db
+      .selectFrom("usersTeams")
+      .select(["teamId", "role", "isDefault"])
+      .where("userId", "=", userId)
+      .where("teamId", "=", teamId)
+      .executeTakeFirst();
+    return row && toMembership(row);
+  }
+
+  /** The team a login lands in: the default one, else the oldest membership. */
+  async defaultTeam(userId: string): Promise<Membership | undefined> {
+    const row = await this.db
+      .selectFrom("usersTeams")
+      .select(["teamId", "role", "isDefault"])
+      .where("userId", "=", userId)
+      .orderBy("isDefault", "desc")
+      .orderBy("createdAt", "asc")
+      .orderBy("teamId", "asc")
+      .executeTakeFirst();
+    return row && toMembership(row);
+  }
+}
+
+function toMembership(row: { teamId: string; role: string; isDefault: number }): Membership {
+  return { teamId: row.teamId, role: row.role as TeamRole, isDefault: row.isDefault === 1 };
+}

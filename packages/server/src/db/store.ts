@@ -1,0 +1,33 @@
+import type { DialectName } from "./connect.js";
+import { ApiKeysRepo } from "./repos/api-keys.js";
+import { HostsRepo } from "./repos/hosts.js";
+import { SandboxesRepo } from "./repos/sandboxes.js";
+import { TemplatesRepo } from "./repos/templates.js";
+import type { Executor } from "./repos/types.js";
+import { UsersRepo } from "./repos/users.js";
+
+/** Every repository over one executor (the database, or one transaction on it). */
+export class Store {
+  readonly users: UsersRepo;
+  readonly apiKeys: ApiKeysRepo;
+  readonly sandboxes: SandboxesRepo;
+  readonly templates: TemplatesRepo;
+  readonly hosts: HostsRepo;
+
+  constructor(
+    readonly db: Executor,
+    readonly dialect: DialectName,
+  ) {
+    this.users = new UsersRepo(db);
+    this.apiKeys = new ApiKeysRepo(db);
+    this.sandboxes = new SandboxesRepo(db, dialect);
+    this.templates = new TemplatesRepo(db);
+    this.hosts = new HostsRepo(db);
+  }
+
+  /** Runs `work` in one transaction; nested calls join the outer one. */
+  transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+    if (this.db.isTransaction) return work(this);
+    return this.db.transaction().execute((trx) => work(new Store(trx, this.dialect)));
+  }
+}

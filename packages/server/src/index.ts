@@ -1,0 +1,12 @@
+export type { App, AppEnv, CreateAppOptions, Readiness, ServerApp } from "./api/index.js";
+export { createApp, openApiDocument } from "./api/index.js";
+export type { ServerConfig } from "./config/index.js";
+export { loadConfig } from "./config/index.js";
+export type { DbHandle, DialectName, OpenDbOptions } from "./db/index.js";
+export { migrateToLatest, openDb } from "./db/index.js";
+export type { ServerErrorCode } from "./errors.js";
+export { httpStatusOf, ServerError } from "./errors.js";
+export type { RunningServer } from "./serve.js";
+export { openMigratedDb, startServer } from "./serve.js";
+export type { Services, TeamPrincipal, UserPrincipal } from "./service/index.js";
+export { createServices } from "./service/index.js";

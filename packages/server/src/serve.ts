@@ -1,0 +1,72 @@
+import type { AddressInfo } from "node:net";
+import type { Duplex } from "node:stream";
+import { serve } from "@hono/node-server";
+import pino, { type Logger } from "pino";
+import { createApp, type ServerApp } from "./api/index.js";
+import type { ServerConfig } from "./config/index.js";
+import { type DbHandle, migrateToLatest, openDb } from "./db/index.js";
+
+/** Opens the configured database and brings its schema up to date. */
+export async function openMigratedDb(config: ServerConfig, logger: Logger): Promise<DbHandle> {
+  const handle = openDb({ databaseUrl: config.databaseUrl, dataDir: config.dataDir });
+  try {
+    const applied = await migrateToLatest(handle.db);
+    logger.info({ dialect: handle.dialect, applied }, "database ready");
+    return handle;
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
+}
+
+export interface RunningServer extends ServerApp {
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  db: DbHandle;
+  /** Stops accepting connections, then closes the database. */
+  close(): Promise<void>;
+}
+
+/** Migrates, then serves the API on `config.host:config.port` until `close()`. */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger = pino({ level: config.logLevel }),
+): Promise<RunningServer> {
+  const db = await openMigratedDb(config, logger);
+  const server = await createApp({ db, config, logger });
+  const http = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+    const s = serve({ fetch: server.app.fetch, port: config.port, hostname: config.host }, () =>
+      resolve(s),
+    );
+    s.once("error", reject);
+  });
+  // Requests too broken for Hono to see still get the API's error shape, not Node's bare text.
+  http.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
+    if (!socket.writable || err.code === "ECONNRESET") {
+      socket.destroy();
+      return;
+    }
+    const status = err.code === "HPE_HEADER_OVERFLOW" ? 431 : 400;
+    const body = JSON.stringify({
+      code: "invalid_argument",
+      message: `malformed HTTP request (${err.code ?? "unknown"})`,
+    });
+    socket.end(
+      `HTTP/1.1 ${status} ${status === 431 ? "Request Header Fields Too Large" : "Bad Request"}\r\n` +
+        `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+    );
+  });
+  const { port } = http.address() as AddressInfo;
+  const host = config.host.includes(":") ? `[${config.host}]` : config.host;
+  const url = `http://${host}:${port}`;
+  logger.info({ url, dialect: db.dialect }, "wrenn server listening");
+  return {
+    ...server,
+    url,
+    db,
+    async close() {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await db.close();
+    },
+  };
+}

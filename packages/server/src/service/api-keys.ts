@@ -1,0 +1,80 @@
+import type { Logger } from "pino";
+import { API_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/index.js";
+import { type ApiKeyRow, isId, newId, nowIso, type Store } from "../db/index.js";
+import { ServerError } from "../errors.js";
+import type { TeamPrincipal, UserPrincipal } from "./principals.js";
+
+/** An API key as listed: never the key itself, only its first characters. */
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  prefix: string;
+  createdAt: string;
+  lastUsedAt: string | null;
+}
+
+/** Recording every use would be a write per request; once a minute is enough to show activity. */
+const LAST_USED_GRANULARITY_MS = 60_000;
+
+/** A team's API keys: create (shown once), list, delete, and authenticate requests with them. */
+export class ApiKeyService {
+  constructor(
+    private readonly store: Store,
+    private readonly logger: Logger,
+  ) {}
+
+  async create(principal: UserPrincipal, name: string): Promise<ApiKeyView & { key: string }> {
+    const { key, hash, prefix } = generateApiKey();
+    const row: ApiKeyRow = {
+      id: newId(),
+      teamId: principal.teamId,
+      name,
+      keyHash: hash,
+      keyPrefix: prefix,
+      createdBy: principal.userId,
+      createdAt: nowIso(),
+      lastUsedAt: null,
+    };
+    await this.store.apiKeys.insert(row);
+    this.logger.info(
+      { op: "api_key.create", teamId: row.teamId, apiKeyId: row.id },
+      "api key created",
+    );
+    return { ...toView(row), key };
+  }
+
+  async list(teamId: string): Promise<ApiKeyView[]> {
+    return (await this.store.apiKeys.list(teamId)).map(toView);
+  }
+
+  async delete(teamId: string, id: string): Promise<void> {
+    if (!isId(id) || !(await this.store.apiKeys.delete(teamId, id))) {
+      throw new ServerError("not_found", `api key ${JSON.stringify(id)} not found`);
+    }
+    this.logger.info({ op: "api_key.delete", teamId, apiKeyId: id }, "api key deleted");
+  }
+
+  /** The team a key belongs to; unauthenticated for anything that is not a live key. */
+  async authenticate(key: string): Promise<TeamPrincipal> {
+    if (!key.startsWith(API_KEY_PREFIX)) {
+      throw new ServerError("unauthenticated", "API key is not valid");
+    }
+    const row = await this.store.apiKeys.findByHash(hashApiKey(key));
+    if (!row) throw new ServerError("unauthenticated", "API key is not valid");
+    const now = new Date();
+    if (!row.lastUsedAt || now.getTime() - Date.parse(row.lastUsedAt) > LAST_USED_GRANULARITY_MS) {
+      await this.store.apiKeys.touch(row.id, nowIso(now));
+    }
+    return { kind: "api_key", teamId: row.teamId, apiKeyId: row.id };
+  }
+}
+
+function toView(row: ApiKeyRow): ApiKeyView {
+  return {
+    id: row.id,
+    name: row.name,
+    prefix: row.keyPrefix,
+    createdAt: row.createdAt,
+    lastUsedAt: row.lastUsedAt,
+  };
+}

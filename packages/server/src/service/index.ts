@@ -1,0 +1,53 @@
+import type { Logger } from "pino";
+import type { TokenIssuer } from "../auth/index.js";
+import type { Store } from "../db/index.js";
+import { AccountService } from "./accounts.js";
+import { ApiKeyService } from "./api-keys.js";
+import { HostService } from "./hosts.js";
+import { type AgentHost, type SandboxDefaults, SandboxService } from "./sandboxes.js";
+import { SnapshotService } from "./snapshots.js";
+
+export type { LoginResult, SignupResult } from "./accounts.js";
+export { AccountService } from "./accounts.js";
+export type { ApiKeyView } from "./api-keys.js";
+export { ApiKeyService } from "./api-keys.js";
+export { HostService } from "./hosts.js";
+export { isSafeName, SAFE_NAME } from "./names.js";
+export type { TeamPrincipal, UserPrincipal } from "./principals.js";
+export type {
+  AgentClient,
+  AgentHost,
+  CreateSandboxInput,
+  ListSandboxesInput,
+  SandboxDefaults,
+} from "./sandboxes.js";
+export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SandboxService } from "./sandboxes.js";
+export { SnapshotService } from "./snapshots.js";
+
+/** Every operation the API (and later the dashboard and E2B-compatible API) can call. */
+export interface Services {
+  accounts: AccountService;
+  apiKeys: ApiKeyService;
+  sandboxes: SandboxService;
+  snapshots: SnapshotService;
+  hosts: HostService;
+}
+
+export interface ServiceDeps {
+  store: Store;
+  tokens: TokenIssuer;
+  logger: Logger;
+  /** Without one, sandboxes can be read but not created or driven (503 unavailable). */
+  agent?: AgentHost | undefined;
+  sandboxDefaults: SandboxDefaults;
+}
+
+export function createServices(deps: ServiceDeps): Services {
+  return {
+    accounts: new AccountService(deps.store, deps.tokens, deps.logger),
+    apiKeys: new ApiKeyService(deps.store, deps.logger),
+    sandboxes: new SandboxService(deps.store, deps.agent, deps.sandboxDefaults, deps.logger),
+    snapshots: new SnapshotService(deps.store, deps.agent, deps.logger),
+    hosts: new HostService(deps.store),
+  };
+}

@@ -1,0 +1,314 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Client } from "@connectrpc/connect";
+import {
+  type Sandbox as AgentSandbox,
+  SandboxState as AgentState,
+  type HostAgentService,
+} from "@wrenn/proto/agent";
+import type { Logger } from "pino";
+import {
+  isId,
+  newId,
+  nowIso,
+  type Page,
+  type SandboxPatch,
+  type SandboxRecord,
+  type SandboxState,
+  type Store,
+} from "../db/index.js";
+import { ServerError } from "../errors.js";
+import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
+import { elapsed } from "./elapsed.js";
+
+export type AgentClient = Client<typeof HostAgentService>;
+
+/** A host agent and the id its sandboxes are recorded under. */
+export interface AgentHost {
+  client: AgentClient;
+  hostId: string;
+}
+
+export interface SandboxDefaults {
+  template: string;
+}
+
+export interface CreateSandboxInput {
+  /** A base template name; default `defaults.template`. Ignored when `snapshot` is set. */
+  template?: string;
+  /** A team snapshot by name; the sandbox gets the snapshot's resources. */
+  snapshot?: string;
+  vcpus?: number;
+  memoryMb?: number;
+  diskSizeMb?: number;
+  /** Seconds of inactivity before auto-pause; 0 (default) never pauses. */
+  timeoutSec?: number;
+  metadata?: Record<string, string>;
+  /** Handed to the agent only: never stored by the server (they are often secrets). */
+  envs?: Record<string, string>;
+  allowInternetAccess?: boolean;
+}
+
+export interface ListSandboxesInput {
+  states?: readonly SandboxState[];
+  metadata?: Record<string, string>;
+  limit?: number;
+  cursor?: string;
+}
+
+const agentStates: Record<AgentState, SandboxState> = {
+  [AgentState.UNSPECIFIED]: "error",
+  [AgentState.PENDING]: "pending",
+  [AgentState.RUNNING]: "running",
+  [AgentState.PAUSED]: "paused",
+  [AgentState.STOPPED]: "stopped",
+  [AgentState.ERROR]: "error",
+};
+
+export const DEFAULT_PAGE_SIZE = 100;
+export const MAX_PAGE_SIZE = 1000;
+
+/**
+ * Sandbox lifecycle for one team: the database is the state of record, the agent does the work.
+ * Every call is team-scoped; another team's id answers not_found exactly like a missing one.
+ */
+export class SandboxService {
+  constructor(
+    private readonly store: Store,
+    /** The host every sandbox lands on (single-host mode: the embedded agent); none = reads only. */
+    private readonly host: AgentHost | undefined,
+    private readonly defaults: SandboxDefaults,
+    private readonly logger: Logger,
+  ) {}
+
+  private get agent(): AgentClient {
+    if (!this.host)
+      throw new ServerError("unavailable", "no host agent is connected to this server");
+    return this.host.client;
+  }
+
+  async create(teamId: string, input: CreateSandboxInput): Promise<SandboxRecord> {
+    const started = performance.now();
+    const agent = this.agent;
+    let template = input.template ?? this.defaults.template;
+    let snapshotId: string | null = null;
+    let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
+    if (input.snapshot !== undefined) {
+      const snapshot = await this.store.templates.getByName(teamId, input.snapshot);
+      if (!snapshot)
+        throw new ServerError("not_found", `snapshot ${JSON.stringify(input.snapshot)} not found`);
+      // Agent-side snapshot names are global to the host; the row id keeps teams apart.
+      template = snapshot.id;
+      snapshotId = snapshot.id;
+      ({ vcpus, memoryMb, diskSizeMb } = snapshot);
+    }
+    const now = nowIso();
+    const id = newId();
+    // Recorded first as pending, so a create that dies half-way is visible to the reconciler.
+    await this.store.sandboxes.insert({
+      id,
+      teamId,
+      hostId: this.host?.hostId ?? null,
+      template: input.snapshot ?? template,
+      snapshotId,
+      state: "pending",
+      vcpus,
+      memoryMb,
+      diskSizeMb,
+      timeoutSec: input.timeoutSec ?? 0,
+      metadata: input.metadata ?? {},
+      createdAt: now,
+      updatedAt: now,
+      lastActiveAt: now,
+      stoppedAt: null,
+    });
+    let created: AgentSandbox | undefined;
+    try {
+      const res = await agent.createSandbox({
+        sandboxId: id,
+        template,
+        vcpus,
+        memoryMb,
+        diskSizeMb,
+        timeoutSec: input.timeoutSec ?? 0,
+        envs: input.envs ?? {},
+        metadata: input.metadata ?? {},
+        allowInternetAccess: input.allowInternetAccess ?? true,
+      });
+      created = res.sandbox;
+      if (!created) throw new ServerError("internal", "agent returned no sandbox");
+    } catch (err) {
+      // Nothing half-made survives a failed create: the agent's part, then the row.
+      await agent.destroySandbox({ sandboxId: id }).catch(() => {});
+      await this.store.sandboxes.delete(teamId, id);
+      this.logger.warn(
+        { op: "sandbox.create", teamId, sandboxId: id, err, ms: elapsed(started) },
+        "create failed",
+      );
+      throw fromAgentError(err, "create sandbox");
+    }
+    const record = await this.apply(teamId, id, this.patchFrom(created));
+    this.logger.info(
+      { op: "sandbox.create", teamId, sandboxId: id, ms: elapsed(started) },
+      "sandbox created",
+    );
+    return record;
+  }
+
+  async list(teamId: string, input: ListSandboxesInput = {}): Promise<Page<SandboxRecord>> {
+    const limit = input.limit ?? DEFAULT_PAGE_SIZE;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) {
+      throw new ServerError(
+        "invalid_argument",
+        `limit: must be an integer in [1, ${MAX_PAGE_SIZE}]`,
+      );
+    }
+    return this.store.sandboxes.list({
+      teamId,
+      limit,
+      ...(input.states ? { states: input.states } : {}),
+      ...(input.metadata ? { metadata: input.metadata } : {}),
+      ...(input.cursor ? { cursor: input.cursor } : {}),
+    });
+  }
+
+  async get(teamId: string, id: string): Promise<SandboxRecord> {
+    const record = isId(id) ? await this.store.sandboxes.get(teamId, id) : undefined;
+    if (!record) throw new ServerError("not_found", `sandbox ${JSON.stringify(id)} not found`);
+    return record;
+  }
+
+  /** Removes the sandbox from its host; the row stays, as `stopped`. */
+  async destroy(teamId: string, id: string): Promise<void> {
+    const started = performance.now();
+    const record = await this.live(teamId, id);
+    try {
+      await this.agent.destroySandbox({ sandboxId: record.id });
+    } catch (err) {
+      if (!isAgentNotFound(err)) throw fromAgentError(err, "destroy sandbox");
+    }
+    const now = nowIso();
+    await this.apply(teamId, id, { state: "stopped", stoppedAt: now }, now);
+    this.logger.info(
+      { op: "sandbox.destroy", teamId, sandboxId: id, ms: elapsed(started) },
+      "sandbox destroyed",
+    );
+  }
+
+  /** Freezes a running sandbox; pausing a paused one is a no-op. */
+  async pause(teamId: string, id: string): Promise<SandboxRecord> {
+    const started = performance.now();
+    const record = await this.live(teamId, id);
+    if (record.state === "paused") return record;
+    this.require(record, "running", "pause");
+    const res = await this.agent.pauseSandbox({ sandboxId: id }).catch((err: unknown) => {
+      throw fromAgentError(err, "pause sandbox");
+    });
+    const updated = await this.apply(teamId, id, this.patchFrom(res.sandbox, { state: "paused" }));
+    this.logger.info(
+      { op: "sandbox.pause", teamId, sandboxId: id, ms: elapsed(started) },
+      "sandbox paused",
+    );
+    return updated;
+  }
+
+  /** Thaws a paused sandbox (optionally with a new timeout); resuming a running one is a no-op. */
+  async resume(
+    teamId: string,
+    id: string,
+    options: { timeoutSec?: number } = {},
+  ): Promise<SandboxRecord> {
+    const started = performance.now();
+    const record = await this.live(teamId, id);
+    if (record.state === "running" && options.timeoutSec === undefined) return record;
+    if (record.state === "running")
+      return this.setTimeout(teamId, id, options.timeoutSec ?? record.timeoutSec);
+    this.require(record, "paused", "resume");
+    const res = await this.agent
+      .resumeSandbox({
+        sandboxId: id,
+        // The TTL survives pause/resume: send the stored one unless the caller sets another.
+        timeoutSec: options.timeoutSec ?? record.timeoutSec,
+      })
+      .catch((err: unknown) => {
+        throw fromAgentError(err, "resume sandbox");
+      });
+    const updated = await this.apply(teamId, id, this.patchFrom(res.sandbox, { state: "running" }));
+    this.logger.info(
+      { op: "sandbox.resume", teamId, sandboxId: id, ms: elapsed(started) },
+      "sandbox resumed",
+    );
+    return updated;
+  }
+
+  /** Counts as activity: resets the agent's inactivity timer and `last_active_at`. */
+  async ping(teamId: string, id: string): Promise<SandboxRecord> {
+    const record = await this.live(teamId, id);
+    this.require(record, "running", "ping");
+    const res = await this.agent.pingSandbox({ sandboxId: id }).catch((err: unknown) => {
+      throw fromAgentError(err, "ping sandbox");
+    });
+    const lastActiveAt = res.lastActiveAt ? nowIso(timestampDate(res.lastActiveAt)) : nowIso();
+    return this.apply(teamId, id, { lastActiveAt });
+  }
+
+  async setTimeout(teamId: string, id: string, timeoutSec: number): Promise<SandboxRecord> {
+    const record = await this.live(teamId, id);
+    if (record.state !== "running" && record.state !== "paused") {
+      throw new ServerError(
+        "failed_precondition",
+        `cannot set the timeout of sandbox ${id}: it is ${record.state}, not running or paused`,
+      );
+    }
+    const res = await this.agent
+      .setSandboxTimeout({ sandboxId: id, timeoutSec })
+      .catch((err: unknown) => {
+        throw fromAgentError(err, "set sandbox timeout");
+      });
+    return this.apply(teamId, id, this.patchFrom(res.sandbox, { timeoutSec }));
+  }
+
+  /** A sandbox that has not been destroyed; stopped ones are gone as far as operations go. */
+  private async live(teamId: string, id: string): Promise<SandboxRecord> {
+    const record = await this.get(teamId, id);
+    if (record.state === "stopped") {
+      throw new ServerError("not_found", `sandbox ${JSON.stringify(id)} was destroyed`);
+    }
+    return record;
+  }
+
+  private require(record: SandboxRecord, state: SandboxState, action: string): void {
+    if (record.state !== state) {
+      throw new ServerError(
+        "failed_precondition",
+        `cannot ${action} sandbox ${record.id}: it is ${record.state}, not ${state}`,
+      );
+    }
+  }
+
+  /** What the agent reports, as a patch of the row (the agent knows the real limits it applied). */
+  private patchFrom(sandbox: AgentSandbox | undefined, fallback: SandboxPatch = {}): SandboxPatch {
+    if (!sandbox) return fallback;
+    return {
+      state: agentStates[sandbox.state],
+      vcpus: sandbox.vcpus,
+      memoryMb: sandbox.memoryMb,
+      diskSizeMb: sandbox.diskSizeMb,
+      timeoutSec: sandbox.timeoutSec,
+      ...(sandbox.lastActiveAt
+        ? { lastActiveAt: nowIso(timestampDate(sandbox.lastActiveAt)) }
+        : {}),
+    };
+  }
+
+  private async apply(
+    teamId: string,
+    id: string,
+    patch: SandboxPatch,
+    at = nowIso(),
+  ): Promise<SandboxRecord> {
+    const updated = await this.store.sandboxes.update(teamId, id, patch, at);
+    // Only a concurrent delete of the row gets here.
+    if (!updated) throw new ServerError("not_found", `sandbox ${JSON.stringify(id)} not found`);
+    return updated;
+  }
+}

@@ -1,0 +1,101 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { Logger } from "pino";
+import {
+  isId,
+  isUniqueViolation,
+  newId,
+  nowIso,
+  type Store,
+  type TemplateRow,
+} from "../db/index.js";
+import { ServerError } from "../errors.js";
+import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
+import { elapsed } from "./elapsed.js";
+import { isSafeName } from "./names.js";
+import type { AgentClient, AgentHost } from "./sandboxes.js";
+
+/**
+ * Team snapshots: named templates made from a sandbox's filesystem. On the agent a snapshot is
+ * named by the row id (agent names are global to the host); teams see their own names.
+ */
+export class SnapshotService {
+  constructor(
+    private readonly store: Store,
+    private readonly host: AgentHost | undefined,
+    private readonly logger: Logger,
+  ) {}
+
+  private get agent(): AgentClient {
+    if (!this.host)
+      throw new ServerError("unavailable", "no host agent is connected to this server");
+    return this.host.client;
+  }
+
+  async create(teamId: string, sandboxId: string, name: string): Promise<TemplateRow> {
+    const started = performance.now();
+    const sandbox = isId(sandboxId) ? await this.store.sandboxes.get(teamId, sandboxId) : undefined;
+    if (!sandbox || sandbox.state === "stopped") {
+      throw new ServerError("not_found", `sandbox ${JSON.stringify(sandboxId)} not found`);
+    }
+    if (await this.store.templates.getByName(teamId, name)) {
+      throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`);
+    }
+    const id = newId();
+    const res = await this.agent.createSnapshot({ sandboxId, name: id }).catch((err: unknown) => {
+      throw fromAgentError(err, "create snapshot");
+    });
+    const made = res.snapshot;
+    const row: TemplateRow = {
+      id,
+      teamId,
+      name,
+      sourceSandboxId: sandboxId,
+      hostId: sandbox.hostId,
+      baseTemplate: made?.baseTemplate || sandbox.template,
+      vcpus: made?.vcpus || sandbox.vcpus,
+      memoryMb: made?.memoryMb || sandbox.memoryMb,
+      diskSizeMb: made?.diskSizeMb || sandbox.diskSizeMb,
+      createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
+    };
+    try {
+      await this.store.templates.insert(row);
+    } catch (err) {
+      // Lost a race for the name: take back what the agent made.
+      await this.agent.deleteSnapshot({ name: id }).catch(() => {});
+      if (isUniqueViolation(err)) {
+        throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`, {
+          cause: err,
+        });
+      }
+      throw err;
+    }
+    this.logger.info(
+      { op: "snapshot.create", teamId, sandboxId, snapshotId: id, ms: elapsed(started) },
+      "snapshot created",
+    );
+    return row;
+  }
+
+  list(teamId: string): Promise<TemplateRow[]> {
+    return this.store.templates.list(teamId);
+  }
+
+  /** By id, or else by name; fails with failed_precondition while sandboxes still use it. */
+  async delete(teamId: string, idOrName: string): Promise<void> {
+    const started = performance.now();
+    const row =
+      (isId(idOrName) ? await this.store.templates.get(teamId, idOrName) : undefined) ??
+      (isSafeName(idOrName) ? await this.store.templates.getByName(teamId, idOrName) : undefined);
+    if (!row) throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
+    try {
+      await this.agent.deleteSnapshot({ name: row.id });
+    } catch (err) {
+      if (!isAgentNotFound(err)) throw fromAgentError(err, "delete snapshot");
+    }
+    await this.store.templates.delete(teamId, row.id);
+    this.logger.info(
+      { op: "snapshot.delete", teamId, snapshotId: row.id, ms: elapsed(started) },
+      "snapshot deleted",
+    );
+  }
+}
