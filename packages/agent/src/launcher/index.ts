@@ -6,6 +6,7 @@ export {
   killSandbox,
   launchSandbox,
   SANDBOX_CAPABILITIES,
+  SANDBOX_OOM_SCORE_ADJ,
 } from "./launch.js";
 export type { ProcStat } from "./proc.js";
 export { readProcStat } from "./proc.js";

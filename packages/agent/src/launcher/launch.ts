@@ -29,10 +29,22 @@ export const SANDBOX_CAPABILITIES: readonly string[] = [
 
 const SANDBOX_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-// Runs as the sandbox's future first process: joins the cgroups by writing its own pid, then
-// execs (same pid) setpriv twice (bounding set), nsenter (netns) and bwrap. So nothing of the
-// sandbox ever runs outside its cgroup. $1 = number of cgroup.procs files, the files, then argv.
-const JOIN_CGROUPS_AND_EXEC = `n=$1; shift
+/**
+ * oom_score_adj every sandbox process starts with: when the host runs out of memory, the kernel
+ * kills sandbox processes before the agent and other host daemons (adj 0). Inside, without
+ * CAP_SYS_RESOURCE, nothing can go below 0, so a sandbox never ranks under the host's daemons.
+ * Within a sandbox's memory cgroup all processes start equal; envd raising the processes it
+ * starts (to 1000) makes the kernel pick them rather than envd when the sandbox is out of memory.
+ */
+export const SANDBOX_OOM_SCORE_ADJ = 200;
+
+// Runs as the sandbox's future first process: joins the cgroups by writing its own pid, sets
+// its OOM score, then execs (same pid) setpriv twice (bounding set), nsenter (netns) and bwrap.
+// So nothing of the sandbox ever runs outside its cgroup.
+// $1 = number of cgroup.procs files, the files, then argv.
+const JOIN_CGROUPS_AND_EXEC = `echo ${SANDBOX_OOM_SCORE_ADJ} > /proc/self/oom_score_adj ||
+  { echo "wrenn-launch: cannot set oom_score_adj" >&2; exit 125; }
+n=$1; shift
 while [ "$n" -gt 0 ]; do
   echo $$ > "$1" || { echo "wrenn-launch: cannot join cgroup $1" >&2; exit 125; }
   shift; n=$((n - 1))
@@ -81,6 +93,13 @@ function bwrapArgs(
     "/",
     "--proc",
     "/proc",
+    // bwrap covers /proc/sys read-only only when it cannot write it: its access(W_OK) test
+    // fails on that directory even for root, so as real root it leaves the sysctls writable
+    // and the sandbox's root could set host-wide ones (kernel.core_pattern runs a program as
+    // host root). The sysctl tree is one per kernel: bind it read-only over the new /proc.
+    "--ro-bind",
+    "/proc/sys",
+    "/proc/sys",
     "--dev",
     "/dev",
     "--ro-bind",

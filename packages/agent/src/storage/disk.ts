@@ -180,7 +180,9 @@ function assertMountablePath(path: string): void {
 /**
  * Mounts the sandbox's root: read-only `lowerDirs` (top first) under the disk's upper dir.
  * redirect_dir, metacopy and index stay off so the upper dir is self-contained: it can be frozen
- * into a layer (freezeUpperToLayer) and stacked on the same lowers later.
+ * into a layer (freezeUpperToLayer) and stacked on the same lowers later. nosuid and nodev
+ * because the merged dir is on the host too: a setuid-root file or a device node the sandbox's
+ * root made must never work there (inside, no_new_privs and the sandbox's own /dev rule anyway).
  */
 export async function mountRootfs(
   disk: SandboxDisk,
@@ -198,6 +200,8 @@ export async function mountRootfs(
     "redirect_dir=off",
     "metacopy=off",
     "index=off",
+    "nosuid",
+    "nodev",
   ].join(",");
   await runCommand("mount", ["-t", "overlay", "overlay", "-o", options, mergedDir]);
   return mergedDir;
