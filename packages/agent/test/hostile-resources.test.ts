@@ -44,7 +44,9 @@ describe("hostile sandbox: resources", { timeout: 180_000 }, () => {
     const otherBefore = await medianMs(15, () => execTrue(other.user));
     const hostBefore = await medianMs(15, hostExec);
 
-    runInBackground(bomb.user, "b() { b | b & }; b", hx.defer);
+    // Each call also leaves a sleeper behind, so once the bomb hits the limit it stays there
+    // (a bare bomb's shells die when fork fails, and a sample can miss its peak).
+    runInBackground(bomb.user, "b() { sleep 600 & b | b & }; b", hx.defer);
     let peak = 0;
     for (let i = 0; i < 200 && peak < PIDS_LIMIT - 2; i++) {
       peak = Math.max(peak, (await hx.runtime.metrics(bomb.id)).pids);
@@ -93,35 +95,27 @@ describe("hostile sandbox: resources", { timeout: 180_000 }, () => {
     }
   });
 
-  it("envd among many mid-size processes: protected once its children rank above it, else reported", async () => {
+  it("envd among many mid-size processes: its children rank above it, so envd survives", async () => {
     // 7 × 24 MiB of touched buffers in 128 MiB: the OOM killer must pick some.
-    const hogs = (raise: boolean) =>
-      `for i in 1 2 3 4 5 6 7; do (${raise ? "echo 1000 > /proc/self/oom_score_adj; " : ""}exec dd if=/dev/zero of=/dev/null bs=24M count=50 2>/dev/null) & done; wait; echo done`;
-    const [ranked, flat, other] = await Promise.all([
-      hx.create("oom-ranked", { memoryMb: 128 }),
-      hx.create("oom-flat", { memoryMb: 128 }),
+    const hogs =
+      "for i in 1 2 3 4 5 6 7; do (exec dd if=/dev/zero of=/dev/null bs=24M count=50 2>/dev/null) & done; wait; echo done";
+    const [s, other] = await Promise.all([
+      hx.create("oom-many", { memoryMb: 128 }),
       hx.create("oom-other"),
     ]);
-    // Every sandbox process starts at SANDBOX_OOM_SCORE_ADJ (the host's daemons are at 0) and
-    // can never rank itself below the host's: below 0 needs CAP_SYS_RESOURCE.
-    const adj = await flat.root.sh(
+    // The sandbox starts at SANDBOX_OOM_SCORE_ADJ (the host's daemons are at 0); envd puts what
+    // it starts at the top, and nothing can rank itself below the host (needs CAP_SYS_RESOURCE).
+    const adj = await s.root.sh(
       `cat /proc/1/oom_score_adj /proc/self/oom_score_adj; echo -1 > /proc/self/oom_score_adj; echo lower=$?`,
     );
-    expect(adj.stdout).toBe(`${SANDBOX_OOM_SCORE_ADJ}\n${SANDBOX_OOM_SCORE_ADJ}\nlower=1\n`);
+    expect(adj.stdout).toBe(`${SANDBOX_OOM_SCORE_ADJ}\n1000\nlower=1\n`);
 
-    // Children above envd (what envd should do for every process it starts): envd survives.
-    const res = await ranked.user.sh(hogs(true));
+    const res = await s.user.sh(hogs);
     expect(res.stdout).toBe("done\n");
-    expect((await ranked.user.sh("echo alive")).stdout).toBe("alive\n");
-    expect(hx.runtime.get(ranked.id).state).toBe("running");
-
-    // Children equal to envd: envd (the biggest) may be the victim; the sandbox is then
-    // reported as an error rather than left hanging, and nothing else is touched.
-    await flat.user.sh(hogs(false)).catch(() => undefined);
-    const envdAlive = await envdAliveOrReported(hx.runtime, flat.id, flat.user);
-    console.log(`oom with children equal to envd: envd ${envdAlive ? "survived" : "was killed"}`);
+    expect((await s.user.sh("echo alive")).stdout).toBe("alive\n");
+    expect(hx.runtime.get(s.id).state).toBe("running");
     expect((await other.user.sh("echo alive")).stdout).toBe("alive\n");
-    for (const s of [ranked, flat, other]) await hx.runtime.destroy(s.id);
+    for (const x of [s, other]) await hx.runtime.destroy(x.id);
   });
 
   it("tmpfs (/dev/shm) is no way around the disk limit: its pages count against memory", async () => {
