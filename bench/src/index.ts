@@ -1,9 +1,10 @@
+import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { type Figure, printTable } from "./stats.js";
 
 // Each suite measures one layer and compares it with a plain baseline taken in the same run,
 // since absolute times on a shared machine mean little.
-const suites: Record<string, () => Promise<Figure[]>> = { envd: benchEnvd };
+const suites: Record<string, () => Promise<Figure[]>> = { envd: benchEnvd, agent: benchAgent };
 
 const only = process.argv.slice(2);
 const figures: Figure[] = [];

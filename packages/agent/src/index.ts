@@ -4,6 +4,7 @@ export type { AgentErrorCode } from "./errors.js";
 export { AgentError } from "./errors.js";
 export type { Logger } from "./logger/index.js";
 export { createLogger, StepTimer, silentLogger } from "./logger/index.js";
+export { AddressPool, removeHostFirewall } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export { EnvdProxy, parseProxyPath } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
@@ -20,7 +21,13 @@ export type {
   SandboxStatus,
   SnapshotInfo,
   TemplateSummary,
+  WarmPoolTarget,
 } from "./runtime/index.js";
-export { DEFAULT_LIMITS, ENVD_PORT, NamespaceRuntime } from "./runtime/index.js";
+export {
+  DEFAULT_LIMITS,
+  ENVD_PORT,
+  NamespaceRuntime,
+  SANDBOX_HOSTNAME,
+} from "./runtime/index.js";
 export type { SandboxPhase, SandboxRecord, SnapshotRecord } from "./state/index.js";
 export { assertSandboxId, isSandboxId, StateStore } from "./state/index.js";

@@ -14,7 +14,7 @@ import { defaultEnvdDir } from "../src/config/index.js";
 import { silentLogger } from "../src/logger/index.js";
 import { AddressPool } from "../src/network/index.js";
 import { type Agent, createAgent } from "../src/rpc/index.js";
-import { NamespaceRuntime } from "../src/runtime/index.js";
+import { NamespaceRuntime, SANDBOX_HOSTNAME } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { keepHostState } from "./contract/host-state.js";
 import { findLeaks } from "./contract/leaks.js";
@@ -145,7 +145,8 @@ describe("agent over Connect", { timeout: 60_000 }, () => {
     });
     const envd = new EnvdClient(`${server.url}/sandboxes/${id}/envd`);
     expect(await envd.sh("echo hello from $(hostname)")).toMatchObject({
-      stdout: `hello from ${id}\n`,
+      // One neutral hostname for every sandbox: a pooled one is launched before its id exists.
+      stdout: `hello from ${SANDBOX_HOSTNAME}\n`,
       exitCode: 0,
     });
     const metrics = await client.getSandboxMetrics({ sandboxId: id });

@@ -36,6 +36,20 @@ runtimeContract("namespace", {
     }),
 });
 
+// Again with a warm pool: after the first create builds the template, creates claim pooled
+// sandboxes (named by resource ids of their own) and everything above must hold the same.
+runtimeContract("namespace with a warm pool", {
+  template: "test-minimal",
+  makeRuntime: (agentDir) =>
+    new NamespaceRuntime({
+      agentDir,
+      envdDir: defaultEnvdDir(),
+      logger: silentLogger(),
+      addressPool: new AddressPool(`${net}.0/26`),
+      warmPool: [{ template: "test-minimal", size: 1, diskSizeMb: 64 }],
+    }),
+});
+
 describe("namespace runtime", { timeout: 60_000 }, () => {
   it("marks a sandbox whose processes died as error, and destroy still removes everything", async () => {
     const restoreHost = await keepHostState();

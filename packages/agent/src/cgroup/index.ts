@@ -1,6 +1,6 @@
 import { access, readdir } from "node:fs/promises";
 import { AgentError } from "../errors.js";
-import { assertSandboxId } from "../network/command.js";
+import { assertSandboxId } from "../state/index.js";
 import { removeTree } from "./cgroup-fs.js";
 import { type CgroupLayout, detectCgroupLayout } from "./layout.js";
 import type { CgroupLimits, SandboxCgroup } from "./types.js";
@@ -26,6 +26,7 @@ function validateLimits(limits: CgroupLimits): void {
   positive("vcpus", limits.vcpus, false);
   positive("memoryMb", limits.memoryMb, true);
   positive("pidsLimit", limits.pidsLimit, true);
+  positive("cpuWeight", limits.cpuWeight, true);
 }
 
 let detected: Promise<CgroupLayout> | undefined;

@@ -6,6 +6,8 @@ export interface CgroupLimits {
   memoryMb?: number;
   /** Most tasks (processes and threads) alive at once. */
   pidsLimit?: number;
+  /** Share of contended CPU time, 1..10000 (cgroup v2 cpu.weight; 100 is the default). */
+  cpuWeight?: number;
 }
 
 /** A figure is null when its controller is not available on this host. */
@@ -35,6 +37,8 @@ export interface SandboxCgroup {
    * into every procs file and then execs argv (same pid), before argv runs a single instruction.
    */
   wrapCommand(argv: readonly string[]): string[];
+  /** Rewrites the given limits of a live cgroup (omitted ones stay as they are). */
+  setLimits(limits: CgroupLimits): Promise<void>;
   addProcess(pid: number): Promise<void>;
   /** Pids of the processes in the cgroup. */
   pids(): Promise<number[]>;

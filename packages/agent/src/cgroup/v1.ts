@@ -31,18 +31,32 @@ export class V1Cgroup implements SandboxCgroup {
 
   async create(limits: CgroupLimits): Promise<void> {
     for (const path of this.paths) await mkdir(path, { recursive: true });
+    await this.setLimits(limits);
+  }
+
+  async setLimits(limits: CgroupLimits): Promise<void> {
     const { cpu, memory, pids } = this.dirs;
     if (limits.vcpus !== undefined) {
       await writeValue(`${cpu}/cpu.cfs_period_us`, CFS_PERIOD_US);
       await writeValue(`${cpu}/cpu.cfs_quota_us`, Math.round(limits.vcpus * CFS_PERIOD_US));
     }
+    if (limits.cpuWeight !== undefined) {
+      // cpu.shares: 1024 is the default, as weight 100 is on v2; 2 is the least.
+      await writeValue(
+        `${cpu}/cpu.shares`,
+        Math.max(2, Math.round((limits.cpuWeight * 1024) / 100)),
+      );
+    }
     if (limits.memoryMb !== undefined) {
       const bytes = limits.memoryMb * 1024 * 1024;
-      await writeValue(`${memory}/memory.limit_in_bytes`, bytes);
+      const memLimit = `${memory}/memory.limit_in_bytes`;
       // memsw = memory + swap: equal to the memory limit means no swap. Absent without swapaccount.
-      if ((await readText(`${memory}/memory.memsw.limit_in_bytes`)) !== null) {
-        await writeValue(`${memory}/memory.memsw.limit_in_bytes`, bytes);
-      }
+      // The kernel keeps memory <= memsw at every step, so a raise writes memsw first.
+      const memsw = `${memory}/memory.memsw.limit_in_bytes`;
+      const current = await readText(memsw);
+      const files = current === null ? [memLimit] : [memLimit, memsw];
+      if (current !== null && bytes > Number(current)) files.reverse();
+      for (const file of files) await writeValue(file, bytes);
     }
     if (limits.pidsLimit !== undefined) await writeValue(`${pids}/pids.max`, limits.pidsLimit);
   }

@@ -50,7 +50,7 @@ export class V2Cgroup implements SandboxCgroup {
 
   async create(limits: CgroupLimits): Promise<void> {
     const controllers = [
-      ...(limits.vcpus !== undefined ? ["cpu"] : []),
+      ...(limits.vcpus !== undefined || limits.cpuWeight !== undefined ? ["cpu"] : []),
       ...(limits.memoryMb !== undefined ? ["memory"] : []),
       ...(limits.pidsLimit !== undefined ? ["pids"] : []),
     ];
@@ -58,12 +58,18 @@ export class V2Cgroup implements SandboxCgroup {
     await mkdir(`${this.root}/${this.parent}`, { recursive: true });
     await enableControllers(`${this.root}/${this.parent}`, controllers);
     await mkdir(this.dir);
+    await this.setLimits(limits);
+  }
+
+  async setLimits(limits: CgroupLimits): Promise<void> {
     if (limits.vcpus !== undefined) {
       await writeValue(
         `${this.dir}/cpu.max`,
         `${Math.round(limits.vcpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`,
       );
     }
+    if (limits.cpuWeight !== undefined)
+      await writeValue(`${this.dir}/cpu.weight`, limits.cpuWeight);
     if (limits.memoryMb !== undefined) {
       await writeValue(`${this.dir}/memory.max`, limits.memoryMb * 1024 * 1024);
       if ((await readText(`${this.dir}/memory.swap.max`)) !== null) {

@@ -1,6 +1,11 @@
 import { homedir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
+import type { WarmPoolTarget } from "../runtime/index.js";
+import { isSafeName } from "../template/index.js";
+
+/** The template a sandbox gets when the request names none. */
+export const DEFAULT_TEMPLATE = "base";
 
 /** Everything the agent reads from its environment (`WRENN_*`). */
 export interface AgentConfig {
@@ -19,6 +24,11 @@ export interface AgentConfig {
    * carry `authorization: Bearer <token>`. Needed whenever the agent listens beyond loopback.
    */
   token?: string;
+  /**
+   * `WRENN_WARM_POOL`: ready sandboxes kept per template, so creates skip the launch. Either a
+   * count for the default template (default 2; 0 disables) or `template=count,…`.
+   */
+  warmPool: WarmPoolTarget[];
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -34,7 +44,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     envdDir: resolve(env.WRENN_ENVD_DIR || defaultEnvdDir()),
     logLevel: env.WRENN_LOG_LEVEL || "info",
     token: env.WRENN_AGENT_TOKEN || undefined,
+    warmPool: parseWarmPool(env.WRENN_WARM_POOL ?? "2"),
   };
+}
+
+export function parseWarmPool(value: string): WarmPoolTarget[] {
+  const count = (text: string) => {
+    const n = Number(text);
+    if (text.trim() === "" || !Number.isInteger(n) || n < 0 || n > 64) {
+      throw new Error(`WRENN_WARM_POOL: not a count from 0 to 64: ${text}`);
+    }
+    return n;
+  };
+  if (!value.includes("=")) return [{ template: DEFAULT_TEMPLATE, size: count(value) }];
+  return value.split(",").map((entry) => {
+    const [template = "", size = ""] = entry.split("=").map((s) => s.trim());
+    if (!isSafeName(template)) {
+      throw new Error(`WRENN_WARM_POOL: not a template name: ${template}`);
+    }
+    return { template, size: count(size) };
+  });
 }
 
 /** The envd bundle of this checkout/installation (packages/envd/dist). */

@@ -1,2 +1,2 @@
 export type { AgentConfig } from "./config.js";
-export { defaultEnvdDir, loadConfig } from "./config.js";
+export { DEFAULT_TEMPLATE, defaultEnvdDir, loadConfig, parseWarmPool } from "./config.js";

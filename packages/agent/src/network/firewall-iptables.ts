@@ -1,4 +1,4 @@
-import { type CommandSpec, runCommand } from "./command.js";
+import { type CommandSpec, runCommand } from "../host/index.js";
 
 /** iptables spells the "wv*" wildcard with a plus. */
 const SB = "wv+";

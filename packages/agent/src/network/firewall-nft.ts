@@ -1,4 +1,4 @@
-import { CommandError, type CommandSpec, runCommand } from "./command.js";
+import { CommandError, type CommandSpec, runCommand } from "../host/index.js";
 import { HOST_IF_PATTERN } from "./names.js";
 
 const TABLE = ["inet", "wrenn"];

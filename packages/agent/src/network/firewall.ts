@@ -1,7 +1,7 @@
 import { readFile, writeFile } from "node:fs/promises";
 import { AgentError } from "../errors.js";
+import type { CommandSpec } from "../host/index.js";
 import { sandboxCidrFromEnv } from "./address-pool.js";
-import type { CommandSpec } from "./command.js";
 import { iptablesFirewall } from "./firewall-iptables.js";
 import { nftFirewall } from "./firewall-nft.js";
 

@@ -1,3 +1,6 @@
+export type { CommandResult, CommandSpec } from "../host/index.js";
+export { CommandError, runCommand, runCommands } from "../host/index.js";
+export { assertSandboxId } from "../state/index.js";
 export type { Ipv4Cidr, SandboxAddresses } from "./address-pool.js";
 export {
   AddressPool,
@@ -7,10 +10,14 @@ export {
   parseIpv4,
   sandboxCidrFromEnv,
 } from "./address-pool.js";
-export type { CommandResult, CommandSpec } from "./command.js";
-export { assertSandboxId, CommandError, runCommand, runCommands } from "./command.js";
 export type { FirewallBackendName, HostFirewallOptions, HostFirewallState } from "./firewall.js";
-export { ensureHostFirewall, listInternetMembers, removeHostFirewall } from "./firewall.js";
+export {
+  addInternetMemberCommand,
+  ensureHostFirewall,
+  listInternetMembers,
+  removeHostFirewall,
+  removeInternetMember,
+} from "./firewall.js";
 export { hostIfName, netnsName, SANDBOX_IF } from "./names.js";
 export type { CreateNetworkOptions, NetworkDebris, SandboxNetwork } from "./network.js";
 export {

@@ -1,14 +1,9 @@
 import { access, readdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
+import { CommandError, type CommandSpec, runCommand, runCommands } from "../host/index.js";
+import { assertSandboxId } from "../state/index.js";
 import type { AddressPool, SandboxAddresses } from "./address-pool.js";
-import {
-  assertSandboxId,
-  CommandError,
-  type CommandSpec,
-  runCommand,
-  runCommands,
-} from "./command.js";
 import { addInternetMemberCommand, listInternetMembers, removeInternetMember } from "./firewall.js";
 import { hostIfName, isHostIfName, netnsName, SANDBOX_IF, sandboxIdOfNetns } from "./names.js";
 
@@ -53,7 +48,8 @@ async function exists(path: string): Promise<boolean> {
 function isGone(err: unknown): boolean {
   return (
     err instanceof CommandError &&
-    /Cannot find device|No such file or directory|does not exist/.test(err.stderr)
+    // "No such device": the veth vanished with its netns between the lookup and the delete.
+    /Cannot find device|No such device|No such file or directory|does not exist/.test(err.stderr)
   );
 }
 

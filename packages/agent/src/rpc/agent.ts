@@ -50,7 +50,12 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
   const logger = options.logger ?? createLogger(config.logLevel);
   const runtime =
     options.runtime ??
-    new NamespaceRuntime({ agentDir: config.agentDir, envdDir: config.envdDir, logger });
+    new NamespaceRuntime({
+      agentDir: config.agentDir,
+      envdDir: config.envdDir,
+      logger,
+      warmPool: config.warmPool,
+    });
   const reaper = new Reaper({ runtime, logger, intervalMs: options.reaperIntervalMs });
   const service = createHostAgentService({ runtime, reaper, agentDir: config.agentDir, version });
   const routes = (router: ConnectRouter) => {

@@ -1,5 +1,10 @@
-export type { NamespaceRuntimeOptions } from "./namespace/index.js";
-export { DEFAULT_LIMITS, ENVD_PORT, NamespaceRuntime } from "./namespace/index.js";
+export type { NamespaceRuntimeOptions, WarmPoolTarget } from "./namespace/index.js";
+export {
+  DEFAULT_LIMITS,
+  ENVD_PORT,
+  NamespaceRuntime,
+  SANDBOX_HOSTNAME,
+} from "./namespace/index.js";
 export type {
   AdoptReport,
   Runtime,

@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../errors.js";
-import { assertSandboxId } from "./sandbox-id.js";
+import { assertSandboxId, isSandboxId } from "./sandbox-id.js";
 
 /**
  * Where a sandbox is in its life, as recorded on disk. `creating` is written before the first
@@ -11,9 +11,17 @@ import { assertSandboxId } from "./sandbox-id.js";
  */
 export type SandboxPhase = "creating" | "running" | "paused" | "destroying";
 
-/** `<agentDir>/sandboxes/<id>/sandbox.json` (snake_case on disk, like templates). */
+/**
+ * `<agentDir>/sandboxes/<resourceId>/sandbox.json` (snake_case on disk, like templates).
+ * Host resources (netns, veth, cgroup, disk) are named by `resourceId`; `id` is what callers see.
+ */
 export interface SandboxRecord {
+  /** The public id; for a pooled (unclaimed) sandbox, equal to its resource id. */
   id: string;
+  /** Names the sandbox's directory and host resources: the public id for a cold create. */
+  resourceId: string;
+  /** Made ahead of time for the warm pool and not claimed by any caller yet. */
+  pooled: boolean;
   runtime: string;
   phase: SandboxPhase;
   template: string;
@@ -80,39 +88,43 @@ export class StateStore {
 
   /** Atomic: a crash leaves the old record or the new one, never half of one. */
   async write(record: SandboxRecord): Promise<void> {
-    const dir = this.sandboxDir(record.id);
+    assertSandboxId(record.id);
+    const dir = this.sandboxDir(record.resourceId);
     await mkdir(dir, { recursive: true, mode: 0o700 });
     const tmp = join(dir, `.${RECORD}.${randomBytes(4).toString("hex")}`);
     await writeFile(tmp, `${JSON.stringify(toJson(record), null, 2)}\n`, { mode: 0o600 });
     await rename(tmp, join(dir, RECORD));
   }
 
-  async read(id: string): Promise<SandboxRecord | undefined> {
+  /** The record in `sandboxes/<resourceId>/`. */
+  async read(resourceId: string): Promise<SandboxRecord | undefined> {
     let text: string;
     try {
-      text = await readFile(join(this.sandboxDir(id), RECORD), "utf8");
+      text = await readFile(join(this.sandboxDir(resourceId), RECORD), "utf8");
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
       throw AgentError.from(err);
     }
-    return fromJson(id, text);
+    return fromJson(resourceId, text);
   }
 
-  /** Ids of every sandbox directory, including ones whose record never got written. */
+  /** Resource ids of every sandbox directory, including ones whose record never got written. */
   async ids(): Promise<string[]> {
     const names = await readdir(this.dir).catch(() => [] as string[]);
     return names.filter((n) => !n.startsWith(".")).sort();
   }
 
   /** Removes the sandbox's directory (its resources must already be gone). */
-  async remove(id: string): Promise<void> {
-    await rm(this.sandboxDir(id), { recursive: true, force: true });
+  async remove(resourceId: string): Promise<void> {
+    await rm(this.sandboxDir(resourceId), { recursive: true, force: true });
   }
 }
 
 function toJson(r: SandboxRecord): Record<string, unknown> {
   return {
     id: r.id,
+    resource_id: r.resourceId,
+    pooled: r.pooled,
     runtime: r.runtime,
     phase: r.phase,
     template: r.template,
@@ -130,20 +142,29 @@ function toJson(r: SandboxRecord): Record<string, unknown> {
   };
 }
 
-function fromJson(id: string, text: string): SandboxRecord {
+function fromJson(resourceId: string, text: string): SandboxRecord {
   // biome-ignore lint/suspicious/noExplicitAny: parsed JSON, checked field by field below.
   let raw: any;
   try {
     raw = JSON.parse(text);
   } catch (err) {
-    throw new AgentError("internal", `sandbox ${id}: unreadable ${RECORD}`, { cause: err });
+    throw new AgentError("internal", `sandbox ${resourceId}: unreadable ${RECORD}`, { cause: err });
   }
   const phases: SandboxPhase[] = ["creating", "running", "paused", "destroying"];
-  if (raw?.id !== id || !phases.includes(raw.phase) || !Array.isArray(raw.layers)) {
-    throw new AgentError("internal", `sandbox ${id}: malformed ${RECORD}`);
+  // Records from before the warm pool have no resource_id: theirs was the public id.
+  const rid = raw?.resource_id ?? raw?.id;
+  if (
+    rid !== resourceId ||
+    !isSandboxId(String(raw.id)) ||
+    !phases.includes(raw.phase) ||
+    !Array.isArray(raw.layers)
+  ) {
+    throw new AgentError("internal", `sandbox ${resourceId}: malformed ${RECORD}`);
   }
   return {
-    id,
+    id: raw.id,
+    resourceId,
+    pooled: raw.pooled === true,
     runtime: String(raw.runtime),
     phase: raw.phase,
     template: String(raw.template),

@@ -3,7 +3,7 @@ import { lstat, mkdir, open, readdir, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
-import { CommandError, runCommand } from "../network/command.js";
+import { CommandError, runCommand } from "../host/index.js";
 import { mountsUnder, readMountInfo } from "./mountinfo.js";
 
 /** Layout of one sandbox's storage directory. */

@@ -1,6 +1,6 @@
 import { access, mkdir, rename, rm } from "node:fs/promises";
 import { AgentError } from "../errors.js";
-import { runCommand } from "../network/command.js";
+import { runCommand } from "../host/index.js";
 import { partialName } from "./disk.js";
 
 /**

@@ -15,7 +15,11 @@ export interface ExecResult {
 export class EnvdClient {
   private readonly process;
 
-  constructor(readonly baseUrl: string) {
+  /** `user` names who commands run as (E2B's Basic auth); envd's default user otherwise. */
+  constructor(
+    readonly baseUrl: string,
+    private readonly user?: string,
+  ) {
     this.process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
   }
 
@@ -26,7 +30,12 @@ export class EnvdClient {
     let exitCode = -1;
     const stream = this.process.start(
       { process: { cmd: "/bin/sh", args: ["-c", script] } },
-      { signal: options.signal ?? AbortSignal.timeout(30_000) },
+      {
+        signal: options.signal ?? AbortSignal.timeout(30_000),
+        headers: this.user
+          ? { authorization: `Basic ${Buffer.from(`${this.user}:`).toString("base64")}` }
+          : undefined,
+      },
     );
     for await (const res of stream) {
       const event = res.event?.event;

@@ -1,5 +1,8 @@
 import http from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Process } from "@wrenn/proto/process";
 import { AgentError } from "../../errors.js";
 
 /** One GET /health; true on 2xx. Connection refused (envd not listening yet) is false. */
@@ -36,5 +39,58 @@ export async function waitForEnvd(opts: {
       throw new AgentError("unavailable", `envd did not answer within ${opts.timeoutMs} ms`);
     }
     await sleep(attempt < 50 ? 2 : 20);
+  }
+}
+
+/** POST /init: defaults (envs, user, workdir) for the processes envd starts from now on. */
+export function initEnvd(
+  envd: { host: string; port: number },
+  body: { envVars?: Record<string, string>; defaultUser?: string; defaultWorkdir?: string },
+): Promise<void> {
+  const payload = JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        ...envd,
+        method: "POST",
+        path: "/init",
+        agent: false,
+        timeout: 5_000,
+        headers: {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(payload),
+        },
+      },
+      (res) => {
+        res.resume();
+        if ((res.statusCode ?? 500) < 300) resolve();
+        else reject(new AgentError("internal", `envd /init answered ${res.statusCode}`));
+      },
+    );
+    req.on("timeout", () => req.destroy(new AgentError("unavailable", "envd /init timed out")));
+    req.on("error", (err) => reject(AgentError.from(err)));
+    req.end(payload);
+  });
+}
+
+/**
+ * Runs `true` through envd a few times, so that the code of an exec (Connect handler, spawn,
+ * streaming) is compiled before a caller's first command instead of during it.
+ */
+export async function warmUpEnvd(envd: { host: string; port: number }, runs = 3): Promise<void> {
+  const client = createClient(
+    Process,
+    createConnectTransport({ baseUrl: `http://${envd.host}:${envd.port}`, httpVersion: "1.1" }),
+  );
+  for (let i = 0; i < runs; i++) {
+    for await (const res of client.start(
+      { process: { cmd: "true" } },
+      { signal: AbortSignal.timeout(10_000) },
+    )) {
+      const event = res.event?.event;
+      if (event?.case === "end" && event.value.exitCode !== 0) {
+        throw new AgentError("internal", `warm-up exec exited ${event.value.exitCode}`);
+      }
+    }
   }
 }

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
@@ -8,10 +9,13 @@ import { isSandboxAlive, killSandbox, launchSandbox } from "../../launcher/index
 import { StepTimer } from "../../logger/index.js";
 import {
   AddressPool,
+  addInternetMemberCommand,
   createNetwork,
   ensureHostFirewall,
   openNetwork,
+  removeInternetMember,
   removeNetwork,
+  runCommands,
   type SandboxNetwork,
 } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
@@ -34,10 +38,19 @@ import type {
   SnapshotInfo,
   TemplateSummary,
 } from "../types.js";
-import { waitForEnvd } from "./envd-health.js";
+import { initEnvd, waitForEnvd, warmUpEnvd } from "./envd-health.js";
+import { WarmPool, type WarmPoolTarget } from "./warm-pool.js";
 
 export const ENVD_PORT = 49983;
 const WATCH_INTERVAL_MS = 2_000;
+/** Every sandbox's hostname: a pooled one is launched before its id is known. */
+export const SANDBOX_HOSTNAME = "sandbox";
+/**
+ * CPU weight (v2 scale, 100 = default) of a pooled sandbox: its start yields the CPU to
+ * sandboxes in use, whose commands would otherwise wait behind a refill. Restored on claim.
+ */
+const POOLED_CPU_WEIGHT = 10;
+const CPU_WEIGHT = 100;
 
 /** Limits a sandbox gets when the request leaves them at 0. */
 export const DEFAULT_LIMITS = { vcpus: 1, memoryMb: 512, diskSizeMb: 1024 } as const;
@@ -54,6 +67,13 @@ export interface NamespaceRuntimeOptions {
   pidsLimit?: number;
   /** How long create waits for envd's /health. */
   envdReadyTimeoutMs?: number;
+  /**
+   * Ready sandboxes kept per template (none by default). A template's pool fills once the
+   * template exists: at adopt if it is built already, else after the first create builds it.
+   */
+  warmPool?: readonly WarmPoolTarget[];
+  /** Quiet time after a claim before the refill starts (default 100 ms). */
+  warmPoolRefillDelayMs?: number;
 }
 
 /** What the runtime holds for a live sandbox. */
@@ -83,7 +103,9 @@ export class NamespaceRuntime implements Runtime {
   /** Disks made ahead of time, so a create renames one instead of running mkfs and mount. */
   private readonly disks: DiskPool;
   private readonly logger: Logger;
+  /** By public id; pooled sandboxes are only in `warm`. */
   private readonly sandboxes = new Map<string, Live>();
+  private readonly warm: WarmPool<Live>;
   private readonly opts: NamespaceRuntimeOptions;
   private firewall: Promise<unknown> | undefined;
   private watcher: NodeJS.Timeout | undefined;
@@ -95,6 +117,23 @@ export class NamespaceRuntime implements Runtime {
     this.templateStore = new TemplateStore({ agentDir: opts.agentDir, logger: this.logger });
     this.pool = opts.addressPool ?? new AddressPool();
     this.disks = new DiskPool({ dir: join(opts.agentDir, "disk-pool"), log: this.logger });
+    this.warm = new WarmPool<Live>({
+      targets: opts.warmPool ?? [],
+      make: (target) => this.makePooled(target),
+      discard: (live) => this.teardown(live.record.resourceId, live.record, new StepTimer()),
+      logger: this.logger,
+      refillDelayMs: opts.warmPoolRefillDelayMs ?? 100,
+    });
+  }
+
+  /** Ready sandboxes in the warm pool now. */
+  get warmPoolSize(): number {
+    return this.warm.size;
+  }
+
+  /** Resolves once no warm-pool refill is under way. */
+  warmPoolIdle(): Promise<void> {
+    return this.warm.idle();
   }
 
   async create(spec: SandboxSpec, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
@@ -110,8 +149,20 @@ export class NamespaceRuntime implements Runtime {
       this.templateStore.ensureTemplate(spec.template),
     );
     const limits = lockedLimits(spec, template);
+    // Snapshots lock their own limits and layers: those always take the cold path.
+    const claimed = template.kind === "base" ? await this.claim(spec, limits, timer) : undefined;
+    if (claimed) {
+      this.logger.info(
+        { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
+        "sandbox created from the warm pool",
+      );
+      this.warm.fill();
+      return this.info(claimed);
+    }
     const record: SandboxRecord = {
       id,
+      resourceId: id,
+      pooled: false,
       runtime: this.name,
       phase: "creating",
       template: template.name,
@@ -129,26 +180,140 @@ export class NamespaceRuntime implements Runtime {
       throw new AgentError("already_exists", `sandbox ${id} already exists`);
     this.sandboxes.set(id, live);
 
-    const created = this.build(live, spec, template, timer, options.signal);
+    const created = this.build(live, spec.envs, template, timer, options.signal);
     live.queue = created.catch(() => {});
     await created;
     this.logger.info(
       { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
       "sandbox created",
     );
+    // The template may have just been built: the pool can fill now.
+    this.warm.fill();
     return this.info(live);
+  }
+
+  /**
+   * A ready sandbox from the warm pool, made the caller's: its limits, internet access and envs
+   * are applied live and its record is rewritten under the public id. Undefined when the pool
+   * has none that fits (or claiming failed, leaving the caller to the cold path).
+   */
+  private async claim(
+    spec: SandboxSpec,
+    limits: ReturnType<typeof lockedLimits>,
+    timer: StepTimer,
+  ): Promise<Live | undefined> {
+    for (;;) {
+      if (this.sandboxes.has(spec.id)) {
+        throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
+      }
+      const live = this.warm.take(spec.template, (l) => l.record.diskSizeMb === limits.diskSizeMb);
+      if (!live) return undefined;
+      const { record } = live;
+      // Taken and listed synchronously: a concurrent create of the same id fails.
+      this.sandboxes.set(spec.id, live);
+      Object.assign(record, {
+        id: spec.id,
+        pooled: false,
+        ...limits,
+        timeoutSec: spec.timeoutSec ?? 0,
+        allowInternetAccess: spec.allowInternetAccess ?? false,
+        metadata: spec.metadata ?? {},
+        createdAt: new Date().toISOString(),
+        autoPaused: false,
+      });
+      try {
+        await timer.step("claim", async () => {
+          if (!(await isSandboxAlive(record.process!))) {
+            throw new AgentError("internal", "the pooled sandbox exited");
+          }
+          const envd = { host: live.network!.sandboxAddress, port: ENVD_PORT };
+          await Promise.all([
+            live.cgroup!.setLimits({
+              vcpus: record.vcpus,
+              memoryMb: record.memoryMb,
+              cpuWeight: CPU_WEIGHT,
+            }),
+            record.allowInternetAccess && this.setInternet(live.network!, true),
+            spec.envs &&
+              Object.keys(spec.envs).length > 0 &&
+              initEnvd(envd, { envVars: spec.envs }),
+          ]);
+        });
+        // Until this write the record says pooled: a crash before it leaves debris, not a sandbox.
+        await timer.step("record", () => this.state.write(record));
+        return live;
+      } catch (err) {
+        this.sandboxes.delete(spec.id);
+        this.logger.warn(
+          { op: "claim", sandboxId: spec.id, resourceId: record.resourceId, err },
+          "warm sandbox unusable, removing it",
+        );
+        void this.teardown(record.resourceId, record, new StepTimer()).then((errors) => {
+          if (errors.length > 0) this.logger.error({ errors }, "warm sandbox cleanup failed");
+        });
+      }
+    }
+  }
+
+  /** One ready sandbox for the warm pool, under a resource id of its own. */
+  private async makePooled(target: WarmPoolTarget): Promise<Live> {
+    const template = await this.templateStore.getTemplate(target.template);
+    const resourceId = `pool-${randomBytes(6).toString("hex")}`;
+    const record: SandboxRecord = {
+      id: resourceId,
+      resourceId,
+      pooled: true,
+      runtime: this.name,
+      phase: "creating",
+      template: template.name,
+      layers: template.layers,
+      ...DEFAULT_LIMITS,
+      diskSizeMb: target.diskSizeMb ?? DEFAULT_LIMITS.diskSizeMb,
+      timeoutSec: 0,
+      allowInternetAccess: false,
+      metadata: {},
+      createdAt: new Date().toISOString(),
+      autoPaused: false,
+    };
+    const live: Live = { record, state: "pending", queue: Promise.resolve() };
+    const timer = new StepTimer();
+    // A failure is rolled back by build (or left recorded for the next start to remove).
+    await this.build(live, undefined, template, timer, undefined);
+    try {
+      await timer.step("warm-up", () =>
+        warmUpEnvd({ host: live.network!.sandboxAddress, port: ENVD_PORT }),
+      );
+    } catch (err) {
+      await throwAll(this.teardown(resourceId, record, new StepTimer()));
+      throw err;
+    }
+    this.logger.debug(
+      { op: "pool", resourceId, template: template.name, ms: timer.ms, steps: timer.steps },
+      "warm sandbox ready",
+    );
+    return live;
+  }
+
+  /** Live change of the sandbox's membership in the firewall's internet set. */
+  private async setInternet(network: SandboxNetwork, allow: boolean): Promise<void> {
+    if (allow) {
+      await runCommands([await addInternetMemberCommand(network.hostIf, network.sandboxAddress)]);
+    } else {
+      await removeInternetMember(network.hostIf);
+    }
   }
 
   /** The steps of create, each undone (newest first) if a later one fails. */
   private async build(
     live: Live,
-    spec: SandboxSpec,
+    envs: Record<string, string> | undefined,
     template: TemplateInfo,
     timer: StepTimer,
     signal: AbortSignal | undefined,
   ): Promise<void> {
     const { record } = live;
-    const { id } = record;
+    // Host resources are named by the resource id (the public id, unless made for the pool).
+    const id = record.resourceId;
     const rollback: (() => Promise<unknown>)[] = [];
     try {
       await timer.step("record", () => this.state.write(record));
@@ -196,6 +361,7 @@ export class NamespaceRuntime implements Runtime {
           vcpus: record.vcpus,
           memoryMb: record.memoryMb,
           pidsLimit: this.opts.pidsLimit ?? 1024,
+          ...(record.pooled && { cpuWeight: POOLED_CPU_WEIGHT }),
         });
         const made = live.cgroup;
         rollback.push(() => made.remove());
@@ -211,8 +377,8 @@ export class NamespaceRuntime implements Runtime {
           netnsPath,
           cgroupProcsFiles: live.cgroup!.procsFiles,
           envdDir: this.opts.envdDir,
-          hostname: id,
-          envs: spec.envs,
+          hostname: SANDBOX_HOSTNAME,
+          envs,
           logFile: join(sandboxDir, "envd.log"),
         }),
       );
@@ -244,13 +410,21 @@ export class NamespaceRuntime implements Runtime {
       if (rollbackErrors.length === 0) {
         await this.state.remove(id).catch((rmErr) => rollbackErrors.push(rmErr));
       }
-      if (rollbackErrors.length === 0) this.sandboxes.delete(id);
+      if (rollbackErrors.length === 0) this.sandboxes.delete(record.id);
       else {
         live.state = "error";
         live.error = `create failed and so did its cleanup: ${String(rollbackErrors[0])}`;
       }
       this.logger.warn(
-        { op: "create", sandboxId: id, ms: timer.ms, steps: timer.steps, err, rollbackErrors },
+        {
+          op: "create",
+          sandboxId: record.id,
+          resourceId: id,
+          ms: timer.ms,
+          steps: timer.steps,
+          err,
+          rollbackErrors,
+        },
         "sandbox create failed",
       );
       if (signal?.aborted) throw new AgentError("unavailable", "create was cancelled");
@@ -264,7 +438,7 @@ export class NamespaceRuntime implements Runtime {
       const timer = new StepTimer();
       live.record.phase = "destroying";
       await timer.step("record", () => this.state.write(live.record));
-      const errors = await this.teardown(id, live.record, timer);
+      const errors = await this.teardown(live.record.resourceId, live.record, timer);
       if (errors.length > 0) {
         live.state = "error";
         live.error = errors.map((e) => e.message).join("; ");
@@ -439,27 +613,37 @@ export class NamespaceRuntime implements Runtime {
       .catch((err) => report.errors.push(AgentError.from(err)));
     // Ready disks are not trusted across a restart: made again on demand.
     report.errors.push(...(await this.disks.prune()));
+    const inUse = new Set([...this.sandboxes.values()].map((live) => live.record.resourceId));
+    // Directories are named by resource id; a claimed sandbox is adopted under its public id.
     for (const id of await this.state.ids()) {
-      if (this.sandboxes.has(id)) continue;
+      if (inUse.has(id)) continue;
       const timer = new StepTimer();
       let record: SandboxRecord | undefined;
       try {
         assertSandboxId(id);
         record = await this.state.read(id);
-        if (record && (record.phase === "running" || record.phase === "paused")) {
+        // Pooled and never claimed: removed (the pool refills with fresh ones below).
+        const adoptable = record?.phase === "running" || record?.phase === "paused";
+        if (record && adoptable && !record.pooled && !this.sandboxes.has(record.id)) {
           const live = await this.reopen(record);
           if (live) {
-            this.sandboxes.set(id, live);
-            report.adopted.push(id);
+            this.sandboxes.set(record.id, live);
+            report.adopted.push(record.id);
             this.logger.info(
-              { op: "adopt", sandboxId: id, state: live.state, ms: timer.ms },
+              {
+                op: "adopt",
+                sandboxId: record.id,
+                resourceId: id,
+                state: live.state,
+                ms: timer.ms,
+              },
               "sandbox adopted",
             );
             continue;
           }
         }
       } catch (err) {
-        this.logger.warn({ sandboxId: id, err }, "sandbox cannot be adopted, removing it");
+        this.logger.warn({ resourceId: id, err }, "sandbox cannot be adopted, removing it");
       }
       const errors = await this.teardown(id, record, timer);
       if (errors.length === 0) report.cleaned.push(id);
@@ -467,7 +651,9 @@ export class NamespaceRuntime implements Runtime {
       this.logger.info(
         {
           op: "cleanup",
-          sandboxId: id,
+          sandboxId: record?.id,
+          resourceId: id,
+          pooled: record?.pooled,
           phase: record?.phase,
           ms: timer.ms,
           steps: timer.steps,
@@ -476,28 +662,33 @@ export class NamespaceRuntime implements Runtime {
         "sandbox debris removed",
       );
     }
+    this.warm.fill();
     return report;
   }
 
+  /** Claimed sandboxes keep running; pooled ones are removed (nobody could ever use them). */
   async close(): Promise<void> {
     clearInterval(this.watcher);
     this.watcher = undefined;
+    const errors = await this.warm.drain();
     await Promise.allSettled([...this.sandboxes.values()].map((live) => live.queue));
     // The ready disks hold loop devices and mounts: not left behind by a clean stop.
-    const errors = await this.disks.clear();
+    errors.push(...(await this.disks.clear()));
     this.sandboxes.clear();
-    if (errors.length > 0) throw new AggregateError(errors, "cannot remove the disk pool");
+    if (errors.length > 0) {
+      throw new AggregateError(errors, "cannot remove the warm pool or the disk pool");
+    }
   }
 
   /** Handles of a recorded sandbox, if every part of it is still there and its envd runs. */
   private async reopen(record: SandboxRecord): Promise<Live | undefined> {
     if (!record.process || !(await isSandboxAlive(record.process))) return undefined;
-    const sandboxDir = this.state.sandboxDir(record.id);
-    const disk = await openSandboxDisk(storageDir(sandboxDir));
-    const cgroup = await openCgroup(record.id);
-    const network = await openNetwork(record.id, this.pool);
+    const rid = record.resourceId;
+    const disk = await openSandboxDisk(storageDir(this.state.sandboxDir(rid)));
+    const cgroup = await openCgroup(rid);
+    const network = await openNetwork(rid, this.pool);
     if (!disk || !cgroup || !network) {
-      if (network) this.pool.release(record.id);
+      if (network) this.pool.release(rid);
       return undefined;
     }
     const frozen = await cgroup.isFrozen();
@@ -516,7 +707,7 @@ export class NamespaceRuntime implements Runtime {
    * (all are idempotent) and all failures are returned. The record goes only if all succeeded.
    */
   private async teardown(
-    id: string,
+    resourceId: string,
     record: SandboxRecord | undefined,
     timer: StepTimer,
   ): Promise<Error[]> {
@@ -530,19 +721,18 @@ export class NamespaceRuntime implements Runtime {
     };
     if (record?.process) await attempt("kill", () => killSandbox(record.process!));
     // Also kills whatever got into the cgroup if the process was never recorded.
-    await attempt("cgroup", async () => (await openCgroup(id))?.remove());
+    await attempt("cgroup", async () => (await openCgroup(resourceId))?.remove());
     await attempt("network", async () => {
-      const failures = await removeNetwork(id);
-      this.pool.release(id);
+      const failures = await removeNetwork(resourceId);
+      this.pool.release(resourceId);
       if (failures.length > 0) throw new AggregateError(failures, failures.join("; "));
     });
-    const sandboxDir = this.state.sandboxDir(id);
+    const sandboxDir = this.state.sandboxDir(resourceId);
     await attempt("disk", () => throwAll(destroySandboxDisk(storageDir(sandboxDir))));
-    if (errors.length === 0) await attempt("record", () => this.state.remove(id));
+    if (errors.length === 0) await attempt("record", () => this.state.remove(resourceId));
     return errors;
   }
 
-  /** Before any sandbox runs: sandbox→host, sandbox→sandbox and private ranges dropped. */
   /**
    * A sandbox whose first process died (envd crashed, OOM-killed, killed from outside) turns
    * to `error`; its resources stay until it is destroyed.

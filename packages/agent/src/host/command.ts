@@ -67,12 +67,3 @@ export function runCommands(commands: readonly CommandSpec[]): Promise<CommandRe
     .join(" && ");
   return runCommand("/bin/sh", ["-c", script, "sh", ...commands.map((c) => c.input ?? "")]);
 }
-
-/** Sandbox ids end up in netns names, cgroup paths and file names: keep them to a safe alphabet. */
-const sandboxIdPattern = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
-
-export function assertSandboxId(sandboxId: string): void {
-  if (!sandboxIdPattern.test(sandboxId)) {
-    throw new AgentError("invalid_argument", `invalid sandbox id: ${JSON.stringify(sandboxId)}`);
-  }
-}

@@ -1,0 +1,2 @@
+export type { CommandResult, CommandSpec } from "./command.js";
+export { CommandError, runCommand, runCommands } from "./command.js";
