@@ -1,6 +1,6 @@
 import { homedir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join, resolve } from "node:path";
+import { envdDistDir } from "@wrenn/envd";
 import type { WarmPoolTarget } from "../runtime/index.js";
 import { isSafeName } from "../template/index.js";
 
@@ -66,12 +66,7 @@ export function parseWarmPool(value: string): WarmPoolTarget[] {
   });
 }
 
-/** The envd bundle of this checkout/installation (packages/envd/dist). */
+/** The envd bundle of this installation (@wrenn/envd's dist folder): bound into every sandbox. */
 export function defaultEnvdDir(): string {
-  try {
-    return dirname(fileURLToPath(import.meta.resolve("@wrenn/envd")));
-  } catch {
-    // Not resolvable (dist not built yet): the workspace layout is the best guess.
-    return resolve(dirname(fileURLToPath(import.meta.url)), "../../../envd/dist");
-  }
+  return envdDistDir;
 }

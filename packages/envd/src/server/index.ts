@@ -1,0 +1,2 @@
+export type { Envd, EnvdOptions } from "./app.js";
+export { createEnvd } from "./app.js";
