@@ -1,7 +1,13 @@
 import { access, readdir } from "node:fs/promises";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
-import { CommandError, type CommandSpec, runCommand, runCommands } from "../host/index.js";
+import {
+  CommandError,
+  type CommandSpec,
+  Rollback,
+  runCommand,
+  runCommands,
+} from "../host/index.js";
 import { assertSandboxId } from "../state/index.js";
 import type { AddressPool, SandboxAddresses } from "./address-pool.js";
 import { addInternetMemberCommand, listInternetMembers, removeInternetMember } from "./firewall.js";
@@ -88,7 +94,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
 
   const hostCidr = `${addresses.hostAddress}/${addresses.prefixLength}`;
   const sandboxCidr = `${addresses.sandboxAddress}/${addresses.prefixLength}`;
-  const rollback: (() => Promise<void>)[] = [];
+  const rollback = new Rollback();
   const started = performance.now();
 
   try {
@@ -118,24 +124,17 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
     ];
     // Registered before the work: the batch may fail halfway. Undo steps tolerate absence and
     // only ever meet what this call made (existence was checked above).
-    rollback.push(
+    rollback.add(
       () => deleteNetns(netns),
       () => deleteHostIf(hostIf),
     );
     if (allowInternet) {
       commands.push(await addInternetMemberCommand(hostIf, addresses.sandboxAddress));
-      rollback.push(() => removeInternetMember(hostIf));
+      rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
   } catch (err) {
-    const rollbackErrors: unknown[] = [];
-    for (const undo of rollback.reverse()) {
-      try {
-        await undo();
-      } catch (undoErr) {
-        rollbackErrors.push(undoErr);
-      }
-    }
+    const rollbackErrors = await rollback.undo();
     const message = err instanceof Error ? err.message : String(err);
     log?.warn(
       { sandboxId, err: message, rollbackErrors: rollbackErrors.length },

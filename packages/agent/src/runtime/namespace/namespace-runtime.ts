@@ -5,6 +5,7 @@ import { join } from "node:path";
 import type { Logger } from "pino";
 import { createCgroup, openCgroup, type SandboxCgroup } from "../../cgroup/index.js";
 import { AgentError } from "../../errors.js";
+import { Rollback } from "../../host/index.js";
 import { isSandboxAlive, killSandbox, launchSandbox } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
 import {
@@ -314,7 +315,7 @@ export class NamespaceRuntime implements Runtime {
     const { record } = live;
     // Host resources are named by the resource id (the public id, unless made for the pool).
     const id = record.resourceId;
-    const rollback: (() => Promise<unknown>)[] = [];
+    const rollback = new Rollback();
     try {
       await timer.step("record", () => this.state.write(record));
       const sandboxDir = this.state.sandboxDir(id);
@@ -328,7 +329,7 @@ export class NamespaceRuntime implements Runtime {
           pool: this.disks,
         });
         // The undo also unmounts the rootfs below, whatever happens to it.
-        rollback.push(() => throwAll(destroySandboxDisk(storageDir(sandboxDir))));
+        rollback.add(() => throwAll(destroySandboxDisk(storageDir(sandboxDir))));
         await timer.step("rootfs", () =>
           mountRootfs(
             made,
@@ -351,7 +352,7 @@ export class NamespaceRuntime implements Runtime {
           this.pool.release(id);
           throw err;
         }
-        rollback.push(async () => {
+        rollback.add(async () => {
           await throwAll(removeNetwork(id));
           this.pool.release(id);
         });
@@ -364,7 +365,7 @@ export class NamespaceRuntime implements Runtime {
           ...(record.pooled && { cpuWeight: POOLED_CPU_WEIGHT }),
         });
         const made = live.cgroup;
-        rollback.push(() => made.remove());
+        rollback.add(() => made.remove());
       });
       const prepared = await Promise.allSettled([disk, network, cgroup]);
       for (const result of prepared) if (result.status === "rejected") throw result.reason;
@@ -382,7 +383,7 @@ export class NamespaceRuntime implements Runtime {
           logFile: join(sandboxDir, "envd.log"),
         }),
       );
-      rollback.push(() => killSandbox(proc));
+      rollback.add(() => killSandbox(proc));
       record.process = proc;
       await timer.step("record-process", () => this.state.write(record));
       await timer.step("envd-ready", () =>
@@ -398,14 +399,7 @@ export class NamespaceRuntime implements Runtime {
       await this.state.write(record);
       live.state = "running";
     } catch (err) {
-      const rollbackErrors: unknown[] = [];
-      for (const undo of rollback.reverse()) {
-        try {
-          await undo();
-        } catch (undoErr) {
-          rollbackErrors.push(undoErr);
-        }
-      }
+      const rollbackErrors = await rollback.undo();
       // The record stays while anything is left, so the next start finishes the cleanup.
       if (rollbackErrors.length === 0) {
         await this.state.remove(id).catch((rmErr) => rollbackErrors.push(rmErr));
