@@ -271,6 +271,11 @@ export async function benchAgent(): Promise<Figure[]> {
     };
     await burst(warm, "warm pool of 2");
     await burst(cold, "cold");
+    // The same burst against a pool sized for it: what a host expecting bursts would configure.
+    const { a: sized } = await start("10.214.8.0/22", CONCURRENT);
+    await burst(sized, `warm pool of ${CONCURRENT}`);
+    await sized.close();
+    agents.splice(agents.indexOf(sized), 1);
     // The warm agent's pool is not needed past here: its sandboxes would skew the capacity count.
     await warm.close();
     agents.splice(agents.indexOf(warm), 1);
