@@ -2,11 +2,7 @@ import { execFileSync } from "node:child_process";
 import { chmod } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import {
-  Process,
-  Signal,
-  type StreamInputRequestSchema,
-} from "@wrenn/proto/process";
+import { Process, Signal, type StreamInputRequestSchema } from "@wrenn/proto/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { basicAuth, type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
 import { EventReader } from "./helpers/events.js";

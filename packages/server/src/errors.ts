@@ -13,7 +13,8 @@ export type ServerErrorCode =
   | "unsupported_media_type"
   | "resource_exhausted"
   | "internal"
-  | "unavailable";
+  | "unavailable"
+  | "timeout";
 
 /** The one place that decides which HTTP status a code is answered with. */
 export const httpStatusOf: Record<ServerErrorCode, ContentfulStatusCode> = {
@@ -29,6 +30,8 @@ export const httpStatusOf: Record<ServerErrorCode, ContentfulStatusCode> = {
   resource_exhausted: 429,
   internal: 500,
   unavailable: 503,
+  /** A command in a sandbox ran past its `timeout_ms` (it was killed). */
+  timeout: 504,
 };
 
 /** The one error family of the server: every failure it answers carries a machine `code`. */

@@ -6,7 +6,20 @@ export type { DbHandle, DialectName, OpenDbOptions } from "./db/index.js";
 export { migrateToLatest, openDb } from "./db/index.js";
 export type { ServerErrorCode } from "./errors.js";
 export { httpStatusOf, ServerError } from "./errors.js";
-export type { RunningServer } from "./serve.js";
-export { openMigratedDb, startServer } from "./serve.js";
+export type { HttpListener, RunningServer } from "./serve.js";
+export { listenApp, openMigratedDb, startServer } from "./serve.js";
 export type { Services, TeamPrincipal, UserPrincipal } from "./service/index.js";
 export { createServices } from "./service/index.js";
+export type {
+  ClientConfig,
+  EmbeddedAgent,
+  PrerequisiteReport,
+  SingleHost,
+  SingleHostOptions,
+} from "./single-host/index.js";
+export {
+  bootstrapSingleHost,
+  checkPrerequisites,
+  startEmbeddedAgent,
+  startSingleHost,
+} from "./single-host/index.js";

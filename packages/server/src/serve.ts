@@ -27,15 +27,21 @@ export interface RunningServer extends ServerApp {
   close(): Promise<void>;
 }
 
-/** Migrates, then serves the API on `config.host:config.port` until `close()`. */
-export async function startServer(
+export interface HttpListener {
+  /** e.g. http://127.0.0.1:3000 */
+  url: string;
+  /** Stops accepting connections and waits for open ones to finish. */
+  close(): Promise<void>;
+}
+
+/** Serves `app` on `config.host:config.port`. */
+export async function listenApp(
+  app: ServerApp["app"],
   config: ServerConfig,
-  logger: Logger = pino({ level: config.logLevel }),
-): Promise<RunningServer> {
-  const db = await openMigratedDb(config, logger);
-  const server = await createApp({ db, config, logger });
+  logger: Logger,
+): Promise<HttpListener> {
   const http = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
-    const s = serve({ fetch: server.app.fetch, port: config.port, hostname: config.host }, () =>
+    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
       resolve(s),
     );
     s.once("error", reject);
@@ -59,13 +65,27 @@ export async function startServer(
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
-  logger.info({ url, dialect: db.dialect }, "wrenn server listening");
+  logger.info({ url }, "wrenn server listening");
+  return {
+    url,
+    close: () => new Promise<void>((resolve) => http.close(() => resolve())),
+  };
+}
+
+/** Migrates, then serves the API (without an agent) on `config.host:config.port` until `close()`. */
+export async function startServer(
+  config: ServerConfig,
+  logger: Logger = pino({ level: config.logLevel }),
+): Promise<RunningServer> {
+  const db = await openMigratedDb(config, logger);
+  const server = await createApp({ db, config, logger });
+  const http = await listenApp(server.app, config, logger);
   return {
     ...server,
-    url,
+    url: http.url,
     db,
     async close() {
-      await new Promise<void>((resolve) => http.close(() => resolve()));
+      await http.close();
       await db.close();
     },
   };

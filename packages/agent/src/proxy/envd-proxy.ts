@@ -101,8 +101,7 @@ export class EnvdProxy {
       port,
       method: req.method,
       path,
-      // The agent's own credentials never reach the sandbox (envd has X-Access-Token for its own).
-      headers: forwardHeaders(req.headers, ["authorization"]),
+      headers: envdHeaders(req.headers),
     });
     upstream.on("socket", (socket) => socket.setNoDelay(true));
     upstream.on("response", (up) => {
@@ -132,6 +131,25 @@ export class EnvdProxy {
       if (!res.writableFinished) upstream.destroy();
     });
   }
+}
+
+/** Who envd should act as, for callers whose `Authorization` carries the agent's own token. */
+export const ENVD_USER_HEADER = "x-wrenn-envd-user";
+
+/**
+ * The agent's own credentials (Bearer) never reach the sandbox; envd's user selection does:
+ * `Authorization: Basic <user>:` passes through, and `X-Wrenn-Envd-User` becomes it.
+ */
+function envdHeaders(headers: IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out = forwardHeaders(headers, ["authorization", ENVD_USER_HEADER]);
+  const user = headers[ENVD_USER_HEADER];
+  const auth = headers.authorization;
+  if (typeof user === "string" && user) {
+    out.authorization = `Basic ${Buffer.from(`${user}:`).toString("base64")}`;
+  } else if (auth && /^basic\s/i.test(auth)) {
+    out.authorization = auth;
+  }
+  return out;
 }
 
 function forwardHeaders(

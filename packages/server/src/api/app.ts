@@ -15,6 +15,7 @@ import { registerApiKeyRoutes } from "./routes/api-keys.js";
 import { registerAuthRoutes } from "./routes/auth.js";
 import { registerHostRoutes } from "./routes/hosts.js";
 import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
+import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
 
@@ -68,23 +69,25 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
       },
     }),
   );
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: config.bodyLimitBytes,
-      onError: () => {
-        throw new ServerError(
-          "payload_too_large",
-          `request body is larger than ${config.bodyLimitBytes} bytes`,
-        );
-      },
-    }),
+  const limitBody = bodyLimit({
+    maxSize: config.bodyLimitBytes,
+    onError: () => {
+      throw new ServerError(
+        "payload_too_large",
+        `request body is larger than ${config.bodyLimitBytes} bytes`,
+      );
+    },
+  });
+  // File uploads stream through to the sandbox, whatever their size; every other body is bounded.
+  app.use("/v1/*", (c, next) =>
+    STREAMED_BODY_PATH.test(c.req.path) ? next() : limitBody(c, next),
   );
 
   registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
   registerAuthRoutes(app, services);
   registerApiKeyRoutes(app, services);
   registerSandboxRoutes(app, services);
+  registerSandboxIoRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
   return { app, services };

@@ -6,6 +6,8 @@ const codeOf: Partial<Record<Code, ServerErrorCode>> = {
   [Code.NotFound]: "not_found",
   [Code.AlreadyExists]: "already_exists",
   [Code.FailedPrecondition]: "failed_precondition",
+  [Code.PermissionDenied]: "permission_denied",
+  [Code.OutOfRange]: "invalid_argument",
   [Code.ResourceExhausted]: "resource_exhausted",
   [Code.Unavailable]: "unavailable",
   [Code.DeadlineExceeded]: "unavailable",

@@ -3,6 +3,8 @@ import type { TokenIssuer } from "../auth/index.js";
 import type { Store } from "../db/index.js";
 import { AccountService } from "./accounts.js";
 import { ApiKeyService } from "./api-keys.js";
+import { ExecService } from "./exec.js";
+import { FileService } from "./files.js";
 import { HostService } from "./hosts.js";
 import { type AgentHost, type SandboxDefaults, SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
@@ -11,9 +13,20 @@ export type { LoginResult, SignupResult } from "./accounts.js";
 export { AccountService } from "./accounts.js";
 export type { ApiKeyView } from "./api-keys.js";
 export { ApiKeyService } from "./api-keys.js";
+export type { ExecInput, ExecResult } from "./exec.js";
+export {
+  DEFAULT_EXEC_TIMEOUT_MS,
+  ExecService,
+  MAX_EXEC_TIMEOUT_MS,
+  MAX_OUTPUT_BYTES,
+} from "./exec.js";
+export type { Download, FileEntry, UploadedFile } from "./files.js";
+export { FileService } from "./files.js";
 export { HostService } from "./hosts.js";
 export { isSafeName, SAFE_NAME } from "./names.js";
 export type { TeamPrincipal, UserPrincipal } from "./principals.js";
+export type { ReconcileReport } from "./reconciler.js";
+export { RECONCILE_INTERVAL_MS, Reconciler } from "./reconciler.js";
 export type {
   AgentClient,
   AgentHost,
@@ -31,6 +44,8 @@ export interface Services {
   sandboxes: SandboxService;
   snapshots: SnapshotService;
   hosts: HostService;
+  exec: ExecService;
+  files: FileService;
 }
 
 export interface ServiceDeps {
@@ -43,10 +58,13 @@ export interface ServiceDeps {
 }
 
 export function createServices(deps: ServiceDeps): Services {
+  const sandboxes = new SandboxService(deps.store, deps.agent, deps.sandboxDefaults, deps.logger);
   return {
     accounts: new AccountService(deps.store, deps.tokens, deps.logger),
     apiKeys: new ApiKeyService(deps.store, deps.logger),
-    sandboxes: new SandboxService(deps.store, deps.agent, deps.sandboxDefaults, deps.logger),
+    sandboxes,
+    exec: new ExecService(sandboxes, deps.logger),
+    files: new FileService(sandboxes),
     snapshots: new SnapshotService(deps.store, deps.agent, deps.logger),
     hosts: new HostService(deps.store),
   };

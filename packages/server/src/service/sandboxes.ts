@@ -26,6 +26,10 @@ export type AgentClient = Client<typeof HostAgentService>;
 export interface AgentHost {
   client: AgentClient;
   hostId: string;
+  /** The agent's HTTP endpoint; envd of each sandbox is proxied under `/sandboxes/<id>/envd`. */
+  url: string;
+  /** Headers every request to `url` carries (the agent's bearer token). */
+  headers?: Record<string, string>;
 }
 
 export interface SandboxDefaults {
@@ -55,7 +59,8 @@ export interface ListSandboxesInput {
   cursor?: string;
 }
 
-const agentStates: Record<AgentState, SandboxState> = {
+/** The server's name for each state an agent reports. */
+export const agentStates: Record<AgentState, SandboxState> = {
   [AgentState.UNSPECIFIED]: "error",
   [AgentState.PENDING]: "pending",
   [AgentState.RUNNING]: "running",
@@ -265,6 +270,20 @@ export class SandboxService {
         throw fromAgentError(err, "set sandbox timeout");
       });
     return this.apply(teamId, id, this.patchFrom(res.sandbox, { timeoutSec }));
+  }
+
+  /** The host of a running sandbox of the team, for exec and file traffic (paused: refused). */
+  async reachable(teamId: string, id: string): Promise<AgentHost> {
+    const record = await this.live(teamId, id);
+    const host = this.host;
+    if (!host) throw new ServerError("unavailable", "no host agent is connected to this server");
+    if (record.state !== "running") {
+      throw new ServerError(
+        "failed_precondition",
+        `sandbox ${id} is ${record.state}, not running${record.state === "paused" ? ": resume it first" : ""}`,
+      );
+    }
+    return host;
   }
 
   /** A sandbox that has not been destroyed; stopped ones are gone as far as operations go. */

@@ -139,6 +139,25 @@ export class SandboxesRepo {
     return this.get(teamId, id);
   }
 
+  /**
+   * Applies `patch` only while the row is still in state `from` (the reconciler's compare-and-set,
+   * so an API call that changed the row since the agent was asked wins). True when applied.
+   */
+  async transition(
+    id: string,
+    from: SandboxState,
+    patch: SandboxPatch,
+    updatedAt: string,
+  ): Promise<boolean> {
+    const result = await this.db
+      .updateTable("sandboxes")
+      .set({ ...patch, updatedAt })
+      .where("id", "=", id)
+      .where("state", "=", from)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   async delete(teamId: string, id: string): Promise<boolean> {
     const result = await this.db
       .deleteFrom("sandboxes")

@@ -1,0 +1,204 @@
+import http, { type IncomingMessage } from "node:http";
+import type { Readable } from "node:stream";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { createClient } from "@connectrpc/connect";
+import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
+import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
+import { fromAgentError } from "./agent-errors.js";
+import { envdTransport } from "./exec.js";
+import type { AgentHost, SandboxService } from "./sandboxes.js";
+
+export interface FileEntry {
+  name: string;
+  type: "file" | "dir" | "symlink" | "unknown";
+  path: string;
+  size: number;
+  mode: number;
+  permissions: string;
+  owner: string;
+  group: string;
+  modifiedTime: string | null;
+  symlinkTarget: string | null;
+}
+
+export interface UploadedFile {
+  name: string;
+  type: string;
+  path: string;
+}
+
+/** A streamed download: envd's bytes, untouched, with the headers that describe them. */
+export interface Download {
+  body: ReadableStream<Uint8Array>;
+  headers: Record<string, string>;
+}
+
+const fileTypes: Record<FileType, FileEntry["type"]> = {
+  [FileType.UNSPECIFIED]: "unknown",
+  [FileType.FILE]: "file",
+  [FileType.DIRECTORY]: "dir",
+  [FileType.SYMLINK]: "symlink",
+};
+
+function entryOf(e: EntryInfo | undefined): FileEntry {
+  if (!e) throw new ServerError("internal", "envd returned no entry");
+  return {
+    name: e.name,
+    type: fileTypes[e.type] ?? "unknown",
+    path: e.path,
+    size: Number(e.size),
+    mode: e.mode,
+    permissions: e.permissions,
+    owner: e.owner,
+    group: e.group,
+    modifiedTime: e.modifiedTime ? timestampDate(e.modifiedTime).toISOString() : null,
+    symlinkTarget: e.symlinkTarget ?? null,
+  };
+}
+
+const knownCodes = new Set(Object.keys(httpStatusOf));
+const codeOfStatus: Record<number, ServerErrorCode> = {
+  400: "invalid_argument",
+  401: "invalid_argument",
+  403: "permission_denied",
+  404: "not_found",
+  409: "already_exists",
+  412: "failed_precondition",
+  413: "payload_too_large",
+  507: "resource_exhausted",
+};
+
+/** envd's (or the agent proxy's) `{code, message}` answer as a ServerError. */
+async function errorOf(res: Response, context: string): Promise<ServerError> {
+  const body = (await res.json().catch(() => ({}))) as { code?: unknown; message?: unknown };
+  const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
+  const status = codeOfStatus[res.status];
+  let code: ServerErrorCode = status ?? (res.status >= 500 ? "unavailable" : "invalid_argument");
+  // envd's failed_precondition is 412, ours 409; its unauthenticated is a bad user name here.
+  if (status && typeof body.code === "string" && knownCodes.has(body.code)) {
+    code = body.code === "unauthenticated" ? "invalid_argument" : (body.code as ServerErrorCode);
+  }
+  return new ServerError(code, `${context}: ${message}`);
+}
+
+/**
+ * Files of a team's running sandbox. Transfers are piped to and from envd's `/files` through the
+ * agent's proxy, chunk by chunk, so memory stays flat whatever the size; the rest are envd's
+ * Filesystem RPCs.
+ */
+export class FileService {
+  constructor(private readonly sandboxes: SandboxService) {}
+
+  private filesUrl(host: AgentHost, id: string, path: string, user?: string): string {
+    const query = new URLSearchParams({ path });
+    if (user) query.set("username", user);
+    return `${host.url}/sandboxes/${id}/envd/files?${query}`;
+  }
+
+  /**
+   * Streams `body` into the sandbox. `contentType` is the client's: application/octet-stream
+   * writes `path`; multipart/form-data writes each `file` part (into `path` if a directory).
+   */
+  async upload(
+    teamId: string,
+    id: string,
+    input: {
+      path: string;
+      user?: string;
+      /** A Node stream: piped with backpressure (web streams on Node 20 read ahead unbounded). */
+      body: Readable;
+      contentType: string;
+      contentLength?: string;
+    },
+  ): Promise<UploadedFile[]> {
+    const host = await this.sandboxes.reachable(teamId, id);
+    const headers: Record<string, string> = { ...host.headers, "content-type": input.contentType };
+    if (input.contentLength) headers["content-length"] = input.contentLength;
+    else headers["transfer-encoding"] = "chunked";
+    const body = input.body;
+    const res = await new Promise<IncomingMessage>((resolve, reject) => {
+      const req = http.request(this.filesUrl(host, id, input.path, input.user), {
+        method: "POST",
+        headers,
+      });
+      req.once("response", resolve);
+      req.on("error", reject);
+      body.on("error", (err) => req.destroy(err));
+      // A client gone mid-upload cancels it upstream (envd removes the partial file).
+      body.once("close", () => {
+        if (!body.readableEnded) req.destroy(new Error("client went away mid-upload"));
+      });
+      body.pipe(req);
+    }).catch((err: unknown) => {
+      throw new ServerError("unavailable", `upload: ${(err as Error).message}`, { cause: err });
+    });
+    const chunks: Buffer[] = [];
+    for await (const chunk of res) chunks.push(chunk as Buffer);
+    const answer = new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502 });
+    if (!answer.ok) {
+      // envd answered before reading everything: discard the rest so the client gets the error.
+      body.unpipe();
+      body.resume();
+      throw await errorOf(answer, "upload");
+    }
+    return (await answer.json()) as UploadedFile[];
+  }
+
+  async download(
+    teamId: string,
+    id: string,
+    input: { path: string; user?: string; signal?: AbortSignal },
+  ): Promise<Download> {
+    const host = await this.sandboxes.reachable(teamId, id);
+    const res = await fetch(this.filesUrl(host, id, input.path, input.user), {
+      headers: host.headers ?? {},
+      ...(input.signal ? { signal: input.signal } : {}),
+    }).catch((err: unknown) => {
+      throw new ServerError("unavailable", `download: ${(err as Error).message}`, { cause: err });
+    });
+    if (!res.ok || !res.body) throw await errorOf(res, "download");
+    const headers: Record<string, string> = {};
+    for (const name of ["content-type", "content-length", "content-disposition"]) {
+      const value = res.headers.get(name);
+      if (value) headers[name] = value;
+    }
+    return { body: res.body, headers };
+  }
+
+  async list(teamId: string, id: string, path: string, depth: number): Promise<FileEntry[]> {
+    const fs = await this.client(teamId, id);
+    const res = await fs.listDir({ path, depth }).catch(rethrow("list"));
+    return res.entries.map(entryOf);
+  }
+
+  async stat(teamId: string, id: string, path: string): Promise<FileEntry> {
+    const fs = await this.client(teamId, id);
+    return entryOf((await fs.stat({ path }).catch(rethrow("stat"))).entry);
+  }
+
+  async mkdir(teamId: string, id: string, path: string): Promise<FileEntry> {
+    const fs = await this.client(teamId, id);
+    return entryOf((await fs.makeDir({ path }).catch(rethrow("mkdir"))).entry);
+  }
+
+  async move(teamId: string, id: string, source: string, destination: string): Promise<FileEntry> {
+    const fs = await this.client(teamId, id);
+    return entryOf((await fs.move({ source, destination }).catch(rethrow("move"))).entry);
+  }
+
+  async remove(teamId: string, id: string, path: string): Promise<void> {
+    const fs = await this.client(teamId, id);
+    await fs.remove({ path }).catch(rethrow("remove"));
+  }
+
+  private async client(teamId: string, id: string) {
+    const host = await this.sandboxes.reachable(teamId, id);
+    return createClient(Filesystem, envdTransport(host, id));
+  }
+}
+
+function rethrow(context: string): (err: unknown) => never {
+  return (err) => {
+    throw fromAgentError(err, context);
+  };
+}

@@ -1,0 +1,88 @@
+import { randomBytes } from "node:crypto";
+import { createClient, createRouterTransport } from "@connectrpc/connect";
+import {
+  type Agent,
+  createAgent,
+  loadConfig as loadAgentConfig,
+  type Runtime,
+  type WarmPoolTarget,
+} from "@wrenn/agent";
+import { HostAgentService } from "@wrenn/proto/agent";
+import type { Logger } from "pino";
+import { nowIso, type Store } from "../db/index.js";
+import type { AgentHost } from "../service/index.js";
+
+export interface EmbeddedAgentOptions {
+  /** The agent's state directory (sandboxes, templates); reused across restarts. */
+  agentDir: string;
+  store: Store;
+  logger: Logger;
+  /** Ready sandboxes kept per template; default `WRENN_WARM_POOL` when set, else none. */
+  warmPool?: WarmPoolTarget[];
+  /** Default: the agent's NamespaceRuntime over `agentDir`. */
+  runtime?: Runtime;
+}
+
+export interface EmbeddedAgent {
+  agent: Agent;
+  /** What the sandbox services use: Connect in memory, envd through the agent's loopback proxy. */
+  host: AgentHost;
+  /** Stops the agent (sandboxes keep running for the next start) and marks the host offline. */
+  close(): Promise<void>;
+}
+
+/**
+ * Single-host mode: the agent runs in this process. Lifecycle calls go through an in-memory
+ * Connect transport; exec and file traffic goes through the agent's envd proxy on a loopback
+ * port guarded by a per-process token — the same code path as a remote agent.
+ */
+export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise<EmbeddedAgent> {
+  const token = randomBytes(32).toString("hex");
+  const agent = createAgent({
+    config: {
+      agentDir: options.agentDir,
+      token,
+      // The agent alone warms `base` by default; embedded, only what is asked for.
+      warmPool: options.warmPool ?? (process.env.WRENN_WARM_POOL ? loadAgentConfig().warmPool : []),
+    },
+    logger: options.logger.child({ component: "agent" }),
+    ...(options.runtime ? { runtime: options.runtime } : {}),
+  });
+  try {
+    await agent.start();
+    const listener = await agent.listen(0, "127.0.0.1");
+    const client = createClient(HostAgentService, createRouterTransport(agent.routes));
+    const info = await client.getHostInfo({});
+    const now = nowIso();
+    await options.store.hosts.upsert({
+      id: info.hostId,
+      address: listener.url,
+      state: "ready",
+      runtimes: info.runtimes,
+      capacity: {
+        vcpus: info.capacity?.vcpus ?? 0,
+        memory_mb: Number(info.capacity?.memoryMb ?? 0),
+        disk_mb: Number(info.capacity?.diskMb ?? 0),
+        max_sandboxes: info.capacity?.maxSandboxes ?? 0,
+      },
+      createdAt: now,
+      lastSeenAt: now,
+    });
+    return {
+      agent,
+      host: {
+        client,
+        hostId: info.hostId,
+        url: listener.url,
+        headers: { authorization: `Bearer ${token}` },
+      },
+      async close() {
+        await agent.close();
+        await options.store.hosts.markSeen(info.hostId, "offline", nowIso());
+      },
+    };
+  } catch (err) {
+    await agent.close().catch(() => {});
+    throw err;
+  }
+}

@@ -1,0 +1,146 @@
+import { join } from "node:path";
+import type { Runtime, WarmPoolTarget } from "@wrenn/agent";
+import type { Logger } from "pino";
+import { createApp, type ServerApp } from "../api/index.js";
+import type { ServerConfig } from "../config/index.js";
+import { type DbHandle, Store } from "../db/index.js";
+import { ServerError } from "../errors.js";
+import { type HttpListener, listenApp, openMigratedDb } from "../serve.js";
+import { Reconciler } from "../service/index.js";
+import { type EmbeddedAgent, startEmbeddedAgent } from "./embedded-agent.js";
+import { checkPrerequisites } from "./prerequisites.js";
+
+export interface SingleHostOptions {
+  /** An open, migrated database the caller owns; default: the configured one, owned here. */
+  db?: DbHandle;
+  /** Default `${dataDir}/agent`. */
+  agentDir?: string;
+  /** Default: the agent's NamespaceRuntime. */
+  runtime?: Runtime;
+  warmPool?: WarmPoolTarget[];
+  reconcileIntervalMs?: number;
+  /** Serve HTTP on `config.host:config.port` (default true; tests drive `app.request`). */
+  listen?: boolean;
+  /** Refuse to start on a host without bwrap, ip, … (default true). */
+  checkHost?: boolean;
+}
+
+export interface SingleHost extends ServerApp {
+  db: DbHandle;
+  embedded: EmbeddedAgent;
+  reconciler: Reconciler;
+  /** Resolves when the default template is ready (sandboxes can be created). */
+  ready: Promise<void>;
+  http: HttpListener | undefined;
+  /** Stops serving, reconciling and the agent; sandboxes keep running for the next start. */
+  close(): Promise<void>;
+}
+
+/**
+ * The server with its agent in the same process: SQLite (or the configured PostgreSQL), an
+ * embedded agent registered as the one host, the reconciler, and the default template prepared
+ * in the background while `/health` says what is under way.
+ */
+export async function startSingleHost(
+  config: ServerConfig,
+  logger: Logger,
+  options: SingleHostOptions = {},
+): Promise<SingleHost> {
+  if (options.checkHost ?? true) {
+    const report = checkPrerequisites(config.defaultTemplate);
+    if (!report.root)
+      throw new ServerError(
+        "failed_precondition",
+        "single-host mode runs sandboxes with namespaces, mounts and cgroups: run it as root",
+      );
+    if (report.installCommand)
+      throw new ServerError(
+        "failed_precondition",
+        `missing host programs: ${report.missing.join(", ")}; install them with: ${report.installCommand}`,
+      );
+  }
+  const db = options.db ?? (await openMigratedDb(config, logger));
+  const closeDb = options.db ? async () => {} : () => db.close();
+  const store = new Store(db.db, db.dialect);
+  let embedded: EmbeddedAgent;
+  try {
+    embedded = await startEmbeddedAgent({
+      agentDir: options.agentDir ?? join(config.dataDir, "agent"),
+      store,
+      logger,
+      ...(options.warmPool ? { warmPool: options.warmPool } : {}),
+      ...(options.runtime ? { runtime: options.runtime } : {}),
+    });
+  } catch (err) {
+    await closeDb();
+    throw err;
+  }
+
+  const template = config.defaultTemplate;
+  const preparing = new Set([`template ${template}`]);
+  const ready = prepareTemplate(embedded, template, logger).then(
+    () => {
+      preparing.clear();
+    },
+    (err: unknown) => {
+      logger.error({ err, template }, "preparing the default template failed");
+      preparing.clear();
+      preparing.add(`template ${template} (failed: ${(err as Error).message})`);
+      throw err;
+    },
+  );
+  ready.catch(() => {}); // reported through /health and the log; awaiting it is optional
+
+  const server = await createApp({
+    db,
+    config,
+    logger,
+    agent: embedded.host,
+    readiness: () => ({ ready: preparing.size === 0, preparing: [...preparing] }),
+  });
+  const reconciler = new Reconciler(
+    store,
+    () => [embedded.host],
+    logger,
+    options.reconcileIntervalMs,
+  );
+  // What changed while the server was down shows at once, not a tick later.
+  await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));
+  reconciler.start();
+  const http = (options.listen ?? true) ? await listenApp(server.app, config, logger) : undefined;
+
+  return {
+    ...server,
+    db,
+    embedded,
+    reconciler,
+    ready,
+    http,
+    async close() {
+      await http?.close();
+      await reconciler.stop();
+      await embedded.close();
+      await closeDb();
+    },
+  };
+}
+
+/** Builds (or finds cached) the default template, logging its progress. */
+async function prepareTemplate(
+  embedded: EmbeddedAgent,
+  template: string,
+  logger: Logger,
+): Promise<void> {
+  const runtime = embedded.agent.runtime as Runtime & {
+    templateStore?: {
+      ensureTemplate(name: string, opts?: { onProgress?: (m: string) => void }): Promise<unknown>;
+    };
+  };
+  if (!runtime.templateStore) return; // a runtime without local templates has nothing to prepare
+  const started = performance.now();
+  logger.info({ template }, "preparing the default template (cached after the first start)");
+  await runtime.templateStore.ensureTemplate(template, {
+    onProgress: (message) => logger.info({ template, progress: message }, "preparing template"),
+  });
+  logger.info({ template, ms: Math.round(performance.now() - started) }, "default template ready");
+}
