@@ -1,34 +1,58 @@
-// `npm start`: runs Wrenn on this machine. For now that is envd, the daemon inside every sandbox,
-// standalone on the host; it grows into the single-host server as the agent and server land.
-import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
-import { spawnEnvd } from "@wrenn/envd";
-import { Process } from "@wrenn/proto/process";
+// `npm start`: Wrenn in single-host mode (SQLite, embedded agent, API on 127.0.0.1:3000), then a
+// first sandbox through the REST API to show it working. Ctrl-C stops the server; sandboxes stay.
+import { spawn } from "node:child_process";
+import { readFile } from "node:fs/promises";
+import { homedir } from "node:os";
+import { join } from "node:path";
 
-const port = Number(process.env.WRENN_ENVD_PORT ?? 49983);
-const envd = await spawnEnvd({ port, onLog: (line) => process.stderr.write(`${line}\n`) });
-const client = createClient(
-  Process,
-  createConnectTransport({ baseUrl: envd.url, httpVersion: "1.1" }),
-);
+const port = process.env.WRENN_PORT ?? "3000";
+const api = `http://127.0.0.1:${port}`;
+const dataDir = process.env.WRENN_DATA_DIR ?? join(homedir(), ".wrenn");
 
-let output = "";
-for await (const { event } of client.start({ process: { cmd: "uname", args: ["-srm"] } })) {
-  if (event?.event.case === "data" && event.event.value.output.case === "stdout") {
-    output += Buffer.from(event.event.value.output.value).toString();
-  }
+const server = spawn(process.execPath, ["packages/server/dist/main.js", "serve"], {
+  stdio: "inherit",
+});
+server.once("exit", (code) => process.exit(code ?? 1));
+for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.kill(signal));
+
+// The first start builds the default template (minutes, with progress above); /health says 200
+// once sandboxes can be created.
+for (;;) {
+  const status = await fetch(`${api}/health`).then(
+    (r) => r.status,
+    () => 0,
+  );
+  if (status === 200) break;
+  await new Promise((r) => setTimeout(r, 1000));
 }
+
+const { api_key: key } = JSON.parse(await readFile(join(dataDir, "config.json"), "utf8"));
+const call = async (method, path, body) => {
+  const res = await fetch(`${api}${path}`, {
+    method,
+    headers: { "x-api-key": key, "content-type": "application/json" },
+    body: body && JSON.stringify(body),
+  });
+  if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${await res.text()}`);
+  return res.status === 204 ? undefined : res.json();
+};
+
+const started = performance.now();
+const sandbox = await call("POST", "/v1/sandboxes", {});
+const created = performance.now() - started;
+const run = await call("POST", `/v1/sandboxes/${sandbox.id}/exec`, {
+  cmd: 'echo "hello from $(hostname), $(id -un), $(uname -sr)"; . /etc/os-release; echo $PRETTY_NAME',
+});
+await call("DELETE", `/v1/sandboxes/${sandbox.id}`);
 
 console.log(`
-envd is running at ${envd.url} (pid ${envd.pid}); it just ran \`uname -srm\`: ${output.trim()}
+Wrenn is running at ${api}. A first sandbox was created in ${created.toFixed(0)} ms, ran:
+${run.stdout.replace(/^/gm, "  ")}and was destroyed. Try it yourself (key in ${join(dataDir, "config.json")}):
 
-Try it:
-  curl -s ${envd.url}/health -o /dev/null -w '%{http_code}\\n'
-  curl -s ${envd.url}/metrics
-  curl -s -X POST ${envd.url}/filesystem.Filesystem/ListDir -H 'content-type: application/json' -d '{"path":"/tmp"}'
+  export WRENN_API_URL=${api} WRENN_API_KEY=${key}
+  id=$(curl -s -X POST $WRENN_API_URL/v1/sandboxes -H "x-api-key: $WRENN_API_KEY" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')
+  curl -s -X POST $WRENN_API_URL/v1/sandboxes/$id/exec -H "x-api-key: $WRENN_API_KEY" \\
+    -H 'content-type: application/json' -d '{"cmd":"python3 -c \\"print(6*7)\\""}'
+  curl -s -X DELETE $WRENN_API_URL/v1/sandboxes/$id -H "x-api-key: $WRENN_API_KEY"
 
-Ctrl-C stops it.`);
-
-for (const signal of ["SIGINT", "SIGTERM"]) {
-  process.on(signal, () => void envd.stop().then(() => process.exit(0)));
-}
+API reference: ${api}/docs. Ctrl-C stops the server.`);
