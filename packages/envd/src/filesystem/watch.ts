@@ -25,6 +25,16 @@ function identity(st: BigIntStats): string {
   return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
 }
 
+/** What a reader sees change: content (mtime, size) and attributes (mode, owner). */
+interface Seen {
+  content: string;
+  attrs: string;
+}
+
+function seen(st: BigIntStats): Seen {
+  return { content: `${st.mtimeNs}:${st.size}`, attrs: `${st.mode}:${st.uid}:${st.gid}` };
+}
+
 export interface DirWatcherOptions {
   recursive: boolean;
   includeEntry: boolean;
@@ -44,8 +54,9 @@ interface Slot {
  * fs.watch only says "rename" (something appeared or vanished) or "change" (content or
  * attributes); each is classified by lstat: a new entry is CREATE; a vanished entry whose identity
  * shows up again within a few milliseconds is RENAME (the new name then gets CREATE, as inotify
- * reports it), otherwise REMOVE; a change with ctime > mtime is CHMOD (writes set both to the same
- * instant), else WRITE. Events keep the order in which they happened.
+ * reports it), otherwise REMOVE; a change is WRITE when content (mtime, size) moved and CHMOD when
+ * mode or owner did, compared with what was last seen of that entry (timestamps alone are too
+ * coarse to tell a chmod right after a write). Events keep the order in which they happened.
  */
 export class DirWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
@@ -58,7 +69,8 @@ export class DirWatcher {
   private closed = false;
   private warnedDirs = false;
   private untracked = false;
-  private lastChange = "";
+  /** path → what was last seen of it, to tell WRITE from CHMOD and drop repeated reports. */
+  private readonly seen = new Map<string, Seen>();
 
   private constructor(
     readonly root: string,
@@ -124,7 +136,7 @@ export class DirWatcher {
       if (this.inodes.has(path)) continue;
       const st = await lstat(path, { bigint: true }).catch(() => undefined);
       if (!st) continue;
-      this.track(path, identity(st));
+      this.track(path, st);
       // A directory that just appeared may already hold entries made before its watch existed.
       if (announceContents) await this.push(path, EventType.CREATE);
       if (this.options.recursive && st.isDirectory()) await this.addDir(path, announceContents);
@@ -140,15 +152,21 @@ export class DirWatcher {
         this.dirs.delete(path);
       }
     }
-    for (const path of this.inodes.keys()) if (path.startsWith(prefix)) this.inodes.delete(path);
+    for (const path of this.inodes.keys()) {
+      if (path.startsWith(prefix)) {
+        this.inodes.delete(path);
+        this.seen.delete(path);
+      }
+    }
   }
 
-  private track(path: string, id: string): void {
+  private track(path: string, st: BigIntStats): void {
     if (this.inodes.size >= maxTrackedEntries && !this.inodes.has(path)) {
       this.untracked = true;
       return;
     }
-    this.inodes.set(path, id);
+    this.inodes.set(path, identity(st));
+    this.seen.set(path, seen(st));
   }
 
   private async process(dir: string, kind: string, filename: string | null): Promise<void> {
@@ -164,6 +182,7 @@ export class DirWatcher {
         return;
       }
       this.inodes.delete(path);
+      this.seen.delete(path);
       this.dropDir(path);
       this.pushVanished(path, known);
       return;
@@ -177,17 +196,19 @@ export class DirWatcher {
         if (renamed.event) renamed.event.type = EventType.RENAME;
       }
       if (known !== undefined) this.dropDir(path);
-      this.track(path, id);
+      this.track(path, st);
       await this.push(path, EventType.CREATE);
       if (this.options.recursive && st.isDirectory()) await this.addDir(path, !renamed);
       return;
     }
     if (kind === "rename") return; // same inode under the same name: nothing changed for a reader
-    const change = `${path}\0${st.mtimeNs}\0${st.ctimeNs}`;
-    // inotify reports one write as several modifications; the same state is reported once.
-    if (change === this.lastChange) return;
-    this.lastChange = change;
-    await this.push(path, st.ctimeNs > st.mtimeNs ? EventType.CHMOD : EventType.WRITE);
+    // inotify reports one write as several modifications: only what changed since the last look
+    // is reported, once.
+    const before = this.seen.get(path);
+    const now = seen(st);
+    this.seen.set(path, now);
+    if (!before || now.content !== before.content) await this.push(path, EventType.WRITE);
+    if (before && now.attrs !== before.attrs) await this.push(path, EventType.CHMOD);
   }
 
   private event(path: string, type: EventType): FilesystemEvent {
