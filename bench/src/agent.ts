@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import { freemem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -10,8 +10,8 @@ import {
   type Agent,
   createAgent,
   defaultEnvdDir,
+  keepHostFirewallState,
   NamespaceRuntime,
-  removeHostFirewall,
   silentLogger,
 } from "@wrenn/agent";
 import { HostAgentService } from "@wrenn/proto/agent";
@@ -125,18 +125,6 @@ async function memAvailable(): Promise<number> {
 }
 
 /** The agent installs its firewall and turns ip_forward on; the bench puts both back. */
-async function keepHostState(): Promise<() => Promise<void>> {
-  const hadFirewall = await exec("nft", ["list", "table", "inet", "wrenn"]).then(
-    () => true,
-    () => false,
-  );
-  const forward = "/proc/sys/net/ipv4/ip_forward";
-  const ipForward = (await readFile(forward, "utf8")).trim();
-  return async () => {
-    if (!hadFirewall) await removeHostFirewall();
-    await writeFile(forward, ipForward);
-  };
-}
 
 export async function benchAgent(): Promise<Figure[]> {
   if (process.getuid?.() !== 0) throw new Error("the agent bench needs root (namespaces, mounts)");
@@ -145,7 +133,7 @@ export async function benchAgent(): Promise<Figure[]> {
     figures.push({ suite: "agent", name, value, unit, ...(note ? { note } : {}) });
   const ratio = (value: number, base: number, what: string) =>
     `${(value / base).toFixed(1)}× ${what}`;
-  const restoreHost = await keepHostState();
+  const restoreHost = await keepHostFirewallState();
   const dirs: string[] = [];
   const agents: BenchAgent[] = [];
   const start = async (cidr: string, pool: number) => {

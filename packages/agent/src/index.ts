@@ -4,7 +4,7 @@ export type { AgentErrorCode } from "./errors.js";
 export { AgentError } from "./errors.js";
 export type { Logger } from "./logger/index.js";
 export { createLogger, StepTimer, silentLogger } from "./logger/index.js";
-export { AddressPool, removeHostFirewall } from "./network/index.js";
+export { AddressPool, keepHostFirewallState, removeHostFirewall } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export { EnvdProxy, parseProxyPath } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";

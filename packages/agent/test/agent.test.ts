@@ -12,11 +12,10 @@ import { HostAgentService, SandboxState } from "@wrenn/proto/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultEnvdDir } from "../src/config/index.js";
 import { silentLogger } from "../src/logger/index.js";
-import { AddressPool } from "../src/network/index.js";
+import { AddressPool, keepHostFirewallState } from "../src/network/index.js";
 import { type Agent, createAgent } from "../src/rpc/index.js";
 import { NamespaceRuntime, SANDBOX_HOSTNAME } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
-import { keepHostState } from "./contract/host-state.js";
 import { findLeaks } from "./contract/leaks.js";
 
 // The agent as a client sees it: HostAgentService over a real port (HTTP/1.1 and h2c), the envd
@@ -52,7 +51,7 @@ describe("agent over Connect", { timeout: 60_000 }, () => {
   let restoreHost: () => Promise<void> = async () => {};
 
   beforeAll(async () => {
-    restoreHost = await keepHostState();
+    restoreHost = await keepHostFirewallState();
     dir = await mkdtemp(join(tmpdir(), "wrenn-agent-test-"));
     const logger = silentLogger();
     agent = createAgent({

@@ -6,9 +6,8 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { defaultEnvdDir } from "../src/config/index.js";
 import { silentLogger } from "../src/logger/index.js";
-import { AddressPool } from "../src/network/index.js";
+import { AddressPool, keepHostFirewallState } from "../src/network/index.js";
 import { NamespaceRuntime } from "../src/runtime/index.js";
-import { keepHostState } from "./contract/host-state.js";
 import { findLeaks } from "./contract/leaks.js";
 import { crashNamespaceCreate } from "./contract/namespace-crash-create.js";
 import { runtimeContract } from "./contract/runtime-contract.js";
@@ -52,7 +51,7 @@ runtimeContract("namespace with a warm pool", {
 
 describe("namespace runtime", { timeout: 60_000 }, () => {
   it("marks a sandbox whose processes died as error, and destroy still removes everything", async () => {
-    const restoreHost = await keepHostState();
+    const restoreHost = await keepHostFirewallState();
     const dir = await mkdtemp(join(tmpdir(), "wrenn-ns-"));
     const id = `ns${randomBytes(3).toString("hex")}-dead`;
     const runtime = new NamespaceRuntime({

@@ -8,10 +8,14 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { detectCgroupLayout } from "../src/cgroup/index.js";
 import { defaultEnvdDir } from "../src/config/index.js";
 import { silentLogger } from "../src/logger/index.js";
-import { AddressPool, hostIfName, listInternetMembers } from "../src/network/index.js";
+import {
+  AddressPool,
+  hostIfName,
+  keepHostFirewallState,
+  listInternetMembers,
+} from "../src/network/index.js";
 import { NamespaceRuntime, SANDBOX_HOSTNAME } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
-import { keepHostState } from "./contract/host-state.js";
 import { findLeaks } from "./contract/leaks.js";
 
 // A /24 of its own (see runtime-namespace.test.ts); the killed child gets the upper half.
@@ -54,7 +58,7 @@ describe("namespace runtime warm pool", { timeout: 120_000 }, () => {
   const envd = (id: string) => new EnvdClient(`http://${runtime.get(id).envdAddress}`);
 
   beforeAll(async () => {
-    restoreHost = await keepHostState();
+    restoreHost = await keepHostFirewallState();
     dir = await mkdtemp(join(tmpdir(), "wrenn-warm-"));
     runtime = makeRuntime();
     // The pool fills only from templates that exist.

@@ -8,14 +8,20 @@ import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
-import { AddressPool, defaultEnvdDir, NamespaceRuntime, silentLogger } from "@wrenn/agent";
+import {
+  AddressPool,
+  defaultEnvdDir,
+  keepHostFirewallState,
+  NamespaceRuntime,
+  silentLogger,
+} from "@wrenn/agent";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type ServerConfig } from "../src/config/index.js";
 import { listenApp } from "../src/serve.js";
 import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
-import { keepHostState, leaksUnder } from "./helpers/host-state.js";
+import { leaksUnder } from "./helpers/host-state.js";
 
 // The whole path with real things: HTTP API → service → embedded agent (in-memory Connect) →
 // envd proxy on loopback → envd in a real namespace sandbox, on SQLite and on PostgreSQL.
@@ -106,7 +112,7 @@ for (const engine of testEngines()) {
       };
 
       beforeAll(async () => {
-        restoreHost = await keepHostState();
+        restoreHost = await keepHostFirewallState();
         dataDir = await mkdtemp(join(tmpdir(), "wrenn-single-host-"));
         agentDir = await mkdtemp(join(tmpdir(), "wrenn-single-host-agent-"));
         config = loadConfig({ WRENN_DATA_DIR: dataDir, WRENN_DEFAULT_TEMPLATE: TEMPLATE });

@@ -158,6 +158,10 @@ export const iptablesFirewall = {
     if (v6Lines.length) await restore("ip6tables", v6Lines);
   },
 
+  async installed(): Promise<boolean> {
+    return tableSection(await save("iptables"), "filter").some((l) => l.startsWith(`:${INPUT} `));
+  },
+
   async members(): Promise<string[]> {
     const rules = tableSection(await save("iptables"), "filter");
     const prefix = `-A ${INTERNET} -i `;

@@ -78,6 +78,16 @@ export const nftFirewall = {
     await runCommand("nft", ["-f", "-"], { input: `table ${table} {}\ndelete table ${table}\n` });
   },
 
+  async installed(): Promise<boolean> {
+    try {
+      await runCommand("nft", ["list", "table", ...TABLE]);
+      return true;
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  },
+
   async members(): Promise<string[]> {
     try {
       const { stdout } = await runCommand("nft", ["-j", "list", "set", ...TABLE, INTERNET_SET]);

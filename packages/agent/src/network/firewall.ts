@@ -78,6 +78,21 @@ export async function removeHostFirewall(): Promise<void> {
   await (await backend()).uninstall();
 }
 
+/**
+ * Records whether the agent's firewall is installed and what ip_forward is; the function it
+ * returns puts both back. For tests and benchmarks that must leave a host as they found it.
+ */
+export async function keepHostFirewallState(): Promise<() => Promise<void>> {
+  const installed = await (await backend()).installed();
+  const ipForward = (await readFile(IP_FORWARD, "utf8")).trim();
+  return async () => {
+    if (!installed) await removeHostFirewall();
+    if ((await readFile(IP_FORWARD, "utf8")).trim() !== ipForward) {
+      await writeFile(IP_FORWARD, ipForward);
+    }
+  };
+}
+
 /** Host veths of the sandboxes that have internet. */
 export async function listInternetMembers(): Promise<string[]> {
   return (await backend()).members();

@@ -14,6 +14,7 @@ export type { FirewallBackendName, HostFirewallOptions, HostFirewallState } from
 export {
   addInternetMemberCommand,
   ensureHostFirewall,
+  keepHostFirewallState,
   listInternetMembers,
   removeHostFirewall,
   removeInternetMember,

@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentError } from "../../src/errors.js";
+import { keepHostFirewallState } from "../../src/network/index.js";
 import type { Runtime, SandboxSpec } from "../../src/runtime/index.js";
 import { EnvdClient } from "./envd-client.js";
-import { keepHostState } from "./host-state.js";
 import { findLeaks } from "./leaks.js";
 
 export interface RuntimeContractOptions {
@@ -54,7 +54,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
     };
 
     beforeAll(async () => {
-      restoreHost = await keepHostState();
+      restoreHost = await keepHostFirewallState();
       dir = await mkdtemp(join(tmpdir(), "wrenn-contract-"));
       runtime = await options.makeRuntime(dir);
       await runtime.adopt();
