@@ -167,7 +167,9 @@ describe("cgroup (detected layout)", () => {
     // A busy loop would use a whole CPU; the quota holds it near a fifth (ratio, not time).
     expect(used).toBeGreaterThan(0);
     expect(used / wallUsec).toBeLessThan(0.5);
-    expect(stats.cpuThrottledUsec).toBeGreaterThan(0);
+    // Throttling shows whenever the loop got near its quota; on a saturated machine it may not
+    // have had even a fifth of a CPU to use, and then the quota never had to act.
+    if (used / wallUsec > 0.15) expect(stats.cpuThrottledUsec).toBeGreaterThan(0);
     await cgroup.killAll();
   });
 
