@@ -5,5 +5,9 @@ import { defineConfig } from "vitest/config";
 export default defineConfig({
   test: {
     projects: ["packages/*"],
+    // One test file at a time across all packages: the suites drive real sandboxes, disks and
+    // 1 GiB transfers, and ratios measured while another suite loads the same two cores and disk
+    // say more about the neighbour than about the code.
+    fileParallelism: false,
   },
 });
