@@ -148,18 +148,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
     { sandboxId, ms: Math.round((performance.now() - started) * 100) / 100 },
     "network: created",
   );
-  return {
-    sandboxId,
-    netnsName: netns,
-    netnsPath,
-    hostIf,
-    sandboxIf: SANDBOX_IF,
-    hostAddress: addresses.hostAddress,
-    sandboxAddress: addresses.sandboxAddress,
-    prefixLength: addresses.prefixLength,
-    slot: addresses.slot,
-    allowInternet,
-  };
+  return networkOf(sandboxId, addresses, allowInternet);
 }
 
 /**
@@ -234,18 +223,7 @@ export async function openNetwork(
   }
   const addresses = pool.reserve(sandboxId, slot);
   const members = await listInternetMembers();
-  return {
-    sandboxId,
-    netnsName: netns,
-    netnsPath,
-    hostIf,
-    sandboxIf: SANDBOX_IF,
-    hostAddress: addresses.hostAddress,
-    sandboxAddress: addresses.sandboxAddress,
-    prefixLength: addresses.prefixLength,
-    slot,
-    allowInternet: members.includes(hostIf),
-  };
+  return networkOf(sandboxId, addresses, members.includes(hostIf));
 }
 
 /** Network leftovers that belong to no sandbox in `keepIds`. */
@@ -294,4 +272,25 @@ export async function cleanupNetworkDebris(keepIds: Iterable<string> = []): Prom
   for (const name of debris.links) await attempt(`veth ${name}`, () => deleteHostIf(name));
   for (const name of debris.netns) await attempt(`netns ${name}`, () => deleteNetns(name));
   return errors;
+}
+
+/** A sandbox's network as its names and addresses say it is (all derived from the id and slot). */
+function networkOf(
+  sandboxId: string,
+  addresses: SandboxAddresses,
+  allowInternet: boolean,
+): SandboxNetwork {
+  const netns = netnsName(sandboxId);
+  return {
+    sandboxId,
+    netnsName: netns,
+    netnsPath: `${NETNS_DIR}/${netns}`,
+    hostIf: hostIfName(sandboxId),
+    sandboxIf: SANDBOX_IF,
+    hostAddress: addresses.hostAddress,
+    sandboxAddress: addresses.sandboxAddress,
+    prefixLength: addresses.prefixLength,
+    slot: addresses.slot,
+    allowInternet,
+  };
 }
