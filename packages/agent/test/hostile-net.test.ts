@@ -4,7 +4,13 @@ import { createServer, type Server, connect as tcpConnect } from "node:net";
 import { networkInterfaces } from "node:os";
 import { setTimeout as sleep } from "node:timers/promises";
 import { beforeAll, describe, expect, it } from "vitest";
-import { hostIfName, SANDBOX_IF } from "../src/network/index.js";
+import {
+  hostFirewallInstalled,
+  hostIfName,
+  listInternetMembers,
+  removeHostFirewall,
+  SANDBOX_IF,
+} from "../src/network/index.js";
 import { type HostileSandbox, hostileRuntime } from "./fixtures/hostile-runtime.js";
 
 /** A TCP server that answers "host-server" and records the peers of the connections it got. */
@@ -246,5 +252,21 @@ describe("hostile sandbox: network", { timeout: 120_000 }, () => {
     }
     // envd still answers after all of it.
     expect((await a.user.sh("echo alive")).stdout).toBe("alive\n");
+  });
+
+  it("gets its firewall back within a few seconds when something deletes it from the host", async () => {
+    const wildcard = await listen("0.0.0.0");
+    hx.defer(() => wildcard.server.close());
+    await removeHostFirewall(); // as `nft flush ruleset` or another program would
+    // Back, with the sandbox that had internet still a member.
+    const restored = async () =>
+      (await hostFirewallInstalled()) && (await listInternetMembers()).includes(hostIfName(net.id));
+    for (let i = 0; !(await restored()); i++) {
+      if (i > 200) throw new Error("the agent did not put its firewall back");
+      await sleep(50);
+    }
+    const target = `${hostVethAddress(a.id)}:${wildcard.port}`;
+    expect((await connectFrom(a, [target])).get(target)).toBe("timeout");
+    expect(wildcard.peers).toEqual([]);
   });
 });

@@ -73,6 +73,11 @@ export async function ensureHostFirewall(
   return { backend: fw.name, previousIpForward };
 }
 
+/** Whether the agent's rules are in place (someone may have flushed the host's ruleset). */
+export async function hostFirewallInstalled(): Promise<boolean> {
+  return (await backend()).installed();
+}
+
 /** Removes the agent's rules (idempotent). Leaves ip_forward alone: other software may need it. */
 export async function removeHostFirewall(): Promise<void> {
   await (await backend()).uninstall();

@@ -14,6 +14,7 @@ export type { FirewallBackendName, HostFirewallOptions, HostFirewallState } from
 export {
   addInternetMemberCommand,
   ensureHostFirewall,
+  hostFirewallInstalled,
   keepHostFirewallState,
   listInternetMembers,
   removeHostFirewall,

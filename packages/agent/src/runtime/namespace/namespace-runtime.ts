@@ -13,6 +13,7 @@ import {
   addInternetMemberCommand,
   createNetwork,
   ensureHostFirewall,
+  hostFirewallInstalled,
   openNetwork,
   removeInternetMember,
   removeNetwork,
@@ -109,6 +110,7 @@ export class NamespaceRuntime implements Runtime {
   private readonly warm: WarmPool<Live>;
   private readonly opts: NamespaceRuntimeOptions;
   private firewall: Promise<unknown> | undefined;
+  private checkingFirewall = false;
   private watcher: NodeJS.Timeout | undefined;
 
   constructor(opts: NamespaceRuntimeOptions) {
@@ -728,6 +730,30 @@ export class NamespaceRuntime implements Runtime {
   }
 
   /**
+   * Puts the firewall back when something removed it (a flushed ruleset, another program):
+   * without it sandboxes could reach the host and the LAN. Re-adds the internet members too.
+   */
+  private async watchFirewall(): Promise<void> {
+    if (this.checkingFirewall || !this.firewall) return;
+    this.checkingFirewall = true;
+    try {
+      await this.firewall;
+      if (await hostFirewallInstalled()) return;
+      this.logger.warn("the host firewall was removed from outside; installing it again");
+      await ensureHostFirewall({ cidr: this.pool.cidr });
+      for (const live of this.sandboxes.values()) {
+        if (live.record.allowInternetAccess && live.network) {
+          await this.setInternet(live.network, true);
+        }
+      }
+    } catch (err) {
+      this.logger.error({ err }, "checking the host firewall failed");
+    } finally {
+      this.checkingFirewall = false;
+    }
+  }
+
+  /**
    * A sandbox whose first process died (envd crashed, OOM-killed, killed from outside) turns
    * to `error`; its resources stay until it is destroyed.
    */
@@ -744,7 +770,10 @@ export class NamespaceRuntime implements Runtime {
   }
 
   private ensureStarted(): Promise<unknown> {
-    this.watcher ??= setInterval(() => void this.watchProcesses(), WATCH_INTERVAL_MS).unref();
+    this.watcher ??= setInterval(() => {
+      void this.watchProcesses();
+      void this.watchFirewall();
+    }, WATCH_INTERVAL_MS).unref();
     this.firewall ??= ensureHostFirewall({ cidr: this.pool.cidr }).catch((err: unknown) => {
       this.firewall = undefined;
       throw err;
