@@ -130,6 +130,9 @@ describe("TemplateStore (builds test-minimal for real; needs root)", () => {
     expect(lstatSync(node).isFile()).toBe(true);
     expect(statSync(node).ino).not.toBe(statSync(process.execPath).ino);
     expect(lstatSync(join(root, "bin/busybox")).isFile()).toBe(true);
+    // util-linux's setpriv, not busybox's applet (envd needs --reuid to start PTYs as `user`).
+    expect(lstatSync(join(root, "usr/bin/setpriv")).isFile()).toBe(existsSync("/usr/bin/setpriv"));
+    expect(existsSync(join(root, "bin/setpriv"))).toBe(!existsSync("/usr/bin/setpriv"));
     expect(lstatSync(join(root, "lib64/ld-linux-x86-64.so.2")).isFile()).toBe(
       process.arch === "x64",
     );

@@ -1,11 +1,12 @@
-import { constants } from "node:fs";
-import { chmod, chown, copyFile, mkdir, realpath, symlink, writeFile } from "node:fs/promises";
+import { constants, existsSync } from "node:fs";
+import { chmod, chown, copyFile, mkdir, realpath, rm, symlink, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AgentError } from "../errors.js";
 import { run } from "./run.js";
 import type { BuildContext } from "./types.js";
 
 const BUSYBOX = "/bin/busybox";
+const SETPRIV = "/usr/bin/setpriv";
 
 /**
  * A tiny root for tests and fast fixtures, built in about a second without any download:
@@ -28,6 +29,16 @@ export async function buildMinimalRootfs(root: string, ctx: BuildContext): Promi
   for (const applet of applets) {
     await mkdir(dirname(join(root, applet)), { recursive: true });
     await symlink(BUSYBOX, join(root, applet)).catch(ignoreExists);
+  }
+
+  // envd switches users through util-linux's setpriv (busybox's lacks --reuid): take the host's
+  // in place of the applet, when the host has it.
+  if (existsSync(SETPRIV)) {
+    for (const applet of ["bin/setpriv", "usr/bin/setpriv"]) {
+      await rm(join(root, applet), { force: true });
+    }
+    await copyInto(root, SETPRIV);
+    for (const lib of await sharedLibraries(SETPRIV)) await copyInto(root, lib);
   }
 
   ctx.progress("copying node and its libraries");

@@ -217,10 +217,12 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       expect((await envd(paused).sh("cat /home/user/mark")).stdout).toBe("before\n");
     });
 
-    it("destroy leaves nothing behind", async () => {
+    it("destroy leaves nothing behind, paused sandboxes included", async () => {
       const id = newId("basic");
       await runtime.destroy(id);
-      await runtime.destroy(newId("paused"));
+      const paused = newId("paused");
+      await runtime.pause(paused);
+      await runtime.destroy(paused);
       expect(() => runtime.get(id)).toThrow(AgentError);
       expect(await findLeaks(join(dir, "sandboxes", id), [id])).toEqual([]);
     });

@@ -715,6 +715,12 @@ export class NamespaceRuntime implements Runtime {
         errors.push(AgentError.from(err));
       }
     };
+    // A frozen (paused) sandbox takes no signals on cgroup v1: thaw it so the kill lands.
+    await attempt("thaw", async () => {
+      const cgroup = await openCgroup(resourceId);
+      // A half-made cgroup (a crash mid-create) may lack the freezer: nothing to thaw then.
+      if (await cgroup?.isFrozen().catch(() => false)) await cgroup?.thaw();
+    });
     if (record?.process) await attempt("kill", () => killSandbox(record.process!));
     // Also kills whatever got into the cgroup if the process was never recorded.
     await attempt("cgroup", async () => (await openCgroup(resourceId))?.remove());
