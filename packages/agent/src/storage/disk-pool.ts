@@ -26,6 +26,8 @@ export class DiskPool {
   /** Refills run one at a time: they compete with sandbox creates for the same cores. */
   #refilling: Promise<void> = Promise.resolve();
   readonly #queued = new Set<number>();
+  /** Set by clear(): a take() still in flight at shutdown must not make disks nobody removes. */
+  #closed = false;
 
   constructor(options: DiskPoolOptions) {
     this.dir = options.dir;
@@ -35,6 +37,11 @@ export class DiskPool {
 
   /** Destroys every disk in the pool, ready or half made (agent start: nothing is trusted). */
   async prune(): Promise<AgentError[]> {
+    this.#closed = false;
+    return this.#destroyAll();
+  }
+
+  async #destroyAll(): Promise<AgentError[]> {
     await this.settled();
     const names = await readdir(this.dir).catch(() => [] as string[]);
     const errors: AgentError[] = [];
@@ -75,13 +82,14 @@ export class DiskPool {
 
   /** Tops up `sizeMb` in the background; `settled()` waits for it. */
   fill(sizeMb: number): void {
-    if (this.#queued.has(sizeMb)) return;
+    if (this.#closed || this.#queued.has(sizeMb)) return;
     this.#queued.add(sizeMb);
     this.#refilling = this.#refilling
       .then(async () => {
         this.#queued.delete(sizeMb);
         await mkdir(this.dir, { recursive: true });
         for (let n = (await this.ready(sizeMb)).length; n < this.readyPerSize; n++) {
+          if (this.#closed) return;
           const entry = `${this.dir}/${sizeMb}mb-${Date.now()}-${n}`;
           const partial = partialName(entry);
           await createSandboxDisk({ dir: partial, diskSizeMb: sizeMb });
@@ -98,9 +106,10 @@ export class DiskPool {
     return this.#refilling;
   }
 
-  /** Destroys every ready disk and the pool dir. */
+  /** Destroys every ready disk and the pool dir; no refill starts after it (until prune()). */
   async clear(): Promise<AgentError[]> {
-    const errors = await this.prune();
+    this.#closed = true;
+    const errors = await this.#destroyAll();
     await rm(this.dir, { recursive: true, force: true });
     return errors;
   }

@@ -18,6 +18,9 @@ export interface Listener {
 
 const h2Preface = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
+/** Its presence is what counts (see the HTTP/1 hand-off); the HTTP server gets the same data. */
+function keepParsingInJs(): void {}
+
 /**
  * Serves HTTP/1.1 and cleartext HTTP/2 (prior knowledge, "h2c") on one port: the first bytes of
  * each connection decide which server parses it.
@@ -50,13 +53,19 @@ export function listenHttp(
       const isH2 = head.subarray(0, n).equals(h2Preface.subarray(0, n));
       if (isH2 && head.length < h2Preface.length) return;
       socket.off("data", onData);
-      socket.pause();
       if (isH2) {
+        socket.pause();
         h2.emit("connection", replayed(socket, head));
       } else {
-        socket.unshift(head);
         h1.emit("connection", socket);
-        socket.resume();
+        // Node's HTTP server reads a fresh socket's native handle in C++ and pauses it through
+        // 'pause'/'resume' events. This socket was already read from JS, so stream bookkeeping
+        // (a queued resume, a read-ahead) restarts the handle behind a paused socket and a
+        // request body then fills memory whatever the disk's pace. A 'data' listener added after
+        // the hand-off makes the server parse from the JS stream instead (Node's own rule; the
+        // path every HTTPS connection takes), where pausing the socket stops the reads for sure.
+        socket.on("data", keepParsingInJs);
+        socket.unshift(head);
       }
     };
     socket.on("data", onData);
