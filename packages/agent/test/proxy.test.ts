@@ -31,6 +31,10 @@ describe("envd proxy", { timeout: 120_000 }, () => {
   let proxy: EnvdProxy;
   const activity: string[] = [];
   const sandboxes = new Map<string, SandboxInfo>();
+  let hangClosedWith: (finished: boolean) => void = () => {};
+  const hangClosed = new Promise<boolean>((resolve) => {
+    hangClosedWith = resolve;
+  });
 
   beforeAll(async () => {
     upstream = http.createServer((req, res) => {
@@ -44,6 +48,15 @@ describe("envd proxy", { timeout: 120_000 }, () => {
           n += c.length;
         });
         req.on("end", () => res.end(JSON.stringify({ bytes: n })));
+      } else if (url.pathname === "/hang") {
+        // A stream that never ends on its own; tells the test when the proxy let go of it.
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("first\n");
+        res.once("close", () => hangClosedWith(res.writableFinished));
+      } else if (url.pathname === "/break") {
+        // envd dying mid-body: part of a chunked body, then the connection drops.
+        res.writeHead(200, { "content-type": "text/plain" });
+        res.write("partial\n", () => setTimeout(() => req.socket.destroy(), 20));
       } else if (url.pathname === "/ticks") {
         // A server stream: one line every 50 ms, each must arrive before the next is written.
         res.writeHead(200, { "content-type": "text/plain" });
@@ -177,6 +190,69 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     }
     // Five writes 50 ms apart arrive as (about) five separate reads, not one buffered body.
     expect(arrivals.length).toBeGreaterThanOrEqual(4);
+  });
+
+  it("keeps one connection each way across 50 calls, streamed or not", async () => {
+    let upstreamConnections = 0;
+    const countConnection = () => upstreamConnections++;
+    upstream.on("connection", countConnection);
+    const client = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const clientSockets = new Set<unknown>();
+    try {
+      for (let i = 0; i < 50; i++) {
+        // Alternately a chunked stream and a plain body: a response must never leave the socket
+        // it answered on unusable (still corked) for the next request on it.
+        const path = i % 2 ? "download?bytes=1048576" : "rpc";
+        const bytes = await new Promise<number>((resolve, reject) => {
+          http
+            .get(`${agent.url}/sandboxes/sb1/envd/${path}`, { agent: client }, (res) => {
+              clientSockets.add(res.socket);
+              let n = 0;
+              res.on("data", (c: Buffer) => {
+                n += c.length;
+              });
+              res.on("end", () => resolve(n));
+              res.on("error", reject);
+            })
+            .on("error", reject);
+        });
+        if (i % 2) expect(bytes).toBe(2 ** 20);
+      }
+    } finally {
+      client.destroy();
+      upstream.off("connection", countConnection);
+    }
+    expect(clientSockets.size).toBe(1);
+    // At most one new connection to envd: the proxy may have had none idle when this began.
+    expect(upstreamConnections).toBeLessThanOrEqual(1);
+  });
+
+  it("ends the envd call when the client goes away, and breaks the client's when envd does", async () => {
+    await new Promise<void>((resolve, reject) => {
+      const req = http.get(`${agent.url}/sandboxes/sb1/envd/hang`, (res) => {
+        res.once("data", () => {
+          req.destroy();
+          resolve();
+        });
+      });
+      req.on("error", (err) => {
+        if (!req.destroyed) reject(err);
+      });
+    });
+    // Closed from the proxy's side, not finished by the stream itself.
+    expect(await hangClosed).toBe(false);
+
+    const outcome = await new Promise<string>((resolve) => {
+      http
+        .get(`${agent.url}/sandboxes/sb1/envd/break`, (res) => {
+          res.resume();
+          res.on("end", () => resolve("end"));
+          res.on("error", () => resolve("error"));
+          res.on("aborted", () => resolve("error"));
+        })
+        .on("error", () => resolve("error"));
+    });
+    expect(outcome).toBe("error");
   });
 
   it("moves 1 GiB each way without growing its memory", async () => {

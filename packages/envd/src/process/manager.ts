@@ -29,9 +29,7 @@ export class ProcessManager {
     validateCommand(options.spec);
     if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
     this.checkTag(options.tag);
-    const planned = await planSpawn(options.spec, user, options.pty !== undefined);
-    // Checked again: another Start may have taken the tag while the plan was made.
-    this.checkTag(options.tag);
+    const planned = planSpawn(options.spec, user, options.pty !== undefined);
     const proc = planned.ok
       ? ManagedProcess.spawn(options, planned.plan)
       : ManagedProcess.failed(options, planned.error, "ENOENT");

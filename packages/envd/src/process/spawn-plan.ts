@@ -1,5 +1,4 @@
-import { accessSync, constants as fsConstants } from "node:fs";
-import { stat } from "node:fs/promises";
+import { accessSync, constants as fsConstants, type Stats, statSync } from "node:fs";
 import { delimiter, isAbsolute, resolve } from "node:path";
 import { defaults } from "../defaults.js";
 import { EnvdError } from "../errors.js";
@@ -68,46 +67,45 @@ function setpriv(): string | null {
   return setprivPath;
 }
 
-async function isExecutableFile(path: string): Promise<boolean> {
+// The checks below stat synchronously: a handful of stats of local paths take microseconds,
+// while each trip through libuv's thread pool costs a wakeup, which a loaded host makes long.
+function statOf(path: string): Stats | undefined {
   try {
-    const info = await stat(path);
-    return info.isFile() && (info.mode & 0o111) !== 0;
+    return statSync(path, { throwIfNoEntry: false });
   } catch {
-    return false;
+    // ENOTDIR, EACCES, ENAMETOOLONG…: as good as missing here.
+    return undefined;
   }
+}
+
+function isExecutableFile(path: string): boolean {
+  const info = statOf(path);
+  return info?.isFile() === true && (info.mode & 0o111) !== 0;
 }
 
 /**
  * Why `cmd` cannot be executed (Go's wording, as E2B's envd reports it), or undefined when it can.
  * Checked up front so pipes and PTYs fail the same way.
  */
-async function commandProblem(cmd: string, path: string, cwd: string): Promise<string | undefined> {
+function commandProblem(cmd: string, path: string, cwd: string): string | undefined {
   if (cmd.includes("/")) {
     const full = isAbsolute(cmd) ? cmd : resolve(cwd, cmd);
-    return (await isExecutableFile(full))
-      ? undefined
-      : `fork/exec ${cmd}: no such file or directory`;
+    return isExecutableFile(full) ? undefined : `fork/exec ${cmd}: no such file or directory`;
   }
-  // All PATH entries at once: only whether one of them has it matters here.
-  const found = await Promise.all(
-    path.split(delimiter).map((dir) => isExecutableFile(resolve(cwd, dir || ".", cmd))),
-  );
-  if (found.includes(true)) return undefined;
+  if (path.split(delimiter).some((dir) => isExecutableFile(resolve(cwd, dir || ".", cmd))))
+    return undefined;
   return `exec: "${cmd}": executable file not found in $PATH`;
 }
 
-async function cwdProblem(cwd: string): Promise<string | undefined> {
-  try {
-    if (!(await stat(cwd)).isDirectory()) return `chdir ${cwd}: not a directory`;
-    return undefined;
-  } catch {
-    return `chdir ${cwd}: no such file or directory`;
-  }
+function cwdProblem(cwd: string): string | undefined {
+  const info = statOf(cwd);
+  if (!info) return `chdir ${cwd}: no such file or directory`;
+  return info.isDirectory() ? undefined : `chdir ${cwd}: not a directory`;
 }
 
-async function defaultCwd(user: UserInfo): Promise<string> {
+function defaultCwd(user: UserInfo): string {
   if (defaults.workdir) return defaults.workdir;
-  return (await cwdProblem(user.home)) ? "/" : user.home;
+  return cwdProblem(user.home) ? "/" : user.home;
 }
 
 export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: string };
@@ -118,12 +116,8 @@ export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: str
  * supplementary groups. libuv drops supplementary groups and node-pty keeps envd's own, so when
  * that would be wrong the command runs through `setpriv` (which execs, keeping the pid).
  */
-export async function planSpawn(
-  spec: CommandSpec,
-  user: UserInfo,
-  pty: boolean,
-): Promise<PlanResult> {
-  const cwd = spec.cwd ? resolve(user.home, spec.cwd) : await defaultCwd(user);
+export function planSpawn(spec: CommandSpec, user: UserInfo, pty: boolean): PlanResult {
+  const cwd = spec.cwd ? resolve(user.home, spec.cwd) : defaultCwd(user);
   const env: Record<string, string> = {
     PATH: basePath,
     HOME: user.home,
@@ -134,11 +128,7 @@ export async function planSpawn(
     ...defaults.envVars,
     ...spec.envs,
   };
-  const [badCwd, badCmd] = await Promise.all([
-    cwdProblem(cwd),
-    commandProblem(spec.cmd, env.PATH ?? "", cwd),
-  ]);
-  const problem = badCwd ?? badCmd;
+  const problem = cwdProblem(cwd) ?? commandProblem(spec.cmd, env.PATH ?? "", cwd);
   if (problem) return { ok: false, error: problem };
 
   const self = process.getuid?.() === user.uid && process.getgid?.() === user.gid;
