@@ -1,10 +1,17 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
+import { benchSdk } from "./sdk.js";
+import { benchServer } from "./server.js";
 import { type Figure, printTable } from "./stats.js";
 
 // Each suite measures one layer and compares it with a plain baseline taken in the same run,
 // since absolute times on a shared machine mean little.
-const suites: Record<string, () => Promise<Figure[]>> = { envd: benchEnvd, agent: benchAgent };
+const suites: Record<string, () => Promise<Figure[]>> = {
+  envd: benchEnvd,
+  agent: benchAgent,
+  server: benchServer,
+  sdk: benchSdk,
+};
 
 const only = process.argv.slice(2);
 const figures: Figure[] = [];

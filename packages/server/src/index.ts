@@ -1,4 +1,11 @@
-export type { App, AppEnv, CreateAppOptions, Readiness, ServerApp } from "./api/index.js";
+export type {
+  App,
+  AppEnv,
+  CreateAppOptions,
+  Readiness,
+  ServerApp,
+  UpgradeHandler,
+} from "./api/index.js";
 export { createApp, openApiDocument } from "./api/index.js";
 export type { ServerConfig } from "./config/index.js";
 export { loadConfig } from "./config/index.js";
@@ -20,6 +27,8 @@ export type {
 export {
   bootstrapSingleHost,
   checkPrerequisites,
+  isHostPrecondition,
+  serveSingleHost,
   startEmbeddedAgent,
   startSingleHost,
 } from "./single-host/index.js";

@@ -1,8 +1,9 @@
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
 import pino, { type Logger } from "pino";
-import { createApp, type ServerApp } from "./api/index.js";
+import { createApp, type ServerApp, type UpgradeHandler } from "./api/index.js";
 import type { ServerConfig } from "./config/index.js";
 import { type DbHandle, migrateToLatest, openDb } from "./db/index.js";
 
@@ -34,15 +35,20 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
-/** Serves `app` on `config.host:config.port`. */
+/** How long `close()` lets open requests finish before cutting them. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** Serves `app` on `config.host:config.port`, and its WebSockets through `upgrade`. */
 export async function listenApp(
   app: ServerApp["app"],
   config: ServerConfig,
   logger: Logger,
+  upgrade?: UpgradeHandler,
 ): Promise<HttpListener> {
-  const http = await new Promise<ReturnType<typeof serve>>((resolve, reject) => {
+  // Plain HTTP/1.1: serve() without createServer makes a node:http Server.
+  const http = await new Promise<Server>((resolve, reject) => {
     const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
-      resolve(s),
+      resolve(s as Server),
     );
     s.once("error", reject);
   });
@@ -62,13 +68,25 @@ export async function listenApp(
         `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
     );
   });
+  if (upgrade) http.on("upgrade", upgrade.handle);
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
   const url = `http://${host}:${port}`;
   logger.info({ url }, "wrenn server listening");
   return {
     url,
-    close: () => new Promise<void>((resolve) => http.close(() => resolve())),
+    close: () =>
+      new Promise<void>((resolve) => {
+        // Requests in flight get a grace period; streams that never end (a file watch) do not
+        // hold the close past it, nor do open WebSockets.
+        const grace = setTimeout(() => http.closeAllConnections(), CLOSE_GRACE_MS);
+        http.close(() => {
+          clearTimeout(grace);
+          resolve();
+        });
+        http.closeIdleConnections();
+        upgrade?.close();
+      }),
   };
 }
 
@@ -79,7 +97,7 @@ export async function startServer(
 ): Promise<RunningServer> {
   const db = await openMigratedDb(config, logger);
   const server = await createApp({ db, config, logger });
-  const http = await listenApp(server.app, config, logger);
+  const http = await listenApp(server.app, config, logger, server.upgrade);
   return {
     ...server,
     url: http.url,

@@ -35,6 +35,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/health", body: false },
   { method: "POST", path: "/v1/auth/signup", body: true },
   { method: "POST", path: "/v1/auth/login", body: true },
+  { method: "GET", path: "/v1/auth/whoami", body: false },
   { method: "POST", path: "/v1/api-keys", body: true },
   { method: "GET", path: "/v1/api-keys", body: false },
   { method: "DELETE", path: "/v1/api-keys/{id}", body: false },
@@ -55,6 +56,13 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/v1/sandboxes/{id}/files/stat", body: false },
   { method: "POST", path: "/v1/sandboxes/{id}/files/mkdir", body: true },
   { method: "POST", path: "/v1/sandboxes/{id}/files/move", body: true },
+  { method: "GET", path: "/v1/sandboxes/{id}/files/watch", body: false },
+  { method: "GET", path: "/v1/sandboxes/{id}/exec/stream", body: false },
+  { method: "GET", path: "/v1/sandboxes/{id}/processes", body: false },
+  { method: "POST", path: "/v1/sandboxes/{id}/processes/{pid}/signal", body: true },
+  { method: "POST", path: "/v1/sandboxes/{id}/processes/{pid}/stdin", body: true },
+  { method: "POST", path: "/v1/sandboxes/{id}/processes/{pid}/close-stdin", body: false },
+  { method: "GET", path: "/v1/sandboxes/{id}/metrics", body: false },
   { method: "POST", path: "/v1/snapshots", body: true },
   { method: "GET", path: "/v1/snapshots", body: false },
   { method: "DELETE", path: "/v1/snapshots/{id}", body: false },
@@ -319,7 +327,9 @@ for (const engine of testEngines()) {
                   ? sandboxId
                   : keyId
                 : pick(rand, IDS);
-            let path = route.path.replace("{id}", id);
+            let path = route.path
+              .replace("{id}", id)
+              .replace("{pid}", pick(rand, ["1", "0", "-1", "1.5", "abc", "4294967296", "%00"]));
             if (rand() < 0.3) path += pick(rand, QUERIES);
             if (rand() < 0.1) path += pick(rand, ["/", "//", "/..", "?x=%", "?id=1&id=2", "%2F"]);
             const hasBody = method !== "GET" && method !== "HEAD" && (route.body || rand() < 0.3);
@@ -398,6 +408,14 @@ describe("malformed HTTP over a real socket", () => {
       "GET /v1/api-keys/%E0%A4%A HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
     ],
     ["path traversal", "GET /../../etc/passwd HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"],
+    [
+      "WebSocket upgrade without a key",
+      "GET /v1/sandboxes/x/exec/stream HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ],
+    [
+      "WebSocket upgrade elsewhere",
+      "GET /health HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
+    ],
     [
       "truncated body",
       'POST /v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{"email"',

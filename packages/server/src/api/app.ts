@@ -1,7 +1,6 @@
 import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
-import { requestId } from "hono/request-id";
 import pino, { type Logger } from "pino";
 import { loadJwtSecret, TokenIssuer } from "../auth/index.js";
 import type { ServerConfig } from "../config/index.js";
@@ -10,14 +9,18 @@ import { ServerError } from "../errors.js";
 import { type AgentHost, createServices, type Services } from "../service/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
-import { requestLog } from "./middleware.js";
+import { requestIds, requestLog } from "./middleware.js";
 import { registerApiKeyRoutes } from "./routes/api-keys.js";
 import { registerAuthRoutes } from "./routes/auth.js";
+import { registerFileWatchRoutes } from "./routes/file-watch.js";
 import { registerHostRoutes } from "./routes/hosts.js";
 import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
+import { registerMetricsRoutes } from "./routes/metrics.js";
+import { registerProcessRoutes } from "./routes/processes.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
+import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
 export interface CreateAppOptions {
   /** An open, migrated database. */
@@ -33,6 +36,8 @@ export interface CreateAppOptions {
 export interface ServerApp {
   app: App;
   services: Services;
+  /** WebSocket routes (the exec stream): give it to the HTTP server's `upgrade` event. */
+  upgrade: UpgradeHandler;
 }
 
 /** The whole HTTP API as a Hono app: serve it, or drive it in-process with `app.request()`. */
@@ -52,7 +57,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   const app: App = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
   app.onError(errorHandler(logger));
   app.notFound(notFoundHandler);
-  app.use(requestId());
+  app.use(requestIds());
   app.use(requestLog(logger));
   app.use(
     methodNotAllowed({
@@ -80,7 +85,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   });
   // File uploads stream through to the sandbox, whatever their size; every other body is bounded.
   app.use("/v1/*", (c, next) =>
-    STREAMED_BODY_PATH.test(c.req.path) ? next() : limitBody(c, next),
+    // GET and HEAD carry no body; hono's limiter would still build a Request to look.
+    c.req.method === "GET" || c.req.method === "HEAD" || STREAMED_BODY_PATH.test(c.req.path)
+      ? next()
+      : limitBody(c, next),
   );
 
   registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
@@ -88,7 +96,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerApiKeyRoutes(app, services);
   registerSandboxRoutes(app, services);
   registerSandboxIoRoutes(app, services);
+  registerProcessRoutes(app, services);
+  registerFileWatchRoutes(app, services);
+  registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
-  return { app, services };
+  return { app, services, upgrade: createUpgradeHandler(services, logger) };
 }

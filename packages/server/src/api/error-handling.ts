@@ -43,7 +43,7 @@ const targetNames: Record<string, string> = {
 };
 
 /** "field.path: what is wrong" for the first few issues, so the client knows which field. */
-function describeIssues(target: string, error: ZodError): string {
+export function describeIssues(target: string, error: ZodError): string {
   return error.issues
     .slice(0, 5)
     .map((issue) => {

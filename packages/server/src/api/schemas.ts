@@ -340,3 +340,14 @@ export const MkdirSchema = z.object({ path: SandboxPath }).openapi("Mkdir");
 export const MoveSchema = z
   .object({ source: SandboxPath, destination: SandboxPath })
   .openapi("Move");
+
+export const WhoAmISchema = z
+  .object({
+    team_id: Id,
+    team_name: z.string(),
+    user_id: Id.optional().openapi({ description: "Set when called with a bearer token" }),
+    email: z.string().optional(),
+    api_key_id: Id.optional().openapi({ description: "Set when called with an API key" }),
+    api_key_name: z.string().optional(),
+  })
+  .openapi("WhoAmI");

@@ -8,7 +8,7 @@ import {
 import { isUniqueViolation, newId, nowIso, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { elapsed } from "./elapsed.js";
-import type { UserPrincipal } from "./principals.js";
+import type { TeamPrincipal, UserPrincipal } from "./principals.js";
 
 export interface SignupResult {
   id: string;
@@ -22,6 +22,16 @@ export interface LoginResult {
   expiresAt: string;
   userId: string;
   teamId: string;
+}
+
+/** Who a request speaks for: the team, and the user or the API key behind it. */
+export interface WhoAmI {
+  teamId: string;
+  teamName: string;
+  /** Set for a bearer token. */
+  user?: { id: string; email: string };
+  /** Set for an API key. */
+  apiKey?: { id: string; name: string };
 }
 
 /** Emails compare case-insensitively: stored and looked up in one normal form. */
@@ -78,6 +88,21 @@ export class AccountService {
     });
     this.logger.info({ op: "login", userId: user.id, ms: elapsed(started) }, "login");
     return { token, expiresAt: nowIso(expiresAt), userId: user.id, teamId: membership.teamId };
+  }
+
+  /** The team and user or key behind an authenticated principal (for `wrenn whoami`/login checks). */
+  async whoami(principal: UserPrincipal | TeamPrincipal): Promise<WhoAmI> {
+    const gone = () => new ServerError("unauthenticated", "the credentials no longer name a team");
+    const team = await this.store.users.getTeam(principal.teamId);
+    if (!team) throw gone();
+    if (principal.kind === "api_key") {
+      const key = await this.store.apiKeys.get(principal.teamId, principal.apiKeyId);
+      if (!key) throw gone();
+      return { teamId: team.id, teamName: team.name, apiKey: { id: key.id, name: key.name } };
+    }
+    const user = await this.store.users.getUser(principal.userId);
+    if (!user) throw gone();
+    return { teamId: team.id, teamName: team.name, user: { id: user.id, email: user.email } };
   }
 
   /** The user behind a bearer token, still a member of the token's team; else unauthenticated. */

@@ -27,3 +27,21 @@ export function fromAgentError(err: unknown, context: string): ServerError {
 export function isAgentNotFound(err: unknown): boolean {
   return err instanceof ConnectError && err.code === Code.NotFound;
 }
+
+/** A `.catch` handler that rethrows an agent failure as a ServerError about `context`. */
+export function rethrowAgentError(context: string): (err: unknown) => never {
+  return (err) => {
+    throw fromAgentError(err, context);
+  };
+}
+
+/**
+ * A stream from envd that broke after it started: the sandbox (or its host) went away under it,
+ * so anything that is not a precise code is `unavailable`, not a server bug.
+ */
+export function fromBrokenStream(err: unknown, context: string): ServerError {
+  const failed = fromAgentError(err, context);
+  return failed.code === "internal"
+    ? new ServerError("unavailable", failed.message, { cause: err })
+    : failed;
+}

@@ -1,3 +1,4 @@
+import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import { API_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/index.js";
 import { type ApiKeyRow, isId, newId, nowIso, type Store } from "../db/index.js";
@@ -15,9 +16,24 @@ export interface ApiKeyView {
 
 /** Recording every use would be a write per request; once a minute is enough to show activity. */
 const LAST_USED_GRANULARITY_MS = 60_000;
+/**
+ * How long a looked-up key is trusted without asking the database again: the bound on how long a
+ * key deleted through another server process keeps working (this process forgets it at once).
+ */
+export const API_KEY_CACHE_TTL_MS = 4_000;
+/** Keys remembered at once; the least recently used go first. */
+const API_KEY_CACHE_SIZE = 10_000;
 
 /** A team's API keys: create (shown once), list, delete, and authenticate requests with them. */
 export class ApiKeyService {
+  /** SHA-256 of a live key → who it speaks for: most requests then never touch the database. */
+  private readonly cache = new LRUCache<string, TeamPrincipal>({
+    max: API_KEY_CACHE_SIZE,
+    ttl: API_KEY_CACHE_TTL_MS,
+  });
+  /** Bumped by every delete: a lookup that raced one is not cached (it may predate the delete). */
+  private deletes = 0;
+
   constructor(
     private readonly store: Store,
     private readonly logger: Logger,
@@ -51,6 +67,11 @@ export class ApiKeyService {
     if (!isId(id) || !(await this.store.apiKeys.delete(teamId, id))) {
       throw new ServerError("not_found", `api key ${JSON.stringify(id)} not found`);
     }
+    this.deletes++;
+    // Deletes are rare and the cache is bounded: a scan beats keeping a second index.
+    for (const [hash, principal] of this.cache.entries()) {
+      if (principal.apiKeyId === id) this.cache.delete(hash);
+    }
     this.logger.info({ op: "api_key.delete", teamId, apiKeyId: id }, "api key deleted");
   }
 
@@ -59,13 +80,19 @@ export class ApiKeyService {
     if (!key.startsWith(API_KEY_PREFIX)) {
       throw new ServerError("unauthenticated", "API key is not valid");
     }
-    const row = await this.store.apiKeys.findByHash(hashApiKey(key));
+    const hash = hashApiKey(key);
+    const cached = this.cache.get(hash);
+    if (cached) return cached;
+    const deletes = this.deletes;
+    const row = await this.store.apiKeys.findByHash(hash);
     if (!row) throw new ServerError("unauthenticated", "API key is not valid");
     const now = new Date();
     if (!row.lastUsedAt || now.getTime() - Date.parse(row.lastUsedAt) > LAST_USED_GRANULARITY_MS) {
       await this.store.apiKeys.touch(row.id, nowIso(now));
     }
-    return { kind: "api_key", teamId: row.teamId, apiKeyId: row.id };
+    const principal: TeamPrincipal = { kind: "api_key", teamId: row.teamId, apiKeyId: row.id };
+    if (deletes === this.deletes) this.cache.set(hash, principal);
+    return principal;
   }
 }
 

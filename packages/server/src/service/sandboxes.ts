@@ -71,12 +71,17 @@ export const agentStates: Record<AgentState, SandboxState> = {
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
+/** Activity is recorded at most this often per sandbox: not a write and an RPC per request. */
+export const ACTIVITY_GRANULARITY_MS = 1_000;
 
 /**
  * Sandbox lifecycle for one team: the database is the state of record, the agent does the work.
  * Every call is team-scoped; another team's id answers not_found exactly like a missing one.
  */
 export class SandboxService {
+  /** Sandboxes whose activity is being recorded right now: concurrent requests record it once. */
+  private readonly recording = new Set<string>();
+
   constructor(
     private readonly store: Store,
     /** The host every sandbox lands on (single-host mode: the embedded agent); none = reads only. */
@@ -272,8 +277,16 @@ export class SandboxService {
     return this.apply(teamId, id, this.patchFrom(res.sandbox, { timeoutSec }));
   }
 
-  /** The host of a running sandbox of the team, for exec and file traffic (paused: refused). */
-  async reachable(teamId: string, id: string): Promise<AgentHost> {
+  /**
+   * The host of a running sandbox of the team, for exec, file, process and stream traffic
+   * (paused: refused). Such use counts as activity (see `recordActivity`) unless `activity` is
+   * false: reads that only observe the sandbox (metrics) must not keep it from auto-pausing.
+   */
+  async reachable(
+    teamId: string,
+    id: string,
+    { activity = true }: { activity?: boolean } = {},
+  ): Promise<AgentHost> {
     const record = await this.live(teamId, id);
     const host = this.host;
     if (!host) throw new ServerError("unavailable", "no host agent is connected to this server");
@@ -283,7 +296,35 @@ export class SandboxService {
         `sandbox ${id} is ${record.state}, not running${record.state === "paused" ? ": resume it first" : ""}`,
       );
     }
+    if (activity) await this.recordActivity(record, host);
     return host;
+  }
+
+  /**
+   * Resets the agent's inactivity timer (as `ping` does) and `last_active_at`, at most once per
+   * `ACTIVITY_GRANULARITY_MS` per sandbox. Best effort: the request it rides on goes ahead even
+   * when recording fails (the agent's proxy also counts the traffic itself).
+   */
+  private async recordActivity(record: SandboxRecord, host: AgentHost): Promise<void> {
+    const now = Date.now();
+    if (
+      now - Date.parse(record.lastActiveAt) < ACTIVITY_GRANULARITY_MS ||
+      this.recording.has(record.id)
+    )
+      return;
+    this.recording.add(record.id);
+    try {
+      const res = await host.client.pingSandbox({ sandboxId: record.id });
+      const at = res.lastActiveAt ? timestampDate(res.lastActiveAt) : new Date(now);
+      await this.store.sandboxes.touch(record.id, nowIso(at));
+    } catch (err) {
+      this.logger.warn(
+        { op: "sandbox.activity", sandboxId: record.id, err },
+        "recording activity failed",
+      );
+    } finally {
+      this.recording.delete(record.id);
+    }
   }
 
   /** A sandbox that has not been destroyed; stopped ones are gone as far as operations go. */

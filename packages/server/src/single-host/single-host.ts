@@ -107,7 +107,10 @@ export async function startSingleHost(
   // What changed while the server was down shows at once, not a tick later.
   await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));
   reconciler.start();
-  const http = (options.listen ?? true) ? await listenApp(server.app, config, logger) : undefined;
+  const http =
+    (options.listen ?? true)
+      ? await listenApp(server.app, config, logger, server.upgrade)
+      : undefined;
 
   return {
     ...server,

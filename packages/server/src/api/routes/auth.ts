@@ -1,8 +1,14 @@
 import { createRoute } from "@hono/zod-openapi";
-import type { Services } from "../../service/index.js";
+import type { Services, TeamPrincipal } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
-import { CredentialsSchema, LoginResponseSchema, SignupResponseSchema } from "../schemas.js";
+import { requireUserOrApiKey } from "../middleware.js";
+import {
+  CredentialsSchema,
+  LoginResponseSchema,
+  SignupResponseSchema,
+  WhoAmISchema,
+} from "../schemas.js";
 
 const credentialsBody = {
   content: { "application/json": { schema: CredentialsSchema } },
@@ -50,6 +56,38 @@ const login = createRoute({
 });
 
 export function registerAuthRoutes(app: App, services: Services): void {
+  app.openapi(
+    createRoute({
+      method: "get",
+      path: "/v1/auth/whoami",
+      tags: ["auth"],
+      summary: "The team, and the user or API key, that the credentials speak for",
+      security: [{ apiKeyAuth: [] }, { bearerAuth: [] }],
+      middleware: requireUserOrApiKey(services),
+      responses: {
+        200: {
+          description: "Who the credentials speak for",
+          content: { "application/json": { schema: WhoAmISchema } },
+        },
+        ...errorResponses("unauthenticated"),
+      },
+    }),
+    async (c) => {
+      // Exactly one of the two is set, by whichever credential the request carried.
+      const key: TeamPrincipal | undefined = c.get("team");
+      const who = await services.accounts.whoami(key ?? c.get("user"));
+      return c.json(
+        {
+          team_id: who.teamId,
+          team_name: who.teamName,
+          ...(who.user ? { user_id: who.user.id, email: who.user.email } : {}),
+          ...(who.apiKey ? { api_key_id: who.apiKey.id, api_key_name: who.apiKey.name } : {}),
+        },
+        200,
+      );
+    },
+  );
+
   app.openapi(signup, async (c) => {
     const { email, password } = c.req.valid("json");
     const user = await services.accounts.signup(email, password);

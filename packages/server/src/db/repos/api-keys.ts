@@ -1,9 +1,17 @@
 import type { ApiKeyRow } from "../schema.js";
+import { prepared } from "./prepared.js";
 import type { Executor } from "./types.js";
 
 /** A team's API keys; only their SHA-256 is stored. */
 export class ApiKeysRepo {
-  constructor(private readonly db: Executor) {}
+  /** The lookup behind every API-key request the cache misses: compiled once. */
+  private readonly selectByHash;
+
+  constructor(private readonly db: Executor) {
+    this.selectByHash = prepared(db, 1, (keyHash: string) =>
+      db.selectFrom("teamApiKeys").selectAll().where("keyHash", "=", keyHash),
+    );
+  }
 
   async insert(key: ApiKeyRow): Promise<ApiKeyRow> {
     await this.db.insertInto("teamApiKeys").values(key).execute();
@@ -20,11 +28,16 @@ export class ApiKeysRepo {
       .execute();
   }
 
-  findByHash(keyHash: string): Promise<ApiKeyRow | undefined> {
+  async findByHash(keyHash: string): Promise<ApiKeyRow | undefined> {
+    return (await this.selectByHash(keyHash))[0];
+  }
+
+  get(teamId: string, id: string): Promise<ApiKeyRow | undefined> {
     return this.db
       .selectFrom("teamApiKeys")
       .selectAll()
-      .where("keyHash", "=", keyHash)
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
       .executeTakeFirst();
   }
 

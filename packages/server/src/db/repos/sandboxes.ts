@@ -2,6 +2,7 @@ import { type Expression, type SqlBool, sql } from "kysely";
 import { ServerError } from "../../errors.js";
 import type { DialectName } from "../connect.js";
 import type { SandboxRowRaw } from "../schema.js";
+import { prepared } from "./prepared.js";
 import type { Executor } from "./types.js";
 
 export const SANDBOX_STATES = [
@@ -52,10 +53,25 @@ export interface Page<T> {
 
 /** Sandboxes; every read that a client can trigger is scoped by team. */
 export class SandboxesRepo {
+  /** The read behind every sandbox request (GET, exec, files): compiled once. */
+  private readonly selectOne;
+  private readonly setLastActive;
+
   constructor(
     private readonly db: Executor,
     private readonly dialect: DialectName,
-  ) {}
+  ) {
+    this.selectOne = prepared(db, 2, (teamId: string, id: string) =>
+      db.selectFrom("sandboxes").selectAll().where("teamId", "=", teamId).where("id", "=", id),
+    );
+    this.setLastActive = prepared(db, 2, (id: string, lastActiveAt: string) =>
+      db
+        .updateTable("sandboxes")
+        .set({ lastActiveAt })
+        .where("id", "=", id)
+        .where("lastActiveAt", "<", lastActiveAt),
+    );
+  }
 
   async insert(sandbox: SandboxRecord): Promise<SandboxRecord> {
     await this.db.insertInto("sandboxes").values(toRow(sandbox)).execute();
@@ -63,13 +79,16 @@ export class SandboxesRepo {
   }
 
   async get(teamId: string, id: string): Promise<SandboxRecord | undefined> {
-    const row = await this.db
-      .selectFrom("sandboxes")
-      .selectAll()
-      .where("teamId", "=", teamId)
-      .where("id", "=", id)
-      .executeTakeFirst();
+    const [row] = await this.selectOne(teamId, id);
     return row && fromRow(row);
+  }
+
+  /**
+   * Records activity at `at`, never moving `last_active_at` back and leaving `updated_at` alone
+   * (activity is not a change of the sandbox).
+   */
+  async touch(id: string, at: string): Promise<void> {
+    await this.setLastActive(id, at);
   }
 
   /** Unscoped lookup, for the reconciler and host-side callers only. */

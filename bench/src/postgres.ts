@@ -1,0 +1,65 @@
+import { execFileSync } from "node:child_process";
+import { chownSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+/** A throwaway PostgreSQL cluster: reachable only through a Unix socket in its own temp dir. */
+export interface ThrowawayPostgres {
+  url: string;
+  stop(): void;
+}
+
+/** The newest installed server's bin dir (Debian's layout), or undefined when none is. */
+export function postgresBinDir(): string | undefined {
+  const root = "/usr/lib/postgresql";
+  if (!existsSync(root)) return undefined;
+  const versions = readdirSync(root)
+    .filter((v) => existsSync(join(root, v, "bin", "initdb")))
+    .sort((a, b) => Number(b) - Number(a));
+  return versions[0] && join(root, versions[0], "bin");
+}
+
+/** initdb + pg_ctl start as the `postgres` user (initdb refuses root), fsync off: a bench, not a store. */
+export function startThrowawayPostgres(bin: string): ThrowawayPostgres {
+  const dir = mkdtempSync(join(tmpdir(), "wrenn-bench-pg-"));
+  const data = join(dir, "data");
+  const socketDir = join(dir, "sock");
+  mkdirSync(socketDir);
+  const asRoot = process.getuid?.() === 0;
+  const run = (cmd: string, args: string[]) =>
+    execFileSync(asRoot ? "runuser" : cmd, asRoot ? ["-u", "postgres", "--", cmd, ...args] : args, {
+      stdio: "pipe",
+    });
+  let started = false;
+  const stop = () => {
+    if (started) run(join(bin, "pg_ctl"), ["-D", data, "-m", "immediate", "-w", "stop"]);
+    started = false;
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    if (asRoot) {
+      const id = (flag: string) => Number(execFileSync("id", [flag, "postgres"]).toString().trim());
+      chownSync(dir, id("-u"), id("-g"));
+      chownSync(socketDir, id("-u"), id("-g"));
+    }
+    run(join(bin, "initdb"), ["-D", data, "-U", "postgres", "-A", "trust", "--no-sync"]);
+    run(join(bin, "pg_ctl"), [
+      "-D",
+      data,
+      "-l",
+      join(dir, "postgres.log"),
+      "-w",
+      "-o",
+      `-k ${socketDir} -c listen_addresses='' -c fsync=off -c synchronous_commit=off`,
+      "start",
+    ]);
+    started = true;
+  } catch (err) {
+    stop();
+    throw err;
+  }
+  return {
+    url: `postgres://postgres@localhost/postgres?host=${encodeURIComponent(socketDir)}`,
+    stop,
+  };
+}

@@ -1,0 +1,64 @@
+import { Flags } from "@oclif/core";
+import { Sandbox } from "@wrenn/sdk";
+import { ApiCommand } from "../../base/index.js";
+import { parseDuration, parsePairs } from "../../services/format.js";
+import { sandboxJson } from "../../services/sandboxes.js";
+
+export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
+  static override summary = "Create a sandbox and print its id.";
+  static override enableJsonFlag = true;
+  static override examples = [
+    "<%= config.bin %> sandbox create",
+    "<%= config.bin %> sandbox create --template base --memory 1024 --timeout 10m --metadata owner=alice",
+    "ID=$(<%= config.bin %> sandbox create) && <%= config.bin %> exec $ID -- uname -a",
+  ];
+  static override flags = {
+    template: Flags.string({
+      char: "t",
+      description: "Template to start from (default: the server's).",
+      env: "WRENN_TEMPLATE",
+    }),
+    snapshot: Flags.string({
+      description: "Snapshot to start from instead of a template.",
+      env: "WRENN_SNAPSHOT",
+      exclusive: ["template"],
+    }),
+    vcpus: Flags.integer({ description: "vCPUs.", min: 1, env: "WRENN_VCPUS" }),
+    memory: Flags.integer({ description: "Memory in MiB.", min: 16, env: "WRENN_MEMORY_MB" }),
+    disk: Flags.integer({ description: "Disk size in MiB.", min: 16, env: "WRENN_DISK_MB" }),
+    timeout: Flags.string({
+      description: "Idle time before the sandbox auto-pauses: 90, 30s, 5m, 1h; 0 never.",
+      env: "WRENN_TIMEOUT",
+    }),
+    metadata: Flags.string({
+      char: "m",
+      description: "key=value label (repeatable).",
+      multiple: true,
+    }),
+    env: Flags.string({
+      char: "e",
+      description: "KEY=value environment variable for every command (repeatable).",
+      multiple: true,
+    }),
+  };
+
+  async run(): Promise<Record<string, unknown> | undefined> {
+    const { flags } = this;
+    const sandbox = await Sandbox.create({
+      ...(await this.connection()),
+      ...(flags.template ? { template: flags.template } : {}),
+      ...(flags.snapshot ? { snapshot: flags.snapshot } : {}),
+      ...(flags.vcpus ? { vcpus: flags.vcpus } : {}),
+      ...(flags.memory ? { memoryMb: flags.memory } : {}),
+      ...(flags.disk ? { diskSizeMb: flags.disk } : {}),
+      ...(flags.timeout !== undefined
+        ? { timeoutMs: parseDuration(flags.timeout, "timeout") }
+        : {}),
+      ...(flags.metadata?.length ? { metadata: parsePairs(flags.metadata, "metadata") } : {}),
+      ...(flags.env?.length ? { envs: parsePairs(flags.env, "env") } : {}),
+    });
+    if (this.jsonEnabled()) return sandboxJson(await sandbox.getInfo());
+    this.log(sandbox.sandboxId);
+    return undefined;
+  }
+}

@@ -1,0 +1,58 @@
+import { Flags } from "@oclif/core";
+import { BaseCommand } from "../../base/index.js";
+import { envWith, runServer } from "../../services/daemons.js";
+
+export default class ServerStart extends BaseCommand<typeof ServerStart> {
+  static override summary =
+    "Run Wrenn on this host: the API server with its agent embedded (single-host mode).";
+  static override description =
+    "Needs root. The first run makes an admin account and writes the API URL and key to <data-dir>/config.json, which the CLI and SDK read (for the default data dir, ~/.wrenn). Stop it with Ctrl-C; sandboxes keep running and are adopted by the next start.";
+  static override examples = [
+    "sudo <%= config.bin %> server start",
+    "sudo <%= config.bin %> server start --port 8080 --template test-minimal",
+  ];
+  static override flags = {
+    port: Flags.integer({
+      char: "p",
+      description: "Port to listen on (0: any free one).",
+      env: "WRENN_PORT",
+      min: 0,
+      max: 65_535,
+    }),
+    host: Flags.string({
+      description: "Address to listen on (default 127.0.0.1).",
+      env: "WRENN_HOST",
+    }),
+    "data-dir": Flags.string({
+      description: "State directory (default ~/.wrenn).",
+      env: "WRENN_DATA_DIR",
+    }),
+    "database-url": Flags.string({
+      description: "postgres:// URL (default: SQLite in the data dir).",
+      env: "WRENN_DATABASE_URL",
+    }),
+    template: Flags.string({
+      description: "Template new sandboxes get by default (default base).",
+      env: "WRENN_DEFAULT_TEMPLATE",
+    }),
+    "log-level": Flags.string({
+      description: "Log level.",
+      env: "WRENN_LOG_LEVEL",
+      options: ["trace", "debug", "info", "warn", "error", "fatal", "silent"],
+    }),
+  };
+
+  async run(): Promise<void> {
+    const f = this.flags;
+    await runServer(
+      envWith({
+        WRENN_PORT: f.port,
+        WRENN_HOST: f.host,
+        WRENN_DATA_DIR: f["data-dir"],
+        WRENN_DATABASE_URL: f["database-url"],
+        WRENN_DEFAULT_TEMPLATE: f.template,
+        WRENN_LOG_LEVEL: f["log-level"],
+      }),
+    );
+  }
+}

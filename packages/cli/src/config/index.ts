@@ -1,0 +1,2 @@
+export type { ClientConfig } from "./config-file.js";
+export { configPath, forgetApiKey, readConfig, writeConfig } from "./config-file.js";

@@ -1,0 +1,102 @@
+import {
+  AuthenticationError,
+  ConflictError,
+  ConnectionError,
+  NotFoundError,
+  RateLimitError,
+  SandboxError,
+  TimeoutError,
+  WrennError,
+} from "@wrenn/sdk";
+import { CliError } from "./cli-error.js";
+
+/** What the one error path prints: a line, the next step, the exit code. */
+export interface ErrorReport {
+  code: string;
+  message: string;
+  hint?: string;
+  exitCode: number;
+}
+
+export interface ErrorContext {
+  /** The server the command talked to, when it got that far. */
+  apiUrl?: string;
+}
+
+/** Turns anything thrown by a command into a short message plus what to do next. */
+export function describeError(err: unknown, context: ErrorContext = {}): ErrorReport {
+  if (err instanceof CliError) {
+    return { code: err.code, message: err.message, exitCode: err.exitCode, ...hint(err.hint) };
+  }
+  const server = context.apiUrl ? ` at ${context.apiUrl}` : "";
+  if (err instanceof AuthenticationError) {
+    return {
+      code: err.code,
+      message: `The server${server} rejected the API key.`,
+      hint: "Run `wrenn login` with a valid key, or set WRENN_API_KEY.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof ConnectionError) {
+    return {
+      code: err.code,
+      message: `Cannot reach the Wrenn server${server}.`,
+      hint: "Start one with `sudo wrenn server start`, or point --api-url / WRENN_API_URL at a running server.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof NotFoundError) {
+    return {
+      code: err.code,
+      message: sentence(err.message),
+      hint: notFoundHint(err.message),
+      exitCode: 1,
+    };
+  }
+  if (err instanceof ConflictError || err instanceof SandboxError) {
+    return {
+      code: err.code,
+      message: sentence(err.message),
+      hint: "Check its state with `wrenn sandbox info <id>`; a paused sandbox comes back with `wrenn sandbox resume <id>`.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof RateLimitError) {
+    return {
+      code: err.code,
+      message: sentence(err.message),
+      hint: "Too many requests: wait a moment and try again.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof TimeoutError) {
+    return {
+      code: err.code,
+      message: sentence(err.message),
+      hint: "The server may be busy; try again, or raise --request-timeout where the command has it.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof WrennError) {
+    return { code: err.code, message: sentence(err.message), exitCode: 1 };
+  }
+  const message = err instanceof Error ? err.message : String(err);
+  return { code: "internal", message: sentence(message), exitCode: 1 };
+}
+
+/** The server says what was missing first ("sandbox …", "snapshot …"); files say ENOENT. */
+function notFoundHint(message: string): string {
+  if (/^sandbox\b/i.test(message)) return "List your sandboxes with `wrenn sandbox list`.";
+  if (/^snapshot\b/i.test(message)) return "List your snapshots with `wrenn snapshot list`.";
+  return "Check the path with `wrenn files ls <id> <dir>`.";
+}
+
+function hint(text: string | undefined): { hint?: string } {
+  return text === undefined ? {} : { hint: text };
+}
+
+function sentence(text: string): string {
+  const trimmed = text.trim() || "Unknown error";
+  const first = trimmed.charAt(0).toUpperCase() + trimmed.slice(1);
+  return /[.!?]$/.test(first) ? first : `${first}.`;
+}

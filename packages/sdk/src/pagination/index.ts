@@ -1,0 +1,2 @@
+export type { Page } from "./paginator.js";
+export { Paginator } from "./paginator.js";

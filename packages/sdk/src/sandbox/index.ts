@@ -1,0 +1,3 @@
+export type { SandboxCreateOpts, SandboxListOpts } from "./sandbox.js";
+export { Sandbox } from "./sandbox.js";
+export type { SandboxInfo, SandboxMetrics, SandboxState } from "./types.js";

@@ -1,0 +1,253 @@
+import { Commands } from "../commands/index.js";
+import type { ConnectionOpts } from "../config/index.js";
+import { NotFoundError } from "../errors/index.js";
+import { Files } from "../files/index.js";
+import { ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
+import { Paginator } from "../pagination/index.js";
+import { Pty } from "../pty/index.js";
+import { type SnapshotInfo, snapshotFromWire, type WireSnapshot } from "../snapshot/index.js";
+import {
+  metricsFromWire,
+  type SandboxInfo,
+  type SandboxMetrics,
+  type SandboxState,
+  sandboxFromWire,
+  type WireSandbox,
+} from "./types.js";
+
+/** Options of {@link Sandbox.create}. */
+export interface SandboxCreateOpts extends ConnectionOpts {
+  /** Template to start from (default: the server's default template). */
+  template?: string;
+  /** A team snapshot to start from instead of a template (sets the resources). */
+  snapshot?: string;
+  vcpus?: number;
+  memoryMb?: number;
+  diskSizeMb?: number;
+  /** Inactivity after which the sandbox pauses itself (rounded up to seconds); 0 = never. */
+  timeoutMs?: number;
+  /** Labels to find the sandbox by (`Sandbox.list({ metadata })`). */
+  metadata?: Record<string, string>;
+  /** Environment of every command in the sandbox (never stored by the server). */
+  envs?: Record<string, string>;
+  /** Let the sandbox reach the internet (the server's default otherwise). */
+  allowInternetAccess?: boolean;
+  /** Aborts the create call. */
+  signal?: AbortSignal;
+  /** Timeout of the create call itself (default 60 000 ms). */
+  requestTimeoutMs?: number;
+}
+
+/** Options of {@link Sandbox.list}. */
+export interface SandboxListOpts extends ConnectionOpts, RequestOpts {
+  /** Only these states (default every state but `stopped`). */
+  state?: SandboxState | SandboxState[];
+  /** Only sandboxes with all of these labels. */
+  metadata?: Record<string, string>;
+  /** Page size (1-1000). */
+  limit?: number;
+}
+
+const path = (id: string) => `/v1/sandboxes/${encodeURIComponent(id)}`;
+
+/**
+ * An isolated sandbox. Make one with {@link Sandbox.create} or attach with
+ * {@link Sandbox.connect}; run commands with `commands`, terminals with `pty`, and reach its
+ * filesystem with `files`.
+ */
+export class Sandbox {
+  /** The sandbox's id. */
+  readonly sandboxId: string;
+  /** Run and attach to processes. */
+  readonly commands: Commands;
+  /** Interactive terminals. */
+  readonly pty: Pty;
+  /** The sandbox's filesystem. */
+  readonly files: Files;
+  /** The low-level client this sandbox talks through. */
+  readonly client: ApiClient;
+
+  private constructor(client: ApiClient, sandboxId: string) {
+    this.client = client;
+    this.sandboxId = sandboxId;
+    this.commands = new Commands(client, sandboxId);
+    this.pty = new Pty(client, sandboxId);
+    this.files = new Files(client, sandboxId);
+  }
+
+  /** Creates a sandbox and resolves once it is running. */
+  static async create(opts: SandboxCreateOpts = {}): Promise<Sandbox> {
+    const client = await ApiClient.fromOptions(opts);
+    const body: Record<string, unknown> = {
+      template: opts.template,
+      snapshot: opts.snapshot,
+      vcpus: opts.vcpus,
+      memory_mb: opts.memoryMb,
+      disk_size_mb: opts.diskSizeMb,
+      timeout_sec: opts.timeoutMs === undefined ? undefined : Math.ceil(opts.timeoutMs / 1000),
+      metadata: opts.metadata,
+      envs: opts.envs,
+      allow_internet_access: opts.allowInternetAccess,
+    };
+    const created = await client.json<WireSandbox>({
+      method: "POST",
+      path: "/v1/sandboxes",
+      json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+    });
+    return new Sandbox(client, created.id);
+  }
+
+  /**
+   * Attaches to an existing sandbox, resuming it if it is paused (unless `resume: false`, for
+   * calls that should leave a paused sandbox paused, such as reading its info).
+   */
+  static async connect(
+    sandboxId: string,
+    opts: ConnectionOpts & RequestOpts & { resume?: boolean } = {},
+  ): Promise<Sandbox> {
+    const client = await ApiClient.fromOptions(opts);
+    const sandbox = new Sandbox(client, sandboxId);
+    const info = await sandbox.getInfo(opts);
+    if (info.state === "paused" && opts.resume !== false) await sandbox.resume(opts);
+    return sandbox;
+  }
+
+  /** The team's sandboxes, page by page (iterate with `for await` for every one). */
+  static list(opts: SandboxListOpts = {}): Paginator<SandboxInfo> {
+    const states = opts.state === undefined ? undefined : [opts.state].flat().join(",");
+    const metadata = opts.metadata ? new URLSearchParams(opts.metadata).toString() : undefined;
+    let client: Promise<ApiClient> | undefined;
+    return new Paginator(async (cursor) => {
+      client ??= ApiClient.fromOptions(opts);
+      const page = await (await client).json<{
+        sandboxes: WireSandbox[];
+        next_cursor: string | null;
+      }>({
+        method: "GET",
+        path: "/v1/sandboxes",
+        query: { state: states, metadata, limit: opts.limit, cursor },
+        ...requestOpts(opts),
+      });
+      return {
+        items: page.sandboxes.map(sandboxFromWire),
+        nextCursor: page.next_cursor ?? undefined,
+      };
+    });
+  }
+
+  /** Destroys a sandbox; false when it did not exist. */
+  static async kill(sandboxId: string, opts: ConnectionOpts & RequestOpts = {}): Promise<boolean> {
+    const client = await ApiClient.fromOptions(opts);
+    try {
+      await client.json({ method: "DELETE", path: path(sandboxId), ...requestOpts(opts) });
+      return true;
+    } catch (err) {
+      if (err instanceof NotFoundError) return false;
+      throw err;
+    }
+  }
+
+  /** Describes a sandbox. */
+  static async getInfo(
+    sandboxId: string,
+    opts: ConnectionOpts & RequestOpts = {},
+  ): Promise<SandboxInfo> {
+    const client = await ApiClient.fromOptions(opts);
+    return sandboxFromWire(
+      await client.json<WireSandbox>({
+        method: "GET",
+        path: path(sandboxId),
+        ...requestOpts(opts),
+      }),
+    );
+  }
+
+  /** Destroys this sandbox and everything in it. */
+  async kill(opts: RequestOpts = {}): Promise<void> {
+    await this.client.json({ method: "DELETE", path: path(this.sandboxId), ...requestOpts(opts) });
+  }
+
+  /** Pauses the sandbox (memory kept); processes continue on resume. */
+  async pause(opts: RequestOpts = {}): Promise<void> {
+    await this.client.json({
+      method: "POST",
+      path: `${path(this.sandboxId)}/pause`,
+      idempotent: true, // pausing a paused sandbox is a no-op
+      ...requestOpts(opts),
+    });
+  }
+
+  /** Resumes a paused sandbox. */
+  async resume(opts: RequestOpts = {}): Promise<void> {
+    await this.client.json({
+      method: "POST",
+      path: `${path(this.sandboxId)}/resume`,
+      json: {},
+      idempotent: true, // resuming a running sandbox is a no-op
+      ...requestOpts(opts),
+    });
+  }
+
+  /** Counts as activity: resets the inactivity timer. */
+  async ping(opts: RequestOpts = {}): Promise<void> {
+    await this.client.json({
+      method: "POST",
+      path: `${path(this.sandboxId)}/ping`,
+      idempotent: true,
+      ...requestOpts(opts),
+    });
+  }
+
+  /** Sets the inactivity timeout (rounded up to seconds; 0 = never pause). */
+  async setTimeout(timeoutMs: number, opts: RequestOpts = {}): Promise<void> {
+    await this.client.json({
+      method: "POST",
+      path: `${path(this.sandboxId)}/timeout`,
+      json: { timeout_sec: Math.ceil(timeoutMs / 1000) },
+      idempotent: true,
+      ...requestOpts(opts),
+    });
+  }
+
+  /** Describes this sandbox. */
+  async getInfo(opts: RequestOpts = {}): Promise<SandboxInfo> {
+    return sandboxFromWire(
+      await this.client.json<WireSandbox>({
+        method: "GET",
+        path: path(this.sandboxId),
+        ...requestOpts(opts),
+      }),
+    );
+  }
+
+  /** True while the sandbox is running (not paused, stopped or lost). */
+  async isRunning(opts: RequestOpts = {}): Promise<boolean> {
+    return (await this.getInfo(opts)).state === "running";
+  }
+
+  /** Current resource use. */
+  async getMetrics(opts: RequestOpts = {}): Promise<SandboxMetrics> {
+    return metricsFromWire(
+      await this.client.json<Record<string, unknown>>({
+        method: "GET",
+        path: `${path(this.sandboxId)}/metrics`,
+        inSandbox: true,
+        ...requestOpts(opts),
+      }),
+    );
+  }
+
+  /** Freezes the sandbox's filesystem into a team snapshot new sandboxes can start from. */
+  async createSnapshot(name: string, opts: RequestOpts = {}): Promise<SnapshotInfo> {
+    return snapshotFromWire(
+      await this.client.json<WireSnapshot>({
+        method: "POST",
+        path: "/v1/snapshots",
+        json: { sandbox_id: this.sandboxId, name },
+        ...requestOpts(opts),
+      }),
+    );
+  }
+}

@@ -1,0 +1,81 @@
+/** A sandbox's lifecycle state. */
+export type SandboxState = "pending" | "running" | "paused" | "stopped" | "missing" | "error";
+
+/** What the server knows about a sandbox. */
+export interface SandboxInfo {
+  sandboxId: string;
+  /** The template (or team snapshot) it was created from. */
+  template: string;
+  state: SandboxState;
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  /** Inactivity before it pauses itself; 0 = never. */
+  timeoutMs: number;
+  metadata: Record<string, string>;
+  createdAt: Date;
+  updatedAt: Date;
+  lastActiveAt: Date;
+  /** When it was destroyed. */
+  stoppedAt?: Date;
+}
+
+/** Resource use of a running sandbox (whatever the server measures, camelCased). */
+export interface SandboxMetrics {
+  /** CPU used since the previous sample, as a percentage of the sandbox's quota. */
+  cpuUsedPct?: number;
+  /** vCPUs the sandbox may use. */
+  cpuCount?: number;
+  memUsedMb?: number;
+  memTotalMb?: number;
+  diskUsedMb?: number;
+  diskTotalMb?: number;
+  /** When it was measured. */
+  timestamp: Date;
+  [key: string]: number | Date | string | undefined;
+}
+
+/** The server's snake_case sandbox. */
+export interface WireSandbox {
+  id: string;
+  template: string;
+  state: SandboxState;
+  vcpus: number;
+  memory_mb: number;
+  disk_size_mb: number;
+  timeout_sec: number;
+  metadata: Record<string, string>;
+  created_at: string;
+  updated_at: string;
+  last_active_at: string;
+  stopped_at: string | null;
+}
+
+export function sandboxFromWire(s: WireSandbox): SandboxInfo {
+  return {
+    sandboxId: s.id,
+    template: s.template,
+    state: s.state,
+    vcpus: s.vcpus,
+    memoryMb: s.memory_mb,
+    diskSizeMb: s.disk_size_mb,
+    timeoutMs: s.timeout_sec * 1000,
+    metadata: s.metadata,
+    createdAt: new Date(s.created_at),
+    updatedAt: new Date(s.updated_at),
+    lastActiveAt: new Date(s.last_active_at),
+    ...(s.stopped_at ? { stoppedAt: new Date(s.stopped_at) } : {}),
+  };
+}
+
+/** `{ cpu_used_pct: 1 }` → `{ cpuUsedPct: 1 }`, with `timestamp` as a Date. */
+export function metricsFromWire(wire: Record<string, unknown>): SandboxMetrics {
+  const metrics: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(wire)) {
+    metrics[key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase())] = value;
+  }
+  metrics.timestamp = new Date(
+    typeof metrics.timestamp === "string" ? metrics.timestamp : Date.now(),
+  );
+  return metrics as SandboxMetrics;
+}

@@ -1,0 +1,2 @@
+export type { SnapshotInfo, WireSnapshot } from "./snapshot.js";
+export { Snapshot, snapshotFromWire } from "./snapshot.js";

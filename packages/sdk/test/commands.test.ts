@@ -1,0 +1,265 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  CommandExitError,
+  type CommandHandle,
+  type OutputChunk,
+  Sandbox,
+  SandboxError,
+  TimeoutError,
+  WrennError,
+} from "../src/index.js";
+import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
+
+// commands and pty over the server's exec stream WebSocket and processes routes, against a real
+// single-host server with one real test-minimal sandbox shared by the file.
+
+let server: TestServer;
+let sandbox: Sandbox;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  sandbox = await Sandbox.create({ apiUrl: server.url, apiKey: server.apiKey, ...SMALL });
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+/** Polls until `check` holds; fails after `withinMs`. */
+async function eventually(
+  check: () => boolean | Promise<boolean>,
+  what: string | (() => string),
+  withinMs = 10_000,
+) {
+  const deadline = Date.now() + withinMs;
+  while (!(await check())) {
+    if (Date.now() > deadline)
+      throw new Error(`timed out waiting for ${typeof what === "string" ? what : what()}`);
+    await sleep(25);
+  }
+}
+
+describe("commands.run", () => {
+  it("runs to completion (one request) with cwd, envs and args", async () => {
+    const result = await sandbox.commands.run('echo "$GREETING from $(pwd)"; echo oops >&2', {
+      cwd: "/tmp",
+      envs: { GREETING: "hello" },
+    });
+    expect(result).toMatchObject({ stdout: "hello from /tmp\n", stderr: "oops\n", exitCode: 0 });
+    const direct = await sandbox.commands.run("printf", { args: ["%s-%s", "a b", "c"] });
+    expect(direct.stdout).toBe("a b-c");
+  });
+
+  it("throws CommandExitError with the result on a non-zero exit, unless told not to", async () => {
+    const err = await sandbox.commands
+      .run("echo out; echo bad >&2; exit 3")
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandExitError);
+    expect(err).toMatchObject({ exitCode: 3, stdout: "out\n", stderr: "bad\n" });
+    const result = await sandbox.commands.run("exit 4", { throwOnError: false });
+    expect(result.exitCode).toBe(4);
+    // The streamed path ends the same way.
+    await expect(sandbox.commands.run("exit 5", { onStdout: () => {} })).rejects.toMatchObject({
+      exitCode: 5,
+    });
+  });
+
+  it("streams output to callbacks as it is written", async () => {
+    const seen: string[] = [];
+    const errs: string[] = [];
+    const result = await sandbox.commands.run(
+      "for i in 1 2 3; do echo $i; sleep 0.05; done; echo e >&2",
+      {
+        onStdout: (s) => seen.push(s),
+        onStderr: (s) => errs.push(s),
+      },
+    );
+    expect(seen.join("")).toBe("1\n2\n3\n");
+    expect(seen.length).toBeGreaterThan(1);
+    expect(errs.join("")).toBe("e\n");
+    expect(result.stdout).toBe("1\n2\n3\n");
+  });
+
+  it("feeds stdin from a string or an async iterable", async () => {
+    expect((await sandbox.commands.run("cat", { stdin: "piped\n" })).stdout).toBe("piped\n");
+    async function* lines() {
+      yield new TextEncoder().encode("a\n");
+      yield "b\n";
+    }
+    expect((await sandbox.commands.run("wc -l", { stdin: lines() })).stdout.trim()).toBe("2");
+  });
+
+  it("fails with TimeoutError when the command outlives timeoutMs (both paths)", async () => {
+    await expect(sandbox.commands.run("sleep 5", { timeoutMs: 300 })).rejects.toBeInstanceOf(
+      TimeoutError,
+    );
+    await expect(
+      sandbox.commands.run("sleep 5", { timeoutMs: 300, onStdout: () => {} }),
+    ).rejects.toBeInstanceOf(TimeoutError);
+  });
+
+  it("kills the command when the signal aborts mid-stream", async () => {
+    const controller = new AbortController();
+    const chunks: string[] = [];
+    const running = sandbox.commands.run("echo started; sleep 30", {
+      tag: "abortable",
+      signal: controller.signal,
+      onStdout: (s) => {
+        chunks.push(s);
+        controller.abort(new Error("changed my mind"));
+      },
+    });
+    await expect(running).rejects.toThrow("changed my mind");
+    expect(chunks.join("")).toBe("started\n");
+    await eventually(
+      async () => !(await sandbox.commands.list()).some((p) => p.tag === "abortable"),
+      "the aborted command to be gone",
+    );
+  });
+});
+
+describe("background commands", () => {
+  it("returns a handle: pid, iteration, stdin, wait", async () => {
+    const handle = await sandbox.commands.run("cat; echo done >&2", { background: true });
+    expect(handle.pid).toBeGreaterThan(0);
+    const chunks: OutputChunk[] = [];
+    const iterating = (async () => {
+      for await (const chunk of handle) chunks.push(chunk);
+    })();
+    await handle.sendStdin("one\n");
+    await handle.sendStdin(new TextEncoder().encode("two\n"));
+    await handle.closeStdin();
+    const result = await handle.wait();
+    await iterating;
+    expect(result).toMatchObject({ stdout: "one\ntwo\n", stderr: "done\n", exitCode: 0 });
+    expect(
+      chunks
+        .filter((c) => c.stream === "stdout")
+        .map((c) => c.text())
+        .join(""),
+    ).toBe("one\ntwo\n");
+    expect(handle.stdout).toBe("one\ntwo\n");
+  });
+
+  it("keeps the output of a command that ended before iteration began", async () => {
+    const handle = await sandbox.commands.run("echo hi; echo oops >&2", { background: true });
+    await handle.wait();
+    const seen: string[] = [];
+    for await (const chunk of handle) seen.push(`${chunk.stream}:${chunk.text()}`);
+    expect(seen.sort()).toEqual(["stderr:oops\n", "stdout:hi\n"]);
+  });
+
+  it("lists, reattaches by tag after disconnect, writes stdin over REST, and kills", async () => {
+    const handle = await sandbox.commands.run("while read line; do echo got $line; done", {
+      background: true,
+      tag: "echoer",
+    });
+    const listed = await sandbox.commands.list();
+    expect(listed).toContainEqual(expect.objectContaining({ pid: handle.pid, tag: "echoer" }));
+
+    handle.disconnect();
+    await expect(handle.wait()).rejects.toMatchObject({ code: "disconnected" });
+
+    let attached: CommandHandle | undefined;
+    try {
+      attached = await sandbox.commands.connect("echoer");
+      expect(attached.pid).toBe(handle.pid);
+      await sandbox.commands.sendStdin(handle.pid, "hi\n");
+      await eventually(
+        () => attached?.stdout === "got hi\n",
+        "the echo through the reattached stream",
+      );
+      await sandbox.commands.sendStdin(handle.pid, new TextEncoder().encode("bytes\n"));
+      await eventually(() => attached?.stdout.endsWith("got bytes\n") ?? false, "binary stdin");
+      await sandbox.commands.closeStdin(handle.pid);
+      await expect(attached.wait()).resolves.toMatchObject({ exitCode: 0 });
+    } finally {
+      attached?.disconnect();
+    }
+    expect(await sandbox.commands.kill(handle.pid)).toBe(false);
+
+    const sleeper = await sandbox.commands.run("sleep 30", { background: true });
+    expect(await sandbox.commands.kill(sleeper.pid)).toBe(true);
+    const ended = await sleeper.wait().catch((e: unknown) => e);
+    expect(ended).toBeInstanceOf(CommandExitError);
+    expect((ended as CommandExitError).exitCode).not.toBe(0);
+
+    const other = await sandbox.commands.run("sleep 30", { background: true });
+    expect(await other.kill()).toBe(true);
+    await expect(other.wait()).rejects.toBeInstanceOf(CommandExitError);
+  });
+
+  it("reports a missing process and a paused sandbox as typed errors", async () => {
+    await expect(sandbox.commands.connect(999_999)).rejects.toMatchObject({ code: "not_found" });
+    const paused = await Sandbox.create({ apiUrl: server.url, apiKey: server.apiKey, ...SMALL });
+    try {
+      await paused.pause();
+      await expect(paused.commands.run("true", { onStdout: () => {} })).rejects.toBeInstanceOf(
+        SandboxError,
+      );
+      await expect(paused.commands.run("true")).rejects.toBeInstanceOf(SandboxError);
+    } finally {
+      await paused.kill();
+    }
+  });
+});
+
+describe("pty", () => {
+  it("runs an interactive shell: input, resize, output, exit", async () => {
+    const output: Uint8Array[] = [];
+    const text = () => Buffer.concat(output).toString("utf8");
+    // As root: envd runs PTYs of other users through setpriv, and test-minimal's busybox setpriv
+    // lacks --reuid (reported to envd's owner).
+    const term = await sandbox.pty.create({
+      cols: 80,
+      rows: 24,
+      user: "root",
+      onData: (d) => output.push(d),
+    });
+    expect(term.pid).toBeGreaterThan(0);
+    await term.sendInput("stty size\n");
+    await eventually(
+      () => text().includes("24 80"),
+      () => `the terminal size in ${JSON.stringify(text())}`,
+    );
+    await term.resize({ cols: 100, rows: 30 });
+    await term.sendInput("stty size; echo $TERM\n");
+    await eventually(
+      () => text().includes("30 100") && text().includes("xterm-256color"),
+      "the resize",
+    );
+
+    term.disconnect();
+    const output2: Uint8Array[] = [];
+    const again = await sandbox.pty.connect(term.pid, { onData: (d) => output2.push(d) });
+    await again.sendInput("echo back again\n");
+    await eventually(
+      () => Buffer.concat(output2).toString().includes("back again"),
+      "reattached output",
+    );
+    await again.sendInput("exit 0\n");
+    await expect(again.wait()).resolves.toMatchObject({ exitCode: 0 });
+    expect(await sandbox.pty.kill(term.pid)).toBe(false);
+  });
+
+  it("kills a session", async () => {
+    const term = await sandbox.pty.create({
+      cols: 40,
+      rows: 10,
+      user: "root",
+      onData: () => {},
+      cmd: "sleep 30",
+    });
+    expect(await sandbox.pty.kill(term.pid)).toBe(true);
+    const result = await term.wait();
+    expect(result.exitCode).not.toBe(0);
+  });
+});
+
+describe("error brands", () => {
+  it("are WrennErrors", async () => {
+    const err = await sandbox.commands.run("exit 1").catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(WrennError);
+  });
+});
