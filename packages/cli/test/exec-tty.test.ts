@@ -116,7 +116,9 @@ describe("wrenn exec -it through tmux", { timeout: 120_000 }, () => {
     expect(await waitFor(fileText("eof.exit"), /EXIT=\d+/)).toBe("EXIT=0\n");
   });
 
-  it("draws Ink on a terminal: the cp progress bar, the kill --all question, the login prompt", async () => {
+  it("draws Ink on a terminal: the cp progress bar, the kill --all question, the login prompt", {
+    timeout: 240_000,
+  }, async () => {
     // A local shell in a pane; each wrenn run records its exit code in a file.
     await tmux("new-session", "-d", "-s", "local", "-x", "120", "-y", "30", "sh");
     const type = (line: string) => tmux("send-keys", "-t", "local", line, "Enter");
@@ -131,7 +133,8 @@ describe("wrenn exec -it through tmux", { timeout: 120_000 }, () => {
     expect(after).toContain(`Copied 1 file(s), 4.0 MiB to ${id}:/tmp/blob`);
 
     await wrennLine("sandbox kill --all", "kill");
-    await waitFor(() => screen("local"), /Kill all 1 sandbox\(es\)\? \(y\/N\)/);
+    // Generous: one CI run took over 20 s to list and draw here (the others take about 1 s).
+    await waitFor(() => screen("local"), /Kill all 1 sandbox\(es\)\? \(y\/N\)/, 90_000);
     await tmux("send-keys", "-t", "local", "n");
     expect(await waitFor(fileText("kill.code"), /\d/)).toBe("0\n");
     expect(await screen("local")).toMatch(/\(y\/N\) no\s+Nothing killed\./);

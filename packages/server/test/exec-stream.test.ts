@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import { loadConfig } from "../src/config/index.js";
 import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
+import { newTeamKey } from "./helpers/app.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
 import { leaksUnder } from "./helpers/host-state.js";
 
@@ -220,23 +221,8 @@ for (const engine of testEngines()) {
         );
         await host.ready;
         url = host.http?.url ?? "";
-        const keyFor = async () => {
-          const email = `u${randomBytes(4).toString("hex")}@example.com`;
-          const password = "correct horse battery";
-          await call("POST", "/v1/auth/signup", { json: { email, password } });
-          const { token } = await json<{ token: string }>(
-            call("POST", "/v1/auth/login", { json: { email, password } }),
-          );
-          const { key } = await json<{ key: string }>(
-            call("POST", "/v1/api-keys", {
-              json: { name: "k" },
-              headers: { authorization: `Bearer ${token}` },
-            }),
-          );
-          return { "x-api-key": key };
-        };
-        keyA = await keyFor();
-        keyB = await keyFor();
+        keyA = await newTeamKey(host.app);
+        keyB = await newTeamKey(host.app);
         sandbox = await create();
       }, 120_000);
 

@@ -20,6 +20,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { loadConfig, type ServerConfig } from "../src/config/index.js";
 import { listenApp } from "../src/serve.js";
 import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
+import { newTeamKey } from "./helpers/app.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
 import { leaksUnder } from "./helpers/host-state.js";
 
@@ -118,23 +119,8 @@ for (const engine of testEngines()) {
         config = loadConfig({ WRENN_DATA_DIR: dataDir, WRENN_DEFAULT_TEMPLATE: TEMPLATE });
         database = await engine.create();
         host = await start();
-        const keyFor = async () => {
-          const email = `u${randomBytes(4).toString("hex")}@example.com`;
-          const password = "correct horse battery";
-          await call("POST", "/v1/auth/signup", { json: { email, password } });
-          const { token } = await json<{ token: string }>(
-            call("POST", "/v1/auth/login", { json: { email, password } }),
-          );
-          const { key } = await json<{ key: string }>(
-            call("POST", "/v1/api-keys", {
-              json: { name: "k" },
-              headers: { authorization: `Bearer ${token}` },
-            }),
-          );
-          return { "x-api-key": key };
-        };
-        keyA = await keyFor();
-        keyB = await keyFor();
+        keyA = await newTeamKey(host.app);
+        keyB = await newTeamKey(host.app);
       }, 120_000);
 
       afterAll(async () => {

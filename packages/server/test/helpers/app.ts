@@ -28,6 +28,25 @@ export interface TestServer extends ServerApp {
 
 let users = 0;
 
+/** Signs a fresh user up (with their own team) and returns a new API key's header for it. */
+export async function newTeamKey(app: ServerApp["app"]): Promise<Record<string, string>> {
+  const post = async (path: string, body: unknown, headers: Record<string, string> = {}) => {
+    const res = await app.request(path, {
+      method: "POST",
+      headers: { "content-type": "application/json", ...headers },
+      body: JSON.stringify(body),
+    });
+    if (!res.ok) throw new Error(`${path}: ${res.status} ${await res.text()}`);
+    return (await res.json()) as Record<string, string>;
+  };
+  const email = `u${++users}-${Date.now()}@example.com`;
+  const password = "correct horse battery";
+  await post("/v1/auth/signup", { email, password });
+  const { token } = await post("/v1/auth/login", { email, password });
+  const { key } = await post("/v1/api-keys", { name: "k" }, { authorization: `Bearer ${token}` });
+  return { "x-api-key": key ?? "" };
+}
+
 export async function startTestServer(
   engine: TestEngine,
   env: Record<string, string> = {},
