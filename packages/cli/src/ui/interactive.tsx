@@ -1,12 +1,17 @@
 // Ink and React load only when a prompt or progress bar is actually drawn: importing them costs
 // more than the rest of a command's startup.
 
+import isInCi from "is-in-ci";
+
 /** Prompts and progress draw on stderr so stdout stays clean for `ID=$(wrenn …)` and pipes. */
 const options = { stdout: process.stderr, exitOnCtrlC: false, patchConsole: false } as const;
 
-/** Whether prompting is allowed at all: both ends must be a terminal. */
+/**
+ * Whether prompting is allowed at all: both ends must be a terminal, and not in CI, where Ink
+ * draws only a component's last frame (a question would never show before its answer).
+ */
 export function canPrompt(): boolean {
-  return Boolean(process.stdin.isTTY && process.stderr.isTTY);
+  return Boolean(process.stdin.isTTY && process.stderr.isTTY) && !isInCi;
 }
 
 export async function confirm(message: string): Promise<boolean> {
