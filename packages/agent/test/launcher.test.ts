@@ -292,6 +292,9 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
   it("measures: bare bwrap vs the full launch (p50 over 30 runs, reported, not asserted)", async () => {
     const opts = common();
     const root = opts.rootfsDir;
+    // Lingers 100 ms after "ready": launchSandbox rightly reports a sandbox whose first process
+    // is already gone when it looks, which a bare `echo` sometimes is.
+    const LINGER = ["/bin/sh", "-c", "echo ready; sleep 0.1"];
     // Time until the command runs (what sandbox creation waits for) and until it is gone
     // (includes namespace teardown).
     const bare = async () => {
@@ -305,8 +308,7 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
         "--dev",
         "/dev",
         "--unshare-pid",
-        "/bin/echo",
-        "ready",
+        ...LINGER,
       ]);
       const started = await new Promise<number>((r) =>
         child.stdout.once("data", () => r(performance.now() - t)),
@@ -316,7 +318,7 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
     };
     const full = async () => {
       const t = performance.now();
-      const { proc, logFile } = await fx.launch({ ...opts, command: ["/bin/echo", "ready"] });
+      const { proc, logFile } = await fx.launch({ ...opts, command: LINGER });
       while (statSync(logFile).size === 0) await sleep(0.2);
       const started = performance.now() - t;
       await waitForExit(proc);
