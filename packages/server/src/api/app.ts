@@ -7,6 +7,7 @@ import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { type AgentHost, createServices, type Services } from "../service/index.js";
+import { consoleAssets } from "./console-assets.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
@@ -101,5 +102,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  // Last: the web console answers only what no API route did.
+  app.use(consoleAssets());
   return { app, services, upgrade: createUpgradeHandler(services, logger) };
 }

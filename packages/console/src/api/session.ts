@@ -1,0 +1,99 @@
+import createClient from "openapi-fetch";
+import type { paths } from "./openapi.gen.js";
+
+/**
+ * A signed-in browser: the user's bearer token (for account routes such as API keys) and an API
+ * key the console made for itself at sign-in (sandbox routes, the SDK and WebSockets take keys).
+ * Both come from the public API; sign-out deletes the key.
+ */
+export interface Session {
+  email: string;
+  token: string;
+  expiresAt: string;
+  apiKey: string;
+  apiKeyId: string;
+}
+
+const STORAGE_KEY = "wrenn.session";
+
+/** The API is the console's own origin: the server serves both. */
+export const apiUrl = (): string => window.location.origin;
+
+/** A typed client of the REST API (types generated from the server's OpenAPI document). */
+export function restClient(session?: Session) {
+  const headers: Record<string, string> = {};
+  if (session) {
+    headers.authorization = `Bearer ${session.token}`;
+    headers["x-api-key"] = session.apiKey;
+  }
+  return createClient<paths>({ baseUrl: apiUrl(), headers });
+}
+
+/** What the SDK needs to act for this session. */
+export const sdkOptions = (session: Session) => ({ apiKey: session.apiKey, apiUrl: apiUrl() });
+
+/** `{code, message}` from the API (or a network failure) as an Error with that message. */
+export class ApiError extends Error {
+  constructor(
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** Unwraps an openapi-fetch answer: its data, or an {@link ApiError}. */
+export async function must<T>(
+  call: Promise<{ data?: T; error?: unknown; response: Response }>,
+): Promise<T> {
+  const { data, error, response } = await call;
+  if (error !== undefined || !response.ok) {
+    const body = (error ?? {}) as { code?: string; message?: string };
+    throw new ApiError(body.code ?? String(response.status), body.message ?? response.statusText);
+  }
+  return data as T;
+}
+
+export function loadSession(): Session | undefined {
+  try {
+    const value = JSON.parse(sessionStorage.getItem(STORAGE_KEY) ?? "null") as Session | null;
+    if (value && Date.parse(value.expiresAt) > Date.now()) return value;
+  } catch {
+    // unreadable: sign in again
+  }
+  return undefined;
+}
+
+export async function signIn(email: string, password: string): Promise<Session> {
+  const login = await must(restClient().POST("/v1/auth/login", { body: { email, password } }));
+  const authed = createClient<paths>({
+    baseUrl: apiUrl(),
+    headers: { authorization: `Bearer ${login.token}` },
+  });
+  const key = await must(
+    authed.POST("/v1/api-keys", {
+      body: { name: `console ${new Date().toISOString().slice(0, 16).replace("T", " ")}` },
+    }),
+  );
+  const session: Session = {
+    email,
+    token: login.token,
+    expiresAt: login.expires_at,
+    apiKey: key.key,
+    apiKeyId: key.id,
+  };
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(session));
+  return session;
+}
+
+export async function signOut(session: Session): Promise<void> {
+  sessionStorage.removeItem(STORAGE_KEY);
+  // Best effort: an expired token cannot delete its key, which then stays listed until removed.
+  await restClient(session)
+    .DELETE("/v1/api-keys/{id}", { params: { path: { id: session.apiKeyId } } })
+    .catch(() => {});
+}
+
+/** Any thrown value as a sentence for the page. */
+export const messageOf = (err: unknown): string =>
+  err instanceof Error ? err.message : String(err);
