@@ -1,6 +1,8 @@
 import { useEffect, useRef } from "react";
 import uPlot from "uplot";
 
+const WINDOW_SEC = 180;
+
 /** One line over time (seconds since epoch → value), redrawn as samples arrive. */
 export function MetricsChart(props: {
   title: string;
@@ -22,7 +24,11 @@ export function MetricsChart(props: {
         height: 160,
         legend: { show: false },
         cursor: { show: true },
-        scales: { y: { range: (_u, _min, dataMax) => [0, Math.max(max ?? 0, dataMax, 1)] } },
+        scales: {
+          // The last few minutes, however few samples there are yet.
+          x: { time: true, range: (_u, _min, dataMax) => [dataMax - WINDOW_SEC, dataMax + 2] },
+          y: { range: (_u, _min, dataMax) => [0, Math.max(max ?? 0, dataMax, 1)] },
+        },
         axes: [
           { stroke: "#8a94a6", grid: { stroke: "#8a94a622" } },
           { stroke: "#8a94a6", grid: { stroke: "#8a94a622" }, size: 56 },

@@ -1,0 +1,197 @@
+import { createHash, randomBytes } from "node:crypto";
+import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+// The CLI's helper: `wrenn server start` as a child process with the test-minimal template.
+import { startTestServer, type TestServer } from "../../cli/test/helpers/server.js";
+import { browserSkipReason, launchBrowser, type TestBrowser } from "./helpers/browser.js";
+
+// The web console in Debian's Chromium against a real single-host server and real sandboxes:
+// every step is what a user does with a mouse and keyboard, checked on the page and, where the
+// page could be lying, through the API.
+
+const ARTIFACTS = join(import.meta.dirname, "..", "test-artifacts");
+const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
+const skip = browserSkipReason();
+if (skip) console.warn(`[wrenn/console] browser suite SKIPPED: ${skip}`);
+
+describe.skipIf(skip)("the web console in Chromium", () => {
+  let server: TestServer;
+  let browser: TestBrowser;
+  let page: Page;
+  let work: string;
+  let sandboxId: string;
+
+  const shot = (name: string) =>
+    page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const api = async (path: string, init: RequestInit = {}) => {
+    const res = await fetch(`${server.apiUrl}${path}`, {
+      ...init,
+      headers: { "x-api-key": server.apiKey, ...init.headers },
+    });
+    return res.json() as Promise<Record<string, unknown>>;
+  };
+  const state = () => page.getByTestId("sandbox-state");
+
+  beforeAll(async () => {
+    await mkdir(ARTIFACTS, { recursive: true });
+    work = await mkdtemp(join(tmpdir(), "wrenn-console-files-"));
+    server = await startTestServer();
+    browser = await launchBrowser();
+    page = browser.context.pages()[0] ?? (await browser.context.newPage());
+    page.setDefaultTimeout(30_000);
+  });
+
+  afterAll(async () => {
+    await browser?.close();
+    await server?.close();
+    await rm(work ?? "/nonexistent", { recursive: true, force: true });
+  });
+
+  it("signs in with the credentials the first start printed", async () => {
+    const password = /password:\s+(\S+)/.exec(server.log())?.[1];
+    expect(password, server.log()).toBeTruthy();
+    await page.goto(server.apiUrl);
+    await expect.poll(() => page.url()).toMatch(/\/sign-in$/);
+    await page.getByLabel("Email").fill("admin@wrenn.local");
+    await page.getByLabel("Password").fill("not the password");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("alert").waitFor();
+    await shot("sign-in");
+    await page.getByLabel("Password").fill(password ?? "");
+    await page.getByRole("button", { name: "Sign in" }).click();
+    await page.getByRole("heading", { name: "Sandboxes" }).waitFor();
+  });
+
+  it("creates a sandbox and runs `echo hi` in its terminal", async () => {
+    await page.getByText("New sandbox").click();
+    await page.getByLabel("Memory (MiB)").fill("256");
+    await page.getByLabel("Metadata (key=value per line)").fill("owner=console-test");
+    await page.getByRole("button", { name: "Create sandbox" }).click();
+    await page.waitForURL(/\/sandboxes\/[a-z0-9]+$/);
+    sandboxId = page.url().split("/").pop() ?? "";
+    await expect.poll(() => state().textContent()).toBe("running");
+    const info = await api(`/v1/sandboxes/${sandboxId}`);
+    expect(info).toMatchObject({ memory_mb: 256, metadata: { owner: "console-test" } });
+
+    await page.getByText("Terminal: connected").waitFor();
+    const terminal = page.getByTestId("terminal");
+    await terminal.click();
+    await page.keyboard.type("echo hi\n");
+    // The prompt line shows `$ echo hi`; only the command's output is a line that is just `hi`.
+    await expect
+      .poll(async () =>
+        (await terminal.locator(".xterm-rows > div").allTextContents()).map((row) =>
+          row.replace(/\u00a0/g, " ").trim(),
+        ),
+      )
+      .toContain("hi");
+    // Charts fill from the metrics route.
+    await expect.poll(() => page.getByText(/^CPU: /).textContent()).toMatch(/CPU: \d/);
+    await shot("sandbox");
+  });
+
+  it("uploads a file, lists it, downloads it back with the same bytes", async () => {
+    const bytes = randomBytes(300_000);
+    const local = join(work, "payload.bin");
+    await writeFile(local, bytes);
+    await page.getByLabel("Upload files").setInputFiles(local);
+    const row = page.locator('tr[data-file="payload.bin"]');
+    await row.waitFor();
+    const download = page.waitForEvent("download");
+    await row.getByRole("button", { name: "Download payload.bin" }).click();
+    const saved = join(work, "downloaded.bin");
+    await (await download).saveAs(saved);
+    expect(sha256(await readFile(saved))).toBe(sha256(bytes));
+
+    // mkdir, rename and delete; a file made by the shell shows up through the file watch.
+    await page.getByLabel("New folder").fill("made-here");
+    await page.getByRole("button", { name: "Create folder" }).click();
+    await page.locator('tr[data-file="made-here"]').waitFor();
+    await row.getByRole("button", { name: "Rename payload.bin" }).click();
+    await page.getByLabel("New name of payload.bin").fill("renamed.bin");
+    await page.getByRole("button", { name: "Save" }).click();
+    await page.locator('tr[data-file="renamed.bin"]').waitFor();
+    await page.getByTestId("terminal").click();
+    await page.keyboard.type("touch ~/from-shell.txt\n");
+    await page.locator('tr[data-file="from-shell.txt"]').waitFor();
+    await page.getByRole("button", { name: "Delete renamed.bin" }).click();
+    await page.locator('tr[data-file="renamed.bin"]').waitFor({ state: "detached" });
+    await page.getByRole("region", { name: "Files" }).scrollIntoViewIfNeeded();
+    await shot("files");
+  });
+
+  it("pauses and resumes the sandbox", async () => {
+    await page.getByRole("button", { name: `Pause ${sandboxId}` }).click();
+    await expect.poll(() => state().textContent()).toBe("paused");
+    expect((await api(`/v1/sandboxes/${sandboxId}`)).state).toBe("paused");
+    await page.getByRole("button", { name: `Resume ${sandboxId}` }).click();
+    await expect.poll(() => state().textContent()).toBe("running");
+    await page.getByText("Terminal: connected").waitFor();
+  });
+
+  it("makes a snapshot and starts a sandbox from it", async () => {
+    await page.getByLabel("Snapshot name").fill("console-snap");
+    await page.getByRole("button", { name: "Create snapshot" }).click();
+    await page.getByRole("link", { name: "console-snap" }).click();
+    await page.getByRole("heading", { name: "Snapshots" }).waitFor();
+    await page.locator('tr[data-snapshot="console-snap"]').waitFor();
+    await shot("snapshots");
+    await page.getByRole("button", { name: "Start a sandbox from console-snap" }).click();
+    await page.waitForURL(
+      (url) => !url.pathname.endsWith(sandboxId) && /\/sandboxes\/\w+$/.test(url.pathname),
+    );
+    const fromSnapshot = page.url().split("/").pop() ?? "";
+    await expect.poll(() => state().textContent()).toBe("running");
+    // The snapshot carried the files: the folder made in the first sandbox is there.
+    await page.locator('tr[data-file="made-here"]').waitFor();
+    expect((await api(`/v1/sandboxes/${fromSnapshot}`)).template).toBe("console-snap");
+
+    await page.getByRole("link", { name: "Sandboxes", exact: true }).first().click();
+    await page.locator(`tr[data-sandbox="${fromSnapshot}"]`).waitFor();
+    await page.getByLabel("Metadata (key=value, …)").fill("owner=console-test");
+    await expect.poll(() => page.locator("tr[data-sandbox]").count()).toBe(1);
+    await shot("sandboxes");
+    await page.getByRole("button", { name: `Kill ${sandboxId}` }).click();
+    await page.getByLabel("Metadata (key=value, …)").fill("");
+    await page.getByRole("button", { name: `Kill ${fromSnapshot}` }).click();
+    await page.getByText("No sandboxes yet.").waitFor();
+  });
+
+  it("creates an API key, shows it once, and revokes it", async () => {
+    await page.getByRole("link", { name: "API keys" }).click();
+    await page.getByLabel("Name").fill("from-the-console");
+    await page.getByRole("button", { name: "Create key" }).click();
+    const key = (await page.getByTestId("new-key").textContent()) ?? "";
+    expect(key).toMatch(/^wrn_/);
+    const works = async () =>
+      (await fetch(`${server.apiUrl}/v1/sandboxes`, { headers: { "x-api-key": key } })).status;
+    expect(await works()).toBe(200);
+    await shot("api-keys");
+    await page.getByRole("button", { name: "Delete key from-the-console" }).click();
+    await page.locator('tr[data-key="from-the-console"]').waitFor({ state: "detached" });
+    expect(await works()).toBe(401);
+  });
+
+  it("lists the host, and stays usable on a narrow screen", async () => {
+    await page.getByRole("link", { name: "Hosts" }).click();
+    await page.locator("tr[data-host]").first().waitFor();
+    expect(await page.locator("tr[data-host] .state").first().textContent()).toBe("ready");
+    await shot("hosts");
+    const made = await api("/v1/sandboxes", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ metadata: { owner: "narrow-screen" } }),
+    });
+    await page.setViewportSize({ width: 390, height: 800 });
+    await page.getByRole("link", { name: "Sandboxes" }).first().click();
+    await page.locator(`tr[data-sandbox="${made.id}"]`).waitFor();
+    // Nothing wider than the screen: no sideways scrolling to reach a control.
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+      390,
+    );
+    await shot("sandboxes-narrow");
+  });
+});

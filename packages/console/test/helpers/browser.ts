@@ -1,0 +1,55 @@
+import { existsSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type BrowserContext, chromium } from "playwright-core";
+
+/** Debian's Chromium (`apt-get install chromium`); nothing is ever downloaded. */
+export const CHROMIUM = process.env.WRENN_TEST_CHROMIUM ?? "/usr/bin/chromium";
+
+/** Why the browser suite cannot run here, or undefined when it can. */
+export function browserSkipReason(): string | undefined {
+  if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM}: apt-get install -y chromium`;
+  if (process.getuid?.() !== 0) return "the console suite starts a single-host server: run as root";
+  return undefined;
+}
+
+export interface TestBrowser {
+  context: BrowserContext;
+  close(): Promise<void>;
+}
+
+/**
+ * A headless Chromium with a fresh profile (Playwright's persistent context is how it takes a
+ * --user-data-dir) that talks to nothing but what the page asks for; downloads are kept.
+ */
+export async function launchBrowser(viewport = { width: 1280, height: 900 }): Promise<TestBrowser> {
+  const profile = await mkdtemp(join(tmpdir(), "wrenn-console-chromium-"));
+  try {
+    const context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      acceptDownloads: true,
+      viewport,
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    return {
+      context,
+      async close() {
+        await context.close().catch(() => {});
+        await rm(profile, { recursive: true, force: true });
+      },
+    };
+  } catch (err) {
+    await rm(profile, { recursive: true, force: true });
+    throw err;
+  }
+}
