@@ -13,6 +13,8 @@ export type { DbHandle, DialectName, OpenDbOptions } from "./db/index.js";
 export { migrateToLatest, openDb } from "./db/index.js";
 export type { ServerErrorCode } from "./errors.js";
 export { httpStatusOf, ServerError } from "./errors.js";
+export type { HumanStreamOptions, LogFormat } from "./logging/index.js";
+export { createLogger, humanStream, logFormat } from "./logging/index.js";
 export type { HttpListener, RunningServer } from "./serve.js";
 export { listenApp, openMigratedDb, startServer } from "./serve.js";
 export type { Services, TeamPrincipal, UserPrincipal } from "./service/index.js";

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
-import pino from "pino";
 import { loadConfig } from "./config/index.js";
+import { createLogger } from "./logging/index.js";
 import { openMigratedDb, startServer } from "./serve.js";
 import { isHostPrecondition, serveSingleHost } from "./single-host/index.js";
 
@@ -8,7 +8,7 @@ import { isHostPrecondition, serveSingleHost } from "./single-host/index.js";
 // alone (no agent: sandboxes are read-only); `wrenn-server migrate`: only the database schema.
 const command = process.argv[2] ?? "serve";
 const config = loadConfig();
-const logger = pino({ name: "wrenn-server", level: config.logLevel });
+const logger = createLogger({ name: "wrenn-server", level: config.logLevel });
 
 /**
  * Closes once on SIGINT or SIGTERM and ignores repeats while it runs: Ctrl-C under `npm start`

@@ -35,10 +35,12 @@ export function untilSignal(close: () => Promise<void>): Promise<void> {
 
 /** The single-host server (SQLite or PostgreSQL, embedded agent) until a signal stops it. */
 export async function runServer(env: NodeJS.ProcessEnv): Promise<void> {
-  const { isHostPrecondition, loadConfig, serveSingleHost } = await import("@wrenn/server");
-  const { default: pino } = await import("pino");
+  const { createLogger, isHostPrecondition, loadConfig, serveSingleHost } = await import(
+    "@wrenn/server"
+  );
   const config = loadConfig(env);
-  const logger = pino({ name: "wrenn-server", level: config.logLevel });
+  // Human lines on a terminal, JSON otherwise (or as WRENN_LOG_FORMAT says).
+  const logger = createLogger({ name: "wrenn-server", level: config.logLevel }, env);
   let server: Awaited<ReturnType<typeof serveSingleHost>>;
   try {
     server = await serveSingleHost(config, logger);

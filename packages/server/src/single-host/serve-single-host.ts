@@ -1,7 +1,9 @@
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
 import { ServerError } from "../errors.js";
-import { bootstrapSingleHost } from "./bootstrap.js";
+import { logFormat } from "../logging/index.js";
+import { credentialLines, readyBanner } from "./banner.js";
+import { type BootstrapResult, bootstrapSingleHost } from "./bootstrap.js";
 import { type SingleHost, startSingleHost } from "./single-host.js";
 
 /**
@@ -12,24 +14,12 @@ import { type SingleHost, startSingleHost } from "./single-host.js";
 export async function serveSingleHost(config: ServerConfig, logger: Logger): Promise<SingleHost> {
   const server = await startSingleHost(config, logger);
   const url = server.http?.url ?? "";
+  const human = logFormat() === "human";
+  let boot: BootstrapResult | undefined;
   try {
-    const boot = await bootstrapSingleHost(server.services, config.dataDir, url);
-    if (boot.admin) {
-      console.log(
-        [
-          "",
-          "Wrenn is set up (first run):",
-          `  admin user: ${boot.admin.email}`,
-          `  password:   ${boot.admin.password}   (shown once)`,
-          `  API key:    ${boot.config.api_key}`,
-          `  written to  ${boot.configPath} for the CLI and SDK; or export:`,
-          `    export WRENN_API_URL=${url} WRENN_API_KEY=${boot.config.api_key}`,
-          "",
-        ].join("\n"),
-      );
-    } else {
-      logger.info({ config: boot.configPath }, "client config reused");
-    }
+    boot = await bootstrapSingleHost(server.services, config.dataDir, url);
+    if (boot.admin && !human) console.log(["", ...credentialLines(boot, url), ""].join("\n"));
+    if (!boot.admin) logger.info({ config: boot.configPath }, "client config reused");
   } catch (err) {
     logger.error(
       { err },
@@ -37,8 +27,15 @@ export async function serveSingleHost(config: ServerConfig, logger: Logger): Pro
     );
   }
   server.ready.then(
-    () => logger.info({ url }, "ready: sandboxes can be created"),
-    () => {},
+    () => {
+      logger.info({ url }, "ready: sandboxes can be created");
+      // On a terminal: one banner with the dashboard, the sign-in and the API, once it all works.
+      if (human) console.log(readyBanner(url, boot));
+    },
+    () => {
+      // Never lose the only showing of the password, even when the template failed.
+      if (human && boot?.admin) console.log(["", ...credentialLines(boot, url), ""].join("\n"));
+    },
   );
   return server;
 }

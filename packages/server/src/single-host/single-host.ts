@@ -128,7 +128,7 @@ export async function startSingleHost(
   };
 }
 
-/** Builds (or finds cached) the default template, logging its progress. */
+/** Builds (or finds cached) the default template; the store logs its progress. */
 async function prepareTemplate(
   embedded: EmbeddedAgent,
   template: string,
@@ -136,14 +136,14 @@ async function prepareTemplate(
 ): Promise<void> {
   const runtime = embedded.agent.runtime as Runtime & {
     templateStore?: {
-      ensureTemplate(name: string, opts?: { onProgress?: (m: string) => void }): Promise<unknown>;
+      ensureTemplate(name: string): Promise<unknown>;
     };
   };
   if (!runtime.templateStore) return; // a runtime without local templates has nothing to prepare
   const started = performance.now();
   logger.info({ template }, "preparing the default template (cached after the first start)");
-  await runtime.templateStore.ensureTemplate(template, {
-    onProgress: (message) => logger.info({ template, progress: message }, "preparing template"),
-  });
+  // The template store logs each build line itself ("template build"); logging them here too
+  // printed every line twice.
+  await runtime.templateStore.ensureTemplate(template);
   logger.info({ template, ms: Math.round(performance.now() - started) }, "default template ready");
 }
