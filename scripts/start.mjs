@@ -1,13 +1,28 @@
-// `npm start`: Wrenn in single-host mode (SQLite, embedded agent, API on 127.0.0.1:3000), then a
-// first sandbox through the REST API to show it working. Ctrl-C stops the server; sandboxes stay.
+// `npm start`: Wrenn in single-host mode (SQLite, embedded agent, API and web console on
+// 127.0.0.1:3000), then a first sandbox through the REST API to show it working. Ctrl-C stops the
+// server; sandboxes stay. `npm start -- --yes` (or WRENN_INSTALL_DEPS=1) installs missing host
+// packages without asking.
 import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { checkHost } from "./host-check.mjs";
 
 const port = process.env.WRENN_PORT ?? "3000";
 const api = `http://127.0.0.1:${port}`;
 const dataDir = process.env.WRENN_DATA_DIR ?? join(homedir(), ".wrenn");
+const firstStart = !existsSync(join(dataDir, "config.json"));
+
+await checkHost({
+  template: process.env.WRENN_DEFAULT_TEMPLATE || "base",
+  assumeYes:
+    process.argv.includes("--yes") ||
+    process.argv.includes("-y") ||
+    process.env.WRENN_INSTALL_DEPS === "1",
+  // The first start names every check; later starts print them only when something is wrong.
+  verbose: firstStart,
+});
 
 const server = spawn(process.execPath, ["packages/server/dist/main.js", "serve"], {
   stdio: "inherit",
@@ -46,7 +61,8 @@ const run = await call("POST", `/v1/sandboxes/${sandbox.id}/exec`, {
 await call("DELETE", `/v1/sandboxes/${sandbox.id}`);
 
 console.log(`
-Wrenn is running at ${api}. A first sandbox was created in ${created.toFixed(0)} ms, ran:
+Wrenn is running: the web console at ${api}/ (sign in as admin@wrenn.local with the password
+printed at the first start), the API at ${api}/v1. A first sandbox was created in ${created.toFixed(0)} ms, ran:
 ${run.stdout.replace(/^/gm, "  ")}and was destroyed. Try it yourself (key in ${join(dataDir, "config.json")}):
 
   export WRENN_API_URL=${api} WRENN_API_KEY=${key}

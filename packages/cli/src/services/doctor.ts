@@ -101,6 +101,54 @@ async function checkBubblewrap(): Promise<CheckResult> {
   };
 }
 
+const NAMESPACES = ["mnt", "uts", "ipc", "net", "pid"] as const;
+
+/** The namespaces every sandbox gets, tried for real (as root) by unsharing them all once. */
+async function checkNamespaces(): Promise<CheckResult> {
+  const name = "namespaces";
+  const listed = await Promise.all(
+    NAMESPACES.map((ns) =>
+      access(`/proc/self/ns/${ns}`).then(
+        () => undefined,
+        () => ns,
+      ),
+    ),
+  );
+  const absent = listed.filter((ns): ns is (typeof NAMESPACES)[number] => ns !== undefined);
+  if (absent.length > 0)
+    return {
+      name,
+      status: "fail",
+      detail: `the kernel lacks ${absent.join(", ")} namespaces`,
+      fix: "use a kernel built with CONFIG_NAMESPACES (any distribution kernel)",
+    };
+  if (process.getuid?.() !== 0)
+    return { name, status: "ok", detail: `${NAMESPACES.join(", ")} (not tried: needs root)` };
+  const unshare = which("unshare");
+  if (!unshare)
+    return {
+      name,
+      status: "fail",
+      detail: "unshare not found",
+      fix: apt("util-linux"),
+      packages: ["util-linux"],
+    };
+  try {
+    await run(unshare, ["--mount", "--uts", "--ipc", "--net", "--pid", "--fork", "true"], {
+      timeout: 5000,
+    });
+    return { name, status: "ok", detail: `${NAMESPACES.join(", ")} (unshared for real)` };
+  } catch (err) {
+    const stderr = String((err as { stderr?: string }).stderr ?? "").trim();
+    return {
+      name,
+      status: "fail",
+      detail: `unshare failed: ${stderr || (err as Error).message}`,
+      fix: "run on the host or in a privileged container (namespaces are refused here)",
+    };
+  }
+}
+
 /** Which cgroup hierarchies are mounted, from /proc/self/mountinfo. */
 export function cgroupLayout(mountinfo: string): { v2At?: string; v1Controllers: string[] } {
   let v2At: string | undefined;
@@ -134,9 +182,9 @@ async function checkCgroups(): Promise<CheckResult> {
       : v2At
         ? `v2 at ${v2At} (${v2Controllers.join(", ") || "no controllers enabled"})`
         : "no cgroup hierarchy mounted";
-  if (hasMemory) return { name: "cgroups", status: "ok", detail };
+  if (hasMemory) return { name: "cgroup version", status: "ok", detail };
   return {
-    name: "cgroups",
+    name: "cgroup version",
     status: "fail",
     detail: `${detail}: the memory controller is needed for sandbox limits`,
     fix: "mount -t cgroup2 none /sys/fs/cgroup  (or boot with cgroup_enable=memory)",
@@ -183,11 +231,11 @@ async function checkKvm(): Promise<CheckResult> {
   try {
     const handle = await open("/dev/kvm", "r+");
     await handle.close();
-    return { name: "kvm", status: "ok", detail: "/dev/kvm opens read-write" };
+    return { name: "KVM", status: "ok", detail: "/dev/kvm opens read-write" };
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     return {
-      name: "kvm",
+      name: "KVM",
       status: "warn",
       detail: `${code === "ENOENT" ? "/dev/kvm does not exist" : `/dev/kvm not usable (${code})`}; microVMs would run on slow TCG emulation`,
       fix: "enable virtualization (VT-x/AMD-V, or nested virtualization), then: modprobe kvm_intel || modprobe kvm_amd",
@@ -214,10 +262,11 @@ export async function runDoctor(): Promise<DoctorReport> {
     checkRoot(),
     checkNode(),
     checkBubblewrap(),
+    checkNamespaces(),
     checkCgroups(),
     checkOverlay(),
     checkLoop(),
-    Promise.resolve(programCheck("firewall", ["nft", "iptables"], "nftables")),
+    Promise.resolve(programCheck("nftables or iptables", ["nft", "iptables"], "nftables")),
     Promise.resolve(programCheck("iproute2", ["ip"], "iproute2")),
     Promise.resolve(programCheck("e2fsprogs", ["mkfs.ext4"], "e2fsprogs")),
     Promise.resolve(programCheck("util-linux", ["setpriv", "nsenter"], "util-linux")),

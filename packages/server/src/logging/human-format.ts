@@ -6,8 +6,20 @@ import type { Writable } from "node:stream";
 
 type LogRecord = Record<string, unknown> & { level: number; time?: number; msg?: string };
 
-/** Fields every record carries that say nothing to a reader. */
-const HIDDEN = new Set(["level", "time", "msg", "pid", "hostname", "name", "component", "v"]);
+/** Fields that say nothing to a person reading along (JSON logs keep them all). */
+const HIDDEN = new Set([
+  "level",
+  "time",
+  "msg",
+  "pid",
+  "hostname",
+  "name",
+  "component",
+  "v",
+  "op",
+  "steps",
+  "requestId",
+]);
 const LEVELS: Record<number, { label: string; color: number }> = {
   10: { label: "trace", color: 90 },
   20: { label: "debug", color: 90 },
@@ -96,6 +108,8 @@ export function humanStream(options: HumanStreamOptions) {
         print(line.trimEnd());
         return;
       }
+      // Readiness polls (npm start asks every second while the template builds) are not news.
+      if (record.msg === "request" && record.path === "/health") return;
       if (record.msg === "template build" && typeof record.progress === "string") {
         templateProgress(String(record.template), record.progress);
         return;
