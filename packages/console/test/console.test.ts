@@ -158,6 +158,11 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await page.getByLabel("Metadata (key=value, …)").fill("");
     await page.getByRole("button", { name: `Kill ${fromSnapshot}` }).click();
     await page.getByText("No sandboxes yet.").waitFor();
+
+    await page.getByRole("link", { name: "Snapshots" }).click();
+    await page.getByRole("button", { name: "Delete snapshot console-snap" }).click();
+    await page.getByText("No snapshots yet.").waitFor();
+    expect((await api("/v1/snapshots")).snapshots).toEqual([]);
   });
 
   it("creates an API key, shows it once, and revokes it", async () => {

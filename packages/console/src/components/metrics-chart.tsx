@@ -30,7 +30,11 @@ export function MetricsChart(props: {
           y: { range: (_u, _min, dataMax) => [0, Math.max(max ?? 0, dataMax, 1)] },
         },
         axes: [
-          { stroke: "#8a94a6", grid: { stroke: "#8a94a622" } },
+          {
+            stroke: "#8a94a6",
+            grid: { stroke: "#8a94a622" },
+            values: (_u, ticks) => ticks.map((t) => new Date(t * 1000).toLocaleTimeString()),
+          },
           { stroke: "#8a94a6", grid: { stroke: "#8a94a622" }, size: 56 },
         ],
         series: [{}, { label: title, stroke: "#3b82f6", width: 2, fill: "#3b82f622" }],
