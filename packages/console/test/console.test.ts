@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -36,6 +37,9 @@ describe.skipIf(skip)("the web console in Chromium", () => {
   const state = () => page.getByTestId("sandbox-state");
 
   beforeAll(async () => {
+    // The server serves the built console; a stale or missing build would test something else.
+    if (!existsSync(join(import.meta.dirname, "..", "dist", "index.html")))
+      throw new Error("packages/console/dist is missing: run `npm run build` first");
     await mkdir(ARTIFACTS, { recursive: true });
     work = await mkdtemp(join(tmpdir(), "wrenn-console-files-"));
     server = await startTestServer();
@@ -88,6 +92,9 @@ describe.skipIf(skip)("the web console in Chromium", () => {
         ),
       )
       .toContain("hi");
+    // The keyboard can leave the terminal: F6 moves on to the file browser.
+    await page.keyboard.press("F6");
+    expect(await page.evaluate(() => document.activeElement?.getAttribute("name"))).toBe("dir");
     // Charts fill from the metrics route.
     await expect.poll(() => page.getByText(/^CPU: /).textContent()).toMatch(/CPU: \d/);
     await shot("sandbox");

@@ -22,6 +22,16 @@ export function Terminal({ sandbox }: { sandbox: Sandbox }) {
       screenReaderMode: false,
       theme: { background: "#111418", foreground: "#e6e6e6" },
     });
+    // The shell takes every key, Tab included; F6 (the browser's "next pane" key) hands the
+    // keyboard back to the page, at the first control after the terminal.
+    term.attachCustomKeyEventHandler((e) => {
+      if (e.key !== "F6") return true;
+      if (e.type === "keydown") {
+        const next = element.closest("section")?.nextElementSibling;
+        next?.querySelector<HTMLElement>("input, button, a, select, textarea")?.focus();
+      }
+      return false;
+    });
     const fit = new FitAddon();
     term.loadAddon(fit);
     term.open(element);
@@ -76,6 +86,7 @@ export function Terminal({ sandbox }: { sandbox: Sandbox }) {
     <div className="terminal-wrap">
       <p className="terminal-status" role="status">
         Terminal: {status}
+        <span className="hint"> · F6 leaves the terminal</span>
       </p>
       <div
         ref={host}
