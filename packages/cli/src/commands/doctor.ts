@@ -1,7 +1,5 @@
 import { BaseCommand } from "../base/index.js";
-import { runDoctor } from "../services/doctor.js";
-
-const MARK = { ok: "✓", warn: "!", fail: "✗" } as const;
+import { checkLines, runDoctor } from "../services/doctor.js";
 
 export default class Doctor extends BaseCommand<typeof Doctor> {
   static override summary =
@@ -14,11 +12,7 @@ export default class Doctor extends BaseCommand<typeof Doctor> {
       if (!report.ok) process.exitCode = 1;
       return { ...report };
     }
-    const width = Math.max(...report.checks.map((c) => c.name.length));
-    for (const check of report.checks) {
-      this.log(`${MARK[check.status]} ${check.name.padEnd(width)}  ${check.detail}`);
-      if (check.fix && check.status !== "ok") this.log(`  ${" ".repeat(width)}  fix: ${check.fix}`);
-    }
+    for (const line of checkLines(report)) this.log(line);
     if (report.installCommand)
       this.log(`\nInstall what is missing with:\n  ${report.installCommand}`);
     if (report.optionalInstallCommand)

@@ -301,3 +301,16 @@ export async function runDoctor(): Promise<DoctorReport> {
     ok: checks.every((c) => c.status !== "fail"),
   };
 }
+
+const MARK = { ok: "✓", warn: "!", fail: "✗" } as const;
+
+/** One line per check (`✓ namespaces  mnt, uts, …`), with its fix under anything not ok. */
+export function checkLines(report: DoctorReport, withFixes = true): string[] {
+  const width = Math.max(...report.checks.map((c) => c.name.length));
+  return report.checks.flatMap((check) => [
+    `${MARK[check.status]} ${check.name.padEnd(width)}  ${check.detail}`,
+    ...(withFixes && check.fix && check.status !== "ok"
+      ? [`  ${" ".repeat(width)}  fix: ${check.fix}`]
+      : []),
+  ]);
+}

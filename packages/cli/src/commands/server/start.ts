@@ -1,6 +1,10 @@
+import { existsSync } from "node:fs";
+import { homedir } from "node:os";
+import { join } from "node:path";
 import { Flags } from "@oclif/core";
 import { BaseCommand } from "../../base/index.js";
 import { envWith, runServer } from "../../services/daemons.js";
+import { checkLines, runDoctor } from "../../services/doctor.js";
 
 export default class ServerStart extends BaseCommand<typeof ServerStart> {
   static override summary =
@@ -44,6 +48,12 @@ export default class ServerStart extends BaseCommand<typeof ServerStart> {
 
   async run(): Promise<void> {
     const f = this.flags;
+    // On a terminal, the first start names what it checked on this host (`wrenn doctor` later).
+    const dataDir = f["data-dir"] ?? join(homedir(), ".wrenn");
+    if (process.stdout.isTTY && !existsSync(join(dataDir, "config.json"))) {
+      for (const line of checkLines(await runDoctor(), false)) this.log(line);
+      this.log("");
+    }
     await runServer(
       envWith({
         WRENN_PORT: f.port,
