@@ -1,6 +1,7 @@
 import pino from "pino";
 import { describe, expect, it } from "vitest";
 import { humanStream } from "./human-format.js";
+import { logFormat } from "./logger.js";
 
 /** A pino logger writing human lines into a string, as a terminal (tty) or a plain pipe would. */
 function capture(tty: boolean) {
@@ -15,6 +16,13 @@ function capture(tty: boolean) {
 }
 
 describe("human log lines", () => {
+  it("are the format on a terminal unless WRENN_LOG_FORMAT says otherwise; JSON elsewhere", () => {
+    expect(logFormat({}, { isTTY: true })).toBe("human");
+    expect(logFormat({}, { isTTY: false })).toBe("json");
+    expect(logFormat({ WRENN_LOG_FORMAT: "json" }, { isTTY: true })).toBe("json");
+    expect(logFormat({ WRENN_LOG_FORMAT: "Human" }, { isTTY: false })).toBe("human");
+  });
+
   it("prints the message and its fields, hiding the noise JSON keeps", () => {
     const { logger, text } = capture(false);
     logger.info(
