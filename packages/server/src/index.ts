@@ -28,6 +28,7 @@ export {
   bootstrapSingleHost,
   checkPrerequisites,
   isHostPrecondition,
+  serveFleet,
   serveSingleHost,
   startEmbeddedAgent,
   startSingleHost,

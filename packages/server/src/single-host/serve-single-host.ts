@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import type { ServerConfig } from "../config/index.js";
 import { ServerError } from "../errors.js";
+import { type RunningServer, startServer } from "../serve.js";
+import type { Services } from "../service/index.js";
 import { bootstrapSingleHost } from "./bootstrap.js";
 import { type SingleHost, startSingleHost } from "./single-host.js";
 
@@ -12,9 +14,38 @@ import { type SingleHost, startSingleHost } from "./single-host.js";
 export async function serveSingleHost(config: ServerConfig, logger: Logger): Promise<SingleHost> {
   const server = await startSingleHost(config, logger);
   const url = server.http?.url ?? "";
+  await announce(server.services, config, url, logger);
+  server.ready.then(
+    () => logger.info({ url }, "ready: sandboxes can be created"),
+    () => {},
+  );
+  return server;
+}
+
+/**
+ * The control plane alone (`WRENN_EMBEDDED_AGENT=false`): agents on other machines register
+ * with tokens from `wrenn host add`. The first start on an empty database makes the admin.
+ */
+export async function serveFleet(config: ServerConfig, logger: Logger): Promise<RunningServer> {
+  const server = await startServer(config, logger);
+  await announce(server.services, config, server.url, logger);
+  logger.info(
+    { url: server.url },
+    "ready: add hosts with `wrenn host add`, then `wrenn agent start` on each",
+  );
+  return server;
+}
+
+/** The first run's admin account and client config (the password printed once on stdout). */
+async function announce(
+  services: Services,
+  config: ServerConfig,
+  url: string,
+  logger: Logger,
+): Promise<void> {
   try {
-    const boot = await bootstrapSingleHost(server.services, config.dataDir, url);
-    if (boot.admin) {
+    const boot = await bootstrapSingleHost(services, config.dataDir, url);
+    if (boot.admin && boot.config) {
       console.log(
         [
           "",
@@ -27,8 +58,10 @@ export async function serveSingleHost(config: ServerConfig, logger: Logger): Pro
           "",
         ].join("\n"),
       );
-    } else {
+    } else if (boot.config) {
       logger.info({ config: boot.configPath }, "client config reused");
+    } else {
+      logger.info("the database already has its admin (set up by another server)");
     }
   } catch (err) {
     logger.error(
@@ -36,11 +69,6 @@ export async function serveSingleHost(config: ServerConfig, logger: Logger): Pro
       "could not bootstrap the admin account; delete the data dir's config.json and users to redo it",
     );
   }
-  server.ready.then(
-    () => logger.info({ url }, "ready: sandboxes can be created"),
-    () => {},
-  );
-  return server;
 }
 
 /** True for the refusal `serveSingleHost` gives on a host without root or host programs. */

@@ -5,6 +5,7 @@ import { createApp, type ServerApp } from "../api/index.js";
 import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
+import { fleetLeadership } from "../hosts/index.js";
 import { type HttpListener, listenApp, openMigratedDb } from "../serve.js";
 import { Reconciler } from "../service/index.js";
 import { type EmbeddedAgent, startEmbeddedAgent } from "./embedded-agent.js";
@@ -95,15 +96,14 @@ export async function startSingleHost(
     db,
     config,
     logger,
-    agent: embedded.host,
+    localHost: embedded.host,
     readiness: () => ({ ready: preparing.size === 0, preparing: [...preparing] }),
   });
-  const reconciler = new Reconciler(
-    store,
-    () => [embedded.host],
-    logger,
-    options.reconcileIntervalMs,
-  );
+  const reconciler = new Reconciler(store, server.registry, logger, {
+    intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
+    staleSec: config.hostStaleSec,
+    leadership: fleetLeadership(config, logger),
+  });
   // What changed while the server was down shows at once, not a tick later.
   await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));
   reconciler.start();
