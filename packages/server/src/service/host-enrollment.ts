@@ -167,27 +167,28 @@ export class HostEnrollmentService {
    */
   async refresh(refreshToken: string): Promise<HostCredentialSet> {
     const now = nowIso();
-    return this.store.transaction(async (tx) => {
+    const outcome = await this.store.transaction(async (tx) => {
       const token = await tx.hosts.findRefreshToken(hashOpaqueToken(refreshToken), now);
       if (!token) throw new ServerError("unauthenticated", "unknown or expired refresh token");
       if (token.successorId) {
         const successor = await tx.hosts.getRefreshToken(token.successorId);
-        if (!successor || successor.activatedAt) {
-          await tx.hosts.deleteRefreshTokens(token.hostId);
-          this.logger.warn(
-            { op: "host.refresh", hostId: token.hostId },
-            "refresh token reused: host credentials revoked",
-          );
-          throw new ServerError(
-            "unauthenticated",
-            "refresh token reused: host credentials revoked; register the host again",
-          );
-        }
+        if (!successor || successor.activatedAt) return { reusedBy: token.hostId };
         // Issued but never used: the agent never got it. Replaced by the one issued now.
         await tx.hosts.deleteRefreshToken(successor.id);
       }
-      return this.issue(tx, token.hostId, token);
+      return { issued: await this.issue(tx, token.hostId, token) };
     });
+    if ("issued" in outcome) return outcome.issued;
+    // Outside the transaction: the revocation must stand although the request fails.
+    await this.store.hosts.deleteRefreshTokens(outcome.reusedBy);
+    this.logger.warn(
+      { op: "host.refresh", hostId: outcome.reusedBy },
+      "refresh token reused: host credentials revoked",
+    );
+    throw new ServerError(
+      "unauthenticated",
+      "refresh token reused: host credentials revoked; remove the host and register it again",
+    );
   }
 
   /** Who a host JWT speaks for, once the host and its token family still stand. */
@@ -196,7 +197,10 @@ export class HostEnrollmentService {
     const host = await this.store.hosts.get(claims.hostId);
     if (!host) throw new ServerError("unauthenticated", `host ${claims.hostId} was removed`);
     const token = await this.store.hosts.getRefreshToken(claims.refreshTokenId);
-    if (!token || token.hostId !== host.id) {
+    const replaced =
+      token?.successorId &&
+      (await this.store.hosts.getRefreshToken(token.successorId))?.activatedAt;
+    if (!token || token.hostId !== host.id || replaced) {
       throw new ServerError("unauthenticated", "host credentials were revoked or replaced");
     }
     if (!token.activatedAt) await this.store.hosts.activateRefreshToken(token, nowIso());

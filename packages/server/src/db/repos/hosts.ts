@@ -190,14 +190,22 @@ export class HostsRepo {
       .execute();
   }
 
-  /** First use of a token's JWT: records it and revokes the token it replaced. */
+  /**
+   * First use of a token's JWT: records it, which revokes the token it replaced (kept one
+   * generation, so presenting it again is recognised as reuse); older generations go.
+   */
   async activateRefreshToken(token: HostRefreshTokenRow, at: string): Promise<void> {
     await this.db
       .updateTable("hostRefreshTokens")
       .set({ activatedAt: at })
       .where("id", "=", token.id)
       .execute();
-    if (token.parentId) await this.deleteRefreshToken(token.parentId);
+    if (token.parentId) {
+      await this.db
+        .deleteFrom("hostRefreshTokens")
+        .where("successorId", "=", token.parentId)
+        .execute();
+    }
   }
 
   async deleteRefreshToken(id: string): Promise<void> {
