@@ -167,7 +167,9 @@ export class HostEnrollmentService {
    */
   async refresh(refreshToken: string): Promise<HostCredentialSet> {
     const now = nowIso();
-    const outcome = await this.store.transaction(async (tx) => {
+    const outcome = await this.store.transaction<
+      { issued: HostCredentialSet } | { reusedBy: string }
+    >(async (tx) => {
       const token = await tx.hosts.findRefreshToken(hashOpaqueToken(refreshToken), now);
       if (!token) throw new ServerError("unauthenticated", "unknown or expired refresh token");
       if (token.successorId) {
