@@ -28,6 +28,7 @@ export {
   bootstrapSingleHost,
   checkPrerequisites,
   isHostPrecondition,
+  readClientConfig,
   serveFleet,
   serveSingleHost,
   startEmbeddedAgent,
