@@ -11,7 +11,7 @@ export const DEFAULT_TEMPLATE = "base";
 export interface AgentConfig {
   /** `WRENN_AGENT_DIR`, default `${WRENN_DATA_DIR:-~/.wrenn}/agent`. */
   agentDir: string;
-  /** `WRENN_AGENT_HOST`, default 127.0.0.1. */
+  /** `WRENN_AGENT_HOST`, default 127.0.0.1 (0.0.0.0 in fleet mode). */
   host: string;
   /** `WRENN_AGENT_PORT`, default 5007. */
   port: number;
@@ -57,7 +57,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   }
   return {
     agentDir: resolve(env.WRENN_AGENT_DIR || join(dataDir, "agent")),
-    host: env.WRENN_AGENT_HOST || "127.0.0.1",
+    // A fleet member is reached by its server over the network; a stand-alone agent by default
+    // only from this host.
+    host: env.WRENN_AGENT_HOST || (env.WRENN_SERVER_URL ? "0.0.0.0" : "127.0.0.1"),
     port,
     envdDir: resolve(env.WRENN_ENVD_DIR || defaultEnvdDir()),
     logLevel: env.WRENN_LOG_LEVEL || "info",
