@@ -39,7 +39,8 @@ export async function claimSandboxCidr(opts: ClaimCidrOptions): Promise<CidrClai
   const range = toRange(opts.cidr);
   await mkdir(dir, { recursive: true, mode: 0o755 });
   const stamp = await ownStamp();
-  const file = join(dir, `${stamp.pid}-${stamp.start_time}.json`);
+  // One file per agent (a process may run several, each with its own directory).
+  const file = join(dir, `${stamp.pid}-${stamp.start_time}-${randomBytes(4).toString("hex")}.json`);
   const claim: Claim = { ...stamp, cidr: opts.cidr, agent_dir: opts.agentDir };
   const tmp = join(dir, `.${randomBytes(4).toString("hex")}.tmp`);
   await writeFile(tmp, `${JSON.stringify(claim)}\n`);
