@@ -165,7 +165,23 @@ export class TemplateStore {
     return this.assemble(name, async (rootfs) => {
       const work = dirname(rootfs);
       await untar(archive, work, [TEMPLATE_JSON, "rootfs"]);
-      const info = fromJson(name, await readFile(join(work, TEMPLATE_JSON), "utf8"));
+      const text = await readFile(join(work, TEMPLATE_JSON), "utf8").catch(() => "");
+      let held: unknown;
+      try {
+        held = (JSON.parse(text) as { name?: unknown }).name;
+      } catch {
+        throw new AgentError(
+          "invalid_argument",
+          `the archive of ${name} lacks a whole ${TEMPLATE_JSON}`,
+        );
+      }
+      if (held !== name) {
+        throw new AgentError(
+          "invalid_argument",
+          `the archive holds snapshot ${JSON.stringify(held)}, not ${name}`,
+        );
+      }
+      const info = fromJson(name, text);
       if (info.kind !== "snapshot") {
         throw new AgentError("invalid_argument", `the archive of ${name} is not a snapshot`);
       }
