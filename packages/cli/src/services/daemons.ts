@@ -89,7 +89,10 @@ export async function runAgent(
     await agent?.close().catch(() => {});
     // Refused starts (registration, lock, range, config) are one line, not a stack.
     if (err instanceof AgentError || (err instanceof Error && /^WRENN_/.test(err.message)))
-      throw new CliError("agent_start_failed", err.message);
+      throw new CliError(
+        "agent_start_failed",
+        err.message.charAt(0).toUpperCase() + err.message.slice(1),
+      );
     throw err;
   }
   const started = agent;

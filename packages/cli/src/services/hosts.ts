@@ -1,4 +1,4 @@
-import { ApiClient, ConflictError } from "@wrenn/sdk";
+import { ApiClient, WrennError } from "@wrenn/sdk";
 import type { Connection } from "./connection.js";
 import { ago, table } from "./format.js";
 
@@ -27,12 +27,13 @@ export interface HostToken {
 }
 
 /** A delete refused while the host still has sandboxes (409). */
-export class HostBusyError extends ConflictError {
+export class HostBusyError extends Error {
+  override readonly name = "HostBusyError";
   constructor(
     message: string,
     readonly sandboxes: string[],
   ) {
-    super(message, { code: "conflict", status: 409 });
+    super(message);
   }
 }
 
@@ -99,7 +100,8 @@ export async function removeHost(
       query: { force: force || undefined },
     });
   } catch (err) {
-    if (err instanceof ConflictError && Array.isArray(conflict?.sandboxes)) {
+    // 409 `conflict` (the fleet routes' code) is not one of the SDK's typed conflicts.
+    if (err instanceof WrennError && err.status === 409 && Array.isArray(conflict?.sandboxes)) {
       throw new HostBusyError(err.message, conflict.sandboxes.map(String));
     }
     throw err;
