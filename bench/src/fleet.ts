@@ -101,7 +101,10 @@ export async function benchFleet(): Promise<Figure[]> {
       },
       logDir,
     );
-    const key = (await readClientConfig(join(server.dataDir, "config.json")))?.api_key ?? "";
+    const dataDir = server.dataDir;
+    const key = (
+      await until("the admin's client config", () => readClientConfig(join(dataDir, "config.json")))
+    ).api_key;
     const api = apiClient(() => server?.url ?? "", key);
     for (const i of [0, 1, 2]) {
       const token = await api<{ token: string }>("POST", "/v1/hosts/tokens", { shared: true });

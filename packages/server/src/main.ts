@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { loadEnvFile } from "@wrenn/agent";
 import pino from "pino";
 import { loadConfig } from "./config/index.js";
 import { openMigratedDb } from "./serve.js";
@@ -8,6 +9,8 @@ import { isHostPrecondition, serveFleet, serveSingleHost } from "./single-host/i
 // WRENN_EMBEDDED_AGENT=false, the control plane alone for registered agents (`api` is the same);
 // `wrenn-server migrate`: only the database schema.
 const command = process.argv[2] ?? "serve";
+// `.env` in the working directory (or WRENN_ENV_FILE); real environment variables win.
+loadEnvFile();
 const config = loadConfig();
 const logger = pino({ name: "wrenn-server", level: config.logLevel });
 

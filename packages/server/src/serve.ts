@@ -4,6 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
+import { acquireDirLock } from "@wrenn/agent";
 import pino, { type Logger } from "pino";
 import { createApp, type ServerApp, type UpgradeHandler } from "./api/index.js";
 import type { ServerConfig } from "./config/index.js";
@@ -116,7 +117,12 @@ export async function startServer(
   logger: Logger = pino({ level: config.logLevel }),
   options: { reconcileIntervalMs?: number } = {},
 ): Promise<RunningServer> {
-  const db = await openMigratedDb(config, logger);
+  // Before anything is touched: a second server on this data dir refuses here.
+  const lock = await acquireDirLock(config.dataDir, "server");
+  const db = await openMigratedDb(config, logger).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  });
   const server = await createApp({ db, config, logger });
   const reconciler = new Reconciler(new Store(db.db, db.dialect), server.registry, logger, {
     staleSec: config.hostStaleSec,
@@ -134,6 +140,7 @@ export async function startServer(
       await http.close();
       await reconciler.stop();
       await db.close();
+      await lock.release();
     },
   };
 }

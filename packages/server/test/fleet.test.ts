@@ -123,10 +123,10 @@ describe.skipIf(skip)(
       databaseUrl = database.options.databaseUrl as string;
       balancer = await startFakeBalancer(() => live().map((s) => s.port));
       servers.push(await startFleetServer("server-1", databaseUrl, serverEnv, logDir));
-      const config = await readClientConfig(
-        join((servers[0] as FleetServer).dataDir, "config.json"),
+      // The first start on an empty database makes the admin (the operator's team) and its key.
+      const config = await until("the admin's client config", () =>
+        readClientConfig(join((servers[0] as FleetServer).dataDir, "config.json")),
       );
-      if (!config) throw new Error("the first server made no admin key");
       api = apiClient(() => balancer.url, config.api_key);
     }, 60_000);
 

@@ -93,15 +93,9 @@ export class HostService {
           );
         }
       }
-      const now = nowIso();
-      await this.store.sandboxes.transition(
-        sandbox.id,
-        sandbox.state,
-        { state: "stopped", stoppedAt: now },
-        now,
-      );
     }
     await this.store.transaction(async (tx) => {
+      await tx.sandboxes.markHostStopped(id, nowIso());
       await tx.hosts.deleteRefreshTokens(id);
       await tx.hosts.delete(id);
     });

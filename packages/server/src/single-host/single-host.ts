@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import type { Runtime, WarmPoolTarget } from "@wrenn/agent";
+import { acquireDirLock, type Runtime, type WarmPoolTarget } from "@wrenn/agent";
 import type { Logger } from "pino";
 import { createApp, type ServerApp } from "../api/index.js";
 import type { ServerConfig } from "../config/index.js";
@@ -60,8 +60,20 @@ export async function startSingleHost(
         `missing host programs: ${report.missing.join(", ")}; install them with: ${report.installCommand}`,
       );
   }
-  const db = options.db ?? (await openMigratedDb(config, logger));
-  const closeDb = options.db ? async () => {} : () => db.close();
+  // Before anything is touched: a second server on this data dir refuses here (its adoption
+  // pass would tear down the first one's warm pool and disks).
+  const lock = await acquireDirLock(config.dataDir, "server");
+  let db: DbHandle;
+  try {
+    db = options.db ?? (await openMigratedDb(config, logger));
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  const closeDb = async () => {
+    if (!options.db) await db.close();
+    await lock.release();
+  };
   const store = new Store(db.db, db.dialect);
   let embedded: EmbeddedAgent;
   try {

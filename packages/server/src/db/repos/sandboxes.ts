@@ -192,6 +192,16 @@ export class SandboxesRepo {
     return rows.map((r) => r.id);
   }
 
+  /** Every sandbox still on the host becomes `stopped` (the host is being removed). */
+  async markHostStopped(hostId: string, at: string): Promise<void> {
+    await this.db
+      .updateTable("sandboxes")
+      .set({ state: "stopped", stoppedAt: at, updatedAt: at })
+      .where("hostId", "=", hostId)
+      .where("state", "in", COMMITTED)
+      .execute();
+  }
+
   /** Applies `patch` (and bumps `updated_at`); undefined when the team has no such sandbox. */
   async update(
     teamId: string,
