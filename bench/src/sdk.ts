@@ -40,7 +40,8 @@ export async function benchSdk(): Promise<Figure[]> {
   try {
     await host.ready;
     const url = host.http?.url ?? "";
-    const { config: client } = await bootstrapSingleHost(host.services, dataDir, url);
+    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
+    if (!client) throw new Error("bootstrap made no client config");
     const conn = { apiUrl: url, apiKey: client.api_key };
 
     // Sandbox.create() → commands.run('true'), one after another; the pool refills in between.

@@ -113,7 +113,8 @@ describe("examples against a real single-host server", () => {
     });
     await host.ready;
     const url = host.http?.url ?? "";
-    const { config: client } = await bootstrapSingleHost(host.services, dataDir, url);
+    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
+    if (!client) throw new Error("bootstrap made no client config");
     env = { WRENN_API_URL: client.api_url, WRENN_API_KEY: client.api_key };
   });
 

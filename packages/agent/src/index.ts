@@ -1,10 +1,37 @@
 export type { AgentConfig } from "./config/index.js";
-export { defaultEnvdDir, loadConfig } from "./config/index.js";
+export { defaultEnvdDir, loadConfig, loadEnvFile } from "./config/index.js";
 export type { AgentErrorCode } from "./errors.js";
 export { AgentError } from "./errors.js";
+export type {
+  ControlPlaneOptions,
+  CredentialsResponse,
+  FleetMemberOptions,
+  HeartbeatResponse,
+  HostCredentials,
+} from "./fleet/index.js";
+export {
+  ControlPlane,
+  ControlPlaneError,
+  CRASH_AFTER_REFRESH_ENV,
+  CREDENTIALS_FILE,
+  checkServerUrl,
+  FleetMember,
+  isPrivateAddress,
+  readCredentials,
+  writeCredentials,
+} from "./fleet/index.js";
+export type { DirLock, ProcessStamp } from "./lock/index.js";
+export { acquireDirLock } from "./lock/index.js";
 export type { Logger } from "./logger/index.js";
 export { createLogger, StepTimer, silentLogger } from "./logger/index.js";
-export { AddressPool, keepHostFirewallState, removeHostFirewall } from "./network/index.js";
+export type { CidrClaim, ClaimCidrOptions } from "./network/index.js";
+export {
+  AddressPool,
+  CIDR_CLAIMS_DIR,
+  claimSandboxCidr,
+  keepHostFirewallState,
+  removeHostFirewall,
+} from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export { EnvdProxy, parseProxyPath } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
@@ -31,3 +58,4 @@ export {
 } from "./runtime/index.js";
 export type { SandboxPhase, SandboxRecord, SnapshotRecord } from "./state/index.js";
 export { assertSandboxId, isSandboxId, StateStore } from "./state/index.js";
+export { handleSnapshotArchive, SNAPSHOT_HEADER } from "./transfer/index.js";

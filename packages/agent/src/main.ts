@@ -1,10 +1,19 @@
 #!/usr/bin/env node
+import { loadEnvFile } from "./config/index.js";
 import { createAgent } from "./rpc/index.js";
 
-// `wrenn-agent`: serves HostAgentService and the envd proxy on WRENN_AGENT_HOST:WRENN_AGENT_PORT.
-const agent = createAgent();
-await agent.start();
-await agent.listen();
+// `wrenn-agent`: serves HostAgentService and the envd proxy on WRENN_AGENT_HOST:WRENN_AGENT_PORT;
+// with WRENN_SERVER_URL, also registers with that server and heartbeats to it.
+let agent: ReturnType<typeof createAgent>;
+try {
+  loadEnvFile();
+  agent = createAgent();
+  await agent.start();
+  await agent.listen();
+} catch (err) {
+  console.error(`wrenn-agent: ${err instanceof Error ? err.message : String(err)}`);
+  process.exit(1);
+}
 
 let closing = false;
 const shutdown = (signal: string) => {

@@ -55,7 +55,7 @@ describe("namespace runtime warm pool", { timeout: 120_000 }, () => {
   };
   const resourceOf = async (id: string) =>
     [...(await records())].find(([, r]) => r.id === id)?.[0] ?? "";
-  const envd = (id: string) => new EnvdClient(`http://${runtime.get(id).envdAddress}`);
+  const envd = (id: string) => EnvdClient.direct(runtime.get(id));
 
   beforeAll(async () => {
     restoreHost = await keepHostFirewallState();
@@ -243,7 +243,7 @@ describe("namespace runtime warm pool", { timeout: 120_000 }, () => {
       expect(report.adopted).toEqual([id]);
       expect(report.cleaned).toHaveLength(2);
       expect(other.list().map((s) => s.id)).toEqual([id]);
-      const client = new EnvdClient(`http://${other.get(id).envdAddress}`);
+      const client = EnvdClient.direct(other.get(id));
       expect((await client.sh("echo alive")).stdout).toBe("alive\n");
     } finally {
       if (child.exitCode === null && child.signalCode === null) {

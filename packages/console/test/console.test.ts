@@ -78,7 +78,11 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     sandboxId = page.url().split("/").pop() ?? "";
     await expect.poll(() => state().textContent()).toBe("running");
     const info = await api(`/v1/sandboxes/${sandboxId}`);
-    expect(info).toMatchObject({ memory_mb: 256, metadata: { owner: "console-test" } });
+    expect(info).toMatchObject({
+      memory_mb: 256,
+      runtime: "namespace",
+      metadata: { owner: "console-test" },
+    });
 
     await page.getByText("Terminal: connected").waitFor();
     const terminal = page.getByTestId("terminal");
@@ -187,11 +191,19 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     expect(await works()).toBe(401);
   });
 
-  it("lists the host, and stays usable on a narrow screen", async () => {
+  it("lists the host and makes a registration token with its join command", async () => {
     await page.getByRole("link", { name: "Hosts" }).click();
     await page.locator("tr[data-host]").first().waitFor();
     expect(await page.locator("tr[data-host] .state").first().textContent()).toBe("ready");
+    await page.getByText("Add a host").click();
+    await page.getByRole("button", { name: "Create registration token" }).click();
+    expect(await page.getByTestId("join-command").textContent()).toMatch(
+      new RegExp(`^wrenn agent start --server-url ${server.apiUrl} --registration-token \\S+`),
+    );
     await shot("hosts");
+  });
+
+  it("stays usable on a narrow screen", async () => {
     const made = await api("/v1/sandboxes", {
       method: "POST",
       headers: { "content-type": "application/json" },
@@ -205,5 +217,16 @@ describe.skipIf(skip)("the web console in Chromium", () => {
       390,
     );
     await shot("sandboxes-narrow");
+  });
+
+  it("drains the host: it stays listed, no longer ready", async () => {
+    await page.setViewportSize({ width: 1280, height: 900 });
+    await page.getByRole("link", { name: "Hosts" }).click();
+    const host = page.locator("tr[data-host]").first();
+    const id = await host.getAttribute("data-host");
+    await host.getByRole("button", { name: `Drain ${id}` }).click();
+    await expect.poll(() => host.locator(".state").textContent()).toBe("draining");
+    const { hosts } = (await api("/v1/hosts")) as { hosts: { id: string; state: string }[] };
+    expect(hosts.find((h) => h.id === id)?.state).toBe("draining");
   });
 });

@@ -7,6 +7,10 @@ import { lookupUser } from "./user/index.js";
 
 const port = Number(process.env.WRENN_ENVD_PORT ?? 49983);
 const host = process.env.WRENN_ENVD_HOST ?? "0.0.0.0";
+// The agent's per-sandbox token: read once, then gone from the environment every process envd
+// starts inherits.
+const accessToken = process.env.WRENN_ENVD_ACCESS_TOKEN || undefined;
+delete process.env.WRENN_ENVD_ACCESS_TOKEN;
 
 // Standalone on a developer's host there is usually no `user`: act as whoever runs envd instead.
 if (!process.env.WRENN_ENVD_USER) {
@@ -19,7 +23,7 @@ if (!process.env.WRENN_ENVD_USER) {
   });
 }
 
-const envd = createEnvd({ accessToken: process.env.WRENN_ENVD_ACCESS_TOKEN || undefined });
+const envd = createEnvd({ accessToken });
 const listener = await listenHttp(envd.handler, { port, host });
 logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
 

@@ -82,20 +82,37 @@ describe("envd with an access token", () => {
     await envd?.stop();
   });
 
-  it("refuses requests without the right X-Access-Token", async () => {
+  it("refuses every route but GET /health without the right X-Access-Token", async () => {
     const attempts: Record<string, string>[] = [
       {},
       { "x-access-token": "wrong" },
       { "x-access-token": "s3cret-tokenX" },
     ];
     for (const headers of attempts) {
-      const res = await fetch(`${envd.baseUrl}/health`, { headers });
-      expect(res.status).toBe(401);
-      expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+      for (const path of ["/files?path=/etc/hostname", "/metrics"]) {
+        const res = await fetch(`${envd.baseUrl}${path}`, { headers });
+        expect(res.status).toBe(401);
+        expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+      }
+      const start = new EventReader(envd.process.start({ process: { cmd: "true" } }, { headers }));
+      await expect(start.toEnd()).rejects.toThrow(/unauthenticated/);
     }
-    const ok = await fetch(`${envd.baseUrl}/health`, {
+    // Health says only "up": open to the agent's readiness probe without the token.
+    expect((await fetch(`${envd.baseUrl}/health`)).status).toBe(204);
+    const ok = await fetch(`${envd.baseUrl}/metrics`, {
       headers: { "x-access-token": "s3cret-token" },
     });
-    expect(ok.status).toBe(204);
+    expect(ok.status).toBe(200);
+  });
+
+  it("keeps the token out of the environment of what it starts", async () => {
+    const out = await new EventReader(
+      envd.process.start(
+        { process: { cmd: "env" } },
+        { headers: { "x-access-token": "s3cret-token" } },
+      ),
+    ).toEnd();
+    expect(out.end?.exitCode).toBe(0);
+    expect(out.stdout).not.toContain("s3cret-token");
   });
 });

@@ -8,12 +8,14 @@ export type ServerErrorCode =
   | "not_found"
   | "method_not_allowed"
   | "already_exists"
+  | "conflict"
   | "failed_precondition"
   | "payload_too_large"
   | "unsupported_media_type"
   | "resource_exhausted"
   | "internal"
   | "unavailable"
+  | "host_unreachable"
   | "timeout";
 
 /** The one place that decides which HTTP status a code is answered with. */
@@ -24,12 +26,16 @@ export const httpStatusOf: Record<ServerErrorCode, ContentfulStatusCode> = {
   not_found: 404,
   method_not_allowed: 405,
   already_exists: 409,
+  /** The request clashes with what exists (a host that still has sandboxes, a claimed host id). */
+  conflict: 409,
   failed_precondition: 409,
   payload_too_large: 413,
   unsupported_media_type: 415,
   resource_exhausted: 429,
   internal: 500,
   unavailable: 503,
+  /** The sandbox's host stopped answering; retry later (its sandboxes are `missing`). */
+  host_unreachable: 503,
   /** A command in a sandbox ran past its `timeout_ms` (it was killed). */
   timeout: 504,
 };
@@ -38,12 +44,16 @@ export const httpStatusOf: Record<ServerErrorCode, ContentfulStatusCode> = {
 export class ServerError extends Error {
   override readonly name = "ServerError";
 
+  /** Extra fields of the JSON body beside code and message (e.g. the sandboxes in the way). */
+  readonly details: Record<string, unknown> | undefined;
+
   constructor(
     readonly code: ServerErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; details?: Record<string, unknown> },
   ) {
     super(message, options);
+    this.details = options?.details;
   }
 
   get status(): ContentfulStatusCode {
@@ -58,7 +68,7 @@ export class ServerError extends Error {
   }
 
   /** The JSON body every failure is answered with. */
-  toJSON(): { code: ServerErrorCode; message: string } {
-    return { code: this.code, message: this.message };
+  toJSON(): { code: ServerErrorCode; message: string } & Record<string, unknown> {
+    return { ...this.details, code: this.code, message: this.message };
   }
 }

@@ -30,6 +30,8 @@ export {
   bootstrapSingleHost,
   checkPrerequisites,
   isHostPrecondition,
+  readClientConfig,
+  serveFleet,
   serveSingleHost,
   startEmbeddedAgent,
   startSingleHost,

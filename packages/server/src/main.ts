@@ -1,12 +1,16 @@
 #!/usr/bin/env node
+import { loadEnvFile } from "@wrenn/agent";
 import { loadConfig } from "./config/index.js";
 import { createLogger } from "./logging/index.js";
-import { openMigratedDb, startServer } from "./serve.js";
-import { isHostPrecondition, serveSingleHost } from "./single-host/index.js";
+import { openMigratedDb } from "./serve.js";
+import { isHostPrecondition, serveFleet, serveSingleHost } from "./single-host/index.js";
 
-// `wrenn-server` (or `serve`): single-host mode, the agent embedded; `wrenn-server api`: the API
-// alone (no agent: sandboxes are read-only); `wrenn-server migrate`: only the database schema.
+// `wrenn-server` (or `serve`): single-host mode, the agent embedded — or, with
+// WRENN_EMBEDDED_AGENT=false, the control plane alone for registered agents (`api` is the same);
+// `wrenn-server migrate`: only the database schema.
 const command = process.argv[2] ?? "serve";
+// `.env` in the working directory (or WRENN_ENV_FILE); real environment variables win.
+loadEnvFile();
 const config = loadConfig();
 const logger = createLogger({ name: "wrenn-server", level: config.logLevel });
 
@@ -50,11 +54,11 @@ async function serveSingleHostHere(): Promise<void> {
 if (command === "migrate") {
   const db = await openMigratedDb(config, logger);
   await db.close();
+} else if ((command === "serve" && !config.embeddedAgent) || command === "api") {
+  const server = await serveFleet(config, logger);
+  onSignal(() => server.close());
 } else if (command === "serve") {
   await serveSingleHostHere();
-} else if (command === "api") {
-  const server = await startServer(config, logger);
-  onSignal(() => server.close());
 } else {
   console.error(
     `usage: wrenn-server [serve|api|migrate]  (unknown command ${JSON.stringify(command)})`,

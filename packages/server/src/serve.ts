@@ -1,11 +1,16 @@
+import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
+import { acquireDirLock } from "@wrenn/agent";
 import pino, { type Logger } from "pino";
 import { createApp, type ServerApp, type UpgradeHandler } from "./api/index.js";
 import type { ServerConfig } from "./config/index.js";
-import { type DbHandle, migrateToLatest, openDb } from "./db/index.js";
+import { type DbHandle, migrateToLatest, openDb, Store } from "./db/index.js";
+import { fleetLeadership } from "./hosts/index.js";
+import { Reconciler } from "./service/index.js";
 
 /** Opens the configured database and brings its schema up to date. */
 export async function openMigratedDb(config: ServerConfig, logger: Logger): Promise<DbHandle> {
@@ -24,6 +29,8 @@ export interface RunningServer extends ServerApp {
   /** e.g. http://127.0.0.1:3000 */
   url: string;
   db: DbHandle;
+  /** The host monitor and reconciler (running while this replica holds the duty). */
+  reconciler: Reconciler;
   /** Stops accepting connections, then closes the database. */
   close(): Promise<void>;
 }
@@ -45,10 +52,20 @@ export async function listenApp(
   logger: Logger,
   upgrade?: UpgradeHandler,
 ): Promise<HttpListener> {
-  // Plain HTTP/1.1: serve() without createServer makes a node:http Server.
+  // HTTP/1.1, over TLS when a certificate is configured.
+  const tls =
+    config.tlsCertFile && config.tlsKeyFile
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      : undefined;
   const http = await new Promise<Server>((resolve, reject) => {
-    const s = serve({ fetch: app.fetch, port: config.port, hostname: config.host }, () =>
-      resolve(s as Server),
+    const s = serve(
+      {
+        fetch: app.fetch,
+        port: config.port,
+        hostname: config.host,
+        ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}),
+      },
+      () => resolve(s as Server),
     );
     s.once("error", reject);
   });
@@ -71,7 +88,7 @@ export async function listenApp(
   if (upgrade) http.on("upgrade", upgrade.handle);
   const { port } = http.address() as AddressInfo;
   const host = config.host.includes(":") ? `[${config.host}]` : config.host;
-  const url = `http://${host}:${port}`;
+  const url = `${tls ? "https" : "http"}://${host}:${port}`;
   logger.info({ url }, "wrenn server listening");
   return {
     url,
@@ -90,21 +107,40 @@ export async function listenApp(
   };
 }
 
-/** Migrates, then serves the API (without an agent) on `config.host:config.port` until `close()`. */
+/**
+ * The control plane without an agent of its own (multi-host): migrates, serves the API on
+ * `config.host:config.port`, and runs the host monitor and reconciler while this replica holds
+ * the duty (one replica at a time on PostgreSQL). Hosts join with registration tokens.
+ */
 export async function startServer(
   config: ServerConfig,
   logger: Logger = pino({ level: config.logLevel }),
+  options: { reconcileIntervalMs?: number } = {},
 ): Promise<RunningServer> {
-  const db = await openMigratedDb(config, logger);
+  // Before anything is touched: a second server on this data dir refuses here.
+  const lock = await acquireDirLock(config.dataDir, "server");
+  const db = await openMigratedDb(config, logger).catch(async (err: unknown) => {
+    await lock.release();
+    throw err;
+  });
   const server = await createApp({ db, config, logger });
+  const reconciler = new Reconciler(new Store(db.db, db.dialect), server.registry, logger, {
+    staleSec: config.hostStaleSec,
+    leadership: fleetLeadership(config, logger),
+    intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
+  });
+  reconciler.start();
   const http = await listenApp(server.app, config, logger, server.upgrade);
   return {
     ...server,
     url: http.url,
     db,
+    reconciler,
     async close() {
       await http.close();
+      await reconciler.stop();
       await db.close();
+      await lock.release();
     },
   };
 }

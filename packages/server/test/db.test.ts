@@ -104,6 +104,7 @@ for (const engine of testEngines()) {
           teamId: teamA,
           hostId: null,
           template: "base",
+          runtime: "namespace",
           snapshotId: null,
           state: i % 2 === 0 ? "running" : "paused",
           vcpus: 1,
@@ -268,7 +269,7 @@ for (const engine of testEngines()) {
         };
         await store.hosts.upsert(host);
         await store.hosts.upsert({ ...host, address: "10.0.0.2:5000", createdAt: at(9) });
-        expect(await store.hosts.get(id)).toEqual({ ...host, address: "10.0.0.2:5000" });
+        expect(await store.hosts.get(id)).toMatchObject({ ...host, address: "10.0.0.2:5000" });
         await store.hosts.markSeen(id, "offline", at(2));
         expect(await store.hosts.get(id)).toMatchObject({ state: "offline", lastSeenAt: at(2) });
         expect((await store.hosts.list()).map((h) => h.id)).toContain(id);
@@ -279,6 +280,9 @@ for (const engine of testEngines()) {
           tokenHash: "cd".repeat(32),
           expiresAt: at(1000),
           createdAt: at(0),
+          parentId: null,
+          successorId: null,
+          activatedAt: null,
         });
         expect(await store.hosts.findRefreshToken("cd".repeat(32), at(999))).toBeDefined();
         expect(await store.hosts.findRefreshToken("cd".repeat(32), at(1000))).toBeUndefined();

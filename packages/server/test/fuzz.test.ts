@@ -67,6 +67,13 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/v1/snapshots", body: false },
   { method: "DELETE", path: "/v1/snapshots/{id}", body: false },
   { method: "GET", path: "/v1/hosts", body: false },
+  { method: "POST", path: "/v1/hosts/tokens", body: true },
+  { method: "POST", path: "/v1/hosts/register", body: true },
+  { method: "POST", path: "/v1/hosts/refresh", body: true },
+  { method: "POST", path: "/v1/hosts/heartbeat", body: true },
+  { method: "GET", path: "/v1/hosts/{id}", body: false },
+  { method: "POST", path: "/v1/hosts/{id}/drain", body: false },
+  { method: "DELETE", path: "/v1/hosts/{id}", body: false },
 ];
 
 const QUERIES = [

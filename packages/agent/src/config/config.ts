@@ -11,7 +11,7 @@ export const DEFAULT_TEMPLATE = "base";
 export interface AgentConfig {
   /** `WRENN_AGENT_DIR`, default `${WRENN_DATA_DIR:-~/.wrenn}/agent`. */
   agentDir: string;
-  /** `WRENN_AGENT_HOST`, default 127.0.0.1. */
+  /** `WRENN_AGENT_HOST`, default 127.0.0.1 (0.0.0.0 in fleet mode). */
   host: string;
   /** `WRENN_AGENT_PORT`, default 5007. */
   port: number;
@@ -29,6 +29,24 @@ export interface AgentConfig {
    * count for the default template (default 2; 0 disables) or `template=count,…`.
    */
   warmPool: WarmPoolTarget[];
+  /**
+   * `WRENN_SERVER_URL`: the control plane to register with and heartbeat to (fleet mode). Unset:
+   * stand-alone, driven by whoever holds WRENN_AGENT_TOKEN.
+   */
+  serverUrl?: string;
+  /** `WRENN_REGISTRATION_TOKEN`: one-time token for the first start in fleet mode. */
+  registrationToken?: string;
+  /** `WRENN_AGENT_ADVERTISE_URL`: where the server reaches this agent (default: its listen URL). */
+  advertiseUrl?: string;
+  /** `WRENN_SERVER_CA`: PEM file of the CA the server's certificate must chain to. */
+  serverCa?: string;
+  /** `WRENN_TLS_CERT` / `WRENN_TLS_KEY`: PEM files; when both are set the agent serves HTTPS. */
+  tlsCert?: string;
+  tlsKey?: string;
+  /** `WRENN_HEARTBEAT_SEC`: seconds between heartbeats (default: what the server says, else 10). */
+  heartbeatSec?: number;
+  /** `WRENN_CP_GRACE_SEC` (default 300): without the server this long, running sandboxes pause. */
+  cpGraceSec: number;
 }
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
@@ -39,13 +57,32 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   }
   return {
     agentDir: resolve(env.WRENN_AGENT_DIR || join(dataDir, "agent")),
-    host: env.WRENN_AGENT_HOST || "127.0.0.1",
+    // A fleet member is reached by its server over the network; a stand-alone agent by default
+    // only from this host.
+    host: env.WRENN_AGENT_HOST || (env.WRENN_SERVER_URL ? "0.0.0.0" : "127.0.0.1"),
     port,
     envdDir: resolve(env.WRENN_ENVD_DIR || defaultEnvdDir()),
     logLevel: env.WRENN_LOG_LEVEL || "info",
     token: env.WRENN_AGENT_TOKEN || undefined,
     warmPool: parseWarmPool(env.WRENN_WARM_POOL ?? "2"),
+    serverUrl: env.WRENN_SERVER_URL || undefined,
+    registrationToken: env.WRENN_REGISTRATION_TOKEN || undefined,
+    advertiseUrl: env.WRENN_AGENT_ADVERTISE_URL || undefined,
+    serverCa: env.WRENN_SERVER_CA ? resolve(env.WRENN_SERVER_CA) : undefined,
+    tlsCert: env.WRENN_TLS_CERT ? resolve(env.WRENN_TLS_CERT) : undefined,
+    tlsKey: env.WRENN_TLS_KEY ? resolve(env.WRENN_TLS_KEY) : undefined,
+    heartbeatSec: env.WRENN_HEARTBEAT_SEC
+      ? seconds("WRENN_HEARTBEAT_SEC", env.WRENN_HEARTBEAT_SEC)
+      : undefined,
+    cpGraceSec: seconds("WRENN_CP_GRACE_SEC", env.WRENN_CP_GRACE_SEC || "300"),
   };
+}
+
+function seconds(name: string, text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new Error(`${name}: not a positive number of seconds: ${text}`);
+  return n;
 }
 
 export function parseWarmPool(value: string): WarmPoolTarget[] {

@@ -64,6 +64,8 @@ export interface LaunchSandboxOptions {
   hostname: string;
   /** Environment of the first process (on top of PATH and HOME). */
   envs?: Readonly<Record<string, string>>;
+  /** Set after `envs`, so they cannot be overridden (envd's access token). */
+  secretEnvs?: Readonly<Record<string, string>>;
   /** stdout and stderr of the sandbox's first process (appended). */
   logFile: string;
   /** Defaults to ENVD_COMMAND. */
@@ -77,12 +79,31 @@ export interface SandboxProcess {
   startTime: number;
 }
 
+/** `--setenv` arguments, NUL-separated, for bwrap's `--args` fd. */
+function envArgs(opts: Pick<LaunchSandboxOptions, "envs" | "secretEnvs">): Buffer {
+  const env: Record<string, string> = {
+    PATH: SANDBOX_PATH,
+    HOME: "/root",
+    ...opts.envs,
+    // Last: no variable of the caller's can replace them.
+    ...opts.secretEnvs,
+  };
+  const args: string[] = [];
+  for (const [key, value] of Object.entries(env)) {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key) || value.includes("\0")) {
+      throw new AgentError("invalid_argument", `invalid environment variable: ${key}`);
+    }
+    args.push("--setenv", key, value);
+  }
+  return Buffer.from(args.map((a) => `${a}\0`).join(""));
+}
+
 /** The bwrap arguments for a sandbox. */
 function bwrapArgs(
-  opts: Pick<LaunchSandboxOptions, "rootfsDir" | "envdDir" | "hostname" | "envs" | "command">,
+  opts: Pick<LaunchSandboxOptions, "rootfsDir" | "envdDir" | "hostname" | "command">,
   seccompFd: number,
+  envArgsFd: number,
 ): string[] {
-  const env: Record<string, string> = { PATH: SANDBOX_PATH, HOME: "/root", ...opts.envs };
   const args = [
     "--unshare-pid",
     "--unshare-ipc",
@@ -112,13 +133,11 @@ function bwrapArgs(
     "ALL",
     ...SANDBOX_CAPABILITIES.flatMap((cap) => ["--cap-add", cap]),
     "--clearenv",
+    // The environment (secrets among it: envd's access token) comes through a pipe, not argv:
+    // bwrap's command line is readable by every user of the host.
+    "--args",
+    String(envArgsFd),
   ];
-  for (const [key, value] of Object.entries(env)) {
-    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(key)) {
-      throw new AgentError("invalid_argument", `invalid environment variable name: ${key}`);
-    }
-    args.push("--setenv", key, value);
-  }
   args.push(
     "--chdir",
     "/",
@@ -137,6 +156,8 @@ function bwrapArgs(
  */
 export async function launchSandbox(opts: LaunchSandboxOptions): Promise<SandboxProcess> {
   const seccompFd = 3;
+  const envArgsFd = 4;
+  const env = envArgs(opts);
   const argv = [
     "-c",
     JOIN_CGROUPS_AND_EXEC,
@@ -147,14 +168,14 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Sandbox
     "nsenter",
     `--net=${opts.netnsPath}`,
     "bwrap",
-    ...bwrapArgs(opts, seccompFd),
+    ...bwrapArgs(opts, seccompFd, envArgsFd),
   ];
   const logFd = openSync(opts.logFile, "a", 0o600);
   let child: ReturnType<typeof spawn>;
   try {
     child = spawn("/bin/sh", argv, {
       detached: true,
-      stdio: ["ignore", logFd, logFd, "pipe"],
+      stdio: ["ignore", logFd, logFd, "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
     });
   } finally {
@@ -173,6 +194,9 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Sandbox
   const filter = child.stdio[3] as Writable;
   filter.on("error", () => {}); // bwrap exited early: its log says why.
   filter.end(seccompFilterBytes());
+  const envPipe = child.stdio[4] as Writable;
+  envPipe.on("error", () => {});
+  envPipe.end(env);
 
   const stat = await readProcStat(spawned);
   if (!stat || stat.state === "Z") {

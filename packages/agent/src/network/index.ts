@@ -10,6 +10,8 @@ export {
   parseIpv4,
   sandboxCidrFromEnv,
 } from "./address-pool.js";
+export type { CidrClaim, ClaimCidrOptions } from "./cidr-claim.js";
+export { CIDR_CLAIMS_DIR, claimSandboxCidr } from "./cidr-claim.js";
 export type { FirewallBackendName, HostFirewallOptions, HostFirewallState } from "./firewall.js";
 export {
   addInternetMemberCommand,

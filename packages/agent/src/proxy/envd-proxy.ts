@@ -106,7 +106,7 @@ export class EnvdProxy {
       port,
       method: req.method,
       path,
-      headers: envdHeaders(req.headers),
+      headers: envdHeaders(req.headers, sandbox.envdAccessToken),
     });
     upstream.on("response", (up) => {
       const batch = batchWrites(res);
@@ -168,15 +168,24 @@ function batchWrites(res: ProxyResponse): () => void {
   };
 }
 
+/** envd's per-sandbox access token header. */
+const ACCESS_TOKEN_HEADER = "x-access-token";
+
 /** Who envd should act as, for callers whose `Authorization` carries the agent's own token. */
 export const ENVD_USER_HEADER = "x-wrenn-envd-user";
 
 /**
- * The agent's own credentials (Bearer) never reach the sandbox; envd's user selection does:
+ * The agent's own credentials (Bearer) never reach the sandbox, nor does a client's
+ * X-Access-Token (replaced by the sandbox's); envd's user selection does:
  * `Authorization: Basic <user>:` passes through, and `X-Wrenn-Envd-User` becomes it.
  */
-function envdHeaders(headers: IncomingHttpHeaders): http.OutgoingHttpHeaders {
-  const out = forwardHeaders(headers, ["authorization", ENVD_USER_HEADER]);
+function envdHeaders(
+  headers: IncomingHttpHeaders,
+  accessToken: string | undefined,
+): http.OutgoingHttpHeaders {
+  const out = forwardHeaders(headers, ["authorization", ENVD_USER_HEADER, ACCESS_TOKEN_HEADER]);
+  // envd's token is the sandbox's own, whatever the client sent.
+  if (accessToken) out[ACCESS_TOKEN_HEADER] = accessToken;
   const user = headers[ENVD_USER_HEADER];
   const auth = headers.authorization;
   if (typeof user === "string" && user) {

@@ -1,16 +1,23 @@
-import { timingSafeEqual } from "node:crypto";
+import { randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync } from "node:fs";
-import type { ConnectRouter } from "@connectrpc/connect";
+import { readFile } from "node:fs/promises";
+import { hostname } from "node:os";
+import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
 import { type Listener, listenHttp, type RequestHandler } from "@wrenn/envd";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { type AgentConfig, loadConfig } from "../config/index.js";
 import { AgentError } from "../errors.js";
+import { FleetMember } from "../fleet/index.js";
+import { acquireDirLock } from "../lock/index.js";
 import { createLogger, type Logger } from "../logger/index.js";
+import { type CidrClaim, claimSandboxCidr } from "../network/index.js";
 import { EnvdProxy, sendError } from "../proxy/index.js";
 import { Reaper } from "../reaper/index.js";
 import type { Runtime } from "../runtime/index.js";
 import { NamespaceRuntime } from "../runtime/namespace/index.js";
+import { StateStore } from "../state/index.js";
+import { handleSnapshotArchive } from "../transfer/index.js";
 import { createHostAgentService } from "./service.js";
 
 export interface CreateAgentOptions {
@@ -31,9 +38,19 @@ export interface Agent {
   routes: (router: ConnectRouter) => void;
   /** Node http/http2 handler: the envd proxy under /sandboxes/<id>/envd/, Connect otherwise. */
   handler: RequestHandler;
-  /** Adopts what the state directory holds and starts the reaper. */
+  /** Set in fleet mode (`config.serverUrl`) once started: registration and heartbeats. */
+  readonly fleet: FleetMember | undefined;
+  /**
+   * Takes the state directory (one agent per directory) and the sandbox range (none may
+   * overlap another agent's on this host), adopts what the directory holds, starts the reaper.
+   * In fleet mode also loads the host credentials (or makes the key to register with).
+   */
   start(): Promise<void>;
-  /** Serves `handler` on HTTP/1.1 + h2c (config host/port unless given). */
+  /**
+   * Serves `handler` on HTTP/1.1 + h2c, or HTTPS with `tlsCert`/`tlsKey` (config host/port
+   * unless given). In fleet mode the first listener then registers (first start) and starts
+   * the heartbeats; a refused registration rejects.
+   */
   listen(port?: number, host?: string): Promise<Listener>;
   /** Stops serving and reaping (awaiting pauses under way); sandboxes keep running. */
   close(): Promise<void>;
@@ -67,15 +84,26 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
     logger,
   });
   const connect = connectNodeAdapter({ routes });
-  const authorized = bearerCheck(config.token);
+  // In fleet mode only the agent key from the credentials opens the door; until start() has
+  // loaded it, a key nobody knows.
+  let authorized = bearerCheck(config.serverUrl ? randomBytes(32).toString("hex") : config.token);
   const handler: RequestHandler = (req, res) => {
     if (!authorized(req.headers.authorization)) {
       sendError(res, new AgentError("unauthenticated", "missing or wrong agent token"));
       return;
     }
-    if (!proxy.handle(req, res)) connect(req, res);
+    if (proxy.handle(req, res)) return;
+    if (handleSnapshotArchive(req, res, runtime, logger)) return;
+    connect(req, res);
   };
   const servers: Listener[] = [];
+  const held: { release(): Promise<void> }[] = [];
+  let fleet: FleetMember | undefined;
+  const self = createClient(HostAgentService, createRouterTransport(routes));
+
+  const release = async () => {
+    for (const h of held.splice(0).reverse()) await h.release().catch(() => {});
+  };
 
   return {
     config,
@@ -83,33 +111,102 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
     reaper,
     routes,
     handler,
+    get fleet() {
+      return fleet;
+    },
     async start() {
-      const report = await runtime.adopt();
-      logger.info(
-        { adopted: report.adopted, cleaned: report.cleaned, errors: report.errors.map(String) },
-        "agent started",
-      );
+      try {
+        // Before anything in the directory is touched: a second agent here would tear down the
+        // first one's sandboxes as debris.
+        held.push(await acquireDirLock(config.agentDir, "agent"));
+        if (runtime.sandboxCidr) held.push(await claimCidr(runtime.sandboxCidr, config.agentDir));
+        if (config.serverUrl) {
+          if (config.token) logger.warn("WRENN_AGENT_TOKEN is ignored in fleet mode");
+          fleet = await FleetMember.prepare({
+            agentDir: config.agentDir,
+            serverUrl: config.serverUrl,
+            cpGraceSec: config.cpGraceSec,
+            runtime,
+            hostInfo: () => self.getHostInfo({}),
+            logger,
+            ...(config.registrationToken && { registrationToken: config.registrationToken }),
+            ...(config.serverCa && { serverCa: config.serverCa }),
+            ...(config.heartbeatSec && { heartbeatSec: config.heartbeatSec }),
+          });
+          authorized = bearerCheck(fleet.agentKey);
+        }
+        const report = await runtime.adopt();
+        logger.info(
+          { adopted: report.adopted, cleaned: report.cleaned, errors: report.errors.map(String) },
+          "agent started",
+        );
+      } catch (err) {
+        await release();
+        throw err;
+      }
       reaper.start();
     },
     async listen(port = config.port, host = config.host) {
-      if (!config.token && !isLoopback(host)) {
+      if (!config.token && !config.serverUrl && !isLoopback(host)) {
         logger.warn(
           { host },
           "listening beyond loopback without WRENN_AGENT_TOKEN: anyone who reaches this port controls the host's sandboxes",
         );
       }
-      const server = await listenHttp(handler, { port, host });
+      const tls = await readTls(config);
+      const server = await listenHttp(handler, { port, host, ...(tls && { tls }) });
       servers.push(server);
       logger.info({ url: server.url }, "agent listening");
+      if (fleet && servers.length === 1) {
+        const advertiseUrl = config.advertiseUrl ?? defaultAdvertiseUrl(server.url);
+        try {
+          await fleet.join(advertiseUrl, tls?.cert);
+        } catch (err) {
+          servers.splice(servers.indexOf(server), 1);
+          await server.close();
+          throw err;
+        }
+      }
       return server;
     },
     async close() {
+      await fleet?.close();
       await Promise.all(servers.splice(0).map((s) => s.close()));
       await reaper.stop();
       proxy.close();
       await runtime.close();
+      await release();
     },
   };
+}
+
+/** The sandbox range of this agent, claimed against every other agent on the host. */
+async function claimCidr(cidr: string, agentDir: string): Promise<CidrClaim> {
+  // Routes on this agent's own veths (sandboxes it will adopt) are not a conflict.
+  const ownResourceIds = await new StateStore(agentDir).ids().catch(() => []);
+  return claimSandboxCidr({ cidr, agentDir, ownResourceIds });
+}
+
+async function readTls(config: AgentConfig): Promise<{ cert: string; key: string } | undefined> {
+  if (!config.tlsCert && !config.tlsKey) return undefined;
+  if (!config.tlsCert || !config.tlsKey) {
+    throw new AgentError(
+      "invalid_argument",
+      "set both WRENN_TLS_CERT and WRENN_TLS_KEY, or neither",
+    );
+  }
+  const [cert, key] = await Promise.all([
+    readFile(config.tlsCert, "utf8"),
+    readFile(config.tlsKey, "utf8"),
+  ]);
+  return { cert, key };
+}
+
+/** The listen URL, with a wildcard address replaced by this host's name. */
+function defaultAdvertiseUrl(listenUrl: string): string {
+  const url = new URL(listenUrl);
+  if (url.hostname === "0.0.0.0" || url.hostname === "[::]") url.hostname = hostname();
+  return url.origin;
 }
 
 /** Without a token every request passes (loopback, in-process); with one, only its bearer. */

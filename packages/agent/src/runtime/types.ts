@@ -1,3 +1,4 @@
+import type { Readable } from "node:stream";
 /** What a caller asks for; the runtime fills in what a snapshot locks. */
 export interface SandboxSpec {
   /** DNS-label safe, chosen by the caller. */
@@ -30,6 +31,11 @@ export interface SandboxInfo {
   createdAt: Date;
   /** host:port of envd, reachable from the agent. */
   envdAddress: string;
+  /**
+   * The `X-Access-Token` envd requires (absent for sandboxes from before tokens). Never leaves
+   * the agent: the envd proxy adds it to what it forwards.
+   */
+  envdAccessToken?: string;
   /** Paused by the reaper for inactivity. */
   autoPaused: boolean;
   error?: string;
@@ -85,6 +91,11 @@ export interface AdoptReport {
  */
 export interface Runtime {
   readonly name: string;
+  /**
+   * The IPv4 range sandbox addresses come from, for runtimes that route one on the host: the
+   * agent claims it at start so no other agent on the host uses an overlapping one.
+   */
+  readonly sandboxCidr?: string;
   /** Resolves once envd in the sandbox answers /health. */
   create(spec: SandboxSpec, options?: { signal?: AbortSignal }): Promise<SandboxInfo>;
   /** Removes everything the sandbox had; tries every step and reports all failures together. */
@@ -101,6 +112,17 @@ export interface Runtime {
   /** failed_precondition while any sandbox runs from it. */
   deleteSnapshot(name: string): Promise<void>;
   listSnapshots(): Promise<SnapshotInfo[]>;
+  /** A tar stream of a snapshot, for another host (not_found when there is none). */
+  exportSnapshot?(name: string): Promise<{ info: SnapshotInfo; archive: Readable }>;
+  /**
+   * Installs a snapshot from another host's {@link exportSnapshot} stream: whole or not at all
+   * (already_exists when the name is taken).
+   */
+  importSnapshot?(
+    name: string,
+    archive: Readable,
+    meta: { sourceSandboxId: string },
+  ): Promise<SnapshotInfo>;
   templates(): Promise<TemplateSummary[]>;
   /** Re-adopts live sandboxes from the state directory and removes the debris of the rest. */
   adopt(): Promise<AdoptReport>;

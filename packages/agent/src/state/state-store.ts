@@ -40,6 +40,8 @@ export interface SandboxRecord {
   addressSlot?: number;
   /** The sandbox's first process, once launched. */
   process?: { pid: number; startTime: number };
+  /** envd's per-sandbox access token (X-Access-Token); only the agent knows it. */
+  envdAccessToken?: string;
 }
 
 const RECORD = "sandbox.json";
@@ -139,6 +141,7 @@ function toJson(r: SandboxRecord): Record<string, unknown> {
     auto_paused: r.autoPaused,
     address_slot: r.addressSlot,
     process: r.process ? { pid: r.process.pid, start_time: r.process.startTime } : undefined,
+    envd_access_token: r.envdAccessToken,
   };
 }
 
@@ -182,5 +185,6 @@ function fromJson(resourceId: string, text: string): SandboxRecord {
       raw.process && typeof raw.process.pid === "number"
         ? { pid: raw.process.pid, startTime: Number(raw.process.start_time) }
         : undefined,
+    envdAccessToken: typeof raw.envd_access_token === "string" ? raw.envd_access_token : undefined,
   };
 }

@@ -1,8 +1,10 @@
 import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, stat, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
+import { tarStream, untar } from "./archive.js";
 import { buildDebianBase } from "./debian-base.js";
 import { buildMinimalRootfs } from "./minimal.js";
 import { run } from "./run.js";
@@ -143,6 +145,60 @@ export class TemplateStore {
         memoryMb: opts.memoryMb,
         diskSizeMb: opts.diskSizeMb,
       };
+    });
+  }
+
+  /** A tar stream of a template: its `template.json` and `rootfs/` (snapshot transfer). */
+  async exportTemplate(name: string): Promise<{ info: TemplateInfo; archive: Readable }> {
+    const info = await this.getTemplate(name);
+    return { info, archive: tarStream(join(this.dir, name), [TEMPLATE_JSON, "rootfs"]) };
+  }
+
+  /**
+   * Installs a snapshot template from an {@link exportTemplate} stream: extracted into a hidden
+   * directory and renamed into place only once complete (a broken stream leaves nothing). The
+   * layers it stacks on must be here already or be buildable bases (built first).
+   */
+  async importSnapshotTemplate(name: string, archive: Readable): Promise<TemplateInfo> {
+    assertSafeName(name, "snapshot name");
+    await this.assertAbsent(name);
+    return this.assemble(name, async (rootfs) => {
+      const work = dirname(rootfs);
+      await untar(archive, work, [TEMPLATE_JSON, "rootfs"]);
+      const text = await readFile(join(work, TEMPLATE_JSON), "utf8").catch(() => "");
+      let held: unknown;
+      try {
+        held = (JSON.parse(text) as { name?: unknown }).name;
+      } catch {
+        throw new AgentError(
+          "invalid_argument",
+          `the archive of ${name} lacks a whole ${TEMPLATE_JSON}`,
+        );
+      }
+      if (held !== name) {
+        throw new AgentError(
+          "invalid_argument",
+          `the archive holds snapshot ${JSON.stringify(held)}, not ${name}`,
+        );
+      }
+      const info = fromJson(name, text);
+      if (info.kind !== "snapshot") {
+        throw new AgentError("invalid_argument", `the archive of ${name} is not a snapshot`);
+      }
+      await stat(rootfs).catch(() => {
+        throw new AgentError("invalid_argument", `the archive of ${name} has no rootfs`);
+      });
+      for (const layer of info.layers.slice(1)) {
+        await this.ensureTemplate(layer).catch((err: unknown) => {
+          throw new AgentError(
+            "failed_precondition",
+            `snapshot ${name} stacks on ${layer}, which this host lacks: ${AgentError.from(err).message}`,
+          );
+        });
+      }
+      // Name, time and size are this host's: assemble sets them.
+      const { name: _name, createdAt: _createdAt, sizeBytes: _sizeBytes, ...rest } = info;
+      return rest;
     });
   }
 

@@ -15,12 +15,26 @@ export interface ExecResult {
 export class EnvdClient {
   private readonly process;
 
-  /** `user` names who commands run as (E2B's Basic auth); envd's default user otherwise. */
+  /**
+   * `user` names who commands run as (E2B's Basic auth); envd's default user otherwise.
+   * `headers` go on every request (envd's X-Access-Token directly, the agent's bearer through
+   * its proxy).
+   */
   constructor(
     readonly baseUrl: string,
     private readonly user?: string,
+    private readonly headers: Record<string, string> = {},
   ) {
     this.process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+  }
+
+  /** A sandbox's envd reached directly, with its access token. */
+  static direct(info: { envdAddress: string; envdAccessToken?: string }, user?: string) {
+    return new EnvdClient(
+      `http://${info.envdAddress}`,
+      user,
+      info.envdAccessToken ? { "x-access-token": info.envdAccessToken } : {},
+    );
   }
 
   /** Runs `sh -c script` (as `user` unless envd is told otherwise) and collects its output. */
@@ -32,9 +46,12 @@ export class EnvdClient {
       { process: { cmd: "/bin/sh", args: ["-c", script] } },
       {
         signal: options.signal ?? AbortSignal.timeout(30_000),
-        headers: this.user
-          ? { authorization: `Basic ${Buffer.from(`${this.user}:`).toString("base64")}` }
-          : undefined,
+        headers: {
+          ...this.headers,
+          ...(this.user && {
+            authorization: `Basic ${Buffer.from(`${this.user}:`).toString("base64")}`,
+          }),
+        },
       },
     );
     for await (const res of stream) {
@@ -57,7 +74,7 @@ export class EnvdClient {
   async upload(path: string, body: string | Buffer): Promise<Response> {
     return fetch(`${this.baseUrl}/files?path=${encodeURIComponent(path)}`, {
       method: "POST",
-      headers: { "content-type": "application/octet-stream" },
+      headers: { ...this.headers, "content-type": "application/octet-stream" },
       body,
       signal: AbortSignal.timeout(15_000),
     });
@@ -65,6 +82,7 @@ export class EnvdClient {
 
   async download(path: string): Promise<Response> {
     return fetch(`${this.baseUrl}/files?path=${encodeURIComponent(path)}`, {
+      headers: this.headers,
       signal: AbortSignal.timeout(15_000),
     });
   }

@@ -43,7 +43,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       diskSizeMb: 64,
       ...more,
     });
-    const envd = (id: string) => new EnvdClient(`http://${runtime.get(id).envdAddress}`);
+    const envd = (id: string) => EnvdClient.direct(runtime.get(id));
     const expectCode = async (promise: Promise<unknown>, code: AgentError["code"]) => {
       const err = await promise.then(
         () => undefined,

@@ -4,7 +4,9 @@ export type CliErrorCode =
   | "missing_api_key"
   | "needs_confirmation"
   | "not_found"
-  | "host_check_failed";
+  | "host_check_failed"
+  | "host_busy"
+  | "agent_start_failed";
 
 /** A failure the CLI itself detects: a short message plus the next thing to try. */
 export class CliError extends Error {

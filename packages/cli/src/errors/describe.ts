@@ -88,6 +88,7 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
 function notFoundHint(message: string): string {
   if (/^sandbox\b/i.test(message)) return "List your sandboxes with `wrenn sandbox list`.";
   if (/^snapshot\b/i.test(message)) return "List your snapshots with `wrenn snapshot list`.";
+  if (/^host\b/i.test(message)) return "List the hosts with `wrenn host list`.";
   return "Check the path with `wrenn files ls <id> <dir>`.";
 }
 

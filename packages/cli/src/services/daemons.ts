@@ -59,15 +59,45 @@ export async function runServer(env: NodeJS.ProcessEnv): Promise<void> {
   });
 }
 
-/** A host agent alone, serving HostAgentService and the envd proxy, until a signal stops it. */
+/** `.env` of the working directory (or WRENN_ENV_FILE) under the real environment. */
+export async function loadDotEnv(): Promise<void> {
+  const { loadEnvFile } = await import("@wrenn/agent");
+  try {
+    loadEnvFile();
+  } catch (err) {
+    throw new CliError(
+      "invalid_argument",
+      (err as Error).message,
+      "Fix WRENN_ENV_FILE or unset it.",
+    );
+  }
+}
+
+/**
+ * A host agent, serving HostAgentService and the envd proxy (and, with WRENN_SERVER_URL, a
+ * member of that server's fleet), until a signal stops it.
+ */
 export async function runAgent(
   env: NodeJS.ProcessEnv,
-  onListening: (url: string) => void,
+  onListening: (url: string, hostId: string | undefined) => void,
 ): Promise<void> {
-  const { createAgent, loadConfig } = await import("@wrenn/agent");
-  const agent = createAgent({ config: loadConfig(env) });
-  await agent.start();
-  onListening((await agent.listen()).url);
+  const { AgentError, createAgent, loadConfig } = await import("@wrenn/agent");
+  let agent: ReturnType<typeof createAgent> | undefined;
+  try {
+    agent = createAgent({ config: loadConfig(env) });
+    await agent.start();
+    onListening((await agent.listen()).url, agent.fleet?.hostId);
+  } catch (err) {
+    await agent?.close().catch(() => {});
+    // Refused starts (registration, lock, range, config) are one line, not a stack.
+    if (err instanceof AgentError || (err instanceof Error && /^WRENN_/.test(err.message)))
+      throw new CliError(
+        "agent_start_failed",
+        err.message.charAt(0).toUpperCase() + err.message.slice(1),
+      );
+    throw err;
+  }
+  const started = agent;
   // Sandboxes keep running: the next start re-adopts them.
-  await untilSignal(() => agent.close());
+  await untilSignal(() => started.close());
 }

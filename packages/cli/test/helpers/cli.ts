@@ -16,6 +16,8 @@ export interface RunOptions {
   /** Piped to stdin (then closed); without it stdin is /dev/null. */
   input?: string | Buffer;
   timeoutMs?: number;
+  /** Working directory (default: the test's). */
+  cwd?: string;
 }
 
 /** Runs `wrenn …args` to completion (SIGKILL by pid past the timeout). */
@@ -23,6 +25,7 @@ export function wrenn(args: string[], options: RunOptions = {}): Promise<RunResu
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       env: options.env ?? process.env,
+      ...(options.cwd && { cwd: options.cwd }),
       stdio: [options.input === undefined ? "ignore" : "pipe", "pipe", "pipe"],
     });
     const out: Buffer[] = [];

@@ -120,6 +120,10 @@ export function SandboxPage({ id, session }: { id: string; session: Session }) {
             </dd>
             <dt>Template</dt>
             <dd>{sandbox.template}</dd>
+            <dt>Runtime</dt>
+            <dd>{sandbox.runtime}</dd>
+            <dt>Host</dt>
+            <dd>{sandbox.host_id ? <Link href="/hosts">{sandbox.host_id}</Link> : "none yet"}</dd>
             <dt>Resources</dt>
             <dd>
               {sandbox.vcpus} vCPU · {sandbox.memory_mb} MiB memory · {sandbox.disk_size_mb} MiB

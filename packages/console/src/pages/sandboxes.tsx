@@ -76,6 +76,7 @@ export function SandboxActions(props: {
 
 function CreateSandbox(props: { session: Session; onError: (m: string) => void }) {
   const [busy, setBusy] = useState(false);
+  const hosts = usePoll(() => must(restClient(props.session).GET("/v1/hosts")), 0);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
@@ -96,6 +97,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         timeoutMs: timeoutSec === undefined ? undefined : timeoutSec * 1000,
         envs: parsePairs(String(f.get("envs")), "Environment"),
         metadata: parsePairs(String(f.get("metadata")), "Metadata"),
+        hostId: String(f.get("host") ?? "") || undefined,
       });
       navigate(`/sandboxes/${created.sandboxId}`);
     } catch (err) {
@@ -120,6 +122,19 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         <label>
           Template or snapshot name
           <input name="from" placeholder="the server's default template" />
+        </label>
+        <label>
+          Host
+          <select name="host" defaultValue="">
+            <option value="">any (the scheduler picks)</option>
+            {hosts.data?.hosts
+              .filter((h) => h.state === "ready")
+              .map((h) => (
+                <option key={h.id} value={h.id}>
+                  {h.hostname ?? h.id} ({h.runtimes.join(", ")})
+                </option>
+              ))}
+          </select>
         </label>
         <label>
           vCPUs
@@ -215,6 +230,8 @@ export function SandboxesPage({ session }: { session: Session }) {
               <th scope="col">Sandbox</th>
               <th scope="col">State</th>
               <th scope="col">Template</th>
+              <th scope="col">Runtime</th>
+              <th scope="col">Host</th>
               <th scope="col">Resources</th>
               <th scope="col">Age</th>
               <th scope="col">Metadata</th>
@@ -231,6 +248,8 @@ export function SandboxesPage({ session }: { session: Session }) {
                   <span className={`state state-${s.state}`}>{s.state}</span>
                 </td>
                 <td data-label="Template">{s.template}</td>
+                <td data-label="Runtime">{s.runtime}</td>
+                <td data-label="Host">{s.host_id ?? "–"}</td>
                 <td data-label="Resources">
                   {s.vcpus} vCPU · {s.memory_mb} MiB · {s.disk_size_mb} MiB disk
                 </td>
@@ -252,7 +271,7 @@ export function SandboxesPage({ session }: { session: Session }) {
             ))}
             {list.data && sandboxes.length === 0 && (
               <tr>
-                <td colSpan={7}>No sandboxes{states.length || filter ? " match" : " yet"}.</td>
+                <td colSpan={9}>No sandboxes{states.length || filter ? " match" : " yet"}.</td>
               </tr>
             )}
           </tbody>

@@ -27,6 +27,13 @@ function tokenMatches(expected: string, given: string | string[] | undefined): b
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/** GET /health answers without the token: it says nothing but "up". */
+function isHealthCheck(req: { method?: string | undefined; url?: string | undefined }): boolean {
+  return (
+    req.method === "GET" && (req.url === "/health" || req.url?.startsWith("/health?") === true)
+  );
+}
+
 /** envd: the Connect services and the HTTP routes, as one Node request handler. */
 export function createEnvd(options: EnvdOptions = {}): Envd {
   const processes = createProcessService();
@@ -42,7 +49,11 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
     acceptCompression: [],
   });
   const handler: RequestHandler = (req, res) => {
-    if (options.accessToken && !tokenMatches(options.accessToken, req.headers["x-access-token"])) {
+    if (
+      options.accessToken &&
+      !isHealthCheck(req) &&
+      !tokenMatches(options.accessToken, req.headers["x-access-token"])
+    ) {
       sendError(res, new EnvdError("unauthenticated", "missing or wrong X-Access-Token"));
       return;
     }

@@ -1,5 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
+import https from "node:https";
 import net from "node:net";
 import { Duplex } from "node:stream";
 
@@ -27,8 +28,14 @@ function keepParsingInJs(): void {}
  */
 export function listenHttp(
   handler: RequestHandler,
-  options: { port: number; host?: string },
+  options: {
+    port: number;
+    host?: string;
+    /** PEM certificate and key: serve HTTPS (HTTP/1.1) instead of HTTP/1.1 + h2c. */
+    tls?: { cert: string | Buffer; key: string | Buffer };
+  },
 ): Promise<Listener> {
+  if (options.tls) return listenHttps(handler, { ...options, tls: options.tls });
   const h1 = http.createServer(handler as http.RequestListener);
   h1.keepAliveTimeout = 65_000;
   h1.headersTimeout = 66_000;
@@ -72,6 +79,36 @@ export function listenHttp(
     socket.on("error", () => socket.destroy());
   });
 
+  return serve(server, sockets, "http", options);
+}
+
+/** HTTPS (HTTP/1.1 over TLS) with the same listener contract. */
+function listenHttps(
+  handler: RequestHandler,
+  options: { port: number; host?: string; tls: { cert: string | Buffer; key: string | Buffer } },
+): Promise<Listener> {
+  const server = https.createServer(
+    { cert: options.tls.cert, key: options.tls.key },
+    handler as http.RequestListener,
+  );
+  server.keepAliveTimeout = 65_000;
+  server.headersTimeout = 66_000;
+  server.requestTimeout = 0;
+  const sockets = new Set<net.Socket>();
+  server.on("connection", (socket: net.Socket) => {
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+  return serve(server, sockets, "https", options);
+}
+
+function serve(
+  server: net.Server,
+  sockets: Set<net.Socket>,
+  scheme: "http" | "https",
+  options: { port: number; host?: string },
+): Promise<Listener> {
   return new Promise((resolve, reject) => {
     server.once("error", reject);
     server.listen(options.port, options.host ?? "0.0.0.0", () => {
@@ -79,7 +116,7 @@ export function listenHttp(
       const address = server.address() as net.AddressInfo;
       resolve({
         port: address.port,
-        url: `http://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`,
+        url: `${scheme}://${address.family === "IPv6" ? `[${address.address}]` : address.address}:${address.port}`,
         close: () =>
           new Promise<void>((done) => {
             server.close(() => done());

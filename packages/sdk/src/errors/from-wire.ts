@@ -26,10 +26,13 @@ const byCode: Record<string, { cls: ErrorClass; inSandbox?: ErrorClass }> = {
   permission_denied: { cls: AuthenticationError },
   not_found: { cls: NotFoundError },
   already_exists: { cls: ConflictError },
+  conflict: { cls: ConflictError },
   failed_precondition: { cls: ConflictError, inSandbox: SandboxError },
   resource_exhausted: { cls: RateLimitError },
   timeout: { cls: TimeoutError },
   unavailable: { cls: WrennError, inSandbox: SandboxError },
+  // The sandbox's host stopped answering (503): retried by idempotent calls like any 503.
+  host_unreachable: { cls: WrennError, inSandbox: SandboxError },
   internal: { cls: WrennError },
 };
 

@@ -32,6 +32,8 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   envs?: Record<string, string>;
   /** Let the sandbox reach the internet (the server's default otherwise). */
   allowInternetAccess?: boolean;
+  /** Run it on this host (the team's own or a shared one); default: the scheduler picks. */
+  hostId?: string;
   /** Aborts the create call. */
   signal?: AbortSignal;
   /** Timeout of the create call itself (default 60 000 ms). */
@@ -88,6 +90,7 @@ export class Sandbox {
       metadata: opts.metadata,
       envs: opts.envs,
       allow_internet_access: opts.allowInternetAccess,
+      host_id: opts.hostId,
     };
     const created = await client.json<WireSandbox>({
       method: "POST",

@@ -7,6 +7,10 @@ export interface SandboxInfo {
   /** The template (or team snapshot) it was created from. */
   template: string;
   state: SandboxState;
+  /** The host it runs on (several hosts: see `wrenn host list`). */
+  hostId: string | null;
+  /** "namespace" or "microvm". */
+  runtime: string;
   vcpus: number;
   memoryMb: number;
   diskSizeMb: number;
@@ -40,6 +44,8 @@ export interface WireSandbox {
   id: string;
   template: string;
   state: SandboxState;
+  host_id: string | null;
+  runtime: string;
   vcpus: number;
   memory_mb: number;
   disk_size_mb: number;
@@ -56,6 +62,8 @@ export function sandboxFromWire(s: WireSandbox): SandboxInfo {
     sandboxId: s.id,
     template: s.template,
     state: s.state,
+    hostId: s.host_id ?? null,
+    runtime: s.runtime,
     vcpus: s.vcpus,
     memoryMb: s.memory_mb,
     diskSizeMb: s.disk_size_mb,

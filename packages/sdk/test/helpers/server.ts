@@ -49,7 +49,8 @@ export async function startTestServer(): Promise<TestServer> {
     await host.ready;
     const url = host.http?.url;
     if (!url) throw new Error("the test server is not listening");
-    const { config: client } = await bootstrapSingleHost(host.services, dataDir, url);
+    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
+    if (!client) throw new Error("bootstrap made no client config");
     return { url, apiKey: client.api_key, dataDir, host, close };
   } catch (err) {
     await close();

@@ -2,10 +2,11 @@ import { OpenAPIHono } from "@hono/zod-openapi";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed } from "hono/method-not-allowed";
 import pino, { type Logger } from "pino";
-import { loadJwtSecret, TokenIssuer } from "../auth/index.js";
+import { HostCredentials, loadJwtSecret, TokenIssuer } from "../auth/index.js";
 import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
+import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
 import { type AgentHost, createServices, type Services } from "../service/index.js";
 import { consoleAssets } from "./console-assets.js";
 import type { App, AppEnv } from "./env.js";
@@ -28,8 +29,11 @@ export interface CreateAppOptions {
   db: DbHandle;
   config: ServerConfig;
   logger?: Logger;
-  /** The host agent sandboxes run on; without one, sandbox routes only read (others: 503). */
-  agent?: AgentHost;
+  /**
+   * An agent in this process (single-host mode), registered as a host under its own id; other
+   * hosts are registered agents reached over the network.
+   */
+  localHost?: AgentHost;
   /** What `/health` reports; ready by default. */
   readiness?: Readiness;
 }
@@ -37,6 +41,8 @@ export interface CreateAppOptions {
 export interface ServerApp {
   app: App;
   services: Services;
+  /** The agent behind each host id (for the reconciler). */
+  registry: HostRegistry;
   /** WebSocket routes (the exec stream): give it to the HTTP server's `upgrade` event. */
   upgrade: UpgradeHandler;
 }
@@ -47,11 +53,21 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   const { config } = options;
   const secret = await loadJwtSecret(config.jwtSecret, config.dataDir);
   const store = new Store(options.db.db, options.db.dialect);
+  const hostCredentials = new HostCredentials(secret);
+  const registry = new HostRegistry(store, hostCredentials);
+  if (options.localHost) registry.addLocal(options.localHost);
+  const fleet = new Fleet(store, registry, createScheduler(config.scheduler), logger);
   const services = createServices({
     store,
     tokens: new TokenIssuer(secret, config.jwtTtlSec),
+    hostCredentials,
     logger,
-    agent: options.agent,
+    fleet,
+    fleetTimings: {
+      heartbeatSec: config.heartbeatSec,
+      staleSec: config.hostStaleSec,
+      hostJwtTtlSec: config.hostJwtTtlSec,
+    },
     sandboxDefaults: { template: config.defaultTemplate },
   });
 
@@ -104,5 +120,5 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerHostRoutes(app, services);
   // Last: the web console answers only what no API route did.
   app.use(consoleAssets());
-  return { app, services, upgrade: createUpgradeHandler(services, logger) };
+  return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
 }

@@ -6,7 +6,7 @@ import { ServerError } from "../errors.js";
 import type { Services } from "../service/index.js";
 import type { AppEnv } from "./env.js";
 
-const BEARER = /^Bearer\s+(\S+)\s*$/i;
+export const BEARER = /^Bearer\s+(\S+)\s*$/i;
 
 /** User routes: `Authorization: Bearer <jwt>` from login. */
 export function requireUser(services: Services): MiddlewareHandler<AppEnv> {

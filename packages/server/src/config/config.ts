@@ -21,6 +21,21 @@ export interface ServerConfig {
   logLevel: string;
   /** Template a sandbox starts from when the request names none. */
   defaultTemplate: string;
+  /** `WRENN_EMBEDDED_AGENT=false`: no agent in this process; hosts register (multi-host). */
+  embeddedAgent: boolean;
+  /** `WRENN_SCHEDULER`: how creates pick among ready hosts. */
+  scheduler: "least-loaded" | "round-robin";
+  /** `WRENN_HEARTBEAT_SEC`: how often agents report (told to them at registration). */
+  heartbeatSec: number;
+  /** `WRENN_HOST_STALE_SEC`: a host silent this long is unreachable. */
+  hostStaleSec: number;
+  /** `WRENN_RECONCILE_INTERVAL_MS`: how often the host monitor and reconciler run. */
+  reconcileIntervalMs: number;
+  /** `WRENN_HOST_JWT_TTL_SEC`: lifetime of a host JWT (7 days). */
+  hostJwtTtlSec: number;
+  /** `WRENN_TLS_CERT` / `WRENN_TLS_KEY`: PEM files; when both are set the API serves HTTPS. */
+  tlsCertFile: string | undefined;
+  tlsKeyFile: string | undefined;
 }
 
 type Env = Record<string, string | undefined>;
@@ -36,6 +51,38 @@ function intFrom(env: Env, name: string, fallback: number, min: number, max: num
     );
   }
   return value;
+}
+
+function boolFrom(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name]?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return fallback;
+  if (["1", "true", "yes", "on"].includes(raw)) return true;
+  if (["0", "false", "no", "off"].includes(raw)) return false;
+  throw new ServerError(
+    "invalid_argument",
+    `${name} must be true or false, got ${JSON.stringify(raw)}`,
+  );
+}
+
+function schedulerFrom(raw: string | undefined): ServerConfig["scheduler"] {
+  if (!raw) return "least-loaded";
+  if (raw === "least-loaded" || raw === "round-robin") return raw;
+  throw new ServerError(
+    "invalid_argument",
+    `WRENN_SCHEDULER must be least-loaded or round-robin, got ${JSON.stringify(raw)}`,
+  );
+}
+
+function tlsFrom(env: Env): Pick<ServerConfig, "tlsCertFile" | "tlsKeyFile"> {
+  const cert = env.WRENN_TLS_CERT || undefined;
+  const key = env.WRENN_TLS_KEY || undefined;
+  if (Boolean(cert) !== Boolean(key)) {
+    throw new ServerError(
+      "invalid_argument",
+      "set both WRENN_TLS_CERT and WRENN_TLS_KEY, or neither",
+    );
+  }
+  return { tlsCertFile: cert, tlsKeyFile: key };
 }
 
 /** Reads `WRENN_*` variables; anything not set falls back to a single-host default. */
@@ -57,5 +104,12 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     bodyLimitBytes: intFrom(env, "WRENN_BODY_LIMIT_BYTES", 1024 * 1024, 1024, 1024 ** 3),
     logLevel: env.WRENN_LOG_LEVEL || "info",
     defaultTemplate: env.WRENN_DEFAULT_TEMPLATE || "base",
+    embeddedAgent: boolFrom(env, "WRENN_EMBEDDED_AGENT", true),
+    scheduler: schedulerFrom(env.WRENN_SCHEDULER),
+    heartbeatSec: intFrom(env, "WRENN_HEARTBEAT_SEC", 10, 1, 3600),
+    hostStaleSec: intFrom(env, "WRENN_HOST_STALE_SEC", 90, 2, 86_400),
+    reconcileIntervalMs: intFrom(env, "WRENN_RECONCILE_INTERVAL_MS", 5_000, 100, 3_600_000),
+    hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
+    ...tlsFrom(env),
   };
 }

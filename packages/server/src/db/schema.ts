@@ -1,4 +1,4 @@
-import type { Selectable } from "kysely";
+import type { Generated, Selectable } from "kysely";
 
 // Column types are chosen to read back identically from SQLite and PostgreSQL: text ids,
 // ISO-8601 text times, integers for numbers and flags, JSON kept as text. Property names are
@@ -15,6 +15,8 @@ export interface TeamsTable {
   id: string;
   name: string;
   createdAt: string;
+  /** 1 for the operator's team (made at bootstrap): may register shared hosts and see them. */
+  isAdmin: Generated<number>;
 }
 
 export interface UsersTeamsTable {
@@ -44,6 +46,8 @@ export interface SandboxesTable {
   teamId: string;
   hostId: string | null;
   template: string;
+  /** "namespace" or "microvm". */
+  runtime: Generated<string>;
   /** Set when the sandbox started from a team snapshot. */
   snapshotId: string | null;
   state: string;
@@ -74,12 +78,27 @@ export interface TemplatesTable {
 
 export interface HostsTable {
   id: string;
+  /** The agent's advertised URL. */
   address: string;
   state: string;
+  /** The team a BYOC host serves; null for a shared host (every team). */
+  teamId: string | null;
+  hostname: string | null;
+  version: string | null;
   /** JSON array of runtime names. */
   runtimes: string;
+  defaultRuntime: string | null;
   /** JSON object describing what the host can hold. */
   capacity: string;
+  /** JSON object: what the agent last reported running. */
+  usage: string | null;
+  sandboxCidr: string | null;
+  /** The agent process that heartbeats for this host (two claiming one id conflict). */
+  instanceId: string | null;
+  /** The bearer the server presents to the agent, sealed (AES-GCM) with the server secret. */
+  agentKey: string | null;
+  /** PEM the agent serves HTTPS with; pinned for calls to it. */
+  tlsCert: string | null;
   createdAt: string;
   lastSeenAt: string | null;
 }
@@ -89,6 +108,29 @@ export interface HostRefreshTokensTable {
   hostId: string;
   tokenHash: string;
   expiresAt: string;
+  createdAt: string;
+  parentId: string | null;
+  successorId: string | null;
+  /** When a host JWT issued with this token was first used; the parent is revoked then. */
+  activatedAt: string | null;
+}
+
+export interface HostRegistrationTokensTable {
+  id: string;
+  tokenHash: string;
+  /** The team the host will serve; null for a shared host. */
+  teamId: string | null;
+  createdByTeam: string;
+  expiresAt: string;
+  usedAt: string | null;
+  hostId: string | null;
+  createdAt: string;
+}
+
+/** Which hosts hold a copy of a snapshot. */
+export interface TemplateHostsTable {
+  templateId: string;
+  hostId: string;
   createdAt: string;
 }
 
@@ -101,6 +143,8 @@ export interface DatabaseSchema {
   templates: TemplatesTable;
   hosts: HostsTable;
   hostRefreshTokens: HostRefreshTokensTable;
+  hostRegistrationTokens: HostRegistrationTokensTable;
+  templateHosts: TemplateHostsTable;
 }
 
 export type UserRow = Selectable<UsersTable>;
@@ -110,3 +154,4 @@ export type SandboxRowRaw = Selectable<SandboxesTable>;
 export type TemplateRow = Selectable<TemplatesTable>;
 export type HostRowRaw = Selectable<HostsTable>;
 export type HostRefreshTokenRow = Selectable<HostRefreshTokensTable>;
+export type HostRegistrationTokenRow = Selectable<HostRegistrationTokensTable>;

@@ -73,6 +73,17 @@ export class AccountService {
     return { id: userId, email: normalized, teamId, createdAt };
   }
 
+  /**
+   * The operator's team: that of the admin user made at first start. It may register shared
+   * hosts and see their addresses. Returns the team id, or undefined before the first start.
+   */
+  async operatorTeam(adminEmail: string): Promise<string | undefined> {
+    const user = await this.store.users.findUserByEmail(normalizeEmail(adminEmail));
+    const team = user && (await this.store.users.defaultTeam(user.id));
+    if (team) await this.store.users.makeAdminTeam(team.teamId);
+    return team?.teamId;
+  }
+
   /** A token for the user's default team; the same answer for unknown email and bad password. */
   async login(email: string, password: string): Promise<LoginResult> {
     const started = performance.now();

@@ -41,6 +41,7 @@ export function envdTransport(host: AgentHost, sandboxId: string, user?: string)
   return createConnectTransport({
     baseUrl: `${host.url}/sandboxes/${sandboxId}/envd`,
     httpVersion: "1.1",
+    ...(host.ca ? { nodeOptions: { ca: host.ca } } : {}),
     interceptors: [
       (next) => (req) => {
         for (const [name, value] of Object.entries(host.headers ?? {})) req.header.set(name, value);

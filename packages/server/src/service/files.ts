@@ -1,9 +1,9 @@
-import http, { type IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
+import { agentFetch, agentRequest, responseOf } from "../hosts/agent-http.js";
 import { fromAgentError } from "./agent-errors.js";
 import { envdTransport } from "./exec.js";
 import type { AgentHost, SandboxService } from "./sandboxes.js";
@@ -112,24 +112,21 @@ export class FileService {
     },
   ): Promise<UploadedFile[]> {
     const host = await this.sandboxes.reachable(teamId, id);
-    const headers: Record<string, string> = { ...host.headers, "content-type": input.contentType };
+    const headers: Record<string, string> = { "content-type": input.contentType };
     if (input.contentLength) headers["content-length"] = input.contentLength;
     else headers["transfer-encoding"] = "chunked";
     const body = input.body;
-    const res = await new Promise<IncomingMessage>((resolve, reject) => {
-      const req = http.request(this.filesUrl(host, id, input.path, input.user), {
-        method: "POST",
-        headers,
-      });
-      req.once("response", resolve);
-      req.on("error", reject);
-      body.on("error", (err) => req.destroy(err));
-      // A client gone mid-upload cancels it upstream (envd removes the partial file).
-      body.once("close", () => {
-        if (!body.readableEnded) req.destroy(new Error("client went away mid-upload"));
-      });
-      body.pipe(req);
-    }).catch((err: unknown) => {
+    const req = agentRequest(host, this.filesUrl(host, id, input.path, input.user), {
+      method: "POST",
+      headers,
+    });
+    body.on("error", (err) => req.destroy(err));
+    // A client gone mid-upload cancels it upstream (envd removes the partial file).
+    body.once("close", () => {
+      if (!body.readableEnded) req.destroy(new Error("client went away mid-upload"));
+    });
+    body.pipe(req);
+    const res = await responseOf(req).catch((err: unknown) => {
       throw new ServerError("unavailable", `upload: ${(err as Error).message}`, { cause: err });
     });
     const chunks: Buffer[] = [];
@@ -150,8 +147,7 @@ export class FileService {
     input: { path: string; user?: string; signal?: AbortSignal },
   ): Promise<Download> {
     const host = await this.sandboxes.reachable(teamId, id);
-    const res = await fetch(this.filesUrl(host, id, input.path, input.user), {
-      headers: host.headers ?? {},
+    const res = await agentFetch(host, this.filesUrl(host, id, input.path, input.user), {
       ...(input.signal ? { signal: input.signal } : {}),
     }).catch((err: unknown) => {
       throw new ServerError("unavailable", `download: ${(err as Error).message}`, { cause: err });

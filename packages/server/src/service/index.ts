@@ -1,14 +1,16 @@
 import type { Logger } from "pino";
-import type { TokenIssuer } from "../auth/index.js";
+import type { HostCredentials, TokenIssuer } from "../auth/index.js";
 import type { Store } from "../db/index.js";
+import type { HostRegistry } from "../hosts/registry.js";
 import { AccountService } from "./accounts.js";
 import { ApiKeyService } from "./api-keys.js";
 import { ExecService } from "./exec.js";
 import { FileService } from "./files.js";
+import { type FleetTimings, HostEnrollmentService } from "./host-enrollment.js";
 import { HostService } from "./hosts.js";
 import { MetricsService } from "./metrics.js";
 import { ProcessService } from "./processes.js";
-import { type AgentHost, type SandboxDefaults, SandboxService } from "./sandboxes.js";
+import { type SandboxDefaults, type SandboxPlacer, SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
 import { WatchService } from "./watch.js";
 
@@ -25,6 +27,14 @@ export {
 } from "./exec.js";
 export type { Download, FileEntry, UploadedFile } from "./files.js";
 export { FileService } from "./files.js";
+export type {
+  FleetTimings,
+  HeartbeatInput,
+  HostCredentialSet,
+  RegisterInput,
+} from "./host-enrollment.js";
+export { HostEnrollmentService, isPrivateAddress } from "./host-enrollment.js";
+export type { HostView } from "./hosts.js";
 export { HostService } from "./hosts.js";
 export type { SandboxMetrics } from "./metrics.js";
 export { MetricsService } from "./metrics.js";
@@ -40,14 +50,16 @@ export type {
   StartProcessInput,
 } from "./processes.js";
 export { ProcessService, ProcessStream, SandboxProcesses } from "./processes.js";
-export type { ReconcileReport } from "./reconciler.js";
-export { RECONCILE_INTERVAL_MS, Reconciler } from "./reconciler.js";
+export type { ReconcileReport, ReconcilerOptions } from "./reconciler.js";
+export { DEFAULT_HOST_STALE_SEC, RECONCILE_INTERVAL_MS, Reconciler } from "./reconciler.js";
 export type {
   AgentClient,
   AgentHost,
   CreateSandboxInput,
   ListSandboxesInput,
+  PlacementRequest,
   SandboxDefaults,
+  SandboxPlacer,
 } from "./sandboxes.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SandboxService } from "./sandboxes.js";
 export { SnapshotService } from "./snapshots.js";
@@ -61,6 +73,7 @@ export interface Services {
   sandboxes: SandboxService;
   snapshots: SnapshotService;
   hosts: HostService;
+  hostEnrollment: HostEnrollmentService;
   exec: ExecService;
   files: FileService;
   processes: ProcessService;
@@ -71,14 +84,22 @@ export interface Services {
 export interface ServiceDeps {
   store: Store;
   tokens: TokenIssuer;
+  hostCredentials: HostCredentials;
   logger: Logger;
-  /** Without one, sandboxes can be read but not created or driven (503 unavailable). */
-  agent?: AgentHost | undefined;
+  /** Where sandboxes go and how their hosts are reached. */
+  fleet: SandboxPlacer & { registry: HostRegistry };
+  fleetTimings: FleetTimings;
   sandboxDefaults: SandboxDefaults;
 }
 
 export function createServices(deps: ServiceDeps): Services {
-  const sandboxes = new SandboxService(deps.store, deps.agent, deps.sandboxDefaults, deps.logger);
+  const sandboxes = new SandboxService(deps.store, deps.fleet, deps.sandboxDefaults, deps.logger);
+  const hostEnrollment = new HostEnrollmentService(
+    deps.store,
+    deps.hostCredentials,
+    deps.fleetTimings,
+    deps.logger,
+  );
   return {
     accounts: new AccountService(deps.store, deps.tokens, deps.logger),
     apiKeys: new ApiKeyService(deps.store, deps.logger),
@@ -88,7 +109,13 @@ export function createServices(deps: ServiceDeps): Services {
     processes: new ProcessService(sandboxes, deps.logger),
     watch: new WatchService(sandboxes, deps.logger),
     metrics: new MetricsService(sandboxes),
-    snapshots: new SnapshotService(deps.store, deps.agent, deps.logger),
-    hosts: new HostService(deps.store),
+    snapshots: new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger),
+    hosts: new HostService(
+      deps.store,
+      deps.fleet.registry,
+      (teamId) => hostEnrollment.isAdmin(teamId),
+      deps.logger,
+    ),
+    hostEnrollment,
   };
 }

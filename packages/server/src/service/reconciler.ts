@@ -1,33 +1,66 @@
+import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { nowIso, type SandboxState, type Store } from "../db/index.js";
+import { type HostRecord, nowIso, type SandboxState, type Store } from "../db/index.js";
+import { type Leadership, soleLeader } from "../hosts/leadership.js";
+import type { HostRegistry } from "../hosts/registry.js";
 import type { AgentHost } from "./sandboxes.js";
 import { agentStates } from "./sandboxes.js";
 
 export const RECONCILE_INTERVAL_MS = 5_000;
+/** A host silent this long is `unreachable` and its sandboxes `missing` (WRENN_HOST_STALE_SEC). */
+export const DEFAULT_HOST_STALE_SEC = 90;
 /** A pending row older than this with no sandbox on its host was a create that died half-way. */
 const PENDING_GRACE_MS = 10 * 60_000;
-const RECONCILED: readonly SandboxState[] = ["pending", "running", "paused", "error"];
+/** A sandbox on an agent with no live row is destroyed once it is this old (a create in flight
+ * has its row first, but clocks differ between hosts). */
+const ORPHAN_GRACE_MS = 30_000;
+/** One host's answer may take this long; a slow host does not hold up the others. */
+const LIST_TIMEOUT_MS = 10_000;
+const RECONCILED: readonly SandboxState[] = ["pending", "running", "paused", "missing", "error"];
 
 export interface ReconcileReport {
   /** sandbox id → the state it was moved to. */
   changed: Record<string, SandboxState>;
+  /** Hosts found silent this tick (now unreachable). */
+  unreachable: string[];
+  /** Sandboxes destroyed on agents because no live row claims them. */
+  orphans: string[];
+  /** False when another replica holds the duty (nothing was done). */
+  leader: boolean;
+}
+
+export interface ReconcilerOptions {
+  intervalMs?: number;
+  staleSec?: number;
+  /** Default: this process always leads (SQLite, one server per data dir). */
+  leadership?: Leadership;
 }
 
 /**
- * Keeps the database in step with what each agent reports: sandboxes the agent auto-paused
- * become `paused`, ones it no longer has become `stopped`. Every write is a compare-and-set on
- * the state read, so an API call made meanwhile is never overwritten with stale news.
+ * The fleet's periodic duty, run by one replica at a time: hosts silent past the stale window
+ * become `unreachable` and their sandboxes `missing`; every answering host is compared with the
+ * database — sandboxes the agent auto-paused become `paused`, ones it no longer has `stopped`,
+ * missing ones it still has come back, and sandboxes no live row claims are destroyed. Every
+ * write is a compare-and-set on the state read, so an API call made meanwhile is never
+ * overwritten with stale news. One failing host never stops the others.
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> = Promise.resolve();
+  private readonly intervalMs: number;
+  private readonly staleMs: number;
+  private readonly leadership: Leadership;
 
   constructor(
     private readonly store: Store,
-    private readonly hosts: () => readonly AgentHost[],
+    private readonly registry: HostRegistry,
     private readonly logger: Logger,
-    private readonly intervalMs = RECONCILE_INTERVAL_MS,
-  ) {}
+    options: ReconcilerOptions = {},
+  ) {
+    this.intervalMs = options.intervalMs ?? RECONCILE_INTERVAL_MS;
+    this.staleMs = (options.staleSec ?? DEFAULT_HOST_STALE_SEC) * 1000;
+    this.leadership = options.leadership ?? soleLeader;
+  }
 
   start(): void {
     if (this.timer) return;
@@ -39,28 +72,64 @@ export class Reconciler {
     this.timer.unref();
   }
 
-  /** Stops ticking and waits for a tick under way. */
+  /** Stops ticking, waits for a tick under way and gives up the duty. */
   async stop(): Promise<void> {
     clearInterval(this.timer);
     this.timer = undefined;
     await this.running;
+    await this.leadership.release();
   }
 
-  /** One pass over every host (also callable directly, e.g. at start). */
+  /** One pass (also callable directly, e.g. at start). */
   async tick(): Promise<ReconcileReport> {
-    const changed: Record<string, SandboxState> = {};
-    for (const host of this.hosts()) Object.assign(changed, await this.reconcileHost(host));
-    return { changed };
+    const report: ReconcileReport = { changed: {}, unreachable: [], orphans: [], leader: false };
+    if (!(await this.leadership.acquire())) return report;
+    report.leader = true;
+    await this.markStale(report);
+    const hosts = await this.store.hosts.list();
+    for (const host of hosts) {
+      if (host.state !== "ready" && host.state !== "draining") continue;
+      try {
+        await this.reconcileHost(host, this.registry.connect(host), report);
+      } catch (err) {
+        this.logger.warn({ op: "reconcile", hostId: host.id, err }, "reconciling a host failed");
+      }
+    }
+    return report;
   }
 
-  private async reconcileHost(host: AgentHost): Promise<Record<string, SandboxState>> {
+  private async markStale(report: ReconcileReport): Promise<void> {
+    const before = nowIso(new Date(Date.now() - this.staleMs));
+    for (const host of await this.store.hosts.listStale(before)) {
+      if (this.registry.isLocal(host.id)) continue; // answers in-process; seen at each tick
+      if (!(await this.store.hosts.transition(host.id, ["ready", "draining"], "unreachable")))
+        continue;
+      const missing = await this.store.sandboxes.markHostMissing(host.id, nowIso());
+      report.unreachable.push(host.id);
+      for (const id of missing) report.changed[id] = "missing";
+      this.logger.warn(
+        {
+          op: "host.monitor",
+          hostId: host.id,
+          lastSeenAt: host.lastSeenAt,
+          missing: missing.length,
+        },
+        "host unreachable: its sandboxes are missing until it returns",
+      );
+    }
+  }
+
+  private async reconcileHost(
+    record: HostRecord,
+    host: AgentHost,
+    report: ReconcileReport,
+  ): Promise<void> {
     const rows = await this.store.sandboxes.listByHost(host.hostId, RECONCILED);
-    const report = await host.client.listSandboxes({});
-    const autoPaused = new Set(report.autoPausedSandboxIds);
-    const onAgent = new Map(report.sandboxes.map((s) => [s.sandboxId, s]));
+    const answer = await host.client.listSandboxes({}, { timeoutMs: LIST_TIMEOUT_MS });
+    if (this.registry.isLocal(record.id)) await this.store.hosts.touch(record.id, nowIso());
+    const autoPaused = new Set(answer.autoPausedSandboxIds);
+    const onAgent = new Map(answer.sandboxes.map((s) => [s.sandboxId, s]));
     const now = nowIso();
-    await this.store.hosts.markSeen(host.hostId, "ready", now);
-    const changed: Record<string, SandboxState> = {};
     for (const row of rows) {
       const sandbox = onAgent.get(row.id);
       let next: SandboxState;
@@ -80,12 +149,40 @@ export class Reconciler {
         now,
       );
       if (!applied) continue;
-      changed[row.id] = next;
+      report.changed[row.id] = next;
       this.logger.info(
-        { op: "sandbox.reconcile", sandboxId: row.id, from: row.state, to: next },
+        {
+          op: "sandbox.reconcile",
+          sandboxId: row.id,
+          hostId: host.hostId,
+          from: row.state,
+          to: next,
+        },
         "sandbox state reconciled",
       );
     }
-    return changed;
+    const live = new Set(rows.map((r) => r.id));
+    for (const sandbox of answer.sandboxes) {
+      if (live.has(sandbox.sandboxId)) continue;
+      const age = sandbox.createdAt ? Date.now() - timestampDate(sandbox.createdAt).getTime() : 0;
+      if (age < ORPHAN_GRACE_MS) continue;
+      const row = await this.store.sandboxes.getById(sandbox.sandboxId);
+      // A row that became live meanwhile (or lives elsewhere) still claims it.
+      if (row && row.state !== "stopped") continue;
+      await host.client.destroySandbox({ sandboxId: sandbox.sandboxId }).then(
+        () => {
+          report.orphans.push(sandbox.sandboxId);
+          this.logger.info(
+            { op: "sandbox.orphan", sandboxId: sandbox.sandboxId, hostId: host.hostId },
+            "destroyed a sandbox no live row claims",
+          );
+        },
+        (err: unknown) =>
+          this.logger.warn(
+            { op: "sandbox.orphan", sandboxId: sandbox.sandboxId, hostId: host.hostId, err },
+            "destroying an orphan failed",
+          ),
+      );
+    }
   }
 }

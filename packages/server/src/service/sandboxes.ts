@@ -30,6 +30,25 @@ export interface AgentHost {
   url: string;
   /** Headers every request to `url` carries (the agent's bearer token). */
   headers?: Record<string, string>;
+  /** The certificate an HTTPS agent was registered with: the only one trusted for it. */
+  ca?: string;
+}
+
+/** Where sandboxes go and how their hosts are reached (see hosts/fleet.ts). */
+export interface SandboxPlacer {
+  /** The agent of a host by id. */
+  host(hostId: string): Promise<AgentHost>;
+  /** Picks a host for a new sandbox of the team (and copies the snapshot there if needed). */
+  place(teamId: string, request: PlacementRequest): Promise<AgentHost>;
+}
+
+export interface PlacementRequest {
+  hostId?: string;
+  runtime?: string;
+  vcpus: number;
+  memoryMb: number;
+  /** The snapshot's row id when creating from one. */
+  snapshotId?: string;
 }
 
 export interface SandboxDefaults {
@@ -50,6 +69,10 @@ export interface CreateSandboxInput {
   /** Handed to the agent only: never stored by the server (they are often secrets). */
   envs?: Record<string, string>;
   allowInternetAccess?: boolean;
+  /** Pins the sandbox to this host (the team's own, or a shared one). */
+  hostId?: string;
+  /** "namespace" or "microvm"; default the host's. */
+  runtime?: string;
 }
 
 export interface ListSandboxesInput {
@@ -69,6 +92,9 @@ export const agentStates: Record<AgentState, SandboxState> = {
   [AgentState.ERROR]: "error",
 };
 
+/** What a sandbox that names no resources is assumed to take, for placement (the agents' defaults). */
+const PLACEMENT_DEFAULTS = { vcpus: 1, memoryMb: 512 } as const;
+
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
 /** Activity is recorded at most this often per sandbox: not a write and an RPC per request. */
@@ -84,21 +110,30 @@ export class SandboxService {
 
   constructor(
     private readonly store: Store,
-    /** The host every sandbox lands on (single-host mode: the embedded agent); none = reads only. */
-    private readonly host: AgentHost | undefined,
+    private readonly placer: SandboxPlacer,
     private readonly defaults: SandboxDefaults,
     private readonly logger: Logger,
   ) {}
 
-  private get agent(): AgentClient {
-    if (!this.host)
-      throw new ServerError("unavailable", "no host agent is connected to this server");
-    return this.host.client;
+  /**
+   * The agent of a sandbox's host. A `missing` sandbox's host stopped answering: 503
+   * host_unreachable, which clients retry, until the host returns or the sandbox is killed.
+   */
+  async hostOf(record: SandboxRecord): Promise<AgentHost> {
+    if (record.state === "missing") {
+      throw new ServerError(
+        "host_unreachable",
+        `sandbox ${record.id} is on a host that stopped answering; retry later`,
+      );
+    }
+    if (!record.hostId) {
+      throw new ServerError("unavailable", `sandbox ${record.id} has no host`);
+    }
+    return this.placer.host(record.hostId);
   }
 
   async create(teamId: string, input: CreateSandboxInput): Promise<SandboxRecord> {
     const started = performance.now();
-    const agent = this.agent;
     let template = input.template ?? this.defaults.template;
     let snapshotId: string | null = null;
     let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
@@ -111,14 +146,23 @@ export class SandboxService {
       snapshotId = snapshot.id;
       ({ vcpus, memoryMb, diskSizeMb } = snapshot);
     }
+    const host = await this.placer.place(teamId, {
+      vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
+      memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
+      ...(input.hostId ? { hostId: input.hostId } : {}),
+      ...(input.runtime ? { runtime: input.runtime } : {}),
+      ...(snapshotId ? { snapshotId } : {}),
+    });
+    const agent = host.client;
     const now = nowIso();
     const id = newId();
     // Recorded first as pending, so a create that dies half-way is visible to the reconciler.
     await this.store.sandboxes.insert({
       id,
       teamId,
-      hostId: this.host?.hostId ?? null,
+      hostId: host.hostId,
       template: input.snapshot ?? template,
+      ...(input.runtime ? { runtime: input.runtime } : {}),
       snapshotId,
       state: "pending",
       vcpus,
@@ -143,6 +187,7 @@ export class SandboxService {
         envs: input.envs ?? {},
         metadata: input.metadata ?? {},
         allowInternetAccess: input.allowInternetAccess ?? true,
+        runtime: input.runtime ?? "",
       });
       created = res.sandbox;
       if (!created) throw new ServerError("internal", "agent returned no sandbox");
@@ -156,9 +201,12 @@ export class SandboxService {
       );
       throw fromAgentError(err, "create sandbox");
     }
-    const record = await this.apply(teamId, id, this.patchFrom(created));
+    const record = await this.apply(teamId, id, {
+      ...this.patchFrom(created),
+      ...(created.runtime ? { runtime: created.runtime } : {}),
+    });
     this.logger.info(
-      { op: "sandbox.create", teamId, sandboxId: id, ms: elapsed(started) },
+      { op: "sandbox.create", teamId, sandboxId: id, hostId: host.hostId, ms: elapsed(started) },
       "sandbox created",
     );
     return record;
@@ -191,10 +239,14 @@ export class SandboxService {
   async destroy(teamId: string, id: string): Promise<void> {
     const started = performance.now();
     const record = await this.live(teamId, id);
-    try {
-      await this.agent.destroySandbox({ sandboxId: record.id });
-    } catch (err) {
-      if (!isAgentNotFound(err)) throw fromAgentError(err, "destroy sandbox");
+    // A missing sandbox is only marked stopped: when its host returns, the reconciler destroys
+    // what is left of it there.
+    if (record.state !== "missing") {
+      try {
+        await (await this.hostOf(record)).client.destroySandbox({ sandboxId: record.id });
+      } catch (err) {
+        if (!isAgentNotFound(err)) throw fromAgentError(err, "destroy sandbox");
+      }
     }
     const now = nowIso();
     await this.apply(teamId, id, { state: "stopped", stoppedAt: now }, now);
@@ -210,7 +262,8 @@ export class SandboxService {
     const record = await this.live(teamId, id);
     if (record.state === "paused") return record;
     this.require(record, "running", "pause");
-    const res = await this.agent.pauseSandbox({ sandboxId: id }).catch((err: unknown) => {
+    const host = await this.hostOf(record);
+    const res = await host.client.pauseSandbox({ sandboxId: id }).catch((err: unknown) => {
       throw fromAgentError(err, "pause sandbox");
     });
     const updated = await this.apply(teamId, id, this.patchFrom(res.sandbox, { state: "paused" }));
@@ -232,8 +285,9 @@ export class SandboxService {
     if (record.state === "running" && options.timeoutSec === undefined) return record;
     if (record.state === "running")
       return this.setTimeout(teamId, id, options.timeoutSec ?? record.timeoutSec);
+    const host = await this.hostOf(record);
     this.require(record, "paused", "resume");
-    const res = await this.agent
+    const res = await host.client
       .resumeSandbox({
         sandboxId: id,
         // The TTL survives pause/resume: send the stored one unless the caller sets another.
@@ -253,8 +307,9 @@ export class SandboxService {
   /** Counts as activity: resets the agent's inactivity timer and `last_active_at`. */
   async ping(teamId: string, id: string): Promise<SandboxRecord> {
     const record = await this.live(teamId, id);
+    const host = await this.hostOf(record);
     this.require(record, "running", "ping");
-    const res = await this.agent.pingSandbox({ sandboxId: id }).catch((err: unknown) => {
+    const res = await host.client.pingSandbox({ sandboxId: id }).catch((err: unknown) => {
       throw fromAgentError(err, "ping sandbox");
     });
     const lastActiveAt = res.lastActiveAt ? nowIso(timestampDate(res.lastActiveAt)) : nowIso();
@@ -263,13 +318,14 @@ export class SandboxService {
 
   async setTimeout(teamId: string, id: string, timeoutSec: number): Promise<SandboxRecord> {
     const record = await this.live(teamId, id);
+    const host = await this.hostOf(record);
     if (record.state !== "running" && record.state !== "paused") {
       throw new ServerError(
         "failed_precondition",
         `cannot set the timeout of sandbox ${id}: it is ${record.state}, not running or paused`,
       );
     }
-    const res = await this.agent
+    const res = await host.client
       .setSandboxTimeout({ sandboxId: id, timeoutSec })
       .catch((err: unknown) => {
         throw fromAgentError(err, "set sandbox timeout");
@@ -288,8 +344,7 @@ export class SandboxService {
     { activity = true }: { activity?: boolean } = {},
   ): Promise<AgentHost> {
     const record = await this.live(teamId, id);
-    const host = this.host;
-    if (!host) throw new ServerError("unavailable", "no host agent is connected to this server");
+    const host = await this.hostOf(record);
     if (record.state !== "running") {
       throw new ServerError(
         "failed_precondition",

@@ -12,7 +12,7 @@ import { ServerError } from "../errors.js";
 import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
 import { elapsed } from "./elapsed.js";
 import { isSafeName } from "./names.js";
-import type { AgentClient, AgentHost } from "./sandboxes.js";
+import type { SandboxPlacer, SandboxService } from "./sandboxes.js";
 
 /**
  * Team snapshots: named templates made from a sandbox's filesystem. On the agent a snapshot is
@@ -21,15 +21,10 @@ import type { AgentClient, AgentHost } from "./sandboxes.js";
 export class SnapshotService {
   constructor(
     private readonly store: Store,
-    private readonly host: AgentHost | undefined,
+    private readonly sandboxes: SandboxService,
+    private readonly placer: SandboxPlacer,
     private readonly logger: Logger,
   ) {}
-
-  private get agent(): AgentClient {
-    if (!this.host)
-      throw new ServerError("unavailable", "no host agent is connected to this server");
-    return this.host.client;
-  }
 
   async create(teamId: string, sandboxId: string, name: string): Promise<TemplateRow> {
     const started = performance.now();
@@ -40,8 +35,9 @@ export class SnapshotService {
     if (await this.store.templates.getByName(teamId, name)) {
       throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`);
     }
+    const host = await this.sandboxes.hostOf(sandbox);
     const id = newId();
-    const res = await this.agent.createSnapshot({ sandboxId, name: id }).catch((err: unknown) => {
+    const res = await host.client.createSnapshot({ sandboxId, name: id }).catch((err: unknown) => {
       throw fromAgentError(err, "create snapshot");
     });
     const made = res.snapshot;
@@ -58,10 +54,13 @@ export class SnapshotService {
       createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
     };
     try {
-      await this.store.templates.insert(row);
+      await this.store.transaction(async (tx) => {
+        await tx.templates.insert(row);
+        await tx.hosts.addTemplateCopy(id, host.hostId, row.createdAt);
+      });
     } catch (err) {
       // Lost a race for the name: take back what the agent made.
-      await this.agent.deleteSnapshot({ name: id }).catch(() => {});
+      await host.client.deleteSnapshot({ name: id }).catch(() => {});
       if (isUniqueViolation(err)) {
         throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`, {
           cause: err,
@@ -87,10 +86,20 @@ export class SnapshotService {
       (isId(idOrName) ? await this.store.templates.get(teamId, idOrName) : undefined) ??
       (isSafeName(idOrName) ? await this.store.templates.getByName(teamId, idOrName) : undefined);
     if (!row) throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
-    try {
-      await this.agent.deleteSnapshot({ name: row.id });
-    } catch (err) {
-      if (!isAgentNotFound(err)) throw fromAgentError(err, "delete snapshot");
+    // Every copy goes; a host that cannot be reached keeps its copy (logged), which nothing
+    // can name once the row is gone.
+    for (const hostId of await this.store.hosts.templateCopies(row.id)) {
+      try {
+        await (await this.placer.host(hostId)).client.deleteSnapshot({ name: row.id });
+      } catch (err) {
+        if (isAgentNotFound(err)) continue;
+        const failed = fromAgentError(err, "delete snapshot");
+        if (failed.code !== "unavailable" && failed.code !== "internal") throw failed;
+        this.logger.warn(
+          { op: "snapshot.delete", snapshotId: row.id, hostId, err },
+          "could not delete a snapshot copy on an unreachable host",
+        );
+      }
     }
     await this.store.templates.delete(teamId, row.id);
     this.logger.info(

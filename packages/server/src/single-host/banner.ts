@@ -3,7 +3,7 @@ import { ADMIN_EMAIL } from "./bootstrap.js";
 
 /** The first run's credentials as plain lines (the password is never logged, only printed). */
 export function credentialLines(boot: BootstrapResult, url: string): string[] {
-  if (!boot.admin) return [];
+  if (!boot.admin || !boot.config) return [];
   return [
     "Wrenn is set up (first run):",
     `  admin user: ${boot.admin.email}`,
@@ -26,7 +26,7 @@ export function readyBanner(url: string, boot: BootstrapResult | undefined): str
     `  Dashboard  ${bold(`${url}/`)}`,
     `  Sign in    ${signIn}`,
     `  API        ${url}/v1  (reference: ${url}/docs)`,
-    ...(boot
+    ...(boot?.config
       ? [
           boot.admin
             ? `  API key    ${boot.config.api_key}  (also in ${boot.configPath}, read by the CLI and SDK)`

@@ -11,7 +11,8 @@ export interface ClientConfig {
 
 export interface BootstrapResult {
   configPath: string;
-  config: ClientConfig;
+  /** Undefined on a replica whose database was set up by another server. */
+  config?: ClientConfig;
   /** Set on the first run only: the admin account made for it (the password is shown once). */
   admin?: { email: string; password: string; teamId: string };
 }
@@ -37,8 +38,10 @@ async function writeClientConfig(path: string, config: ClientConfig): Promise<vo
 }
 
 /**
- * First run: an admin user, its team and an API key, written to `config.json` for the CLI and
- * SDK. Later runs reuse the file (only `api_url` follows the address the server listens on).
+ * First run on an empty database: an admin user, its team (the operator's) and an API key,
+ * written to `config.json` for the CLI and SDK. Later runs reuse the file (only `api_url`
+ * follows the address the server listens on); a replica on a database that already has its
+ * admin makes none (`config` undefined when this data dir has no file of its own).
  */
 export async function bootstrapSingleHost(
   services: Services,
@@ -46,14 +49,17 @@ export async function bootstrapSingleHost(
   apiUrl: string,
 ): Promise<BootstrapResult> {
   const configPath = join(dataDir, "config.json");
+  const operatorTeam = await services.accounts.operatorTeam(ADMIN_EMAIL);
   const existing = await readClientConfig(configPath);
   if (existing) {
     const config = { ...existing, api_url: apiUrl };
     if (existing.api_url !== apiUrl) await writeClientConfig(configPath, config);
     return { configPath, config };
   }
+  if (operatorTeam) return { configPath };
   const password = randomBytes(18).toString("base64url");
   const user = await services.accounts.signup(ADMIN_EMAIL, password);
+  await services.accounts.operatorTeam(ADMIN_EMAIL);
   const key = await services.apiKeys.create(
     { kind: "user", userId: user.id, teamId: user.teamId, role: "owner" },
     "single-host",

@@ -54,10 +54,15 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
     const client = createClient(HostAgentService, createRouterTransport(agent.routes));
     const info = await client.getHostInfo({});
     const now = nowIso();
+    // A shared host (every team's), reached in-process: no credentials of its own.
     await options.store.hosts.upsert({
       id: info.hostId,
       address: listener.url,
       state: "ready",
+      teamId: null,
+      hostname: info.hostname,
+      version: info.version,
+      defaultRuntime: info.defaultRuntime,
       runtimes: info.runtimes,
       capacity: {
         vcpus: info.capacity?.vcpus ?? 0,

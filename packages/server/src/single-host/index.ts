@@ -4,6 +4,6 @@ export type { EmbeddedAgent, EmbeddedAgentOptions } from "./embedded-agent.js";
 export { startEmbeddedAgent } from "./embedded-agent.js";
 export type { PrerequisiteReport } from "./prerequisites.js";
 export { checkPrerequisites } from "./prerequisites.js";
-export { isHostPrecondition, serveSingleHost } from "./serve-single-host.js";
+export { isHostPrecondition, serveFleet, serveSingleHost } from "./serve-single-host.js";
 export type { SingleHost, SingleHostOptions } from "./single-host.js";
 export { startSingleHost } from "./single-host.js";

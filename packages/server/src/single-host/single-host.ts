@@ -1,10 +1,11 @@
 import { join } from "node:path";
-import type { Runtime, WarmPoolTarget } from "@wrenn/agent";
+import { acquireDirLock, type Runtime, type WarmPoolTarget } from "@wrenn/agent";
 import type { Logger } from "pino";
 import { createApp, type ServerApp } from "../api/index.js";
 import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
+import { fleetLeadership } from "../hosts/index.js";
 import { type HttpListener, listenApp, openMigratedDb } from "../serve.js";
 import { Reconciler } from "../service/index.js";
 import { type EmbeddedAgent, startEmbeddedAgent } from "./embedded-agent.js";
@@ -59,8 +60,20 @@ export async function startSingleHost(
         `missing host programs: ${report.missing.join(", ")}; install them with: ${report.installCommand}`,
       );
   }
-  const db = options.db ?? (await openMigratedDb(config, logger));
-  const closeDb = options.db ? async () => {} : () => db.close();
+  // Before anything is touched: a second server on this data dir refuses here (its adoption
+  // pass would tear down the first one's warm pool and disks).
+  const lock = await acquireDirLock(config.dataDir, "server");
+  let db: DbHandle;
+  try {
+    db = options.db ?? (await openMigratedDb(config, logger));
+  } catch (err) {
+    await lock.release();
+    throw err;
+  }
+  const closeDb = async () => {
+    if (!options.db) await db.close();
+    await lock.release();
+  };
   const store = new Store(db.db, db.dialect);
   let embedded: EmbeddedAgent;
   try {
@@ -95,15 +108,14 @@ export async function startSingleHost(
     db,
     config,
     logger,
-    agent: embedded.host,
+    localHost: embedded.host,
     readiness: () => ({ ready: preparing.size === 0, preparing: [...preparing] }),
   });
-  const reconciler = new Reconciler(
-    store,
-    () => [embedded.host],
-    logger,
-    options.reconcileIntervalMs,
-  );
+  const reconciler = new Reconciler(store, server.registry, logger, {
+    intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
+    staleSec: config.hostStaleSec,
+    leadership: fleetLeadership(config, logger),
+  });
   // What changed while the server was down shows at once, not a tick later.
   await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));
   reconciler.start();

@@ -5,13 +5,31 @@ import { createConnectTransport } from "@connectrpc/connect-node";
 import { Process } from "@wrenn/proto/process";
 import { AgentError } from "../../errors.js";
 
+/** A sandbox's envd as the agent reaches it: address and the access token envd requires. */
+export interface EnvdTarget {
+  host: string;
+  port: number;
+  accessToken?: string;
+}
+
+/** The header carrying envd's per-sandbox access token. */
+export const ACCESS_TOKEN_HEADER = "x-access-token";
+
+function tokenHeader(envd: EnvdTarget): Record<string, string> {
+  return envd.accessToken ? { [ACCESS_TOKEN_HEADER]: envd.accessToken } : {};
+}
+
 /** One GET /health; true on 2xx. Connection refused (envd not listening yet) is false. */
-function healthy(host: string, port: number): Promise<boolean> {
+function healthy(envd: EnvdTarget): Promise<boolean> {
+  const { host, port } = envd;
   return new Promise((resolve) => {
-    const req = http.get({ host, port, path: "/health", agent: false, timeout: 1_000 }, (res) => {
-      res.resume();
-      resolve((res.statusCode ?? 500) < 300);
-    });
+    const req = http.get(
+      { host, port, path: "/health", agent: false, timeout: 1_000, headers: tokenHeader(envd) },
+      (res) => {
+        res.resume();
+        resolve((res.statusCode ?? 500) < 300);
+      },
+    );
     req.on("timeout", () => req.destroy());
     req.on("error", () => resolve(false));
   });
@@ -21,17 +39,17 @@ function healthy(host: string, port: number): Promise<boolean> {
  * Polls envd's /health until it answers, the sandbox dies (`alive` false), the deadline passes
  * or `signal` aborts. Polls tightly at first: envd is usually up within tens of milliseconds.
  */
-export async function waitForEnvd(opts: {
-  host: string;
-  port: number;
-  timeoutMs: number;
-  alive: () => Promise<boolean>;
-  signal?: AbortSignal;
-}): Promise<void> {
+export async function waitForEnvd(
+  opts: EnvdTarget & {
+    timeoutMs: number;
+    alive: () => Promise<boolean>;
+    signal?: AbortSignal;
+  },
+): Promise<void> {
   const deadline = Date.now() + opts.timeoutMs;
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
-    if (await healthy(opts.host, opts.port)) return;
+    if (await healthy(opts)) return;
     if (!(await opts.alive())) {
       throw new AgentError("internal", "the sandbox exited before envd answered");
     }
@@ -44,14 +62,15 @@ export async function waitForEnvd(opts: {
 
 /** POST /init: defaults (envs, user, workdir) for the processes envd starts from now on. */
 export function initEnvd(
-  envd: { host: string; port: number },
+  envd: EnvdTarget,
   body: { envVars?: Record<string, string>; defaultUser?: string; defaultWorkdir?: string },
 ): Promise<void> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
-        ...envd,
+        host: envd.host,
+        port: envd.port,
         method: "POST",
         path: "/init",
         agent: false,
@@ -59,6 +78,7 @@ export function initEnvd(
         headers: {
           "content-type": "application/json",
           "content-length": Buffer.byteLength(payload),
+          ...tokenHeader(envd),
         },
       },
       (res) => {
@@ -77,10 +97,22 @@ export function initEnvd(
  * Runs `true` through envd a few times, so that the code of an exec (Connect handler, spawn,
  * streaming) is compiled before a caller's first command instead of during it.
  */
-export async function warmUpEnvd(envd: { host: string; port: number }, runs = 3): Promise<void> {
+export async function warmUpEnvd(envd: EnvdTarget, runs = 3): Promise<void> {
+  const token = envd.accessToken;
   const client = createClient(
     Process,
-    createConnectTransport({ baseUrl: `http://${envd.host}:${envd.port}`, httpVersion: "1.1" }),
+    createConnectTransport({
+      baseUrl: `http://${envd.host}:${envd.port}`,
+      httpVersion: "1.1",
+      interceptors: token
+        ? [
+            (next) => (req) => {
+              req.header.set(ACCESS_TOKEN_HEADER, token);
+              return next(req);
+            },
+          ]
+        : [],
+    }),
   );
   for (let i = 0; i < runs; i++) {
     for await (const res of client.start(

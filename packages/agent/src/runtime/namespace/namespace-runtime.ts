@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import { join } from "node:path";
+import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { createCgroup, openCgroup, type SandboxCgroup } from "../../cgroup/index.js";
 import { AgentError } from "../../errors.js";
@@ -40,7 +41,7 @@ import type {
   SnapshotInfo,
   TemplateSummary,
 } from "../types.js";
-import { initEnvd, waitForEnvd, warmUpEnvd } from "./envd-health.js";
+import { type EnvdTarget, initEnvd, waitForEnvd, warmUpEnvd } from "./envd-health.js";
 import { WarmPool, type WarmPoolTarget } from "./warm-pool.js";
 
 export const ENVD_PORT = 49983;
@@ -127,6 +128,10 @@ export class NamespaceRuntime implements Runtime {
       logger: this.logger,
       refillDelayMs: opts.warmPoolRefillDelayMs ?? 100,
     });
+  }
+
+  get sandboxCidr(): string {
+    return this.pool.cidr;
   }
 
   /** Ready sandboxes in the warm pool now. */
@@ -229,7 +234,7 @@ export class NamespaceRuntime implements Runtime {
           if (!(await isSandboxAlive(record.process!))) {
             throw new AgentError("internal", "the pooled sandbox exited");
           }
-          const envd = { host: live.network!.sandboxAddress, port: ENVD_PORT };
+          const envd = envdOf(live);
           await Promise.all([
             live.cgroup!.setLimits({
               vcpus: record.vcpus,
@@ -283,9 +288,7 @@ export class NamespaceRuntime implements Runtime {
     // A failure is rolled back by build (or left recorded for the next start to remove).
     await this.build(live, undefined, template, timer, undefined);
     try {
-      await timer.step("warm-up", () =>
-        warmUpEnvd({ host: live.network!.sandboxAddress, port: ENVD_PORT }),
-      );
+      await timer.step("warm-up", () => warmUpEnvd(envdOf(live)));
     } catch (err) {
       await throwAll(this.teardown(resourceId, record, new StepTimer()));
       throw err;
@@ -318,6 +321,9 @@ export class NamespaceRuntime implements Runtime {
     // Host resources are named by the resource id (the public id, unless made for the pool).
     const id = record.resourceId;
     const rollback = new Rollback();
+    // Kept in the root-only record: the proxy and adoption after a restart need it.
+    record.envdAccessToken ??= randomBytes(32).toString("hex");
+    const accessToken = record.envdAccessToken;
     try {
       await timer.step("record", () => this.state.write(record));
       const sandboxDir = this.state.sandboxDir(id);
@@ -382,6 +388,7 @@ export class NamespaceRuntime implements Runtime {
           envdDir: this.opts.envdDir,
           hostname: SANDBOX_HOSTNAME,
           envs,
+          secretEnvs: { WRENN_ENVD_ACCESS_TOKEN: accessToken },
           logFile: join(sandboxDir, "envd.log"),
         }),
       );
@@ -392,6 +399,7 @@ export class NamespaceRuntime implements Runtime {
         waitForEnvd({
           host: sandboxAddress,
           port: ENVD_PORT,
+          accessToken,
           timeoutMs: this.opts.envdReadyTimeoutMs ?? 30_000,
           alive: () => isSandboxAlive(proc),
           signal,
@@ -588,6 +596,30 @@ export class NamespaceRuntime implements Runtime {
     }
     await this.templateStore.deleteTemplate(name);
     await this.state.removeSnapshot(name);
+  }
+
+  async exportSnapshot(name: string): Promise<{ info: SnapshotInfo; archive: Readable }> {
+    assertSafeName(name, "snapshot name");
+    const template = await this.templateStore.getTemplate(name);
+    if (template.kind !== "snapshot") {
+      throw new AgentError("not_found", `snapshot ${name} not found (${name} is a template)`);
+    }
+    const { archive } = await this.templateStore.exportTemplate(name);
+    return { info: await this.snapshotInfo(template), archive };
+  }
+
+  async importSnapshot(
+    name: string,
+    archive: Readable,
+    meta: { sourceSandboxId: string },
+  ): Promise<SnapshotInfo> {
+    const template = await this.templateStore.importSnapshotTemplate(name, archive);
+    await this.state.writeSnapshot(name, { sourceSandboxId: meta.sourceSandboxId });
+    this.logger.info(
+      { op: "import", snapshot: name, sizeBytes: template.sizeBytes },
+      "snapshot imported",
+    );
+    return this.snapshotInfo(template);
   }
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
@@ -845,10 +877,22 @@ export class NamespaceRuntime implements Runtime {
       allowInternetAccess: r.allowInternetAccess,
       createdAt: new Date(r.createdAt),
       envdAddress: live.network ? `${live.network.sandboxAddress}:${ENVD_PORT}` : "",
+      ...(r.envdAccessToken !== undefined && { envdAccessToken: r.envdAccessToken }),
       autoPaused: r.autoPaused,
       ...(live.error !== undefined && { error: live.error }),
     };
   }
+}
+
+/** Where the agent reaches a sandbox's envd, with the token envd requires. */
+function envdOf(live: Live): EnvdTarget {
+  return {
+    host: live.network!.sandboxAddress,
+    port: ENVD_PORT,
+    ...(live.record.envdAccessToken !== undefined && {
+      accessToken: live.record.envdAccessToken,
+    }),
+  };
 }
 
 /** The disk gets a directory of its own beside sandbox.json. */

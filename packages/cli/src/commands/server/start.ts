@@ -14,6 +14,7 @@ export default class ServerStart extends BaseCommand<typeof ServerStart> {
   static override examples = [
     "sudo <%= config.bin %> server start",
     "sudo <%= config.bin %> server start --port 8080 --template test-minimal",
+    "WRENN_DATABASE_URL=postgres://wrenn@db/wrenn <%= config.bin %> server start --no-embedded-agent",
   ];
   static override flags = {
     port: Flags.integer({
@@ -39,6 +40,12 @@ export default class ServerStart extends BaseCommand<typeof ServerStart> {
       description: "Template new sandboxes get by default (default base).",
       env: "WRENN_DEFAULT_TEMPLATE",
     }),
+    "embedded-agent": Flags.boolean({
+      description:
+        "Run an agent in this process (default). --no-embedded-agent: sandboxes run only on hosts that join with `wrenn host add`.",
+      allowNo: true,
+      env: "WRENN_EMBEDDED_AGENT",
+    }),
     "log-level": Flags.string({
       description: "Log level.",
       env: "WRENN_LOG_LEVEL",
@@ -62,6 +69,7 @@ export default class ServerStart extends BaseCommand<typeof ServerStart> {
         WRENN_DATABASE_URL: f["database-url"],
         WRENN_DEFAULT_TEMPLATE: f.template,
         WRENN_LOG_LEVEL: f["log-level"],
+        WRENN_EMBEDDED_AGENT: f["embedded-agent"] === false ? "false" : undefined,
       }),
     );
   }

@@ -28,6 +28,8 @@ function format(s: SandboxRecord) {
     id: s.id,
     template: s.template,
     state: s.state,
+    host_id: s.hostId,
+    runtime: s.runtime,
     vcpus: s.vcpus,
     memory_mb: s.memoryMb,
     disk_size_mb: s.diskSizeMb,
@@ -122,6 +124,8 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         ...(body.allow_internet_access !== undefined
           ? { allowInternetAccess: body.allow_internet_access }
           : {}),
+        ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
+        ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
       });
       return c.json(format(created), 201);
     },

@@ -15,17 +15,31 @@ export const SANDBOX_STATES = [
 ] as const;
 export type SandboxState = (typeof SANDBOX_STATES)[number];
 
+/** States that hold a host's resources (a missing sandbox may come back). */
+const COMMITTED: readonly SandboxState[] = ["pending", "running", "paused", "missing"];
+
+export interface HostCommitment {
+  count: number;
+  vcpus: number;
+  memoryMb: number;
+}
+
 /** A sandbox as the rest of the server sees it: JSON parsed, state typed. */
 export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state"> {
   state: SandboxState;
+  runtime: string;
   metadata: Record<string, string>;
 }
+
+/** A row to insert: the runtime may be unknown until the agent answers. */
+export type NewSandbox = Omit<SandboxRecord, "runtime"> & { runtime?: string };
 
 export type SandboxPatch = Partial<
   Pick<
     SandboxRecord,
     | "state"
     | "hostId"
+    | "runtime"
     | "vcpus"
     | "memoryMb"
     | "diskSizeMb"
@@ -73,9 +87,12 @@ export class SandboxesRepo {
     );
   }
 
-  async insert(sandbox: SandboxRecord): Promise<SandboxRecord> {
-    await this.db.insertInto("sandboxes").values(toRow(sandbox)).execute();
-    return sandbox;
+  async insert(sandbox: NewSandbox): Promise<SandboxRecord> {
+    await this.db
+      .insertInto("sandboxes")
+      .values({ ...sandbox, metadata: JSON.stringify(sandbox.metadata) })
+      .execute();
+    return { ...sandbox, runtime: sandbox.runtime ?? "namespace" };
   }
 
   async get(teamId: string, id: string): Promise<SandboxRecord | undefined> {
@@ -141,6 +158,50 @@ export class SandboxesRepo {
     return rows.map(fromRow);
   }
 
+  /** What each host has committed to its live sandboxes: the scheduler's load figures. */
+  async committedByHost(): Promise<Map<string, HostCommitment>> {
+    const rows = await this.db
+      .selectFrom("sandboxes")
+      .select((eb) => [
+        "hostId",
+        eb.fn.countAll<number | string>().as("count"),
+        eb.fn.sum<number | string | null>("vcpus").as("vcpus"),
+        eb.fn.sum<number | string | null>("memoryMb").as("memoryMb"),
+      ])
+      .where("state", "in", COMMITTED)
+      .where("hostId", "is not", null)
+      .groupBy("hostId")
+      .execute();
+    return new Map(
+      rows.map((r) => [
+        r.hostId as string,
+        { count: Number(r.count), vcpus: Number(r.vcpus ?? 0), memoryMb: Number(r.memoryMb ?? 0) },
+      ]),
+    );
+  }
+
+  /** The host's live sandboxes become `missing` (reversible); returns their ids. */
+  async markHostMissing(hostId: string, at: string): Promise<string[]> {
+    const rows = await this.db
+      .updateTable("sandboxes")
+      .set({ state: "missing", updatedAt: at })
+      .where("hostId", "=", hostId)
+      .where("state", "in", ["pending", "running", "paused"])
+      .returning("id")
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
+  /** Every sandbox still on the host becomes `stopped` (the host is being removed). */
+  async markHostStopped(hostId: string, at: string): Promise<void> {
+    await this.db
+      .updateTable("sandboxes")
+      .set({ state: "stopped", stoppedAt: at, updatedAt: at })
+      .where("hostId", "=", hostId)
+      .where("state", "in", COMMITTED)
+      .execute();
+  }
+
   /** Applies `patch` (and bumps `updated_at`); undefined when the team has no such sandbox. */
   async update(
     teamId: string,
@@ -194,10 +255,6 @@ export class SandboxesRepo {
     }
     return sql<SqlBool>`exists (select 1 from json_each(${sql.ref("sandboxes.metadata")}) as m where m.key = ${key} and m.value = ${value})`;
   }
-}
-
-function toRow(sandbox: SandboxRecord): SandboxRowRaw {
-  return { ...sandbox, metadata: JSON.stringify(sandbox.metadata) };
 }
 
 function fromRow(row: SandboxRowRaw): SandboxRecord {

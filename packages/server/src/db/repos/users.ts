@@ -1,4 +1,5 @@
-import type { TeamRow, UserRow } from "../schema.js";
+import type { Insertable } from "kysely";
+import type { TeamRow, TeamsTable, UserRow } from "../schema.js";
 import type { Executor } from "./types.js";
 
 export type TeamRole = "owner" | "member";
@@ -26,13 +27,17 @@ export class UsersRepo {
     return this.db.selectFrom("users").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  async insertTeam(team: TeamRow): Promise<TeamRow> {
+  async insertTeam(team: Insertable<TeamsTable>): Promise<void> {
     await this.db.insertInto("teams").values(team).execute();
-    return team;
   }
 
   getTeam(id: string): Promise<TeamRow | undefined> {
     return this.db.selectFrom("teams").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
+  /** Makes the team the operator's (bootstrap): it may register and see shared hosts. */
+  async makeAdminTeam(id: string): Promise<void> {
+    await this.db.updateTable("teams").set({ isAdmin: 1 }).where("id", "=", id).execute();
   }
 
   async addMember(

@@ -1,0 +1,1 @@
+export { handleSnapshotArchive, SNAPSHOT_HEADER } from "./snapshot-archive.js";

@@ -1,0 +1,53 @@
+import http, { type IncomingMessage } from "node:http";
+import https from "node:https";
+import { Readable } from "node:stream";
+import type { AgentHost } from "../service/sandboxes.js";
+
+/**
+ * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its
+ * bearer and, over HTTPS, trusting only the certificate the agent registered with.
+ */
+export function agentRequest(
+  host: AgentHost,
+  pathOrUrl: string,
+  options: { method: string; headers?: Record<string, string>; signal?: AbortSignal },
+): http.ClientRequest {
+  const url = new URL(pathOrUrl, host.url);
+  const base = {
+    method: options.method,
+    headers: { ...host.headers, ...options.headers },
+    ...(options.signal ? { signal: options.signal } : {}),
+  };
+  return url.protocol === "https:"
+    ? https.request(url, { ...base, ...(host.ca ? { ca: host.ca } : {}) })
+    : http.request(url, base);
+}
+
+/** The response to a request that was sent. */
+export function responseOf(req: http.ClientRequest): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    req.once("response", resolve);
+    req.once("error", reject);
+  });
+}
+
+/** A bodyless request to an agent, answered as a fetch Response whose body streams. */
+export async function agentFetch(
+  host: AgentHost,
+  pathOrUrl: string,
+  options: { method?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+): Promise<Response> {
+  const req = agentRequest(host, pathOrUrl, { method: "GET", ...options });
+  req.end();
+  const res = await responseOf(req);
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (typeof value === "string") headers.set(name, value);
+  }
+  const status = res.statusCode ?? 502;
+  const empty = status === 204 || status === 304 || options.method === "HEAD";
+  return new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
+    status,
+    headers,
+  });
+}
