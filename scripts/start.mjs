@@ -63,7 +63,8 @@ await call("DELETE", `/v1/sandboxes/${sandbox.id}`);
 console.log(`
 Wrenn is running: the web console at ${api}/ (sign in as admin@wrenn.local with the password
 printed at the first start), the API at ${api}/v1. A first sandbox was created in ${created.toFixed(0)} ms, ran:
-${run.stdout.replace(/^/gm, "  ")}and was destroyed. Try it yourself (key in ${join(dataDir, "config.json")}):
+${run.stdout.trimEnd().replace(/^/gm, "  ")}
+and was destroyed. Try it yourself (key in ${join(dataDir, "config.json")}):
 
   export WRENN_API_URL=${api} WRENN_API_KEY=${key}
   id=$(curl -s -X POST $WRENN_API_URL/v1/sandboxes -H "x-api-key: $WRENN_API_KEY" | sed 's/.*"id":"\\([^"]*\\)".*/\\1/')
