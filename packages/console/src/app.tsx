@@ -1,5 +1,6 @@
 import { useEffect, useState } from "react";
 import { loadSession, type Session, signOut } from "./api/index.js";
+import { AccountPage } from "./pages/account.js";
 import { ApiKeysPage } from "./pages/api-keys.js";
 import { HostsPage } from "./pages/hosts.js";
 import { SandboxPage } from "./pages/sandbox.js";
@@ -13,6 +14,7 @@ const NAV = [
   { href: "/snapshots", label: "Snapshots" },
   { href: "/api-keys", label: "API keys" },
   { href: "/hosts", label: "Hosts" },
+  { href: "/account", label: "Account" },
 ];
 
 function Page({ path, session }: { path: string; session: Session }) {
@@ -25,6 +27,8 @@ function Page({ path, session }: { path: string; session: Session }) {
       return <ApiKeysPage session={session} />;
     case "/hosts":
       return <HostsPage session={session} />;
+    case "/account":
+      return <AccountPage session={session} />;
     default:
       return <SandboxesPage session={session} />;
   }
@@ -66,7 +70,9 @@ export function App() {
           </ul>
         </nav>
         <div className="account">
-          <span title="Signed in as">{session.email}</span>
+          <Link href="/account" title="Your account">
+            {session.email}
+          </Link>
           <button
             type="button"
             onClick={async () => {

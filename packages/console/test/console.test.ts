@@ -203,6 +203,15 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await shot("hosts");
   });
 
+  it("shows the account: the signed-in user and their team", async () => {
+    await page.getByRole("link", { name: "Account" }).click();
+    await page.getByText("admin@wrenn.local").last().waitFor();
+    const team = await page.locator("dt:text('Team') + dd").textContent();
+    const who = await api("/v1/auth/whoami");
+    expect(team).toContain(String(who.team_id));
+    await shot("account");
+  });
+
   it("stays usable on a narrow screen", async () => {
     const made = await api("/v1/sandboxes", {
       method: "POST",

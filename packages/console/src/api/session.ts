@@ -19,12 +19,16 @@ const STORAGE_KEY = "wrenn.session";
 /** The API is the console's own origin: the server serves both. */
 export const apiUrl = (): string => window.location.origin;
 
-/** A typed client of the REST API (types generated from the server's OpenAPI document). */
-export function restClient(session?: Session) {
+/**
+ * A typed client of the REST API (types generated from the server's OpenAPI document). It sends
+ * both credentials; `as: "user"` only the bearer token (routes open to both then answer for the
+ * user, not the console's key).
+ */
+export function restClient(session?: Session, as: "key" | "user" = "key") {
   const headers: Record<string, string> = {};
   if (session) {
     headers.authorization = `Bearer ${session.token}`;
-    headers["x-api-key"] = session.apiKey;
+    if (as === "key") headers["x-api-key"] = session.apiKey;
   }
   return createClient<paths>({ baseUrl: apiUrl(), headers });
 }
