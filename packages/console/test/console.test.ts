@@ -226,6 +226,9 @@ describe.skipIf(skip)("the web console in Chromium", () => {
       390,
     );
     await shot("sandboxes-narrow");
+    await page.emulateMedia({ colorScheme: "dark" });
+    await shot("sandboxes-narrow-dark");
+    await page.emulateMedia({ colorScheme: "light" });
   });
 
   it("drains the host: it stays listed, no longer ready", async () => {
