@@ -14,6 +14,7 @@ import {
   type FleetAgent,
   type FleetServer,
   freePort,
+  selfSignedCert,
   sharedSecret,
   startFakeBalancer,
   startFleetAgent,
@@ -55,6 +56,7 @@ describe.skipIf(skip)(
     const agents: FleetAgent[] = [];
     let balancer: Awaited<ReturnType<typeof startFakeBalancer>>;
     let api: ReturnType<typeof apiClient>;
+    let apiKey: string;
     let restoreHost: () => Promise<void> = async () => {};
     const hostIds: string[] = [];
 
@@ -127,6 +129,7 @@ describe.skipIf(skip)(
       const config = await until("the admin's client config", () =>
         readClientConfig(join((servers[0] as FleetServer).dataDir, "config.json")),
       );
+      apiKey = config.api_key;
       api = apiClient(() => balancer.url, config.api_key);
     }, 60_000);
 
@@ -348,6 +351,46 @@ describe.skipIf(skip)(
         async () => (await host(hostIds[2] as string)).state !== "unreachable",
         30_000,
       );
+    });
+
+    it("TLS: an agent serving HTTPS joins; the server trusts only the certificate it registered", async () => {
+      const tls = selfSignedCert(logDir, "agent-3");
+      const dir = join(logDir, "agent-3");
+      mkdirSync(dir, { recursive: true });
+      const token = await api<{ token: string }>("POST", "/v1/hosts/tokens", { shared: true });
+      const agent = startFleetAgent(
+        "agent-3",
+        {
+          dir,
+          port: await freePort(),
+          cidr: "10.250.3.0/24",
+          serverUrl: balancer.url,
+          token: token.body.token,
+          tls,
+        },
+        agentEnv,
+        logDir,
+      );
+      agents[3] = agent;
+      expect(agent.url.startsWith("https://")).toBe(true);
+      const hostId = await until("the HTTPS agent to register", async () => {
+        try {
+          return agentCredentials(dir).host_id;
+        } catch {
+          return undefined;
+        }
+      });
+      await until("it to be ready", async () => (await host(hostId)).state === "ready");
+      const s = await create({ host_id: hostId });
+      await exec(s.id, "echo over-tls > /home/user/t");
+      const read = await fetch(`${balancer.url}/v1/sandboxes/${s.id}/files?path=/home/user/t`, {
+        headers: { "x-api-key": apiKey },
+      });
+      expect(await read.text()).toBe("over-tls\n");
+      // Plain HTTP to it fails: it speaks only TLS.
+      await expect(fetch(`http://127.0.0.1:${agent.port}/`)).rejects.toThrow();
+      await api("DELETE", `/v1/sandboxes/${s.id}`);
+      expect((await api("DELETE", `/v1/hosts/${hostId}?force=true`)).status).toBe(204);
     });
 
     it("delete: refused while sandboxes remain (naming them); force removes and revokes", async () => {
