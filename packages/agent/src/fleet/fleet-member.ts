@@ -161,7 +161,12 @@ export class FleetMember {
         this.succeeded();
       } catch (err) {
         this.failed(err);
-        delayMs = Math.min(delayMs * 2 ** Math.min(this.failures - 1, 10), MAX_BACKOFF_MS);
+        // Backs off while the server is unreachable or failing; an answer that refuses (409 while
+        // another instance's heartbeats are fresh) is retried at the normal pace.
+        const refused = err instanceof ControlPlaneError && err.status >= 400 && err.status < 500;
+        if (!refused) {
+          delayMs = Math.min(delayMs * 2 ** Math.min(this.failures - 1, 10), MAX_BACKOFF_MS);
+        }
         await this.checkGrace();
         // Back-off never postpones the pause past the grace period.
         if (!this.pausedForGrace) {
