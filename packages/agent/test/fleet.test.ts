@@ -115,6 +115,7 @@ describe("fleet member against a FAKE control plane", { timeout: 90_000 }, () =>
   let agent: Agent | undefined;
   let restoreHost: () => Promise<void> = async () => {};
   const ids = new Set<string>();
+  let logs: { msg: string; [k: string]: unknown }[] = [];
 
   const makeAgent = (config: Partial<AgentConfig> = {}, logger = silentLogger()) =>
     createAgent({
@@ -397,6 +398,19 @@ describe("fleet member against a FAKE control plane", { timeout: 90_000 }, () =>
     // The server reconciles; the agent does not resume on its own.
     expect(agent.runtime.get(id).state).toBe("paused");
     expect(cp.heartbeats.at(-1)?.body.sandboxes).toEqual([{ id, state: "paused" }]);
+    logs = lines;
+  });
+
+  it("revoked credentials: says an admin must register the host again, keeps trying", async () => {
+    // The server forgot every pair (host deleted, or a reused refresh token revoked the family).
+    cp.pairs.length = 0;
+    const refreshes = cp.refreshes.length;
+    await until("a refused refresh", () => cp.refreshes.length > refreshes);
+    const said = await until("the error", () =>
+      logs.find((l) => l.level === 50 && /register this host again/.test(String(l.err))),
+    );
+    expect(said.msg).toBe("heartbeat failed");
+    await until("another try", () => cp.refreshes.length > refreshes + 1);
   });
 });
 
