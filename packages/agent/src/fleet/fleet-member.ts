@@ -149,8 +149,9 @@ export class FleetMember {
 
   async close(): Promise<void> {
     this.stop.abort();
-    await this.loop;
+    // Cuts a heartbeat in flight: closing does not wait out its timeout.
     this.cp.close();
+    await this.loop;
   }
 
   private async run(): Promise<void> {
@@ -160,6 +161,7 @@ export class FleetMember {
         await this.beat();
         this.succeeded();
       } catch (err) {
+        if (this.stop.signal.aborted) break;
         this.failed(err);
         // Backs off while the server is unreachable or failing; an answer that refuses (409 while
         // another instance's heartbeats are fresh) is retried at the normal pace.
