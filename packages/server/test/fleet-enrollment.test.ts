@@ -6,6 +6,7 @@ import { type Agent, createAgent } from "@wrenn/agent";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId, nowIso, Store } from "../src/db/index.js";
+import { Fleet, LeastLoadedScheduler } from "../src/hosts/index.js";
 import { Reconciler } from "../src/service/index.js";
 import { newTeamKey, startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
@@ -320,6 +321,62 @@ for (const engine of testEngines()) {
         // Its credentials are gone with it.
         const after = await heartbeat(creds.host_jwt, { host_id: a.hostId, instance_id: "x" });
         expect(after.status).toBe(401);
+      });
+
+      it("placement: the team's own hosts first, then shared ones; never another team's, nor a draining one", async () => {
+        const own = await startAgent();
+        const shared = await startAgent();
+        const theirs = await startAgent();
+        const admin = (await (
+          await server.call("GET", "/v1/auth/whoami", { headers: keyA })
+        ).json()) as {
+          team_id: string;
+        };
+        await store.users.makeAdminTeam(admin.team_id);
+        await register(registration(own, await newToken(keyA)));
+        await register(registration(shared, await newToken(keyA, { shared: true })));
+        await register(registration(theirs, await newToken(keyB)));
+        const teamB = (await (
+          await server.call("GET", "/v1/auth/whoami", { headers: keyB })
+        ).json()) as {
+          team_id: string;
+        };
+        // Only these three hosts count here: the others of this suite are drained.
+        for (const h of await store.hosts.list()) {
+          if (![own.hostId, shared.hostId, theirs.hostId].includes(h.id))
+            await store.hosts.transition(h.id, ["ready", "unreachable"], "draining");
+        }
+        const fleet = new Fleet(
+          store,
+          server.registry,
+          new LeastLoadedScheduler(),
+          pino({ level: "silent" }),
+        );
+        const request = { vcpus: 1, memoryMb: 512 };
+        for (let i = 0; i < 3; i++) {
+          expect((await fleet.place(admin.team_id, request)).hostId).toBe(own.hostId);
+        }
+        expect((await fleet.place(teamB.team_id, request)).hostId).toBe(theirs.hostId);
+        // Team A's own host drains: shared next; B's own host is never A's.
+        await store.hosts.transition(own.hostId, ["ready"], "draining");
+        for (let i = 0; i < 3; i++) {
+          expect((await fleet.place(admin.team_id, request)).hostId).toBe(shared.hostId);
+        }
+        await expect(
+          fleet.place(admin.team_id, { ...request, hostId: theirs.hostId }),
+        ).rejects.toMatchObject({
+          code: "not_found",
+        });
+        await expect(
+          fleet.place(admin.team_id, { ...request, memoryMb: 10_000 }),
+        ).rejects.toMatchObject({
+          code: "unavailable",
+        });
+        await expect(
+          fleet.place(admin.team_id, { ...request, runtime: "microvm" }),
+        ).rejects.toMatchObject({
+          code: "unavailable",
+        });
       });
 
       it("monitor: a silent host becomes unreachable, its sandboxes missing (503), and come back", async () => {

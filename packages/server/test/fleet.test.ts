@@ -20,7 +20,7 @@ import {
   startFleetAgent,
   startFleetServer,
 } from "./helpers/fleet.js";
-import { until } from "./helpers/processes.js";
+import { spawnDaemon, until } from "./helpers/processes.js";
 
 // The fleet for real: PostgreSQL, server replicas and three agents, each its own process on this
 // machine with its own state dir, port and sandbox range. Needs root (namespaces) like the
@@ -219,6 +219,14 @@ describe.skipIf(skip)(
       const copy = await create({ snapshot: "carried", host_id: hostIds[1] });
       expect(copy.host_id).toBe(hostIds[1]);
       expect((await exec(copy.id, "cat /home/user/note")).body.stdout).toBe("carried\n");
+      // Deleting it reaches every host that holds a copy (once no sandbox uses it).
+      await api("DELETE", `/v1/sandboxes/${copy.id}`);
+      await api("DELETE", `/v1/sandboxes/${source.id}`);
+      expect((await api("DELETE", "/v1/snapshots/carried")).status).toBe(204);
+      for (const agent of [agents[0], agents[1]] as FleetAgent[]) {
+        const { snapshots } = await agentCall<{ snapshots?: unknown[] }>(agent, "ListSnapshots");
+        expect(snapshots ?? []).toHaveLength(0);
+      }
     });
 
     it("drain: no new sandboxes there; those on it keep running", async () => {
@@ -299,6 +307,21 @@ describe.skipIf(skip)(
     it("replicas: the API answers on both; streams go through either; duties move when one dies", async () => {
       servers.push(await startFleetServer("server-2", databaseUrl, serverEnv, logDir));
       const [first, second] = servers as [FleetServer, FleetServer];
+      // One server per data dir: a second one on the first's refuses before touching anything.
+      const twin = spawnDaemon(
+        "server-twin",
+        first.script,
+        ["serve"],
+        {
+          WRENN_EMBEDDED_AGENT: "false",
+          WRENN_DATABASE_URL: databaseUrl,
+          WRENN_DATA_DIR: first.dataDir,
+          WRENN_PORT: "0",
+        },
+        join(logDir, "server-twin.log"),
+      );
+      expect(await twin.exited).not.toBe(0);
+      expect(twin.output()).toMatch(new RegExp(`pid ${first.proc.pid}`));
       const config = await readClientConfig(join(first.dataDir, "config.json"));
       const viaSecond = apiClient(() => second.url, config?.api_key as string);
       const listed = await viaSecond<{ sandboxes: Sandbox[] }>("GET", "/v1/sandboxes");

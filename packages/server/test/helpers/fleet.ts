@@ -75,6 +75,8 @@ export async function startFakeBalancer(
 }
 
 export interface FleetServer extends Daemon {
+  /** The program it runs. */
+  script: string;
   url: string;
   port: number;
   dataDir: string;
@@ -112,7 +114,7 @@ export async function startFleetServer(
     },
     30_000,
   );
-  return { ...daemon, url, port, dataDir };
+  return { ...daemon, script: serverMain, url, port, dataDir };
 }
 
 export interface FleetAgent extends Daemon {
