@@ -17,6 +17,27 @@ import { testEngines } from "./helpers/databases.js";
 // the calls an agent makes to the server are made here by hand (the agent's own client is the
 // subject of the agent's suite, and of fleet.test.ts, which runs agents as processes).
 
+/** A running sandbox's row on `hostId`, as a create leaves it. */
+function runningRow(id: string, teamId: string, hostId: string, at: string) {
+  return {
+    id,
+    teamId,
+    hostId,
+    template: "base",
+    snapshotId: null,
+    state: "running" as const,
+    vcpus: 1,
+    memoryMb: 512,
+    diskSizeMb: 1024,
+    timeoutSec: 0,
+    metadata: {},
+    createdAt: at,
+    updatedAt: at,
+    lastActiveAt: at,
+    stoppedAt: null,
+  };
+}
+
 interface Credentials {
   host_id: string;
   host_jwt: string;
@@ -290,23 +311,7 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const at = nowIso();
-        await store.sandboxes.insert({
-          id,
-          teamId: teamA.team_id,
-          hostId: a.hostId,
-          template: "base",
-          snapshotId: null,
-          state: "running",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          timeoutSec: 0,
-          metadata: {},
-          createdAt: at,
-          updatedAt: at,
-          lastActiveAt: at,
-          stoppedAt: null,
-        });
+        await store.sandboxes.insert(runningRow(id, teamA.team_id, a.hostId, at));
         const refused = await server.call("DELETE", `/v1/hosts/${a.hostId}`, { headers: keyA });
         expect(refused.status).toBe(409);
         expect(await refused.json()).toMatchObject({ code: "conflict", sandboxes: [id] });
@@ -391,23 +396,7 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const old = nowIso(new Date(Date.now() - 60_000));
-        await store.sandboxes.insert({
-          id,
-          teamId: whoami.team_id,
-          hostId: a.hostId,
-          template: "base",
-          snapshotId: null,
-          state: "running",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          timeoutSec: 0,
-          metadata: {},
-          createdAt: old,
-          updatedAt: old,
-          lastActiveAt: old,
-          stoppedAt: null,
-        });
+        await store.sandboxes.insert(runningRow(id, whoami.team_id, a.hostId, old));
         await store.hosts.markSeen(a.hostId, "ready", old);
         const reconciler = new Reconciler(store, server.registry, pino({ level: "silent" }), {
           staleSec: 2,
