@@ -27,6 +27,7 @@ import { NamespaceRuntime } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { findLeaks } from "./contract/leaks.js";
 import { FakeControlPlane } from "./fixtures/fake-control-plane.js";
+import { until } from "./fixtures/until.js";
 
 // The agent as a member of a fleet: credentials, registration, heartbeats, refresh (and a crash
 // in the middle of one), the grace pause, and envd's per-sandbox token — against a FAKE control
@@ -45,16 +46,6 @@ function logCapture() {
     },
   });
   return { lines, logger: pino({ level: "info" }, stream) };
-}
-
-async function until<T>(what: string, check: () => T | Promise<T>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
 }
 
 describe("credentials file", () => {
@@ -115,6 +106,7 @@ describe("fleet member against a FAKE control plane", { timeout: 90_000 }, () =>
   let agent: Agent | undefined;
   let restoreHost: () => Promise<void> = async () => {};
   const ids = new Set<string>();
+  let logs: { msg: string; [k: string]: unknown }[] = [];
 
   const makeAgent = (config: Partial<AgentConfig> = {}, logger = silentLogger()) =>
     createAgent({
@@ -397,5 +389,18 @@ describe("fleet member against a FAKE control plane", { timeout: 90_000 }, () =>
     // The server reconciles; the agent does not resume on its own.
     expect(agent.runtime.get(id).state).toBe("paused");
     expect(cp.heartbeats.at(-1)?.body.sandboxes).toEqual([{ id, state: "paused" }]);
+    logs = lines;
+  });
+
+  it("revoked credentials: says an admin must register the host again, keeps trying", async () => {
+    // The server forgot every pair (host deleted, or a reused refresh token revoked the family).
+    cp.pairs.length = 0;
+    const refreshes = cp.refreshes.length;
+    await until("a refused refresh", () => cp.refreshes.length > refreshes);
+    const said = await until("the error", () =>
+      logs.find((l) => l.level === 50 && /register this host again/.test(String(l.err))),
+    );
+    expect(said.msg).toBe("heartbeat failed");
+    await until("another try", () => cp.refreshes.length > refreshes + 1);
   });
 });

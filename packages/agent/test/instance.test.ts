@@ -1,12 +1,13 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCommand } from "../src/host/index.js";
+import { acquireDirLock, ownStamp } from "../src/lock/index.js";
 import { keepHostFirewallState } from "../src/network/index.js";
 
 // One agent per state directory and per sandbox range on a host, with real agent processes:
@@ -134,5 +135,29 @@ describe("one agent per directory and sandbox range", { timeout: 120_000 }, () =
     await waitListening(portB, b);
     b.child.kill("SIGTERM");
     expect((await b.exit).code).toBe(0);
+  });
+});
+
+describe("acquireDirLock", () => {
+  it("holds a directory, refuses a second holder, takes over a reused pid's lock", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "wrenn-lock-"));
+    try {
+      const lock = await acquireDirLock(dir, "server");
+      const held = JSON.parse(await readFile(lock.file, "utf8"));
+      expect(held).toMatchObject({ ...(await ownStamp()), what: "server" });
+      await expect(acquireDirLock(dir, "server")).rejects.toThrow(
+        `${dir} is in use by another server (pid ${process.pid})`,
+      );
+      await lock.release();
+      // Our pid, another start time: the process that wrote it is gone, the pid reused.
+      await writeFile(lock.file, JSON.stringify({ pid: process.pid, start_time: 1 }));
+      const again = await acquireDirLock(dir, "server");
+      // A lock cut short by a crash between create and write is stale too.
+      await again.release();
+      await writeFile(lock.file, "");
+      await (await acquireDirLock(dir, "server")).release();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -6,6 +6,7 @@ import { type Agent, createAgent } from "@wrenn/agent";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newId, nowIso, Store } from "../src/db/index.js";
+import { Fleet, LeastLoadedScheduler } from "../src/hosts/index.js";
 import { Reconciler } from "../src/service/index.js";
 import { newTeamKey, startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
@@ -15,6 +16,27 @@ import { testEngines } from "./helpers/databases.js";
 // hosts, drain, removal and the host monitor. The agents are real agents serving on loopback;
 // the calls an agent makes to the server are made here by hand (the agent's own client is the
 // subject of the agent's suite, and of fleet.test.ts, which runs agents as processes).
+
+/** A running sandbox's row on `hostId`, as a create leaves it. */
+function runningRow(id: string, teamId: string, hostId: string, at: string) {
+  return {
+    id,
+    teamId,
+    hostId,
+    template: "base",
+    snapshotId: null,
+    state: "running" as const,
+    vcpus: 1,
+    memoryMb: 512,
+    diskSizeMb: 1024,
+    timeoutSec: 0,
+    metadata: {},
+    createdAt: at,
+    updatedAt: at,
+    lastActiveAt: at,
+    stoppedAt: null,
+  };
+}
 
 interface Credentials {
   host_id: string;
@@ -289,23 +311,7 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const at = nowIso();
-        await store.sandboxes.insert({
-          id,
-          teamId: teamA.team_id,
-          hostId: a.hostId,
-          template: "base",
-          snapshotId: null,
-          state: "running",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          timeoutSec: 0,
-          metadata: {},
-          createdAt: at,
-          updatedAt: at,
-          lastActiveAt: at,
-          stoppedAt: null,
-        });
+        await store.sandboxes.insert(runningRow(id, teamA.team_id, a.hostId, at));
         const refused = await server.call("DELETE", `/v1/hosts/${a.hostId}`, { headers: keyA });
         expect(refused.status).toBe(409);
         expect(await refused.json()).toMatchObject({ code: "conflict", sandboxes: [id] });
@@ -322,6 +328,62 @@ for (const engine of testEngines()) {
         expect(after.status).toBe(401);
       });
 
+      it("placement: the team's own hosts first, then shared ones; never another team's, nor a draining one", async () => {
+        const own = await startAgent();
+        const shared = await startAgent();
+        const theirs = await startAgent();
+        const admin = (await (
+          await server.call("GET", "/v1/auth/whoami", { headers: keyA })
+        ).json()) as {
+          team_id: string;
+        };
+        await store.users.makeAdminTeam(admin.team_id);
+        await register(registration(own, await newToken(keyA)));
+        await register(registration(shared, await newToken(keyA, { shared: true })));
+        await register(registration(theirs, await newToken(keyB)));
+        const teamB = (await (
+          await server.call("GET", "/v1/auth/whoami", { headers: keyB })
+        ).json()) as {
+          team_id: string;
+        };
+        // Only these three hosts count here: the others of this suite are drained.
+        for (const h of await store.hosts.list()) {
+          if (![own.hostId, shared.hostId, theirs.hostId].includes(h.id))
+            await store.hosts.transition(h.id, ["ready", "unreachable"], "draining");
+        }
+        const fleet = new Fleet(
+          store,
+          server.registry,
+          new LeastLoadedScheduler(),
+          pino({ level: "silent" }),
+        );
+        const request = { vcpus: 1, memoryMb: 512 };
+        for (let i = 0; i < 3; i++) {
+          expect((await fleet.place(admin.team_id, request)).hostId).toBe(own.hostId);
+        }
+        expect((await fleet.place(teamB.team_id, request)).hostId).toBe(theirs.hostId);
+        // Team A's own host drains: shared next; B's own host is never A's.
+        await store.hosts.transition(own.hostId, ["ready"], "draining");
+        for (let i = 0; i < 3; i++) {
+          expect((await fleet.place(admin.team_id, request)).hostId).toBe(shared.hostId);
+        }
+        await expect(
+          fleet.place(admin.team_id, { ...request, hostId: theirs.hostId }),
+        ).rejects.toMatchObject({
+          code: "not_found",
+        });
+        await expect(
+          fleet.place(admin.team_id, { ...request, memoryMb: 10_000 }),
+        ).rejects.toMatchObject({
+          code: "unavailable",
+        });
+        await expect(
+          fleet.place(admin.team_id, { ...request, runtime: "microvm" }),
+        ).rejects.toMatchObject({
+          code: "unavailable",
+        });
+      });
+
       it("monitor: a silent host becomes unreachable, its sandboxes missing (503), and come back", async () => {
         const a = await startAgent();
         const creds = (await (
@@ -334,23 +396,7 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const old = nowIso(new Date(Date.now() - 60_000));
-        await store.sandboxes.insert({
-          id,
-          teamId: whoami.team_id,
-          hostId: a.hostId,
-          template: "base",
-          snapshotId: null,
-          state: "running",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          timeoutSec: 0,
-          metadata: {},
-          createdAt: old,
-          updatedAt: old,
-          lastActiveAt: old,
-          stoppedAt: null,
-        });
+        await store.sandboxes.insert(runningRow(id, whoami.team_id, a.hostId, old));
         await store.hosts.markSeen(a.hostId, "ready", old);
         const reconciler = new Reconciler(store, server.registry, pino({ level: "silent" }), {
           staleSec: 2,

@@ -14,12 +14,13 @@ import {
   type FleetAgent,
   type FleetServer,
   freePort,
+  selfSignedCert,
   sharedSecret,
   startFakeBalancer,
   startFleetAgent,
   startFleetServer,
 } from "./helpers/fleet.js";
-import { until } from "./helpers/processes.js";
+import { spawnDaemon, until } from "./helpers/processes.js";
 
 // The fleet for real: PostgreSQL, server replicas and three agents, each its own process on this
 // machine with its own state dir, port and sandbox range. Needs root (namespaces) like the
@@ -55,6 +56,7 @@ describe.skipIf(skip)(
     const agents: FleetAgent[] = [];
     let balancer: Awaited<ReturnType<typeof startFakeBalancer>>;
     let api: ReturnType<typeof apiClient>;
+    let apiKey: string;
     let restoreHost: () => Promise<void> = async () => {};
     const hostIds: string[] = [];
 
@@ -127,6 +129,7 @@ describe.skipIf(skip)(
       const config = await until("the admin's client config", () =>
         readClientConfig(join((servers[0] as FleetServer).dataDir, "config.json")),
       );
+      apiKey = config.api_key;
       api = apiClient(() => balancer.url, config.api_key);
     }, 60_000);
 
@@ -216,6 +219,14 @@ describe.skipIf(skip)(
       const copy = await create({ snapshot: "carried", host_id: hostIds[1] });
       expect(copy.host_id).toBe(hostIds[1]);
       expect((await exec(copy.id, "cat /home/user/note")).body.stdout).toBe("carried\n");
+      // Deleting it reaches every host that holds a copy (once no sandbox uses it).
+      await api("DELETE", `/v1/sandboxes/${copy.id}`);
+      await api("DELETE", `/v1/sandboxes/${source.id}`);
+      expect((await api("DELETE", "/v1/snapshots/carried")).status).toBe(204);
+      for (const agent of [agents[0], agents[1]] as FleetAgent[]) {
+        const { snapshots } = await agentCall<{ snapshots?: unknown[] }>(agent, "ListSnapshots");
+        expect(snapshots ?? []).toHaveLength(0);
+      }
     });
 
     it("drain: no new sandboxes there; those on it keep running", async () => {
@@ -296,6 +307,21 @@ describe.skipIf(skip)(
     it("replicas: the API answers on both; streams go through either; duties move when one dies", async () => {
       servers.push(await startFleetServer("server-2", databaseUrl, serverEnv, logDir));
       const [first, second] = servers as [FleetServer, FleetServer];
+      // One server per data dir: a second one on the first's refuses before touching anything.
+      const twin = spawnDaemon(
+        "server-twin",
+        first.script,
+        ["serve"],
+        {
+          WRENN_EMBEDDED_AGENT: "false",
+          WRENN_DATABASE_URL: databaseUrl,
+          WRENN_DATA_DIR: first.dataDir,
+          WRENN_PORT: "0",
+        },
+        join(logDir, "server-twin.log"),
+      );
+      expect(await twin.exited).not.toBe(0);
+      expect(twin.output()).toMatch(new RegExp(`pid ${first.proc.pid}`));
       const config = await readClientConfig(join(first.dataDir, "config.json"));
       const viaSecond = apiClient(() => second.url, config?.api_key as string);
       const listed = await viaSecond<{ sandboxes: Sandbox[] }>("GET", "/v1/sandboxes");
@@ -348,6 +374,46 @@ describe.skipIf(skip)(
         async () => (await host(hostIds[2] as string)).state !== "unreachable",
         30_000,
       );
+    });
+
+    it("TLS: an agent serving HTTPS joins; the server trusts only the certificate it registered", async () => {
+      const tls = selfSignedCert(logDir, "agent-3");
+      const dir = join(logDir, "agent-3");
+      mkdirSync(dir, { recursive: true });
+      const token = await api<{ token: string }>("POST", "/v1/hosts/tokens", { shared: true });
+      const agent = startFleetAgent(
+        "agent-3",
+        {
+          dir,
+          port: await freePort(),
+          cidr: "10.250.3.0/24",
+          serverUrl: balancer.url,
+          token: token.body.token,
+          tls,
+        },
+        agentEnv,
+        logDir,
+      );
+      agents[3] = agent;
+      expect(agent.url.startsWith("https://")).toBe(true);
+      const hostId = await until("the HTTPS agent to register", async () => {
+        try {
+          return agentCredentials(dir).host_id;
+        } catch {
+          return undefined;
+        }
+      });
+      await until("it to be ready", async () => (await host(hostId)).state === "ready");
+      const s = await create({ host_id: hostId });
+      await exec(s.id, "echo over-tls > /home/user/t");
+      const read = await fetch(`${balancer.url}/v1/sandboxes/${s.id}/files?path=/home/user/t`, {
+        headers: { "x-api-key": apiKey },
+      });
+      expect(await read.text()).toBe("over-tls\n");
+      // Plain HTTP to it fails: it speaks only TLS.
+      await expect(fetch(`http://127.0.0.1:${agent.port}/`)).rejects.toThrow();
+      await api("DELETE", `/v1/sandboxes/${s.id}`);
+      expect((await api("DELETE", `/v1/hosts/${hostId}?force=true`)).status).toBe(204);
     });
 
     it("delete: refused while sandboxes remain (naming them); force removes and revokes", async () => {

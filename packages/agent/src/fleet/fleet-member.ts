@@ -149,8 +149,9 @@ export class FleetMember {
 
   async close(): Promise<void> {
     this.stop.abort();
-    await this.loop;
+    // Cuts a heartbeat in flight: closing does not wait out its timeout.
     this.cp.close();
+    await this.loop;
   }
 
   private async run(): Promise<void> {
@@ -160,8 +161,14 @@ export class FleetMember {
         await this.beat();
         this.succeeded();
       } catch (err) {
+        if (this.stop.signal.aborted) break;
         this.failed(err);
-        delayMs = Math.min(delayMs * 2 ** Math.min(this.failures - 1, 10), MAX_BACKOFF_MS);
+        // Backs off while the server is unreachable or failing; an answer that refuses (409 while
+        // another instance's heartbeats are fresh) is retried at the normal pace.
+        const refused = err instanceof ControlPlaneError && err.status >= 400 && err.status < 500;
+        if (!refused) {
+          delayMs = Math.min(delayMs * 2 ** Math.min(this.failures - 1, 10), MAX_BACKOFF_MS);
+        }
         await this.checkGrace();
         // Back-off never postpones the pause past the grace period.
         if (!this.pausedForGrace) {

@@ -1,4 +1,5 @@
-import { mkdir, open, readFile, rm } from "node:fs/promises";
+import { randomBytes } from "node:crypto";
+import { link, mkdir, open, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../errors.js";
 import { readProcStat } from "../launcher/index.js";
@@ -42,8 +43,8 @@ export async function acquireDirLock(dir: string, what: string): Promise<DirLock
   const file = join(dir, LOCK_FILE);
   const stamp = await ownStamp();
   const body = `${JSON.stringify({ ...stamp, what })}\n`;
-  // Two rounds: a stale lock removed in the first leaves the file free for the second.
-  for (let attempt = 0; attempt < 3; attempt++) {
+  // A stale lock moved aside in one round leaves the file free for the next.
+  for (let attempt = 0; attempt < 4; attempt++) {
     try {
       const handle = await open(file, "wx", 0o600);
       try {
@@ -74,8 +75,18 @@ export async function acquireDirLock(dir: string, what: string): Promise<DirLock
         `${dir} is in use by another ${what} (pid ${holder.pid}); stop it first, or use another directory`,
       );
     }
-    // Dead holder, or a file cut short by a crash between create and write: stale.
-    await rm(file, { force: true });
+    // Dead holder, or a file cut short by a crash between create and write: stale. Moved aside
+    // atomically rather than removed, so of two processes taking it over at once the one that
+    // moves a fresh lock instead (the other's) can put it back.
+    const aside = `${file}.stale-${randomBytes(4).toString("hex")}`;
+    try {
+      await rename(file, aside);
+    } catch {
+      continue;
+    }
+    const moved = await readStamp(aside);
+    if (moved && (await isStampAlive(moved))) await link(aside, file).catch(() => {});
+    await rm(aside, { force: true });
   }
   throw new AgentError("failed_precondition", `cannot take the lock ${file}: it keeps changing`);
 }

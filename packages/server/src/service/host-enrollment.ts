@@ -1,5 +1,6 @@
 import { lookup } from "node:dns/promises";
 import { isIP } from "node:net";
+import { isPrivateAddress } from "@wrenn/agent";
 import type { Logger } from "pino";
 import {
   HOST_REFRESH_TTL_SEC,
@@ -332,21 +333,4 @@ async function checkAdvertiseUrl(url: string, tlsCert: string | null | undefined
       `plain http is accepted only to loopback or private addresses; serve the agent over TLS (WRENN_TLS_CERT/WRENN_TLS_KEY) to advertise ${parsed.host}`,
     );
   }
-}
-
-export function isPrivateAddress(address: string): boolean {
-  if (isIP(address) === 6) {
-    const a = address.toLowerCase();
-    if (a.startsWith("::ffff:")) return isPrivateAddress(a.slice(7));
-    return a === "::1" || /^f[cd]/.test(a) || /^fe[89ab]/.test(a);
-  }
-  const [a = 0, b = 0] = address.split(".").map(Number);
-  return (
-    a === 127 ||
-    a === 10 ||
-    (a === 172 && b >= 16 && b <= 31) ||
-    (a === 192 && b === 168) ||
-    (a === 169 && b === 254) ||
-    (a === 100 && b >= 64 && b <= 127)
-  );
 }

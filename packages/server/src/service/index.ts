@@ -33,7 +33,7 @@ export type {
   HostCredentialSet,
   RegisterInput,
 } from "./host-enrollment.js";
-export { HostEnrollmentService, isPrivateAddress } from "./host-enrollment.js";
+export { HostEnrollmentService } from "./host-enrollment.js";
 export type { HostView } from "./hosts.js";
 export { HostService } from "./hosts.js";
 export type { SandboxMetrics } from "./metrics.js";

@@ -44,6 +44,9 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
       token,
       // The agent alone warms `base` by default; embedded, only what is asked for.
       warmPool: options.warmPool ?? (process.env.WRENN_WARM_POOL ? loadAgentConfig().warmPool : []),
+      // In this process it is the server's own host, whatever WRENN_SERVER_URL says.
+      serverUrl: undefined,
+      registrationToken: undefined,
     },
     logger: options.logger.child({ component: "agent" }),
     ...(options.runtime ? { runtime: options.runtime } : {}),

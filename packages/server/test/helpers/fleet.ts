@@ -1,5 +1,8 @@
+import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, readFileSync } from "node:fs";
+import { request as httpRequest, type IncomingMessage } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { createServer, type Server, Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -72,6 +75,8 @@ export async function startFakeBalancer(
 }
 
 export interface FleetServer extends Daemon {
+  /** The program it runs. */
+  script: string;
   url: string;
   port: number;
   dataDir: string;
@@ -109,7 +114,7 @@ export async function startFleetServer(
     },
     30_000,
   );
-  return { ...daemon, url, port, dataDir };
+  return { ...daemon, script: serverMain, url, port, dataDir };
 }
 
 export interface FleetAgent extends Daemon {
@@ -117,16 +122,53 @@ export interface FleetAgent extends Daemon {
   port: number;
   url: string;
   cidr: string;
+  /** PEM of the certificate it serves HTTPS with, when it does. */
+  ca?: string;
+}
+
+/** A self-signed certificate for 127.0.0.1 (openssl), as PEM files in `dir`. */
+export function selfSignedCert(dir: string, name: string): { cert: string; key: string } {
+  const cert = join(dir, `${name}.crt`);
+  const key = join(dir, `${name}.key`);
+  execFileSync(
+    "openssl",
+    [
+      "req",
+      "-x509",
+      "-newkey",
+      "rsa:2048",
+      "-nodes",
+      "-days",
+      "1",
+      "-keyout",
+      key,
+      "-out",
+      cert,
+      "-subj",
+      "/CN=127.0.0.1",
+      "-addext",
+      "subjectAltName=IP:127.0.0.1",
+    ],
+    { stdio: "pipe" },
+  );
+  return { cert, key };
 }
 
 /** `wrenn-agent` as its own process, joining the fleet at `serverUrl` (token only the first time). */
 export function startFleetAgent(
   name: string,
-  opts: { dir: string; port: number; cidr: string; serverUrl: string; token?: string },
+  opts: {
+    dir: string;
+    port: number;
+    cidr: string;
+    serverUrl: string;
+    token?: string;
+    tls?: { cert: string; key: string };
+  },
   env: Record<string, string>,
   logDir: string,
 ): FleetAgent {
-  const url = `http://127.0.0.1:${opts.port}`;
+  const url = `${opts.tls ? "https" : "http"}://127.0.0.1:${opts.port}`;
   const daemon = spawnDaemon(
     name,
     agentMain,
@@ -141,11 +183,19 @@ export function startFleetAgent(
       WRENN_WARM_POOL: "0",
       WRENN_LOG_LEVEL: "info",
       ...(opts.token ? { WRENN_REGISTRATION_TOKEN: opts.token } : {}),
+      ...(opts.tls ? { WRENN_TLS_CERT: opts.tls.cert, WRENN_TLS_KEY: opts.tls.key } : {}),
       ...env,
     },
     join(logDir, `${name}.log`),
   );
-  return { ...daemon, dir: opts.dir, port: opts.port, url, cidr: opts.cidr };
+  return {
+    ...daemon,
+    dir: opts.dir,
+    port: opts.port,
+    url,
+    cidr: opts.cidr,
+    ...(opts.tls ? { ca: readFileSync(opts.tls.cert, "utf8") } : {}),
+  };
 }
 
 /** What the agent keeps of its registration (root-only file). */
@@ -158,18 +208,26 @@ export function agentCredentials(dir: string): { host_id: string; agent_key: str
 
 /** A Connect (JSON) call straight to an agent with its key, as the server makes them. */
 export async function agentCall<T>(
-  agent: { dir: string; url: string },
+  agent: { dir: string; url: string; ca?: string },
   method: string,
   body = {},
 ): Promise<T> {
   const { agent_key } = agentCredentials(agent.dir);
-  const res = await fetch(`${agent.url}/wrenn.agent.v1.HostAgentService/${method}`, {
+  const url = new URL(`/wrenn.agent.v1.HostAgentService/${method}`, agent.url);
+  const options = {
     method: "POST",
     headers: { authorization: `Bearer ${agent_key}`, "content-type": "application/json" },
-    body: JSON.stringify(body),
+    ...(agent.ca ? { ca: agent.ca } : {}),
+  };
+  const res = await new Promise<IncomingMessage>((resolve, reject) => {
+    const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url, options, resolve);
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
   });
-  if (!res.ok) throw new Error(`${method}: ${res.status} ${await res.text()}`);
-  return (await res.json()) as T;
+  let text = "";
+  for await (const chunk of res) text += (chunk as Buffer).toString("utf8");
+  if (res.statusCode !== 200) throw new Error(`${method}: ${res.statusCode} ${text}`);
+  return JSON.parse(text) as T;
 }
 
 /** A JSON client for the REST API with one API key. */
