@@ -20,6 +20,7 @@ export {
   removeHostFirewall,
   removeInternetMember,
 } from "./firewall.js";
+export { setInternetAccess } from "./internet.js";
 export { hostIfName, netnsName, SANDBOX_IF } from "./names.js";
 export type { CreateNetworkOptions, NetworkDebris, SandboxNetwork } from "./network.js";
 export {

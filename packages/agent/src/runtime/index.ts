@@ -1,10 +1,6 @@
-export type { NamespaceRuntimeOptions, WarmPoolTarget } from "./namespace/index.js";
-export {
-  DEFAULT_LIMITS,
-  ENVD_PORT,
-  NamespaceRuntime,
-  SANDBOX_HOSTNAME,
-} from "./namespace/index.js";
+export { DEFAULT_LIMITS, lockedLimits } from "./limits.js";
+export type { NamespaceRuntimeOptions } from "./namespace/index.js";
+export { ENVD_PORT, NamespaceRuntime, SANDBOX_HOSTNAME } from "./namespace/index.js";
 export type {
   AdoptReport,
   Runtime,
@@ -15,3 +11,4 @@ export type {
   SnapshotInfo,
   TemplateSummary,
 } from "./types.js";
+export type { WarmPoolTarget } from "./warm-pool.js";

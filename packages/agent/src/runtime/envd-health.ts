@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Process } from "@wrenn/proto/process";
-import { AgentError } from "../../errors.js";
+import { AgentError } from "../errors.js";
 
 /** One GET /health; true on 2xx. Connection refused (envd not listening yet) is false. */
 function healthy(host: string, port: number): Promise<boolean> {
