@@ -30,3 +30,5 @@ export {
   openNetwork,
   removeNetwork,
 } from "./network.js";
+export type { VmTapOptions } from "./vm-tap.js";
+export { addVmTap, VM_TAP } from "./vm-tap.js";

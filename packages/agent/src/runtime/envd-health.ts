@@ -94,3 +94,25 @@ export async function warmUpEnvd(envd: { host: string; port: number }, runs = 3)
     }
   }
 }
+
+/** Runs one command through envd as `user` and resolves with its exit code. */
+export async function execEnvd(
+  envd: { host: string; port: number },
+  cmd: string,
+  args: string[],
+  user = "root",
+): Promise<number> {
+  const client = createClient(
+    Process,
+    createConnectTransport({ baseUrl: `http://${envd.host}:${envd.port}`, httpVersion: "1.1" }),
+  );
+  const headers = { authorization: `Basic ${Buffer.from(`${user}:`).toString("base64")}` };
+  for await (const res of client.start(
+    { process: { cmd, args } },
+    { headers, signal: AbortSignal.timeout(30_000) },
+  )) {
+    const event = res.event?.event;
+    if (event?.case === "end") return event.value.exitCode;
+  }
+  throw new AgentError("internal", `${cmd}: envd closed the stream without an end`);
+}
