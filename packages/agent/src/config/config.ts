@@ -29,7 +29,17 @@ export interface AgentConfig {
    * count for the default template (default 2; 0 disables) or `template=count,…`.
    */
   warmPool: WarmPoolTarget[];
+  /**
+   * `WRENN_RUNTIMES`: comma-separated runtimes to serve (namespace, microvm). Unset: every
+   * runtime that works on this host; a named one that does not work stops the start.
+   */
+  runtimes?: string[];
+  /** `WRENN_DEFAULT_RUNTIME`, default namespace: what a create without `runtime` gets. */
+  defaultRuntime: string;
 }
+
+/** The runtimes an agent can serve. */
+export const RUNTIME_NAMES = ["namespace", "microvm"] as const;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const dataDir = env.WRENN_DATA_DIR || join(homedir(), ".wrenn");
@@ -45,7 +55,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     logLevel: env.WRENN_LOG_LEVEL || "info",
     token: env.WRENN_AGENT_TOKEN || undefined,
     warmPool: parseWarmPool(env.WRENN_WARM_POOL ?? "2"),
+    runtimes: env.WRENN_RUNTIMES ? parseRuntimes(env.WRENN_RUNTIMES) : undefined,
+    defaultRuntime: parseRuntimes(
+      env.WRENN_DEFAULT_RUNTIME || "namespace",
+      "WRENN_DEFAULT_RUNTIME",
+    )[0]!,
   };
+}
+
+export function parseRuntimes(value: string, variable = "WRENN_RUNTIMES"): string[] {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const name of names) {
+    if (!(RUNTIME_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`${variable}: unknown runtime ${name} (known: ${RUNTIME_NAMES.join(", ")})`);
+    }
+  }
+  if (names.length === 0) throw new Error(`${variable}: no runtime named`);
+  return names;
 }
 
 export function parseWarmPool(value: string): WarmPoolTarget[] {

@@ -1,2 +1,9 @@
 export type { AgentConfig } from "./config.js";
-export { DEFAULT_TEMPLATE, defaultEnvdDir, loadConfig, parseWarmPool } from "./config.js";
+export {
+  DEFAULT_TEMPLATE,
+  defaultEnvdDir,
+  loadConfig,
+  parseRuntimes,
+  parseWarmPool,
+  RUNTIME_NAMES,
+} from "./config.js";
