@@ -1,5 +1,6 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
+import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
 import { type Figure, printTable } from "./stats.js";
@@ -11,6 +12,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   agent: benchAgent,
   server: benchServer,
   sdk: benchSdk,
+  microvm: benchMicroVm,
 };
 
 const only = process.argv.slice(2);

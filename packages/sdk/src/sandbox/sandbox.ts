@@ -32,6 +32,11 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   envs?: Record<string, string>;
   /** Let the sandbox reach the internet (the server's default otherwise). */
   allowInternetAccess?: boolean;
+  /**
+   * How it is isolated: `"namespace"` (Linux namespaces, the default) or `"microvm"` (its own
+   * kernel in a QEMU microVM; pause frees its memory). The host must offer it.
+   */
+  runtime?: "namespace" | "microvm" | (string & {});
   /** Aborts the create call. */
   signal?: AbortSignal;
   /** Timeout of the create call itself (default 60 000 ms). */
@@ -88,6 +93,7 @@ export class Sandbox {
       metadata: opts.metadata,
       envs: opts.envs,
       allow_internet_access: opts.allowInternetAccess,
+      runtime: opts.runtime,
     };
     const created = await client.json<WireSandbox>({
       method: "POST",

@@ -207,7 +207,12 @@ export async function snapshotInfo(vp: VmParts, meta: VmSnapshotMeta): Promise<S
 export async function deleteVmSnapshot(vp: VmParts, name: string): Promise<void> {
   assertSafeName(name, "snapshot name");
   const meta = await vp.store.readSnapshot(name);
-  if (!meta || meta.ready) throw new AgentError("not_found", `snapshot ${name} not found`);
+  if (!meta || meta.ready) {
+    if (await vp.templateStore.getTemplate(name).catch(() => undefined)) {
+      throw new AgentError("failed_precondition", `${name} is a template, not a snapshot`);
+    }
+    throw new AgentError("not_found", `snapshot ${name} not found`);
+  }
   const users = vp.sandboxes.usersOf(name);
   if (users.length > 0) {
     throw new AgentError(
