@@ -12,11 +12,14 @@ import { AddressPool, keepHostFirewallState } from "../src/network/index.js";
 import { MicroVmRuntime, type SandboxSpec } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { findLeaks } from "./contract/leaks.js";
+import { crashNamespaceCreate } from "./contract/namespace-crash-create.js";
 import { runtimeContract } from "./contract/runtime-contract.js";
 import { microVmSkipReason } from "./fixtures/microvm.js";
 
 // A /24 of its own inside 10.236.0.0/16, so other suites never share an address with ours.
-const cidr = `10.236.${Math.floor(Math.random() * 250)}.0/24`;
+const net = `10.236.${Math.floor(Math.random() * 250)}`;
+const cidr = `${net}.0/24`;
+let crashes = 0;
 const skip = await microVmSkipReason();
 if (skip) console.warn(`microvm suites skipped: ${skip}`);
 
@@ -35,6 +38,15 @@ describe.skipIf(skip)("microvm", { timeout: 240_000 }, () => {
     makeRuntime,
     snapshotLimitsRefused: true,
     observeMs: 4_000,
+    // Each crashed create gets a /28 of its own in our /24: it cannot know what the others left.
+    crashCreate: (agentDir, id, killAfterMs) =>
+      crashNamespaceCreate(
+        agentDir,
+        id,
+        killAfterMs,
+        { WRENN_SANDBOX_CIDR: `${net}.${128 + 16 * (crashes++ % 8)}/28` },
+        "microvm",
+      ),
   });
 
   describe("microvm lifecycle", { timeout: 240_000 }, () => {

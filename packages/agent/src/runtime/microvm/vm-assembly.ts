@@ -1,8 +1,8 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { Rollback, runCommand } from "../../host/index.js";
-import { isSandboxAlive, killSandbox } from "../../launcher/index.js";
+import { isSandboxAlive, killSandbox, readProcStat } from "../../launcher/index.js";
 import type { StepTimer } from "../../logger/index.js";
 import { addVmTap, createNetwork, removeNetwork } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
@@ -228,6 +228,8 @@ export async function teardownVm(
     }
   };
   if (record?.process) await attempt("kill", () => killSandbox(record.process!));
+  // A crash between QEMU's start and the record naming it leaves only its pid file.
+  await attempt("kill-unrecorded", () => killByPidFile(vmPaths(vmDir(vp, resourceId))));
   await attempt("network", async () => {
     const failures = await removeNetwork(resourceId);
     vp.pool.release(resourceId);
@@ -235,4 +237,14 @@ export async function teardownVm(
   });
   if (errors.length === 0) await attempt("files", () => vp.state.remove(resourceId));
   return errors;
+}
+
+/** Kills the QEMU a pid file names, if that process is still this VM's (its QMP path). */
+async function killByPidFile(paths: VmPaths): Promise<void> {
+  const pid = Number(await readFile(paths.pidFile, "utf8").catch(() => ""));
+  if (!pid) return;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (!cmdline.includes(paths.qmp)) return;
+  const stat = await readProcStat(pid);
+  if (stat) await killSandbox({ pid, startTime: stat.startTime });
 }
