@@ -98,8 +98,8 @@ export class RuntimeSet implements Runtime {
     throw new AgentError("not_found", `sandbox ${id} not found`);
   }
 
-  create(spec: SandboxSpec, options?: { signal?: AbortSignal }): Promise<SandboxInfo> {
-    const runtime = this.runtime(spec.runtime || this.name);
+  async create(spec: SandboxSpec, options?: { signal?: AbortSignal }): Promise<SandboxInfo> {
+    const runtime = this.runtime(spec.runtime || (await this.snapshotOwner(spec.template)));
     for (const other of this.entries) {
       if (other.runtime !== runtime && other.runtime.list().some((s) => s.id === spec.id)) {
         return Promise.reject(
@@ -108,6 +108,14 @@ export class RuntimeSet implements Runtime {
       }
     }
     return runtime.create(spec, options);
+  }
+
+  /** The runtime whose snapshot `template` names (a snapshot restores where it was made). */
+  private async snapshotOwner(template: string): Promise<string> {
+    for (const { runtime } of this.entries) {
+      if ((await runtime.listSnapshots()).some((s) => s.name === template)) return runtime.name;
+    }
+    return this.name;
   }
 
   destroy(id: string): Promise<void> {
