@@ -118,19 +118,19 @@ export class RuntimeSet implements Runtime {
     return this.name;
   }
 
-  destroy(id: string): Promise<void> {
+  async destroy(id: string): Promise<void> {
     return this.owner(id).destroy(id);
   }
 
-  pause(id: string, options?: { auto?: boolean }): Promise<SandboxInfo> {
+  async pause(id: string, options?: { auto?: boolean }): Promise<SandboxInfo> {
     return this.owner(id).pause(id, options);
   }
 
-  resume(id: string): Promise<SandboxInfo> {
+  async resume(id: string): Promise<SandboxInfo> {
     return this.owner(id).resume(id);
   }
 
-  setTimeout(id: string, timeoutSec: number): Promise<SandboxInfo> {
+  async setTimeout(id: string, timeoutSec: number): Promise<SandboxInfo> {
     return this.owner(id).setTimeout(id, timeoutSec);
   }
 
@@ -142,11 +142,11 @@ export class RuntimeSet implements Runtime {
     return this.entries.flatMap((e) => e.runtime.list());
   }
 
-  metrics(id: string): Promise<SandboxMetrics> {
+  async metrics(id: string): Promise<SandboxMetrics> {
     return this.owner(id).metrics(id);
   }
 
-  snapshot(id: string, name: string): Promise<SnapshotInfo> {
+  async snapshot(id: string, name: string): Promise<SnapshotInfo> {
     return this.owner(id).snapshot(id, name);
   }
 

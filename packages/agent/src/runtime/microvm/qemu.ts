@@ -142,7 +142,7 @@ async function qemuArgs(spec: VmSpec): Promise<string[]> {
  * and is adopted again through its QMP socket. Resolves once QMP listens.
  */
 export async function startQemu(spec: VmSpec): Promise<SandboxProcess> {
-  const args = ["--net=" + spec.netnsPath, QEMU, ...(await qemuArgs(spec))];
+  const args = [`--net=${spec.netnsPath}`, QEMU, ...(await qemuArgs(spec))];
   await new Promise<void>((resolve, reject) => {
     const child = spawn("nsenter", args, { stdio: ["ignore", "ignore", "pipe"] });
     const err: Buffer[] = [];
