@@ -67,7 +67,10 @@ async function reopen(vp: VmParts, record: SandboxRecord): Promise<VmLive | unde
       qmp.close();
     }
   } else {
-    if (!existsSync(paths.state) || !existsSync(paths.ram)) return undefined;
+    // An eager VM saved its RAM into the state file; a lazy one beside it.
+    if (!existsSync(paths.state) || (!vp.opts.eagerRestore && !existsSync(paths.ram))) {
+      return undefined;
+    }
     state = "paused";
   }
   const network = await openNetwork(record.resourceId, vp.pool);

@@ -58,7 +58,9 @@ export async function buildVm(
           ...["create", "-q", "-f", "qcow2", "-F", "qcow2", "-b", snap.disk, paths.disk],
         ]);
         // The RAM file becomes this VM's own: copied sparse, so a mostly idle guest is cheap.
-        await runCommand("cp", ["--sparse=always", "--reflink=auto", snap.ram, paths.ram]);
+        if (!vp.opts.eagerRestore) {
+          await runCommand("cp", ["--sparse=always", "--reflink=auto", snap.ram, paths.ram]);
+        }
       }
     });
     const network = timer.step("network", async () => {

@@ -113,12 +113,14 @@ async function writeSnapshot(
   const image = vp.store.imagePath(
     (await vp.store.readSnapshot(record.layers[0] ?? ""))?.baseTemplate ?? record.template,
   );
+  const eager = vp.opts.eagerRestore === true;
   const copy = async () => {
     // Flattened onto the base image: the snapshot never depends on another snapshot's files.
     await runCommand("qemu-img", [
       ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, paths.disk, out.disk],
     ]);
-    await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.ram, out.ram]);
+    // Eager VMs keep their RAM in anonymous memory: it is in the state file instead.
+    if (!eager) await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.ram, out.ram]);
   };
   try {
     if (live.state === "running") {
@@ -126,7 +128,7 @@ async function writeSnapshot(
       try {
         await qmp.execute("stop");
         await qmp.execute("migrate-set-capabilities", {
-          capabilities: [{ capability: "x-ignore-shared", state: true }],
+          capabilities: [{ capability: "x-ignore-shared", state: !eager }],
         });
         await timer.step("state", async () => {
           await qmp.execute("migrate", { uri: `exec:cat > '${out.state.replaceAll("'", "")}'` });
