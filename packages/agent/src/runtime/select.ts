@@ -43,7 +43,7 @@ export function createRuntimeSet(
       addressPool,
       templateStore,
     });
-    entries.push({ runtime: microvm, probe: async () => (await microvm.host()).accel, required });
+    entries.push({ runtime: microvm, probe: () => microvm.probe(), required });
   }
   return new RuntimeSet(entries, config.defaultRuntime);
 }

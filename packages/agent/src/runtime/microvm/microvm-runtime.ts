@@ -20,7 +20,7 @@ import type {
 } from "../types.js";
 import { ensureInitramfs, findKernel } from "./guest-image.js";
 import type { MicroVmRuntimeOptions, VmHost, VmLive, VmParts } from "./parts.js";
-import { detectAccel } from "./qemu.js";
+import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
 import { buildVm, saveAndStop, startSaved, teardownVm, vmDir } from "./vm-assembly.js";
 import { deleteVmSnapshot, ensureReady, snapshotInfo, snapshotVm } from "./vm-snapshots.js";
@@ -36,6 +36,7 @@ export class MicroVmRuntime implements Runtime {
   readonly name = "microvm";
   private readonly vp: VmParts;
   private hostInfo: Promise<VmHost> | undefined;
+  private accel: Promise<Accel> | undefined;
 
   constructor(opts: MicroVmRuntimeOptions) {
     const logger = opts.logger.child({ runtime: "microvm" });
@@ -63,13 +64,31 @@ export class MicroVmRuntime implements Runtime {
     };
   }
 
-  /** Kernel, initramfs (built once per kernel) and accelerator (KVM if it works, else TCG). */
+  /**
+   * Whether microVMs work here and how: the guest kernel and QEMU are there, and KVM if it
+   * works, else TCG. Cheap (no image is built): what the agent probes at start.
+   */
+  probe(): Promise<Accel> {
+    this.accel ??= (async () => {
+      await findKernel();
+      if (!(await qemuVersion())) {
+        throw new AgentError("failed_precondition", `${QEMU} not found: install qemu-system-x86`);
+      }
+      return this.vp.opts.accel ?? detectAccel();
+    })().catch((err: unknown) => {
+      this.accel = undefined;
+      throw err;
+    });
+    return this.accel;
+  }
+
+  /** Kernel, initramfs (built once per kernel, on first use) and accelerator. */
   host(): Promise<VmHost> {
     this.hostInfo ??= (async () => {
       const kernel = await findKernel();
       const [initrd, accel] = await Promise.all([
         ensureInitramfs(this.vp.store.dir, kernel),
-        this.vp.opts.accel ?? detectAccel(),
+        this.probe(),
       ]);
       return { kernel: kernel.kernelPath, initrd, accel };
     })().catch((err: unknown) => {
