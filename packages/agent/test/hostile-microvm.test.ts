@@ -21,8 +21,8 @@ describe.skipIf(skip)("hostile sandbox: microVM", { timeout: 300_000 }, () => {
   let b: HostileSandbox;
 
   beforeAll(async () => {
-    a = await hx.create("vm-a", { diskSizeMb: 0 });
-    b = await hx.create("vm-b", { diskSizeMb: 0 });
+    a = await hx.create("vm-a", { diskSizeMb: 512 });
+    b = await hx.create("vm-b", { diskSizeMb: 512 });
   }, 300_000);
 
   it("runs its own kernel and sees none of the host's files", async () => {
@@ -66,17 +66,22 @@ describe.skipIf(skip)("hostile sandbox: microVM", { timeout: 300_000 }, () => {
     expect((await a.user.sh("echo alive")).stdout).toBe("alive\n");
   });
 
-  it("disk is capped by its image: writing past it fails with no space, the host file stays small", async () => {
+  it("disk is capped at disk_size_mb: writing past it fails with no space, the host file stays small", async () => {
+    // The guest grew its filesystem to the overlay's 512 MiB at boot.
+    const df = await a.root.sh("df -m / | tail -1");
+    const totalMb = Number(df.stdout.trim().split(/\s+/)[1]);
+    expect(totalMb).toBeGreaterThan(400);
+    expect(totalMb).toBeLessThanOrEqual(512);
     const fill = await a.root.sh(
       "dd if=/dev/zero of=/fill bs=1M count=8192 2>&1; sync; rm -f /fill",
     );
     expect(fill.stdout).toMatch(/No space left/);
     const overlay = await stat(join(hx.dir, "sandboxes", a.id, "vm", "disk.qcow2"));
-    expect(overlay.size).toBeLessThan(2048 * MiB);
+    expect(overlay.size).toBeLessThan(640 * MiB);
   });
 
   it("a fork bomb inside one VM leaves the host and the other VM responsive", async () => {
-    const bomb = await hx.create("vm-bomb", { diskSizeMb: 0 });
+    const bomb = await hx.create("vm-bomb", { diskSizeMb: 512 });
     // Not awaited: the bomb takes its guest's one vCPU, envd inside included.
     void bomb.user
       .sh("(b() { b | b & }; b) >/dev/null 2>&1 &", { signal: AbortSignal.timeout(60_000) })

@@ -28,6 +28,7 @@ done
 n=0
 while [ ! -b /dev/vda ] && [ $n -lt 1000 ]; do sleep 0.01; n=$((n+1)); done
 mount -t ext4 -o noatime /dev/vda /newroot || { echo "wrenn-init: no root disk"; poweroff -f; }
+/sbin/resize2fs /dev/vda >/dev/null 2>&1 || echo "wrenn-init: cannot grow the root filesystem"
 ip link set lo up
 ip addr add ${GUEST_ADDRESS}/${GUEST_PREFIX} dev eth0
 ip link set eth0 up

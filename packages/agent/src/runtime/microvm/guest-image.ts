@@ -8,17 +8,22 @@ import {
   rename,
   rm,
   stat,
+  symlink,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
+import { copyInto, sharedLibraries } from "../../template/index.js";
 import { GUEST_DIR, initScript, START_SCRIPT } from "./guest-files.js";
 
 /** The modules the guest needs before its root disk and network exist. */
 const GUEST_MODULES = ["virtio_mmio", "virtio_blk", "virtio_net", "qemu_fw_cfg"];
 const BUSYBOX = "/bin/busybox";
 const TINI = "/usr/bin/tini-static";
+const RESIZE2FS = "/sbin/resize2fs";
+/** Bumped when the initramfs' contents change, so cached ones are made again. */
+const INITRD_LAYOUT = 2;
 /** Free space a base image gets beyond its files (MiB). */
 const IMAGE_HEADROOM_MB = 256;
 
@@ -78,7 +83,7 @@ function moduleName(path: string): string {
  * modules and /init. Built in a temporary directory and renamed, so a crash leaves no half.
  */
 export async function ensureInitramfs(cacheDir: string, kernel: GuestKernel): Promise<string> {
-  const dir = join(cacheDir, `kernel-${kernel.version}`);
+  const dir = join(cacheDir, `kernel-${kernel.version}-${INITRD_LAYOUT}`);
   const image = join(dir, "initrd.img");
   if (existsSync(image)) return image;
   const work = join(cacheDir, `.initrd-${process.pid}-${Date.now()}`);
@@ -99,6 +104,12 @@ export async function ensureInitramfs(cacheDir: string, kernel: GuestKernel): Pr
         join(work, "root/mod", `${moduleName(path)}.ko`),
       );
     }
+    // resize2fs grows the root filesystem to the overlay's size (disk_size_mb) at first boot.
+    for (const file of [RESIZE2FS, ...(await sharedLibraries(RESIZE2FS))]) {
+      await copyInto(join(work, "root"), file);
+    }
+    await mkdir(join(work, "root/etc"), { recursive: true });
+    await symlink("/proc/mounts", join(work, "root/etc/mtab"));
     await writeFile(join(work, "root/init"), initScript(names), { mode: 0o755 });
     await runCommand("/bin/sh", [
       "-c",

@@ -18,12 +18,18 @@ import type {
   SnapshotInfo,
   TemplateSummary,
 } from "../types.js";
-import { ensureInitramfs, findKernel } from "./guest-image.js";
+import { ensureInitramfs, findKernel, imageSizeMb } from "./guest-image.js";
 import type { MicroVmRuntimeOptions, VmHost, VmLive, VmParts } from "./parts.js";
 import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
 import { buildVm, saveAndStop, startSaved, teardownVm, vmDir } from "./vm-assembly.js";
-import { deleteVmSnapshot, ensureReady, snapshotInfo, snapshotVm } from "./vm-snapshots.js";
+import {
+  deleteVmSnapshot,
+  ensureImage,
+  ensureReady,
+  snapshotInfo,
+  snapshotVm,
+} from "./vm-snapshots.js";
 import { VmStore, vmPaths } from "./vm-store.js";
 
 /**
@@ -122,9 +128,10 @@ export class MicroVmRuntime implements Runtime {
         );
       }
       limits = lockedLimits(spec, { name: template });
+      const image = await timer.step("image", () => ensureImage(vp, info));
+      // The overlay cannot be smaller than the image under it.
+      limits.diskSizeMb = Math.max(limits.diskSizeMb, await imageSizeMb(image));
       snapshot = await timer.step("ready", () => ensureReady(vp, info, limits));
-      // The disk keeps the ready snapshot's size: its filesystem was made with the image.
-      limits.diskSizeMb = snapshot.diskSizeMb;
       template = info.name;
     }
     const record: SandboxRecord = {

@@ -51,6 +51,8 @@ export async function buildVm(
       if (source.kind === "boot") {
         await runCommand("qemu-img", [
           ...["create", "-q", "-f", "qcow2", "-F", "raw", "-b", source.image, paths.disk],
+          // The guest grows its filesystem to this at boot (resize2fs in the initramfs).
+          `${record.diskSizeMb}M`,
         ]);
       } else {
         const snap = vmPaths(source.snapshotDir);

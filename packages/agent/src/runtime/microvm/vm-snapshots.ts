@@ -53,7 +53,7 @@ export function ensureReady(
   template: TemplateInfo,
   limits: { vcpus: number; memoryMb: number; diskSizeMb: number },
 ): Promise<VmSnapshotMeta> {
-  const name = vp.store.readyName(template.name, limits.vcpus, limits.memoryMb);
+  const name = vp.store.readyName(template.name, limits);
   return once(name, async () => {
     const existing = await vp.store.readSnapshot(name);
     if (existing) return existing;

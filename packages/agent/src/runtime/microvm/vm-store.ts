@@ -31,7 +31,7 @@ export function vmPaths(dir: string): VmPaths {
 
 /**
  * `<agentDir>/microvm/`: the initramfs per kernel, one base image per template, and snapshots
- * (disk overlay + RAM + device state) by name; `ready-<template>-<vcpus>x<mb>` ones are the
+ * (disk overlay + RAM + device state) by name; `ready-<template>-<vcpus>x<mb>x<disk mb>` ones are the
  * booted-once templates every create restores from.
  */
 export class VmStore {
@@ -49,8 +49,9 @@ export class VmStore {
     return join(this.dir, "snapshots", name);
   }
 
-  readyName(template: string, vcpus: number, memoryMb: number): string {
-    return `ready-${template}-${vcpus}x${memoryMb}`;
+  /** The booted-once snapshot of a template for these limits (its disk size included). */
+  readyName(template: string, l: { vcpus: number; memoryMb: number; diskSizeMb: number }): string {
+    return `ready-${template}-${l.vcpus}x${l.memoryMb}x${l.diskSizeMb}`;
   }
 
   /** A directory to build a snapshot in, renamed into place by `commitSnapshot`. */
