@@ -38,6 +38,7 @@ describe.skipIf(skip)("microvm", { timeout: 240_000 }, () => {
     makeRuntime,
     snapshotLimitsRefused: true,
     observeMs: 4_000,
+    diskSizeMb: 512,
     // Each crashed create gets a /28 of its own in our /24: it cannot know what the others left.
     crashCreate: (agentDir, id, killAfterMs) =>
       crashNamespaceCreate(

@@ -64,7 +64,10 @@ export class MicroVmRuntime implements Runtime {
         network: (live) => live.network,
         // A paused VM has no process: its files are what keeps it.
         alive: async (live) =>
-          live.state === "paused" || !live.record.process || isSandboxAlive(live.record.process),
+          live.state === "paused" ||
+          live.switching === true ||
+          !live.record.process ||
+          isSandboxAlive(live.record.process),
       }),
       host: () => this.host(),
     };
@@ -196,7 +199,12 @@ export class MicroVmRuntime implements Runtime {
     return serialize(live, async () => {
       expectState(live, "running", "pause");
       const timer = new StepTimer();
-      await timer.step("save", () => saveAndStop(live, vp.opts.eagerRestore));
+      live.switching = true;
+      try {
+        await timer.step("save", () => saveAndStop(live, vp.opts.eagerRestore));
+      } finally {
+        live.switching = false;
+      }
       live.state = "paused";
       live.record.phase = "paused";
       live.record.autoPaused = options.auto ?? false;
@@ -221,7 +229,12 @@ export class MicroVmRuntime implements Runtime {
     return serialize(live, async () => {
       expectState(live, "paused", "resume");
       const timer = new StepTimer();
-      await startSaved(vp, live, timer);
+      live.switching = true;
+      try {
+        await startSaved(vp, live, timer);
+      } finally {
+        live.switching = false;
+      }
       live.state = "running";
       live.record.phase = "running";
       live.record.autoPaused = false;

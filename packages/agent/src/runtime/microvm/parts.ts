@@ -31,6 +31,8 @@ export interface VmLive extends LiveBase {
   /** The sandbox's `vm/` files. */
   paths: VmPaths;
   lastCpu?: { at: number; ticks: number };
+  /** A pause or resume is ending or starting QEMU: the process watchdog looks away. */
+  switching?: boolean;
 }
 
 /** The runtime's parts, shared by the files implementing its seams. */
