@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
+import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
 import { type Figure, printTable } from "./stats.js";
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   server: benchServer,
   sdk: benchSdk,
   fleet: benchFleet,
+  microvm: benchMicroVm,
 };
 
 const only = process.argv.slice(2);

@@ -40,6 +40,7 @@ export type { Agent, CreateAgentOptions } from "./rpc/index.js";
 export { createAgent, createHostAgentService } from "./rpc/index.js";
 export type {
   AdoptReport,
+  MicroVmRuntimeOptions,
   NamespaceRuntimeOptions,
   Runtime,
   SandboxInfo,
@@ -51,9 +52,13 @@ export type {
   WarmPoolTarget,
 } from "./runtime/index.js";
 export {
+  createRuntimeSet,
   DEFAULT_LIMITS,
+  detectAccel,
   ENVD_PORT,
+  MicroVmRuntime,
   NamespaceRuntime,
+  RuntimeSet,
   SANDBOX_HOSTNAME,
 } from "./runtime/index.js";
 export type { SandboxPhase, SandboxRecord, SnapshotRecord } from "./state/index.js";

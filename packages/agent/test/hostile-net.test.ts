@@ -1,7 +1,6 @@
 import { execFileSync } from "node:child_process";
 import { createSocket } from "node:dgram";
-import { createServer, type Server, connect as tcpConnect } from "node:net";
-import { networkInterfaces } from "node:os";
+import { createServer, connect as tcpConnect } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { beforeAll, describe, expect, it } from "vitest";
 import {
@@ -12,39 +11,13 @@ import {
   SANDBOX_IF,
 } from "../src/network/index.js";
 import { type HostileSandbox, hostileRuntime } from "./fixtures/hostile-runtime.js";
-
-/** A TCP server that answers "host-server" and records the peers of the connections it got. */
-async function listen(host: string): Promise<{ server: Server; port: number; peers: string[] }> {
-  const peers: string[] = [];
-  const server = createServer((socket) => {
-    peers.push(socket.remoteAddress ?? "?");
-    socket.on("error", () => {}); // probes hang up at once
-    socket.end("host-server\n");
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, host, resolve);
-  });
-  const address = server.address();
-  if (!address || typeof address === "string") throw new Error("no port");
-  return { server, port: address.port, peers };
-}
-
-/** What a connection from this host to host:port gets: "connected" or the error code. */
-function hostConnect(host: string, port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = tcpConnect({ host, port, timeout: 2000 });
-    socket.once("connect", () => {
-      socket.destroy();
-      resolve("connected");
-    });
-    socket.once("timeout", () => {
-      socket.destroy();
-      resolve("timeout");
-    });
-    socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
-  });
-}
+import {
+  connectFrom,
+  hostConnect,
+  hostVethAddress,
+  listen,
+  otherHostAddresses,
+} from "./fixtures/net-probe.js";
 
 function hostConnectPath(path: string): Promise<string> {
   return new Promise((resolve) => {
@@ -55,47 +28,6 @@ function hostConnectPath(path: string): Promise<string> {
     });
     socket.once("error", (err: NodeJS.ErrnoException) => resolve(err.code ?? "error"));
   });
-}
-
-// Run inside the sandbox with node: connects to every "host:port" argument at once and prints
-// "<target> <connected|timeout|ERRCODE>" for each.
-const CONNECT_ALL = `const net = require("net");
-for (const target of process.argv.slice(1)) {
-  const i = target.lastIndexOf(":");
-  const s = net.connect({ host: target.slice(0, i), port: Number(target.slice(i + 1)), timeout: 2000 });
-  s.on("connect", () => { console.log(target + " connected"); s.destroy(); });
-  s.on("timeout", () => { console.log(target + " timeout"); s.destroy(); });
-  s.on("error", (e) => console.log(target + " " + e.code));
-}`;
-
-async function connectFrom(
-  sandbox: HostileSandbox,
-  targets: string[],
-): Promise<Map<string, string>> {
-  const res = await sandbox.root.sh(`node -e '${CONNECT_ALL}' ${targets.join(" ")}`);
-  expect(res.exitCode, res.stderr).toBe(0);
-  return new Map(
-    res.stdout
-      .trim()
-      .split("\n")
-      .map((l) => l.split(" ") as [string, string]),
-  );
-}
-
-function hostVethAddress(id: string): string {
-  const out = execFileSync("ip", ["-4", "-o", "addr", "show", "dev", hostIfName(id)]).toString();
-  const m = /inet (\d+\.\d+\.\d+\.\d+)\//.exec(out);
-  if (!m?.[1]) throw new Error(`no address on ${hostIfName(id)}`);
-  return m[1];
-}
-
-/** This host's own non-loopback IPv4 addresses outside the sandbox veths (e.g. eth0's). */
-function otherHostAddresses(): string[] {
-  return Object.entries(networkInterfaces())
-    .filter(([name]) => !name.startsWith(hostIfName("x").slice(0, 2)))
-    .flatMap(([, addrs]) => addrs ?? [])
-    .filter((a) => a.family === "IPv4" && !a.internal)
-    .map((a) => a.address);
 }
 
 function linkLocal(ifName: string): string {

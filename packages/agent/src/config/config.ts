@@ -47,7 +47,17 @@ export interface AgentConfig {
   heartbeatSec?: number;
   /** `WRENN_CP_GRACE_SEC` (default 300): without the server this long, running sandboxes pause. */
   cpGraceSec: number;
+  /**
+   * `WRENN_RUNTIMES`: comma-separated runtimes to serve (namespace, microvm). Unset: every
+   * runtime that works on this host; a named one that does not work stops the start.
+   */
+  runtimes?: string[];
+  /** `WRENN_DEFAULT_RUNTIME`, default namespace: what a create without `runtime` gets. */
+  defaultRuntime: string;
 }
+
+/** The runtimes an agent can serve. */
+export const RUNTIME_NAMES = ["namespace", "microvm"] as const;
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
   const dataDir = env.WRENN_DATA_DIR || join(homedir(), ".wrenn");
@@ -75,6 +85,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
       ? seconds("WRENN_HEARTBEAT_SEC", env.WRENN_HEARTBEAT_SEC)
       : undefined,
     cpGraceSec: seconds("WRENN_CP_GRACE_SEC", env.WRENN_CP_GRACE_SEC || "300"),
+    runtimes: env.WRENN_RUNTIMES ? parseRuntimes(env.WRENN_RUNTIMES) : undefined,
+    defaultRuntime: parseRuntimes(
+      env.WRENN_DEFAULT_RUNTIME || "namespace",
+      "WRENN_DEFAULT_RUNTIME",
+    )[0]!,
   };
 }
 
@@ -83,6 +98,20 @@ function seconds(name: string, text: string): number {
   if (!Number.isFinite(n) || n <= 0)
     throw new Error(`${name}: not a positive number of seconds: ${text}`);
   return n;
+}
+
+export function parseRuntimes(value: string, variable = "WRENN_RUNTIMES"): string[] {
+  const names = value
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  for (const name of names) {
+    if (!(RUNTIME_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`${variable}: unknown runtime ${name} (known: ${RUNTIME_NAMES.join(", ")})`);
+    }
+  }
+  if (names.length === 0) throw new Error(`${variable}: no runtime named`);
+  return names;
 }
 
 export function parseWarmPool(value: string): WarmPoolTarget[] {

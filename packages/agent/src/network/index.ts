@@ -22,6 +22,7 @@ export {
   removeHostFirewall,
   removeInternetMember,
 } from "./firewall.js";
+export { setInternetAccess } from "./internet.js";
 export { hostIfName, netnsName, SANDBOX_IF } from "./names.js";
 export type { CreateNetworkOptions, NetworkDebris, SandboxNetwork } from "./network.js";
 export {
@@ -31,3 +32,5 @@ export {
   openNetwork,
   removeNetwork,
 } from "./network.js";
+export type { VmTapOptions } from "./vm-tap.js";
+export { addVmTap, VM_TAP } from "./vm-tap.js";

@@ -14,8 +14,7 @@ import { createLogger, type Logger } from "../logger/index.js";
 import { type CidrClaim, claimSandboxCidr } from "../network/index.js";
 import { EnvdProxy, sendError } from "../proxy/index.js";
 import { Reaper } from "../reaper/index.js";
-import type { Runtime } from "../runtime/index.js";
-import { NamespaceRuntime } from "../runtime/namespace/index.js";
+import { createRuntimeSet, type Runtime, RuntimeSet } from "../runtime/index.js";
 import { StateStore } from "../state/index.js";
 import { handleSnapshotArchive } from "../transfer/index.js";
 import { createHostAgentService } from "./service.js";
@@ -23,7 +22,7 @@ import { createHostAgentService } from "./service.js";
 export interface CreateAgentOptions {
   /** Overrides on top of the `WRENN_*` environment. */
   config?: Partial<AgentConfig>;
-  /** Default: a NamespaceRuntime over `config.agentDir`. */
+  /** Default: the runtimes of `config` (WRENN_RUNTIMES) over `config.agentDir`. */
   runtime?: Runtime;
   logger?: Logger;
   /** Reaper period; 2 s by default. */
@@ -65,14 +64,7 @@ const version: string = (
 export function createAgent(options: CreateAgentOptions = {}): Agent {
   const config = { ...loadConfig(), ...options.config };
   const logger = options.logger ?? createLogger(config.logLevel);
-  const runtime =
-    options.runtime ??
-    new NamespaceRuntime({
-      agentDir: config.agentDir,
-      envdDir: config.envdDir,
-      logger,
-      warmPool: config.warmPool,
-    });
+  const runtime = options.runtime ?? createRuntimeSet(config, logger);
   const reaper = new Reaper({ runtime, logger, intervalMs: options.reaperIntervalMs });
   const service = createHostAgentService({ runtime, reaper, agentDir: config.agentDir, version });
   const routes = (router: ConnectRouter) => {
@@ -135,9 +127,16 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
           });
           authorized = bearerCheck(fleet.agentKey);
         }
+        const dropped = runtime instanceof RuntimeSet ? await runtime.prepare() : [];
         const report = await runtime.adopt();
         logger.info(
-          { adopted: report.adopted, cleaned: report.cleaned, errors: report.errors.map(String) },
+          {
+            runtimes: runtimeSummary(runtime),
+            unavailable: dropped,
+            adopted: report.adopted,
+            cleaned: report.cleaned,
+            errors: report.errors.map(String),
+          },
           "agent started",
         );
       } catch (err) {
@@ -207,6 +206,14 @@ function defaultAdvertiseUrl(listenUrl: string): string {
   const url = new URL(listenUrl);
   if (url.hostname === "0.0.0.0" || url.hostname === "[::]") url.hostname = hostname();
   return url.origin;
+}
+
+/** e.g. "namespace, microvm (tcg)": what the start-up line says this host runs. */
+function runtimeSummary(runtime: Runtime): string {
+  if (!(runtime instanceof RuntimeSet)) return runtime.name;
+  return runtime.entries
+    .map((e) => (e.accel ? `${e.runtime.name} (${e.accel})` : e.runtime.name))
+    .join(", ");
 }
 
 /** Without a token every request passes (loopback, in-process); with one, only its bearer. */

@@ -8,7 +8,7 @@ import { ConnectError } from "@connectrpc/connect";
 import type { HostAgentService } from "@wrenn/proto/agent";
 import { AgentError } from "../errors.js";
 import type { Reaper } from "../reaper/index.js";
-import type { Runtime } from "../runtime/index.js";
+import { type Runtime, RuntimeSet } from "../runtime/index.js";
 import { assertSandboxId } from "../state/index.js";
 import { assertSafeName } from "../template/index.js";
 import { toMetrics, toSandbox, toSnapshot } from "./convert.js";
@@ -59,7 +59,7 @@ export function createHostAgentService(
     createSandbox: guard(async (req, ctx) => {
       assertSandboxId(req.sandboxId);
       assertSafeName(req.template, "template name");
-      if (req.runtime && req.runtime !== runtime.name) {
+      if (req.runtime && !(runtime instanceof RuntimeSet) && req.runtime !== runtime.name) {
         throw new AgentError("invalid_argument", `runtime ${req.runtime} is not available here`);
       }
       const info = await runtime.create(
@@ -73,6 +73,7 @@ export function createHostAgentService(
           envs: req.envs,
           metadata: req.metadata,
           allowInternetAccess: req.allowInternetAccess,
+          runtime: req.runtime || undefined,
         },
         { signal: ctx.signal },
       );
@@ -136,6 +137,7 @@ export function createHostAgentService(
       snapshots: (await runtime.listSnapshots()).map(toSnapshot),
     })),
     getHostInfo: guard(async () => {
+      const entries = runtime instanceof RuntimeSet ? runtime.entries : [{ runtime, accel: "" }];
       const all = runtime.list();
       const live = all.filter((s) => s.state === "running" || s.state === "paused");
       const disk = await statfs(opts.agentDir);
@@ -143,7 +145,8 @@ export function createHostAgentService(
         hostId: await hostId(opts.agentDir),
         hostname: os.hostname(),
         version: opts.version,
-        runtimes: [runtime.name],
+        runtimes: entries.map((e) => e.runtime.name),
+        runtimeDetails: entries.map((e) => ({ name: e.runtime.name, accel: e.accel ?? "" })),
         defaultRuntime: runtime.name,
         capacity: {
           vcpus: os.availableParallelism(),
@@ -157,12 +160,18 @@ export function createHostAgentService(
           memoryAllocatedMb: BigInt(live.reduce((n, s) => n + s.memoryMb, 0)),
           vcpusAllocated: live.reduce((n, s) => n + s.vcpus, 0),
         },
-        templates: (await runtime.templates()).map((t) => ({
-          name: t.name,
-          ready: t.ready,
-          runtime: runtime.name,
-          sizeBytes: BigInt(t.sizeBytes),
-        })),
+        templates: (
+          await Promise.all(
+            entries.map(async (e) => ({ name: e.runtime.name, list: await e.runtime.templates() })),
+          )
+        ).flatMap(({ name, list }) =>
+          list.map((t) => ({
+            name: t.name,
+            ready: t.ready,
+            runtime: name,
+            sizeBytes: BigInt(t.sizeBytes),
+          })),
+        ),
       };
     }),
   };

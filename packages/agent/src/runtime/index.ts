@@ -1,10 +1,11 @@
-export type { NamespaceRuntimeOptions, WarmPoolTarget } from "./namespace/index.js";
-export {
-  DEFAULT_LIMITS,
-  ENVD_PORT,
-  NamespaceRuntime,
-  SANDBOX_HOSTNAME,
-} from "./namespace/index.js";
+export { DEFAULT_LIMITS, lockedLimits } from "./limits.js";
+export type { MicroVmRuntimeOptions } from "./microvm/index.js";
+export { detectAccel, MicroVmRuntime } from "./microvm/index.js";
+export type { NamespaceRuntimeOptions } from "./namespace/index.js";
+export { ENVD_PORT, NamespaceRuntime, SANDBOX_HOSTNAME } from "./namespace/index.js";
+export type { RuntimeEntry } from "./runtime-set.js";
+export { RuntimeSet } from "./runtime-set.js";
+export { createRuntimeSet } from "./select.js";
 export type {
   AdoptReport,
   Runtime,
@@ -15,3 +16,4 @@ export type {
   SnapshotInfo,
   TemplateSummary,
 } from "./types.js";
+export type { WarmPoolTarget } from "./warm-pool.js";

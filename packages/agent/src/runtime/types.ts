@@ -13,6 +13,8 @@ export interface SandboxSpec {
   envs?: Record<string, string>;
   metadata?: Record<string, string>;
   allowInternetAccess?: boolean;
+  /** Which runtime of the agent's set runs it (RuntimeSet); the default one when absent. */
+  runtime?: string;
 }
 
 export type SandboxStatus = "pending" | "running" | "paused" | "error";

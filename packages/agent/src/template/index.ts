@@ -1,4 +1,5 @@
 export { DEBIAN_PACKAGES, DEBIAN_SUITE, debianMirror } from "./debian-base.js";
+export { copyInto, sharedLibraries } from "./minimal.js";
 export { assertSafeName, isSafeName } from "./safe-name.js";
 export type { EnsureTemplateOptions, TemplateStoreOptions, WriteSnapshotOptions } from "./store.js";
 export { BUILTIN_TEMPLATES, TemplateStore } from "./store.js";

@@ -68,7 +68,7 @@ export async function makeStandardDirs(root: string): Promise<void> {
 }
 
 /** The libraries `ldd` lists (including the loader), by the paths the binary will look for. */
-async function sharedLibraries(binary: string): Promise<string[]> {
+export async function sharedLibraries(binary: string): Promise<string[]> {
   const out = await run("ldd", [binary]);
   const libs: string[] = [];
   for (const line of out.split("\n")) {
@@ -88,7 +88,7 @@ async function isStatic(binary: string): Promise<boolean> {
 }
 
 /** Copies a host file's contents (symlinks resolved) to the same path under root. */
-async function copyInto(root: string, hostPath: string): Promise<void> {
+export async function copyInto(root: string, hostPath: string): Promise<void> {
   const dest = join(root, hostPath);
   await mkdir(dirname(dest), { recursive: true });
   await copyFile(await realpath(hostPath), dest, constants.COPYFILE_FICLONE);

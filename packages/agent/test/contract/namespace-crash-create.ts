@@ -7,7 +7,7 @@ import { fileURLToPath } from "node:url";
 const script = fileURLToPath(new URL("./namespace-create-child.ts", import.meta.url));
 
 /**
- * Runs a NamespaceRuntime create of `id` over `agentDir` in a child process and SIGKILLs it
+ * Runs a create of `id` (NamespaceRuntime unless `runtime` says microvm) over `agentDir` in a child process and SIGKILLs it
  * `killAfterMs` after the sandbox's record appears (or when it ends by itself).
  */
 export async function crashNamespaceCreate(
@@ -15,14 +15,15 @@ export async function crashNamespaceCreate(
   id: string,
   killAfterMs: number,
   env: Record<string, string> = {},
+  runtime: "namespace" | "microvm" = "namespace",
 ): Promise<void> {
-  const child = spawn(process.execPath, ["--import", "tsx", script, agentDir, id], {
+  const child = spawn(process.execPath, ["--import", "tsx", script, agentDir, id, runtime], {
     stdio: ["ignore", "ignore", "inherit"],
     env: { ...process.env, ...env },
   });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const record = join(agentDir, "sandboxes", id, "sandbox.json");
-  const deadline = Date.now() + 30_000;
+  const deadline = Date.now() + 120_000;
   let ended = false;
   void exited.then(() => {
     ended = true;

@@ -20,12 +20,26 @@ export interface RuntimeContractOptions {
    * SIGKILL after `killAfterMs` once the sandbox's record exists: a crash mid-create.
    */
   crashCreate?: (agentDir: string, id: string, killAfterMs: number) => Promise<void>;
+  /**
+   * A create from a snapshot that asks for other vCPUs or memory is refused (a microVM's RAM
+   * and vCPUs are in the snapshot) instead of given the snapshot's.
+   */
+  snapshotLimitsRefused?: boolean;
+  /**
+   * How long the pause test watches a counter run (default 1 s): longer for runtimes whose
+   * resume and exec are slow (a microVM under TCG), so the ticks counted during them stay small
+   * next to a window of free running.
+   */
+  observeMs?: number;
+  /** The disk size the suite asks for (default 64; a microVM's cannot be under its image). */
+  diskSizeMb?: number;
 }
 
 /** What every runtime must do; run it from a `<runtime>.test.ts` file. */
 export function runtimeContract(name: string, options: RuntimeContractOptions): void {
   describe(`runtime contract: ${name}`, { timeout: 60_000 }, () => {
     const prefix = `ct${randomBytes(3).toString("hex")}`;
+    const disk = options.diskSizeMb ?? 64;
     const ids = new Set<string>();
     let dir: string;
     let runtime: Runtime;
@@ -40,7 +54,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       template: options.template,
       vcpus: 1,
       memoryMb: 256,
-      diskSizeMb: 64,
+      diskSizeMb: disk,
       ...more,
     });
     const envd = (id: string) => EnvdClient.direct(runtime.get(id));
@@ -93,7 +107,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
         template: options.template,
         vcpus: 1,
         memoryMb: 256,
-        diskSizeMb: 64,
+        diskSizeMb: disk,
         timeoutSec: 30,
         metadata: { team: "t1" },
       });
@@ -104,7 +118,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       const metrics = await runtime.metrics(id);
       expect(metrics.memLimitBytes).toBe(256 * 2 ** 20);
       expect(metrics.pids).toBeGreaterThan(0);
-      expect(metrics.diskLimitBytes).toBe(64 * 2 ** 20);
+      expect(metrics.diskLimitBytes).toBe(disk * 2 ** 20);
       expect(metrics.diskUsedBytes).toBeGreaterThan(0);
       await expectCode(runtime.create(spec(id)), "already_exists");
     });
@@ -141,7 +155,7 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       await sleep(1_000);
       expect((await runtime.resume(id)).state).toBe("running");
       const afterResume = await read();
-      await sleep(1_000);
+      await sleep(options.observeMs ?? 1_000);
       const later = await read();
       // Frozen for a second: at most a few ticks (the reads themselves); running: dozens.
       expect(afterResume - beforePause).toBeLessThan((later - afterResume) / 2);
@@ -169,8 +183,14 @@ export function runtimeContract(name: string, options: RuntimeContractOptions): 
       await expectCode(runtime.snapshot(id, "../evil"), "invalid_argument");
 
       const child = newId("child");
-      const made = await runtime.create(spec(child, { template: snap, vcpus: 2, memoryMb: 512 }));
-      expect(made).toMatchObject({ template: snap, vcpus: 1, memoryMb: 256, diskSizeMb: 64 });
+      const other = { template: snap, vcpus: 2, memoryMb: 512 };
+      if (options.snapshotLimitsRefused) {
+        await expectCode(runtime.create(spec(child, other)), "invalid_argument");
+      }
+      const made = await runtime.create(
+        spec(child, options.snapshotLimitsRefused ? { template: snap } : other),
+      );
+      expect(made).toMatchObject({ template: snap, vcpus: 1, memoryMb: 256, diskSizeMb: disk });
       expect((await envd(child).sh("cat /home/user/snap.txt")).stdout).toBe("kept\n");
       expect((await runtime.listSnapshots()).find((s) => s.name === snap)).toMatchObject({
         sourceSandboxId: id,

@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { accessSync, constants } from "node:fs";
-import { access, open, readFile } from "node:fs/promises";
+import { access, open, readdir, readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
 
@@ -243,6 +243,44 @@ async function checkKvm(): Promise<CheckResult> {
   }
 }
 
+/**
+ * Whether the microvm runtime can run here, and how: QEMU started with KVM (tried, not
+ * guessed from /dev/kvm) or TCG, plus the guest kernel and the tools its images need.
+ */
+async function checkMicroVm(): Promise<CheckResult> {
+  const missing = [
+    !which("qemu-system-x86_64") && "qemu-system-x86",
+    !which("qemu-img") && "qemu-utils",
+    !which("tini-static") && "tini",
+    !which("cpio") && "cpio",
+  ].filter((p): p is string => typeof p === "string");
+  const boot = await readdir("/boot").catch(() => [] as string[]);
+  const kernel = boot
+    .filter((f) => /^vmlinuz-.*-cloud-amd64$/.test(f))
+    .sort()
+    .at(-1);
+  if (!kernel) missing.push("linux-image-cloud-amd64");
+  if (missing.length > 0) {
+    return {
+      name: "microvm runtime",
+      status: "warn",
+      detail: `unavailable: ${missing.join(", ")} not installed`,
+      fix: apt(...missing),
+      packages: missing,
+    };
+  }
+  const { detectAccel } = await import("@wrenn/agent");
+  const accel = await detectAccel();
+  return {
+    name: "microvm runtime",
+    status: "ok",
+    detail:
+      accel === "kvm"
+        ? `works with KVM (${kernel})`
+        : `works with TCG software emulation (${kernel}): boots take seconds, creates restore a snapshot`,
+  };
+}
+
 async function checkNode(): Promise<CheckResult> {
   const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
   const ok = major > 20 || (major === 20 && minor >= 19);
@@ -289,6 +327,7 @@ export async function runDoctor(): Promise<DoctorReport> {
         "needed by the microvm runtime",
       ),
     ),
+    checkMicroVm(),
   ]);
   const packagesOf = (status: CheckStatus) => [
     ...new Set(checks.flatMap((c) => (c.status === status ? (c.packages ?? []) : []))),

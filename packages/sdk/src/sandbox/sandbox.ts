@@ -34,6 +34,11 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   allowInternetAccess?: boolean;
   /** Run it on this host (the team's own or a shared one); default: the scheduler picks. */
   hostId?: string;
+  /**
+   * How it is isolated: `"namespace"` (Linux namespaces, the default) or `"microvm"` (its own
+   * kernel in a QEMU microVM; pause frees its memory). The host must offer it.
+   */
+  runtime?: "namespace" | "microvm" | (string & {});
   /** Aborts the create call. */
   signal?: AbortSignal;
   /** Timeout of the create call itself (default 60 000 ms). */
@@ -91,6 +96,7 @@ export class Sandbox {
       envs: opts.envs,
       allow_internet_access: opts.allowInternetAccess,
       host_id: opts.hostId,
+      runtime: opts.runtime,
     };
     const created = await client.json<WireSandbox>({
       method: "POST",

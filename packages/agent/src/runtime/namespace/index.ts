@@ -1,8 +1,3 @@
-export type { NamespaceRuntimeOptions } from "./namespace-runtime.js";
-export {
-  DEFAULT_LIMITS,
-  ENVD_PORT,
-  NamespaceRuntime,
-  SANDBOX_HOSTNAME,
-} from "./namespace-runtime.js";
-export type { WarmPoolTarget } from "./warm-pool.js";
+export { NamespaceRuntime } from "./namespace-runtime.js";
+export type { NamespaceRuntimeOptions } from "./parts.js";
+export { ENVD_PORT, SANDBOX_HOSTNAME } from "./parts.js";

@@ -11,6 +11,7 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
     "<%= config.bin %> sandbox create",
     "<%= config.bin %> sandbox create --template base --memory 1024 --timeout 10m --metadata owner=alice",
     "ID=$(<%= config.bin %> sandbox create) && <%= config.bin %> exec $ID -- uname -a",
+    "<%= config.bin %> sandbox create --runtime microvm",
   ];
   static override flags = {
     template: Flags.string({
@@ -35,6 +36,10 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
       description: "key=value label (repeatable).",
       multiple: true,
     }),
+    runtime: Flags.string({
+      description: "How the sandbox is isolated: namespace (default) or microvm (its own kernel).",
+      env: "WRENN_RUNTIME",
+    }),
     env: Flags.string({
       char: "e",
       description: "KEY=value environment variable for every command (repeatable).",
@@ -56,6 +61,7 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
         : {}),
       ...(flags.metadata?.length ? { metadata: parsePairs(flags.metadata, "metadata") } : {}),
       ...(flags.env?.length ? { envs: parsePairs(flags.env, "env") } : {}),
+      ...(flags.runtime ? { runtime: flags.runtime } : {}),
     });
     if (this.jsonEnabled()) return sandboxJson(await sandbox.getInfo());
     this.log(sandbox.sandboxId);

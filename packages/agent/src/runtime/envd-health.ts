@@ -3,7 +3,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { Process } from "@wrenn/proto/process";
-import { AgentError } from "../../errors.js";
+import { AgentError } from "../errors.js";
 
 /** A sandbox's envd as the agent reaches it: address and the access token envd requires. */
 export interface EnvdTarget {
@@ -125,4 +125,26 @@ export async function warmUpEnvd(envd: EnvdTarget, runs = 3): Promise<void> {
       }
     }
   }
+}
+
+/** Runs one command through envd as `user` and resolves with its exit code. */
+export async function execEnvd(
+  envd: { host: string; port: number },
+  cmd: string,
+  args: string[],
+  user = "root",
+): Promise<number> {
+  const client = createClient(
+    Process,
+    createConnectTransport({ baseUrl: `http://${envd.host}:${envd.port}`, httpVersion: "1.1" }),
+  );
+  const headers = { authorization: `Basic ${Buffer.from(`${user}:`).toString("base64")}` };
+  for await (const res of client.start(
+    { process: { cmd, args } },
+    { headers, signal: AbortSignal.timeout(30_000) },
+  )) {
+    const event = res.event?.event;
+    if (event?.case === "end") return event.value.exitCode;
+  }
+  throw new AgentError("internal", `${cmd}: envd closed the stream without an end`);
 }

@@ -1,0 +1,4 @@
+export { MicroVmRuntime } from "./microvm-runtime.js";
+export type { MicroVmRuntimeOptions } from "./parts.js";
+export type { Accel } from "./qemu.js";
+export { detectAccel, qemuVersion } from "./qemu.js";

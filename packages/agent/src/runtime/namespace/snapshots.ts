@@ -1,0 +1,114 @@
+import type { Readable } from "node:stream";
+import { AgentError } from "../../errors.js";
+import { StepTimer } from "../../logger/index.js";
+import { assertSafeName, type TemplateInfo } from "../../template/index.js";
+import { serialize } from "../sandbox-table.js";
+import type { SnapshotInfo } from "../types.js";
+import type { NamespaceParts } from "./parts.js";
+
+/** Freezes the sandbox's upper layer into a new read-only template; the sandbox keeps going. */
+export async function snapshotSandbox(
+  ns: NamespaceParts,
+  id: string,
+  name: string,
+): Promise<SnapshotInfo> {
+  assertSafeName(name, "snapshot name");
+  const live = ns.sandboxes.get(id);
+  return serialize(live, async () => {
+    if (live.state !== "running" && live.state !== "paused") {
+      throw new AgentError("failed_precondition", `sandbox ${id} is ${live.state}`);
+    }
+    const timer = new StepTimer();
+    const wasRunning = live.state === "running";
+    // Frozen while its upper layer is copied, so the snapshot is one consistent moment.
+    if (wasRunning) await timer.step("freeze", () => live.cgroup!.freeze());
+    let template: TemplateInfo;
+    try {
+      template = await timer.step("copy", () =>
+        ns.templateStore.writeSnapshotTemplate({
+          name,
+          parent: live.record.template,
+          fromDir: live.disk!.upperDir,
+          vcpus: live.record.vcpus,
+          memoryMb: live.record.memoryMb,
+          diskSizeMb: live.record.diskSizeMb,
+        }),
+      );
+    } finally {
+      if (wasRunning) await timer.step("thaw", () => live.cgroup!.thaw());
+    }
+    ns.logger.info(
+      { op: "snapshot", sandboxId: id, snapshot: name, ms: timer.ms, steps: timer.steps },
+      "snapshot created",
+    );
+    await ns.state.writeSnapshot(name, { sourceSandboxId: id });
+    return snapshotInfo(ns, template);
+  });
+}
+
+export async function deleteSnapshot(ns: NamespaceParts, name: string): Promise<void> {
+  assertSafeName(name, "snapshot name");
+  const template = await ns.templateStore.getTemplate(name);
+  if (template.kind !== "snapshot") {
+    throw new AgentError("failed_precondition", `${name} is a template, not a snapshot`);
+  }
+  const users = ns.sandboxes.usersOf(name);
+  if (users.length > 0) {
+    throw new AgentError(
+      "failed_precondition",
+      `snapshot ${name} is in use by sandbox(es) ${users.join(", ")}`,
+    );
+  }
+  await ns.templateStore.deleteTemplate(name);
+  await ns.state.removeSnapshot(name);
+}
+
+/** A snapshot as a tar stream, for another host to import. */
+export async function exportSnapshot(
+  ns: NamespaceParts,
+  name: string,
+): Promise<{ info: SnapshotInfo; archive: Readable }> {
+  assertSafeName(name, "snapshot name");
+  const template = await ns.templateStore.getTemplate(name);
+  if (template.kind !== "snapshot") {
+    throw new AgentError("not_found", `snapshot ${name} not found (${name} is a template)`);
+  }
+  const { archive } = await ns.templateStore.exportTemplate(name);
+  return { info: await snapshotInfo(ns, template), archive };
+}
+
+/** Installs a snapshot exported by another host: whole or not at all. */
+export async function importSnapshot(
+  ns: NamespaceParts,
+  name: string,
+  archive: Readable,
+  meta: { sourceSandboxId: string },
+): Promise<SnapshotInfo> {
+  const template = await ns.templateStore.importSnapshotTemplate(name, archive);
+  await ns.state.writeSnapshot(name, { sourceSandboxId: meta.sourceSandboxId });
+  ns.logger.info(
+    { op: "import", snapshot: name, sizeBytes: template.sizeBytes },
+    "snapshot imported",
+  );
+  return snapshotInfo(ns, template);
+}
+
+export async function listSnapshots(ns: NamespaceParts): Promise<SnapshotInfo[]> {
+  const all = await ns.templateStore.listTemplates();
+  return Promise.all(all.filter((t) => t.kind === "snapshot").map((t) => snapshotInfo(ns, t)));
+}
+
+async function snapshotInfo(ns: NamespaceParts, template: TemplateInfo): Promise<SnapshotInfo> {
+  const record = await ns.state.readSnapshot(template.name);
+  return {
+    name: template.name,
+    baseTemplate: template.layers[1] ?? "",
+    sourceSandboxId: record?.sourceSandboxId ?? "",
+    vcpus: template.vcpus ?? 0,
+    memoryMb: template.memoryMb ?? 0,
+    diskSizeMb: template.diskSizeMb ?? 0,
+    sizeBytes: template.sizeBytes,
+    createdAt: new Date(template.createdAt),
+    sandboxCount: ns.sandboxes.usersOf(template.name).length,
+  };
+}
