@@ -8,6 +8,7 @@ import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
 import { type AgentHost, createServices, type Services } from "../service/index.js";
+import { createEnvdRouter, E2bAccessTokens, e2bApi } from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
@@ -75,6 +76,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   app.notFound(notFoundHandler);
   app.use(requestIds());
   app.use(requestLog(logger));
+  // envd traffic and published ports go to their sandbox before any route sees them.
+  const e2bTokens = new E2bAccessTokens(secret);
+  const domain = config.domain ?? null;
+  app.use(createEnvdRouter({ services, tokens: e2bTokens, domain, logger }));
   app.use(
     methodNotAllowed({
       app,
@@ -117,5 +122,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
+  app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));
   return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
 }
