@@ -405,6 +405,13 @@ export class NamespaceRuntime implements Runtime {
           signal,
         }),
       );
+      // envd starts processes with a clean environment: the create's envs reach them as /init's
+      // defaults (as on the warm-pool path), not through envd's own environment.
+      if (envs && Object.keys(envs).length > 0) {
+        await timer.step("envd-init", () =>
+          initEnvd({ host: sandboxAddress, port: ENVD_PORT, accessToken }, { envVars: envs }),
+        );
+      }
       record.phase = "running";
       await this.state.write(record);
       live.state = "running";
