@@ -64,6 +64,9 @@ function getByName(
   });
 }
 
+/** The sandbox's E2B access token (the SDK keeps it protected; it sends it as X-Access-Token). */
+const tokenOf = (sbx: Sandbox) => (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
+
 describe.skipIf(skipReason)(
   `E2B's SDK against Wrenn${skipReason ? ` (skipped: ${skipReason})` : ""}`,
   { timeout: 60_000 },
@@ -318,7 +321,7 @@ describe.skipIf(skipReason)(
         serverPort,
         "/process.Process/List",
         // Another sandbox's token opens only that sandbox.
-        { ...rpc, "x-access-token": other.envdAccessToken ?? "" },
+        { ...rpc, "x-access-token": tokenOf(other) },
         "POST",
         "{}",
       );
@@ -327,7 +330,7 @@ describe.skipIf(skipReason)(
         envdHost,
         serverPort,
         "/process.Process/List",
-        { ...rpc, "x-access-token": sbx.envdAccessToken ?? "" },
+        { ...rpc, "x-access-token": tokenOf(sbx) },
         "POST",
         "{}",
       );
