@@ -280,6 +280,17 @@ describe.skipIf(skipReason)(
       }
       expect(byName).toEqual({ status: 200, body: "hello GET /x?y=1 Bearer mine" });
 
+      // Wrenn's own API says the same (what `sandbox.getHost` and `wrenn sandbox url` read),
+      // and takes the e2b_ key like any other.
+      const published = await fetch(`${serverUrl}/v1/sandboxes/${sbx.sandboxId}/ports/8000`, {
+        headers: { "x-api-key": process.env.E2B_API_KEY ?? "" },
+      });
+      expect(await published.json()).toEqual({
+        port: 8000,
+        host: hostName,
+        url: `http://${hostName}:${serverPort}`,
+      });
+
       const byHeader = await fetch(`${serverUrl}/p`, {
         method: "POST",
         headers: { "e2b-sandbox-id": sbx.sandboxId, "e2b-sandbox-port": "8000" },

@@ -18,6 +18,7 @@ import { registerFileWatchRoutes } from "./routes/file-watch.js";
 import { registerHostRoutes } from "./routes/hosts.js";
 import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
+import { registerPortRoutes } from "./routes/ports.js";
 import { registerProcessRoutes } from "./routes/processes.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
@@ -122,6 +123,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  registerPortRoutes(app, services, domain);
   // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
   app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));
   return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
