@@ -226,7 +226,7 @@ describe.skipIf(skipReason)(
     it("reads info, lists with pagination and metadata filters, sets the timeout", async () => {
       const tag = `t${Date.now()}`;
       const a = await create({ metadata: { tag, n: "1" }, timeoutMs: 120_000 });
-      const b = await create({ metadata: { tag, n: "2" } });
+      const b = await create({ metadata: { tag, n: "2", "odd key": "c&d=e%" } });
       const info = await a.getInfo();
       expect(info.sandboxId).toBe(a.sandboxId);
       expect(info.templateId).toBe(TEMPLATE);
@@ -246,6 +246,9 @@ describe.skipIf(skipReason)(
       );
       const only = await Sandbox.list({ query: { metadata: { tag, n: "2" } } }).nextItems();
       expect(only.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
+      // E2B's SDK encodes the filter twice; keys and values with &, = and % survive.
+      const odd = await Sandbox.list({ query: { metadata: { "odd key": "c&d=e%" } } }).nextItems();
+      expect(odd.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
 
       await a.setTimeout(600_000);
       const after = await a.getInfo();
