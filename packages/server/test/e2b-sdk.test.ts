@@ -351,6 +351,19 @@ describe.skipIf(skipReason)(
       expect(allowed.status).toBe(200);
       const { processes } = JSON.parse(allowed.body) as { processes: { pid: number }[] };
       expect(processes.map((p) => p.pid)).toContain(sleeper.pid);
+
+      // A signed download URL (what sbx.downloadUrl makes) opens that one file without the token.
+      await sbx.files.write("/home/user/shared.txt", "signed bytes");
+      const signed = new URL(await sbx.downloadUrl("/home/user/shared.txt"));
+      const download = await getByName(envdHost, serverPort, `/files${signed.search}`);
+      expect(download).toEqual({ status: 200, body: "signed bytes" });
+      const forged = new URL(signed);
+      forged.searchParams.set("path", "/home/user/.profile");
+      expect((await getByName(envdHost, serverPort, `/files${forged.search}`)).status).toBe(401);
+      const expired = new URL(
+        await sbx.downloadUrl("/home/user/shared.txt", { useSignatureExpiration: -10 }),
+      );
+      expect((await getByName(envdHost, serverPort, `/files${expired.search}`)).status).toBe(401);
     });
 
     it("answers E2B's error shapes and kills", async () => {

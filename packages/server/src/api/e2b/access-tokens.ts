@@ -1,4 +1,4 @@
-import { createHmac, timingSafeEqual } from "node:crypto";
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
 
 /**
  * The `envdAccessToken` an E2B client gets at create: derived, not stored — HMAC-SHA256 of the
@@ -18,9 +18,29 @@ export class E2bAccessTokens {
   }
 
   verify(sandboxId: string, token: string | undefined): boolean {
-    if (!token) return false;
-    const expected = Buffer.from(this.tokenFor(sandboxId));
-    const given = Buffer.from(token);
-    return given.length === expected.length && timingSafeEqual(given, expected);
+    return Boolean(token) && same(token as string, this.tokenFor(sandboxId));
   }
+
+  /**
+   * A signed `/files` URL of E2B's SDK (`uploadUrl`/`downloadUrl`): `v1_` + unpadded base64 of
+   * SHA-256 of `<path>:<read|write>:<user>:<token>[:<expiration>]`, unexpired.
+   */
+  verifySignature(sandboxId: string, url: URL, method: string): boolean {
+    const signature = url.searchParams.get("signature");
+    const path = url.searchParams.get("path");
+    const operation = method === "GET" ? "read" : method === "POST" ? "write" : undefined;
+    if (url.pathname !== "/files" || !signature || path === null || !operation) return false;
+    const expiration = url.searchParams.get("signature_expiration");
+    if (expiration !== null && !(Number(expiration) * 1000 > Date.now())) return false;
+    const user = url.searchParams.get("username") ?? "";
+    const raw = `${path}:${operation}:${user}:${this.tokenFor(sandboxId)}${expiration !== null ? `:${expiration}` : ""}`;
+    const expected = `v1_${createHash("sha256").update(raw).digest("base64").replace(/=+$/, "")}`;
+    return same(signature, expected);
+  }
+}
+
+function same(given: string, expected: string): boolean {
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -127,9 +127,19 @@ export function createEnvdRouter(options: EnvdRouterOptions): EnvdRouter {
     if (!incoming || !outgoing) return e2bError(c, 500, "sandbox routes need the Node server");
     if (
       route.port === ENVD_PORT &&
-      !tokens.verify(route.sandboxId, c.req.header("x-access-token"))
+      !tokens.verify(route.sandboxId, c.req.header("x-access-token")) &&
+      // E2B's uploadUrl/downloadUrl carry a signature instead.
+      !tokens.verifySignature(
+        route.sandboxId,
+        new URL(incoming.url ?? "/", "http://sandbox"),
+        incoming.method ?? "",
+      )
     ) {
-      return e2bError(c, 401, "X-Access-Token: missing or not this sandbox's envd access token");
+      return e2bError(
+        c,
+        401,
+        "X-Access-Token (or a /files URL signature): missing or not this sandbox's",
+      );
     }
     const record = await services.sandboxes.findLive(route.sandboxId);
     if (!record) return e2bError(c, 502, `sandbox ${route.sandboxId} is not running`);
