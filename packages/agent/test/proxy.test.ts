@@ -132,6 +132,17 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       path: "/files?path=/x",
     });
     expect(parseProxyPath("/sandboxes/abc/envd")).toEqual({ id: "abc", path: "/" });
+    expect(parseProxyPath("/sandboxes/abc/ports/8000/x?y=1")).toEqual({
+      id: "abc",
+      path: "/x?y=1",
+      port: 8000,
+    });
+    expect(parseProxyPath("/sandboxes/abc/ports/8000")).toEqual({
+      id: "abc",
+      path: "/",
+      port: 8000,
+    });
+    expect(parseProxyPath("/sandboxes/abc/ports/http/x")).toBeUndefined();
     expect(parseProxyPath("/sandboxes/abc/other")).toBeUndefined();
     expect(parseProxyPath("/wrenn.agent.v1.HostAgentService/ListSandboxes")).toBeUndefined();
   });

@@ -118,6 +118,15 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     expect(json).toMatchObject({ sandboxId: id, state: "running", template: "test-minimal" });
   });
 
+  it("sandbox url says what the server lacks when it publishes no ports", async () => {
+    // This test server has no WRENN_DOMAIN (the E2B suite covers the published case).
+    const res = await run(["sandbox", "url", id, "8000"]);
+    expect(res.code).not.toBe(0);
+    expect(res.stderr).toMatch(/WRENN_DOMAIN/);
+    const bad = await run(["sandbox", "url", id, "70000"]);
+    expect(bad.code).not.toBe(0);
+  });
+
   it("exec streams stdout and stderr apart and exits with the command's code", async () => {
     const res = await run(["exec", id, "--", "echo out; echo err >&2; exit 7"]);
     expect(res.code).toBe(7);

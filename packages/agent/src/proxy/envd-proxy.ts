@@ -33,14 +33,26 @@ const HOP_BY_HOP = new Set([
   "http2-settings",
 ]);
 
-/** `/sandboxes/<id>/envd/<rest>` → `{ id, path: "/<rest>?query" }`, or undefined. */
-export function parseProxyPath(url: string): { id: string; path: string } | undefined {
+/**
+ * `/sandboxes/<id>/envd/<rest>` → `{ id, path: "/<rest>?query" }`; `/sandboxes/<id>/ports/<n>/<rest>`
+ * → the same with `port: n` (a service the sandbox's user started); otherwise undefined.
+ */
+export function parseProxyPath(
+  url: string,
+): { id: string; path: string; port?: number } | undefined {
   if (!url.startsWith(PREFIX)) return undefined;
-  const match = /^\/sandboxes\/([^/?]+)\/envd(\/.*|\?.*)?$/s.exec(url);
+  const match = /^\/sandboxes\/([^/?]+)\/(envd|ports\/(\d{1,5}))(\/.*|\?.*)?$/s.exec(url);
   if (!match) return undefined;
-  const rest = match[2] ?? "/";
-  return { id: match[1]!, path: rest.startsWith("?") ? `/${rest}` : rest };
+  const rest = match[4] ?? "/";
+  const path = rest.startsWith("?") ? `/${rest}` : rest;
+  return match[3] ? { id: match[1]!, path, port: Number(match[3]) } : { id: match[1]!, path };
 }
+
+/**
+ * On `/ports/<n>` routes the caller's own `Authorization` travels in this header, since the real
+ * one carries the agent's bearer; it is restored for the sandbox's service.
+ */
+export const FORWARDED_AUTHORIZATION_HEADER = "x-wrenn-authorization";
 
 /**
  * Forwards envd traffic (Connect unary and streaming, /files up- and downloads) to a sandbox's
@@ -89,8 +101,12 @@ export class EnvdProxy {
       );
       return true;
     }
+    if (target.port !== undefined && (target.port < 1 || target.port > 65_535)) {
+      sendError(res, new AgentError("invalid_argument", `invalid port ${target.port}`));
+      return true;
+    }
     res.once("close", this.opts.onActivity(sandbox.id));
-    this.forward(req, res, sandbox, target.path);
+    this.forward(req, res, sandbox, target.path, target.port);
     return true;
   }
 
@@ -98,15 +114,25 @@ export class EnvdProxy {
     this.agent.destroy();
   }
 
-  private forward(req: ProxyRequest, res: ProxyResponse, sandbox: SandboxInfo, path: string) {
-    const [host, port] = splitHostPort(sandbox.envdAddress);
+  private forward(
+    req: ProxyRequest,
+    res: ProxyResponse,
+    sandbox: SandboxInfo,
+    path: string,
+    servicePort?: number,
+  ) {
+    const [host, envdPort] = splitHostPort(sandbox.envdAddress);
     const upstream = http.request({
       agent: this.agent,
       host,
-      port,
+      port: servicePort ?? envdPort,
       method: req.method,
       path,
-      headers: envdHeaders(req.headers, sandbox.envdAccessToken),
+      // envd's token never reaches another port: that is a service the sandbox's code runs.
+      headers:
+        servicePort === undefined
+          ? envdHeaders(req.headers, sandbox.envdAccessToken)
+          : serviceHeaders(req.headers),
     });
     upstream.on("response", (up) => {
       const batch = batchWrites(res);
@@ -193,6 +219,19 @@ function envdHeaders(
   } else if (auth && /^basic\s/i.test(auth)) {
     out.authorization = auth;
   }
+  return out;
+}
+
+/** For a sandbox's own service: the caller's headers, its `Authorization` restored. */
+function serviceHeaders(headers: IncomingHttpHeaders): http.OutgoingHttpHeaders {
+  const out = forwardHeaders(headers, [
+    "authorization",
+    ACCESS_TOKEN_HEADER,
+    ENVD_USER_HEADER,
+    FORWARDED_AUTHORIZATION_HEADER,
+  ]);
+  const auth = headers[FORWARDED_AUTHORIZATION_HEADER];
+  if (typeof auth === "string" && auth) out.authorization = auth;
   return out;
 }
 

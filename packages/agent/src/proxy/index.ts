@@ -1,2 +1,7 @@
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
-export { EnvdProxy, parseProxyPath, sendError } from "./envd-proxy.js";
+export {
+  EnvdProxy,
+  FORWARDED_AUTHORIZATION_HEADER,
+  parseProxyPath,
+  sendError,
+} from "./envd-proxy.js";

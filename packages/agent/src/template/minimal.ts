@@ -31,6 +31,9 @@ export async function buildMinimalRootfs(root: string, ctx: BuildContext): Promi
     await symlink(BUSYBOX, join(root, applet)).catch(ignoreExists);
   }
 
+  // E2B's SDK starts every command as `/bin/bash -l -c …`; busybox has no bash, its sh does.
+  await writeFile(join(root, "bin/bash"), '#!/bin/sh\nexec /bin/sh "$@"\n', { mode: 0o755 });
+
   // envd switches users through util-linux's setpriv (busybox's lacks --reuid): take the host's
   // in place of the applet, when the host has it.
   if (existsSync(SETPRIV)) {

@@ -248,6 +248,24 @@ export class Sandbox {
     );
   }
 
+  /**
+   * The public host name of a port of the sandbox, `<port>-<id>.<domain>` (the server's
+   * `WRENN_DOMAIN`): requests for it reach that port inside the sandbox (HTTP).
+   */
+  async getHost(port: number, opts: RequestOpts = {}): Promise<string> {
+    return (await this.getPortUrl(port, opts)).host;
+  }
+
+  /** The port's host name and a URL for it (scheme and port of the server). */
+  async getPortUrl(port: number, opts: RequestOpts = {}): Promise<{ host: string; url: string }> {
+    const wire = await this.client.json<{ host: string; url: string }>({
+      method: "GET",
+      path: `${path(this.sandboxId)}/ports/${encodeURIComponent(String(port))}`,
+      ...requestOpts(opts),
+    });
+    return { host: wire.host, url: wire.url };
+  }
+
   /** Freezes the sandbox's filesystem into a team snapshot new sandboxes can start from. */
   async createSnapshot(name: string, opts: RequestOpts = {}): Promise<SnapshotInfo> {
     return snapshotFromWire(

@@ -9,6 +9,7 @@ import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
 import { type AgentHost, createServices, type Services } from "../service/index.js";
 import { consoleAssets } from "./console-assets.js";
+import { createEnvdRouter, E2bAccessTokens, e2bApi } from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
@@ -18,6 +19,7 @@ import { registerFileWatchRoutes } from "./routes/file-watch.js";
 import { registerHostRoutes } from "./routes/hosts.js";
 import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
+import { registerPortRoutes } from "./routes/ports.js";
 import { registerProcessRoutes } from "./routes/processes.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
@@ -76,6 +78,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   app.notFound(notFoundHandler);
   app.use(requestIds());
   app.use(requestLog(logger));
+  // envd traffic and published ports go to their sandbox before any route sees them.
+  const e2bTokens = new E2bAccessTokens(secret);
+  const domain = config.domain ?? null;
+  app.use(createEnvdRouter({ services, tokens: e2bTokens, domain, logger }));
   app.use(
     methodNotAllowed({
       app,
@@ -118,6 +124,9 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  registerPortRoutes(app, services, domain);
+  // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
+  app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));
   // Last: the web console answers only what no API route did.
   app.use(consoleAssets());
   return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };

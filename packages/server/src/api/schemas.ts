@@ -53,7 +53,13 @@ const Name = z
   .regex(/^[^\p{Cc}]*$/u, "must not contain control characters");
 
 export const ApiKeyCreateSchema = z
-  .object({ name: Name.openapi({ example: "ci" }) })
+  .object({
+    name: Name.optional().openapi({ example: "ci", description: "Default: the format's name" }),
+    format: z.enum(["wrenn", "e2b"]).optional().openapi({
+      description:
+        "`e2b`: a key shaped `e2b_<hex>`, as E2B's SDK expects; default `wrenn` (`wrn_…`)",
+    }),
+  })
   .openapi("ApiKeyCreate");
 
 export const ApiKeySchema = z

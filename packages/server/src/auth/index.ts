@@ -1,4 +1,11 @@
-export { API_KEY_PREFIX, generateApiKey, hashApiKey } from "./api-keys.js";
+export type { ApiKeyFormat } from "./api-keys.js";
+export {
+  API_KEY_PREFIX,
+  E2B_API_KEY_PREFIX,
+  generateApiKey,
+  hashApiKey,
+  looksLikeApiKey,
+} from "./api-keys.js";
 export type { HostClaims } from "./host-credentials.js";
 export {
   HOST_JWT_TTL_SEC,

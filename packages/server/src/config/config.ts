@@ -36,6 +36,11 @@ export interface ServerConfig {
   /** `WRENN_TLS_CERT` / `WRENN_TLS_KEY`: PEM files; when both are set the API serves HTTPS. */
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
+  /**
+   * `WRENN_DOMAIN`: requests for `<port>-<sandboxId>.<domain>` go to that port of that sandbox
+   * (49983: its envd), and E2B clients are told this domain.
+   */
+  domain?: string;
 }
 
 type Env = Record<string, string | undefined>;
@@ -85,6 +90,18 @@ function tlsFrom(env: Env): Pick<ServerConfig, "tlsCertFile" | "tlsKeyFile"> {
   return { tlsCertFile: cert, tlsKeyFile: key };
 }
 
+function domainFrom(raw: string | undefined): Pick<ServerConfig, "domain"> {
+  const domain = raw?.trim().toLowerCase().replace(/\.$/, "");
+  if (!domain) return {};
+  if (!/^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)*[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(domain)) {
+    throw new ServerError(
+      "invalid_argument",
+      `WRENN_DOMAIN must be a DNS name such as sandboxes.example.com, got ${JSON.stringify(raw)}`,
+    );
+  }
+  return { domain };
+}
+
 /** Reads `WRENN_*` variables; anything not set falls back to a single-host default. */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const databaseUrl = env.WRENN_DATABASE_URL || undefined;
@@ -111,5 +128,6 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     reconcileIntervalMs: intFrom(env, "WRENN_RECONCILE_INTERVAL_MS", 5_000, 100, 3_600_000),
     hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
     ...tlsFrom(env),
+    ...domainFrom(env.WRENN_DOMAIN),
   };
 }

@@ -1,6 +1,6 @@
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
-import { API_KEY_PREFIX, generateApiKey, hashApiKey } from "../auth/index.js";
+import { type ApiKeyFormat, generateApiKey, hashApiKey, looksLikeApiKey } from "../auth/index.js";
 import { type ApiKeyRow, isId, newId, nowIso, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import type { TeamPrincipal, UserPrincipal } from "./principals.js";
@@ -39,8 +39,12 @@ export class ApiKeyService {
     private readonly logger: Logger,
   ) {}
 
-  async create(principal: UserPrincipal, name: string): Promise<ApiKeyView & { key: string }> {
-    const { key, hash, prefix } = generateApiKey();
+  async create(
+    principal: UserPrincipal,
+    name: string,
+    format: ApiKeyFormat = "wrenn",
+  ): Promise<ApiKeyView & { key: string }> {
+    const { key, hash, prefix } = generateApiKey(format);
     const row: ApiKeyRow = {
       id: newId(),
       teamId: principal.teamId,
@@ -77,7 +81,7 @@ export class ApiKeyService {
 
   /** The team a key belongs to; unauthenticated for anything that is not a live key. */
   async authenticate(key: string): Promise<TeamPrincipal> {
-    if (!key.startsWith(API_KEY_PREFIX)) {
+    if (!looksLikeApiKey(key)) {
       throw new ServerError("unauthenticated", "API key is not valid");
     }
     const hash = hashApiKey(key);

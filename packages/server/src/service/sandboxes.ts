@@ -235,6 +235,15 @@ export class SandboxService {
     return record;
   }
 
+  /**
+   * A sandbox by id whatever its team, for routes that authenticate per sandbox rather than per
+   * team (E2B's envd traffic and published ports, see api/e2b). Destroyed ones are not found.
+   */
+  async findLive(id: string): Promise<SandboxRecord | undefined> {
+    const record = isId(id) ? await this.store.sandboxes.getById(id) : undefined;
+    return record && record.state !== "stopped" ? record : undefined;
+  }
+
   /** Removes the sandbox from its host; the row stays, as `stopped`. */
   async destroy(teamId: string, id: string): Promise<void> {
     const started = performance.now();

@@ -9,7 +9,7 @@ import { createNetwork, removeNetwork } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
 import { createSandboxDisk, destroySandboxDisk, mountRootfs } from "../../storage/index.js";
 import type { TemplateInfo } from "../../template/index.js";
-import { waitForEnvd } from "../envd-health.js";
+import { initEnvd, waitForEnvd } from "../envd-health.js";
 import { throwAll } from "../limits.js";
 import {
   ENVD_PORT,
@@ -122,6 +122,13 @@ export async function buildSandbox(
         signal,
       }),
     );
+    // envd starts processes with a clean environment: the create's envs reach them as /init's
+    // defaults (as on the warm-pool path), not through envd's own environment.
+    if (envs && Object.keys(envs).length > 0) {
+      await timer.step("envd-init", () =>
+        initEnvd({ host: sandboxAddress, port: ENVD_PORT, accessToken }, { envVars: envs }),
+      );
+    }
     record.phase = "running";
     await ns.state.write(record);
     live.state = "running";

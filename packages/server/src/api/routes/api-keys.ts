@@ -45,7 +45,12 @@ export function registerApiKeyRoutes(app: App, services: Services): void {
       },
     }),
     async (c) => {
-      const created = await services.apiKeys.create(c.get("user"), c.req.valid("json").name);
+      const body = c.req.valid("json");
+      const created = await services.apiKeys.create(
+        c.get("user"),
+        body.name ?? body.format ?? "default",
+        body.format,
+      );
       return c.json({ ...format(created), key: created.key }, 201);
     },
   );

@@ -1,0 +1,394 @@
+import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
+import { mkdtemp, rm } from "node:fs/promises";
+import { request } from "node:http";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { keepHostFirewallState } from "@wrenn/agent";
+import { CommandExitError, FilesystemEventType, Sandbox } from "e2b";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config/index.js";
+import { bootstrapSingleHost, type SingleHost, startSingleHost } from "../src/single-host/index.js";
+
+// E2B's own SDK (the `e2b` package from npm, unchanged) against a real single-host Wrenn server:
+// configured by E2B_API_URL, E2B_SANDBOX_URL, E2B_DOMAIN and E2B_API_KEY only. Real sandboxes
+// (namespace runtime, `test-minimal`), so it needs root like the other single-host suites.
+
+const TEMPLATE = "test-minimal";
+const DOMAIN = "example.test";
+const skipReason = process.getuid?.() !== 0 ? "needs root (real sandboxes)" : undefined;
+
+/** A resolver entry for `*.example.test` → loopback, for this process's requests only. */
+function exampleTestLookup(
+  hostname: string,
+  options: LookupOptions,
+  callback: (
+    err: NodeJS.ErrnoException | null,
+    address: string | LookupAddress[],
+    family?: number,
+  ) => void,
+): void {
+  if (hostname === DOMAIN || hostname.endsWith(`.${DOMAIN}`)) {
+    if (options.all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
+    else callback(null, "127.0.0.1", 4);
+    return;
+  }
+  dnsLookup(hostname, options, callback as never);
+}
+
+/** GET `http://<host>:<port><path>` with `*.example.test` resolved to loopback. */
+function getByName(
+  host: string,
+  port: number,
+  path: string,
+  headers: Record<string, string> = {},
+  method = "GET",
+  body?: string,
+): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      { host, port, path, method, headers, lookup: exampleTestLookup as never },
+      (res) => {
+        let text = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          text += chunk;
+        });
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/** The sandbox's E2B access token (the SDK keeps it protected; it sends it as X-Access-Token). */
+const tokenOf = (sbx: Sandbox) => (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
+
+describe.skipIf(skipReason)(
+  `E2B's SDK against Wrenn${skipReason ? ` (skipped: ${skipReason})` : ""}`,
+  { timeout: 60_000 },
+  () => {
+    let host: SingleHost;
+    let dataDir: string;
+    let serverUrl: string;
+    let serverPort: number;
+    let restoreHost: () => Promise<void> = async () => {};
+    const saved: Record<string, string | undefined> = {};
+    const sandboxes: Sandbox[] = [];
+
+    beforeAll(async () => {
+      restoreHost = await keepHostFirewallState();
+      dataDir = await mkdtemp(join(tmpdir(), "wrenn-e2b-"));
+      // This suite's own sandbox range (see the brief: 10.243.0.0/16 .. 10.246.0.0/16).
+      for (const name of [
+        "WRENN_SANDBOX_CIDR",
+        "E2B_API_URL",
+        "E2B_SANDBOX_URL",
+        "E2B_DOMAIN",
+        "E2B_API_KEY",
+      ]) {
+        saved[name] = process.env[name];
+      }
+      process.env.WRENN_SANDBOX_CIDR = `10.243.${Math.floor(Math.random() * 250)}.0/24`;
+      const config = loadConfig({
+        WRENN_DATA_DIR: dataDir,
+        WRENN_DEFAULT_TEMPLATE: TEMPLATE,
+        WRENN_PORT: "0",
+        WRENN_DOMAIN: DOMAIN,
+      });
+      host = await startSingleHost(
+        config,
+        pino({ level: process.env.WRENN_TEST_LOG ?? "silent" }),
+        {
+          warmPool: [],
+          reconcileIntervalMs: 1_000,
+        },
+      );
+      await host.ready;
+      serverUrl = host.http?.url ?? "";
+      serverPort = Number(new URL(serverUrl).port);
+      const boot = await bootstrapSingleHost(host.services, dataDir, serverUrl);
+      if (!boot.admin) throw new Error("bootstrap made no admin");
+      // An `e2b_<hex>` key through the public API, as a user would get one.
+      const login = await fetch(`${serverUrl}/v1/auth/login`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ email: boot.admin.email, password: boot.admin.password }),
+      });
+      const { token } = (await login.json()) as { token: string };
+      const created = await fetch(`${serverUrl}/v1/api-keys`, {
+        method: "POST",
+        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+        body: JSON.stringify({ format: "e2b" }),
+      });
+      expect(created.status).toBe(201);
+      const { key } = (await created.json()) as { key: string };
+      expect(key).toMatch(/^e2b_[0-9a-f]+$/);
+      process.env.E2B_API_URL = serverUrl;
+      process.env.E2B_SANDBOX_URL = serverUrl;
+      process.env.E2B_DOMAIN = DOMAIN;
+      process.env.E2B_API_KEY = key;
+    });
+
+    afterAll(async () => {
+      for (const [name, value] of Object.entries(saved)) {
+        if (value === undefined) delete process.env[name];
+        else process.env[name] = value;
+      }
+      if (host) {
+        const runtime = host.embedded.agent.runtime;
+        for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
+        await host.close();
+      }
+      if (dataDir) await rm(dataDir, { recursive: true, force: true });
+      await restoreHost();
+    });
+
+    const create = async (opts: Parameters<typeof Sandbox.create>[1] = {}) => {
+      const sbx = await Sandbox.create(TEMPLATE, opts);
+      sandboxes.push(sbx);
+      return sbx;
+    };
+
+    it("creates a sandbox and runs commands: foreground, streamed, failing, with env vars", async () => {
+      const sbx = await create({ envs: { GREETING: "hello" }, metadata: { suite: "e2b" } });
+      expect(sbx.sandboxId).toMatch(/^[a-z][a-z0-9]{19}$/);
+      expect(sbx.sandboxDomain).toBe(DOMAIN);
+
+      const result = await sbx.commands.run('echo "$GREETING from $(whoami)"');
+      expect(result.exitCode).toBe(0);
+      expect(result.stdout).toBe("hello from user\n");
+
+      const chunks: string[] = [];
+      await sbx.commands.run("for i in 1 2 3; do echo line$i; sleep 0.2; done; echo oops >&2", {
+        onStdout: (data) => {
+          chunks.push(data);
+        },
+      });
+      expect(chunks.join("")).toBe("line1\nline2\nline3\n");
+      expect(chunks.length).toBeGreaterThanOrEqual(2);
+
+      const failed = await sbx.commands.run("exit 3").catch((err: unknown) => err);
+      expect(failed).toBeInstanceOf(CommandExitError);
+      expect((failed as CommandExitError).exitCode).toBe(3);
+    });
+
+    it("runs a background command, reconnects to it, and feeds it stdin", async () => {
+      const sbx = await create();
+      const bg = await sbx.commands.run("sleep 0.5; echo done", { background: true });
+      const again = await sbx.commands.connect(bg.pid);
+      const finished = await again.wait();
+      expect(finished.stdout).toBe("done\n");
+
+      const cat = await sbx.commands.run("cat", { background: true, stdin: true });
+      await sbx.commands.sendStdin(cat.pid, "piped through stdin\n");
+      await sbx.commands.closeStdin(cat.pid);
+      const out = await cat.wait();
+      expect(out.stdout).toBe("piped through stdin\n");
+    });
+
+    it("writes, reads, lists and watches files", async () => {
+      const sbx = await create();
+      await sbx.files.makeDir("/home/user/watched");
+      const events: string[] = [];
+      const watch = await sbx.files.watchDir("/home/user/watched", (e) => {
+        if (e.type === FilesystemEventType.CREATE) events.push(e.name);
+      });
+      await sbx.files.write("/home/user/watched/a.txt", "alpha");
+      await sbx.files.write("/home/user/notes.txt", "x".repeat(100_000));
+      expect(await sbx.files.read("/home/user/watched/a.txt")).toBe("alpha");
+      expect((await sbx.files.read("/home/user/notes.txt")).length).toBe(100_000);
+      const listed = await sbx.files.list("/home/user/watched");
+      expect(listed.map((e) => e.name)).toEqual(["a.txt"]);
+      for (let i = 0; i < 50 && !events.includes("a.txt"); i++) await sleep(100);
+      await watch.stop();
+      expect(events).toContain("a.txt");
+    });
+
+    it("runs a pty", async () => {
+      const sbx = await create();
+      let output = "";
+      const pty = await sbx.pty.create({
+        cols: 80,
+        rows: 24,
+        onData: (data) => {
+          output += new TextDecoder().decode(data);
+        },
+      });
+      await sbx.pty.sendInput(pty.pid, new TextEncoder().encode("echo pty-$((6*7))\nexit\n"));
+      await pty.wait().catch(() => {});
+      expect(output).toContain("pty-42");
+    });
+
+    it("reads info, lists with pagination and metadata filters, sets the timeout", async () => {
+      const tag = `t${Date.now()}`;
+      const a = await create({ metadata: { tag, n: "1" }, timeoutMs: 120_000 });
+      const b = await create({ metadata: { tag, n: "2", "odd key": "c&d=e%" } });
+      const info = await a.getInfo();
+      expect(info.sandboxId).toBe(a.sandboxId);
+      expect(info.templateId).toBe(TEMPLATE);
+      expect(info.state).toBe("running");
+      expect(info.metadata).toEqual({ tag, n: "1" });
+      expect(info.endAt.getTime()).toBeGreaterThan(info.startedAt.getTime());
+
+      const paginator = Sandbox.list({ query: { metadata: { tag } }, limit: 1 });
+      const first = await paginator.nextItems();
+      expect(first).toHaveLength(1);
+      expect(paginator.hasNext).toBe(true);
+      const second = await paginator.nextItems();
+      expect(second).toHaveLength(1);
+      expect(paginator.hasNext).toBe(false);
+      expect([first[0]?.sandboxId, second[0]?.sandboxId].sort()).toEqual(
+        [a.sandboxId, b.sandboxId].sort(),
+      );
+      const only = await Sandbox.list({ query: { metadata: { tag, n: "2" } } }).nextItems();
+      expect(only.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
+      // E2B's SDK encodes the filter twice; keys and values with &, = and % survive.
+      const odd = await Sandbox.list({ query: { metadata: { "odd key": "c&d=e%" } } }).nextItems();
+      expect(odd.map((s) => s.sandboxId)).toEqual([b.sandboxId]);
+
+      await a.setTimeout(600_000);
+      const after = await a.getInfo();
+      expect(after.endAt.getTime() - Date.now()).toBeGreaterThan(500_000);
+    });
+
+    it("pauses, refuses a second pause, and resumes on connect with the files kept", async () => {
+      const sbx = await create();
+      await sbx.files.write("/home/user/kept.txt", "still here");
+      expect(await Sandbox.pause(sbx.sandboxId)).toBe(true);
+      expect(await Sandbox.pause(sbx.sandboxId)).toBe(false);
+      expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("paused");
+      const resumed = await Sandbox.connect(sbx.sandboxId);
+      expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
+      expect(await resumed.files.read("/home/user/kept.txt")).toBe("still here");
+      expect((await resumed.commands.run("echo back")).stdout).toBe("back\n");
+    });
+
+    it("reaches a server started inside the sandbox: by header and by host name", async () => {
+      const sbx = await create();
+      await sbx.commands.run(
+        `node -e "require('http').createServer((q,s)=>s.end('hello '+q.method+' '+q.url+' '+(q.headers.authorization||''))).listen(8000)"`,
+        { background: true },
+      );
+      const hostName = sbx.getHost(8000);
+      expect(hostName).toBe(`8000-${sbx.sandboxId}.${DOMAIN}`);
+      let byName = { status: 0, body: "" };
+      for (let i = 0; i < 50; i++) {
+        byName = await getByName(hostName, serverPort, "/x?y=1", { authorization: "Bearer mine" });
+        if (byName.status === 200) break;
+        await sleep(100);
+      }
+      expect(byName).toEqual({ status: 200, body: "hello GET /x?y=1 Bearer mine" });
+
+      // Wrenn's own API says the same (what `sandbox.getHost` and `wrenn sandbox url` read),
+      // and takes the e2b_ key like any other.
+      const published = await fetch(`${serverUrl}/v1/sandboxes/${sbx.sandboxId}/ports/8000`, {
+        headers: { "x-api-key": process.env.E2B_API_KEY ?? "" },
+      });
+      expect(await published.json()).toEqual({
+        port: 8000,
+        host: hostName,
+        url: `http://${hostName}:${serverPort}`,
+      });
+
+      const byHeader = await fetch(`${serverUrl}/p`, {
+        method: "POST",
+        headers: { "e2b-sandbox-id": sbx.sandboxId, "e2b-sandbox-port": "8000" },
+        body: "ignored",
+      });
+      expect(byHeader.status).toBe(200);
+      expect(await byHeader.text()).toBe("hello POST /p ");
+
+      // A port nothing listens on, and a sandbox that does not exist: 502, as E2B's proxy says.
+      expect((await getByName(`8001-${sbx.sandboxId}.${DOMAIN}`, serverPort, "/")).status).toBe(
+        502,
+      );
+      expect((await getByName(`8000-${"a".repeat(20)}.${DOMAIN}`, serverPort, "/")).status).toBe(
+        502,
+      );
+    });
+
+    it("routes envd by host name only with the sandbox's access token", async () => {
+      const sbx = await create();
+      const sleeper = await sbx.commands.run("sleep 30", { background: true });
+      const envdHost = `49983-${sbx.sandboxId}.${DOMAIN}`;
+      const rpc = {
+        "content-type": "application/json",
+        "connect-protocol-version": "1",
+      };
+      const denied = await getByName(
+        envdHost,
+        serverPort,
+        "/process.Process/List",
+        rpc,
+        "POST",
+        "{}",
+      );
+      expect(denied.status).toBe(401);
+      expect(JSON.parse(denied.body).code).toBe(401);
+      const other = await create();
+      const wrong = await getByName(
+        envdHost,
+        serverPort,
+        "/process.Process/List",
+        // Another sandbox's token opens only that sandbox.
+        { ...rpc, "x-access-token": tokenOf(other) },
+        "POST",
+        "{}",
+      );
+      expect(wrong.status).toBe(401);
+      const allowed = await getByName(
+        envdHost,
+        serverPort,
+        "/process.Process/List",
+        { ...rpc, "x-access-token": tokenOf(sbx) },
+        "POST",
+        "{}",
+      );
+      expect(allowed.status).toBe(200);
+      const { processes } = JSON.parse(allowed.body) as { processes: { pid: number }[] };
+      expect(processes.map((p) => p.pid)).toContain(sleeper.pid);
+
+      // A signed download URL (what sbx.downloadUrl makes) opens that one file without the token.
+      await sbx.files.write("/home/user/shared.txt", "signed bytes");
+      const signed = new URL(await sbx.downloadUrl("/home/user/shared.txt"));
+      const download = await getByName(envdHost, serverPort, `/files${signed.search}`);
+      expect(download).toEqual({ status: 200, body: "signed bytes" });
+      const forged = new URL(signed);
+      forged.searchParams.set("path", "/home/user/.profile");
+      expect((await getByName(envdHost, serverPort, `/files${forged.search}`)).status).toBe(401);
+      const expired = new URL(
+        await sbx.downloadUrl("/home/user/shared.txt", { useSignatureExpiration: -10 }),
+      );
+      expect((await getByName(envdHost, serverPort, `/files${expired.search}`)).status).toBe(401);
+    });
+
+    it("answers E2B's error shapes and kills", async () => {
+      const sbx = await create();
+      const res = await fetch(`${serverUrl}/sandboxes/${"b".repeat(20)}`, {
+        headers: { "x-api-key": process.env.E2B_API_KEY ?? "" },
+      });
+      expect(res.status).toBe(404);
+      expect(await res.json()).toMatchObject({ code: 404 });
+      const unauth = await fetch(`${serverUrl}/v2/sandboxes`, {
+        headers: { "x-api-key": "e2b_00" },
+      });
+      expect(unauth.status).toBe(401);
+      expect(await unauth.json()).toMatchObject({ code: 401 });
+      const refused = await fetch(`${serverUrl}/v2/sandboxes`, {
+        method: "POST",
+        headers: { "x-api-key": process.env.E2B_API_KEY ?? "", "content-type": "application/json" },
+        body: JSON.stringify({ templateID: TEMPLATE, network: { allowOut: ["1.1.1.1"] } }),
+      });
+      expect(refused.status).toBe(400);
+      expect(await refused.json()).toMatchObject({ code: 400 });
+
+      expect(await sbx.kill()).toBe(true);
+      expect(await Sandbox.kill(sbx.sandboxId)).toBe(false);
+      expect(await sbx.isRunning()).toBe(false);
+    });
+  },
+);
