@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { AgentError } from "../errors.js";
+import type { TemplateStore } from "../template/index.js";
 import type {
   AdoptReport,
   Runtime,
@@ -159,6 +160,18 @@ export class RuntimeSet implements Runtime {
     }
     // The default runtime says why (not found, or a template rather than a snapshot).
     return this.runtime(this.name).deleteSnapshot(name);
+  }
+
+  /**
+   * The template store the runtimes share (the namespace runtime's): what a single-host server
+   * prepares its default template in before it says it is ready.
+   */
+  get templateStore(): TemplateStore | undefined {
+    for (const { runtime } of this.entries) {
+      const store = (runtime as { templateStore?: TemplateStore }).templateStore;
+      if (store) return store;
+    }
+    return undefined;
   }
 
   /** The runtimes share one address pool: its range is the agent's. */
