@@ -137,6 +137,13 @@ export class SandboxService {
     let template = input.template ?? this.defaults.template;
     let snapshotId: string | null = null;
     let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
+    // Agents name snapshots by row id, and an agent resolves a template name to a snapshot first:
+    // an id-shaped template is only ever the caller's own snapshot, else it is not found, exactly
+    // like a missing one (another team's snapshot must not be reachable through `template`).
+    if (input.snapshot === undefined && isId(template)) {
+      if (!(await this.store.templates.get(teamId, template)))
+        throw new ServerError("not_found", `template ${JSON.stringify(template)} not found`);
+    }
     if (input.snapshot !== undefined) {
       const snapshot = await this.store.templates.getByName(teamId, input.snapshot);
       if (!snapshot)
