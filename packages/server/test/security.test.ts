@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config/index.js";
 import { newId, Store } from "../src/db/index.js";
 import { startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
@@ -56,6 +57,119 @@ for (const engine of testEngines()) {
         }[];
         expect(s?.code).toBe("not_found");
         expect(s?.message.replace(theirs.id, "X")).toBe(m?.message.replace(/"[a-z0-9]+"/, '"X"'));
+      });
+
+      it("sign-up is closed by default beyond loopback, open on loopback", () => {
+        expect(loadConfig({ WRENN_HOST: "0.0.0.0" }).signup).toBe("closed");
+        expect(loadConfig({ WRENN_HOST: "127.0.0.1" }).signup).toBe("open");
+        expect(loadConfig({}).signup).toBe("open");
+        expect(() => loadConfig({ WRENN_SIGNUP: "sometimes" })).toThrow(/WRENN_SIGNUP/);
+      });
+
+      it("sign-up follows WRENN_SIGNUP; an owner's invitation joins its team, once", async () => {
+        const invited = await startTestServer(engine, { WRENN_SIGNUP: "invite" });
+        const closed = await startTestServer(engine, { WRENN_SIGNUP: "closed" });
+        try {
+          const signup = (s: TestServer, json: Record<string, string>) =>
+            s.call("POST", "/v1/auth/signup", { json: { password: "long enough", ...json } });
+          const refused = await signup(closed, { email: "a@example.com" });
+          expect(refused.status).toBe(403);
+          expect(await refused.json()).toMatchObject({ code: "permission_denied" });
+          expect((await signup(invited, { email: "a@example.com" })).status).toBe(403);
+
+          // The owner is made the way first start makes the admin (not through the route).
+          const owner = await invited.services.accounts.signup("owner@example.com", "long enough");
+          const login = await invited.call("POST", "/v1/auth/login", {
+            json: { email: "owner@example.com", password: "long enough" },
+          });
+          const { token } = (await login.json()) as { token: string };
+          const made = await invited.call("POST", "/v1/teams/invites", {
+            headers: { authorization: `Bearer ${token}` },
+          });
+          expect(made.status).toBe(201);
+          const invite = ((await made.json()) as { token: string }).token;
+          const joined = await signup(invited, { email: "b@example.com", invite });
+          expect(joined.status).toBe(201);
+          expect(await joined.json()).toMatchObject({ team_id: owner.teamId });
+          const again = await signup(invited, { email: "c@example.com", invite });
+          expect(again.status).toBe(403);
+          expect(
+            (await signup(invited, { email: "d@example.com", invite: "wrninv_x" })).status,
+          ).toBe(403);
+
+          // A member (not an owner) cannot invite.
+          const member = await invited.call("POST", "/v1/auth/login", {
+            json: { email: "b@example.com", password: "long enough" },
+          });
+          const memberToken = ((await member.json()) as { token: string }).token;
+          const denied = await invited.call("POST", "/v1/teams/invites", {
+            headers: { authorization: `Bearer ${memberToken}` },
+          });
+          expect(denied.status).toBe(403);
+        } finally {
+          await invited.cleanup();
+          await closed.cleanup();
+        }
+      });
+
+      it("rate-limits auth per client address and per account with 429 and Retry-After", async () => {
+        const limited = await startTestServer(engine, {
+          WRENN_RATE_AUTH_IP_PER_MIN: "3",
+          WRENN_RATE_AUTH_ACCOUNT_PER_MIN: "2",
+        });
+        try {
+          const login = (email: string, ip: string) =>
+            limited.app.request(
+              "/v1/auth/login",
+              {
+                method: "POST",
+                headers: { "content-type": "application/json" },
+                body: JSON.stringify({ email, password: "wrong password" }),
+              },
+              { incoming: { socket: { remoteAddress: ip } } },
+            );
+          // Per address: three attempts, then 429, whatever the account.
+          for (const i of [1, 2, 3])
+            expect((await login(`x${i}@example.com`, "10.9.0.1")).status).toBe(401);
+          const flooded = await login("x4@example.com", "10.9.0.1");
+          expect(flooded.status).toBe(429);
+          expect(Number(flooded.headers.get("retry-after"))).toBeGreaterThan(0);
+          expect(await flooded.json()).toMatchObject({ code: "resource_exhausted" });
+          // Per account: two attempts from anywhere, then 429.
+          expect((await login("victim@example.com", "10.9.0.2")).status).toBe(401);
+          expect((await login("victim@example.com", "10.9.0.3")).status).toBe(401);
+          expect((await login("Victim@example.com", "10.9.0.4")).status).toBe(429);
+        } finally {
+          await limited.cleanup();
+        }
+      });
+
+      it("logout and a password change revoke login tokens", async () => {
+        const user = await server.newUser();
+        const whoami = (auth: Record<string, string>) =>
+          server.call("GET", "/v1/auth/whoami", { headers: auth });
+        expect((await whoami(user.auth)).status).toBe(200);
+        expect((await server.call("POST", "/v1/auth/logout", { headers: user.auth })).status).toBe(
+          204,
+        );
+        expect((await whoami(user.auth)).status).toBe(401);
+
+        const login = async (password: string) => {
+          const res = await server.call("POST", "/v1/auth/login", {
+            json: { email: user.email, password },
+          });
+          const { token } = (await res.json()) as { token: string };
+          return { authorization: `Bearer ${token}` };
+        };
+        const fresh = await login(user.password);
+        expect((await whoami(fresh)).status).toBe(200);
+        const changed = await server.call("POST", "/v1/auth/password", {
+          headers: fresh,
+          json: { current_password: user.password, new_password: "a new long password" },
+        });
+        expect(changed.status).toBe(204);
+        expect((await whoami(fresh)).status).toBe(401);
+        expect((await whoami(await login("a new long password"))).status).toBe(200);
       });
     },
   );

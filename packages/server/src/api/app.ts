@@ -11,6 +11,7 @@ import { type AgentHost, createServices, type Services } from "../service/index.
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
+import { RateLimiter } from "./rate-limit.js";
 import { registerApiKeyRoutes } from "./routes/api-keys.js";
 import { registerAuthRoutes } from "./routes/auth.js";
 import { registerFileWatchRoutes } from "./routes/file-watch.js";
@@ -68,6 +69,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
       hostJwtTtlSec: config.hostJwtTtlSec,
     },
     sandboxDefaults: { template: config.defaultTemplate },
+    signupMode: config.signup,
   });
 
   const app: App = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -108,7 +110,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   );
 
   registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
-  registerAuthRoutes(app, services);
+  registerAuthRoutes(app, services, {
+    perIp: new RateLimiter(config.rateLimits.authPerIp),
+    perAccount: new RateLimiter(config.rateLimits.authPerAccount),
+  });
   registerApiKeyRoutes(app, services);
   registerSandboxRoutes(app, services);
   registerSandboxIoRoutes(app, services);

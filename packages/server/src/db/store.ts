@@ -1,8 +1,11 @@
 import type { DialectName } from "./connect.js";
 import { ApiKeysRepo } from "./repos/api-keys.js";
 import { HostsRepo } from "./repos/hosts.js";
+import { InvitesRepo } from "./repos/invites.js";
+import { QuotasRepo } from "./repos/quotas.js";
 import { SandboxesRepo } from "./repos/sandboxes.js";
 import { TemplatesRepo } from "./repos/templates.js";
+import { TicketsRepo } from "./repos/tickets.js";
 import type { Executor } from "./repos/types.js";
 import { UsersRepo } from "./repos/users.js";
 
@@ -13,6 +16,9 @@ export class Store {
   readonly sandboxes: SandboxesRepo;
   readonly templates: TemplatesRepo;
   readonly hosts: HostsRepo;
+  readonly invites: InvitesRepo;
+  readonly tickets: TicketsRepo;
+  readonly quotas: QuotasRepo;
 
   constructor(
     readonly db: Executor,
@@ -23,6 +29,9 @@ export class Store {
     this.sandboxes = new SandboxesRepo(db, dialect);
     this.templates = new TemplatesRepo(db);
     this.hosts = new HostsRepo(db);
+    this.invites = new InvitesRepo(db);
+    this.tickets = new TicketsRepo(db);
+    this.quotas = new QuotasRepo(db);
   }
 
   /** Runs `work` in one transaction; nested calls join the outer one. */

@@ -1,5 +1,6 @@
 import type { Logger } from "pino";
 import type { HostCredentials, TokenIssuer } from "../auth/index.js";
+import type { SignupMode } from "../config/index.js";
 import type { Store } from "../db/index.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import { AccountService } from "./accounts.js";
@@ -83,6 +84,8 @@ export interface Services {
 
 export interface ServiceDeps {
   store: Store;
+  /** `WRENN_SIGNUP`; open when not given. */
+  signupMode?: SignupMode;
   tokens: TokenIssuer;
   hostCredentials: HostCredentials;
   logger: Logger;
@@ -101,7 +104,7 @@ export function createServices(deps: ServiceDeps): Services {
     deps.logger,
   );
   return {
-    accounts: new AccountService(deps.store, deps.tokens, deps.logger),
+    accounts: new AccountService(deps.store, deps.tokens, deps.logger, deps.signupMode),
     apiKeys: new ApiKeyService(deps.store, deps.logger),
     sandboxes,
     exec: new ExecService(sandboxes, deps.logger),
