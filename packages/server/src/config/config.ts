@@ -36,6 +36,8 @@ export interface ServerConfig {
   /** `WRENN_TLS_CERT` / `WRENN_TLS_KEY`: PEM files; when both are set the API serves HTTPS. */
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
+  /** `WRENN_HEADERS_TIMEOUT_MS`: a request's headers must arrive within this (slow-loris). */
+  headersTimeoutMs: number;
   /** `WRENN_SIGNUP`: who may sign up; default closed beyond loopback, open on loopback. */
   signup: SignupMode;
   /** Requests allowed per minute: auth routes per client IP and per account, creates per team. */
@@ -172,6 +174,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     reconcileIntervalMs: intFrom(env, "WRENN_RECONCILE_INTERVAL_MS", 5_000, 100, 3_600_000),
     hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
     ...tlsFrom(env),
+    headersTimeoutMs: intFrom(env, "WRENN_HEADERS_TIMEOUT_MS", 20_000, 500, 600_000),
     signup: signupFrom(env, host),
     rateLimits: {
       authPerIp: intFrom(env, "WRENN_RATE_AUTH_IP_PER_MIN", 60, 1, 1_000_000),
