@@ -387,7 +387,8 @@ export class NamespaceRuntime implements Runtime {
           cgroupProcsFiles: live.cgroup!.procsFiles,
           envdDir: this.opts.envdDir,
           hostname: SANDBOX_HOSTNAME,
-          envs,
+          // The request's envs are not envd's own (NODE_OPTIONS or WRENN_ENVD_* would change
+          // envd itself): they go to the processes it starts, by /init below, as when claiming.
           secretEnvs: { WRENN_ENVD_ACCESS_TOKEN: accessToken },
           logFile: join(sandboxDir, "envd.log"),
         }),
@@ -405,6 +406,9 @@ export class NamespaceRuntime implements Runtime {
           signal,
         }),
       );
+      if (envs && Object.keys(envs).length > 0) {
+        await timer.step("envs", () => initEnvd(envdOf(live), { envVars: envs }));
+      }
       record.phase = "running";
       await this.state.write(record);
       live.state = "running";
