@@ -47,13 +47,20 @@ export class ServerError extends Error {
   /** Extra fields of the JSON body beside code and message (e.g. the sandboxes in the way). */
   readonly details: Record<string, unknown> | undefined;
 
+  /**
+   * What went wrong in words only the operator may read (host paths, envd's log): written to the
+   * server log with the request id, never sent to the client.
+   */
+  readonly logDetail: string | undefined;
+
   constructor(
     readonly code: ServerErrorCode,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
+    options?: { cause?: unknown; details?: Record<string, unknown>; logDetail?: string },
   ) {
     super(message, options);
     this.details = options?.details;
+    this.logDetail = options?.logDetail;
   }
 
   get status(): ContentfulStatusCode {

@@ -93,8 +93,21 @@ const codeOfStatus: Record<number, ServerErrorCode> = {
 export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
   return (err, c) => {
     if (err instanceof ServerError) {
-      if (err.code === "internal")
-        logger.error({ err, requestId: c.get("requestId") }, "internal error");
+      const requestId = c.get("requestId");
+      if (err.logDetail !== undefined) {
+        // The detail stays here; the client gets the request id to quote to the operator.
+        logger[err.code === "internal" ? "error" : "warn"](
+          { err, requestId, detail: err.logDetail },
+          "request failed on the host",
+        );
+        return errorResponse(
+          c,
+          new ServerError(err.code, `${err.message} (request id ${requestId})`, {
+            ...(err.details ? { details: err.details } : {}),
+          }),
+        );
+      }
+      if (err.code === "internal") logger.error({ err, requestId }, "internal error");
       return errorResponse(c, err);
     }
     if (err instanceof HTTPException) {
@@ -111,8 +124,12 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
         new ServerError("invalid_argument", "text must not contain NUL or unencodable characters"),
       );
     }
-    logger.error({ err, requestId: c.get("requestId") }, "unhandled error");
-    return errorResponse(c, new ServerError("internal", "internal error"));
+    const requestId = c.get("requestId");
+    logger.error({ err, requestId }, "unhandled error");
+    return errorResponse(
+      c,
+      new ServerError("internal", `internal error (request id ${requestId})`),
+    );
   };
 }
 
