@@ -144,6 +144,105 @@ for (const engine of testEngines()) {
         }
       });
 
+      it("quotas refuse creates and watches past a team's limits, naming the limit; an admin overrides", async () => {
+        const q = await startTestServer(engine, {
+          WRENN_TEAM_RUNNING_SANDBOXES: "2",
+          WRENN_TEAM_VCPUS: "4",
+          WRENN_TEAM_FILE_WATCHES: "0",
+        });
+        try {
+          const a = await q.newUser();
+          const keyA = await (async () => {
+            const res = await q.call("POST", "/v1/api-keys", {
+              json: { name: "k" },
+              headers: a.auth,
+            });
+            return { "x-api-key": ((await res.json()) as { key: string }).key };
+          })();
+          const create = (json: Record<string, unknown> = {}) =>
+            q.call("POST", "/v1/sandboxes", { json, headers: keyA });
+          const refusal = async (res: Response) => {
+            expect(res.status).toBe(403);
+            return (await res.json()) as { code: string; message: string; limit: string };
+          };
+          expect(await refusal(await create({ vcpus: 8 }))).toMatchObject({
+            code: "permission_denied",
+            limit: "vcpus",
+            message: expect.stringContaining("quota vcpus"),
+          });
+          const store = new Store(q.database.handle.db, q.database.handle.dialect);
+          for (let i = 0; i < 2; i++) {
+            const at = new Date().toISOString();
+            await store.sandboxes.insert({
+              id: newId(),
+              teamId: a.teamId,
+              hostId: null,
+              template: "base",
+              runtime: "namespace",
+              snapshotId: null,
+              state: "running",
+              vcpus: 1,
+              memoryMb: 512,
+              diskSizeMb: 1024,
+              timeoutSec: 0,
+              metadata: {},
+              createdAt: at,
+              updatedAt: at,
+              lastActiveAt: at,
+              stoppedAt: null,
+            });
+          }
+          expect(await refusal(await create())).toMatchObject({ limit: "running_sandboxes" });
+          const sandboxId = (
+            (await (await q.call("GET", "/v1/sandboxes", { headers: keyA })).json()) as {
+              sandboxes: { id: string }[];
+            }
+          ).sandboxes[0]?.id;
+          const watch = await q.call("GET", `/v1/sandboxes/${sandboxId}/files/watch?path=/tmp`, {
+            headers: keyA,
+          });
+          expect(await refusal(watch)).toMatchObject({ limit: "file_watches" });
+
+          // Only the operator's team may override; then the create passes the quota (and, with
+          // no agent here, stops at 503).
+          const put = (auth: Record<string, string>) =>
+            q.call("PUT", `/v1/teams/${a.teamId}/quotas`, {
+              json: { running_sandboxes: 10 },
+              headers: auth,
+            });
+          expect((await put(a.auth)).status).toBe(403);
+          const admin = await q.newUser();
+          await store.users.makeAdminTeam(admin.teamId);
+          const set = await put(admin.auth);
+          expect(set.status).toBe(200);
+          expect(await set.json()).toMatchObject({ running_sandboxes: 10, vcpus: 4 });
+          expect((await create()).status).toBe(503);
+        } finally {
+          await q.cleanup();
+        }
+      });
+
+      it("rate-limits creates per team with 429 and Retry-After", async () => {
+        const r = await startTestServer(engine, { WRENN_RATE_CREATE_TEAM_PER_MIN: "2" });
+        try {
+          const user = await r.newUser();
+          const res = await r.call("POST", "/v1/api-keys", {
+            json: { name: "k" },
+            headers: user.auth,
+          });
+          const key = { "x-api-key": ((await res.json()) as { key: string }).key };
+          const create = () => r.call("POST", "/v1/sandboxes", { json: {}, headers: key });
+          expect((await create()).status).toBe(503);
+          expect((await create()).status).toBe(503);
+          const limited = await create();
+          expect(limited.status).toBe(429);
+          expect(Number(limited.headers.get("retry-after"))).toBeGreaterThan(0);
+          expect(await limited.json()).toMatchObject({ code: "resource_exhausted" });
+        } finally {
+          await r.cleanup();
+        }
+      });
+
       it("logout and a password change revoke login tokens", async () => {
         const user = await server.newUser();
         const whoami = (auth: Record<string, string>) =>

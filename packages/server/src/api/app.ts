@@ -7,11 +7,10 @@ import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
-import { type AgentHost, createServices, type Services } from "../service/index.js";
+import { type AgentHost, createServices, RateLimiter, type Services } from "../service/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
-import { RateLimiter } from "./rate-limit.js";
 import { registerApiKeyRoutes } from "./routes/api-keys.js";
 import { registerAuthRoutes } from "./routes/auth.js";
 import { registerFileWatchRoutes } from "./routes/file-watch.js";
@@ -19,6 +18,7 @@ import { registerHostRoutes } from "./routes/hosts.js";
 import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerProcessRoutes } from "./routes/processes.js";
+import { registerQuotaRoutes } from "./routes/quotas.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
@@ -70,6 +70,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
     },
     sandboxDefaults: { template: config.defaultTemplate },
     signupMode: config.signup,
+    teamQuotas: config.teamQuotas,
+    createsPerTeamPerMin: config.rateLimits.createsPerTeam,
   });
 
   const app: App = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -122,5 +124,6 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  registerQuotaRoutes(app, services);
   return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
 }

@@ -94,6 +94,8 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
   return (err, c) => {
     if (err instanceof ServerError) {
       const requestId = c.get("requestId");
+      const retryAfter = err.details?.retry_after_sec;
+      if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
       if (err.logDetail !== undefined) {
         // The detail stays here; the client gets the request id to quote to the operator.
         logger[err.code === "internal" ? "error" : "warn"](

@@ -108,6 +108,12 @@ export class SandboxService {
   /** Sandboxes whose activity is being recorded right now: concurrent requests record it once. */
   private readonly recording = new Set<string>();
 
+  /** Checks a create against the team's rate limit and quotas before anything is made. */
+  admission?: (
+    teamId: string,
+    ask: { vcpus: number; memoryMb: number; diskSizeMb: number },
+  ) => Promise<void>;
+
   constructor(
     private readonly store: Store,
     private readonly placer: SandboxPlacer,
@@ -153,6 +159,11 @@ export class SandboxService {
       snapshotId = snapshot.id;
       ({ vcpus, memoryMb, diskSizeMb } = snapshot);
     }
+    await this.admission?.(teamId, {
+      vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
+      memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
+      diskSizeMb,
+    });
     const host = await this.placer.place(teamId, {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
       memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,

@@ -1,9 +1,9 @@
 import { createRoute } from "@hono/zod-openapi";
-import type { Services, TeamPrincipal } from "../../service/index.js";
+import type { RateLimiter, Services, TeamPrincipal } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireUser, requireUserOrApiKey } from "../middleware.js";
-import { limitAuth, type RateLimiter } from "../rate-limit.js";
+import { limitAuth } from "../rate-limit.js";
 import {
   CredentialsSchema,
   InviteResponseSchema,

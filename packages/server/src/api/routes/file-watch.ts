@@ -56,10 +56,17 @@ export function registerFileWatchRoutes(app: App, services: Services): void {
     }),
     async (c) => {
       const { path, recursive } = c.req.valid("query");
-      const watch = await services.watch.watch(c.get("team").teamId, c.req.valid("param").id, {
-        path,
-        recursive: recursive === "true" || recursive === "1",
-      });
+      const { teamId } = c.get("team");
+      const release = await services.quotas.acquire(teamId, "file_watches");
+      const watch = await services.watch
+        .watch(teamId, c.req.valid("param").id, {
+          path,
+          recursive: recursive === "true" || recursive === "1",
+        })
+        .catch((err: unknown) => {
+          release();
+          throw err;
+        });
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => watch.close());
         const ping = setInterval(() => void stream.write(": ping\n\n"), PING_MS);
@@ -75,6 +82,7 @@ export function registerFileWatchRoutes(app: App, services: Services): void {
         } finally {
           clearInterval(ping);
           watch.close();
+          release();
         }
       });
     },

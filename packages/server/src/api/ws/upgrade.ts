@@ -76,10 +76,18 @@ export function createUpgradeHandler(services: Services, logger: Logger): Upgrad
       );
     const { teamId } = await services.apiKeys.authenticate(key);
     const sandboxId = match[1] ?? "";
-    const processes = await services.processes.open(teamId, sandboxId);
-    if (socket.destroyed) return;
+    const release = await services.quotas.acquire(teamId, "exec_streams");
+    let processes: Awaited<ReturnType<typeof services.processes.open>>;
+    try {
+      processes = await services.processes.open(teamId, sandboxId);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    if (socket.destroyed) return release();
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded(); // ws handles the socket's errors from here
+      ws.once("close", release);
       alive.add(ws);
       ws.on("pong", () => alive.add(ws));
       new ExecStreamSession(ws, processes, logger, { sandboxId, teamId });

@@ -13,6 +13,30 @@ export class QuotasRepo {
     return row ? (JSON.parse(row.limits) as Record<string, number>) : {};
   }
 
+  /**
+   * What the team's sandboxes hold: running ones (pending or running) count against sandboxes,
+   * vCPUs and memory; every sandbox not stopped keeps its disk.
+   */
+  async usage(
+    teamId: string,
+  ): Promise<{ running: number; vcpus: number; memoryMb: number; diskMb: number }> {
+    const rows = await this.db
+      .selectFrom("sandboxes")
+      .select(["state", "vcpus", "memoryMb", "diskSizeMb"])
+      .where("teamId", "=", teamId)
+      .where("state", "!=", "stopped")
+      .execute();
+    const usage = { running: 0, vcpus: 0, memoryMb: 0, diskMb: 0 };
+    for (const row of rows) {
+      usage.diskMb += row.diskSizeMb;
+      if (row.state !== "pending" && row.state !== "running") continue;
+      usage.running += 1;
+      usage.vcpus += row.vcpus;
+      usage.memoryMb += row.memoryMb;
+    }
+    return usage;
+  }
+
   async set(teamId: string, limits: Record<string, number>, now: string): Promise<void> {
     const values = { teamId, limits: JSON.stringify(limits), updatedAt: now };
     await this.db
