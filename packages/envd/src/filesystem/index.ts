@@ -1,4 +1,10 @@
-export { assertAccess, assertRemovable, assertWritableDir, ensureDirs } from "./access.js";
+export {
+  assertAccess,
+  assertRemovable,
+  assertWritableDir,
+  ensureDirs,
+  openChecked,
+} from "./access.js";
 export { entryInfo, permissionString } from "./entry-info.js";
 export { resolvePath } from "./paths.js";
 export type { FilesystemService } from "./service.js";

@@ -13,6 +13,7 @@ import {
   assertRemovable,
   assertWritableDir,
   ensureDirs,
+  openChecked,
   resolvePath,
 } from "../filesystem/index.js";
 import { type UserInfo, userFromName } from "../user/index.js";
@@ -43,22 +44,18 @@ async function download(req: Request, res: Response): Promise<void> {
   const url = requestUrl(req);
   const user = await userFromName(url.searchParams.get("username"));
   const path = resolvePath(url.searchParams.get("path"), user);
-  let st: Stats;
-  try {
-    st = await assertAccess(user, path, { read: true });
-  } catch (err) {
+  // Opened once and the opened file checked: no window for a symlink swap.
+  const { file, st } = await openChecked(user, path, { read: true }).catch((err: unknown) => {
     throw EnvdError.from(err, path);
-  }
-  if (st.isDirectory()) throw new EnvdError("invalid_argument", `path is a directory: ${path}`);
-  if (!st.isFile()) throw new EnvdError("invalid_argument", `not a regular file: ${path}`);
-  const file = await open(path, "r");
-  let size: number;
-  try {
-    size = (await file.stat()).size;
-  } catch (err) {
+  });
+  if (!st.isFile()) {
     await file.close();
-    throw err;
+    throw new EnvdError(
+      "invalid_argument",
+      st.isDirectory() ? `path is a directory: ${path}` : `not a regular file: ${path}`,
+    );
   }
+  const { size } = st;
   // The stream owns the handle from here: it closes it when done or failed.
   const stream = file.createReadStream({ highWaterMark: chunkBytes });
   res.writeHead(200, {
