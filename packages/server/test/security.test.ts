@@ -243,6 +243,57 @@ for (const engine of testEngines()) {
         }
       });
 
+      it("stream tickets: single-use, for one sandbox; an API key in the URL is refused", async () => {
+        const a = await server.newUser();
+        const keyA = await apiKey(a.auth);
+        const store = new Store(server.database.handle.db, server.database.handle.dialect);
+        const ids: string[] = [];
+        for (let i = 0; i < 2; i++) {
+          const at = new Date().toISOString();
+          const id = newId();
+          ids.push(id);
+          await store.sandboxes.insert({
+            id,
+            teamId: a.teamId,
+            hostId: null,
+            template: "base",
+            runtime: "namespace",
+            snapshotId: null,
+            state: "running",
+            vcpus: 1,
+            memoryMb: 512,
+            diskSizeMb: 1024,
+            timeoutSec: 0,
+            metadata: {},
+            createdAt: at,
+            updatedAt: at,
+            lastActiveAt: at,
+            stoppedAt: null,
+          });
+        }
+        const watch = (id: string, query: string) =>
+          server.call("GET", `/v1/sandboxes/${id}/files/watch?path=/tmp&${query}`);
+        expect((await watch(ids[0] ?? "", `api_key=${keyA["x-api-key"]}`)).status).toBe(401);
+        const ticket = async () => {
+          const res = await server.call("POST", `/v1/sandboxes/${ids[0]}/ticket`, {
+            headers: keyA,
+          });
+          expect(res.status).toBe(201);
+          return ((await res.json()) as { ticket: string }).ticket;
+        };
+        // Another sandbox's ticket does not open this one (and is spent trying).
+        expect((await watch(ids[1] ?? "", `ticket=${await ticket()}`)).status).toBe(401);
+        const good = await ticket();
+        // Past authentication, the stream needs the agent this server lacks: 503, not 401.
+        expect((await watch(ids[0] ?? "", `ticket=${good}`)).status).toBe(503);
+        expect((await watch(ids[0] ?? "", `ticket=${good}`)).status).toBe(401);
+        const other = await server.newUser();
+        const res = await server.call("POST", `/v1/sandboxes/${ids[0]}/ticket`, {
+          headers: await apiKey(other.auth),
+        });
+        expect(res.status).toBe(404);
+      });
+
       it("logout and a password change revoke login tokens", async () => {
         const user = await server.newUser();
         const whoami = (auth: Record<string, string>) =>

@@ -22,6 +22,7 @@ import { registerQuotaRoutes } from "./routes/quotas.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
+import { registerTicketRoutes } from "./routes/tickets.js";
 import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
 export interface CreateAppOptions {
@@ -125,5 +126,6 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
   registerQuotaRoutes(app, services);
+  registerTicketRoutes(app, services);
   return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
 }

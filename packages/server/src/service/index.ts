@@ -16,6 +16,7 @@ import { QuotaService } from "./quotas.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { type SandboxDefaults, type SandboxPlacer, SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
+import { TicketService } from "./tickets.js";
 import { WatchService } from "./watch.js";
 
 export type { LoginResult, SignupResult } from "./accounts.js";
@@ -76,6 +77,7 @@ export { WatchService } from "./watch.js";
 export interface Services {
   accounts: AccountService;
   quotas: QuotaService;
+  tickets: TicketService;
   apiKeys: ApiKeyService;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
@@ -141,6 +143,7 @@ export function createServices(deps: ServiceDeps): Services {
   );
   return {
     quotas,
+    tickets: new TicketService(deps.store, sandboxes),
     accounts: new AccountService(deps.store, deps.tokens, deps.logger, deps.signupMode),
     apiKeys: new ApiKeyService(deps.store, deps.logger),
     sandboxes,
