@@ -1,5 +1,5 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmod, chown, mkdir, symlink, writeFile } from "node:fs/promises";
+import { chmod, chown, mkdir, readdir, symlink, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
@@ -26,6 +26,10 @@ describe("envd /files under a symlink swap", () => {
     await writeFile(join(envd.dir, "secret"), "root only");
     await chmod(join(envd.dir, "secret"), 0o600);
     await symlink(join(home, "mine"), join(home, "link"));
+    await mkdir(join(home, "mydir"));
+    await chown(join(home, "mydir"), uid, gid);
+    await mkdir(join(envd.dir, "rootdir"), { mode: 0o755 });
+    await symlink(join(home, "mydir"), join(home, "updir"));
   });
   afterAll(async () => {
     swapper?.kill("SIGKILL");
@@ -66,4 +70,47 @@ while True:
     expect([...seen.keys()].some((k) => k.startsWith("403"))).toBe(true);
     expect([...seen.keys()].filter((k) => k.includes("root only"))).toEqual([]);
   });
+
+  it.skipIf(process.getuid?.() !== 0)(
+    "never writes into a directory the user may not write",
+    async () => {
+      // `updir` flips between the user's directory and a root-only one.
+      const script = `
+import os, sys
+home, mine, theirs = sys.argv[1], sys.argv[2], sys.argv[3]
+i = 0
+while True:
+    tmp = os.path.join(home, ".swapdir")
+    try: os.unlink(tmp)
+    except FileNotFoundError: pass
+    os.symlink(theirs if i % 2 else mine, tmp)
+    os.replace(tmp, os.path.join(home, "updir"))
+    i += 1
+`;
+      swapper = spawn(
+        "python3",
+        ["-c", script, home, join(home, "mydir"), join(envd.dir, "rootdir")],
+        { stdio: "ignore" },
+      );
+      const statuses = new Map<number, number>();
+      for (let round = 0; round < 40; round++) {
+        const results = await Promise.all(
+          Array.from({ length: 10 }, async (_, i) => {
+            const path = join(home, "updir", `f${round}-${i}`);
+            const res = await fetch(`${envd.baseUrl}/files?${new URLSearchParams({ path })}`, {
+              method: "POST",
+              headers: { "content-type": "application/octet-stream" },
+              body: "planted",
+            });
+            await res.arrayBuffer();
+            return res.status;
+          }),
+        );
+        for (const s of results) statuses.set(s, (statuses.get(s) ?? 0) + 1);
+      }
+      swapper.kill("SIGKILL");
+      expect(statuses.get(200) ?? 0).toBeGreaterThan(0);
+      expect(await readdir(join(envd.dir, "rootdir"))).toEqual([]);
+    },
+  );
 });

@@ -108,6 +108,32 @@ export async function openChecked(
   }
 }
 
+/**
+ * Opens directory `dir` once and checks that the user may add or remove names in the directory
+ * that was opened. Work inside it then goes through `/proc/self/fd/<fd>/<name>`, which resolves
+ * to the opened directory whatever is renamed or swapped at `dir` meanwhile (openat(2) by path).
+ */
+export async function openWritableDir(
+  user: UserInfo,
+  dir: string,
+): Promise<{ handle: FileHandle; st: Stats; at: (name: string) => string }> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    const st = await handle.stat();
+    if (!isRoot(user)) {
+      const real = await readlink(`/proc/self/fd/${handle.fd}`);
+      await assertSearchableReal(user, real);
+      if (!permits(user, st, W | X)) throw denied(user, "write into", dir);
+    }
+    return { handle, st, at: (name) => `/proc/self/fd/${handle.fd}/${name}` };
+  } catch (err) {
+    await handle.close();
+    if ((err as NodeJS.ErrnoException).code === "ENOTDIR")
+      throw new EnvdError("failed_precondition", `not a directory: ${dir}`);
+    throw err;
+  }
+}
+
 /** The user may add or remove names in directory `dir`. */
 export async function assertWritableDir(user: UserInfo, dir: string): Promise<Stats> {
   const real = await realpath(dir);

@@ -4,6 +4,7 @@ export {
   assertWritableDir,
   ensureDirs,
   openChecked,
+  openWritableDir,
 } from "./access.js";
 export { entryInfo, permissionString } from "./entry-info.js";
 export { resolvePath } from "./paths.js";
