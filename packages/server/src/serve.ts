@@ -139,6 +139,7 @@ export async function startServer(
   const reconciler = new Reconciler(new Store(db.db, db.dialect), server.registry, logger, {
     staleSec: config.hostStaleSec,
     leadership: fleetLeadership(config, logger),
+    retentionDays: config.retentionDays,
     intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
   });
   reconciler.start();

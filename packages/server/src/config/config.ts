@@ -36,6 +36,8 @@ export interface ServerConfig {
   /** `WRENN_TLS_CERT` / `WRENN_TLS_KEY`: PEM files; when both are set the API serves HTTPS. */
   tlsCertFile: string | undefined;
   tlsKeyFile: string | undefined;
+  /** `WRENN_RETENTION_DAYS`: stopped sandbox rows are deleted this long after they stopped. */
+  retentionDays: number;
   /** `WRENN_HEADERS_TIMEOUT_MS`: a request's headers must arrive within this (slow-loris). */
   headersTimeoutMs: number;
   /** `WRENN_SIGNUP`: who may sign up; default closed beyond loopback, open on loopback. */
@@ -174,6 +176,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     reconcileIntervalMs: intFrom(env, "WRENN_RECONCILE_INTERVAL_MS", 5_000, 100, 3_600_000),
     hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
     ...tlsFrom(env),
+    retentionDays: intFrom(env, "WRENN_RETENTION_DAYS", 30, 0, 36_500),
     headersTimeoutMs: intFrom(env, "WRENN_HEADERS_TIMEOUT_MS", 20_000, 500, 600_000),
     signup: signupFrom(env, host),
     rateLimits: {
