@@ -118,6 +118,13 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
       const message = err.status === 413 ? "request body is too large" : err.message || code;
       return errorResponse(c, new ServerError(code, message, { cause: err }));
     }
+    if (isDiskFull(err)) {
+      logger.error({ err, requestId: c.get("requestId") }, "disk full");
+      return errorResponse(
+        c,
+        new ServerError("insufficient_storage", "the server is out of disk space; retry later"),
+      );
+    }
     if (isTextEncodingError(err)) {
       // A last line of defence: validation should have refused the text before the database saw it.
       logger.warn({ err, requestId: c.get("requestId") }, "database refused request text");
@@ -133,6 +140,12 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
       new ServerError("internal", `internal error (request id ${requestId})`),
     );
   };
+}
+
+/** SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100), or ENOSPC from the file system. */
+function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === "SQLITE_FULL" || code === "53100" || code === "ENOSPC";
 }
 
 /** PostgreSQL's "character not in repertoire" / "untranslatable character" (e.g. NUL in text). */

@@ -35,8 +35,23 @@ export class Store {
   }
 
   /** Runs `work` in one transaction; nested calls join the outer one. */
-  transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
+  async transaction<T>(work: (store: Store) => Promise<T>): Promise<T> {
     if (this.db.isTransaction) return work(this);
-    return this.db.transaction().execute((trx) => work(new Store(trx, this.dialect)));
+    // Committed here, not by Kysely's transaction(): when SQLite has already rolled back by
+    // itself (SQLITE_FULL at commit), Kysely's own rollback fails and would hide the error that
+    // matters; here the commit's error is the one thrown.
+    const trx = await this.db.startTransaction().execute();
+    let result: T;
+    try {
+      result = await work(new Store(trx, this.dialect));
+      await trx.commit().execute();
+    } catch (err) {
+      await trx
+        .rollback()
+        .execute()
+        .catch(() => {});
+      throw err;
+    }
+    return result;
   }
 }
