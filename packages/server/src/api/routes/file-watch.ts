@@ -15,12 +15,13 @@ const WatchQuery = FilePathQuery.pick({ path: true }).extend({
     .enum(["true", "false", "1", "0"])
     .optional()
     .openapi({ param: { name: "recursive", in: "query" }, description: "Default false" }),
-  api_key: z
+  ticket: z
     .string()
     .optional()
     .openapi({
-      param: { name: "api_key", in: "query" },
-      description: "The API key, for clients that cannot set headers (EventSource)",
+      param: { name: "ticket", in: "query" },
+      description:
+        "A single-use ticket from POST /v1/sandboxes/{id}/ticket, for clients that cannot set headers (browsers)",
     }),
 });
 
