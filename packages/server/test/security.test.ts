@@ -1,6 +1,9 @@
+import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
 import { loadConfig } from "../src/config/index.js";
 import { newId, Store } from "../src/db/index.js";
+import { listenApp } from "../src/serve.js";
 import { startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
 
@@ -218,6 +221,51 @@ for (const engine of testEngines()) {
           expect(await set.json()).toMatchObject({ running_sandboxes: 10, vcpus: 4 });
           expect((await create()).status).toBe(503);
         } finally {
+          await q.cleanup();
+        }
+      });
+
+      it("an exec stream past the team's quota is refused before the upgrade, naming the limit", async () => {
+        const q = await startTestServer(engine, { WRENN_TEAM_EXEC_STREAMS: "0" });
+        const http = await listenApp(
+          q.app,
+          { ...q.config, port: 0 },
+          pino({ level: "silent" }),
+          q.upgrade,
+        );
+        try {
+          const user = await q.newUser();
+          const key = await (async () => {
+            const res = await q.call("POST", "/v1/api-keys", {
+              json: { name: "k" },
+              headers: user.auth,
+            });
+            return ((await res.json()) as { key: string }).key;
+          })();
+          const refused = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+            const ws = new WebSocket(
+              `${http.url.replace(/^http/, "ws")}/v1/sandboxes/${newId()}/exec/stream`,
+              {
+                headers: { "x-api-key": key },
+              },
+            );
+            ws.once("open", () => reject(new Error("the upgrade was accepted")));
+            ws.once("error", () => {});
+            ws.once("unexpected-response", (_req, res) => {
+              let body = "";
+              res.on("data", (d: Buffer) => {
+                body += d.toString();
+              });
+              res.on("end", () => resolve({ status: res.statusCode ?? 0, body }));
+            });
+          });
+          expect(refused.status).toBe(403);
+          expect(JSON.parse(refused.body)).toMatchObject({
+            code: "permission_denied",
+            limit: "exec_streams",
+          });
+        } finally {
+          await http.close();
           await q.cleanup();
         }
       });
