@@ -13,6 +13,7 @@ export type ServerErrorCode =
   | "payload_too_large"
   | "unsupported_media_type"
   | "resource_exhausted"
+  | "insufficient_storage"
   | "internal"
   | "unavailable"
   | "host_unreachable"
@@ -32,6 +33,8 @@ export const httpStatusOf: Record<ServerErrorCode, ContentfulStatusCode> = {
   payload_too_large: 413,
   unsupported_media_type: 415,
   resource_exhausted: 429,
+  /** The server's data dir (or the database's disk) is full; retry once space returns. */
+  insufficient_storage: 507,
   internal: 500,
   unavailable: 503,
   /** The sandbox's host stopped answering; retry later (its sandboxes are `missing`). */
@@ -47,13 +50,20 @@ export class ServerError extends Error {
   /** Extra fields of the JSON body beside code and message (e.g. the sandboxes in the way). */
   readonly details: Record<string, unknown> | undefined;
 
+  /**
+   * What went wrong in words only the operator may read (host paths, envd's log): written to the
+   * server log with the request id, never sent to the client.
+   */
+  readonly logDetail: string | undefined;
+
   constructor(
     readonly code: ServerErrorCode,
     message: string,
-    options?: { cause?: unknown; details?: Record<string, unknown> },
+    options?: { cause?: unknown; details?: Record<string, unknown>; logDetail?: string },
   ) {
     super(message, options);
     this.details = options?.details;
+    this.logDetail = options?.logDetail;
   }
 
   get status(): ContentfulStatusCode {

@@ -38,6 +38,8 @@ export interface RunningServer extends ServerApp {
 export interface HttpListener {
   /** e.g. http://127.0.0.1:3000 */
   url: string;
+  /** The Node server (its timeouts). */
+  http: Server;
   /** Stops accepting connections and waits for open ones to finish. */
   close(): Promise<void>;
 }
@@ -63,7 +65,16 @@ export async function listenApp(
         fetch: app.fetch,
         port: config.port,
         hostname: config.host,
-        ...(tls ? { createServer: createHttpsServer, serverOptions: tls } : {}),
+        // No limit on a whole request: uploads and streams may take longer than Node's default
+        // 300 s. Headers alone must arrive within headersTimeout, which cuts slow-loris clients.
+        serverOptions: {
+          requestTimeout: 0,
+          headersTimeout: config.headersTimeoutMs,
+          // Timeouts are enforced by this periodic check (30 s by default).
+          connectionsCheckingInterval: Math.min(30_000, Math.ceil(config.headersTimeoutMs / 4)),
+          ...tls,
+        },
+        ...(tls ? { createServer: createHttpsServer } : {}),
       },
       () => resolve(s as Server),
     );
@@ -92,6 +103,7 @@ export async function listenApp(
   logger.info({ url }, "wrenn server listening");
   return {
     url,
+    http,
     close: () =>
       new Promise<void>((resolve) => {
         // Requests in flight get a grace period; streams that never end (a file watch) do not
@@ -127,6 +139,7 @@ export async function startServer(
   const reconciler = new Reconciler(new Store(db.db, db.dialect), server.registry, logger, {
     staleSec: config.hostStaleSec,
     leadership: fleetLeadership(config, logger),
+    retentionDays: config.retentionDays,
     intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
   });
   reconciler.start();

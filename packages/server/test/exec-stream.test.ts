@@ -481,13 +481,26 @@ for (const engine of testEngines()) {
             body: { code: "not_found" },
           });
           expect(await refused({ id: "nosuchsandbox" })).toMatchObject({ status: 404 });
-          // The key may come in the query (browsers cannot set WebSocket headers).
-          const viaQuery = await open(
+          // Browsers cannot set WebSocket headers: a single-use ticket in the query, never the key.
+          expect(
+            await refused({
+              headers: {},
+              query: `?api_key=${encodeURIComponent(keyA["x-api-key"] ?? "")}`,
+            }),
+          ).toMatchObject({ status: 401 });
+          const issued = await call("POST", `/v1/sandboxes/${sandbox}/ticket`);
+          expect(issued.status).toBe(201);
+          const { ticket } = (await issued.json()) as { ticket: string };
+          const viaTicket = await open(
             { type: "start", cmd: "echo q" },
-            { headers: {}, query: `?api_key=${encodeURIComponent(keyA["x-api-key"] ?? "")}` },
+            { headers: {}, query: `?ticket=${encodeURIComponent(ticket)}` },
           );
-          expect((await viaQuery.ended()).end).toMatchObject({ exit_code: 0 });
-          expect(viaQuery.output(1)).toBe("q\n");
+          expect((await viaTicket.ended()).end).toMatchObject({ exit_code: 0 });
+          expect(viaTicket.output(1)).toBe("q\n");
+          // Spent: the same ticket opens nothing a second time.
+          expect(
+            await refused({ headers: {}, query: `?ticket=${encodeURIComponent(ticket)}` }),
+          ).toMatchObject({ status: 401 });
           // A plain GET (no upgrade) says what it is.
           const plain = await call("GET", `/v1/sandboxes/${sandbox}/exec/stream`);
           expect(plain.status).toBe(400);

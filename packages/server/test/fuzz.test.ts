@@ -74,6 +74,12 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/v1/hosts/{id}", body: false },
   { method: "POST", path: "/v1/hosts/{id}/drain", body: false },
   { method: "DELETE", path: "/v1/hosts/{id}", body: false },
+  { method: "POST", path: "/v1/auth/logout", body: false },
+  { method: "POST", path: "/v1/auth/password", body: true },
+  { method: "POST", path: "/v1/teams/invites", body: false },
+  { method: "GET", path: "/v1/quotas", body: false },
+  { method: "PUT", path: "/v1/teams/{team_id}/quotas", body: true },
+  { method: "POST", path: "/v1/sandboxes/{id}/ticket", body: false },
 ];
 
 const QUERIES = [
@@ -249,6 +255,7 @@ for (const engine of testEngines()) {
     () => {
       let server: TestServer;
       let auth: Record<string, string>;
+      let credentials: { email: string; password: string };
       let keyId: string;
       let sandboxId: string;
 
@@ -257,7 +264,9 @@ for (const engine of testEngines()) {
           `[fuzz] seed ${SEED} (set WRENN_FUZZ_SEED to reproduce), ${ROUNDS} rounds per route`,
         );
         server = await startTestServer(engine);
-        ({ auth } = await server.newUser());
+        const made = await server.newUser();
+        ({ auth } = made);
+        credentials = { email: made.email, password: made.password };
         const created = await server.call("POST", "/v1/api-keys", {
           json: { name: "keep" },
           headers: auth,
@@ -336,6 +345,7 @@ for (const engine of testEngines()) {
                 : pick(rand, IDS);
             let path = route.path
               .replace("{id}", id)
+              .replace("{team_id}", id)
               .replace("{pid}", pick(rand, ["1", "0", "-1", "1.5", "abc", "4294967296", "%00"]));
             if (rand() < 0.3) path += pick(rand, QUERIES);
             if (rand() < 0.1) path += pick(rand, ["/", "//", "/..", "?x=%", "?id=1&id=2", "%2F"]);
@@ -354,6 +364,11 @@ for (const engine of testEngines()) {
           // Past authentication, into validation and the handlers: not everything bounced at the door.
           const authenticated = Object.entries(statuses).filter(([status]) => status !== "401");
           expect(authenticated.length).toBeGreaterThan(1);
+          // A valid logout revoked the token: log in again.
+          if (route.path === "/v1/auth/logout") {
+            const login = await server.call("POST", "/v1/auth/login", { json: credentials });
+            auth.authorization = `Bearer ${((await login.json()) as { token: string }).token}`;
+          }
           // The key used for valid-id rounds may have been deleted by a valid DELETE: remake it.
           const again = await server.call("POST", "/v1/api-keys", {
             json: { name: "keep" },

@@ -49,4 +49,25 @@ describe("DiskPool", () => {
     expect(await pool.clear()).toEqual([]);
     expect(await leftovers()).toEqual([]);
   });
+
+  it("keeps disks for at most maxSizes sizes, the most recently asked for", async () => {
+    const pool = new DiskPool({ dir: join(dir, "pool"), readyPerSize: 1, maxSizes: 2 });
+    try {
+      // A tenant walking through sizes must not grow the pool past maxSizes × readyPerSize.
+      for (const size of [16, 17, 18, 19]) pool.fill(size);
+      await pool.settled();
+      const counts = await Promise.all(
+        [16, 17, 18, 19].map(async (s) => (await pool.ready(s)).length),
+      );
+      expect(counts).toEqual([0, 0, 1, 1]);
+      // Taking an evicted size still works (cold), and makes it recent again.
+      expect(await pool.take(16, join(dir, "taken"))).toBe(false);
+      await pool.settled();
+      expect((await pool.ready(16)).length).toBe(1);
+      expect((await pool.ready(18)).length).toBe(0);
+    } finally {
+      expect(await pool.clear()).toEqual([]);
+    }
+    expect(await leftovers()).toEqual([]);
+  });
 });

@@ -11,6 +11,11 @@ export interface DiskPoolOptions {
   dir: string;
   /** Disks kept ready per size (default 2). */
   readyPerSize?: number;
+  /**
+   * Distinct sizes kept ready (default 4): the most recently asked for. Any tenant can ask for
+   * any size, so without it the pool grows by readyPerSize disks with every new size.
+   */
+  maxSizes?: number;
   log?: Logger;
 }
 
@@ -22,6 +27,9 @@ export interface DiskPoolOptions {
 export class DiskPool {
   readonly dir: string;
   readonly readyPerSize: number;
+  readonly maxSizes: number;
+  /** Sizes asked for, least recent first; at most maxSizes. */
+  readonly #recent: number[] = [];
   readonly #log: Logger | undefined;
   /** Refills run one at a time: they compete with sandbox creates for the same cores. */
   #refilling: Promise<void> = Promise.resolve();
@@ -32,6 +40,7 @@ export class DiskPool {
   constructor(options: DiskPoolOptions) {
     this.dir = options.dir;
     this.readyPerSize = options.readyPerSize ?? 2;
+    this.maxSizes = options.maxSizes ?? 4;
     this.#log = options.log;
   }
 
@@ -82,7 +91,9 @@ export class DiskPool {
 
   /** Tops up `sizeMb` in the background; `settled()` waits for it. */
   fill(sizeMb: number): void {
-    if (this.#closed || this.#queued.has(sizeMb)) return;
+    if (this.#closed) return;
+    this.#touch(sizeMb);
+    if (this.#queued.has(sizeMb)) return;
     this.#queued.add(sizeMb);
     this.#refilling = this.#refilling
       .then(async () => {
@@ -98,6 +109,28 @@ export class DiskPool {
       })
       .catch((err: unknown) => {
         this.#log?.warn({ err, sizeMb }, "disk pool: refill failed");
+      });
+  }
+
+  /** Marks `sizeMb` most recent; the least recent size past maxSizes loses its ready disks. */
+  #touch(sizeMb: number): void {
+    const at = this.#recent.indexOf(sizeMb);
+    if (at >= 0) this.#recent.splice(at, 1);
+    this.#recent.push(sizeMb);
+    if (this.#recent.length <= this.maxSizes) return;
+    const evicted = this.#recent.shift() as number;
+    this.#refilling = this.#refilling
+      .then(async () => {
+        // Asked for again meanwhile: it is among the recent ones once more.
+        if (this.#recent.includes(evicted)) return;
+        for (const name of await this.ready(evicted)) {
+          const errors = await destroySandboxDisk(`${this.dir}/${name}`);
+          if (errors.length > 0)
+            this.#log?.warn({ errors, sizeMb: evicted }, "disk pool: evict failed");
+        }
+      })
+      .catch((err: unknown) => {
+        this.#log?.warn({ err, sizeMb: evicted }, "disk pool: evict failed");
       });
   }
 

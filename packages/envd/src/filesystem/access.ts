@@ -1,5 +1,15 @@
-import type { Stats } from "node:fs";
-import { chown, lstat, mkdir, readdir, realpath, stat } from "node:fs/promises";
+import { constants, type Stats } from "node:fs";
+import {
+  chown,
+  type FileHandle,
+  lstat,
+  mkdir,
+  open,
+  readdir,
+  readlink,
+  realpath,
+  stat,
+} from "node:fs/promises";
 import { dirname, join, parse, sep } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
@@ -68,6 +78,60 @@ export async function assertAccess(
   const bits = (mode.read ? R : 0) | (mode.write ? W : 0) | (st.isDirectory() ? X : 0);
   if (!permits(user, st, bits)) throw denied(user, mode.write ? "write" : "read", path);
   return st;
+}
+
+/**
+ * Opens `path` once (following symlinks, as open(2) would) and checks the file that was opened,
+ * not the name: a process in the sandbox swapping a symlink between a check and the open cannot
+ * make envd open something else. The opened file's path comes from /proc/self/fd, its mode from
+ * fstat of the same descriptor. Non-blocking, so a FIFO planted at the path cannot hang envd.
+ */
+export async function openChecked(
+  user: UserInfo,
+  path: string,
+  mode: { read?: boolean; write?: boolean },
+): Promise<{ file: FileHandle; st: Stats }> {
+  const flags = (mode.write ? constants.O_RDWR : constants.O_RDONLY) | constants.O_NONBLOCK;
+  const file = await open(path, flags);
+  try {
+    const st = await file.stat();
+    if (!isRoot(user)) {
+      const real = await readlink(`/proc/self/fd/${file.fd}`);
+      await assertSearchableReal(user, dirname(real));
+      const bits = (mode.read ? R : 0) | (mode.write ? W : 0) | (st.isDirectory() ? X : 0);
+      if (!permits(user, st, bits)) throw denied(user, mode.write ? "write" : "read", path);
+    }
+    return { file, st };
+  } catch (err) {
+    await file.close();
+    throw err;
+  }
+}
+
+/**
+ * Opens directory `dir` once and checks that the user may add or remove names in the directory
+ * that was opened. Work inside it then goes through `/proc/self/fd/<fd>/<name>`, which resolves
+ * to the opened directory whatever is renamed or swapped at `dir` meanwhile (openat(2) by path).
+ */
+export async function openWritableDir(
+  user: UserInfo,
+  dir: string,
+): Promise<{ handle: FileHandle; st: Stats; at: (name: string) => string }> {
+  const handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    const st = await handle.stat();
+    if (!isRoot(user)) {
+      const real = await readlink(`/proc/self/fd/${handle.fd}`);
+      await assertSearchableReal(user, real);
+      if (!permits(user, st, W | X)) throw denied(user, "write into", dir);
+    }
+    return { handle, st, at: (name) => `/proc/self/fd/${handle.fd}/${name}` };
+  } catch (err) {
+    await handle.close();
+    if ((err as NodeJS.ErrnoException).code === "ENOTDIR")
+      throw new EnvdError("failed_precondition", `not a directory: ${dir}`);
+    throw err;
+  }
 }
 
 /** The user may add or remove names in directory `dir`. */

@@ -1,4 +1,11 @@
-export { assertAccess, assertRemovable, assertWritableDir, ensureDirs } from "./access.js";
+export {
+  assertAccess,
+  assertRemovable,
+  assertWritableDir,
+  ensureDirs,
+  openChecked,
+  openWritableDir,
+} from "./access.js";
 export { entryInfo, permissionString } from "./entry-info.js";
 export { resolvePath } from "./paths.js";
 export type { FilesystemService } from "./service.js";

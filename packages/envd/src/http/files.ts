@@ -1,5 +1,4 @@
 import { randomBytes } from "node:crypto";
-import type { Stats } from "node:fs";
 import { lstat, open, realpath, rename, stat, unlink } from "node:fs/promises";
 import type http from "node:http";
 import { basename, dirname, join } from "node:path";
@@ -11,8 +10,9 @@ import { EnvdError } from "../errors.js";
 import {
   assertAccess,
   assertRemovable,
-  assertWritableDir,
   ensureDirs,
+  openChecked,
+  openWritableDir,
   resolvePath,
 } from "../filesystem/index.js";
 import { type UserInfo, userFromName } from "../user/index.js";
@@ -43,22 +43,18 @@ async function download(req: Request, res: Response): Promise<void> {
   const url = requestUrl(req);
   const user = await userFromName(url.searchParams.get("username"));
   const path = resolvePath(url.searchParams.get("path"), user);
-  let st: Stats;
-  try {
-    st = await assertAccess(user, path, { read: true });
-  } catch (err) {
+  // Opened once and the opened file checked: no window for a symlink swap.
+  const { file, st } = await openChecked(user, path, { read: true }).catch((err: unknown) => {
     throw EnvdError.from(err, path);
-  }
-  if (st.isDirectory()) throw new EnvdError("invalid_argument", `path is a directory: ${path}`);
-  if (!st.isFile()) throw new EnvdError("invalid_argument", `not a regular file: ${path}`);
-  const file = await open(path, "r");
-  let size: number;
-  try {
-    size = (await file.stat()).size;
-  } catch (err) {
+  });
+  if (!st.isFile()) {
     await file.close();
-    throw err;
+    throw new EnvdError(
+      "invalid_argument",
+      st.isDirectory() ? `path is a directory: ${path}` : `not a regular file: ${path}`,
+    );
   }
+  const { size } = st;
   // The stream owns the handle from here: it closes it when done or failed.
   const stream = file.createReadStream({ highWaterMark: chunkBytes });
   res.writeHead(200, {
@@ -79,17 +75,34 @@ async function writeFile(user: UserInfo, path: string, body: Readable): Promise<
   const existing = await lstat(target).catch(() => undefined);
   // Writing through a symlink writes what it points to, as open(2) would.
   if (existing?.isSymbolicLink()) target = await realpath(target).catch(() => target);
-  const dir = dirname(target);
-  await ensureDirs(user, dir);
-  await assertWritableDir(user, dir);
-  const current = await stat(target).catch(() => undefined);
+  await ensureDirs(user, dirname(target));
+  // The directory is opened once and checked; the file is made and renamed inside the opened
+  // directory, so swapping a symlink in for it after the check leads nowhere else.
+  const dir = await openWritableDir(user, dirname(target));
+  try {
+    return await writeInto(user, dir, basename(target), path, body);
+  } finally {
+    await dir.handle.close();
+  }
+}
+
+async function writeInto(
+  user: UserInfo,
+  dir: Awaited<ReturnType<typeof openWritableDir>>,
+  name: string,
+  path: string,
+  body: Readable,
+): Promise<UploadedEntry> {
+  const target = dir.at(name);
+  const current = await lstat(target).catch(() => undefined);
   if (current?.isDirectory())
     throw new EnvdError("invalid_argument", `path is a directory: ${path}`);
   if (current) {
+    if (!current.isFile()) throw new EnvdError("invalid_argument", `not a regular file: ${path}`);
     await assertAccess(user, target, { write: true });
     await assertRemovable(user, target, current);
   }
-  const temp = join(dir, `.${basename(target)}.wrenn-upload-${randomBytes(6).toString("hex")}`);
+  const temp = dir.at(`.${name}.wrenn-upload-${randomBytes(6).toString("hex")}`);
   const file = await open(temp, "wx", 0o600);
   try {
     try {

@@ -42,15 +42,30 @@ export async function openSocket(
   const url = client.url(path).replace(/^http/, "ws");
   const Standard = (globalThis as { WebSocket?: StandardWebSocketClass }).WebSocket;
   // Node: `ws`, which can send the key as a header and report the refusal's HTTP status.
-  const socket =
-    isNode() || !Standard
-      ? await openNodeSocket(url, client.apiKey, signal)
-      : await openStandardSocket(
-          Standard,
-          `${url}${url.includes("?") ? "&" : "?"}api_key=${encodeURIComponent(client.apiKey)}`,
-          signal,
-        );
-  return socket;
+  if (isNode() || !Standard) return openNodeSocket(url, client.apiKey, signal);
+  // Browsers cannot set headers on a WebSocket: a single-use ticket goes in the URL, never the key.
+  const ticket = await streamTicket(client, path, signal);
+  return openStandardSocket(
+    Standard,
+    `${url}${url.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(ticket)}`,
+    signal,
+  );
+}
+
+/** A single-use ticket (`POST /v1/sandboxes/{id}/ticket`) for the sandbox `path` belongs to. */
+async function streamTicket(
+  client: ApiClient,
+  path: string,
+  signal: AbortSignal | undefined,
+): Promise<string> {
+  const id = /^\/v1\/sandboxes\/([^/?]+)/.exec(path)?.[1];
+  if (!id) throw new ConnectionError(`no sandbox in stream path ${path}`);
+  const { ticket } = await client.json<{ ticket: string }>({
+    method: "POST",
+    path: `/v1/sandboxes/${id}/ticket`,
+    ...(signal ? { signal } : {}),
+  });
+  return ticket;
 }
 
 function openNodeSocket(

@@ -7,7 +7,7 @@ import type { ServerConfig } from "../config/index.js";
 import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
-import { type AgentHost, createServices, type Services } from "../service/index.js";
+import { type AgentHost, createServices, RateLimiter, type Services } from "../service/index.js";
 import { consoleAssets } from "./console-assets.js";
 import { createEnvdRouter, E2bAccessTokens, e2bApi } from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
@@ -21,9 +21,11 @@ import { type Readiness, registerMetaRoutes } from "./routes/meta.js";
 import { registerMetricsRoutes } from "./routes/metrics.js";
 import { registerPortRoutes } from "./routes/ports.js";
 import { registerProcessRoutes } from "./routes/processes.js";
+import { registerQuotaRoutes } from "./routes/quotas.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
+import { registerTicketRoutes } from "./routes/tickets.js";
 import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
 export interface CreateAppOptions {
@@ -71,6 +73,9 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
       hostJwtTtlSec: config.hostJwtTtlSec,
     },
     sandboxDefaults: { template: config.defaultTemplate },
+    signupMode: config.signup,
+    teamQuotas: config.teamQuotas,
+    createsPerTeamPerMin: config.rateLimits.createsPerTeam,
   });
 
   const app: App = new OpenAPIHono<AppEnv>({ defaultHook: validationHook });
@@ -115,7 +120,10 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   );
 
   registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
-  registerAuthRoutes(app, services);
+  registerAuthRoutes(app, services, {
+    perIp: new RateLimiter(config.rateLimits.authPerIp),
+    perAccount: new RateLimiter(config.rateLimits.authPerAccount),
+  });
   registerApiKeyRoutes(app, services);
   registerSandboxRoutes(app, services);
   registerSandboxIoRoutes(app, services);
@@ -124,6 +132,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
   registerHostRoutes(app, services);
+  registerQuotaRoutes(app, services);
+  registerTicketRoutes(app, services);
   registerPortRoutes(app, services, domain);
   // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
   app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));

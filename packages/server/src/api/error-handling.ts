@@ -93,8 +93,23 @@ const codeOfStatus: Record<number, ServerErrorCode> = {
 export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
   return (err, c) => {
     if (err instanceof ServerError) {
-      if (err.code === "internal")
-        logger.error({ err, requestId: c.get("requestId") }, "internal error");
+      const requestId = c.get("requestId");
+      const retryAfter = err.details?.retry_after_sec;
+      if (typeof retryAfter === "number") c.header("Retry-After", String(retryAfter));
+      if (err.logDetail !== undefined) {
+        // The detail stays here; the client gets the request id to quote to the operator.
+        logger[err.code === "internal" ? "error" : "warn"](
+          { err, requestId, detail: err.logDetail },
+          "request failed on the host",
+        );
+        return errorResponse(
+          c,
+          new ServerError(err.code, `${err.message} (request id ${requestId})`, {
+            ...(err.details ? { details: err.details } : {}),
+          }),
+        );
+      }
+      if (err.code === "internal") logger.error({ err, requestId }, "internal error");
       return errorResponse(c, err);
     }
     if (err instanceof HTTPException) {
@@ -102,6 +117,13 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
         codeOfStatus[err.status] ?? (err.status >= 500 ? "internal" : "invalid_argument");
       const message = err.status === 413 ? "request body is too large" : err.message || code;
       return errorResponse(c, new ServerError(code, message, { cause: err }));
+    }
+    if (isDiskFull(err)) {
+      logger.error({ err, requestId: c.get("requestId") }, "disk full");
+      return errorResponse(
+        c,
+        new ServerError("insufficient_storage", "the server is out of disk space; retry later"),
+      );
     }
     if (isTextEncodingError(err)) {
       // A last line of defence: validation should have refused the text before the database saw it.
@@ -111,9 +133,19 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
         new ServerError("invalid_argument", "text must not contain NUL or unencodable characters"),
       );
     }
-    logger.error({ err, requestId: c.get("requestId") }, "unhandled error");
-    return errorResponse(c, new ServerError("internal", "internal error"));
+    const requestId = c.get("requestId");
+    logger.error({ err, requestId }, "unhandled error");
+    return errorResponse(
+      c,
+      new ServerError("internal", `internal error (request id ${requestId})`),
+    );
   };
+}
+
+/** SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100), or ENOSPC from the file system. */
+function isDiskFull(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return code === "SQLITE_FULL" || code === "53100" || code === "ENOSPC";
 }
 
 /** PostgreSQL's "character not in repertoire" / "untranslatable character" (e.g. NUL in text). */

@@ -26,22 +26,26 @@ export function requireUser(services: Services): MiddlewareHandler<AppEnv> {
 
 /**
  * Sandbox routes: `X-API-Key: wrn_…` resolves the team. Streaming routes (`query: true`) also take
- * `?api_key=`, since browsers cannot set headers on an EventSource or a WebSocket.
+ * `?ticket=` from `POST /v1/sandboxes/{id}/ticket`, since browsers cannot set headers on an
+ * EventSource or a WebSocket; an API key never travels in a URL.
  */
 export function requireApiKey(
   services: Services,
   options: { query?: boolean } = {},
 ): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const key = (
-      c.req.header("x-api-key") ?? (options.query ? c.req.query("api_key") : undefined)
-    )?.trim();
-    if (!key)
+    const key = c.req.header("x-api-key")?.trim();
+    const ticket = options.query ? c.req.query("ticket")?.trim() : undefined;
+    if (key) c.set("team", await services.apiKeys.authenticate(key));
+    else if (ticket) {
+      const teamId = await services.tickets.redeem(ticket, c.req.param("id") ?? "");
+      // The ticket was issued to one of the team's keys; which one does not travel with it.
+      c.set("team", { kind: "api_key", teamId, apiKeyId: "" });
+    } else
       throw new ServerError(
         "unauthenticated",
-        `send X-API-Key: <key>${options.query ? " or ?api_key=<key>" : ""} (create one with POST /v1/api-keys)`,
+        `send X-API-Key: <key>${options.query ? " or ?ticket=<ticket from POST /v1/sandboxes/{id}/ticket>" : ""} (create one with POST /v1/api-keys)`,
       );
-    c.set("team", await services.apiKeys.authenticate(key));
     await next();
   };
 }

@@ -31,6 +31,26 @@ export const CredentialsSchema = z
   })
   .openapi("Credentials");
 
+export const SignupSchema = CredentialsSchema.extend({
+  invite: z
+    .string()
+    .min(1)
+    .max(256)
+    .optional()
+    .openapi({ description: "An invitation token from a team owner: the user joins that team" }),
+}).openapi("Signup");
+
+export const InviteResponseSchema = z
+  .object({ token: z.string(), expires_at: Timestamp })
+  .openapi("Invite");
+
+export const PasswordChangeSchema = z
+  .object({
+    current_password: z.string().min(1).max(1024),
+    new_password: z.string().min(8).max(1024),
+  })
+  .openapi("PasswordChange");
+
 export const SignupResponseSchema = z
   .object({ id: Id, email: z.string(), team_id: Id, created_at: Timestamp })
   .openapi("User");

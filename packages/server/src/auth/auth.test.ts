@@ -1,3 +1,4 @@
+import { randomBytes, scryptSync } from "node:crypto";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,10 +12,19 @@ describe("passwords", () => {
     const a = await hashPassword("correct horse");
     const b = await hashPassword("correct horse");
     expect(a).not.toBe(b);
-    expect(a).toMatch(/^scrypt\$32768\$8\$1\$[\w-]+\$[\w-]+$/);
+    // OWASP's current advice for scrypt: N=2^17, r=8, p=1.
+    expect(a).toMatch(/^scrypt\$131072\$8\$1\$[\w-]+\$[\w-]+$/);
     expect(await verifyPassword("correct horse", a)).toBe(true);
     expect(await verifyPassword("correct horse!", a)).toBe(false);
     expect(await verifyPassword("", a)).toBe(false);
+  });
+
+  it("still verify hashes stored at the former cost (N=2^15)", async () => {
+    const salt = randomBytes(16);
+    const key = scryptSync("old password", salt, 32, { N: 2 ** 15, r: 8, p: 1, maxmem: 64 << 20 });
+    const stored = ["scrypt", 2 ** 15, 8, 1, salt.toString("base64url"), key.toString("base64url")];
+    expect(await verifyPassword("old password", stored.join("$"))).toBe(true);
+    expect(await verifyPassword("new password", stored.join("$"))).toBe(false);
   });
 
   it("treat malformed stored hashes as a mismatch", async () => {
@@ -35,7 +45,7 @@ describe("tokens", () => {
     const issuer = new TokenIssuer("a".repeat(32), 60);
     const { token, expiresAt } = await issuer.sign({ userId: "u", teamId: "t" });
     expect(expiresAt.getTime()).toBeGreaterThan(Date.now());
-    expect(await issuer.verify(token)).toEqual({ userId: "u", teamId: "t" });
+    expect(await issuer.verify(token)).toMatchObject({ userId: "u", teamId: "t" });
     const [h, p, s] = token.split(".") as [string, string, string];
     await expect(issuer.verify(`${h}.${p}x.${s}`)).rejects.toMatchObject({
       code: "unauthenticated",
@@ -59,7 +69,13 @@ describe("tokens", () => {
       ]);
       expect(a).toBe(b);
       expect((await stat(join(dir, "jwt-secret"))).mode & 0o777).toBe(0o600);
-      expect(await loadJwtSecret("configured", dir)).toBe("configured");
+      const configured = "c".repeat(32);
+      expect(await loadJwtSecret(configured, dir)).toBe(configured);
+      // A configured secret shorter than 32 bytes is refused like a short generated one.
+      await expect(loadJwtSecret("configured", dir)).rejects.toMatchObject({
+        code: "failed_precondition",
+        message: expect.stringContaining("WRENN_JWT_SECRET"),
+      });
       await writeFile(join(dir, "jwt-secret"), "short");
       await expect(loadJwtSecret(undefined, dir)).rejects.toMatchObject({
         code: "failed_precondition",

@@ -1,14 +1,48 @@
 import { randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 
 // scrypt from node:crypto: a memory-hard KDF with no native dependency. The parameters travel
-// with each hash, so they can be raised later without breaking stored passwords.
-const N = 2 ** 15;
+// with each hash, so they can be raised later without breaking stored passwords. N=2^17, r=8,
+// p=1 is OWASP's current advice for scrypt (128 MiB per hash).
+const N = 2 ** 17;
 const R = 8;
 const P = 1;
 const KEY_LENGTH = 32;
 const SALT_LENGTH = 16;
 
-function derive(password: string, salt: Buffer, n: number, r: number, p: number): Promise<Buffer> {
+/**
+ * scrypt runs on libuv's thread pool (4 threads), which file I/O of the embedded agent shares:
+ * at most this many hashes run at once, the rest wait their turn on the event loop.
+ */
+const MAX_CONCURRENT = 2;
+let running = 0;
+const waiting: (() => void)[] = [];
+
+async function derive(
+  password: string,
+  salt: Buffer,
+  n: number,
+  r: number,
+  p: number,
+): Promise<Buffer> {
+  // A finishing hash hands its slot straight to the next waiter.
+  if (running >= MAX_CONCURRENT) await new Promise<void>((go) => waiting.push(go));
+  else running++;
+  try {
+    return await scryptAsync(password, salt, n, r, p);
+  } finally {
+    const next = waiting.shift();
+    if (next) next();
+    else running--;
+  }
+}
+
+function scryptAsync(
+  password: string,
+  salt: Buffer,
+  n: number,
+  r: number,
+  p: number,
+): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     // maxmem must cover 128 * n * r bytes, with room to spare.
     scrypt(password, salt, KEY_LENGTH, { N: n, r, p, maxmem: 256 * n * r }, (err, key) =>
@@ -32,6 +66,8 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const salt = Buffer.from(parts[4] as string, "base64url");
   const expected = Buffer.from(parts[5] as string, "base64url");
   if (![n, r, p].every(Number.isSafeInteger) || expected.length !== KEY_LENGTH) return false;
+  // A stored hash is trusted input, but its cost is bounded all the same.
+  if (n > 2 ** 20 || r > 16 || p > 4) return false;
   const actual = await derive(password, salt, n, r, p);
   return timingSafeEqual(actual, expected);
 }

@@ -13,6 +13,14 @@ export interface TokenClaims {
   teamId: string;
 }
 
+/** What a verified token says, with when it was issued (to refuse revoked ones). */
+export interface VerifiedToken extends TokenClaims {
+  issuedAtMs: number;
+}
+
+/** Shorter HS256 secrets can be brute-forced offline from one token. */
+export const MIN_SECRET_LENGTH = 32;
+
 /** Signs and checks the HS256 user tokens handed out at login. */
 export class TokenIssuer {
   private readonly key: Uint8Array;
@@ -21,13 +29,20 @@ export class TokenIssuer {
     secret: string,
     private readonly ttlSec: number,
   ) {
+    if (Buffer.byteLength(secret) < MIN_SECRET_LENGTH) {
+      throw new ServerError(
+        "failed_precondition",
+        `the JWT secret must be at least ${MIN_SECRET_LENGTH} bytes (WRENN_JWT_SECRET)`,
+      );
+    }
     this.key = new TextEncoder().encode(secret);
   }
 
   async sign(claims: TokenClaims, now = new Date()): Promise<{ token: string; expiresAt: Date }> {
     const issuedAt = Math.floor(now.getTime() / 1000);
     const expiresAt = new Date((issuedAt + this.ttlSec) * 1000);
-    const token = await new SignJWT({ team_id: claims.teamId })
+    // Millisecond issue time: a logout refuses tokens issued up to its instant, not its second.
+    const token = await new SignJWT({ team_id: claims.teamId, iat_ms: now.getTime() })
       .setProtectedHeader({ alg: ALGORITHM })
       .setIssuer(ISSUER)
       .setSubject(claims.userId)
@@ -38,7 +53,7 @@ export class TokenIssuer {
   }
 
   /** The claims of a token this server signed and that has not expired; else unauthenticated. */
-  async verify(token: string): Promise<TokenClaims> {
+  async verify(token: string): Promise<VerifiedToken> {
     try {
       const { payload } = await jwtVerify(token, this.key, {
         issuer: ISSUER,
@@ -47,7 +62,9 @@ export class TokenIssuer {
       if (typeof payload.sub !== "string" || typeof payload.team_id !== "string") {
         throw new ServerError("unauthenticated", "token is missing its subject or team");
       }
-      return { userId: payload.sub, teamId: payload.team_id };
+      const issuedAtMs =
+        typeof payload.iat_ms === "number" ? payload.iat_ms : (payload.iat ?? 0) * 1000;
+      return { userId: payload.sub, teamId: payload.team_id, issuedAtMs };
     } catch (err) {
       if (err instanceof ServerError) throw err;
       const message =
@@ -66,7 +83,15 @@ export async function loadJwtSecret(
   configured: string | undefined,
   dataDir: string,
 ): Promise<string> {
-  if (configured) return configured;
+  if (configured) {
+    if (Buffer.byteLength(configured) < MIN_SECRET_LENGTH) {
+      throw new ServerError(
+        "failed_precondition",
+        `WRENN_JWT_SECRET must be at least ${MIN_SECRET_LENGTH} bytes; generate one with: openssl rand -base64 32`,
+      );
+    }
+    return configured;
+  }
   const file = join(dataDir, "jwt-secret");
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
   try {
@@ -77,7 +102,7 @@ export async function loadJwtSecret(
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
     const secret = (await readFile(file, "utf8")).trim();
-    if (secret.length < 32) {
+    if (secret.length < MIN_SECRET_LENGTH) {
       throw new ServerError("failed_precondition", `${file} holds no usable secret; delete it`);
     }
     return secret;

@@ -41,6 +41,70 @@ export interface ServerConfig {
    * (49983: its envd), and E2B clients are told this domain.
    */
   domain?: string;
+  /** `WRENN_RETENTION_DAYS`: stopped sandbox rows are deleted this long after they stopped. */
+  retentionDays: number;
+  /** `WRENN_HEADERS_TIMEOUT_MS`: a request's headers must arrive within this (slow-loris). */
+  headersTimeoutMs: number;
+  /** `WRENN_SIGNUP`: who may sign up; default closed beyond loopback, open on loopback. */
+  signup: SignupMode;
+  /** Requests allowed per minute: auth routes per client IP and per account, creates per team. */
+  rateLimits: RateLimits;
+  /** `WRENN_TEAM_*`: what each team may use unless an admin set an override. */
+  teamQuotas: TeamQuotaLimits;
+}
+
+export type SignupMode = "open" | "invite" | "closed";
+
+export interface RateLimits {
+  /** `WRENN_RATE_AUTH_IP_PER_MIN` */
+  authPerIp: number;
+  /** `WRENN_RATE_AUTH_ACCOUNT_PER_MIN` */
+  authPerAccount: number;
+  /** `WRENN_RATE_CREATE_TEAM_PER_MIN` */
+  createsPerTeam: number;
+}
+
+/** Per-team limits; the keys are also the names admins override and refusals name. */
+export interface TeamQuotaLimits {
+  running_sandboxes: number;
+  vcpus: number;
+  memory_mb: number;
+  disk_mb: number;
+  exec_streams: number;
+  file_watches: number;
+}
+
+export const TEAM_QUOTA_NAMES = [
+  "running_sandboxes",
+  "vcpus",
+  "memory_mb",
+  "disk_mb",
+  "exec_streams",
+  "file_watches",
+] as const satisfies readonly (keyof TeamQuotaLimits)[];
+
+const LOOPBACK = new Set(["127.0.0.1", "::1", "localhost"]);
+
+function signupFrom(env: Env, host: string): SignupMode {
+  const raw = env.WRENN_SIGNUP?.trim().toLowerCase();
+  if (raw === undefined || raw === "") return LOOPBACK.has(host) ? "open" : "closed";
+  if (raw === "open" || raw === "invite" || raw === "closed") return raw;
+  throw new ServerError(
+    "invalid_argument",
+    `WRENN_SIGNUP must be open, invite or closed, got ${JSON.stringify(raw)}`,
+  );
+}
+
+function teamQuotasFrom(env: Env): TeamQuotaLimits {
+  const max = 1_000_000_000;
+  return {
+    running_sandboxes: intFrom(env, "WRENN_TEAM_RUNNING_SANDBOXES", 100, 0, max),
+    vcpus: intFrom(env, "WRENN_TEAM_VCPUS", 200, 0, max),
+    memory_mb: intFrom(env, "WRENN_TEAM_MEMORY_MB", 200 * 1024, 0, max),
+    disk_mb: intFrom(env, "WRENN_TEAM_DISK_MB", 1024 * 1024, 0, max),
+    exec_streams: intFrom(env, "WRENN_TEAM_EXEC_STREAMS", 200, 0, max),
+    file_watches: intFrom(env, "WRENN_TEAM_FILE_WATCHES", 100, 0, max),
+  };
 }
 
 type Env = Record<string, string | undefined>;
@@ -105,6 +169,7 @@ function domainFrom(raw: string | undefined): Pick<ServerConfig, "domain"> {
 /** Reads `WRENN_*` variables; anything not set falls back to a single-host default. */
 export function loadConfig(env: Env = process.env): ServerConfig {
   const databaseUrl = env.WRENN_DATABASE_URL || undefined;
+  const host = env.WRENN_HOST || "127.0.0.1";
   if (databaseUrl && !/^postgres(ql)?:\/\//.test(databaseUrl)) {
     throw new ServerError(
       "invalid_argument",
@@ -113,7 +178,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
   }
   return {
     port: intFrom(env, "WRENN_PORT", 3000, 0, 65_535),
-    host: env.WRENN_HOST || "127.0.0.1",
+    host,
     dataDir: env.WRENN_DATA_DIR || join(homedir(), ".wrenn"),
     databaseUrl,
     jwtSecret: env.WRENN_JWT_SECRET || undefined,
@@ -129,5 +194,14 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
     ...tlsFrom(env),
     ...domainFrom(env.WRENN_DOMAIN),
+    retentionDays: intFrom(env, "WRENN_RETENTION_DAYS", 30, 0, 36_500),
+    headersTimeoutMs: intFrom(env, "WRENN_HEADERS_TIMEOUT_MS", 20_000, 500, 600_000),
+    signup: signupFrom(env, host),
+    rateLimits: {
+      authPerIp: intFrom(env, "WRENN_RATE_AUTH_IP_PER_MIN", 60, 1, 1_000_000),
+      authPerAccount: intFrom(env, "WRENN_RATE_AUTH_ACCOUNT_PER_MIN", 10, 1, 1_000_000),
+      createsPerTeam: intFrom(env, "WRENN_RATE_CREATE_TEAM_PER_MIN", 600, 1, 1_000_000),
+    },
+    teamQuotas: teamQuotasFrom(env),
   };
 }

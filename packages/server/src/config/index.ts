@@ -1,2 +1,7 @@
-export type { ServerConfig } from "./config.js";
-export { loadConfig } from "./config.js";
+export type {
+  RateLimits,
+  ServerConfig,
+  SignupMode,
+  TeamQuotaLimits,
+} from "./config.js";
+export { loadConfig, TEAM_QUOTA_NAMES } from "./config.js";

@@ -9,6 +9,8 @@ export interface UsersTable {
   email: string;
   passwordHash: string;
   createdAt: string;
+  /** Login tokens issued before this instant are refused (logout, password change). */
+  tokensValidAfter: Generated<string | null>;
 }
 
 export interface TeamsTable {
@@ -134,6 +136,32 @@ export interface TemplateHostsTable {
   createdAt: string;
 }
 
+/** A single-use invitation into a team; only the token's hash is stored. */
+export interface TeamInvitesTable {
+  id: string;
+  teamId: string;
+  tokenHash: string;
+  createdBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+  usedAt: string | null;
+}
+
+/** A short-lived, single-use WebSocket ticket for one sandbox (browsers cannot set headers). */
+export interface WsTicketsTable {
+  ticketHash: string;
+  teamId: string;
+  sandboxId: string;
+  expiresAt: string;
+}
+
+/** An admin's per-team override of the WRENN_TEAM_* quota defaults (JSON object). */
+export interface TeamQuotasTable {
+  teamId: string;
+  limits: string;
+  updatedAt: string;
+}
+
 export interface DatabaseSchema {
   users: UsersTable;
   teams: TeamsTable;
@@ -145,6 +173,9 @@ export interface DatabaseSchema {
   hostRefreshTokens: HostRefreshTokensTable;
   hostRegistrationTokens: HostRegistrationTokensTable;
   templateHosts: TemplateHostsTable;
+  teamInvites: TeamInvitesTable;
+  wsTickets: WsTicketsTable;
+  teamQuotas: TeamQuotasTable;
 }
 
 export type UserRow = Selectable<UsersTable>;

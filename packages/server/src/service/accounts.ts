@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import {
   decoyPasswordHash,
@@ -5,6 +6,7 @@ import {
   type TokenIssuer,
   verifyPassword,
 } from "../auth/index.js";
+import type { SignupMode } from "../config/index.js";
 import { isUniqueViolation, newId, nowIso, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { elapsed } from "./elapsed.js";
@@ -34,6 +36,13 @@ export interface WhoAmI {
   apiKey?: { id: string; name: string };
 }
 
+/** An invitation is good for a week, once. */
+const INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
+
+function hashToken(token: string): string {
+  return createHash("sha256").update(token).digest("hex");
+}
+
 /** Emails compare case-insensitively: stored and looked up in one normal form. */
 function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();
@@ -45,19 +54,86 @@ export class AccountService {
     private readonly store: Store,
     private readonly tokens: TokenIssuer,
     private readonly logger: Logger,
+    private readonly signupMode: SignupMode = "open",
   ) {}
 
-  /** Creates the user, their default team and the membership, all or nothing. */
-  async signup(email: string, password: string): Promise<SignupResult> {
+  /**
+   * Self-service sign-up as `WRENN_SIGNUP` allows: open (an invite, if given, joins its team),
+   * invite (an invite is required) or closed (refused; the admin is made at first start).
+   */
+  async register(email: string, password: string, invite?: string): Promise<SignupResult> {
+    if (this.signupMode === "closed")
+      throw new ServerError("permission_denied", "sign-up is closed on this server (WRENN_SIGNUP)");
+    if (invite === undefined) {
+      if (this.signupMode === "invite")
+        throw new ServerError("permission_denied", "sign-up needs an invitation on this server");
+      return this.signup(email, password);
+    }
+    // The password is hashed before the invite is spent: a failure after it wastes no invite.
+    const passwordHash = await hashPassword(password);
+    return this.store.transaction(async (tx) => {
+      const found = await tx.invites.redeem(hashToken(invite), nowIso());
+      if (!found) throw new ServerError("permission_denied", "invitation is not valid or was used");
+      return this.signup(email, password, { teamId: found.teamId, passwordHash }, tx);
+    });
+  }
+
+  /** An invitation into the owner's team: the token is shown once, only its hash is kept. */
+  async invite(principal: UserPrincipal): Promise<{ token: string; expiresAt: string }> {
+    if (principal.role !== "owner")
+      throw new ServerError("permission_denied", "only a team owner can invite");
+    const token = `wrninv_${randomBytes(24).toString("base64url")}`;
+    const now = Date.now();
+    const expiresAt = nowIso(new Date(now + INVITE_TTL_MS));
+    await this.store.invites.insert({
+      id: newId(),
+      teamId: principal.teamId,
+      tokenHash: hashToken(token),
+      createdBy: principal.userId,
+      createdAt: nowIso(new Date(now)),
+      expiresAt,
+      usedAt: null,
+    });
+    return { token, expiresAt };
+  }
+
+  /** Refuses every login token the user holds, this one included. */
+  async logout(principal: UserPrincipal): Promise<void> {
+    await this.store.users.revokeTokens(principal.userId, nowIso());
+  }
+
+  /** Checks the current password, stores the new one and revokes every existing login token. */
+  async changePassword(principal: UserPrincipal, current: string, next: string): Promise<void> {
+    const user = await this.store.users.getUser(principal.userId);
+    if (!user || !(await verifyPassword(current, user.passwordHash)))
+      throw new ServerError("unauthenticated", "current password is wrong");
+    const passwordHash = await hashPassword(next);
+    await this.store.users.setPassword(user.id, passwordHash, nowIso());
+  }
+
+  /**
+   * Creates the user, their default team and the membership, all or nothing; with `join`, the
+   * user becomes a member of that team instead (an invitation).
+   */
+  async signup(
+    email: string,
+    password: string,
+    join?: { teamId: string; passwordHash: string },
+    store: Store = this.store,
+  ): Promise<SignupResult> {
     const started = performance.now();
     const normalized = normalizeEmail(email);
-    const passwordHash = await hashPassword(password);
+    const passwordHash = join?.passwordHash ?? (await hashPassword(password));
     const createdAt = nowIso();
     const userId = newId();
-    const teamId = newId();
+    const teamId = join?.teamId ?? newId();
     try {
-      await this.store.transaction(async (tx) => {
+      await store.transaction(async (tx) => {
         await tx.users.insertUser({ id: userId, email: normalized, passwordHash, createdAt });
+        if (join) {
+          await tx.users.addMember(userId, teamId, "member", true, createdAt);
+          return;
+        }
         await tx.users.insertTeam({ id: teamId, name: `${normalized}'s team`, createdAt });
         await tx.users.addMember(userId, teamId, "owner", true, createdAt);
       });
@@ -119,6 +195,10 @@ export class AccountService {
   /** The user behind a bearer token, still a member of the token's team; else unauthenticated. */
   async authenticateToken(token: string): Promise<UserPrincipal> {
     const claims = await this.tokens.verify(token);
+    const user = await this.store.users.getUser(claims.userId);
+    if (!user) throw new ServerError("unauthenticated", "token's user no longer exists");
+    if (user.tokensValidAfter && claims.issuedAtMs <= Date.parse(user.tokensValidAfter))
+      throw new ServerError("unauthenticated", "token was revoked; log in again");
     const membership = await this.store.users.membership(claims.userId, claims.teamId);
     if (!membership) {
       throw new ServerError("unauthenticated", "token no longer grants access to its team");

@@ -13,14 +13,34 @@ const codeOf: Partial<Record<Code, ServerErrorCode>> = {
   [Code.DeadlineExceeded]: "unavailable",
 };
 
+/**
+ * Codes whose agent messages describe the host (paths, commands, envd's log): clients get a safe
+ * sentence, the agent's words go to the server log. The other codes describe the request.
+ */
+const HOST_SIDE: ReadonlySet<ServerErrorCode> = new Set(["internal", "unavailable"]);
+
 /** An agent failure as a ServerError; what the agent says about its own protocol stays internal. */
 export function fromAgentError(err: unknown, context: string): ServerError {
   if (err instanceof ServerError) return err;
   if (err instanceof ConnectError) {
     const code = codeOf[err.code] ?? "internal";
+    if (HOST_SIDE.has(code)) {
+      const safe =
+        code === "internal" ? "the host failed" : "the host could not do it right now; retry";
+      return new ServerError(code, `${context}: ${safe}`, {
+        cause: err,
+        logDetail: `${context}: ${err.rawMessage}`,
+      });
+    }
     return new ServerError(code, `${context}: ${err.rawMessage}`, { cause: err });
   }
-  return ServerError.from(err);
+  const wrapped = ServerError.from(err);
+  return wrapped.code === "internal"
+    ? new ServerError("internal", `${context}: internal error`, {
+        cause: err,
+        logDetail: `${context}: ${wrapped.message}`,
+      })
+    : wrapped;
 }
 
 /** True when the agent says it has no such sandbox (already gone). */

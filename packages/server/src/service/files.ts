@@ -68,9 +68,34 @@ const codeOfStatus: Record<number, ServerErrorCode> = {
   507: "resource_exhausted",
 };
 
+/** The most of an error body from envd or the agent that is read; the rest is dropped. */
+export const MAX_ERROR_BODY_BYTES = 64 * 1024;
+/** The most of an upload's answer (the list of files written) that is read. */
+export const MAX_UPLOAD_ANSWER_BYTES = 1024 * 1024;
+
+/** Reads at most `max` bytes of a body; undefined (and the rest discarded) if it is longer. */
+export async function readCapped(
+  body: AsyncIterable<Uint8Array> | null,
+  max: number,
+): Promise<Buffer | undefined> {
+  if (!body) return Buffer.alloc(0);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body) {
+    size += chunk.byteLength;
+    if (size > max) return undefined;
+    chunks.push(Buffer.from(chunk));
+  }
+  return Buffer.concat(chunks);
+}
+
 /** envd's (or the agent proxy's) `{code, message}` answer as a ServerError. */
 async function errorOf(res: Response, context: string): Promise<ServerError> {
-  const body = (await res.json().catch(() => ({}))) as { code?: unknown; message?: unknown };
+  const raw = await readCapped(res.body, MAX_ERROR_BODY_BYTES).catch(() => undefined);
+  let body: { code?: unknown; message?: unknown } = {};
+  try {
+    body = raw ? JSON.parse(raw.toString("utf8")) : {};
+  } catch {}
   const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
   const status = codeOfStatus[res.status];
   let code: ServerErrorCode = status ?? (res.status >= 500 ? "unavailable" : "invalid_argument");
@@ -78,7 +103,21 @@ async function errorOf(res: Response, context: string): Promise<ServerError> {
   if (status && typeof body.code === "string" && knownCodes.has(body.code)) {
     code = body.code === "unauthenticated" ? "invalid_argument" : (body.code as ServerErrorCode);
   }
+  // A 5xx is the host's own trouble (the proxy, envd's state): its words are for the log.
+  if (res.status >= 500 && !status) {
+    return new ServerError(code, `${context}: the sandbox did not answer; retry`, {
+      logDetail: `${context}: ${message}`,
+    });
+  }
   return new ServerError(code, `${context}: ${message}`);
+}
+
+/** A transfer that could not reach the sandbox: the network detail is for the log only. */
+function hostTrouble(context: string, err: unknown): ServerError {
+  return new ServerError("unavailable", `${context}: the sandbox could not be reached; retry`, {
+    cause: err,
+    logDetail: `${context}: ${(err as Error).message}`,
+  });
 }
 
 /**
@@ -127,11 +166,18 @@ export class FileService {
     });
     body.pipe(req);
     const res = await responseOf(req).catch((err: unknown) => {
-      throw new ServerError("unavailable", `upload: ${(err as Error).message}`, { cause: err });
+      throw hostTrouble("upload", err);
     });
-    const chunks: Buffer[] = [];
-    for await (const chunk of res) chunks.push(chunk as Buffer);
-    const answer = new Response(Buffer.concat(chunks), { status: res.statusCode ?? 502 });
+    const status = res.statusCode ?? 502;
+    const cap = status < 300 ? MAX_UPLOAD_ANSWER_BYTES : MAX_ERROR_BODY_BYTES;
+    const read = await readCapped(res, cap);
+    if (read === undefined) {
+      res.destroy();
+      throw new ServerError("internal", "upload: the sandbox's answer was too large", {
+        logDetail: `upload: answer of status ${status} longer than ${cap} bytes`,
+      });
+    }
+    const answer = new Response(read, { status });
     if (!answer.ok) {
       // envd answered before reading everything: discard the rest so the client gets the error.
       body.unpipe();
@@ -150,7 +196,7 @@ export class FileService {
     const res = await agentFetch(host, this.filesUrl(host, id, input.path, input.user), {
       ...(input.signal ? { signal: input.signal } : {}),
     }).catch((err: unknown) => {
-      throw new ServerError("unavailable", `download: ${(err as Error).message}`, { cause: err });
+      throw hostTrouble("download", err);
     });
     if (!res.ok || !res.body) throw await errorOf(res, "download");
     const headers: Record<string, string> = {};

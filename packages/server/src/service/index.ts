@@ -1,6 +1,8 @@
 import type { Logger } from "pino";
 import type { HostCredentials, TokenIssuer } from "../auth/index.js";
+import type { SignupMode, TeamQuotaLimits } from "../config/index.js";
 import type { Store } from "../db/index.js";
+import { ServerError } from "../errors.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import { AccountService } from "./accounts.js";
 import { ApiKeyService } from "./api-keys.js";
@@ -10,8 +12,11 @@ import { type FleetTimings, HostEnrollmentService } from "./host-enrollment.js";
 import { HostService } from "./hosts.js";
 import { MetricsService } from "./metrics.js";
 import { ProcessService } from "./processes.js";
+import { QuotaService } from "./quotas.js";
+import { RateLimiter } from "./rate-limiter.js";
 import { type SandboxDefaults, type SandboxPlacer, SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
+import { TicketService } from "./tickets.js";
 import { WatchService } from "./watch.js";
 
 export type { LoginResult, SignupResult } from "./accounts.js";
@@ -50,6 +55,8 @@ export type {
   StartProcessInput,
 } from "./processes.js";
 export { ProcessService, ProcessStream, SandboxProcesses } from "./processes.js";
+export { QuotaService } from "./quotas.js";
+export { RateLimiter } from "./rate-limiter.js";
 export type { ReconcileReport, ReconcilerOptions } from "./reconciler.js";
 export { DEFAULT_HOST_STALE_SEC, RECONCILE_INTERVAL_MS, Reconciler } from "./reconciler.js";
 export type {
@@ -69,6 +76,8 @@ export { WatchService } from "./watch.js";
 /** Every operation the API (and later the dashboard and E2B-compatible API) can call. */
 export interface Services {
   accounts: AccountService;
+  quotas: QuotaService;
+  tickets: TicketService;
   apiKeys: ApiKeyService;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
@@ -83,6 +92,12 @@ export interface Services {
 
 export interface ServiceDeps {
   store: Store;
+  /** `WRENN_TEAM_*` defaults; unlimited when not given. */
+  teamQuotas?: TeamQuotaLimits;
+  /** Sandbox creates allowed per team per minute; unlimited when not given. */
+  createsPerTeamPerMin?: number;
+  /** `WRENN_SIGNUP`; open when not given. */
+  signupMode?: SignupMode;
   tokens: TokenIssuer;
   hostCredentials: HostCredentials;
   logger: Logger;
@@ -92,8 +107,34 @@ export interface ServiceDeps {
   sandboxDefaults: SandboxDefaults;
 }
 
+const UNLIMITED: TeamQuotaLimits = {
+  running_sandboxes: Number.MAX_SAFE_INTEGER,
+  vcpus: Number.MAX_SAFE_INTEGER,
+  memory_mb: Number.MAX_SAFE_INTEGER,
+  disk_mb: Number.MAX_SAFE_INTEGER,
+  exec_streams: Number.MAX_SAFE_INTEGER,
+  file_watches: Number.MAX_SAFE_INTEGER,
+};
+
 export function createServices(deps: ServiceDeps): Services {
   const sandboxes = new SandboxService(deps.store, deps.fleet, deps.sandboxDefaults, deps.logger);
+  const quotas = new QuotaService(deps.store, deps.teamQuotas ?? UNLIMITED);
+  const creates = deps.createsPerTeamPerMin
+    ? new RateLimiter(deps.createsPerTeamPerMin)
+    : undefined;
+  sandboxes.admission = async (teamId, ask) => {
+    const wait = creates?.take(teamId) ?? 0;
+    if (wait > 0) {
+      throw new ServerError(
+        "resource_exhausted",
+        `rate limit: too many creates for this team; retry after ${wait} s`,
+        {
+          details: { limit: "creates_per_minute", retry_after_sec: wait },
+        },
+      );
+    }
+    await quotas.admitSandbox(teamId, ask);
+  };
   const hostEnrollment = new HostEnrollmentService(
     deps.store,
     deps.hostCredentials,
@@ -101,7 +142,9 @@ export function createServices(deps: ServiceDeps): Services {
     deps.logger,
   );
   return {
-    accounts: new AccountService(deps.store, deps.tokens, deps.logger),
+    quotas,
+    tickets: new TicketService(deps.store, sandboxes),
+    accounts: new AccountService(deps.store, deps.tokens, deps.logger, deps.signupMode),
     apiKeys: new ApiKeyService(deps.store, deps.logger),
     sandboxes,
     exec: new ExecService(sandboxes, deps.logger),

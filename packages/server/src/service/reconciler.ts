@@ -27,6 +27,8 @@ export interface ReconcileReport {
   orphans: string[];
   /** False when another replica holds the duty (nothing was done). */
   leader: boolean;
+  /** Stopped rows deleted past the retention. */
+  pruned: number;
 }
 
 export interface ReconcilerOptions {
@@ -34,6 +36,8 @@ export interface ReconcilerOptions {
   staleSec?: number;
   /** Default: this process always leads (SQLite, one server per data dir). */
   leadership?: Leadership;
+  /** `WRENN_RETENTION_DAYS`: stopped rows older than this are deleted; 0 or unset keeps them. */
+  retentionDays?: number;
 }
 
 /**
@@ -50,6 +54,7 @@ export class Reconciler {
   private readonly intervalMs: number;
   private readonly staleMs: number;
   private readonly leadership: Leadership;
+  private readonly retentionMs: number;
 
   constructor(
     private readonly store: Store,
@@ -60,6 +65,7 @@ export class Reconciler {
     this.intervalMs = options.intervalMs ?? RECONCILE_INTERVAL_MS;
     this.staleMs = (options.staleSec ?? DEFAULT_HOST_STALE_SEC) * 1000;
     this.leadership = options.leadership ?? soleLeader;
+    this.retentionMs = (options.retentionDays ?? 0) * 86_400_000;
   }
 
   start(): void {
@@ -82,7 +88,13 @@ export class Reconciler {
 
   /** One pass (also callable directly, e.g. at start). */
   async tick(): Promise<ReconcileReport> {
-    const report: ReconcileReport = { changed: {}, unreachable: [], orphans: [], leader: false };
+    const report: ReconcileReport = {
+      changed: {},
+      unreachable: [],
+      orphans: [],
+      leader: false,
+      pruned: 0,
+    };
     if (!(await this.leadership.acquire())) return report;
     report.leader = true;
     await this.markStale(report);
@@ -94,6 +106,13 @@ export class Reconciler {
       } catch (err) {
         this.logger.warn({ op: "reconcile", hostId: host.id, err }, "reconciling a host failed");
       }
+    }
+    if (this.retentionMs > 0) {
+      report.pruned = await this.store.sandboxes.pruneStopped(
+        nowIso(new Date(Date.now() - this.retentionMs)),
+      );
+      if (report.pruned > 0)
+        this.logger.info({ op: "reconcile", pruned: report.pruned }, "pruned stopped sandboxes");
     }
     return report;
   }

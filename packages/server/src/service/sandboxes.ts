@@ -108,6 +108,12 @@ export class SandboxService {
   /** Sandboxes whose activity is being recorded right now: concurrent requests record it once. */
   private readonly recording = new Set<string>();
 
+  /** Checks a create against the team's rate limit and quotas before anything is made. */
+  admission?: (
+    teamId: string,
+    ask: { vcpus: number; memoryMb: number; diskSizeMb: number },
+  ) => Promise<void>;
+
   constructor(
     private readonly store: Store,
     private readonly placer: SandboxPlacer,
@@ -137,6 +143,13 @@ export class SandboxService {
     let template = input.template ?? this.defaults.template;
     let snapshotId: string | null = null;
     let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
+    // Agents name snapshots by row id, and an agent resolves a template name to a snapshot first:
+    // an id-shaped template is only ever the caller's own snapshot, else it is not found, exactly
+    // like a missing one (another team's snapshot must not be reachable through `template`).
+    if (input.snapshot === undefined && isId(template)) {
+      if (!(await this.store.templates.get(teamId, template)))
+        throw new ServerError("not_found", `template ${JSON.stringify(template)} not found`);
+    }
     if (input.snapshot !== undefined) {
       const snapshot = await this.store.templates.getByName(teamId, input.snapshot);
       if (!snapshot)
@@ -146,6 +159,11 @@ export class SandboxService {
       snapshotId = snapshot.id;
       ({ vcpus, memoryMb, diskSizeMb } = snapshot);
     }
+    await this.admission?.(teamId, {
+      vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
+      memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
+      diskSizeMb,
+    });
     const host = await this.placer.place(teamId, {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
       memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,

@@ -115,6 +115,7 @@ export async function startSingleHost(
     intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
     staleSec: config.hostStaleSec,
     leadership: fleetLeadership(config, logger),
+    retentionDays: config.retentionDays,
   });
   // What changed while the server was down shows at once, not a tick later.
   await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));

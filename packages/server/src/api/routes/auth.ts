@@ -1,12 +1,16 @@
 import { createRoute } from "@hono/zod-openapi";
-import type { Services, TeamPrincipal } from "../../service/index.js";
+import type { RateLimiter, Services, TeamPrincipal } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
-import { requireUserOrApiKey } from "../middleware.js";
+import { requireUser, requireUserOrApiKey } from "../middleware.js";
+import { limitAuth } from "../rate-limit.js";
 import {
   CredentialsSchema,
+  InviteResponseSchema,
   LoginResponseSchema,
+  PasswordChangeSchema,
   SignupResponseSchema,
+  SignupSchema,
   WhoAmISchema,
 } from "../schemas.js";
 
@@ -19,8 +23,10 @@ const signup = createRoute({
   method: "post",
   path: "/v1/auth/signup",
   tags: ["auth"],
-  summary: "Create a user and their default team",
-  request: { body: credentialsBody },
+  summary: "Create a user and their default team (or join the team of an invitation)",
+  request: {
+    body: { content: { "application/json": { schema: SignupSchema } }, required: true },
+  },
   responses: {
     201: {
       description: "Created",
@@ -28,9 +34,11 @@ const signup = createRoute({
     },
     ...errorResponses(
       "invalid_argument",
+      "permission_denied",
       "already_exists",
       "payload_too_large",
       "unsupported_media_type",
+      "resource_exhausted",
     ),
   },
 });
@@ -51,11 +59,22 @@ const login = createRoute({
       "unauthenticated",
       "payload_too_large",
       "unsupported_media_type",
+      "resource_exhausted",
     ),
   },
 });
 
-export function registerAuthRoutes(app: App, services: Services): void {
+export function registerAuthRoutes(
+  app: App,
+  services: Services,
+  limits: { perIp: RateLimiter; perAccount: RateLimiter },
+): void {
+  // Before the routes: hashing is what a flood would starve the thread pool with.
+  const limited = limitAuth(limits.perIp, limits.perAccount);
+  app.use("/v1/auth/signup", limited);
+  app.use("/v1/auth/login", limited);
+  app.use("/v1/auth/password", limited);
+
   app.openapi(
     createRoute({
       method: "get",
@@ -89,8 +108,8 @@ export function registerAuthRoutes(app: App, services: Services): void {
   );
 
   app.openapi(signup, async (c) => {
-    const { email, password } = c.req.valid("json");
-    const user = await services.accounts.signup(email, password);
+    const { email, password, invite } = c.req.valid("json");
+    const user = await services.accounts.register(email, password, invite);
     return c.json(
       { id: user.id, email: user.email, team_id: user.teamId, created_at: user.createdAt },
       201,
@@ -110,4 +129,69 @@ export function registerAuthRoutes(app: App, services: Services): void {
       200,
     );
   });
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/auth/logout",
+      tags: ["auth"],
+      summary: "Revoke every login token of the user, this one included",
+      security: [{ bearerAuth: [] }],
+      middleware: requireUser(services),
+      responses: { 204: { description: "Logged out" }, ...errorResponses("unauthenticated") },
+    }),
+    async (c) => {
+      await services.accounts.logout(c.get("user"));
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/auth/password",
+      tags: ["auth"],
+      summary: "Change the password; every existing login token is revoked",
+      security: [{ bearerAuth: [] }],
+      middleware: requireUser(services),
+      request: {
+        body: { content: { "application/json": { schema: PasswordChangeSchema } }, required: true },
+      },
+      responses: {
+        204: { description: "Changed" },
+        ...errorResponses("invalid_argument", "unauthenticated", "resource_exhausted"),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      await services.accounts.changePassword(
+        c.get("user"),
+        body.current_password,
+        body.new_password,
+      );
+      return c.body(null, 204);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/teams/invites",
+      tags: ["auth"],
+      summary: "Invite someone into your team (owners only): a single-use token for sign-up",
+      security: [{ bearerAuth: [] }],
+      middleware: requireUser(services),
+      responses: {
+        201: {
+          description: "Created",
+          content: { "application/json": { schema: InviteResponseSchema } },
+        },
+        ...errorResponses("unauthenticated", "permission_denied"),
+      },
+    }),
+    async (c) => {
+      const invite = await services.accounts.invite(c.get("user"));
+      return c.json({ token: invite.token, expires_at: invite.expiresAt }, 201);
+    },
+  );
 }

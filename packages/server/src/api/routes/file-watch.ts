@@ -15,12 +15,13 @@ const WatchQuery = FilePathQuery.pick({ path: true }).extend({
     .enum(["true", "false", "1", "0"])
     .optional()
     .openapi({ param: { name: "recursive", in: "query" }, description: "Default false" }),
-  api_key: z
+  ticket: z
     .string()
     .optional()
     .openapi({
-      param: { name: "api_key", in: "query" },
-      description: "The API key, for clients that cannot set headers (EventSource)",
+      param: { name: "ticket", in: "query" },
+      description:
+        "A single-use ticket from POST /v1/sandboxes/{id}/ticket, for clients that cannot set headers (browsers)",
     }),
 });
 
@@ -56,10 +57,17 @@ export function registerFileWatchRoutes(app: App, services: Services): void {
     }),
     async (c) => {
       const { path, recursive } = c.req.valid("query");
-      const watch = await services.watch.watch(c.get("team").teamId, c.req.valid("param").id, {
-        path,
-        recursive: recursive === "true" || recursive === "1",
-      });
+      const { teamId } = c.get("team");
+      const release = await services.quotas.acquire(teamId, "file_watches");
+      const watch = await services.watch
+        .watch(teamId, c.req.valid("param").id, {
+          path,
+          recursive: recursive === "true" || recursive === "1",
+        })
+        .catch((err: unknown) => {
+          release();
+          throw err;
+        });
       return streamSSE(c, async (stream) => {
         stream.onAbort(() => watch.close());
         const ping = setInterval(() => void stream.write(": ping\n\n"), PING_MS);
@@ -75,6 +83,7 @@ export function registerFileWatchRoutes(app: App, services: Services): void {
         } finally {
           clearInterval(ping);
           watch.close();
+          release();
         }
       });
     },

@@ -57,12 +57,13 @@ const StdinSchema = z
   .openapi("ProcessStdin");
 
 const StreamQuery = z.object({
-  api_key: z
+  ticket: z
     .string()
     .optional()
     .openapi({
-      param: { name: "api_key", in: "query" },
-      description: "The API key, for clients that cannot set headers (browsers)",
+      param: { name: "ticket", in: "query" },
+      description:
+        "A single-use ticket from POST /v1/sandboxes/{id}/ticket, for clients that cannot set headers (browsers)",
     }),
 });
 

@@ -33,7 +33,7 @@ function refuse(socket: Duplex, err: ServerError): void {
 }
 
 /**
- * WebSockets of the API (today: the exec stream). Authentication (X-API-Key, or `api_key` in the
+ * WebSockets of the API (today: the exec stream). Authentication (X-API-Key, or `ticket` in the
  * query since browsers cannot set headers on a WebSocket) and the sandbox check happen before the
  * upgrade, so those failures are ordinary HTTP errors.
  */
@@ -68,18 +68,30 @@ export function createUpgradeHandler(services: Services, logger: Logger): Upgrad
     if (req.method !== "GET")
       throw new ServerError("method_not_allowed", `${req.method} is not allowed here; use GET`);
     const header = req.headers["x-api-key"];
-    const key = (typeof header === "string" ? header : url.searchParams.get("api_key"))?.trim();
-    if (!key)
+    const key = typeof header === "string" ? header.trim() : undefined;
+    const ticket = url.searchParams.get("ticket")?.trim();
+    const sandboxId = match[1] ?? "";
+    if (!key && !ticket)
       throw new ServerError(
         "unauthenticated",
-        "send X-API-Key: <key> or ?api_key=<key> (create one with POST /v1/api-keys)",
+        "send X-API-Key: <key>, or from a browser ?ticket=<ticket from POST /v1/sandboxes/{id}/ticket>",
       );
-    const { teamId } = await services.apiKeys.authenticate(key);
-    const sandboxId = match[1] ?? "";
-    const processes = await services.processes.open(teamId, sandboxId);
-    if (socket.destroyed) return;
+    // A browser's ticket: single-use, short-lived, for this sandbox only (no key in the URL).
+    const teamId = key
+      ? (await services.apiKeys.authenticate(key)).teamId
+      : await services.tickets.redeem(ticket as string, sandboxId);
+    const release = await services.quotas.acquire(teamId, "exec_streams");
+    let processes: Awaited<ReturnType<typeof services.processes.open>>;
+    try {
+      processes = await services.processes.open(teamId, sandboxId);
+    } catch (err) {
+      release();
+      throw err;
+    }
+    if (socket.destroyed) return release();
     wss.handleUpgrade(req, socket, head, (ws) => {
       upgraded(); // ws handles the socket's errors from here
+      ws.once("close", release);
       alive.add(ws);
       ws.on("pong", () => alive.add(ws));
       new ExecStreamSession(ws, processes, logger, { sandboxId, teamId });

@@ -238,6 +238,16 @@ export class SandboxesRepo {
     return result.numUpdatedRows > 0n;
   }
 
+  /** Deletes stopped rows that stopped before `before`; returns how many. */
+  async pruneStopped(before: string): Promise<number> {
+    const result = await this.db
+      .deleteFrom("sandboxes")
+      .where("state", "=", "stopped")
+      .where("stoppedAt", "<", before)
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async delete(teamId: string, id: string): Promise<boolean> {
     const result = await this.db
       .deleteFrom("sandboxes")

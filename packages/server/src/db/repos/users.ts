@@ -1,5 +1,5 @@
 import type { Insertable } from "kysely";
-import type { TeamRow, TeamsTable, UserRow } from "../schema.js";
+import type { TeamRow, TeamsTable, UserRow, UsersTable } from "../schema.js";
 import type { Executor } from "./types.js";
 
 export type TeamRole = "owner" | "member";
@@ -14,9 +14,26 @@ export interface Membership {
 export class UsersRepo {
   constructor(private readonly db: Executor) {}
 
-  async insertUser(user: UserRow): Promise<UserRow> {
+  async insertUser(user: Insertable<UsersTable>): Promise<void> {
     await this.db.insertInto("users").values(user).execute();
-    return user;
+  }
+
+  /** A new password hash; every login token issued before `at` is refused. */
+  async setPassword(userId: string, passwordHash: string, at: string): Promise<void> {
+    await this.db
+      .updateTable("users")
+      .set({ passwordHash, tokensValidAfter: at })
+      .where("id", "=", userId)
+      .execute();
+  }
+
+  /** Refuses every login token of the user issued before `at` (logout, password change). */
+  async revokeTokens(userId: string, at: string): Promise<void> {
+    await this.db
+      .updateTable("users")
+      .set({ tokensValidAfter: at })
+      .where("id", "=", userId)
+      .execute();
   }
 
   findUserByEmail(email: string): Promise<UserRow | undefined> {
