@@ -1,14 +1,16 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdtemp, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { listenHttp } from "@wrenn/envd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultEnvdDir } from "../src/config/index.js";
 import { AgentError } from "../src/errors.js";
 import { readProcStat } from "../src/launcher/index.js";
 import { silentLogger } from "../src/logger/index.js";
 import { AddressPool, keepHostFirewallState } from "../src/network/index.js";
+import { EnvdProxy } from "../src/proxy/index.js";
 import { MicroVmRuntime, type SandboxSpec } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { findLeaks } from "./contract/leaks.js";
@@ -16,8 +18,10 @@ import { crashNamespaceCreate } from "./contract/namespace-crash-create.js";
 import { runtimeContract } from "./contract/runtime-contract.js";
 import { microVmSkipReason } from "./fixtures/microvm.js";
 
-// A /24 of its own inside 10.236.0.0/16, so other suites never share an address with ours.
-const net = `10.236.${Math.floor(Math.random() * 250)}`;
+// A /24 of its own inside 10.236.0.0/16 (or the /16 of WRENN_SANDBOX_CIDR, for parallel runs),
+// so other suites never share an address with ours.
+const net16 = process.env.WRENN_SANDBOX_CIDR?.split(".").slice(0, 2).join(".") || "10.236";
+const net = `${net16}.${Math.floor(Math.random() * 250)}`;
 const cidr = `${net}.0/24`;
 let crashes = 0;
 const skip = await microVmSkipReason();
@@ -68,7 +72,7 @@ describe.skipIf(skip)("microvm", { timeout: 240_000 }, () => {
       diskSizeMb: 0,
       ...more,
     });
-    const envd = (id: string) => new EnvdClient(`http://${runtime.get(id).envdAddress}`);
+    const envd = (id: string) => EnvdClient.direct(runtime.get(id));
     // A zombie waiting for its reaper holds no memory: gone as far as this test goes.
     const qemuAlive = async (pidFile: string) => {
       const stat = await readProcStat(Number(await readFile(pidFile, "utf8")));
@@ -152,6 +156,89 @@ describe.skipIf(skip)("microvm", { timeout: 240_000 }, () => {
       expect((err as AgentError).code).toBe("invalid_argument");
       expect((err as AgentError).message).toMatch(/memory_mb is fixed at 256/);
       await expect(runtime.deleteSnapshot(snap)).rejects.toThrow(/in use/);
+      for (const id of [a.id, b.id, source]) await runtime.destroy(id);
+      await runtime.deleteSnapshot(snap);
+    });
+
+    it("gives every restore its own envd token: others' and none are refused, the proxy's works through pause/resume and adoption", async () => {
+      const { id: source } = await runtime.create(spec("tsrc"));
+      const snap = `${prefix}-tsnap`;
+      await runtime.snapshot(source, snap);
+      const a = await runtime.create(spec("ta", { template: snap }));
+      const b = await runtime.create(spec("tb", { template: snap }));
+      const snapshotToken = async (name: string) => {
+        const file = join(dir, "microvm", "snapshots", name, "snapshot.json");
+        expect((await stat(file)).mode & 0o077).toBe(0);
+        return JSON.parse(await readFile(file, "utf8")).envd_access_token as string;
+      };
+      const ready = (await readdir(join(dir, "microvm", "snapshots"))).find((n) =>
+        n.startsWith("ready-test-minimal-1x256x"),
+      );
+      const tokens = [
+        await snapshotToken(ready!),
+        runtime.get(source).envdAccessToken,
+        a.envdAccessToken,
+        b.envdAccessToken,
+      ];
+      for (const token of tokens) expect(token).toMatch(/^[0-9a-f]{64}$/);
+      expect(new Set(tokens).size).toBe(4);
+      // A user's snapshot keeps the token its source had (its envd's memory holds it).
+      expect(await snapshotToken(snap)).toBe(runtime.get(source).envdAccessToken);
+
+      // Straight to a's envd: a process start without a token, with b's, with the snapshot's:
+      // 401. With its own: it runs.
+      const start = (token?: string) =>
+        fetch(`http://${a.envdAddress}/process.Process/Start`, {
+          method: "POST",
+          headers: {
+            "content-type": "application/connect+json",
+            ...(token && { "x-access-token": token }),
+          },
+          body: "{}",
+        });
+      for (const token of [undefined, b.envdAccessToken, runtime.get(source).envdAccessToken]) {
+        const res = await start(token);
+        expect(res.status).toBe(401);
+        expect(await res.json()).toMatchObject({ code: "unauthenticated" });
+      }
+      expect((await EnvdClient.direct(a).sh("echo direct")).stdout).toBe("direct\n");
+
+      // Through the agent's proxy, which adds the token from the sandbox's record.
+      const proxy = new EnvdProxy({
+        lookup: (id) => runtime.get(id),
+        onActivity: () => () => {},
+        logger: silentLogger(),
+      });
+      const server = await listenHttp(
+        (req, res) => {
+          if (!proxy.handle(req, res)) {
+            res.writeHead(404);
+            res.end();
+          }
+        },
+        { port: 0, host: "127.0.0.1" },
+      );
+      try {
+        const viaProxy = (id: string) =>
+          new EnvdClient(`http://127.0.0.1:${server.port}/sandboxes/${id}/envd`);
+        expect((await viaProxy(a.id).sh("echo proxied")).stdout).toBe("proxied\n");
+        await runtime.pause(a.id);
+        await runtime.resume(a.id);
+        expect(runtime.get(a.id).envdAccessToken).toBe(a.envdAccessToken);
+        expect((await viaProxy(a.id).sh("echo resumed")).stdout).toBe("resumed\n");
+        // An agent restart: the new runtime adopts the VMs with the tokens from their records.
+        await runtime.close();
+        runtime = makeRuntime(dir);
+        await runtime.adopt();
+        expect(runtime.get(b.id).envdAccessToken).toBe(b.envdAccessToken);
+        for (const id of [a.id, b.id]) {
+          expect((await viaProxy(id).sh("echo adopted")).stdout).toBe("adopted\n");
+        }
+        expect((await start()).status).toBe(401);
+      } finally {
+        await server.close();
+        proxy.close();
+      }
       for (const id of [a.id, b.id, source]) await runtime.destroy(id);
       await runtime.deleteSnapshot(snap);
     });

@@ -96,7 +96,7 @@ describe.skipIf(skip)("one agent, two runtimes", { timeout: 300_000 }, () => {
     expect(byId.get(vm)?.runtime).toBe("microvm");
     await rpc().resumeSandbox({ sandboxId: vm });
     for (const id of [ns, vm]) {
-      const client = new EnvdClient(`http://${agent.runtime.get(id).envdAddress}`);
+      const client = EnvdClient.direct(agent.runtime.get(id));
       expect((await client.sh("echo alive")).stdout).toBe("alive\n");
     }
 

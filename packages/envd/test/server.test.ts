@@ -116,3 +116,82 @@ describe("envd with an access token", () => {
     expect(out.stdout).not.toContain("s3cret-token");
   });
 });
+
+describe("envd's access token replaced by POST /init", () => {
+  let envd: RunningEnvd;
+
+  beforeAll(async () => {
+    envd = await startEnvd({ WRENN_ENVD_ACCESS_TOKEN: "snapshot-token" });
+  });
+  afterAll(async () => {
+    await envd?.stop();
+  });
+
+  const init = (body: unknown, token?: string) =>
+    fetch(`${envd.baseUrl}/init`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        ...(token ? { "x-access-token": token } : {}),
+      },
+      body: JSON.stringify(body),
+    });
+  const metrics = (token: string) =>
+    fetch(`${envd.baseUrl}/metrics`, { headers: { "x-access-token": token } });
+
+  it("takes a new token only from a request that carries the current one", async () => {
+    // Without the current token (or with a wrong one) nobody can take the sandbox over.
+    expect((await init({ accessToken: "stolen" })).status).toBe(401);
+    expect((await init({ accessToken: "stolen" }, "wrong")).status).toBe(401);
+    expect((await metrics("stolen")).status).toBe(401);
+    // A bad token is refused and changes nothing.
+    for (const accessToken of ["", 42, "x".repeat(513)]) {
+      const res = await init({ accessToken }, "snapshot-token");
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({ code: "invalid_argument" });
+    }
+    expect((await metrics("snapshot-token")).status).toBe(200);
+
+    expect((await init({ accessToken: "sandbox-token" }, "snapshot-token")).status).toBe(204);
+    // Only the new token works now: the snapshot's is as good as any other guess.
+    expect((await metrics("snapshot-token")).status).toBe(401);
+    expect((await init({ accessToken: "again" }, "snapshot-token")).status).toBe(401);
+    expect((await metrics("sandbox-token")).status).toBe(200);
+    const headers = { "x-access-token": "snapshot-token" };
+    await expect(
+      new EventReader(envd.process.start({ process: { cmd: "true" } }, { headers })).toEnd(),
+    ).rejects.toThrow(/unauthenticated/);
+    const out = await new EventReader(
+      envd.process.start(
+        { process: { cmd: "true" } },
+        { headers: { "x-access-token": "sandbox-token" } },
+      ),
+    ).toEnd();
+    expect(out.end?.exitCode).toBe(0);
+  });
+});
+
+describe("envd without an access token", () => {
+  let envd: RunningEnvd;
+
+  beforeAll(async () => {
+    envd = await startEnvd();
+  });
+  afterAll(async () => {
+    await envd?.stop();
+  });
+
+  it("takes a first token from POST /init and then requires it", async () => {
+    expect((await fetch(`${envd.baseUrl}/metrics`)).status).toBe(200);
+    const res = await fetch(`${envd.baseUrl}/init`, {
+      method: "POST",
+      body: JSON.stringify({ accessToken: "first-token" }),
+    });
+    expect(res.status).toBe(204);
+    expect((await fetch(`${envd.baseUrl}/metrics`)).status).toBe(401);
+    const ok = await fetch(`${envd.baseUrl}/metrics`, {
+      headers: { "x-access-token": "first-token" },
+    });
+    expect(ok.status).toBe(200);
+  });
+});

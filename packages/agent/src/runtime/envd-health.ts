@@ -60,10 +60,18 @@ export async function waitForEnvd(
   }
 }
 
-/** POST /init: defaults (envs, user, workdir) for the processes envd starts from now on. */
+/**
+ * POST /init: defaults (envs, user, workdir) for the processes envd starts from now on, and
+ * `accessToken` to replace the token envd requires (the request carries the current one).
+ */
 export function initEnvd(
   envd: EnvdTarget,
-  body: { envVars?: Record<string, string>; defaultUser?: string; defaultWorkdir?: string },
+  body: {
+    envVars?: Record<string, string>;
+    defaultUser?: string;
+    defaultWorkdir?: string;
+    accessToken?: string;
+  },
 ): Promise<void> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -90,6 +98,32 @@ export function initEnvd(
     req.on("timeout", () => req.destroy(new AgentError("unavailable", "envd /init timed out")));
     req.on("error", (err) => reject(AgentError.from(err)));
     req.end(payload);
+  });
+}
+
+/**
+ * Checks that envd refuses a request without `envd.accessToken`: an envd too old to take a
+ * token from /init (in a snapshot made before) would otherwise stay open without a word.
+ */
+export function expectEnvdLocked(envd: EnvdTarget): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(
+      { host: envd.host, port: envd.port, path: "/metrics", agent: false, timeout: 5_000 },
+      (res) => {
+        res.resume();
+        if (res.statusCode === 401) resolve();
+        else {
+          reject(
+            new AgentError(
+              "failed_precondition",
+              `envd answered ${res.statusCode} without its access token: its snapshot predates per-sandbox tokens; make it again`,
+            ),
+          );
+        }
+      },
+    );
+    req.on("timeout", () => req.destroy(new AgentError("unavailable", "envd timed out")));
+    req.on("error", (err) => reject(AgentError.from(err)));
   });
 }
 
@@ -129,7 +163,7 @@ export async function warmUpEnvd(envd: EnvdTarget, runs = 3): Promise<void> {
 
 /** Runs one command through envd as `user` and resolves with its exit code. */
 export async function execEnvd(
-  envd: { host: string; port: number },
+  envd: EnvdTarget,
   cmd: string,
   args: string[],
   user = "root",
@@ -138,7 +172,10 @@ export async function execEnvd(
     Process,
     createConnectTransport({ baseUrl: `http://${envd.host}:${envd.port}`, httpVersion: "1.1" }),
   );
-  const headers = { authorization: `Basic ${Buffer.from(`${user}:`).toString("base64")}` };
+  const headers = {
+    ...tokenHeader(envd),
+    authorization: `Basic ${Buffer.from(`${user}:`).toString("base64")}`,
+  };
   for await (const res of client.start(
     { process: { cmd, args } },
     { headers, signal: AbortSignal.timeout(30_000) },

@@ -7,7 +7,13 @@ import { type Request, type Response, requestUrl, sendError } from "./respond.js
 export type { Request, Response } from "./respond.js";
 export { readJsonBody, requestUrl, sendError, sendJson } from "./respond.js";
 
-type Route = (req: Request, res: Response) => Promise<void> | void;
+/** What the routes may change in the server that runs them. */
+export interface HttpContext {
+  /** Replaces the access token every later request must carry. */
+  setAccessToken(token: string): void;
+}
+
+type Route = (req: Request, res: Response, ctx: HttpContext) => Promise<void> | void;
 
 const routes: Record<string, Partial<Record<string, Route>>> = {
   "/health": {
@@ -22,7 +28,7 @@ const routes: Record<string, Partial<Record<string, Route>>> = {
 };
 
 /** envd's plain-HTTP routes, beside the Connect services on the same port. */
-export async function handleHttp(req: Request, res: Response): Promise<void> {
+export async function handleHttp(req: Request, res: Response, ctx: HttpContext): Promise<void> {
   try {
     const methods = routes[requestUrl(req).pathname];
     if (!methods) throw new EnvdError("not_found", `no route ${req.method} ${req.url}`);
@@ -31,7 +37,7 @@ export async function handleHttp(req: Request, res: Response): Promise<void> {
       res.setHeader("allow", Object.keys(methods).join(", "));
       throw new EnvdError("method_not_allowed", `method ${req.method} not allowed on ${req.url}`);
     }
-    await route(req, res);
+    await route(req, res, ctx);
   } catch (err) {
     sendError(res, err);
   }

@@ -5,12 +5,15 @@ import { Filesystem } from "@wrenn/proto/filesystem";
 import { Process } from "@wrenn/proto/process";
 import { EnvdError } from "../errors.js";
 import { createFilesystemService } from "../filesystem/index.js";
-import { handleHttp, type Response, sendError } from "../http/index.js";
+import { type HttpContext, handleHttp, type Response, sendError } from "../http/index.js";
 import { createProcessService } from "../process/index.js";
 import type { RequestHandler } from "./listen.js";
 
 export interface EnvdOptions {
-  /** When set, every request must carry it in `X-Access-Token` ("secure" sandboxes). */
+  /**
+   * When set, every request must carry it in `X-Access-Token` ("secure" sandboxes). POST /init
+   * may replace it (or set one where there was none).
+   */
   accessToken?: string;
 }
 
@@ -20,11 +23,10 @@ export interface Envd {
   close(): Promise<void>;
 }
 
-function tokenMatches(expected: string, given: string | string[] | undefined): boolean {
+function tokenMatches(expected: Buffer, given: string | string[] | undefined): boolean {
   if (typeof given !== "string") return false;
-  const a = Buffer.from(expected);
   const b = Buffer.from(given);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return expected.length === b.length && timingSafeEqual(expected, b);
 }
 
 /** GET /health answers without the token: it says nothing but "up". */
@@ -36,6 +38,13 @@ function isHealthCheck(req: { method?: string | undefined; url?: string | undefi
 
 /** envd: the Connect services and the HTTP routes, as one Node request handler. */
 export function createEnvd(options: EnvdOptions = {}): Envd {
+  // Kept as a buffer: compared in constant time, never logged.
+  let accessToken = options.accessToken ? Buffer.from(options.accessToken) : undefined;
+  const ctx: HttpContext = {
+    setAccessToken(token) {
+      accessToken = Buffer.from(token);
+    },
+  };
   const processes = createProcessService();
   const filesystem = createFilesystemService();
   const connect = connectNodeAdapter({
@@ -44,15 +53,15 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
       router.service(Filesystem, filesystem.service);
     },
     // connect-node's response type is a narrower view of the same Node objects.
-    fallback: (req, res) => void handleHttp(req, res as unknown as Response),
+    fallback: (req, res) => void handleHttp(req, res as unknown as Response, ctx),
     // Output and files cross loopback or a veth: compressing them costs more CPU than it saves.
     acceptCompression: [],
   });
   const handler: RequestHandler = (req, res) => {
     if (
-      options.accessToken &&
+      accessToken &&
       !isHealthCheck(req) &&
-      !tokenMatches(options.accessToken, req.headers["x-access-token"])
+      !tokenMatches(accessToken, req.headers["x-access-token"])
     ) {
       sendError(res, new EnvdError("unauthenticated", "missing or wrong X-Access-Token"));
       return;

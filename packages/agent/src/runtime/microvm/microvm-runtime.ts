@@ -22,7 +22,14 @@ import { ensureInitramfs, findKernel, imageSizeMb } from "./guest-image.js";
 import type { MicroVmRuntimeOptions, VmHost, VmLive, VmParts } from "./parts.js";
 import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
-import { buildVm, saveAndStop, startSaved, teardownVm, vmDir } from "./vm-assembly.js";
+import {
+  buildVm,
+  newEnvdToken,
+  saveAndStop,
+  startSaved,
+  teardownVm,
+  vmDir,
+} from "./vm-assembly.js";
 import {
   deleteVmSnapshot,
   ensureImage,
@@ -151,6 +158,8 @@ export class MicroVmRuntime implements Runtime {
       metadata: spec.metadata ?? {},
       createdAt: new Date().toISOString(),
       autoPaused: false,
+      // Its own: set in envd right after the restore, replacing the snapshot's.
+      envdAccessToken: newEnvdToken(),
     };
     const live: VmLive = {
       record,
@@ -162,7 +171,11 @@ export class MicroVmRuntime implements Runtime {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
     vp.sandboxes.set(spec.id, live);
-    const source = { kind: "restore" as const, snapshotDir: vp.store.snapshotDir(snapshot.name) };
+    const source = {
+      kind: "restore" as const,
+      snapshotDir: vp.store.snapshotDir(snapshot.name),
+      accessToken: snapshot.envdAccessToken,
+    };
     const created = buildVm(vp, live, source, spec.envs, timer, options.signal);
     live.queue = created.catch(() => {});
     await created;

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../../errors.js";
@@ -6,7 +7,14 @@ import { isSandboxAlive, killSandbox, readProcStat } from "../../launcher/index.
 import type { StepTimer } from "../../logger/index.js";
 import { addVmTap, createNetwork, removeNetwork } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
-import { execEnvd, initEnvd, waitForEnvd, warmUpEnvd } from "../envd-health.js";
+import {
+  type EnvdTarget,
+  execEnvd,
+  expectEnvdLocked,
+  initEnvd,
+  waitForEnvd,
+  warmUpEnvd,
+} from "../envd-health.js";
 import { throwAll } from "../limits.js";
 import { ENVD_PORT } from "../namespace/index.js";
 import { envFile, GUEST_ADDRESS, GUEST_DIR, GUEST_GATEWAY, GUEST_PREFIX } from "./guest-files.js";
@@ -15,15 +23,31 @@ import { restoreVm, saveVm, startQemu, type VmPaths } from "./qemu.js";
 import { QmpClient } from "./qmp.js";
 import { vmPaths } from "./vm-store.js";
 
-/** Where a VM starts from: a cold boot of a base image, or a snapshot's disk, RAM and state. */
-export type VmSource = { kind: "boot"; image: string } | { kind: "restore"; snapshotDir: string };
+/**
+ * Where a VM starts from: a cold boot of a base image, or a snapshot's disk, RAM and state
+ * (with the access token its envd requires, if it has one).
+ */
+export type VmSource =
+  | { kind: "boot"; image: string }
+  | { kind: "restore"; snapshotDir: string; accessToken?: string | undefined };
+
+/** A fresh envd access token (256 random bits). */
+export function newEnvdToken(): string {
+  return randomBytes(32).toString("hex");
+}
 
 export function vmDir(vp: VmParts, resourceId: string): string {
   return join(vp.state.sandboxDir(resourceId), "vm");
 }
 
-export function envdOf(live: VmLive) {
-  return { host: live.network!.sandboxAddress, port: ENVD_PORT };
+export function envdOf(live: VmLive): EnvdTarget {
+  return {
+    host: live.network!.sandboxAddress,
+    port: ENVD_PORT,
+    ...(live.record.envdAccessToken !== undefined && {
+      accessToken: live.record.envdAccessToken,
+    }),
+  };
 }
 
 /** Network, tap, disk overlay and QEMU; each undone (newest first) if a later step fails. */
@@ -45,9 +69,11 @@ export async function buildVm(
     const files = timer.step("disk", async () => {
       await mkdir(vmDir(vp, id), { recursive: true, mode: 0o700 });
       // envd's own environment (e.g. its access token) goes in through fw_cfg at boot.
-      await writeFile(paths.env, envFile(source.kind === "boot" ? (envs ?? {}) : {}), {
-        mode: 0o600,
-      });
+      const bootEnvs = source.kind === "boot" ? { ...envs } : {};
+      if (source.kind === "boot" && record.envdAccessToken) {
+        bootEnvs.WRENN_ENVD_ACCESS_TOKEN = record.envdAccessToken;
+      }
+      await writeFile(paths.env, envFile(bootEnvs), { mode: 0o600 });
       if (source.kind === "boot") {
         await runCommand("qemu-img", [
           ...["create", "-q", "-f", "qcow2", "-F", "raw", "-b", source.image, paths.disk],
@@ -112,10 +138,17 @@ export async function buildVm(
     if (source.kind === "restore") {
       const snap = vmPaths(source.snapshotDir);
       await timer.step("restore", () => loadState(paths, snap.state, vp.opts.eagerRestore));
+      // Every restore of a snapshot starts with the snapshot's token: replace it with this
+      // sandbox's own before anything else, so no other sandbox's token opens this one.
+      await timer.step("token", async () => {
+        const envd = { ...envdOf(live), accessToken: source.accessToken };
+        await initEnvd(envd, {
+          ...(record.envdAccessToken !== undefined && { accessToken: record.envdAccessToken }),
+          ...(envs && Object.keys(envs).length > 0 && { envVars: envs }),
+        });
+        if (record.envdAccessToken) await expectEnvdLocked(envdOf(live));
+      });
       await timer.step("clock", () => syncClock(live));
-      if (envs && Object.keys(envs).length > 0) {
-        await timer.step("envs", () => initEnvd(envdOf(live), { envVars: envs }));
-      }
     } else {
       await timer.step("boot", () =>
         waitForEnvd({

@@ -12,7 +12,7 @@ import type { SnapshotInfo } from "../types.js";
 import { buildBaseImage } from "./guest-image.js";
 import type { VmLive, VmParts } from "./parts.js";
 import { QmpClient } from "./qmp.js";
-import { buildVm, teardownVm } from "./vm-assembly.js";
+import { buildVm, newEnvdToken, teardownVm } from "./vm-assembly.js";
 import { type VmSnapshotMeta, vmPaths } from "./vm-store.js";
 
 /** Builds of base images and ready snapshots under way, so concurrent creates share one. */
@@ -73,6 +73,8 @@ export function ensureReady(
       metadata: {},
       createdAt: new Date().toISOString(),
       autoPaused: false,
+      // The template's token, in every restore until the agent replaces it (see buildVm).
+      envdAccessToken: newEnvdToken(),
     };
     const live: VmLive = {
       record,
@@ -160,6 +162,7 @@ async function writeSnapshot(
       diskSizeMb: record.diskSizeMb,
       createdAt: new Date().toISOString(),
       ready,
+      ...(record.envdAccessToken !== undefined && { envdAccessToken: record.envdAccessToken }),
     };
     await vp.store.commitSnapshot(staging, meta);
     return meta;

@@ -15,6 +15,11 @@ export interface VmSnapshotMeta {
   createdAt: string;
   /** Made by the agent for a template (hidden from the snapshot list). */
   ready: boolean;
+  /**
+   * The token the snapshot's envd requires (in its memory): a template's own for a ready
+   * snapshot, the source sandbox's for a user's. Each restore replaces it with a fresh one.
+   */
+  envdAccessToken?: string;
 }
 
 export function vmPaths(dir: string): VmPaths {
@@ -63,7 +68,10 @@ export class VmStore {
   }
 
   async commitSnapshot(staging: string, meta: VmSnapshotMeta): Promise<void> {
-    await writeFile(join(staging, "snapshot.json"), `${JSON.stringify(toJson(meta), null, 2)}\n`);
+    // Root only: it holds the token every restore starts with.
+    await writeFile(join(staging, "snapshot.json"), `${JSON.stringify(toJson(meta), null, 2)}\n`, {
+      mode: 0o600,
+    });
     try {
       await rename(staging, this.snapshotDir(meta.name));
     } catch (err) {
@@ -88,6 +96,9 @@ export class VmStore {
         diskSizeMb: Number(raw.disk_size_mb),
         createdAt: String(raw.created_at),
         ready: raw.ready === true,
+        ...(typeof raw.envd_access_token === "string" && {
+          envdAccessToken: raw.envd_access_token,
+        }),
       };
     } catch {
       return undefined;
@@ -136,5 +147,6 @@ function toJson(m: VmSnapshotMeta): Record<string, unknown> {
     disk_size_mb: m.diskSizeMb,
     created_at: m.createdAt,
     ready: m.ready,
+    envd_access_token: m.envdAccessToken,
   };
 }
