@@ -94,6 +94,7 @@ for (const engine of testEngines()) {
         version: "0.0.0",
         runtimes: ["namespace"],
         default_runtime: "namespace",
+        runtime_details: [{ name: "namespace", accel: "" }],
         capacity: { vcpus: 4, memory_mb: 8192, disk_mb: 100_000, max_sandboxes: 0 },
         sandbox_cidr: "10.231.0.0/16",
         agent_key: a.key,
@@ -118,7 +119,7 @@ for (const engine of testEngines()) {
       }
 
       beforeAll(async () => {
-        server = await startTestServer(engine, { WRENN_HOST_STALE_SEC: "2" });
+        server = await startTestServer(engine, { WRENN_HOST_STALE_SEC: "60" });
         store = new Store(server.database.handle.db, server.database.handle.dialect);
         keyA = await newTeamKey(server.app);
         keyB = await newTeamKey(server.app);
@@ -280,7 +281,11 @@ for (const engine of testEngines()) {
           hosts: { id: string; address: string | null; shared: boolean }[];
         };
         const mine = list.hosts.find((h) => h.id === a.hostId);
-        expect(mine).toMatchObject({ address: a.url, shared: false });
+        expect(mine).toMatchObject({
+          address: a.url,
+          shared: false,
+          runtime_details: [{ name: "namespace", accel: "" }],
+        });
         expect((await server.call("GET", `/v1/hosts/${a.hostId}`, { headers: keyB })).status).toBe(
           404,
         );

@@ -274,6 +274,7 @@ for (const engine of testEngines()) {
               version: null,
               state: "ready",
               runtimes: ["namespace"],
+              runtime_details: [],
               default_runtime: null,
               usage: { sandboxes: 0, vcpus: 0, memory_mb: 0 },
               created_at: mine[0]?.createdAt,

@@ -45,6 +45,7 @@ export async function register(
       version: info.version,
       runtimes: info.runtimes,
       default_runtime: info.defaultRuntime,
+      runtime_details: info.runtimeDetails.map((d) => ({ name: d.name, accel: d.accel })),
       capacity: {
         vcpus: info.capacity?.vcpus ?? 0,
         memory_mb: Number(info.capacity?.memoryMb ?? 0),

@@ -266,6 +266,9 @@ export const HostSchema = z
     hostname: z.string().nullable(),
     version: z.string().nullable(),
     runtimes: z.array(z.string()),
+    runtime_details: z
+      .array(z.object({ name: z.string(), accel: z.string() }))
+      .openapi({ description: "How each runtime runs there: microvm's accel is kvm or tcg" }),
     default_runtime: z.string().nullable(),
     capacity: z
       .object({ vcpus: z.number(), memory_mb: z.number(), disk_mb: z.number() })
@@ -334,6 +337,15 @@ export const HostRegisterSchema = z
       .min(1)
       .max(8),
     default_runtime: z.enum(["namespace", "microvm"]),
+    runtime_details: z
+      .array(
+        z.object({
+          name: z.enum(["namespace", "microvm"]),
+          accel: z.enum(["", "kvm", "tcg"]),
+        }),
+      )
+      .max(8)
+      .optional(),
     capacity: Capacity,
     sandbox_cidr: z
       .string()

@@ -270,11 +270,22 @@ const hardening: Migration = {
   },
 };
 
+/** How each host runs each runtime (microvm: "kvm" or "tcg"), as its agent found by trying. */
+const runtimeDetails: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable("hosts").addColumn("runtime_details", "text").execute();
+  },
+  async down(db: Kysely<unknown>) {
+    await db.schema.alterTable("hosts").dropColumn("runtime_details").execute();
+  },
+};
+
 /** Every migration, in order; the keys sort in the order they must run. */
 export const migrations: Record<string, Migration> = {
   "0001_initial": initial,
   "0002_fleet": fleet,
   "0003_hardening": hardening,
+  "0004_runtime_details": runtimeDetails,
 };
 
 export const migrationProvider: MigrationProvider = {

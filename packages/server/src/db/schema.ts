@@ -90,6 +90,8 @@ export interface HostsTable {
   /** JSON array of runtime names. */
   runtimes: string;
   defaultRuntime: string | null;
+  /** JSON array of `{name, accel}`: microvm's accel is "kvm" or "tcg". */
+  runtimeDetails: string | null;
   /** JSON object describing what the host can hold. */
   capacity: string;
   /** JSON object: what the agent last reported running. */

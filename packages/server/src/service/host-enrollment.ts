@@ -41,6 +41,7 @@ export interface RegisterInput {
   version: string;
   runtimes: string[];
   defaultRuntime: string;
+  runtimeDetails: { name: string; accel: string }[];
   capacity: { vcpus: number; memory_mb: number; disk_mb: number; max_sandboxes: number };
   sandboxCidr: string;
   agentKey: string;
@@ -138,6 +139,7 @@ export class HostEnrollmentService {
       version: input.version,
       runtimes: input.runtimes,
       defaultRuntime: input.defaultRuntime,
+      runtimeDetails: input.runtimeDetails,
       capacity: input.capacity,
       usage: {},
       sandboxCidr: input.sandboxCidr,

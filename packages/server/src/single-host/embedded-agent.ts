@@ -67,6 +67,7 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
       version: info.version,
       defaultRuntime: info.defaultRuntime,
       runtimes: info.runtimes,
+      runtimeDetails: info.runtimeDetails.map((d) => ({ name: d.name, accel: d.accel })),
       capacity: {
         vcpus: info.capacity?.vcpus ?? 0,
         memory_mb: Number(info.capacity?.memoryMb ?? 0),

@@ -36,6 +36,7 @@ function format({ host: h, detailed, usage }: HostView) {
     hostname: h.hostname,
     version: h.version,
     runtimes: h.runtimes,
+    runtime_details: h.runtimeDetails,
     default_runtime: h.defaultRuntime,
     capacity: detailed
       ? {
@@ -118,6 +119,7 @@ export function registerHostRoutes(app: App, services: Services): void {
         version: b.version,
         runtimes: b.runtimes,
         defaultRuntime: b.default_runtime,
+        runtimeDetails: b.runtime_details ?? [],
         capacity: b.capacity,
         sandboxCidr: b.sandbox_cidr,
         agentKey: b.agent_key,

@@ -23,9 +23,17 @@ export interface HostCapacity {
 }
 
 /** A host as the rest of the server sees it: JSON parsed. */
-export interface HostRecord extends Omit<HostRowRaw, "runtimes" | "capacity" | "state" | "usage"> {
+/** How a host runs one runtime: microvm's `accel` is "kvm" or "tcg"; "" for namespace. */
+export interface RuntimeDetail {
+  name: string;
+  accel: string;
+}
+
+export interface HostRecord
+  extends Omit<HostRowRaw, "runtimes" | "capacity" | "state" | "usage" | "runtimeDetails"> {
   state: HostState;
   runtimes: string[];
+  runtimeDetails: RuntimeDetail[];
   capacity: Partial<HostCapacity>;
   usage: Record<string, number>;
 }
@@ -249,6 +257,7 @@ function toRow(host: NewHost): Insertable<HostsTable> & HostRowRaw {
     agentKey: null,
     tlsCert: null,
     ...host,
+    runtimeDetails: JSON.stringify(host.runtimeDetails ?? []),
     runtimes: JSON.stringify(host.runtimes),
     capacity: JSON.stringify(host.capacity),
     usage: JSON.stringify(host.usage ?? {}),
@@ -260,6 +269,7 @@ function fromRow(row: HostRowRaw): HostRecord {
     ...row,
     state: row.state as HostState,
     runtimes: JSON.parse(row.runtimes) as string[],
+    runtimeDetails: row.runtimeDetails ? (JSON.parse(row.runtimeDetails) as RuntimeDetail[]) : [],
     capacity: JSON.parse(row.capacity) as Partial<HostCapacity>,
     usage: row.usage ? (JSON.parse(row.usage) as Record<string, number>) : {},
   };
