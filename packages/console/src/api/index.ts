@@ -17,3 +17,4 @@ export type Sandbox = components["schemas"]["Sandbox"];
 export type Snapshot = components["schemas"]["Snapshot"];
 export type ApiKey = components["schemas"]["ApiKey"];
 export type Host = components["schemas"]["Host"];
+export type Invite = components["schemas"]["Invite"];

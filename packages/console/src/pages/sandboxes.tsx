@@ -7,6 +7,7 @@ import { usePoll } from "../components/use-poll.js";
 import { Link, navigate } from "../router/index.js";
 
 const STATES = ["running", "paused", "pending", "error", "missing", "stopped"] as const;
+const RUNTIMES = ["namespace", "microvm"];
 
 /** Pause/resume, timeout and kill of one sandbox, through the SDK. */
 export function SandboxActions(props: {
@@ -77,6 +78,10 @@ export function SandboxActions(props: {
 function CreateSandbox(props: { session: Session; onError: (m: string) => void }) {
   const [busy, setBusy] = useState(false);
   const hosts = usePoll(() => must(restClient(props.session).GET("/v1/hosts")), 0);
+  const ready = hosts.data?.hosts.filter((h) => h.state === "ready") ?? [];
+  // The runtimes the ready hosts offer; both until the list has loaded (or when none is ready).
+  const offered = RUNTIMES.filter((r) => ready.some((h) => h.runtimes.includes(r)));
+  const runtimes = offered.length > 0 ? offered : RUNTIMES;
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const f = new FormData(e.currentTarget);
@@ -98,6 +103,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         envs: parsePairs(String(f.get("envs")), "Environment"),
         metadata: parsePairs(String(f.get("metadata")), "Metadata"),
         hostId: String(f.get("host") ?? "") || undefined,
+        runtime: String(f.get("runtime") ?? "") || undefined,
       });
       navigate(`/sandboxes/${created.sandboxId}`);
     } catch (err) {
@@ -127,13 +133,23 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
           Host
           <select name="host" defaultValue="">
             <option value="">any (the scheduler picks)</option>
-            {hosts.data?.hosts
-              .filter((h) => h.state === "ready")
-              .map((h) => (
-                <option key={h.id} value={h.id}>
-                  {h.hostname ?? h.id} ({h.runtimes.join(", ")})
-                </option>
-              ))}
+            {ready.map((h) => (
+              <option key={h.id} value={h.id}>
+                {h.hostname ?? h.id} ({h.runtimes.join(", ")})
+              </option>
+            ))}
+          </select>
+        </label>
+        <label>
+          Runtime
+          <select name="runtime" defaultValue="namespace">
+            {runtimes.map((r) => (
+              <option key={r} value={r}>
+                {r === "microvm"
+                  ? "microvm (a QEMU guest with its own kernel; slower to start)"
+                  : r}
+              </option>
+            ))}
           </select>
         </label>
         <label>
