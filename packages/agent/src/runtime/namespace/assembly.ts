@@ -104,7 +104,8 @@ export async function buildSandbox(
         cgroupProcsFiles: live.cgroup!.procsFiles,
         envdDir: ns.opts.envdDir,
         hostname: SANDBOX_HOSTNAME,
-        envs,
+        // The request's envs are not envd's own (NODE_OPTIONS or WRENN_ENVD_* would change envd
+        // itself): they go to the processes it starts, by /init below, as when claiming.
         secretEnvs: { WRENN_ENVD_ACCESS_TOKEN: accessToken },
         logFile: join(sandboxDir, "envd.log"),
       }),
