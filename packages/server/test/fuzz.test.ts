@@ -74,6 +74,7 @@ const ROUTES: Route[] = [
   { method: "GET", path: "/v1/hosts/{id}", body: false },
   { method: "POST", path: "/v1/hosts/{id}/drain", body: false },
   { method: "DELETE", path: "/v1/hosts/{id}", body: false },
+  { method: "GET", path: "/v1/sandboxes/{id}/ports/{port}", body: false },
   { method: "POST", path: "/v1/auth/logout", body: false },
   { method: "POST", path: "/v1/auth/password", body: true },
   { method: "POST", path: "/v1/teams/invites", body: false },
@@ -346,6 +347,7 @@ for (const engine of testEngines()) {
             let path = route.path
               .replace("{id}", id)
               .replace("{team_id}", id)
+              .replace("{port}", pick(rand, ["8080", "0", "65536", "x", "49983"]))
               .replace("{pid}", pick(rand, ["1", "0", "-1", "1.5", "abc", "4294967296", "%00"]));
             if (rand() < 0.3) path += pick(rand, QUERIES);
             if (rand() < 0.1) path += pick(rand, ["/", "//", "/..", "?x=%", "?id=1&id=2", "%2F"]);

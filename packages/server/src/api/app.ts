@@ -8,7 +8,7 @@ import { type DbHandle, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
 import { type AgentHost, createServices, RateLimiter, type Services } from "../service/index.js";
-import { consoleAssets } from "./console-assets.js";
+import { consoleAssets, consolePages } from "./console-assets.js";
 import { createEnvdRouter, E2bAccessTokens, e2bApi } from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
@@ -135,6 +135,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerQuotaRoutes(app, services);
   registerTicketRoutes(app, services);
   registerPortRoutes(app, services, domain);
+  app.use("/sandboxes", consolePages());
+  app.use("/sandboxes/*", consolePages());
   // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
   app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));
   // Last: the web console answers only what no API route did.

@@ -75,7 +75,12 @@ describe("the console's static assets", () => {
       expect(wrongMethod.status).toBe(405);
       expect((await api.request("/health")).headers.get("content-type")).toMatch(/json/);
       expect((await api.request("/openapi.json")).headers.get("content-type")).toMatch(/json/);
-      expect((await api.request("/sandboxes")).headers.get("content-type")).toMatch(/text\/html/);
+      // A browser page shares its path with E2B's API: the page for navigations, the API else.
+      const page = await api.request("/sandboxes", { headers: { accept: "text/html" } });
+      expect(page.headers.get("content-type")).toMatch(/text\/html/);
+      const e2b = await api.request("/sandboxes", { headers: { "x-api-key": "e2b_00" } });
+      expect(e2b.status).toBe(401);
+      expect(e2b.headers.get("content-type")).toMatch(/json/);
     } finally {
       await db.close();
     }

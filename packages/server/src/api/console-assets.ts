@@ -64,3 +64,17 @@ export function consoleAssets(dir = CONSOLE_DIR): MiddlewareHandler<AppEnv> {
     return c.body(body, 200, headers);
   };
 }
+
+/**
+ * The console's `/sandboxes` pages share their paths with E2B's API (`GET /sandboxes`): a browser
+ * navigation (HTML wanted, no API key) gets the page, anything else goes on to the API.
+ */
+export function consolePages(assets = consoleAssets()): MiddlewareHandler<AppEnv> {
+  return (c, next) => {
+    const page =
+      c.req.method === "GET" &&
+      (c.req.header("accept") ?? "").includes("text/html") &&
+      !c.req.header("x-api-key");
+    return page ? assets(c, next) : next();
+  };
+}
