@@ -17,7 +17,10 @@ export async function serveSingleHost(config: ServerConfig, logger: Logger): Pro
   const server = await startSingleHost(config, logger);
   const url = server.http?.url ?? "";
   const human = logFormat() === "human";
-  const boot = await announce(server.services, config, url, logger, human);
+  // Ready only once the client config is written: a script that waits for /health reads it next.
+  const announced = announce(server.services, config, url, logger, human);
+  server.hold("admin account", announced);
+  const boot = await announced;
   server.ready.then(
     () => {
       logger.info({ url }, "ready: sandboxes can be created");

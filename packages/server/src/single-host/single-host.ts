@@ -32,6 +32,8 @@ export interface SingleHost extends ServerApp {
   reconciler: Reconciler;
   /** Resolves when the default template is ready (sandboxes can be created). */
   ready: Promise<void>;
+  /** `/health` says `preparing: [what]` until `work` settles (e.g. the first run's admin). */
+  hold(what: string, work: Promise<unknown>): void;
   http: HttpListener | undefined;
   /** Stops serving, reconciling and the agent; sandboxes keep running for the next start. */
   close(): Promise<void>;
@@ -90,14 +92,15 @@ export async function startSingleHost(
   }
 
   const template = config.defaultTemplate;
-  const preparing = new Set([`template ${template}`]);
+  const step = `template ${template}`;
+  const preparing = new Set([step]);
   const ready = prepareTemplate(embedded, template, logger).then(
     () => {
-      preparing.clear();
+      preparing.delete(step);
     },
     (err: unknown) => {
       logger.error({ err, template }, "preparing the default template failed");
-      preparing.clear();
+      preparing.delete(step);
       preparing.add(`template ${template} (failed: ${(err as Error).message})`);
       throw err;
     },
@@ -131,6 +134,11 @@ export async function startSingleHost(
     embedded,
     reconciler,
     ready,
+    hold(what, work) {
+      preparing.add(what);
+      const done = () => preparing.delete(what);
+      work.then(done, done);
+    },
     http,
     async close() {
       await http?.close();
