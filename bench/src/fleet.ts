@@ -1,4 +1,5 @@
-import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -249,6 +250,17 @@ export async function benchFleet(): Promise<Figure[]> {
     await server?.stop();
     pg.stop();
     await restoreHost();
+    // The agent killed on purpose left its ready disks mounted: unmount and detach them first.
+    for (const mount of readFileSync("/proc/self/mountinfo", "utf8")
+      .split("\n")
+      .map((line) => line.split(" ")[4] ?? "")
+      .filter((m) => m.startsWith(logDir))
+      .reverse()) {
+      spawnSync("umount", ["-l", mount]);
+    }
+    for (const line of spawnSync("losetup", ["-a"]).stdout.toString().split("\n")) {
+      if (line.includes(logDir)) spawnSync("losetup", ["-d", line.split(":")[0] ?? ""]);
+    }
     rmSync(logDir, { recursive: true, force: true });
   }
   return figures;
