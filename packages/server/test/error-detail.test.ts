@@ -13,6 +13,7 @@ import { newId, Store } from "../src/db/index.js";
 import type { AgentClient } from "../src/service/index.js";
 import { newTeamKey } from "./helpers/app.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
+import { sandboxRow } from "./helpers/rows.js";
 
 // Issue #13 findings 4 and 5: what the host says about itself (paths, envd's log) reaches the
 // server log with the request id, never the client; bodies from envd are read up to a cap.
@@ -90,26 +91,8 @@ describe.skipIf(!sqlite)("errors from the host", () => {
 
   async function runningSandbox(): Promise<string> {
     const store = new Store(database.handle.db, database.handle.dialect);
-    const at = new Date().toISOString();
     const id = newId();
-    await store.sandboxes.insert({
-      id,
-      teamId,
-      hostId: "fake-host",
-      template: "base",
-      runtime: "namespace",
-      snapshotId: null,
-      state: "running",
-      vcpus: 1,
-      memoryMb: 512,
-      diskSizeMb: 1024,
-      timeoutSec: 0,
-      metadata: {},
-      createdAt: at,
-      updatedAt: at,
-      lastActiveAt: at,
-      stoppedAt: null,
-    });
+    await store.sandboxes.insert(sandboxRow(teamId, { id, hostId: "fake-host" }));
     return id;
   }
 

@@ -10,33 +10,13 @@ import { Fleet, LeastLoadedScheduler } from "../src/hosts/index.js";
 import { Reconciler } from "../src/service/index.js";
 import { newTeamKey, startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
+import { sandboxRow } from "./helpers/rows.js";
 
 // The server's half of the fleet: registration tokens, registration (the server must reach the
 // agent at the URL it advertises), rotation of host credentials, heartbeats, what a team sees of
 // hosts, drain, removal and the host monitor. The agents are real agents serving on loopback;
 // the calls an agent makes to the server are made here by hand (the agent's own client is the
 // subject of the agent's suite, and of fleet.test.ts, which runs agents as processes).
-
-/** A running sandbox's row on `hostId`, as a create leaves it. */
-function runningRow(id: string, teamId: string, hostId: string, at: string) {
-  return {
-    id,
-    teamId,
-    hostId,
-    template: "base",
-    snapshotId: null,
-    state: "running" as const,
-    vcpus: 1,
-    memoryMb: 512,
-    diskSizeMb: 1024,
-    timeoutSec: 0,
-    metadata: {},
-    createdAt: at,
-    updatedAt: at,
-    lastActiveAt: at,
-    stoppedAt: null,
-  };
-}
 
 interface Credentials {
   host_id: string;
@@ -316,7 +296,15 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const at = nowIso();
-        await store.sandboxes.insert(runningRow(id, teamA.team_id, a.hostId, at));
+        await store.sandboxes.insert(
+          sandboxRow(teamA.team_id, {
+            id,
+            hostId: a.hostId,
+            createdAt: at,
+            updatedAt: at,
+            lastActiveAt: at,
+          }),
+        );
         const refused = await server.call("DELETE", `/v1/hosts/${a.hostId}`, { headers: keyA });
         expect(refused.status).toBe(409);
         expect(await refused.json()).toMatchObject({ code: "conflict", sandboxes: [id] });
@@ -401,7 +389,15 @@ for (const engine of testEngines()) {
         };
         const id = newId();
         const old = nowIso(new Date(Date.now() - 60_000));
-        await store.sandboxes.insert(runningRow(id, whoami.team_id, a.hostId, old));
+        await store.sandboxes.insert(
+          sandboxRow(whoami.team_id, {
+            id,
+            hostId: a.hostId,
+            createdAt: old,
+            updatedAt: old,
+            lastActiveAt: old,
+          }),
+        );
         await store.hosts.markSeen(a.hostId, "ready", old);
         const reconciler = new Reconciler(store, server.registry, pino({ level: "silent" }), {
           staleSec: 2,

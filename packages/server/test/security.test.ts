@@ -6,6 +6,7 @@ import { newId, Store } from "../src/db/index.js";
 import { listenApp } from "../src/serve.js";
 import { startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
+import { sandboxRow } from "./helpers/rows.js";
 
 // Security findings of issue #13 that need no agent: each case failed on the code before its fix.
 
@@ -175,25 +176,7 @@ for (const engine of testEngines()) {
           });
           const store = new Store(q.database.handle.db, q.database.handle.dialect);
           for (let i = 0; i < 2; i++) {
-            const at = new Date().toISOString();
-            await store.sandboxes.insert({
-              id: newId(),
-              teamId: a.teamId,
-              hostId: null,
-              template: "base",
-              runtime: "namespace",
-              snapshotId: null,
-              state: "running",
-              vcpus: 1,
-              memoryMb: 512,
-              diskSizeMb: 1024,
-              timeoutSec: 0,
-              metadata: {},
-              createdAt: at,
-              updatedAt: at,
-              lastActiveAt: at,
-              stoppedAt: null,
-            });
+            await store.sandboxes.insert(sandboxRow(a.teamId));
           }
           expect(await refusal(await create())).toMatchObject({ limit: "running_sandboxes" });
           const sandboxId = (
@@ -297,27 +280,9 @@ for (const engine of testEngines()) {
         const store = new Store(server.database.handle.db, server.database.handle.dialect);
         const ids: string[] = [];
         for (let i = 0; i < 2; i++) {
-          const at = new Date().toISOString();
           const id = newId();
           ids.push(id);
-          await store.sandboxes.insert({
-            id,
-            teamId: a.teamId,
-            hostId: null,
-            template: "base",
-            runtime: "namespace",
-            snapshotId: null,
-            state: "running",
-            vcpus: 1,
-            memoryMb: 512,
-            diskSizeMb: 1024,
-            timeoutSec: 0,
-            metadata: {},
-            createdAt: at,
-            updatedAt: at,
-            lastActiveAt: at,
-            stoppedAt: null,
-          });
+          await store.sandboxes.insert(sandboxRow(a.teamId, { id }));
         }
         const watch = (id: string, query: string) =>
           server.call("GET", `/v1/sandboxes/${id}/files/watch?path=/tmp&${query}`);
