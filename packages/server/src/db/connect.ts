@@ -16,7 +16,7 @@ import {
 import { LRUCache } from "lru-cache";
 import pg from "pg";
 import { ServerError } from "../errors.js";
-import { migrationProvider } from "./migrations.js";
+import { migrationProvider } from "./migrations/index.js";
 import type { DatabaseSchema } from "./schema.js";
 
 export type Db = Kysely<DatabaseSchema>;
