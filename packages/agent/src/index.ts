@@ -1,5 +1,6 @@
 export type { AgentConfig } from "./config/index.js";
 export { defaultEnvdDir, loadConfig, loadEnvFile } from "./config/index.js";
+export { CRASH_AT_ENV, crashPoint } from "./crash/index.js";
 export type { AgentErrorCode } from "./errors.js";
 export { AgentError } from "./errors.js";
 export type {

@@ -140,6 +140,7 @@ export async function startServer(
     staleSec: config.hostStaleSec,
     leadership: fleetLeadership(config, logger),
     retentionDays: config.retentionDays,
+    orphanGraceSec: config.orphanGraceSec,
     intervalMs: options.reconcileIntervalMs ?? config.reconcileIntervalMs,
   });
   reconciler.start();

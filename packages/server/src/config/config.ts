@@ -43,6 +43,9 @@ export interface ServerConfig {
   domain?: string;
   /** `WRENN_RETENTION_DAYS`: stopped sandbox rows are deleted this long after they stopped. */
   retentionDays: number;
+  /** `WRENN_ORPHAN_GRACE_SEC`: a sandbox or snapshot on a host that no row claims is removed
+   * once it is this old. */
+  orphanGraceSec: number;
   /** `WRENN_HEADERS_TIMEOUT_MS`: a request's headers must arrive within this (slow-loris). */
   headersTimeoutMs: number;
   /** `WRENN_SIGNUP`: who may sign up; default closed beyond loopback, open on loopback. */
@@ -195,6 +198,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     ...tlsFrom(env),
     ...domainFrom(env.WRENN_DOMAIN),
     retentionDays: intFrom(env, "WRENN_RETENTION_DAYS", 30, 0, 36_500),
+    orphanGraceSec: intFrom(env, "WRENN_ORPHAN_GRACE_SEC", 30, 0, 86_400),
     headersTimeoutMs: intFrom(env, "WRENN_HEADERS_TIMEOUT_MS", 20_000, 500, 600_000),
     signup: signupFrom(env, host),
     rateLimits: {

@@ -1,6 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Logger } from "pino";
-import { type HostRecord, nowIso, type SandboxState, type Store } from "../db/index.js";
+import { type HostRecord, isId, nowIso, type SandboxState, type Store } from "../db/index.js";
 import { type Leadership, soleLeader } from "../hosts/leadership.js";
 import type { HostRegistry } from "../hosts/registry.js";
 import type { AgentHost } from "./sandboxes.js";
@@ -11,9 +11,9 @@ export const RECONCILE_INTERVAL_MS = 5_000;
 export const DEFAULT_HOST_STALE_SEC = 90;
 /** A pending row older than this with no sandbox on its host was a create that died half-way. */
 const PENDING_GRACE_MS = 10 * 60_000;
-/** A sandbox on an agent with no live row is destroyed once it is this old (a create in flight
- * has its row first, but clocks differ between hosts). */
-const ORPHAN_GRACE_MS = 30_000;
+/** A sandbox (or snapshot) on an agent with no row is destroyed once it is this old (a create in
+ * flight has its row first, but clocks differ between hosts). WRENN_ORPHAN_GRACE_SEC. */
+export const DEFAULT_ORPHAN_GRACE_SEC = 30;
 /** One host's answer may take this long; a slow host does not hold up the others. */
 const LIST_TIMEOUT_MS = 10_000;
 const RECONCILED: readonly SandboxState[] = ["pending", "running", "paused", "missing", "error"];
@@ -29,6 +29,8 @@ export interface ReconcileReport {
   leader: boolean;
   /** Stopped rows deleted past the retention. */
   pruned: number;
+  /** Snapshots deleted on agents because no row claims them. */
+  orphanSnapshots: string[];
 }
 
 export interface ReconcilerOptions {
@@ -38,6 +40,8 @@ export interface ReconcilerOptions {
   leadership?: Leadership;
   /** `WRENN_RETENTION_DAYS`: stopped rows older than this are deleted; 0 or unset keeps them. */
   retentionDays?: number;
+  /** How old a sandbox or snapshot no row claims must be before it is destroyed. */
+  orphanGraceSec?: number;
 }
 
 /**
@@ -55,6 +59,10 @@ export class Reconciler {
   private readonly staleMs: number;
   private readonly leadership: Leadership;
   private readonly retentionMs: number;
+  private readonly orphanGraceMs: number;
+  /** A local (embedded) host's creates run only in this process: a pending row from before this
+   * process started, with nothing on its host, was a create that died with the last one. */
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -66,6 +74,7 @@ export class Reconciler {
     this.staleMs = (options.staleSec ?? DEFAULT_HOST_STALE_SEC) * 1000;
     this.leadership = options.leadership ?? soleLeader;
     this.retentionMs = (options.retentionDays ?? 0) * 86_400_000;
+    this.orphanGraceMs = (options.orphanGraceSec ?? DEFAULT_ORPHAN_GRACE_SEC) * 1000;
   }
 
   start(): void {
@@ -94,6 +103,7 @@ export class Reconciler {
       orphans: [],
       leader: false,
       pruned: 0,
+      orphanSnapshots: [],
     };
     if (!(await this.leadership.acquire())) return report;
     report.leader = true;
@@ -153,7 +163,14 @@ export class Reconciler {
       const sandbox = onAgent.get(row.id);
       let next: SandboxState;
       if (!sandbox) {
-        if (row.state === "pending" && Date.now() - Date.parse(row.updatedAt) < PENDING_GRACE_MS)
+        const pendingSince = Date.parse(row.updatedAt);
+        const diedWithLastProcess =
+          this.registry.isLocal(record.id) && pendingSince < this.startedAt;
+        if (
+          row.state === "pending" &&
+          !diedWithLastProcess &&
+          Date.now() - pendingSince < PENDING_GRACE_MS
+        )
           continue; // a create still under way
         next = "stopped";
       } else {
@@ -184,10 +201,11 @@ export class Reconciler {
     for (const sandbox of answer.sandboxes) {
       if (live.has(sandbox.sandboxId)) continue;
       const age = sandbox.createdAt ? Date.now() - timestampDate(sandbox.createdAt).getTime() : 0;
-      if (age < ORPHAN_GRACE_MS) continue;
       const row = await this.store.sandboxes.getById(sandbox.sandboxId);
-      // A row that became live meanwhile (or lives elsewhere) still claims it.
+      // A row that became live meanwhile (or lives elsewhere) still claims it. A stopped row
+      // (a create whose agent died before answering) means no create is in flight: no grace.
       if (row && row.state !== "stopped") continue;
+      if (!row && age < this.orphanGraceMs) continue;
       await host.client.destroySandbox({ sandboxId: sandbox.sandboxId }).then(
         () => {
           report.orphans.push(sandbox.sandboxId);
@@ -200,6 +218,35 @@ export class Reconciler {
           this.logger.warn(
             { op: "sandbox.orphan", sandboxId: sandbox.sandboxId, hostId: host.hostId, err },
             "destroying an orphan failed",
+          ),
+      );
+    }
+    await this.removeOrphanSnapshots(host, report);
+  }
+
+  /**
+   * Snapshots the agent made for a create whose answer never reached the database (the server
+   * or the agent died in between): named by a row id no row has, past the grace.
+   */
+  private async removeOrphanSnapshots(host: AgentHost, report: ReconcileReport): Promise<void> {
+    const { snapshots } = await host.client.listSnapshots({}, { timeoutMs: LIST_TIMEOUT_MS });
+    for (const snapshot of snapshots) {
+      if (!isId(snapshot.name)) continue; // not made by a server
+      const age = snapshot.createdAt ? Date.now() - timestampDate(snapshot.createdAt).getTime() : 0;
+      if (age < this.orphanGraceMs || snapshot.sandboxCount > 0) continue;
+      if (await this.store.templates.getById(snapshot.name)) continue;
+      await host.client.deleteSnapshot({ name: snapshot.name }).then(
+        () => {
+          report.orphanSnapshots.push(snapshot.name);
+          this.logger.info(
+            { op: "snapshot.orphan", snapshotId: snapshot.name, hostId: host.hostId },
+            "deleted a snapshot no row claims",
+          );
+        },
+        (err: unknown) =>
+          this.logger.warn(
+            { op: "snapshot.orphan", snapshotId: snapshot.name, hostId: host.hostId, err },
+            "deleting an orphan snapshot failed",
           ),
       );
     }

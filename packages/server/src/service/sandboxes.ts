@@ -1,5 +1,6 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { Client } from "@connectrpc/connect";
+import { crashPoint } from "@wrenn/agent";
 import {
   type Sandbox as AgentSandbox,
   SandboxState as AgentState,
@@ -193,6 +194,7 @@ export class SandboxService {
       lastActiveAt: now,
       stoppedAt: null,
     });
+    crashPoint("server:create:row");
     let created: AgentSandbox | undefined;
     try {
       const res = await agent.createSandbox({
@@ -209,10 +211,17 @@ export class SandboxService {
       });
       created = res.sandbox;
       if (!created) throw new ServerError("internal", "agent returned no sandbox");
+      crashPoint("server:create:agent");
     } catch (err) {
-      // Nothing half-made survives a failed create: the agent's part, then the row.
-      await agent.destroySandbox({ sandboxId: id }).catch(() => {});
-      await this.store.sandboxes.delete(teamId, id);
+      // Nothing half-made survives a failed create: the agent's part, then the row. When the
+      // agent cannot be reached (it died mid-create), the row stays as `stopped`: that tells the
+      // reconciler to destroy whatever the agent finished once it is back, without a grace.
+      const cleaned = await agent.destroySandbox({ sandboxId: id }).then(
+        () => true,
+        (cleanupErr: unknown) => isAgentNotFound(cleanupErr),
+      );
+      if (cleaned) await this.store.sandboxes.delete(teamId, id);
+      else await this.apply(teamId, id, { state: "stopped", stoppedAt: nowIso() });
       this.logger.warn(
         { op: "sandbox.create", teamId, sandboxId: id, err, ms: elapsed(started) },
         "create failed",
@@ -271,6 +280,7 @@ export class SandboxService {
     if (record.state !== "missing") {
       try {
         await (await this.hostOf(record)).client.destroySandbox({ sandboxId: record.id });
+        crashPoint("server:destroy:agent");
       } catch (err) {
         if (!isAgentNotFound(err)) throw fromAgentError(err, "destroy sandbox");
       }
@@ -293,6 +303,7 @@ export class SandboxService {
     const res = await host.client.pauseSandbox({ sandboxId: id }).catch((err: unknown) => {
       throw fromAgentError(err, "pause sandbox");
     });
+    crashPoint("server:pause:agent");
     const updated = await this.apply(teamId, id, this.patchFrom(res.sandbox, { state: "paused" }));
     this.logger.info(
       { op: "sandbox.pause", teamId, sandboxId: id, ms: elapsed(started) },
@@ -323,6 +334,7 @@ export class SandboxService {
       .catch((err: unknown) => {
         throw fromAgentError(err, "resume sandbox");
       });
+    crashPoint("server:resume:agent");
     const updated = await this.apply(teamId, id, this.patchFrom(res.sandbox, { state: "running" }));
     this.logger.info(
       { op: "sandbox.resume", teamId, sandboxId: id, ms: elapsed(started) },

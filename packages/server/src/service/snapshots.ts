@@ -1,4 +1,5 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
+import { crashPoint } from "@wrenn/agent";
 import type { Logger } from "pino";
 import {
   isId,
@@ -40,6 +41,7 @@ export class SnapshotService {
     const res = await host.client.createSnapshot({ sandboxId, name: id }).catch((err: unknown) => {
       throw fromAgentError(err, "create snapshot");
     });
+    crashPoint("server:snapshot:agent");
     const made = res.snapshot;
     const row: TemplateRow = {
       id,

@@ -119,6 +119,7 @@ export async function startSingleHost(
     staleSec: config.hostStaleSec,
     leadership: fleetLeadership(config, logger),
     retentionDays: config.retentionDays,
+    orphanGraceSec: config.orphanGraceSec,
   });
   // What changed while the server was down shows at once, not a tick later.
   await reconciler.tick().catch((err: unknown) => logger.warn({ err }, "first reconcile failed"));

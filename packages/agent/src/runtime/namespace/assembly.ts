@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { createCgroup, openCgroup } from "../../cgroup/index.js";
+import { crashPoint } from "../../crash/index.js";
 import { AgentError } from "../../errors.js";
 import { Rollback } from "../../host/index.js";
 import { isSandboxAlive, killSandbox, launchSandbox } from "../../launcher/index.js";
@@ -43,6 +44,7 @@ export async function buildSandbox(
   const accessToken = record.envdAccessToken;
   try {
     await timer.step("record", () => ns.state.write(record));
+    crashPoint("create:record");
     const sandboxDir = ns.state.sandboxDir(id);
 
     // Disk, network and cgroup do not depend on each other: made at the same time, each
@@ -62,6 +64,7 @@ export async function buildSandbox(
         ),
       );
       live.disk = made;
+      crashPoint("create:disk");
     });
     const network = timer.step("network", async () => {
       const addresses = ns.pool.allocate(id);
@@ -81,6 +84,7 @@ export async function buildSandbox(
         await throwAll(removeNetwork(id));
         ns.pool.release(id);
       });
+      crashPoint("create:network");
     });
     const cgroup = timer.step("cgroup", async () => {
       live.cgroup = await createCgroup(id, {
@@ -91,6 +95,7 @@ export async function buildSandbox(
       });
       const made = live.cgroup;
       rollback.add(() => made.remove());
+      crashPoint("create:cgroup");
     });
     const prepared = await Promise.allSettled([disk, network, cgroup]);
     for (const result of prepared) if (result.status === "rejected") throw result.reason;
@@ -112,6 +117,7 @@ export async function buildSandbox(
     );
     rollback.add(() => killSandbox(proc));
     record.process = proc;
+    crashPoint("create:launch");
     await timer.step("record-process", () => ns.state.write(record));
     await timer.step("envd-ready", () =>
       waitForEnvd({
@@ -130,8 +136,10 @@ export async function buildSandbox(
         initEnvd({ host: sandboxAddress, port: ENVD_PORT, accessToken }, { envVars: envs }),
       );
     }
+    crashPoint("create:envd-ready");
     record.phase = "running";
     await ns.state.write(record);
+    crashPoint("create:running");
     live.state = "running";
   } catch (err) {
     const rollbackErrors = await rollback.undo();
@@ -175,6 +183,7 @@ export async function teardownSandbox(
   const attempt = async (step: string, work: () => Promise<unknown>) => {
     try {
       await timer.step(step, work);
+      crashPoint(`teardown:${step}`);
     } catch (err) {
       errors.push(AgentError.from(err));
     }

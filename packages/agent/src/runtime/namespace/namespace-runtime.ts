@@ -1,5 +1,6 @@
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { crashPoint } from "../../crash/index.js";
 import { AgentError } from "../../errors.js";
 import { isSandboxAlive } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
@@ -158,6 +159,7 @@ export class NamespaceRuntime implements Runtime {
       const timer = new StepTimer();
       live.record.phase = "destroying";
       await timer.step("record", () => ns.state.write(live.record));
+      crashPoint("destroy:record");
       const errors = await teardownSandbox(ns, live.record.resourceId, live.record, timer);
       if (errors.length > 0) {
         live.state = "error";
@@ -185,10 +187,12 @@ export class NamespaceRuntime implements Runtime {
       expectState(live, "running", "pause");
       const timer = new StepTimer();
       await timer.step("freeze", () => live.cgroup!.freeze());
+      crashPoint("pause:freeze");
       live.state = "paused";
       live.record.phase = "paused";
       live.record.autoPaused = options.auto ?? false;
       await timer.step("record", () => ns.state.write(live.record));
+      crashPoint("pause:record");
       ns.logger.info(
         {
           op: "pause",
@@ -210,10 +214,12 @@ export class NamespaceRuntime implements Runtime {
       expectState(live, "paused", "resume");
       const timer = new StepTimer();
       await timer.step("thaw", () => live.cgroup!.thaw());
+      crashPoint("resume:thaw");
       live.state = "running";
       live.record.phase = "running";
       live.record.autoPaused = false;
       await timer.step("record", () => ns.state.write(live.record));
+      crashPoint("resume:record");
       ns.logger.info(
         { op: "resume", sandboxId: id, ms: timer.ms, steps: timer.steps },
         "sandbox resumed",

@@ -1,4 +1,5 @@
 import type { Readable } from "node:stream";
+import { crashPoint } from "../../crash/index.js";
 import { AgentError } from "../../errors.js";
 import { StepTimer } from "../../logger/index.js";
 import { assertSafeName, type TemplateInfo } from "../../template/index.js";
@@ -22,6 +23,7 @@ export async function snapshotSandbox(
     const wasRunning = live.state === "running";
     // Frozen while its upper layer is copied, so the snapshot is one consistent moment.
     if (wasRunning) await timer.step("freeze", () => live.cgroup!.freeze());
+    crashPoint("snapshot:freeze");
     let template: TemplateInfo;
     try {
       template = await timer.step("copy", () =>
@@ -34,6 +36,7 @@ export async function snapshotSandbox(
           diskSizeMb: live.record.diskSizeMb,
         }),
       );
+      crashPoint("snapshot:copy");
     } finally {
       if (wasRunning) await timer.step("thaw", () => live.cgroup!.thaw());
     }
@@ -42,6 +45,7 @@ export async function snapshotSandbox(
       "snapshot created",
     );
     await ns.state.writeSnapshot(name, { sourceSandboxId: id });
+    crashPoint("snapshot:record");
     return snapshotInfo(ns, template);
   });
 }

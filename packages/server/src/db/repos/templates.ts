@@ -19,6 +19,11 @@ export class TemplatesRepo {
       .executeTakeFirst();
   }
 
+  /** Whatever its team: only for the reconciler, which matches agents' copies to rows. */
+  getById(id: string): Promise<TemplateRow | undefined> {
+    return this.db.selectFrom("templates").selectAll().where("id", "=", id).executeTakeFirst();
+  }
+
   getByName(teamId: string, name: string): Promise<TemplateRow | undefined> {
     return this.db
       .selectFrom("templates")

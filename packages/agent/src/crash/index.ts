@@ -1,0 +1,1 @@
+export { CRASH_AT_ENV, crashPoint } from "./crash-point.js";
