@@ -33,8 +33,8 @@ export const AGENT_STEPS: readonly CrashStep[] = [
   { step: "snapshot:copy", kind: "snapshot" },
   { step: "snapshot:record", kind: "snapshot" },
   { step: "destroy:record", kind: "destroy" },
-  { step: "teardown:kill", kind: "destroy" },
-  { step: "teardown:network", kind: "destroy" },
+  { step: "destroy:kill", kind: "destroy" },
+  { step: "destroy:network", kind: "destroy" },
 ];
 
 /** The server's own steps: after its database write or its agent's answer. */

@@ -178,12 +178,14 @@ export async function teardownSandbox(
   resourceId: string,
   record: SandboxRecord | undefined,
   timer: StepTimer,
+  /** Names the steps for `crashPoint` (the crash suite): `<crashAs>:<step>`. */
+  crashAs?: string,
 ): Promise<Error[]> {
   const errors: Error[] = [];
   const attempt = async (step: string, work: () => Promise<unknown>) => {
     try {
       await timer.step(step, work);
-      crashPoint(`teardown:${step}`);
+      if (crashAs) crashPoint(`${crashAs}:${step}`);
     } catch (err) {
       errors.push(AgentError.from(err));
     }

@@ -160,7 +160,13 @@ export class NamespaceRuntime implements Runtime {
       live.record.phase = "destroying";
       await timer.step("record", () => ns.state.write(live.record));
       crashPoint("destroy:record");
-      const errors = await teardownSandbox(ns, live.record.resourceId, live.record, timer);
+      const errors = await teardownSandbox(
+        ns,
+        live.record.resourceId,
+        live.record,
+        timer,
+        "destroy",
+      );
       if (errors.length > 0) {
         live.state = "error";
         live.error = errors.map((e) => e.message).join("; ");
