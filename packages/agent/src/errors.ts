@@ -9,6 +9,7 @@ export type AgentErrorCode =
   | "resource_exhausted"
   | "unavailable"
   | "unauthenticated"
+  | "insufficient_storage"
   | "internal";
 
 const connectCodes: Record<AgentErrorCode, Code> = {
@@ -19,8 +20,13 @@ const connectCodes: Record<AgentErrorCode, Code> = {
   resource_exhausted: Code.ResourceExhausted,
   unavailable: Code.Unavailable,
   unauthenticated: Code.Unauthenticated,
+  // Connect has no code of its own for it: the exact code rides in ERROR_CODE_HEADER.
+  insufficient_storage: Code.ResourceExhausted,
   internal: Code.Internal,
 };
+
+/** Error metadata carrying the agent's own code, where Connect's codes are coarser. */
+export const ERROR_CODE_HEADER = "wrenn-error-code";
 
 /** The one error family of the agent: every failure it reports carries a machine `code`. */
 export class AgentError extends Error {
@@ -36,12 +42,35 @@ export class AgentError extends Error {
 
   /** Wraps anything thrown into an AgentError, keeping the original as `cause`. */
   static from(err: unknown, code: AgentErrorCode = "internal"): AgentError {
+    // A full disk anywhere under an operation is the host's state, not a bug (ENOSPC, or the
+    // words of a command such as mkfs that ran out).
+    if (err instanceof AgentError && err.code !== "internal") return err;
+    if (code === "internal" && isDiskFull(err)) {
+      return new AgentError("insufficient_storage", "this host is out of disk space", {
+        cause: err,
+      });
+    }
     if (err instanceof AgentError) return err;
     const message = err instanceof Error ? err.message : String(err);
     return new AgentError(code, message, { cause: err });
   }
 
   toConnectError(): ConnectError {
-    return new ConnectError(this.message, connectCodes[this.code], undefined, undefined, this);
+    return new ConnectError(
+      this.message,
+      connectCodes[this.code],
+      { [ERROR_CODE_HEADER]: this.code },
+      undefined,
+      this,
+    );
   }
+}
+
+/** ENOSPC somewhere in an error, its causes or its aggregated errors. */
+function isDiskFull(err: unknown, depth = 0): boolean {
+  if (!(err instanceof Error) || depth > 8) return false;
+  if ((err as NodeJS.ErrnoException).code === "ENOSPC") return true;
+  if (/No space left on device/i.test(err.message)) return true;
+  const inner = err instanceof AggregateError ? err.errors : [];
+  return [err.cause, ...inner].some((e) => isDiskFull(e, depth + 1));
 }

@@ -2,7 +2,7 @@ export type { AgentConfig } from "./config/index.js";
 export { defaultEnvdDir, loadConfig, loadEnvFile } from "./config/index.js";
 export { CRASH_AT_ENV, crashPoint } from "./crash/index.js";
 export type { AgentErrorCode } from "./errors.js";
-export { AgentError } from "./errors.js";
+export { AgentError, ERROR_CODE_HEADER } from "./errors.js";
 export type {
   ControlPlaneOptions,
   CredentialsResponse,

@@ -264,6 +264,7 @@ const httpStatus: Record<AgentError["code"], number> = {
   resource_exhausted: 429,
   unavailable: 502,
   unauthenticated: 401,
+  insufficient_storage: 507,
   internal: 500,
 };
 

@@ -19,6 +19,7 @@ export {
 } from "./disk.js";
 export type { DiskPoolOptions } from "./disk-pool.js";
 export { DiskPool } from "./disk-pool.js";
+export { assertRoomFor } from "./free-space.js";
 export { freezeUpperToLayer } from "./layer.js";
 export type { MountEntry } from "./mountinfo.js";
 export { isWithin, mountsUnder, readMountInfo } from "./mountinfo.js";

@@ -66,6 +66,19 @@ export class Fleet implements SandboxPlacer {
         .map(loadOf)
         .filter((c) => fits(c, request));
       if (candidates.length === 0) {
+        // More than any host has at all: no retry will help, so not a 503.
+        const largest = Math.max(
+          0,
+          ...hosts
+            .filter((h) => h.state === "ready" && runs(h))
+            .map((h) => h.capacity.memory_mb ?? 0),
+        );
+        if (largest > 0 && request.memoryMb > largest) {
+          throw new ServerError(
+            "invalid_argument",
+            `memory_mb: ${request.memoryMb} MiB is more than any host has (the largest: ${largest} MiB)`,
+          );
+        }
         throw new ServerError(
           "unavailable",
           hosts.some((h) => h.state === "ready")

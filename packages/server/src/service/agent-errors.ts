@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ERROR_CODE_HEADER } from "@wrenn/agent";
 import { ServerError, type ServerErrorCode } from "../errors.js";
 
 const codeOf: Partial<Record<Code, ServerErrorCode>> = {
@@ -23,6 +24,13 @@ const HOST_SIDE: ReadonlySet<ServerErrorCode> = new Set(["internal", "unavailabl
 export function fromAgentError(err: unknown, context: string): ServerError {
   if (err instanceof ServerError) return err;
   if (err instanceof ConnectError) {
+    if (err.metadata.get(ERROR_CODE_HEADER) === "insufficient_storage") {
+      return new ServerError(
+        "insufficient_storage",
+        `${context}: the host is out of disk space for it; retry later or ask for less`,
+        { cause: err, logDetail: `${context}: ${err.rawMessage}` },
+      );
+    }
     const code = codeOf[err.code] ?? "internal";
     if (HOST_SIDE.has(code)) {
       const safe =

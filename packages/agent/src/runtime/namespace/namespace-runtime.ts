@@ -6,7 +6,7 @@ import { isSandboxAlive } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
 import { AddressPool } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
-import { DiskPool, diskUsage } from "../../storage/index.js";
+import { assertRoomFor, DiskPool, diskUsage } from "../../storage/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
 import { HostWatch } from "../host-watch.js";
 import { lockedLimits } from "../limits.js";
@@ -107,6 +107,7 @@ export class NamespaceRuntime implements Runtime {
       ns.templateStore.ensureTemplate(spec.template),
     );
     const limits = lockedLimits(spec, template);
+    await assertRoomFor(ns.opts.agentDir, limits.diskSizeMb);
     // Snapshots lock their own limits and layers: those always take the cold path.
     const claimed =
       template.kind === "base" ? await claimPooled(ns, spec, limits, timer) : undefined;
