@@ -365,10 +365,11 @@ for (const engine of testEngines()) {
         ).rejects.toMatchObject({
           code: "not_found",
         });
+        // More memory than any host has: no retry helps, so a bad request, not a 503.
         await expect(
-          fleet.place(admin.team_id, { ...request, memoryMb: 10_000 }),
+          fleet.place(admin.team_id, { ...request, memoryMb: 10_000_000 }),
         ).rejects.toMatchObject({
-          code: "unavailable",
+          code: "invalid_argument",
         });
         await expect(
           fleet.place(admin.team_id, { ...request, runtime: "microvm" }),

@@ -10,7 +10,6 @@ import {
   PostgresDialect,
   type PostgresPool,
   type PostgresPoolClient,
-  SqliteDialect,
   type SqliteStatement,
 } from "kysely";
 import { LRUCache } from "lru-cache";
@@ -18,6 +17,7 @@ import pg from "pg";
 import { ServerError } from "../errors.js";
 import { migrationProvider } from "./migrations/index.js";
 import type { DatabaseSchema } from "./schema.js";
+import { YieldingSqliteDialect } from "./sqlite-busy.js";
 
 export type Db = Kysely<DatabaseSchema>;
 export type DialectName = "sqlite" | "postgres";
@@ -69,9 +69,10 @@ export function openDb(options: OpenDbOptions): DbHandle {
   const sqlite = new SqliteDatabase(file);
   sqlite.pragma("journal_mode = WAL");
   sqlite.pragma("foreign_keys = ON");
-  sqlite.pragma("busy_timeout = 5000");
+  // Never wait inside SQLite (that blocks the event loop): see YieldingSqliteDialect.
+  sqlite.pragma("busy_timeout = 0");
   const db = new Kysely<DatabaseSchema>({
-    dialect: new SqliteDialect({ database: cachingStatements(sqlite) }),
+    dialect: new YieldingSqliteDialect({ database: cachingStatements(sqlite) }),
     plugins,
   });
   return { db, dialect: "sqlite", close: () => db.destroy() };
