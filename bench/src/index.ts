@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
+import { benchLoad } from "./load.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
@@ -15,12 +16,16 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   sdk: benchSdk,
   fleet: benchFleet,
   microvm: benchMicroVm,
+  // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).
+  load: benchLoad,
 };
 
+/** Suites that run only when named (`npm run bench -- load`). */
+const ON_REQUEST = new Set(["load"]);
 const only = process.argv.slice(2);
 const figures: Figure[] = [];
 for (const [name, run] of Object.entries(suites)) {
-  if (only.length && !only.includes(name)) continue;
+  if (only.length ? !only.includes(name) : ON_REQUEST.has(name)) continue;
   console.error(`bench: ${name}…`);
   figures.push(...(await run()));
 }

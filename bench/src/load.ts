@@ -1,0 +1,224 @@
+import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { keepHostFirewallState } from "@wrenn/agent";
+import { readClientConfig } from "@wrenn/server";
+// The fleet harness of the server's integration suite: server and agent as processes.
+import {
+  apiClient,
+  type FleetAgent,
+  type FleetServer,
+  freePort,
+  startFleetAgent,
+  startFleetServer,
+} from "../../packages/server/test/helpers/fleet.js";
+import { until } from "../../packages/server/test/helpers/processes.js";
+import { type Figure, msSince, percentile, round } from "./stats.js";
+
+const TEMPLATE = "test-minimal";
+/** Requests in flight at once, over all sandboxes. */
+const CONCURRENCY = 16;
+/** Creates in flight at once while the sandboxes are made. */
+const CREATE_CONCURRENCY = 4;
+const KINDS = ["exec", "write", "read", "list_dir", "list_sandboxes"] as const;
+type Kind = (typeof KINDS)[number];
+
+type Api = ReturnType<typeof apiClient>;
+
+function intFromEnv(name: string, fallback: number): number {
+  const raw = process.env[name];
+  const value = raw ? Number(raw) : fallback;
+  if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
+  return value;
+}
+
+/** Resident memory of a process, in MiB. */
+function rssMb(pid: number | undefined): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
+  return kb / 1024;
+}
+
+/** A raw request for the file routes (bodies that are bytes, not JSON). */
+async function raw(url: string, key: string, method: string, path: string, body?: string) {
+  const res = await fetch(`${url}${path}`, {
+    method,
+    headers: {
+      "x-api-key": key,
+      ...(body === undefined ? {} : { "content-type": "application/octet-stream" }),
+    },
+    ...(body === undefined ? {} : { body }),
+  });
+  const text = await res.text();
+  return { status: res.status, text };
+}
+
+/**
+ * The load test (issue #13): a server and a standalone agent as processes on loopback hold
+ * WRENN_LOAD_SANDBOXES sandboxes (default 100) under mixed exec, file and list traffic for
+ * WRENN_LOAD_SECONDS (default 300), then stop by themselves. Prints the errors (goal 0), p50/p99
+ * per operation kind, and the RSS growth of the server and of the agent (goal: flat).
+ */
+export async function benchLoad(): Promise<Figure[]> {
+  const suite = "load";
+  const sandboxCount = intFromEnv("WRENN_LOAD_SANDBOXES", 100);
+  const seconds = intFromEnv("WRENN_LOAD_SECONDS", 300);
+  const cidr = process.env.WRENN_SANDBOX_CIDR || "10.215.0.0/16";
+  const base = mkdtempSync(join(tmpdir(), "wrenn-bench-load-"));
+  const restoreHost = await keepHostFirewallState();
+  let server: FleetServer | undefined;
+  let agent: FleetAgent | undefined;
+  const ids: string[] = [];
+  let api: Api | undefined;
+  try {
+    server = await startFleetServer(
+      "load-server",
+      "",
+      {
+        WRENN_DEFAULT_TEMPLATE: TEMPLATE,
+        WRENN_HEARTBEAT_SEC: "2",
+        WRENN_LOG_LEVEL: "warn",
+        // The whole load comes from one team on loopback: its limits are not the subject.
+        WRENN_RATE_CREATE_TEAM_PER_MIN: "1000000",
+        WRENN_TEAM_RUNNING_SANDBOXES: String(sandboxCount + 10),
+      },
+      base,
+    );
+    const client = await until("the admin's client config", () =>
+      readClientConfig(join((server as FleetServer).dataDir, "config.json")),
+    );
+    const key = client.api_key;
+    const url = server.url;
+    api = apiClient(() => url, key);
+    const token = await api<{ token: string }>("POST", "/v1/hosts/tokens", { shared: true });
+    if (token.status !== 201) throw new Error(`host token: ${token.status}`);
+    const agentDir = join(base, "agent");
+    mkdirSync(agentDir);
+    agent = startFleetAgent(
+      "load-agent",
+      { dir: agentDir, port: await freePort(), cidr, serverUrl: url, token: token.body.token },
+      { WRENN_HEARTBEAT_SEC: "2", WRENN_LOG_LEVEL: "warn" },
+      base,
+    );
+    const apiNow = api;
+    await until("a ready host", async () => {
+      const { body } = await apiNow<{ hosts: { state: string }[] }>("GET", "/v1/hosts");
+      return body.hosts.some((h) => h.state === "ready");
+    });
+
+    console.error(`bench load: creating ${sandboxCount} sandboxes…`);
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: CREATE_CONCURRENCY }, async () => {
+        while (next < sandboxCount) {
+          next++;
+          const made = await apiNow<{ id: string }>("POST", "/v1/sandboxes", {
+            template: TEMPLATE,
+            memory_mb: 128,
+            disk_size_mb: 64,
+          });
+          if (made.status !== 201)
+            throw new Error(`create: ${made.status} ${JSON.stringify(made.body)}`);
+          ids.push(made.body.id);
+          const seeded = await raw(
+            url,
+            key,
+            "PUT",
+            `/v1/sandboxes/${made.body.id}/files?path=/tmp/load-read`,
+            "payload",
+          );
+          if (seeded.status >= 300) throw new Error(`write: ${seeded.status} ${seeded.text}`);
+        }
+      }),
+    );
+
+    const samples = Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<
+      Kind,
+      number[]
+    >;
+    const errors = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
+    const firstError: Partial<Record<Kind, string>> = {};
+    const ops: Record<Kind, (id: string, n: number) => Promise<boolean>> = {
+      exec: async (id) => {
+        const res = await apiNow<{ stdout: string }>("POST", `/v1/sandboxes/${id}/exec`, {
+          cmd: "echo hi",
+        });
+        return res.status === 200 && res.body.stdout === "hi\n";
+      },
+      write: async (id, n) =>
+        (await raw(url, key, "PUT", `/v1/sandboxes/${id}/files?path=/tmp/load-${n % 8}`, `v${n}`))
+          .status < 300,
+      read: async (id) => {
+        const res = await raw(url, key, "GET", `/v1/sandboxes/${id}/files?path=/tmp/load-read`);
+        return res.status === 200 && res.text === "payload";
+      },
+      list_dir: async (id) =>
+        (await apiNow("GET", `/v1/sandboxes/${id}/files/list?path=/tmp&depth=2`)).status === 200,
+      list_sandboxes: async () => (await apiNow("GET", "/v1/sandboxes?limit=100")).status === 200,
+    };
+
+    const rssStart = { server: rssMb(server.proc.pid), agent: rssMb(agent.proc.pid) };
+    console.error(`bench load: ${seconds} s of traffic, ${CONCURRENCY} requests in flight…`);
+    const deadline = Date.now() + seconds * 1000;
+    let count = 0;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (Date.now() < deadline) {
+          const n = count++;
+          const kind = KINDS[n % KINDS.length] as Kind;
+          const id = ids[Math.floor(Math.random() * ids.length)] as string;
+          const start = process.hrtime.bigint();
+          let ok = false;
+          try {
+            ok = await ops[kind](id, n);
+          } catch (err) {
+            firstError[kind] ??= String(err);
+          }
+          samples[kind].push(msSince(start));
+          if (!ok) errors[kind]++;
+        }
+      }),
+    );
+    const rssEnd = { server: rssMb(server.proc.pid), agent: rssMb(agent.proc.pid) };
+
+    const figures: Figure[] = [];
+    const totalErrors = KINDS.reduce((sum, k) => sum + errors[k], 0);
+    figures.push({
+      suite,
+      name: `errors (${count} requests, ${sandboxCount} sandboxes, ${seconds} s)`,
+      value: totalErrors,
+      unit: "count",
+      note: totalErrors === 0 ? "goal 0: met" : `goal 0: NOT met ${JSON.stringify(firstError)}`,
+    });
+    for (const kind of KINDS) {
+      figures.push(
+        {
+          suite,
+          name: `${kind} p50`,
+          value: round(percentile(samples[kind], 50)),
+          unit: "ms",
+          note: `${samples[kind].length} requests, ${errors[kind]} errors`,
+        },
+        { suite, name: `${kind} p99`, value: round(percentile(samples[kind], 99)), unit: "ms" },
+      );
+    }
+    for (const who of ["server", "agent"] as const) {
+      figures.push({
+        suite,
+        name: `${who} RSS growth`,
+        value: round(rssEnd[who] - rssStart[who]),
+        unit: "MiB",
+        note: `${round(rssStart[who])} → ${round(rssEnd[who])} MiB under load (goal: flat)`,
+      });
+    }
+    return figures;
+  } finally {
+    // Everything goes, even after a failure: sandboxes, then the agent and the server.
+    for (const id of ids) await api?.("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+    await agent?.stop();
+    await server?.stop();
+    await restoreHost();
+    rmSync(base, { recursive: true, force: true });
+    if (server) rmSync(server.dataDir, { recursive: true, force: true });
+  }
+}
