@@ -71,7 +71,7 @@ describe("SQLite under another process's write lock", { timeout: 60_000 }, () =>
       body: JSON.stringify(body),
     });
   /** A plain write (no password hash in front of it): a new API key. */
-  const write = () =>
+  const write = async () =>
     post("/v1/api-keys", { name: `k${++n}` }, { authorization: `Bearer ${token}` });
 
   beforeAll(async () => {

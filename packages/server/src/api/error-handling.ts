@@ -2,6 +2,7 @@ import type { Context, ErrorHandler, NotFoundHandler } from "hono";
 import { HTTPException } from "hono/http-exception";
 import type { Logger } from "pino";
 import type { ZodError } from "zod";
+import { isDatabaseUnavailable } from "../db/index.js";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
 import type { AppEnv } from "./env.js";
 import { ErrorSchema } from "./schemas.js";
@@ -117,6 +118,14 @@ export function errorHandler(logger: Logger): ErrorHandler<AppEnv> {
         codeOfStatus[err.status] ?? (err.status >= 500 ? "internal" : "invalid_argument");
       const message = err.status === 413 ? "request body is too large" : err.message || code;
       return errorResponse(c, new ServerError(code, message, { cause: err }));
+    }
+    if (isDatabaseUnavailable(err)) {
+      logger.warn({ err, requestId: c.get("requestId") }, "database unavailable");
+      c.header("Retry-After", "1");
+      return errorResponse(
+        c,
+        new ServerError("unavailable", "the database cannot be reached right now; retry"),
+      );
     }
     if (isDiskFull(err)) {
       logger.error({ err, requestId: c.get("requestId") }, "disk full");

@@ -39,6 +39,9 @@ export interface OpenDbOptions {
   poolSize?: number;
 }
 
+/** How long a request waits for a PostgreSQL connection before it fails as unavailable. */
+export const PG_CONNECT_TIMEOUT_MS = 5_000;
+
 /** Opens SQLite (WAL, foreign keys on) or a PostgreSQL pool; runs no migrations. */
 export function openDb(options: OpenDbOptions): DbHandle {
   const plugins = [new CamelCasePlugin()];
@@ -46,6 +49,8 @@ export function openDb(options: OpenDbOptions): DbHandle {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
       max: options.poolSize ?? 10,
+      // A database that does not answer fails the request (503) instead of queueing it forever.
+      connectionTimeoutMillis: PG_CONNECT_TIMEOUT_MS,
     });
     // An idle client that loses its server must not take the process down.
     pool.on("error", () => {});
@@ -142,6 +147,9 @@ function namingStatements(pool: pg.Pool): PostgresPool {
       const client = await pool.connect();
       let wrapper = wrappers.get(client);
       if (!wrapper) {
+        // A connection cut while checked out (a database restart) is also emitted as an event:
+        // the query under way already fails with it, so unheard it must not end the process.
+        client.on("error", () => {});
         wrapper = wrap(client);
         wrappers.set(client, wrapper);
       }
@@ -172,5 +180,36 @@ export function isUniqueViolation(err: unknown): boolean {
     code === "SQLITE_CONSTRAINT_UNIQUE" ||
     code === "SQLITE_CONSTRAINT_PRIMARYKEY" ||
     code === "23505"
+  );
+}
+
+/** SQLSTATEs of a PostgreSQL that is shutting down, starting, or crashed (57P01–57P03). */
+const PG_UNAVAILABLE = new Set(["57P01", "57P02", "57P03"]);
+/** Socket errors of a database that cannot be reached right now. */
+const UNREACHABLE = new Set(["ECONNREFUSED", "ECONNRESET", "EPIPE", "ETIMEDOUT", "EHOSTUNREACH"]);
+
+/**
+ * True when a query failed because the database cannot be reached right now (restarting, down,
+ * connection cut): the request is worth retrying, so it answers 503, not 500. The pool opens new
+ * connections on the next request, so the server recovers by itself once the database is back.
+ */
+export function isDatabaseUnavailable(err: unknown): boolean {
+  if (typeof err !== "object" || err === null) return false;
+  const { code, syscall, message } = err as {
+    code?: unknown;
+    syscall?: unknown;
+    message?: unknown;
+  };
+  if (typeof code === "string") {
+    if (PG_UNAVAILABLE.has(code) || code.startsWith("08")) return true;
+    if (UNREACHABLE.has(code)) return true;
+    // A Unix socket that is not there (yet): the server is down or starting.
+    if (code === "ENOENT" && syscall === "connect") return true;
+  }
+  return (
+    typeof message === "string" &&
+    /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error)/.test(
+      message,
+    )
   );
 }

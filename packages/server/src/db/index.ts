@@ -1,5 +1,11 @@
 export type { Db, DbHandle, DialectName, OpenDbOptions } from "./connect.js";
-export { isUniqueViolation, migrateToLatest, openDb } from "./connect.js";
+export {
+  isDatabaseUnavailable,
+  isUniqueViolation,
+  migrateToLatest,
+  openDb,
+  PG_CONNECT_TIMEOUT_MS,
+} from "./connect.js";
 export { isId, newId, nowIso } from "./ids.js";
 export type { HostCapacity, HostRecord, HostState, NewHost } from "./repos/hosts.js";
 export type {
