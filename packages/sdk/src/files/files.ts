@@ -1,5 +1,6 @@
 import { ConflictError, errorFromWire, NotFoundError, SandboxError } from "../errors/index.js";
 import { type ApiClient, type BodyLike, type RequestOpts, requestOpts } from "../http/index.js";
+import { Paginator } from "../pagination/index.js";
 import { parseEventStream } from "./sse.js";
 import {
   type EntryInfo,
@@ -141,16 +142,32 @@ export class Files {
     return written;
   }
 
-  /** Lists a directory, `depth` levels deep (default 1). */
+  /** Lists a directory, `depth` levels deep (default 1): every entry, in path order. */
   async list(path: string, opts: RequestOpts & { depth?: number } = {}): Promise<EntryInfo[]> {
-    const answer = await this.client.json<{ entries: WireEntry[] }>({
-      method: "GET",
-      path: `${this.base}/list`,
-      query: { path, depth: opts.depth },
-      inSandbox: true,
-      ...requestOpts(opts),
+    return this.listPages(path, opts).toArray();
+  }
+
+  /**
+   * The same listing page by page, `limit` entries a request (default and most: 1000): for
+   * trees too large to hold at once, iterate it with `for await`.
+   */
+  listPages(
+    path: string,
+    opts: RequestOpts & { depth?: number; limit?: number } = {},
+  ): Paginator<EntryInfo> {
+    return new Paginator(async (cursor) => {
+      const answer = await this.client.json<{ entries: WireEntry[]; next_cursor?: string | null }>({
+        method: "GET",
+        path: `${this.base}/list`,
+        query: { path, depth: opts.depth, limit: opts.limit, cursor },
+        inSandbox: true,
+        ...requestOpts(opts),
+      });
+      return {
+        items: answer.entries.map(entryFromWire),
+        nextCursor: answer.next_cursor ?? undefined,
+      };
     });
-    return answer.entries.map(entryFromWire);
   }
 
   /** Describes one path; {@link NotFoundError} when it does not exist. */

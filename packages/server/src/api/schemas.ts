@@ -469,6 +469,25 @@ export const FileListQuery = z.object({
     .max(16)
     .optional()
     .openapi({ param: { name: "depth", in: "query" }, example: 1 }),
+  limit: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .max(1000)
+    .optional()
+    .openapi({
+      param: { name: "limit", in: "query" },
+      description: "Entries per page (default and most: 1000)",
+      example: 100,
+    }),
+  cursor: z
+    .string()
+    .max(8192)
+    .optional()
+    .openapi({
+      param: { name: "cursor", in: "query" },
+      description: "`next_cursor` of the previous page",
+    }),
 });
 
 export const FileEntrySchema = z
@@ -486,7 +505,15 @@ export const FileEntrySchema = z
   })
   .openapi("FileEntry");
 
-export const FileListSchema = z.object({ entries: z.array(FileEntrySchema) }).openapi("FileList");
+export const FileListSchema = z
+  .object({
+    entries: z.array(FileEntrySchema),
+    next_cursor: z
+      .string()
+      .nullable()
+      .openapi({ description: "Pass as `cursor` for the next page; null on the last page" }),
+  })
+  .openapi("FileList");
 
 export const UploadResultSchema = z
   .object({

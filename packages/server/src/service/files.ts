@@ -207,10 +207,32 @@ export class FileService {
     return { body: res.body, headers };
   }
 
-  async list(teamId: string, id: string, path: string, depth: number): Promise<FileEntry[]> {
+  /**
+   * One page of a directory listing, `depth` levels deep, in path order. envd (E2B's protocol)
+   * answers the whole tree at once; clients get it `limit` entries at a time, the cursor naming
+   * the last path they got.
+   */
+  async list(
+    teamId: string,
+    id: string,
+    path: string,
+    depth: number,
+    page: { limit?: number; cursor?: string } = {},
+  ): Promise<{ entries: FileEntry[]; nextCursor: string | undefined }> {
+    const limit = page.limit ?? LIST_PAGE_SIZE;
+    const after = page.cursor === undefined ? undefined : pathOfCursor(page.cursor);
     const fs = await this.client(teamId, id);
     const res = await fs.listDir({ path, depth }).catch(rethrow("list"));
-    return res.entries.map(entryOf);
+    const sorted = res.entries
+      .filter((e) => after === undefined || e.path > after)
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+    const entries = sorted.slice(0, limit).map(entryOf);
+    const last = entries.at(-1);
+    return {
+      entries,
+      nextCursor:
+        sorted.length > limit && last ? Buffer.from(last.path).toString("base64url") : undefined,
+    };
   }
 
   async stat(teamId: string, id: string, path: string): Promise<FileEntry> {
@@ -237,6 +259,17 @@ export class FileService {
     const host = await this.sandboxes.reachable(teamId, id);
     return createClient(Filesystem, envdTransport(host, id));
   }
+}
+
+/** Entries per listing page unless the client asks for fewer (the most it serves). */
+export const LIST_PAGE_SIZE = 1000;
+
+function pathOfCursor(cursor: string): string {
+  const path = Buffer.from(cursor, "base64url").toString("utf8");
+  if (!path.startsWith("/") || Buffer.from(path).toString("base64url") !== cursor) {
+    throw new ServerError("invalid_argument", "cursor: not a cursor of a directory listing");
+  }
+  return path;
 }
 
 function rethrow(context: string): (err: unknown) => never {

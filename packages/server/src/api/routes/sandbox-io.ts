@@ -229,7 +229,7 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
       method: "get",
       path: "/v1/sandboxes/{id}/files/list",
       tags: ["files"],
-      summary: "List a directory, `depth` levels deep (default 1)",
+      summary: "List a directory, `depth` levels deep (default 1), a page at a time",
       security,
       middleware,
       request: { params: IdParams, query: FileListQuery },
@@ -239,14 +239,21 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
       },
     }),
     async (c) => {
-      const { path, depth } = c.req.valid("query");
-      const entries = await files.list(
+      const { path, depth, limit, cursor } = c.req.valid("query");
+      const page = await files.list(
         c.get("team").teamId,
         c.req.valid("param").id,
         path,
         depth ?? 1,
+        {
+          ...(limit !== undefined ? { limit } : {}),
+          ...(cursor !== undefined ? { cursor } : {}),
+        },
       );
-      return c.json({ entries: entries.map(formatEntry) }, 200);
+      return c.json(
+        { entries: page.entries.map(formatEntry), next_cursor: page.nextCursor ?? null },
+        200,
+      );
     },
   );
 
