@@ -30,7 +30,9 @@ export {
   AddressPool,
   CIDR_CLAIMS_DIR,
   claimSandboxCidr,
+  hostIfName,
   keepHostFirewallState,
+  netnsName,
   removeHostFirewall,
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";

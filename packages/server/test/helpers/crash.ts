@@ -1,7 +1,7 @@
-import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { hostIfName, netnsName } from "@wrenn/agent";
 import { expect } from "vitest";
 import { leaksUnder } from "./host-state.js";
 import { until } from "./processes.js";
@@ -59,11 +59,10 @@ interface Row {
 /** Host resources a sandbox made under `agentDir` that are still there (empty: nothing leaked). */
 export async function sandboxLeftovers(agentDir: string, id: string): Promise<string[]> {
   const dir = join(agentDir, "sandboxes", id);
-  const veth = `wv${createHash("sha256").update(id).digest("hex").slice(0, 8)}h`;
   const candidates = [
     dir,
-    `/run/netns/wrenn-${id}`,
-    `/sys/class/net/${veth}`,
+    `/run/netns/${netnsName(id)}`,
+    `/sys/class/net/${hostIfName(id)}`,
     ...["cpu", "cpuacct", "memory", "pids", "freezer", "unified"].map(
       (c) => `/sys/fs/cgroup/${c}/wrenn/${id}`,
     ),
