@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
+import { benchIo } from "./io.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
@@ -13,6 +14,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   agent: benchAgent,
   server: benchServer,
   sdk: benchSdk,
+  io: benchIo,
   fleet: benchFleet,
   microvm: benchMicroVm,
 };
