@@ -1,4 +1,4 @@
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -23,12 +23,44 @@ function mbPerSec(bytes: number, ms: number): number {
   return bytes / MiB / (ms / 1000);
 }
 
+/** `node -e 0` run to its exit: the baseline of envd's cold start. */
+function nodeNothing(): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ["-e", "0"], { stdio: "ignore" });
+    child.once("error", reject);
+    child.once("exit", () => resolve());
+  });
+}
+
+const COLD_RUNS = 15;
+
 export async function benchEnvd(): Promise<Figure[]> {
-  const dir = await mkdtemp(join(tmpdir(), "wrenn-bench-envd-"));
-  const envd = await spawnEnvd({ env: { WRENN_ENVD_USER: process.env.USER || "root" } });
   const figures: Figure[] = [];
   const add = (name: string, value: number, unit: string, note?: string) =>
     figures.push({ suite: "envd", name, value, unit, ...(note ? { note } : {}) });
+  // Cold start: launch to the first answer ("envd listening"), taken in turns with the baseline.
+  const cold: number[] = [];
+  const bare: number[] = [];
+  for (let i = 0; i < COLD_RUNS; i++) {
+    let start = process.hrtime.bigint();
+    await nodeNothing();
+    bare.push(msSince(start));
+    start = process.hrtime.bigint();
+    const started = await spawnEnvd({ env: { WRENN_ENVD_USER: process.env.USER || "root" } });
+    cold.push(msSince(start));
+    await started.stop();
+  }
+  const bareMs = percentile(bare, 50);
+  add("node -e 0 p50", bareMs, "ms", "baseline");
+  add(
+    "envd cold start → listening p50",
+    percentile(cold, 50),
+    "ms",
+    `${(percentile(cold, 50) / bareMs).toFixed(2)}× node -e 0`,
+  );
+
+  const dir = await mkdtemp(join(tmpdir(), "wrenn-bench-envd-"));
+  const envd = await spawnEnvd({ env: { WRENN_ENVD_USER: process.env.USER || "root" } });
   try {
     // Idle memory first, before any work has grown the heap.
     await new Promise((r) => setTimeout(r, 1000));

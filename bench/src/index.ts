@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
+import { benchIo } from "./io.js";
 import { benchLoad } from "./load.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
@@ -14,6 +15,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   agent: benchAgent,
   server: benchServer,
   sdk: benchSdk,
+  io: benchIo,
   fleet: benchFleet,
   microvm: benchMicroVm,
   // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).

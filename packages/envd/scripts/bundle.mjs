@@ -1,37 +1,85 @@
-// Bundles envd into dist/envd.js (one file, Node >= 18) and places the native PTY module beside it.
+// Bundles envd into dist/envd.cjs (one CommonJS file, Node >= 18) started by dist/envd.js through
+// V8's code cache (dist/envd.cjs.cache, made here by running envd once), and places the native
+// PTY module beside it.
+import { spawn } from "node:child_process";
 import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
+import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
+import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(root, "package.json"));
+const dist = join(root, "dist");
 
-await build({
-  entryPoints: [join(root, "src/main.ts")],
-  outfile: join(root, "dist/envd.js"),
+const common = {
   bundle: true,
   platform: "node",
   target: "node18",
-  format: "esm",
-  // node-pty is a native addon: kept outside the bundle, shipped in dist/node_modules.
-  external: ["node-pty"],
-  banner: {
-    js: "import { createRequire as __cr } from 'node:module'; const require = __cr(import.meta.url);",
-  },
   legalComments: "none",
   logLevel: "warning",
+};
+await build({
+  ...common,
+  entryPoints: [join(root, "src/main.ts")],
+  outfile: join(dist, "envd.cjs"),
+  // CommonJS: V8's code cache serves scripts, not ES modules, on Node 20.
+  format: "cjs",
+  // node-pty is a native addon: kept outside the bundle, shipped in dist/node_modules.
+  external: ["node-pty"],
+  // import() of what envd rarely needs (http2, https) stays lazy as a require() when first used.
+  supported: { "dynamic-import": false },
+});
+await build({
+  ...common,
+  entryPoints: [join(root, "src/start.ts")],
+  outfile: join(dist, "envd.js"),
+  format: "esm",
 });
 
-// dist/ is bound alone into sandboxes, away from this package.json: mark the bundle as ESM there
+// dist/ is bound alone into sandboxes, away from this package.json: mark envd.js as ESM there
 // (Node 18 does not detect module syntax by itself).
-await writeFile(join(root, "dist/package.json"), `${JSON.stringify({ type: "module" })}\n`);
+await writeFile(join(dist, "package.json"), `${JSON.stringify({ type: "module" })}\n`);
 
 const ptyRoot = dirname(require.resolve("node-pty/package.json"));
-const ptyOut = join(root, "dist/node_modules/node-pty");
+const ptyOut = join(dist, "node_modules/node-pty");
 await rm(ptyOut, { recursive: true, force: true });
 await mkdir(join(ptyOut, "build/Release"), { recursive: true });
 await cp(join(ptyRoot, "package.json"), join(ptyOut, "package.json"));
 await cp(join(ptyRoot, "lib"), join(ptyOut, "lib"), { recursive: true });
 await cp(join(ptyRoot, "build/Release/pty.node"), join(ptyOut, "build/Release/pty.node"));
+
+await writeCodeCache();
+
+/**
+ * Starts envd once on a loopback port and stops it once it listens: on exit it writes the code
+ * of everything start-up compiled. Without a cache envd still runs, only compiles more.
+ */
+async function writeCodeCache() {
+  const cacheFile = join(dist, "envd.cjs.cache");
+  await rm(cacheFile, { force: true });
+  const child = spawn(process.execPath, [join(dist, "envd.js")], {
+    env: {
+      ...process.env,
+      WRENN_ENVD_PORT: "0",
+      WRENN_ENVD_HOST: "127.0.0.1",
+      WRENN_ENVD_USER: userInfo().username,
+      WRENN_ENVD_WRITE_CODE_CACHE: "1",
+    },
+    stdio: ["ignore", "pipe", "inherit"],
+  });
+  const exited = new Promise((resolve) => child.once("exit", resolve));
+  const lines = createInterface({ input: child.stdout });
+  const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
+  for await (const line of lines) {
+    if (line.includes('"msg":"envd listening"')) {
+      child.kill("SIGTERM");
+      break;
+    }
+  }
+  const code = await exited;
+  clearTimeout(timer);
+  if (code !== 0) console.warn(`envd bundle: no code cache (envd exited ${code})`);
+}

@@ -12,20 +12,31 @@ const host = process.env.WRENN_ENVD_HOST ?? "0.0.0.0";
 const accessToken = process.env.WRENN_ENVD_ACCESS_TOKEN || undefined;
 delete process.env.WRENN_ENVD_ACCESS_TOKEN;
 
+// No top-level await: the bundle is CommonJS, which V8's code cache can serve (see bundle.mjs).
 // Standalone on a developer's host there is usually no `user`: act as whoever runs envd instead.
-if (!process.env.WRENN_ENVD_USER) {
-  await lookupUser(defaults.user).catch(() => {
-    defaults.user = userInfo().username;
-    logger.warn(
-      { user: defaults.user },
-      "no user `user` here: processes default to the current user",
+const userChecked = process.env.WRENN_ENVD_USER
+  ? Promise.resolve()
+  : lookupUser(defaults.user).then(
+      () => {},
+      () => {
+        defaults.user = userInfo().username;
+        logger.warn(
+          { user: defaults.user },
+          "no user `user` here: processes default to the current user",
+        );
+      },
     );
-  });
-}
 
 const envd = createEnvd({ accessToken });
-const listener = await listenHttp(envd.handler, { port, host });
-logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
+const listening = userChecked.then(async () => {
+  const listener = await listenHttp(envd.handler, { port, host });
+  logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
+  return listener;
+});
+listening.catch((err: unknown) => {
+  logger.fatal({ err }, "envd could not listen");
+  process.exit(1);
+});
 
 // envd is the sandbox's first process: on termination it ends what it started, then exits.
 let stopping = false;
@@ -33,7 +44,7 @@ async function stop(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, "envd stopping");
-  await Promise.allSettled([listener.close(), envd.close()]);
+  await Promise.allSettled([listening.then((l) => l.close()), envd.close()]);
   process.exit(0);
 }
 process.on("SIGTERM", () => void stop("SIGTERM"));

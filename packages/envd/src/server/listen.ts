@@ -1,6 +1,5 @@
 import http from "node:http";
-import http2 from "node:http2";
-import https from "node:https";
+import type http2 from "node:http2";
 import net from "node:net";
 import { Duplex } from "node:stream";
 
@@ -41,9 +40,15 @@ export function listenHttp(
   h1.headersTimeout = 66_000;
   // Streams (process output, downloads) may legitimately last for hours.
   h1.requestTimeout = 0;
-  const h2 = http2.createServer(
-    handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
-  );
+  // Loaded at the first HTTP/2 connection: Node's http2 is a good part of envd's start-up
+  // otherwise, and the agent speaks HTTP/1.1.
+  let h2: Promise<http2.Http2Server> | undefined;
+  const h2Server = () =>
+    (h2 ??= import("node:http2").then(({ default: { createServer } }) =>
+      createServer(
+        handler as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void,
+      ),
+    ));
   const sockets = new Set<net.Socket>();
 
   const server = net.createServer((socket) => {
@@ -62,7 +67,7 @@ export function listenHttp(
       socket.off("data", onData);
       if (isH2) {
         socket.pause();
-        h2.emit("connection", replayed(socket, head));
+        void h2Server().then((server) => server.emit("connection", replayed(socket, head)));
       } else {
         h1.emit("connection", socket);
         // Node's HTTP server reads a fresh socket's native handle in C++ and pauses it through
@@ -82,11 +87,12 @@ export function listenHttp(
   return serve(server, sockets, "http", options);
 }
 
-/** HTTPS (HTTP/1.1 over TLS) with the same listener contract. */
-function listenHttps(
+/** HTTPS (HTTP/1.1 over TLS) with the same listener contract; TLS loaded only when asked for. */
+async function listenHttps(
   handler: RequestHandler,
   options: { port: number; host?: string; tls: { cert: string | Buffer; key: string | Buffer } },
 ): Promise<Listener> {
+  const { default: https } = await import("node:https");
   const server = https.createServer(
     { cert: options.tls.cert, key: options.tls.key },
     handler as http.RequestListener,

@@ -1,4 +1,4 @@
-import { readFile } from "node:fs/promises";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { EnvdError } from "../errors.js";
 
 /** Everything needed to run a process or touch a file as a given user. */
@@ -27,8 +27,36 @@ function parseColonFile(text: string): string[][] {
     .map((line) => line.split(":"));
 }
 
-async function readPasswd(root: string): Promise<PasswdEntry[]> {
-  const text = await readFile(`${root}/etc/passwd`, "utf8");
+/** The most of /etc/passwd or /etc/group read. */
+const maxUserFileBytes = 4 * 1024 * 1024;
+
+/**
+ * Reads a small file synchronously: /etc/passwd and /etc/group are a few KiB, while each step of
+ * an asynchronous read (open, fstat, read, close) is a trip through libuv's thread pool, and every
+ * exec looks its user up. Sandbox root may put a FIFO or a huge file there: opened non-blocking,
+ * only a regular file is read, and only up to a bound.
+ */
+function readUserFile(path: string): string {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > maxUserFileBytes)
+      throw new EnvdError("internal", `${path} is not a regular file of at most 4 MiB`);
+    const buf = Buffer.allocUnsafe(st.size);
+    let read = 0;
+    while (read < buf.length) {
+      const n = readSync(fd, buf, read, buf.length - read, read);
+      if (n === 0) break;
+      read += n;
+    }
+    return buf.toString("utf8", 0, read);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+function readPasswd(root: string): PasswdEntry[] {
+  const text = readUserFile(`${root}/etc/passwd`);
   return parseColonFile(text).map(
     ([name = "", , uid = "", gid = "", , home = "/", shell = ""]) => ({
       name,
@@ -40,11 +68,11 @@ async function readPasswd(root: string): Promise<PasswdEntry[]> {
   );
 }
 
-async function readGroups(root: string, user: PasswdEntry): Promise<number[]> {
+function readGroups(root: string, user: PasswdEntry): number[] {
   const groups = new Set([user.gid]);
   let text = "";
   try {
-    text = await readFile(`${root}/etc/group`, "utf8");
+    text = readUserFile(`${root}/etc/group`);
   } catch {
     return [...groups];
   }
@@ -59,10 +87,10 @@ async function readGroups(root: string, user: PasswdEntry): Promise<number[]> {
  * users may be added inside a sandbox at any time, and the files are tiny.
  */
 export async function lookupUser(nameOrUid: string, root = ""): Promise<UserInfo> {
-  const entries = await readPasswd(root);
+  const entries = readPasswd(root);
   const entry = /^\d+$/.test(nameOrUid)
     ? entries.find((e) => e.uid === Number(nameOrUid))
     : entries.find((e) => e.name === nameOrUid);
   if (!entry) throw new EnvdError("invalid_argument", `unknown user "${nameOrUid}"`);
-  return { ...entry, groups: await readGroups(root, entry) };
+  return { ...entry, groups: readGroups(root, entry) };
 }

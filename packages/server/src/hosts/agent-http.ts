@@ -1,6 +1,6 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import type { AgentHost } from "../service/sandboxes.js";
 
 /**
@@ -46,8 +46,24 @@ export async function agentFetch(
   }
   const status = res.statusCode ?? 502;
   const empty = status === 204 || status === 304 || options.method === "HEAD";
-  return new Response(empty ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>), {
-    status,
-    headers,
+  return new Response(empty ? null : webStreamOf(res), { status, headers });
+}
+
+/**
+ * A web stream over a Node body, handing on each chunk as it is: Node 20's `Readable.toWeb`
+ * copies every chunk into a new array, which made it the costliest step of a download here.
+ * One chunk is read ahead; a body that breaks mid-way errors the stream, as a cancel destroys it.
+ */
+export function webStreamOf(body: Readable): ReadableStream<Uint8Array> {
+  const chunks = body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const { value, done } = await chunks.next();
+      if (done) controller.close();
+      else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    },
+    cancel(reason) {
+      body.destroy(reason instanceof Error ? reason : undefined);
+    },
   });
 }
