@@ -1,5 +1,5 @@
 export type { AgentConfig } from "./config/index.js";
-export { defaultEnvdDir, loadConfig, loadEnvFile } from "./config/index.js";
+export { defaultEnvdDir, loadConfig, loadEnvFile, warmPoolFromEnv } from "./config/index.js";
 export type { AgentErrorCode } from "./errors.js";
 export { AgentError } from "./errors.js";
 export type {
@@ -49,6 +49,8 @@ export type {
   SandboxStatus,
   SnapshotInfo,
   TemplateSummary,
+  WarmPoolAuto,
+  WarmPoolSetting,
   WarmPoolTarget,
 } from "./runtime/index.js";
 export {
