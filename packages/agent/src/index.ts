@@ -29,7 +29,9 @@ export {
   AddressPool,
   CIDR_CLAIMS_DIR,
   claimSandboxCidr,
+  hostIfName,
   keepHostFirewallState,
+  listInternetMembers,
   removeHostFirewall,
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";

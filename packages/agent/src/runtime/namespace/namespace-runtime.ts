@@ -53,7 +53,12 @@ export class NamespaceRuntime implements Runtime {
     const logger = opts.logger.child({ runtime: "namespace" });
     const sandboxes = new SandboxTable<Live>();
     const pool = opts.addressPool ?? new AddressPool();
-    this.templateStore = new TemplateStore({ agentDir: opts.agentDir, logger });
+    this.templateStore = new TemplateStore({
+      agentDir: opts.agentDir,
+      logger,
+      // The default template is built after the start: its pool fills as soon as it exists.
+      onBuilt: () => this.ns.warm.fill(),
+    });
     const ns: NamespaceParts = {
       name: this.name,
       opts,

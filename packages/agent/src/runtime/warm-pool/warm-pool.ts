@@ -77,7 +77,7 @@ export class WarmPool<T> {
         opts.now,
       );
       this.budgetBytes = setting.memoryMb * MiB;
-      this.ticker = setInterval(() => this.start(), opts.tickMs ?? 5_000);
+      this.ticker = setInterval(() => this.start(), opts.tickMs ?? 2_000);
       this.ticker.unref();
     } else {
       this.budgetBytes = Number.POSITIVE_INFINITY;
