@@ -4,6 +4,7 @@ import { benchFleet } from "./fleet.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
+import { benchSpeed } from "./speed.js";
 import { type Figure, printTable } from "./stats.js";
 
 // Each suite measures one layer and compares it with a plain baseline taken in the same run,
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   sdk: benchSdk,
   fleet: benchFleet,
   microvm: benchMicroVm,
+  speed: benchSpeed,
 };
 
 const only = process.argv.slice(2);
