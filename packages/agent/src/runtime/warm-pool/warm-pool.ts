@@ -56,7 +56,7 @@ export class WarmPool<T> {
   private readonly demand: CreateDemand | undefined;
   private readonly fixed: SizedTarget[] = [];
   private readonly budgetBytes: number;
-  private readonly ticker: NodeJS.Timeout | undefined;
+  private ticker: NodeJS.Timeout | undefined;
   private readonly retryAt = new Map<string, { at: number; backoffMs: number }>();
   private refilling: Promise<void> | undefined;
   /** The build under way, until what it made is kept or discarded. */
@@ -77,8 +77,6 @@ export class WarmPool<T> {
         opts.now,
       );
       this.budgetBytes = setting.memoryMb * MiB;
-      this.ticker = setInterval(() => this.start(), opts.tickMs ?? 2_000);
-      this.ticker.unref();
     } else {
       this.budgetBytes = Number.POSITIVE_INFINITY;
       for (const t of setting) {
@@ -137,6 +135,12 @@ export class WarmPool<T> {
   fill(): void {
     // Asked for (a create, a start): what failed before is tried again now.
     this.retryAt.clear();
+    // Auto sizes change with time alone (decay, a template built meanwhile): looked at again
+    // every few seconds from the first fill on (a runtime never started never builds).
+    if (this.demand && !this.ticker && !this.closed) {
+      this.ticker = setInterval(() => this.start(), this.opts.tickMs ?? 2_000);
+      this.ticker.unref();
+    }
     this.start();
   }
 
