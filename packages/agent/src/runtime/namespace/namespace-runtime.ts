@@ -57,7 +57,7 @@ export class NamespaceRuntime implements Runtime {
       agentDir: opts.agentDir,
       logger,
       // The default template is built after the start: its pool fills as soon as it exists.
-      onBuilt: () => this.ns.warm.fill(),
+      onBuilt: () => this.ns.warm.nudge(),
     });
     const ns: NamespaceParts = {
       name: this.name,

@@ -62,6 +62,8 @@ export class WarmPool<T> {
   /** The build under way, until what it made is kept or discarded. */
   private building: Promise<void> | undefined;
   private closed = false;
+  /** Set by the first fill (the runtime's start). */
+  private started = false;
   private creating = 0;
   private lastCreateEnd = 0;
   private quietWaiters: (() => void)[] = [];
@@ -133,6 +135,7 @@ export class WarmPool<T> {
 
   /** Starts a background refill unless one runs already (that one sees every deficit). */
   fill(): void {
+    this.started = true;
     // Asked for (a create, a start): what failed before is tried again now.
     this.retryAt.clear();
     // Auto sizes change with time alone (decay, a template built meanwhile): looked at again
@@ -142,6 +145,14 @@ export class WarmPool<T> {
       this.ticker.unref();
     }
     this.start();
+  }
+
+  /**
+   * A template became available: fill as {@link fill} does, once the runtime has filled once (its
+   * adoption pass, which removes unclaimed pooled sandboxes, must not race a build).
+   */
+  nudge(): void {
+    if (this.started) this.fill();
   }
 
   /** Resolves once no refill is under way. */
