@@ -17,8 +17,11 @@ export interface EmbeddedAgentOptions {
   agentDir: string;
   store: Store;
   logger: Logger;
-  /** The template creates get when they name none: a bare `WRENN_WARM_POOL` count is for it. */
-  defaultTemplate: string;
+  /**
+   * The template creates get when they name none (default `base`): the pool keeps one of it,
+   * and a bare `WRENN_WARM_POOL` count is for it.
+   */
+  defaultTemplate?: string;
   /**
    * Ready sandboxes kept per template; default `WRENN_WARM_POOL` (and
    * `WRENN_WARM_POOL_MEMORY_MB`), whose default is `auto`.
@@ -47,7 +50,7 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
     config: {
       agentDir: options.agentDir,
       token,
-      warmPool: options.warmPool ?? warmPoolFromEnv(process.env, options.defaultTemplate),
+      warmPool: options.warmPool ?? warmPoolFromEnv(process.env, options.defaultTemplate ?? "base"),
       // In this process it is the server's own host, whatever WRENN_SERVER_URL says.
       serverUrl: undefined,
       registrationToken: undefined,
