@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { freemem, tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -16,6 +16,7 @@ import {
 } from "@wrenn/agent";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { Process } from "@wrenn/proto/process";
+import { sandboxPss } from "./pss.js";
 import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
 
 const exec = promisify(execFile);
@@ -101,23 +102,6 @@ async function createAndExec(a: BenchAgent, id: string): Promise<number> {
 }
 
 /** Sum of PSS over the processes in the sandbox's pids cgroup (`wrenn/<resource id>`). */
-async function sandboxPss(agentDir: string, id: string): Promise<number> {
-  let resourceId = "";
-  for (const rid of await readdir(join(agentDir, "sandboxes"))) {
-    const raw = await readFile(join(agentDir, "sandboxes", rid, "sandbox.json"), "utf8");
-    if (JSON.parse(raw).id === id) resourceId = rid;
-  }
-  let pss = 0;
-  for (const pid of await readdir("/proc")) {
-    if (!/^\d+$/.test(pid)) continue;
-    const cgroups = await readFile(`/proc/${pid}/cgroup`, "utf8").catch(() => "");
-    if (!cgroups.split("\n").some((l) => l.endsWith(`/wrenn/${resourceId}`))) continue;
-    const rollup = await readFile(`/proc/${pid}/smaps_rollup`, "utf8").catch(() => "");
-    pss += Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0) * 1024;
-  }
-  return pss;
-}
-
 async function memAvailable(): Promise<number> {
   const text = await readFile("/proc/meminfo", "utf8");
   const kb = /^MemAvailable:\s+(\d+)/m.exec(text)?.[1];

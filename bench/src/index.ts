@@ -6,6 +6,7 @@ import { benchLoad } from "./load.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
+import { benchSpeed } from "./speed.js";
 import { type Figure, printTable } from "./stats.js";
 
 // Each suite measures one layer and compares it with a plain baseline taken in the same run,
@@ -18,6 +19,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   io: benchIo,
   fleet: benchFleet,
   microvm: benchMicroVm,
+  speed: benchSpeed,
   // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).
   load: benchLoad,
 };

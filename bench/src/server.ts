@@ -1,8 +1,5 @@
-import { execFile, spawn } from "node:child_process";
+import { execFile } from "node:child_process";
 import { mkdtemp, readFile, rm, stat } from "node:fs/promises";
-import { createServer } from "node:http";
-import { createRequire } from "node:module";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { promisify } from "node:util";
@@ -18,6 +15,7 @@ import {
 import { Process } from "@wrenn/proto/process";
 import { loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
 import pino from "pino";
+import { bareHttpLoad, load } from "./autocannon.js";
 import { postgresBinDir, startThrowawayPostgres } from "./postgres.js";
 import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
 
@@ -26,84 +24,8 @@ const MiB = 1024 * 1024;
 const TEMPLATE = "test-minimal";
 const TRANSFER_MIB = 256;
 const EXEC_RUNS = 200;
-/** Seconds of load per req/s figure; connections the load generator keeps open. */
-const LOAD_SECONDS = Number(process.env.WRENN_BENCH_LOAD_SECONDS || 10);
+/** Connections the load generator keeps open. */
 const CONNECTIONS = 32;
-const autocannonBin = createRequire(import.meta.url).resolve("autocannon/autocannon.js");
-
-interface Load {
-  rps: number;
-  requests: number;
-  non2xx: number;
-  /** CPU this process spent per request while under load (the server's cost, client apart). */
-  cpuUsPerRequest: number;
-}
-
-/**
- * `GET url` under load from autocannon in its own process, so the load generator does not share
- * the server's event loop. A short warm-up first.
- */
-async function load(url: string, headers: Record<string, string> = {}): Promise<Load> {
-  const once = async (seconds: number): Promise<Load> => {
-    const args = [autocannonBin, "-j", "-c", String(CONNECTIONS), "-d", String(seconds), url];
-    for (const [name, value] of Object.entries(headers)) args.push("-H", `${name}=${value}`);
-    const cpu = process.cpuUsage();
-    const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "pipe"] });
-    let out = "";
-    let err = "";
-    child.stdout.on("data", (d) => {
-      out += d;
-    });
-    child.stderr.on("data", (d) => {
-      err += d;
-    });
-    const code = await new Promise((resolve) => child.on("exit", resolve));
-    const used = process.cpuUsage(cpu);
-    if (code !== 0) throw new Error(`autocannon exited ${code}: ${err.slice(-500)}`);
-    const result = JSON.parse(out) as {
-      requests: { average: number; total: number };
-      non2xx: number;
-      errors: number;
-    };
-    if (result.errors > 0) throw new Error(`autocannon: ${result.errors} connection errors`);
-    return {
-      rps: result.requests.average,
-      requests: result.requests.total,
-      non2xx: result.non2xx,
-      cpuUsPerRequest: (used.user + used.system) / Math.max(1, result.requests.total),
-    };
-  };
-  await once(2);
-  return once(LOAD_SECONDS);
-}
-
-/** The same client against plain node:http answering a sandbox-sized JSON body: the ceiling. */
-async function bareHttpLoad(): Promise<Load> {
-  const body = JSON.stringify({
-    id: "k3x9q2m7v1b8n4c6z0ta",
-    template: TEMPLATE,
-    state: "running",
-    vcpus: 1,
-    memory_mb: 256,
-    disk_size_mb: 1024,
-    timeout_sec: 0,
-    metadata: {},
-    created_at: new Date().toISOString(),
-    updated_at: new Date().toISOString(),
-    last_active_at: new Date().toISOString(),
-    stopped_at: null,
-  });
-  const server = createServer((_req, res) => {
-    res.writeHead(200, { "content-type": "application/json" });
-    res.end(body);
-  });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  try {
-    return await load(`http://127.0.0.1:${(server.address() as AddressInfo).port}/`);
-  } finally {
-    await new Promise((resolve) => server.close(resolve));
-  }
-}
 
 function mbPerSec(bytes: number, ms: number): number {
   return bytes / MiB / (ms / 1000);
@@ -169,7 +91,7 @@ export async function benchServer(): Promise<Figure[]> {
   const restoreHost = await keepHostFirewallState();
   const dirs: string[] = [];
   try {
-    const bare = await bareHttpLoad();
+    const bare = await bareHttpLoad(CONNECTIONS);
     add(
       "bare node:http JSON req/s",
       bare.rps,
@@ -188,7 +110,10 @@ export async function benchServer(): Promise<Figure[]> {
         dirs.push(dir);
         const { host, url, headers, id } = await startBenchServer(engine, dir);
         try {
-          const get = await load(`${url}/v1/sandboxes/${id}`, headers);
+          const get = await load(`${url}/v1/sandboxes/${id}`, {
+            headers,
+            connections: CONNECTIONS,
+          });
           if (get.non2xx > 0) throw new Error(`GET answered ${get.non2xx} non-2xx responses`);
           add(
             `GET /v1/sandboxes/{id} req/s (${engine.name})`,

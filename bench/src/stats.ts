@@ -5,6 +5,12 @@ export interface Figure {
   value: number;
   unit: string;
   note?: string;
+  /** For a goal: the baseline measured in the same run, value ÷ baseline, the goal, and whether it is met. */
+  baseline?: number;
+  baselineWhat?: string;
+  ratio?: number;
+  goal?: string;
+  met?: boolean;
 }
 
 export function percentile(samples: number[], p: number): number {

@@ -1,5 +1,5 @@
 export type { AgentConfig } from "./config/index.js";
-export { defaultEnvdDir, loadConfig, loadEnvFile } from "./config/index.js";
+export { defaultEnvdDir, loadConfig, loadEnvFile, warmPoolFromEnv } from "./config/index.js";
 export { CRASH_AT_ENV, crashPoint } from "./crash/index.js";
 export type { AgentErrorCode } from "./errors.js";
 export { AgentError, ERROR_CODE_HEADER } from "./errors.js";
@@ -32,6 +32,7 @@ export {
   claimSandboxCidr,
   hostIfName,
   keepHostFirewallState,
+  listInternetMembers,
   netnsName,
   removeHostFirewall,
 } from "./network/index.js";
@@ -52,6 +53,8 @@ export type {
   SandboxStatus,
   SnapshotInfo,
   TemplateSummary,
+  WarmPoolAuto,
+  WarmPoolSetting,
   WarmPoolTarget,
 } from "./runtime/index.js";
 export {

@@ -38,7 +38,7 @@ describe("wrenn-server stopped with SIGINT", { timeout: 180_000 }, () => {
 
   /** Starts wrenn-server on `dataDir` and resolves once /health answers 200. */
   async function start(): Promise<Running> {
-    // SQLite and no warm pool, whatever the caller's environment says.
+    // SQLite and the default warm pool (auto), whatever the caller's environment says.
     const { WRENN_DATABASE_URL: _db, WRENN_WARM_POOL: _pool, ...env } = process.env;
     const child = spawn(process.execPath, [serverBin, "serve"], {
       env: {

@@ -1,7 +1,7 @@
-import { homedir } from "node:os";
+import { homedir, totalmem } from "node:os";
 import { join, resolve } from "node:path";
 import { envdDistDir } from "@wrenn/envd";
-import type { WarmPoolTarget } from "../runtime/index.js";
+import type { WarmPoolSetting } from "../runtime/index.js";
 import { isSafeName } from "../template/index.js";
 
 /** The template a sandbox gets when the request names none. */
@@ -25,10 +25,12 @@ export interface AgentConfig {
    */
   token?: string;
   /**
-   * `WRENN_WARM_POOL`: ready sandboxes kept per template, so creates skip the launch. Either a
-   * count for the default template (default 2; 0 disables) or `template=count,…`.
+   * `WRENN_WARM_POOL`: ready sandboxes kept per template, so creates skip the launch. `auto`
+   * (default): sized from the recent create rate per template and snapshot, within
+   * `WRENN_WARM_POOL_MEMORY_MB`; or a count for the default template (0 disables); or
+   * `template=count,…`.
    */
-  warmPool: WarmPoolTarget[];
+  warmPool: WarmPoolSetting;
   /**
    * `WRENN_SERVER_URL`: the control plane to register with and heartbeat to (fleet mode). Unset:
    * stand-alone, driven by whoever holds WRENN_AGENT_TOKEN.
@@ -74,7 +76,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AgentConfig {
     envdDir: resolve(env.WRENN_ENVD_DIR || defaultEnvdDir()),
     logLevel: env.WRENN_LOG_LEVEL || "info",
     token: env.WRENN_AGENT_TOKEN || undefined,
-    warmPool: parseWarmPool(env.WRENN_WARM_POOL ?? "2"),
+    warmPool: warmPoolFromEnv(env, DEFAULT_TEMPLATE),
     serverUrl: env.WRENN_SERVER_URL || undefined,
     registrationToken: env.WRENN_REGISTRATION_TOKEN || undefined,
     advertiseUrl: env.WRENN_AGENT_ADVERTISE_URL || undefined,
@@ -114,15 +116,51 @@ export function parseRuntimes(value: string, variable = "WRENN_RUNTIMES"): strin
   return names;
 }
 
-export function parseWarmPool(value: string): WarmPoolTarget[] {
+/**
+ * The warm pool `WRENN_WARM_POOL` and `WRENN_WARM_POOL_MEMORY_MB` ask for; a bare count is for
+ * `defaultTemplate` (the one creates get when they name none).
+ */
+export function warmPoolFromEnv(env: NodeJS.ProcessEnv, defaultTemplate: string): WarmPoolSetting {
+  return parseWarmPool(env.WRENN_WARM_POOL?.trim() || "auto", {
+    defaultTemplate,
+    memoryMb: env.WRENN_WARM_POOL_MEMORY_MB
+      ? parseMemoryMb(env.WRENN_WARM_POOL_MEMORY_MB)
+      : defaultWarmPoolMemoryMb(),
+  });
+}
+
+/** A modest share of the host's memory: 5%, at least 128 MiB. */
+export function defaultWarmPoolMemoryMb(): number {
+  return Math.max(128, Math.floor((totalmem() * 0.05) / 2 ** 20));
+}
+
+function parseMemoryMb(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0) {
+    throw new Error(`WRENN_WARM_POOL_MEMORY_MB: not a whole number of MiB: ${text}`);
+  }
+  return n;
+}
+
+export function parseWarmPool(
+  value: string,
+  opts: { defaultTemplate?: string; memoryMb?: number } = {},
+): WarmPoolSetting {
+  const defaultTemplate = opts.defaultTemplate ?? DEFAULT_TEMPLATE;
+  if (value.trim() === "auto") {
+    return { mode: "auto", defaultTemplate, memoryMb: opts.memoryMb ?? defaultWarmPoolMemoryMb() };
+  }
   const count = (text: string) => {
     const n = Number(text);
     if (text.trim() === "" || !Number.isInteger(n) || n < 0 || n > 64) {
-      throw new Error(`WRENN_WARM_POOL: not a count from 0 to 64: ${text}`);
+      throw new Error(`WRENN_WARM_POOL: not auto or a count from 0 to 64: ${text}`);
     }
     return n;
   };
-  if (!value.includes("=")) return [{ template: DEFAULT_TEMPLATE, size: count(value) }];
+  if (!value.includes("=")) {
+    const size = count(value);
+    return size > 0 ? [{ template: defaultTemplate, size }] : [];
+  }
   return value.split(",").map((entry) => {
     const [template = "", size = ""] = entry.split("=").map((s) => s.trim());
     if (!isSafeName(template)) {

@@ -16,4 +16,5 @@ export type {
   SnapshotInfo,
   TemplateSummary,
 } from "./types.js";
-export type { WarmPoolTarget } from "./warm-pool.js";
+export type { WarmPoolAuto, WarmPoolSetting, WarmPoolTarget } from "./warm-pool/index.js";
+export { isAutoPool } from "./warm-pool/index.js";

@@ -42,6 +42,8 @@ export interface TemplateStoreOptions {
   /** The agent's state directory; templates live in `<agentDir>/templates/<name>/`. */
   agentDir: string;
   logger?: Logger;
+  /** Told when a built-in base template has been built (a warm pool can fill from it now). */
+  onBuilt?: (info: TemplateInfo) => void;
 }
 
 export interface EnsureTemplateOptions {
@@ -69,10 +71,12 @@ export class TemplateStore {
   readonly dir: string;
   private readonly logger: Logger | undefined;
   private readonly builds = new Map<string, Promise<TemplateInfo>>();
+  private readonly onBuilt: ((info: TemplateInfo) => void) | undefined;
 
   constructor(opts: TemplateStoreOptions) {
     this.dir = join(opts.agentDir, "templates");
     this.logger = opts.logger;
+    this.onBuilt = opts.onBuilt;
   }
 
   /** The read-only rootfs directory of a template. */
@@ -250,6 +254,7 @@ export class TemplateStore {
       { template: name, durationMs: Date.now() - started, sizeBytes: info.sizeBytes },
       "template built",
     );
+    this.onBuilt?.(info);
     return info;
   }
 

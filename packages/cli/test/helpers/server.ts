@@ -38,7 +38,13 @@ export async function startTestServer(): Promise<TestServer> {
   const dataDir = await mkdtemp(join(tmpdir(), "wrenn-cli-test-"));
   const configFile = join(dataDir, "config.json");
   // The server and the CLI find the same config file; the user's ~/.wrenn is never touched.
-  const baseEnv: NodeJS.ProcessEnv = { ...process.env, WRENN_CONFIG: configFile };
+  // No warm pool: these suites are about the CLI, and the pool's refills cost CPU that CI's two
+  // cores spend better on them (the SDK suites run with the default pool).
+  const baseEnv: NodeJS.ProcessEnv = {
+    ...process.env,
+    WRENN_CONFIG: configFile,
+    WRENN_WARM_POOL: process.env.WRENN_WARM_POOL ?? "0",
+  };
   delete baseEnv.WRENN_API_URL;
   delete baseEnv.WRENN_API_KEY;
   let output = "";

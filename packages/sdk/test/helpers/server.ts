@@ -1,7 +1,12 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { keepHostFirewallState } from "@wrenn/agent";
+import {
+  keepHostFirewallState,
+  type NamespaceRuntime,
+  type RuntimeSet,
+  type WarmPoolSetting,
+} from "@wrenn/agent";
 import { bootstrapSingleHost, loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
 import pino from "pino";
 
@@ -21,9 +26,12 @@ export interface TestServer {
 
 /**
  * Starts the server the SDK tests talk to. Needs root, bubblewrap, iproute2, nftables or
- * iptables, e2fsprogs and util-linux, like the server's own single-host tests.
+ * iptables, e2fsprogs and util-linux, like the server's own single-host tests. Its warm pool is
+ * the default one (`auto`) unless `warmPool` says otherwise: the default is what gets tested.
  */
-export async function startTestServer(): Promise<TestServer> {
+export async function startTestServer(
+  opts: { warmPool?: WarmPoolSetting } = {},
+): Promise<TestServer> {
   const restoreHost = await keepHostFirewallState();
   const dataDir = await mkdtemp(join(tmpdir(), "wrenn-sdk-"));
   let host: SingleHost | undefined;
@@ -43,7 +51,7 @@ export async function startTestServer(): Promise<TestServer> {
       WRENN_PORT: "0",
     });
     host = await startSingleHost(config, pino({ level: process.env.WRENN_TEST_LOG ?? "silent" }), {
-      warmPool: [],
+      ...(opts.warmPool ? { warmPool: opts.warmPool } : {}),
       reconcileIntervalMs: 1_000,
     });
     await host.ready;
@@ -56,6 +64,13 @@ export async function startTestServer(): Promise<TestServer> {
     await close();
     throw err;
   }
+}
+
+/** The server's namespace runtime (its warm pool, for tests that wait on it). */
+export function namespaceRuntime(server: TestServer): NamespaceRuntime {
+  return (server.host.embedded.agent.runtime as RuntimeSet).runtime(
+    "namespace",
+  ) as NamespaceRuntime;
 }
 
 /** Small sandboxes: the tests need little, and several servers may share this host. */

@@ -3,9 +3,9 @@ import { createClient, createRouterTransport } from "@connectrpc/connect";
 import {
   type Agent,
   createAgent,
-  loadConfig as loadAgentConfig,
   type Runtime,
-  type WarmPoolTarget,
+  type WarmPoolSetting,
+  warmPoolFromEnv,
 } from "@wrenn/agent";
 import { HostAgentService } from "@wrenn/proto/agent";
 import type { Logger } from "pino";
@@ -17,8 +17,16 @@ export interface EmbeddedAgentOptions {
   agentDir: string;
   store: Store;
   logger: Logger;
-  /** Ready sandboxes kept per template; default `WRENN_WARM_POOL` when set, else none. */
-  warmPool?: WarmPoolTarget[];
+  /**
+   * The template creates get when they name none (default `base`): the pool keeps one of it,
+   * and a bare `WRENN_WARM_POOL` count is for it.
+   */
+  defaultTemplate?: string;
+  /**
+   * Ready sandboxes kept per template; default `WRENN_WARM_POOL` (and
+   * `WRENN_WARM_POOL_MEMORY_MB`), whose default is `auto`.
+   */
+  warmPool?: WarmPoolSetting;
   /** Default: the agent's NamespaceRuntime over `agentDir`. */
   runtime?: Runtime;
 }
@@ -42,8 +50,7 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
     config: {
       agentDir: options.agentDir,
       token,
-      // The agent alone warms `base` by default; embedded, only what is asked for.
-      warmPool: options.warmPool ?? (process.env.WRENN_WARM_POOL ? loadAgentConfig().warmPool : []),
+      warmPool: options.warmPool ?? warmPoolFromEnv(process.env, options.defaultTemplate ?? "base"),
       // In this process it is the server's own host, whatever WRENN_SERVER_URL says.
       serverUrl: undefined,
       registrationToken: undefined,

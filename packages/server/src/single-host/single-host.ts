@@ -1,5 +1,5 @@
 import { join } from "node:path";
-import { acquireDirLock, type Runtime, type WarmPoolTarget } from "@wrenn/agent";
+import { acquireDirLock, type Runtime, type WarmPoolSetting } from "@wrenn/agent";
 import type { Logger } from "pino";
 import { createApp, type ServerApp } from "../api/index.js";
 import type { ServerConfig } from "../config/index.js";
@@ -18,7 +18,8 @@ export interface SingleHostOptions {
   agentDir?: string;
   /** Default: the agent's NamespaceRuntime. */
   runtime?: Runtime;
-  warmPool?: WarmPoolTarget[];
+  /** Default: `WRENN_WARM_POOL` (default `auto`: follows the create rate). */
+  warmPool?: WarmPoolSetting;
   reconcileIntervalMs?: number;
   /** Serve HTTP on `config.host:config.port` (default true; tests drive `app.request`). */
   listen?: boolean;
@@ -83,6 +84,7 @@ export async function startSingleHost(
       agentDir: options.agentDir ?? join(config.dataDir, "agent"),
       store,
       logger,
+      defaultTemplate: config.defaultTemplate,
       ...(options.warmPool ? { warmPool: options.warmPool } : {}),
       ...(options.runtime ? { runtime: options.runtime } : {}),
     });

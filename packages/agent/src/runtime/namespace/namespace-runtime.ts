@@ -9,7 +9,7 @@ import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/ind
 import { assertRoomFor, DiskPool, diskUsage } from "../../storage/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
 import { HostWatch } from "../host-watch.js";
-import { lockedLimits } from "../limits.js";
+import { DEFAULT_LIMITS, lockedLimits } from "../limits.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
@@ -20,7 +20,7 @@ import type {
   SnapshotInfo,
   TemplateSummary,
 } from "../types.js";
-import { WarmPool } from "../warm-pool.js";
+import { WarmPool } from "../warm-pool/index.js";
 import { adoptSandboxes } from "./adoption.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
 import {
@@ -54,7 +54,12 @@ export class NamespaceRuntime implements Runtime {
     const logger = opts.logger.child({ runtime: "namespace" });
     const sandboxes = new SandboxTable<Live>();
     const pool = opts.addressPool ?? new AddressPool();
-    this.templateStore = new TemplateStore({ agentDir: opts.agentDir, logger });
+    this.templateStore = new TemplateStore({
+      agentDir: opts.agentDir,
+      logger,
+      // The default template is built after the start: its pool fills as soon as it exists.
+      onBuilt: () => this.ns.warm.nudge(),
+    });
     const ns: NamespaceParts = {
       name: this.name,
       opts,
@@ -65,10 +70,12 @@ export class NamespaceRuntime implements Runtime {
       templateStore: this.templateStore,
       sandboxes,
       warm: new WarmPool<Live>({
-        targets: opts.warmPool ?? [],
+        setting: opts.warmPool ?? [],
+        defaultDiskSizeMb: DEFAULT_LIMITS.diskSizeMb,
         make: (target) => makePooled(ns, target),
         discard: (live) =>
           teardownSandbox(ns, live.record.resourceId, live.record, new StepTimer()),
+        memoryOf: async (live) => (await live.cgroup!.stats()).memoryBytes ?? 0,
         logger,
         refillDelayMs: opts.warmPoolRefillDelayMs ?? 100,
       }),
@@ -94,6 +101,22 @@ export class NamespaceRuntime implements Runtime {
   }
 
   async create(spec: SandboxSpec, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+    // While any create is under way the pool builds nothing: requests get the CPU first.
+    const creating = this.ns.warm.begin();
+    try {
+      return await this.createNow(spec, options, creating.record);
+    } finally {
+      creating.end();
+      // The template may have just been built, or a ready sandbox claimed: refill (later).
+      this.ns.warm.fill();
+    }
+  }
+
+  private async createNow(
+    spec: SandboxSpec,
+    options: { signal?: AbortSignal },
+    recordDemand: (template: string, diskSizeMb: number) => void,
+  ): Promise<SandboxInfo> {
     const { ns } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
@@ -108,15 +131,13 @@ export class NamespaceRuntime implements Runtime {
     );
     const limits = lockedLimits(spec, template);
     await assertRoomFor(ns.opts.agentDir, limits.diskSizeMb);
-    // Snapshots lock their own limits and layers: those always take the cold path.
-    const claimed =
-      template.kind === "base" ? await claimPooled(ns, spec, limits, timer) : undefined;
+    recordDemand(template.name, limits.diskSizeMb);
+    const claimed = await claimPooled(ns, spec, limits, timer);
     if (claimed) {
       ns.logger.info(
         { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
         "sandbox created from the warm pool",
       );
-      ns.warm.fill();
       return this.info(claimed);
     }
     const record: SandboxRecord = {
@@ -148,8 +169,6 @@ export class NamespaceRuntime implements Runtime {
       { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
       "sandbox created",
     );
-    // The template may have just been built: the pool can fill now.
-    ns.warm.fill();
     return this.info(live);
   }
 

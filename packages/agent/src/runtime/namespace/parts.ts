@@ -8,7 +8,7 @@ import type { TemplateStore } from "../../template/index.js";
 import type { EnvdTarget } from "../envd-health.js";
 import type { HostWatch } from "../host-watch.js";
 import type { LiveBase, SandboxTable } from "../sandbox-table.js";
-import type { WarmPool, WarmPoolTarget } from "../warm-pool.js";
+import type { WarmPool, WarmPoolSetting } from "../warm-pool/index.js";
 
 export const ENVD_PORT = 49983;
 /** Every sandbox's hostname: a pooled one is launched before its id is known. */
@@ -27,11 +27,13 @@ export interface NamespaceRuntimeOptions {
   /** How long create waits for envd's /health. */
   envdReadyTimeoutMs?: number;
   /**
-   * Ready sandboxes kept per template (none by default). A template's pool fills once the
-   * template exists: at adopt if it is built already, else after the first create builds it.
+   * Ready sandboxes kept per template: fixed sizes, or `auto` (sized from the create rate
+   * within a memory budget); none by default. A template's pool fills once the template
+   * exists: at adopt if it is built already, else after a create builds it (or, in auto mode,
+   * at the next look a few seconds later).
    */
-  warmPool?: readonly WarmPoolTarget[];
-  /** Quiet time after a claim before the refill starts (default 100 ms). */
+  warmPool?: WarmPoolSetting;
+  /** Quiet time after the last create before a refill build starts (default 100 ms). */
   warmPoolRefillDelayMs?: number;
 }
 

@@ -7,7 +7,7 @@ import type { SandboxRecord } from "../../state/index.js";
 import { initEnvd, warmUpEnvd } from "../envd-health.js";
 import { DEFAULT_LIMITS, type SandboxLimits, throwAll } from "../limits.js";
 import type { SandboxSpec } from "../types.js";
-import type { WarmPoolTarget } from "../warm-pool.js";
+import type { SizedTarget } from "../warm-pool/index.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
 import { envdOf, type Live, type NamespaceParts } from "./parts.js";
 
@@ -28,7 +28,7 @@ export async function claimPooled(
     if (ns.sandboxes.has(spec.id)) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
-    const live = ns.warm.take(spec.template, (l) => l.record.diskSizeMb === limits.diskSizeMb);
+    const live = ns.warm.take(spec.template, limits.diskSizeMb);
     if (!live) return undefined;
     const { record } = live;
     // Taken and listed synchronously: a concurrent create of the same id fails.
@@ -75,8 +75,11 @@ export async function claimPooled(
   }
 }
 
-/** One ready sandbox for the warm pool, under a resource id of its own. */
-export async function makePooled(ns: NamespaceParts, target: WarmPoolTarget): Promise<Live> {
+/**
+ * One ready sandbox for the warm pool, under a resource id of its own, with the limits a
+ * snapshot locks (the defaults for a template: a claim sets the request's).
+ */
+export async function makePooled(ns: NamespaceParts, target: SizedTarget): Promise<Live> {
   const template = await ns.templateStore.getTemplate(target.template);
   const resourceId = `pool-${randomBytes(6).toString("hex")}`;
   const record: SandboxRecord = {
@@ -87,8 +90,9 @@ export async function makePooled(ns: NamespaceParts, target: WarmPoolTarget): Pr
     phase: "creating",
     template: template.name,
     layers: template.layers,
-    ...DEFAULT_LIMITS,
-    diskSizeMb: target.diskSizeMb ?? DEFAULT_LIMITS.diskSizeMb,
+    vcpus: template.vcpus ?? DEFAULT_LIMITS.vcpus,
+    memoryMb: template.memoryMb ?? DEFAULT_LIMITS.memoryMb,
+    diskSizeMb: target.diskSizeMb,
     timeoutSec: 0,
     allowInternetAccess: false,
     metadata: {},

@@ -56,6 +56,9 @@ export async function deleteSnapshot(ns: NamespaceParts, name: string): Promise<
   if (template.kind !== "snapshot") {
     throw new AgentError("failed_precondition", `${name} is a template, not a snapshot`);
   }
+  // Ready sandboxes stacked on it are nobody's yet: they go, and the pool stops keeping it.
+  const errors = await ns.warm.forget(name, (live) => live.record.layers.includes(name));
+  if (errors.length > 0) ns.logger.warn({ snapshot: name, errors }, "warm pool: discard failed");
   const users = ns.sandboxes.usersOf(name);
   if (users.length > 0) {
     throw new AgentError(

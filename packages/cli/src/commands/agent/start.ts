@@ -32,7 +32,8 @@ export default class AgentStart extends BaseCommand<typeof AgentStart> {
       env: "WRENN_AGENT_TOKEN",
     }),
     "warm-pool": Flags.string({
-      description: "Ready sandboxes to keep: a count, or template=count,…",
+      description:
+        "Ready sandboxes to keep: auto (default; follows the create rate), a count (0: none), or template=count,…",
       env: "WRENN_WARM_POOL",
     }),
     "server-url": Flags.string({

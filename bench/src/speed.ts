@@ -1,0 +1,326 @@
+import { execFile, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
+import { promisify } from "node:util";
+import {
+  keepHostFirewallState,
+  type NamespaceRuntime,
+  type RuntimeSet,
+  type WarmPoolSetting,
+} from "@wrenn/agent";
+import { Sandbox } from "@wrenn/sdk";
+import { bootstrapSingleHost, loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
+import pino from "pino";
+import { bareHttpLoad, load } from "./autocannon.js";
+import { sandboxPss } from "./pss.js";
+import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
+
+const exec = promisify(execFile);
+const MiB = 1024 * 1024;
+/** The template creates get (the server's default template here): test-minimal builds in a second. */
+const TEMPLATE = process.env.WRENN_BENCH_TEMPLATE || "test-minimal";
+const SEQUENTIAL = 20;
+const RUNS = 100;
+const CONCURRENT = 20;
+const IDLE_SANDBOXES = 5;
+const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
+const CONNECTIONS = 16;
+
+/** One goal of issue #12: a figure, the baseline measured beside it, and the bound on them. */
+interface Goal {
+  name: string;
+  value: number;
+  unit: string;
+  baseline: { what: string; value: number };
+  /** The goal is met when `met(value, baseline)`; `text` says it in words. */
+  goal: { text: string; met: (value: number, baseline: number) => boolean };
+}
+
+function toFigure(g: Goal): Figure {
+  const ratio = g.value / g.baseline.value;
+  const met = g.goal.met(g.value, g.baseline.value);
+  return {
+    suite: "speed",
+    name: g.name,
+    value: g.value,
+    unit: g.unit,
+    note: `${g.baseline.what}: ${g.baseline.value.toFixed(1)} ${g.unit}; ${ratio.toFixed(2)}×; goal ${g.goal.text}: ${met ? "met" : "NOT met"}`,
+    baseline: g.baseline.value,
+    baselineWhat: g.baseline.what,
+    ratio,
+    goal: g.goal.text,
+    met,
+  };
+}
+
+const atMost = (times: number) => ({
+  text: `≤ ${times}× baseline`,
+  met: (v: number, b: number) => v <= times * b,
+});
+const atLeast = (share: number) => ({
+  text: `≥ ${share * 100}% of baseline`,
+  met: (v: number, b: number) => v >= share * b,
+});
+const absolute = (text: string, met: (v: number) => boolean) => ({ text, met });
+
+/** A single-host server with the settings a new user gets, and an API key for the SDK. */
+async function startServer(dataDir: string, warmPool?: WarmPoolSetting) {
+  const config = loadConfig({
+    WRENN_DATA_DIR: dataDir,
+    WRENN_PORT: "0",
+    WRENN_DEFAULT_TEMPLATE: TEMPLATE,
+  });
+  // Logged at info as in production (one line per request), written where nobody reads it.
+  const logger = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
+  const host = await startSingleHost(config, logger, warmPool ? { warmPool } : {});
+  try {
+    await host.ready;
+    const url = host.http?.url ?? "";
+    // The first run's client config (kept in the data dir, so a restart finds it again).
+    const { config: client } = await bootstrapSingleHost(host.services, dataDir, url);
+    if (!client) throw new Error("bootstrap made no client config");
+    const apiKey = client.api_key;
+    const runtime = (host.embedded.agent.runtime as RuntimeSet).runtime(
+      "namespace",
+    ) as NamespaceRuntime;
+    return { host, conn: { apiUrl: url, apiKey }, runtime, agentDir: join(dataDir, "agent") };
+  } catch (err) {
+    await host.close();
+    throw err;
+  }
+}
+
+async function closeServer(host: SingleHost): Promise<void> {
+  const runtime = host.embedded.agent.runtime;
+  for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
+  await host.close();
+}
+
+/** create → run('true') → kill, one after another; each create finds the pool refilled. */
+async function createThenRun(
+  conn: { apiUrl: string; apiKey: string },
+  runtime: NamespaceRuntime,
+  runs: number,
+): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < runs + 2; i++) {
+    await runtime.warmPoolIdle();
+    const start = process.hrtime.bigint();
+    const sandbox = await Sandbox.create(conn);
+    const res = await sandbox.commands.run("true");
+    if (i >= 2) samples.push(msSince(start));
+    if (res.exitCode !== 0) throw new Error(`true exited ${res.exitCode}`);
+    await sandbox.kill();
+  }
+  return samples;
+}
+
+/** Spawns `file args` and resolves when it exits 0. */
+function spawnDone(file: string, args: string[]): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(file, args, { stdio: "ignore" });
+    child.once("error", reject);
+    child.once("exit", (code) =>
+      code === 0 ? resolve() : reject(new Error(`${file} exited ${code}`)),
+    );
+  });
+}
+
+/** PSS of an idle bare Node process (`node -e` with a timer): what any Node daemon starts at. */
+async function bareNodePss(): Promise<number> {
+  const child = spawn(process.execPath, ["-e", "setInterval(() => {}, 60000)"], {
+    stdio: "ignore",
+  });
+  try {
+    await sleep(1_000);
+    const rollup = await readFile(`/proc/${child.pid}/smaps_rollup`, "utf8");
+    return Number(/^Pss:\s+(\d+)/m.exec(rollup)?.[1] ?? 0) * 1024;
+  } finally {
+    child.kill("SIGKILL");
+  }
+}
+
+/**
+ * Issue #12's goals as a new user meets them: a single-host server with default settings (warm
+ * pool `auto`, SQLite), driven through @wrenn/sdk, each figure beside a baseline measured on
+ * this machine in the same run.
+ */
+export async function benchSpeed(): Promise<Figure[]> {
+  if (process.getuid?.() !== 0) throw new Error("the speed bench needs root (real sandboxes)");
+  const goals: Goal[] = [];
+  const restoreHost = await keepHostFirewallState();
+  const dataDir = await mkdtemp(join(tmpdir(), "wrenn-bench-speed-"));
+  try {
+    // Baselines first, on a quiet machine.
+    const nodeStart = percentile(
+      await timeRuns(SEQUENTIAL, () => spawnDone(process.execPath, ["-e", "0"]), 2),
+      50,
+    );
+    const spawnTrue = percentile(await timeRuns(RUNS, () => spawnDone("true", [])), 50);
+    const local = join(dataDir, "transfer.bin");
+    const block = randomBytes(MiB);
+    await writeFile(local, Buffer.concat(Array.from({ length: TRANSFER_MB }, () => block)));
+    const cpStart = process.hrtime.bigint();
+    await copyFile(local, `${local}.copy`);
+    const cpMbs = TRANSFER_MB / (msSince(cpStart) / 1000);
+    await rm(`${local}.copy`);
+    const nodePss = await bareNodePss();
+
+    const server = await startServer(join(dataDir, "default"));
+    const { conn, runtime } = server;
+    try {
+      // bwrap alone running `true` in the same root filesystem: no agent, no envd.
+      const rootfs = runtime.templateStore.rootfsDir(TEMPLATE);
+      const bwrap = percentile(
+        await timeRuns(SEQUENTIAL, async () => {
+          await exec("bwrap", [
+            "--ro-bind",
+            rootfs,
+            "/",
+            "--proc",
+            "/proc",
+            "--dev",
+            "/dev",
+            "--unshare-all",
+            "true",
+          ]);
+        }),
+        50,
+      );
+      const firstRun = percentile(await createThenRun(conn, runtime, SEQUENTIAL), 50);
+      goals.push({
+        name: "create → first run('true') p50, default settings",
+        value: firstRun,
+        unit: "ms",
+        baseline: { what: "bare bwrap --unshare-all true", value: bwrap },
+        goal: atMost(3),
+      });
+
+      await runtime.warmPoolIdle();
+      const sandbox = await Sandbox.create(conn);
+      const runTrue = percentile(
+        await timeRuns(RUNS, async () => {
+          await sandbox.commands.run("true");
+        }),
+        50,
+      );
+      goals.push({
+        name: "run('true') p50",
+        value: runTrue,
+        unit: "ms",
+        baseline: { what: "Node spawn('true')", value: spawnTrue },
+        goal: atMost(1),
+      });
+
+      const upStart = process.hrtime.bigint();
+      await sandbox.files.write(
+        "/home/user/transfer.bin",
+        createReadStream(local, { highWaterMark: MiB }),
+      );
+      const upMbs = TRANSFER_MB / (msSince(upStart) / 1000);
+      const downStart = process.hrtime.bigint();
+      const stream = await sandbox.files.read("/home/user/transfer.bin", { format: "stream" });
+      let size = 0;
+      for await (const chunk of stream as unknown as AsyncIterable<Uint8Array>) {
+        size += chunk.byteLength;
+      }
+      if (size !== TRANSFER_MB * MiB) throw new Error(`read ${size} bytes of ${TRANSFER_MB} MiB`);
+      const downMbs = TRANSFER_MB / (msSince(downStart) / 1000);
+      const cp = { what: `cp of ${TRANSFER_MB} MiB`, value: cpMbs };
+      goals.push(
+        {
+          name: `files.write ${TRANSFER_MB} MiB`,
+          value: upMbs,
+          unit: "MB/s",
+          baseline: cp,
+          goal: atLeast(0.4),
+        },
+        {
+          name: `files.read ${TRANSFER_MB} MiB`,
+          value: downMbs,
+          unit: "MB/s",
+          baseline: cp,
+          goal: atLeast(0.4),
+        },
+      );
+
+      // GET of one sandbox under load, next to bare node:http answering the same body.
+      const getUrl = `${conn.apiUrl}/v1/sandboxes/${sandbox.sandboxId}`;
+      const headers = { "x-api-key": conn.apiKey };
+      const body = await (await fetch(getUrl, { headers })).text();
+      const bare = await bareHttpLoad(CONNECTIONS, body);
+      const get = await load(getUrl, { headers, connections: CONNECTIONS });
+      if (get.non2xx > 0) throw new Error(`GET answered ${get.non2xx} non-2xx responses`);
+      goals.push({
+        name: `GET /v1/sandboxes/{id} req/s, SQLite, ${CONNECTIONS} keep-alive connections`,
+        value: get.rps,
+        unit: "req/s",
+        baseline: { what: `bare node:http, same ${body.length}-byte JSON`, value: bare.rps },
+        goal: absolute("≥ 8,000 req/s", (v) => v >= 8_000),
+      });
+      await sandbox.kill();
+
+      // Idle memory: a few sandboxes left alone for a moment, PSS over each one's processes.
+      const idle: Sandbox[] = [];
+      for (let i = 0; i < IDLE_SANDBOXES; i++) {
+        const s = await Sandbox.create(conn);
+        await s.commands.run("true");
+        idle.push(s);
+      }
+      await sleep(2_000);
+      const pss = await Promise.all(idle.map((s) => sandboxPss(server.agentDir, s.sandboxId)));
+      goals.push({
+        name: "idle memory per sandbox (PSS of envd and its init), p50",
+        value: percentile(pss, 50) / MiB,
+        unit: "MiB",
+        baseline: { what: "an idle bare node process", value: nodePss / MiB },
+        goal: absolute("≤ 20 MiB", (v) => v <= 20),
+      });
+      await Promise.all(idle.map((s) => s.kill()));
+
+      // A burst: all created at once, timed until every one has run `true`.
+      await runtime.warmPoolIdle();
+      const burstStart = process.hrtime.bigint();
+      const burst = await Promise.all(
+        Array.from({ length: CONCURRENT }, async () => {
+          const s = await Sandbox.create({ ...conn, requestTimeoutMs: 300_000 });
+          await s.commands.run("true");
+          return s;
+        }),
+      );
+      goals.push({
+        name: `${CONCURRENT} concurrent creates, each ran true`,
+        value: msSince(burstStart),
+        unit: "ms",
+        baseline: { what: "one create → first run p50", value: firstRun },
+        goal: atMost(CONCURRENT),
+      });
+      await Promise.all(burst.map((s) => s.kill()));
+    } finally {
+      await closeServer(server.host);
+    }
+
+    // The pool empty: the same data dir (template built) under a server that keeps none.
+    const cold = await startServer(join(dataDir, "default"), []);
+    try {
+      const coldRun = percentile(await createThenRun(cold.conn, cold.runtime, SEQUENTIAL), 50);
+      goals.push({
+        name: "create → first run('true') p50, pool empty (cold)",
+        value: coldRun,
+        unit: "ms",
+        baseline: { what: "node -e 0", value: nodeStart },
+        goal: atMost(2),
+      });
+    } finally {
+      await closeServer(cold.host);
+    }
+    return goals.map(toFigure);
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+    await restoreHost();
+  }
+}

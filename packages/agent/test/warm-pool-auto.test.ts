@@ -1,0 +1,103 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { defaultEnvdDir } from "../src/config/index.js";
+import { silentLogger } from "../src/logger/index.js";
+import { AddressPool, keepHostFirewallState } from "../src/network/index.js";
+import { NamespaceRuntime } from "../src/runtime/index.js";
+import { EnvdClient } from "./contract/envd-client.js";
+import { findLeaks } from "./contract/leaks.js";
+
+// The default pool (`auto`) on real sandboxes: one of the default template once the runtime is
+// up, and one of a snapshot once it has been used, gone when the snapshot is deleted.
+const net = `10.213.${128 + Math.floor(Math.random() * 120)}`;
+const TEMPLATE = "test-minimal";
+const DISK_MB = 64;
+
+describe("namespace runtime auto warm pool", { timeout: 120_000 }, () => {
+  const prefix = `wa${randomBytes(3).toString("hex")}`;
+  let dir: string;
+  let runtime: NamespaceRuntime;
+  let restoreHost: () => Promise<void> = async () => {};
+  const resourceIds = new Set<string>();
+  /** Public id → resource id, from the records on disk. */
+  const records = async () => {
+    const out = new Map<string, string>();
+    for (const rid of await readdir(join(dir, "sandboxes")).catch(() => [] as string[])) {
+      const raw = await readFile(join(dir, "sandboxes", rid, "sandbox.json"), "utf8").catch(
+        () => "",
+      );
+      if (!raw) continue;
+      resourceIds.add(rid);
+      out.set(JSON.parse(raw).id, rid);
+    }
+    return out;
+  };
+
+  beforeAll(async () => {
+    restoreHost = await keepHostFirewallState();
+    dir = await mkdtemp(join(tmpdir(), "wrenn-warm-auto-"));
+    runtime = new NamespaceRuntime({
+      agentDir: dir,
+      envdDir: defaultEnvdDir(),
+      logger: silentLogger(),
+      addressPool: new AddressPool(`${net}.0/24`),
+      warmPool: { mode: "auto", memoryMb: 512, defaultTemplate: TEMPLATE },
+    });
+    await runtime.adopt();
+  });
+
+  afterAll(async () => {
+    const errors: unknown[] = [];
+    if (runtime) {
+      await records();
+      for (const s of runtime.list()) await runtime.destroy(s.id).catch((e) => errors.push(e));
+      await runtime.close().catch((e) => errors.push(e));
+    }
+    const leaks = dir ? await findLeaks(dir, resourceIds) : [];
+    if (leaks.length === 0 && dir) await rm(dir, { recursive: true, force: true });
+    await restoreHost();
+    expect(errors).toEqual([]);
+    expect(leaks).toEqual([]);
+  }, 120_000);
+
+  it("keeps one of the default template once the template exists", async () => {
+    // The template is built after the start, as a single-host server does.
+    await runtime.templateStore.ensureTemplate(TEMPLATE);
+    await runtime.warmPoolIdle();
+    expect(runtime.warmPoolSize).toBe(1);
+  });
+
+  it("keeps one of a snapshot once used, and none once it is deleted", async () => {
+    const source = `${prefix}-src`;
+    const snap = `${prefix}-snap`;
+    const spec = { vcpus: 1, memoryMb: 128, diskSizeMb: DISK_MB };
+    await runtime.create({ id: source, template: TEMPLATE, ...spec });
+    await EnvdClient.direct(runtime.get(source)).sh("echo kept > /home/user/snap.txt");
+    await runtime.snapshot(source, snap);
+    await runtime.destroy(source);
+
+    // The first create from it is cold and counts as demand: one is made ready behind it.
+    const first = `${prefix}-first`;
+    await runtime.create({ id: first, template: snap, ...spec });
+    expect((await records()).get(first)).toBe(first);
+    await runtime.warmPoolIdle();
+    const second = `${prefix}-second`;
+    await runtime.create({ id: second, template: snap, ...spec });
+    expect((await records()).get(second)).toMatch(/^pool-/);
+    const client = EnvdClient.direct(runtime.get(second));
+    expect((await client.sh("cat /home/user/snap.txt")).stdout).toBe("kept\n");
+    await runtime.destroy(first);
+    await runtime.destroy(second);
+
+    // Its refill is ready (or on the way): deleting the snapshot takes it along.
+    await runtime.warmPoolIdle();
+    const pooledBefore = runtime.warmPoolSize;
+    expect(pooledBefore).toBeGreaterThanOrEqual(2);
+    await runtime.deleteSnapshot(snap);
+    expect(runtime.warmPoolSize).toBe(pooledBefore - 1);
+    expect((await runtime.listSnapshots()).map((s) => s.name)).not.toContain(snap);
+  });
+});
