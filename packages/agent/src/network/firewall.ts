@@ -3,7 +3,7 @@ import { AgentError } from "../errors.js";
 import type { CommandSpec } from "../host/index.js";
 import { sandboxCidrFromEnv } from "./address-pool.js";
 import { iptablesFirewall } from "./firewall-iptables.js";
-import { nftFirewall } from "./firewall-nft.js";
+import { type DnsMember, nftFirewall } from "./firewall-nft.js";
 
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 
@@ -114,4 +114,17 @@ export async function addInternetMemberCommand(
 /** Idempotent. */
 export async function removeInternetMember(hostIf: string): Promise<void> {
   await (await backend()).removeMember(hostIf);
+}
+
+/**
+ * Lets a sandbox reach its DNS forwarder (or nothing, with undefined). Egress rules need
+ * nftables: failed_precondition on the iptables fallback.
+ */
+export async function setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
+  const fw = await backend();
+  if (fw !== nftFirewall) {
+    if (!member) return;
+    throw new AgentError("failed_precondition", "egress rules need nftables on the host");
+  }
+  await nftFirewall.setDnsMember(hostIf, member);
 }

@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import {
   type AddressPool,
+  applyNetworkPolicy,
   ensureHostFirewall,
   hostFirewallInstalled,
   type SandboxNetwork,
-  setInternetAccess,
 } from "../network/index.js";
 import type { LiveBase } from "./sandbox-table.js";
 
@@ -63,7 +63,7 @@ export class HostWatch<L extends LiveBase> {
       await ensureHostFirewall({ cidr: this.opts.pool.cidr });
       for (const live of this.opts.sandboxes()) {
         const network = this.opts.network(live);
-        if (live.record.allowInternetAccess && network) await setInternetAccess(network, true);
+        if (network) await applyNetworkPolicy(network, live.record);
       }
     } catch (err) {
       this.opts.logger.error({ err }, "checking the host firewall failed");

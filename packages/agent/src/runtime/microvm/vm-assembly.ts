@@ -98,6 +98,7 @@ export async function buildVm(
           sandboxId: id,
           addresses,
           allowInternet: record.allowInternetAccess,
+          ...(record.egress && { egress: record.egress }),
           log: vp.logger,
         });
       } catch (err) {

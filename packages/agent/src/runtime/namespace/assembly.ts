@@ -70,6 +70,7 @@ export async function buildSandbox(
           sandboxId: id,
           addresses,
           allowInternet: record.allowInternetAccess,
+          ...(record.egress && { egress: record.egress }),
           log: ns.logger,
         });
       } catch (err) {
