@@ -142,20 +142,34 @@ export const nftFirewall = {
 
   /** Lets a sandbox reach its DNS forwarder, replacing what it had. */
   async setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
-    const stale = (await nftFirewall.dnsMembers()).filter((m) => m.hostIf === hostIf);
     const table = TABLE.join(" ");
-    const lines = [
-      ...stale.map((m) => `delete element ${table} ${DNS_SET} { ${dnsElement(m)} }`),
-      ...(member ? [`add element ${table} ${DNS_SET} { ${dnsElement(member)} }`] : []),
-    ];
+    const stale = (await nftFirewall.dnsMembers()).filter(
+      (m) => m.hostIf === hostIf && (!member || dnsElement(m) !== dnsElement(member)),
+    );
     if (member) {
+      const lines = [
+        `add set ${table} ${DNS_SET} { type ifname . ipv4_addr . inet_service; }`,
+        `add element ${table} ${DNS_SET} { ${dnsElement(member)} }`,
+      ];
       // A table installed by an older agent has neither the set nor its rule: add them.
       const input = await runCommand("nft", ["list", "chain", ...TABLE, "input"]);
-      if (!input.stdout.includes(`@${DNS_SET}`))
-        lines.unshift(`insert rule ${table} input ${DNS_RULE}`);
-      lines.unshift(`add set ${table} ${DNS_SET} { type ifname . ipv4_addr . inet_service; }`);
+      if (!input.stdout.includes(`@${DNS_SET}`)) {
+        lines.splice(1, 0, `insert rule ${table} input ${DNS_RULE}`);
+      }
+      await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
     }
-    if (lines.length) await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+    for (const m of stale) {
+      await runCommand("nft", [
+        "delete",
+        "element",
+        ...TABLE,
+        DNS_SET,
+        `{ ${dnsElement(m)} }`,
+      ]).catch((err: unknown) => {
+        // Gone already (the table was re-installed meanwhile): what we wanted.
+        if (!isMissing(err)) throw err;
+      });
+    }
   },
 
   addMemberCommand(hostIf: string, _sandboxAddress: string): CommandSpec {

@@ -7,6 +7,7 @@ export type {
   ListSandboxesQuery,
   NewSandbox,
   Page,
+  SandboxNetwork,
   SandboxPatch,
   SandboxRecord,
   SandboxState,
