@@ -8,11 +8,10 @@ import { type EgressRules, hasEgressRules, parseEgressRules } from "./rules.js";
 
 /** The DNS forwarder of each sandbox with rules in this process, by host veth. */
 const forwarders = new Map<string, SandboxDns>();
-let upstream: Promise<Upstream> | undefined;
 
 export interface ApplyEgressOptions {
   log?: Logger;
-  /** Default WRENN_DNS_UPSTREAM, else /etc/resolv.conf's first nameserver (read once). */
+  /** Default WRENN_DNS_UPSTREAM, else /etc/resolv.conf's first nameserver (read per sandbox). */
   upstream?: Upstream;
 }
 
@@ -37,14 +36,10 @@ export async function applyEgress(
   let dns = forwarders.get(hostIf);
   const created = !dns;
   if (!dns) {
-    upstream ??= upstreamFromEnv().catch((err: unknown) => {
-      upstream = undefined;
-      throw err;
-    });
     dns = await SandboxDns.start({
       listenAddress: network.hostAddress,
       sandboxAddress: network.sandboxAddress,
-      upstream: opts.upstream ?? (await upstream),
+      upstream: opts.upstream ?? (await upstreamFromEnv()),
       policy,
       onResolved: (entries) => addResolved(hostIf, entries),
       ...(opts.log && { log: opts.log }),

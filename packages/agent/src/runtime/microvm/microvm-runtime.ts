@@ -25,6 +25,7 @@ import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
 import {
   buildVm,
+  envdOf,
   newEnvdToken,
   saveAndStop,
   startSaved,
@@ -275,7 +276,12 @@ export class MicroVmRuntime implements Runtime {
   async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
     const live = this.vp.sandboxes.get(id);
     return serialize(live, async () => {
-      await setLiveNetworkPolicy(live, policy, (record) => this.vp.state.write(record));
+      await setLiveNetworkPolicy(
+        live,
+        policy,
+        (record) => this.vp.state.write(record),
+        live.network && envdOf(live),
+      );
       return this.info(live);
     });
   }

@@ -25,6 +25,7 @@ import { adoptSandboxes } from "./adoption.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
 import {
   ENVD_PORT,
+  envdOf,
   type Live,
   type NamespaceParts,
   type NamespaceRuntimeOptions,
@@ -237,7 +238,12 @@ export class NamespaceRuntime implements Runtime {
   async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
     const live = this.ns.sandboxes.get(id);
     return serialize(live, async () => {
-      await setLiveNetworkPolicy(live, policy, (record) => this.ns.state.write(record));
+      await setLiveNetworkPolicy(
+        live,
+        policy,
+        (record) => this.ns.state.write(record),
+        live.network && envdOf(live),
+      );
       return this.info(live);
     });
   }
