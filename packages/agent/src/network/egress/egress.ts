@@ -61,10 +61,14 @@ export async function applyEgress(
   }
 }
 
-/** Idempotent: the sandbox's egress table, forwarder and DNS membership go. */
+/**
+ * Idempotent: the sandbox's egress table, forwarder and DNS membership go. One nft call for a
+ * sandbox that never had rules (every sandbox's removal comes through here).
+ */
 export async function removeEgress(hostIf: string): Promise<void> {
-  forwarders.get(hostIf)?.close();
+  const dns = forwarders.get(hostIf);
+  dns?.close();
   forwarders.delete(hostIf);
-  await deleteEgressTable(hostIf);
-  await setDnsMember(hostIf, undefined);
+  const hadTable = await deleteEgressTable(hostIf);
+  if (hadTable || dns) await setDnsMember(hostIf, undefined);
 }

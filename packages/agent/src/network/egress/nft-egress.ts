@@ -86,11 +86,14 @@ export async function addResolved(
   await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
 }
 
-export async function deleteEgressTable(hostIf: string): Promise<void> {
+/** False when there was no table. */
+export async function deleteEgressTable(hostIf: string): Promise<boolean> {
   try {
     await runCommand("nft", ["delete", "table", "ip", egressTable(hostIf)]);
+    return true;
   } catch (err) {
-    if (!(err instanceof CommandError && /No such file or directory/.test(err.stderr))) throw err;
+    if (err instanceof CommandError && /No such file or directory/.test(err.stderr)) return false;
+    throw err;
   }
 }
 
