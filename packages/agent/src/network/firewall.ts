@@ -116,6 +116,11 @@ export async function removeInternetMember(hostIf: string): Promise<void> {
   await (await backend()).removeMember(hostIf);
 }
 
+/** Whether the host's firewall is nftables (egress rules exist only there). */
+export async function usesNftables(): Promise<boolean> {
+  return (await backend()) === nftFirewall;
+}
+
 /**
  * Lets a sandbox reach its DNS forwarder (or nothing, with undefined). Egress rules need
  * nftables: failed_precondition on the iptables fallback.

@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import { runCommand } from "../../host/index.js";
-import { setDnsMember } from "../firewall.js";
+import { setDnsMember, usesNftables } from "../firewall.js";
 import type { SandboxNetwork } from "../network.js";
 import { SandboxDns, type Upstream, upstreamFromEnv } from "./dns-forwarder.js";
 import { addResolved, deleteEgressTable, egressTableText } from "./nft-egress.js";
@@ -69,6 +69,8 @@ export async function removeEgress(hostIf: string): Promise<void> {
   const dns = forwarders.get(hostIf);
   dns?.close();
   forwarders.delete(hostIf);
+  // On the iptables fallback there are no egress rules to remove (and maybe no nft at all).
+  if (!dns && !(await usesNftables())) return;
   const hadTable = await deleteEgressTable(hostIf);
   if (hadTable || dns) await setDnsMember(hostIf, undefined);
 }
