@@ -109,6 +109,17 @@ export const nftFirewall = {
     }
   },
 
+  /** Installed, and by an agent that knows egress rules (the @dns set and its rule). */
+  async current(): Promise<boolean> {
+    try {
+      const { stdout } = await runCommand("nft", ["list", "table", ...TABLE]);
+      return stdout.includes(`@${DNS_SET}`);
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  },
+
   async members(): Promise<string[]> {
     try {
       const { stdout } = await runCommand("nft", ["-j", "list", "set", ...TABLE, INTERNET_SET]);

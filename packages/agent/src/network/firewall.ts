@@ -78,6 +78,15 @@ export async function hostFirewallInstalled(): Promise<boolean> {
   return (await backend()).installed();
 }
 
+/**
+ * Whether this agent's own rules are in place: a table replaced by an older agent's (without the
+ * DNS forwarder's set) counts as missing, so the host watch puts the current one back.
+ */
+export async function hostFirewallCurrent(): Promise<boolean> {
+  const fw = await backend();
+  return fw === nftFirewall ? nftFirewall.current() : fw.installed();
+}
+
 /** Removes the agent's rules (idempotent). Leaves ip_forward alone: other software may need it. */
 export async function removeHostFirewall(): Promise<void> {
   await (await backend()).uninstall();

@@ -25,6 +25,7 @@ export type { FirewallBackendName, HostFirewallOptions, HostFirewallState } from
 export {
   addInternetMemberCommand,
   ensureHostFirewall,
+  hostFirewallCurrent,
   hostFirewallInstalled,
   keepHostFirewallState,
   listInternetMembers,

@@ -3,7 +3,7 @@ import {
   type AddressPool,
   applyNetworkPolicy,
   ensureHostFirewall,
-  hostFirewallInstalled,
+  hostFirewallCurrent,
   type SandboxNetwork,
 } from "../network/index.js";
 import type { LiveBase } from "./sandbox-table.js";
@@ -58,8 +58,8 @@ export class HostWatch<L extends LiveBase> {
     this.checkingFirewall = true;
     try {
       await this.firewall;
-      if (await hostFirewallInstalled()) return;
-      this.opts.logger.warn("the host firewall was removed from outside; installing it again");
+      if (await hostFirewallCurrent()) return;
+      this.opts.logger.warn("the host firewall was removed or replaced from outside; installing it again");
       await ensureHostFirewall({ cidr: this.opts.pool.cidr });
       for (const live of this.opts.sandboxes()) {
         const network = this.opts.network(live);
