@@ -59,11 +59,13 @@ export class HostWatch<L extends LiveBase> {
     try {
       await this.firewall;
       if (await hostFirewallCurrent()) return;
-      this.opts.logger.warn("the host firewall was removed or replaced from outside; installing it again");
+      this.opts.logger.warn(
+        "the host firewall was removed or replaced from outside; installing it again",
+      );
       await ensureHostFirewall({ cidr: this.opts.pool.cidr });
       for (const live of this.opts.sandboxes()) {
         const network = this.opts.network(live);
-        if (network) await applyNetworkPolicy(network, live.record);
+        if (network) await applyNetworkPolicy(network, live.record, { reapply: true });
       }
     } catch (err) {
       this.opts.logger.error({ err }, "checking the host firewall failed");

@@ -29,7 +29,8 @@ export async function applyEgress(
 ): Promise<void> {
   const { hostIf } = network;
   if (!hasEgressRules(rules)) {
-    await removeEgress(hostIf);
+    // A sandbox of this agent with rules has a forwarder (adoption starts them again).
+    if (forwarders.has(hostIf)) await removeEgress(hostIf);
     return;
   }
   const policy = parseEgressRules(rules);
