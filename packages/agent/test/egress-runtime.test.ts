@@ -1,5 +1,9 @@
+import { readdir, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCommand } from "../src/network/index.js";
+import type { NamespaceRuntime } from "../src/runtime/index.js";
 import { type HostileSandbox, hostileRuntime } from "./fixtures/hostile-runtime.js";
 import { microVmSkipReason } from "./fixtures/microvm.js";
 import { type OutsideWorld, startOutsideWorld } from "./fixtures/outside-world.js";
@@ -116,3 +120,67 @@ for (const runtime of ["namespace", "microvm"] as const) {
     });
   });
 }
+
+// A create that claims a pooled sandbox (made without rules, before anyone asked) gets its rules
+// on the claim path.
+describe.skipIf(!hasNft)(
+  "egress rules: namespace runtime, claimed from the warm pool",
+  { timeout: 300_000 },
+  () => {
+    const hx = hostileRuntime({
+      netBase: 64,
+      net16: "10.224",
+      warmPool: [{ template: "test-minimal", size: 1, diskSizeMb: 64 }],
+    });
+    let outside: OutsideWorld;
+    const previousUpstream = process.env.WRENN_DNS_UPSTREAM;
+
+    /** Resource ids of the records in the runtime's state dir, by public id. */
+    async function records(): Promise<
+      Map<string, { rid: string; pooled: boolean; phase: string }>
+    > {
+      const out = new Map<string, { rid: string; pooled: boolean; phase: string }>();
+      for (const rid of await readdir(join(hx.dir, "sandboxes")).catch(() => [] as string[])) {
+        const raw = await readFile(join(hx.dir, "sandboxes", rid, "sandbox.json"), "utf8").catch(
+          () => "",
+        );
+        if (!raw) continue;
+        const r = JSON.parse(raw) as { id: string; pooled: boolean; phase: string };
+        out.set(r.id, { rid, pooled: r.pooled, phase: r.phase });
+      }
+      return out;
+    }
+
+    beforeAll(async () => {
+      outside = await startOutsideWorld(([a, b]) => ({ "web.test": [a], "api.test": [b] }));
+      hx.defer(() => outside.stop());
+      process.env.WRENN_DNS_UPSTREAM = outside.dns;
+      // The pool fills only from templates that exist, at adopt and after claims.
+      await (hx.runtime as NamespaceRuntime).templateStore.ensureTemplate("test-minimal");
+      await hx.runtime.adopt();
+      // Wait for the pool: a claim is what this test is about.
+      for (let i = 0; i < 240; i++) {
+        if ([...(await records()).values()].some((r) => r.pooled && r.phase === "running")) break;
+        await sleep(500);
+      }
+    }, 180_000);
+
+    afterAll(() => {
+      if (previousUpstream === undefined) delete process.env.WRENN_DNS_UPSTREAM;
+      else process.env.WRENN_DNS_UPSTREAM = previousUpstream;
+    });
+
+    it("applies the rules of a create on a pooled sandbox", async () => {
+      const sandbox = await hx.create("eg-pooled", {
+        allowInternetAccess: true,
+        egress: { allowOut: ["web.test"], denyOut: [] },
+      });
+      expect((await records()).get(sandbox.id)?.rid).toMatch(/^pool-/);
+      const [A, B] = outside.web;
+      expect(await probe(sandbox, ["web.test:80", `${B}:80`])).toEqual({
+        "web.test:80": `served=${A}`,
+        [`${B}:80`]: "ECONNREFUSED",
+      });
+    });
+  },
+);
