@@ -88,6 +88,7 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       vcpus: 1,
       memoryMb: 1,
       diskSizeMb: 1,
+      egress: { allowOut: [], denyOut: [] },
       timeoutSec: 0,
       metadata: {},
       allowInternetAccess: false,

@@ -22,6 +22,7 @@ function runtimeWith(pause: (id: string) => Promise<void>) {
       timeoutSec,
       metadata: {},
       allowInternetAccess: false,
+      egress: { allowOut: [], denyOut: [] },
       createdAt: new Date(),
       envdAddress: "",
       autoPaused: false,

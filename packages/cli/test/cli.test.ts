@@ -243,6 +243,42 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     expect(metrics.memTotalMb).toBe(256);
   });
 
+  it("sets egress rules at create and live: --allow-out, --deny-out, --no-internet", async () => {
+    const made = await run([
+      "sandbox",
+      "create",
+      "--json",
+      "--memory",
+      "256",
+      "--disk",
+      "128",
+      "--allow-out",
+      "*.example.com",
+      "--allow-out",
+      "203.0.113.0/24",
+      "--deny-out",
+      "203.0.113.7",
+    ]);
+    expect(made.code, made.stderr).toBe(0);
+    const info = JSON.parse(made.stdout) as { sandboxId: string; network: unknown };
+    expect(info.network).toEqual({
+      allowInternetAccess: true,
+      allowOut: ["*.example.com", "203.0.113.0/24"],
+      denyOut: ["203.0.113.7"],
+    });
+    const sbx = info.sandboxId;
+    const live = await run(["sandbox", "network", sbx, "--deny-out", "example.org"]);
+    expect(live.stdout).toBe("Internet: allowed\nDeny out: example.org\n");
+    expect((await run(["sandbox", "network", sbx, "--no-internet"])).stdout).toBe(
+      "Internet: cut\n",
+    );
+    expect((await run(["sandbox", "info", sbx])).stdout).toMatch(/^Internet: +cut$/m);
+    const bad = await run(["sandbox", "network", sbx, "--allow-out", "10.0.0.1/33"]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toContain("10.0.0.1/33");
+    expect((await run(["sandbox", "kill", sbx])).code).toBe(0);
+  });
+
   it("snapshots: create, start a sandbox from one, list, delete", async () => {
     const made = await run(["snapshot", "create", id, "cli-snap"]);
     expect(made.code, made.stderr).toBe(0);

@@ -76,6 +76,8 @@ export type {
   SandboxInfo,
   SandboxListOpts,
   SandboxMetrics,
+  SandboxNetworkInfo,
+  SandboxNetworkRules,
   SandboxState,
 } from "./sandbox/index.js";
 export { Sandbox } from "./sandbox/index.js";

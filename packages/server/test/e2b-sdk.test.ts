@@ -381,7 +381,7 @@ describe.skipIf(skipReason)(
       const refused = await fetch(`${serverUrl}/v2/sandboxes`, {
         method: "POST",
         headers: { "x-api-key": process.env.E2B_API_KEY ?? "", "content-type": "application/json" },
-        body: JSON.stringify({ templateID: TEMPLATE, network: { allowOut: ["1.1.1.1"] } }),
+        body: JSON.stringify({ templateID: TEMPLATE, network: { allowOut: ["not a name!"] } }),
       });
       expect(refused.status).toBe(400);
       expect(await refused.json()).toMatchObject({ code: 400 });

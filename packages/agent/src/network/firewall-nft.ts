@@ -4,18 +4,37 @@ import { HOST_IF_PATTERN } from "./names.js";
 const TABLE = ["inet", "wrenn"];
 /** Host-side veths of sandboxes allowed to reach the internet. */
 const INTERNET_SET = "internet";
+/** host veth . gateway address . port of each sandbox's DNS forwarder (egress rules). */
+const DNS_SET = "dns";
+
+export interface DnsMember {
+  hostIf: string;
+  address: string;
+  port: number;
+}
+
+const DNS_RULE = `iifname . ip daddr . udp dport @${DNS_SET} accept`;
+
+function dnsElement(m: DnsMember): string {
+  return `${JSON.stringify(m.hostIf)} . ${m.address} . ${m.port}`;
+}
 
 /**
  * The whole ruleset, applied atomically by `nft -f -`. Sandbox traffic is recognised by the host
  * side of its veth ("wv*"), which only the agent creates:
  * - prerouting (raw): no IPv6, nothing to 127/8 (defeats route_localnet), strict reverse-path so
  *   a sandbox cannot spoof another sandbox's or the host's address;
- * - input: only replies to connections the host opened (agent → envd) reach the host;
+ * - input: only replies to connections the host opened (agent → envd) reach the host, and DNS
+ *   to the agent's forwarder of a sandbox with egress rules (@dns);
  * - forward: no sandbox → sandbox, nothing new into a sandbox, egress only from veths in
  *   @internet and never to private/special ranges;
  * - postrouting: masquerade egress of @internet veths.
  */
-function rulesetText(blocked: readonly string[], internetIfs: readonly string[]): string {
+function rulesetText(
+  blocked: readonly string[],
+  internetIfs: readonly string[],
+  dns: readonly DnsMember[],
+): string {
   const table = TABLE.join(" ");
   const elements = internetIfs.length
     ? `elements = { ${internetIfs.map((i) => JSON.stringify(i)).join(", ")} }`
@@ -25,6 +44,7 @@ function rulesetText(blocked: readonly string[], internetIfs: readonly string[])
 delete table ${table}
 table ${table} {
   set ${INTERNET_SET} { type ifname; ${elements} }
+  set ${DNS_SET} { type ifname . ipv4_addr . inet_service;${dns.length ? ` elements = { ${dns.map(dnsElement).join(", ")} }` : ""} }
   set blocked { type ipv4_addr; flags interval; auto-merge; elements = { ${blocked.join(", ")} } }
   chain prerouting {
     type filter hook prerouting priority raw; policy accept;
@@ -35,6 +55,7 @@ table ${table} {
   chain input {
     type filter hook input priority filter - 10; policy accept;
     iifname ${sb} ct state established,related accept
+    ${DNS_RULE}
     iifname ${sb} drop
   }
   chain forward {
@@ -68,9 +89,9 @@ export const nftFirewall = {
   },
 
   async install(blocked: readonly string[]): Promise<void> {
-    // Re-applying keeps the members so running sandboxes keep their egress.
-    const members = await nftFirewall.members();
-    await runCommand("nft", ["-f", "-"], { input: rulesetText(blocked, members) });
+    // Re-applying keeps the members so running sandboxes keep their egress and DNS.
+    const [members, dns] = await Promise.all([nftFirewall.members(), nftFirewall.dnsMembers()]);
+    await runCommand("nft", ["-f", "-"], { input: rulesetText(blocked, members, dns) });
   },
 
   async uninstall(): Promise<void> {
@@ -88,6 +109,17 @@ export const nftFirewall = {
     }
   },
 
+  /** Installed, and by an agent that knows egress rules (the @dns set and its rule). */
+  async current(): Promise<boolean> {
+    try {
+      const { stdout } = await runCommand("nft", ["list", "table", ...TABLE]);
+      return stdout.includes(`@${DNS_SET}`);
+    } catch (err) {
+      if (isMissing(err)) return false;
+      throw err;
+    }
+  },
+
   async members(): Promise<string[]> {
     try {
       const { stdout } = await runCommand("nft", ["-j", "list", "set", ...TABLE, INTERNET_SET]);
@@ -96,6 +128,58 @@ export const nftFirewall = {
     } catch (err) {
       if (isMissing(err)) return [];
       throw err;
+    }
+  },
+
+  async dnsMembers(): Promise<DnsMember[]> {
+    try {
+      const { stdout } = await runCommand("nft", ["-j", "list", "set", ...TABLE, DNS_SET]);
+      const parsed = JSON.parse(stdout) as {
+        nftables: { set?: { elem?: { concat: [string, string, number] }[] } }[];
+      };
+      return parsed.nftables.flatMap((entry) =>
+        (entry.set?.elem ?? []).map(({ concat: [hostIf, address, port] }) => ({
+          hostIf,
+          address,
+          port,
+        })),
+      );
+    } catch (err) {
+      // No table, or one from before the set existed.
+      if (isMissing(err)) return [];
+      throw err;
+    }
+  },
+
+  /** Lets a sandbox reach its DNS forwarder, replacing what it had. */
+  async setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
+    const table = TABLE.join(" ");
+    const stale = (await nftFirewall.dnsMembers()).filter(
+      (m) => m.hostIf === hostIf && (!member || dnsElement(m) !== dnsElement(member)),
+    );
+    if (member) {
+      const lines = [
+        `add set ${table} ${DNS_SET} { type ifname . ipv4_addr . inet_service; }`,
+        `add element ${table} ${DNS_SET} { ${dnsElement(member)} }`,
+      ];
+      // A table installed by an older agent has neither the set nor its rule: add them.
+      const input = await runCommand("nft", ["list", "chain", ...TABLE, "input"]);
+      if (!input.stdout.includes(`@${DNS_SET}`)) {
+        lines.splice(1, 0, `insert rule ${table} input ${DNS_RULE}`);
+      }
+      await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+    }
+    for (const m of stale) {
+      await runCommand("nft", [
+        "delete",
+        "element",
+        ...TABLE,
+        DNS_SET,
+        `{ ${dnsElement(m)} }`,
+      ]).catch((err: unknown) => {
+        // Gone already (the table was re-installed meanwhile): what we wanted.
+        if (!isMissing(err)) throw err;
+      });
     }
   },
 

@@ -3,7 +3,7 @@ import { AgentError } from "../errors.js";
 import type { CommandSpec } from "../host/index.js";
 import { sandboxCidrFromEnv } from "./address-pool.js";
 import { iptablesFirewall } from "./firewall-iptables.js";
-import { nftFirewall } from "./firewall-nft.js";
+import { type DnsMember, nftFirewall } from "./firewall-nft.js";
 
 const IP_FORWARD = "/proc/sys/net/ipv4/ip_forward";
 
@@ -78,6 +78,15 @@ export async function hostFirewallInstalled(): Promise<boolean> {
   return (await backend()).installed();
 }
 
+/**
+ * Whether this agent's own rules are in place: a table replaced by an older agent's (without the
+ * DNS forwarder's set) counts as missing, so the host watch puts the current one back.
+ */
+export async function hostFirewallCurrent(): Promise<boolean> {
+  const fw = await backend();
+  return fw === nftFirewall ? nftFirewall.current() : fw.installed();
+}
+
 /** Removes the agent's rules (idempotent). Leaves ip_forward alone: other software may need it. */
 export async function removeHostFirewall(): Promise<void> {
   await (await backend()).uninstall();
@@ -114,4 +123,22 @@ export async function addInternetMemberCommand(
 /** Idempotent. */
 export async function removeInternetMember(hostIf: string): Promise<void> {
   await (await backend()).removeMember(hostIf);
+}
+
+/** Whether the host's firewall is nftables (egress rules exist only there). */
+export async function usesNftables(): Promise<boolean> {
+  return (await backend()) === nftFirewall;
+}
+
+/**
+ * Lets a sandbox reach its DNS forwarder (or nothing, with undefined). Egress rules need
+ * nftables: failed_precondition on the iptables fallback.
+ */
+export async function setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
+  const fw = await backend();
+  if (fw !== nftFirewall) {
+    if (!member) return;
+    throw new AgentError("failed_precondition", "egress rules need nftables on the host");
+  }
+  await nftFirewall.setDnsMember(hostIf, member);
 }

@@ -1,6 +1,13 @@
 import { runCommands } from "../host/index.js";
+import { applyEgress, type EgressRules } from "./egress/index.js";
 import { addInternetMemberCommand, removeInternetMember } from "./firewall.js";
 import type { SandboxNetwork } from "./network.js";
+
+/** What a sandbox may reach: nothing without internet access, else what its rules let out. */
+export interface NetworkPolicy {
+  allowInternetAccess: boolean;
+  egress?: EgressRules;
+}
 
 /** Live change of the sandbox's membership in the firewall's internet set. */
 export async function setInternetAccess(network: SandboxNetwork, allow: boolean): Promise<void> {
@@ -8,5 +15,23 @@ export async function setInternetAccess(network: SandboxNetwork, allow: boolean)
     await runCommands([await addInternetMemberCommand(network.hostIf, network.sandboxAddress)]);
   } else {
     await removeInternetMember(network.hostIf);
+  }
+}
+
+/**
+ * Puts a sandbox's whole network policy in place on a network that exists: pool claim, live
+ * change, re-install after the host firewall was flushed (`reapply`: whatever `network` says it
+ * has). The rules go first, so turning internet access on never lets out what they forbid.
+ * What is already in place costs no call (the pool claim path of a sandbox without rules).
+ */
+export async function applyNetworkPolicy(
+  network: SandboxNetwork,
+  policy: NetworkPolicy,
+  opts: { reapply?: boolean } = {},
+): Promise<void> {
+  await applyEgress(network, policy.egress);
+  if (opts.reapply || network.allowInternet !== policy.allowInternetAccess) {
+    await setInternetAccess(network, policy.allowInternetAccess);
+    network.allowInternet = policy.allowInternetAccess;
   }
 }

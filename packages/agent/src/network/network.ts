@@ -10,6 +10,7 @@ import {
 } from "../host/index.js";
 import { assertSandboxId } from "../state/index.js";
 import type { AddressPool, SandboxAddresses } from "./address-pool.js";
+import { applyEgress, type EgressRules, listEgressTables, removeEgress } from "./egress/index.js";
 import { addInternetMemberCommand, listInternetMembers, removeInternetMember } from "./firewall.js";
 import { hostIfName, isHostIfName, netnsName, SANDBOX_IF, sandboxIdOfNetns } from "./names.js";
 
@@ -38,6 +39,8 @@ export interface CreateNetworkOptions {
   /** From AddressPool.allocate/reserve. */
   addresses: SandboxAddresses;
   allowInternet: boolean;
+  /** allowOut/denyOut of the sandbox; none = everything public when allowInternet. */
+  egress?: EgressRules;
   log?: Logger;
 }
 
@@ -82,7 +85,7 @@ async function deleteNetns(name: string): Promise<void> {
  * (rollback list, newest first) and the first error is thrown, with rollback errors as its cause.
  */
 export async function createNetwork(options: CreateNetworkOptions): Promise<SandboxNetwork> {
-  const { sandboxId, addresses, allowInternet, log } = options;
+  const { sandboxId, addresses, allowInternet, egress, log } = options;
   assertSandboxId(sandboxId);
   const netns = netnsName(sandboxId);
   const hostIf = hostIfName(sandboxId);
@@ -133,6 +136,10 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
       rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
+    if (egress) {
+      rollback.add(() => removeEgress(hostIf));
+      await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, log ? { log } : {});
+    }
   } catch (err) {
     const rollbackErrors = await rollback.undo();
     const message = err instanceof Error ? err.message : String(err);
@@ -160,6 +167,7 @@ export async function removeNetwork(sandboxId: string): Promise<AgentError[]> {
   const hostIf = hostIfName(sandboxId);
   const steps: [string, () => Promise<void>][] = [
     ["firewall membership", () => removeInternetMember(hostIf)],
+    ["egress rules", () => removeEgress(hostIf)],
     ["netns", () => deleteNetns(netnsName(sandboxId))],
     // The netns goes away asynchronously; deleting the veth ourselves makes it gone on return.
     ["veth", () => deleteHostIf(hostIf)],
@@ -182,12 +190,14 @@ export async function removeNetwork(sandboxId: string): Promise<AgentError[]> {
 
 /**
  * Re-adoption after an agent restart: the network of a sandbox as it is on the host, or undefined
- * if its netns is gone; its /30 is reserved in `pool` (how the pool is rebuilt). Throws if the
+ * if its netns is gone; its /30 is reserved in `pool` (how the pool is rebuilt) and its egress
+ * rules are put back in place. Throws if the
  * netns exists but is half made (no veth or no address) or its address is outside the pool.
  */
 export async function openNetwork(
   sandboxId: string,
   pool: AddressPool,
+  egress?: EgressRules,
 ): Promise<SandboxNetwork | undefined> {
   assertSandboxId(sandboxId);
   const netns = netnsName(sandboxId);
@@ -223,7 +233,10 @@ export async function openNetwork(
   }
   const addresses = pool.reserve(sandboxId, slot);
   const members = await listInternetMembers();
-  return networkOf(sandboxId, addresses, members.includes(hostIf));
+  const network = networkOf(sandboxId, addresses, members.includes(hostIf));
+  // The DNS forwarder died with the previous agent: a new one, and the rules pointed at it.
+  if (egress) await applyEgress(network, egress);
+  return network;
 }
 
 /** Network leftovers that belong to no sandbox in `keepIds`. */
@@ -234,16 +247,19 @@ export interface NetworkDebris {
   links: string[];
   /** @internet members (host veth names) whose sandbox is not kept. */
   internetMembers: string[];
+  /** Host veth names of egress tables whose sandbox is not kept. */
+  egressTables: string[];
 }
 
 export async function listNetworkDebris(keepIds: Iterable<string> = []): Promise<NetworkDebris> {
   const keep = new Set(keepIds);
   const keepIfs = new Set([...keep].map(hostIfName));
   const readNames = (dir: string) => readdir(dir).catch(() => [] as string[]);
-  const [netnsNames, links, members] = await Promise.all([
+  const [netnsNames, links, members, egressTables] = await Promise.all([
     readNames(NETNS_DIR),
     readNames(SYS_NET),
     listInternetMembers(),
+    listEgressTables(),
   ]);
   return {
     netns: netnsNames.filter((name) => {
@@ -252,6 +268,7 @@ export async function listNetworkDebris(keepIds: Iterable<string> = []): Promise
     }),
     links: links.filter((name) => isHostIfName(name) && !keepIfs.has(name)),
     internetMembers: members.filter((name) => !keepIfs.has(name)),
+    egressTables: egressTables.filter((name) => !keepIfs.has(name)),
   };
 }
 
@@ -268,6 +285,9 @@ export async function cleanupNetworkDebris(keepIds: Iterable<string> = []): Prom
   };
   for (const name of debris.internetMembers) {
     await attempt(`@internet member ${name}`, () => removeInternetMember(name));
+  }
+  for (const name of debris.egressTables) {
+    await attempt(`egress rules of ${name}`, () => removeEgress(name));
   }
   for (const name of debris.links) await attempt(`veth ${name}`, () => deleteHostIf(name));
   for (const name of debris.netns) await attempt(`netns ${name}`, () => deleteNetns(name));

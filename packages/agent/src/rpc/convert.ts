@@ -39,6 +39,8 @@ export function toSandbox(info: SandboxInfo, lastActiveAt: Date): Sandbox {
     envdAddress: info.envdAddress,
     autoPaused: info.autoPaused,
     allowInternetAccess: info.allowInternetAccess,
+    allowOut: info.egress.allowOut,
+    denyOut: info.egress.denyOut,
     error: info.error ?? "",
   });
 }

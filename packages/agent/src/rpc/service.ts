@@ -73,6 +73,7 @@ export function createHostAgentService(
           envs: req.envs,
           metadata: req.metadata,
           allowInternetAccess: req.allowInternetAccess,
+          egress: { allowOut: req.allowOut, denyOut: req.denyOut },
           runtime: req.runtime || undefined,
         },
         { signal: ctx.signal },
@@ -105,6 +106,15 @@ export function createHostAgentService(
     setSandboxTimeout: guard(async (req) => {
       known(req.sandboxId);
       await runtime.setTimeout(req.sandboxId, req.timeoutSec);
+      reaper.touch(req.sandboxId);
+      return { sandbox: sandbox(req.sandboxId) };
+    }),
+    setSandboxNetwork: guard(async (req) => {
+      known(req.sandboxId);
+      await runtime.setNetwork(req.sandboxId, {
+        allowInternetAccess: req.allowInternetAccess,
+        egress: { allowOut: req.allowOut, denyOut: req.denyOut },
+      });
       reaper.touch(req.sandboxId);
       return { sandbox: sandbox(req.sandboxId) };
     }),

@@ -1,10 +1,10 @@
 import type { Logger } from "pino";
 import {
   type AddressPool,
+  applyNetworkPolicy,
   ensureHostFirewall,
-  hostFirewallInstalled,
+  hostFirewallCurrent,
   type SandboxNetwork,
-  setInternetAccess,
 } from "../network/index.js";
 import type { LiveBase } from "./sandbox-table.js";
 
@@ -58,12 +58,14 @@ export class HostWatch<L extends LiveBase> {
     this.checkingFirewall = true;
     try {
       await this.firewall;
-      if (await hostFirewallInstalled()) return;
-      this.opts.logger.warn("the host firewall was removed from outside; installing it again");
+      if (await hostFirewallCurrent()) return;
+      this.opts.logger.warn(
+        "the host firewall was removed or replaced from outside; installing it again",
+      );
       await ensureHostFirewall({ cidr: this.opts.pool.cidr });
       for (const live of this.opts.sandboxes()) {
         const network = this.opts.network(live);
-        if (live.record.allowInternetAccess && network) await setInternetAccess(network, true);
+        if (network) await applyNetworkPolicy(network, live.record, { reapply: true });
       }
     } catch (err) {
       this.opts.logger.error({ err }, "checking the host firewall failed");

@@ -1,5 +1,6 @@
 import type { Readable } from "node:stream";
 import { AgentError } from "../errors.js";
+import type { NetworkPolicy } from "../network/index.js";
 import type { TemplateStore } from "../template/index.js";
 import type {
   AdoptReport,
@@ -134,6 +135,10 @@ export class RuntimeSet implements Runtime {
 
   async setTimeout(id: string, timeoutSec: number): Promise<SandboxInfo> {
     return this.owner(id).setTimeout(id, timeoutSec);
+  }
+
+  async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
+    return this.owner(id).setNetwork(id, policy);
   }
 
   get(id: string): SandboxInfo {

@@ -86,6 +86,7 @@ export function sandboxInfo(runtime: string, live: LiveBase, envdAddress: string
     timeoutSec: r.timeoutSec,
     metadata: r.metadata,
     allowInternetAccess: r.allowInternetAccess,
+    egress: r.egress ?? { allowOut: [], denyOut: [] },
     createdAt: new Date(r.createdAt),
     envdAddress,
     ...(r.envdAccessToken !== undefined && { envdAccessToken: r.envdAccessToken }),

@@ -1,4 +1,6 @@
 import type { Readable } from "node:stream";
+import type { EgressRules, NetworkPolicy } from "../network/index.js";
+
 /** What a caller asks for; the runtime fills in what a snapshot locks. */
 export interface SandboxSpec {
   /** DNS-label safe, chosen by the caller. */
@@ -13,6 +15,8 @@ export interface SandboxSpec {
   envs?: Record<string, string>;
   metadata?: Record<string, string>;
   allowInternetAccess?: boolean;
+  /** allowOut/denyOut (checked by the network: invalid_argument on a bad entry). */
+  egress?: EgressRules;
   /** Which runtime of the agent's set runs it (RuntimeSet); the default one when absent. */
   runtime?: string;
 }
@@ -30,6 +34,7 @@ export interface SandboxInfo {
   timeoutSec: number;
   metadata: Record<string, string>;
   allowInternetAccess: boolean;
+  egress: EgressRules;
   createdAt: Date;
   /** host:port of envd, reachable from the agent. */
   envdAddress: string;
@@ -106,6 +111,8 @@ export interface Runtime {
   pause(id: string, options?: { auto?: boolean }): Promise<SandboxInfo>;
   resume(id: string): Promise<SandboxInfo>;
   setTimeout(id: string, timeoutSec: number): Promise<SandboxInfo>;
+  /** Replaces internet access and egress rules, live (running or paused). */
+  setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo>;
   get(id: string): SandboxInfo;
   list(): SandboxInfo[];
   metrics(id: string): Promise<SandboxMetrics>;

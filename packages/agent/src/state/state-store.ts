@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { AgentError } from "../errors.js";
+import type { EgressRules } from "../network/egress/index.js";
 import { assertSandboxId, isSandboxId } from "./sandbox-id.js";
 
 /**
@@ -32,6 +33,8 @@ export interface SandboxRecord {
   diskSizeMb: number;
   timeoutSec: number;
   allowInternetAccess: boolean;
+  /** allowOut/denyOut; absent = no rules. */
+  egress?: EgressRules;
   metadata: Record<string, string>;
   /** ISO-8601. */
   createdAt: string;
@@ -136,6 +139,7 @@ function toJson(r: SandboxRecord): Record<string, unknown> {
     disk_size_mb: r.diskSizeMb,
     timeout_sec: r.timeoutSec,
     allow_internet_access: r.allowInternetAccess,
+    egress: r.egress ? { allow_out: r.egress.allowOut, deny_out: r.egress.denyOut } : undefined,
     metadata: r.metadata,
     created_at: r.createdAt,
     auto_paused: r.autoPaused,
@@ -177,6 +181,10 @@ function fromJson(resourceId: string, text: string): SandboxRecord {
     diskSizeMb: Number(raw.disk_size_mb),
     timeoutSec: Number(raw.timeout_sec ?? 0),
     allowInternetAccess: Boolean(raw.allow_internet_access),
+    egress:
+      Array.isArray(raw.egress?.allow_out) && Array.isArray(raw.egress?.deny_out)
+        ? { allowOut: raw.egress.allow_out.map(String), denyOut: raw.egress.deny_out.map(String) }
+        : undefined,
     metadata: raw.metadata ?? {},
     createdAt: String(raw.created_at),
     autoPaused: Boolean(raw.auto_paused),

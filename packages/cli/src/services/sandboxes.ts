@@ -1,6 +1,7 @@
 import { Sandbox, type SandboxInfo, type SandboxState } from "@wrenn/sdk";
 import type { Connection } from "./connection.js";
 import { ago, formatDuration, table } from "./format.js";
+import { networkRows } from "./network.js";
 
 /** The shape `--json` prints for a sandbox: the SDK's info with ISO dates. */
 export function sandboxJson(info: SandboxInfo): Record<string, unknown> {
@@ -35,6 +36,7 @@ export function sandboxDetails(info: SandboxInfo, now = Date.now()): string {
     ["Memory", `${info.memoryMb} MiB`],
     ["Disk", `${info.diskSizeMb} MiB`],
     ["Idle timeout", info.timeoutMs ? formatDuration(info.timeoutMs) : "never"],
+    ...networkRows(info),
     ["Created", `${info.createdAt.toISOString()} (${ago(info.createdAt, now)})`],
   ];
   rows.push(["Last active", ago(info.lastActiveAt, now)]);

@@ -10,6 +10,7 @@ import {
   metricsFromWire,
   type SandboxInfo,
   type SandboxMetrics,
+  type SandboxNetworkRules,
   type SandboxState,
   sandboxFromWire,
   type WireSandbox,
@@ -30,8 +31,10 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   metadata?: Record<string, string>;
   /** Environment of every command in the sandbox (never stored by the server). */
   envs?: Record<string, string>;
-  /** Let the sandbox reach the internet (the server's default otherwise). */
+  /** Let the sandbox reach the internet (the server's default otherwise); false cuts all egress. */
   allowInternetAccess?: boolean;
+  /** Egress rules (see {@link SandboxNetworkRules}); change them later with `setNetwork`. */
+  network?: SandboxNetworkRules;
   /** Run it on this host (the team's own or a shared one); default: the scheduler picks. */
   hostId?: string;
   /**
@@ -95,6 +98,8 @@ export class Sandbox {
       metadata: opts.metadata,
       envs: opts.envs,
       allow_internet_access: opts.allowInternetAccess,
+      allow_out: opts.network?.allowOut,
+      deny_out: opts.network?.denyOut,
       host_id: opts.hostId,
       runtime: opts.runtime,
     };
@@ -218,6 +223,29 @@ export class Sandbox {
       idempotent: true,
       ...requestOpts(opts),
     });
+  }
+
+  /**
+   * Replaces the sandbox's internet access (default: on) and egress rules, live: new
+   * connections follow the new rules at once. Returns the sandbox as it is now.
+   */
+  async setNetwork(
+    network: SandboxNetworkRules & { allowInternetAccess?: boolean },
+    opts: RequestOpts = {},
+  ): Promise<SandboxInfo> {
+    return sandboxFromWire(
+      await this.client.json<WireSandbox>({
+        method: "PUT",
+        path: `${path(this.sandboxId)}/network`,
+        json: {
+          allow_internet_access: network.allowInternetAccess ?? true,
+          allow_out: network.allowOut ?? [],
+          deny_out: network.denyOut ?? [],
+        },
+        idempotent: true,
+        ...requestOpts(opts),
+      }),
+    );
   }
 
   /** Describes this sandbox. */

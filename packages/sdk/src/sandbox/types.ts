@@ -1,6 +1,24 @@
 /** A sandbox's lifecycle state. */
 export type SandboxState = "pending" | "running" | "paused" | "stopped" | "missing" | "error";
 
+/**
+ * Egress rules: CIDRs, IPv4 addresses and domain names (`*.example.com` for its subdomains).
+ * A non-empty `allowOut` lets out only what it names; `denyOut` wins over `allowOut`. Domain
+ * rules hold against hard-coded addresses too: only addresses the sandbox's DNS resolved for an
+ * allowed name pass.
+ */
+export interface SandboxNetworkRules {
+  allowOut?: string[];
+  denyOut?: string[];
+}
+
+/** A sandbox's network policy as the server has it. */
+export interface SandboxNetworkInfo {
+  allowInternetAccess: boolean;
+  allowOut: string[];
+  denyOut: string[];
+}
+
 /** What the server knows about a sandbox. */
 export interface SandboxInfo {
   sandboxId: string;
@@ -17,6 +35,7 @@ export interface SandboxInfo {
   /** Inactivity before it pauses itself; 0 = never. */
   timeoutMs: number;
   metadata: Record<string, string>;
+  network: SandboxNetworkInfo;
   createdAt: Date;
   updatedAt: Date;
   lastActiveAt: Date;
@@ -51,6 +70,7 @@ export interface WireSandbox {
   disk_size_mb: number;
   timeout_sec: number;
   metadata: Record<string, string>;
+  network?: { allow_internet_access: boolean; allow_out: string[]; deny_out: string[] };
   created_at: string;
   updated_at: string;
   last_active_at: string;
@@ -69,6 +89,11 @@ export function sandboxFromWire(s: WireSandbox): SandboxInfo {
     diskSizeMb: s.disk_size_mb,
     timeoutMs: s.timeout_sec * 1000,
     metadata: s.metadata,
+    network: {
+      allowInternetAccess: s.network?.allow_internet_access ?? true,
+      allowOut: s.network?.allow_out ?? [],
+      denyOut: s.network?.deny_out ?? [],
+    },
     createdAt: new Date(s.created_at),
     updatedAt: new Date(s.updated_at),
     lastActiveAt: new Date(s.last_active_at),

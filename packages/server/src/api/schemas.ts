@@ -1,6 +1,7 @@
 import { z } from "@hono/zod-openapi";
 import { httpStatusOf, type ServerErrorCode } from "../errors.js";
 import { SAFE_NAME } from "../service/index.js";
+import { EgressList, SandboxNetworkSchema } from "./egress-rules.js";
 
 // Every request and response shape of the public API. The OpenAPI document is generated from
 // these same schemas, so the docs cannot drift from what is validated. JSON is snake_case.
@@ -152,6 +153,8 @@ export const SandboxCreateSchema = z
       description: "Passed to the sandbox; never stored by the server",
     }),
     allow_internet_access: z.boolean().optional(),
+    allow_out: EgressList.optional(),
+    deny_out: EgressList.optional(),
     host_id: z.string().min(1).max(64).optional().openapi({
       description: "Run it on this host (the team's own or a shared one)",
     }),
@@ -186,6 +189,7 @@ export const SandboxSchema = z
     disk_size_mb: z.number().int(),
     timeout_sec: z.number().int(),
     metadata: z.record(z.string(), z.string()),
+    network: SandboxNetworkSchema,
     created_at: Timestamp,
     updated_at: Timestamp,
     last_active_at: Timestamp,

@@ -13,6 +13,7 @@ export type {
   ListSandboxesQuery,
   NewSandbox,
   Page,
+  SandboxNetwork,
   SandboxPatch,
   SandboxRecord,
   SandboxState,

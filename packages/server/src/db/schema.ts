@@ -1,4 +1,4 @@
-import type { Generated, Selectable } from "kysely";
+import type { ColumnType, Generated, Selectable } from "kysely";
 
 // Column types are chosen to read back identically from SQLite and PostgreSQL: text ids,
 // ISO-8601 text times, integers for numbers and flags, JSON kept as text. Property names are
@@ -63,6 +63,8 @@ export interface SandboxesTable {
   updatedAt: string;
   lastActiveAt: string;
   stoppedAt: string | null;
+  /** JSON network policy (allow_internet_access, allow_out, deny_out); null = internet, no rules. */
+  network: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export interface TemplatesTable {

@@ -12,6 +12,7 @@ import {
   newId,
   nowIso,
   type Page,
+  type SandboxNetwork,
   type SandboxPatch,
   type SandboxRecord,
   type SandboxState,
@@ -70,6 +71,9 @@ export interface CreateSandboxInput {
   /** Handed to the agent only: never stored by the server (they are often secrets). */
   envs?: Record<string, string>;
   allowInternetAccess?: boolean;
+  /** Egress rules (CIDRs, IPv4 addresses, domains with `*.` for subdomains); deny wins. */
+  allowOut?: string[];
+  denyOut?: string[];
   /** Pins the sandbox to this host (the team's own, or a shared one). */
   hostId?: string;
   /** "namespace" or "microvm"; default the host's. */
@@ -189,6 +193,11 @@ export class SandboxService {
       diskSizeMb,
       timeoutSec: input.timeoutSec ?? 0,
       metadata: input.metadata ?? {},
+      network: {
+        allowInternetAccess: input.allowInternetAccess ?? true,
+        allowOut: input.allowOut ?? [],
+        denyOut: input.denyOut ?? [],
+      },
       createdAt: now,
       updatedAt: now,
       lastActiveAt: now,
@@ -207,6 +216,8 @@ export class SandboxService {
         envs: input.envs ?? {},
         metadata: input.metadata ?? {},
         allowInternetAccess: input.allowInternetAccess ?? true,
+        allowOut: input.allowOut ?? [],
+        denyOut: input.denyOut ?? [],
         runtime: input.runtime ?? "",
       });
       created = res.sandbox;
@@ -370,6 +381,30 @@ export class SandboxService {
         throw fromAgentError(err, "set sandbox timeout");
       });
     return this.apply(teamId, id, this.patchFrom(res.sandbox, { timeoutSec }));
+  }
+
+  /** Replaces a running or paused sandbox's internet access and egress rules, live. */
+  async setNetwork(teamId: string, id: string, network: SandboxNetwork): Promise<SandboxRecord> {
+    const record = await this.live(teamId, id);
+    const host = await this.hostOf(record);
+    if (record.state !== "running" && record.state !== "paused") {
+      throw new ServerError(
+        "failed_precondition",
+        `cannot set the network of sandbox ${id}: it is ${record.state}, not running or paused`,
+      );
+    }
+    const started = performance.now();
+    const res = await host.client
+      .setSandboxNetwork({ sandboxId: id, ...network })
+      .catch((err: unknown) => {
+        throw fromAgentError(err, "set sandbox network");
+      });
+    await this.store.sandboxes.setNetwork(teamId, id, network, nowIso());
+    this.logger.info(
+      { op: "sandbox.network", teamId, sandboxId: id, ms: elapsed(started) },
+      "sandbox network set",
+    );
+    return this.apply(teamId, id, this.patchFrom(res.sandbox));
   }
 
   /**

@@ -2,12 +2,13 @@ import { readFile, stat } from "node:fs/promises";
 import { AgentError } from "../../errors.js";
 import { isSandboxAlive } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
-import { AddressPool } from "../../network/index.js";
+import { AddressPool, hasEgressRules, type NetworkPolicy } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
 import { HostWatch } from "../host-watch.js";
 import { lockedLimits } from "../limits.js";
 import { ENVD_PORT } from "../namespace/index.js";
+import { checkEgress, setLiveNetworkPolicy } from "../network-policy.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
@@ -24,6 +25,7 @@ import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
 import {
   buildVm,
+  envdOf,
   newEnvdToken,
   saveAndStop,
   startSaved,
@@ -118,6 +120,7 @@ export class MicroVmRuntime implements Runtime {
     const { vp } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
+    checkEgress(spec);
     if (vp.sandboxes.has(spec.id) || (await vp.state.read(spec.id).catch(() => true))) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
@@ -155,6 +158,7 @@ export class MicroVmRuntime implements Runtime {
       ...limits,
       timeoutSec: spec.timeoutSec ?? 0,
       allowInternetAccess: spec.allowInternetAccess ?? false,
+      ...(hasEgressRules(spec.egress) && { egress: spec.egress }),
       metadata: spec.metadata ?? {},
       createdAt: new Date().toISOString(),
       autoPaused: false,
@@ -265,6 +269,19 @@ export class MicroVmRuntime implements Runtime {
     return serialize(live, async () => {
       live.record.timeoutSec = timeoutSec;
       await this.vp.state.write(live.record);
+      return this.info(live);
+    });
+  }
+
+  async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
+    const live = this.vp.sandboxes.get(id);
+    return serialize(live, async () => {
+      await setLiveNetworkPolicy(
+        live,
+        policy,
+        (record) => this.vp.state.write(record),
+        live.network && envdOf(live),
+      );
       return this.info(live);
     });
   }

@@ -73,7 +73,7 @@ async function reopen(vp: VmParts, record: SandboxRecord): Promise<VmLive | unde
     }
     state = "paused";
   }
-  const network = await openNetwork(record.resourceId, vp.pool);
+  const network = await openNetwork(record.resourceId, vp.pool, record.egress);
   if (!network) return undefined;
   return { record, state, network, paths, queue: Promise.resolve() };
 }

@@ -17,6 +17,7 @@ import {
 } from "../envd-health.js";
 import { throwAll } from "../limits.js";
 import { ENVD_PORT } from "../namespace/index.js";
+import { pointDnsAtForwarder } from "../network-policy.js";
 import { envFile, GUEST_ADDRESS, GUEST_DIR, GUEST_GATEWAY, GUEST_PREFIX } from "./guest-files.js";
 import { GUEST_MAC, type VmLive, type VmParts } from "./parts.js";
 import { restoreVm, saveVm, startQemu, type VmPaths } from "./qemu.js";
@@ -98,6 +99,7 @@ export async function buildVm(
           sandboxId: id,
           addresses,
           allowInternet: record.allowInternetAccess,
+          ...(record.egress && { egress: record.egress }),
           log: vp.logger,
         });
       } catch (err) {
@@ -160,6 +162,7 @@ export async function buildVm(
       );
       await timer.step("warm-up", () => warmUpEnvd(envdOf(live)));
     }
+    await timer.step("dns", () => pointDnsAtForwarder(envdOf(live), live.network!, record.egress));
     record.phase = "running";
     await vp.state.write(record);
     live.state = "running";

@@ -75,7 +75,7 @@ async function reopen(ns: NamespaceParts, record: SandboxRecord): Promise<Live |
   const rid = record.resourceId;
   const disk = await openSandboxDisk(storageDir(ns.state.sandboxDir(rid)));
   const cgroup = await openCgroup(rid);
-  const network = await openNetwork(rid, ns.pool);
+  const network = await openNetwork(rid, ns.pool, record.egress);
   if (!disk || !cgroup || !network) {
     if (network) ns.pool.release(rid);
     return undefined;

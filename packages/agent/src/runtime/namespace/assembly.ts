@@ -12,6 +12,7 @@ import { createSandboxDisk, destroySandboxDisk, mountRootfs } from "../../storag
 import type { TemplateInfo } from "../../template/index.js";
 import { initEnvd, waitForEnvd } from "../envd-health.js";
 import { throwAll } from "../limits.js";
+import { pointDnsAtForwarder } from "../network-policy.js";
 import {
   ENVD_PORT,
   type Live,
@@ -73,6 +74,7 @@ export async function buildSandbox(
           sandboxId: id,
           addresses,
           allowInternet: record.allowInternetAccess,
+          ...(record.egress && { egress: record.egress }),
           log: ns.logger,
         });
       } catch (err) {
@@ -128,6 +130,13 @@ export async function buildSandbox(
         alive: () => isSandboxAlive(proc),
         signal,
       }),
+    );
+    await timer.step("dns", () =>
+      pointDnsAtForwarder(
+        { host: sandboxAddress, port: ENVD_PORT, accessToken },
+        live.network!,
+        record.egress,
+      ),
     );
     // envd starts processes with a clean environment: the create's envs reach them as /init's
     // defaults (as on the warm-pool path), not through envd's own environment.

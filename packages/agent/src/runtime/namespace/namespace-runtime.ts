@@ -4,12 +4,13 @@ import { crashPoint } from "../../crash/index.js";
 import { AgentError } from "../../errors.js";
 import { isSandboxAlive } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
-import { AddressPool } from "../../network/index.js";
+import { AddressPool, hasEgressRules, type NetworkPolicy } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
 import { assertRoomFor, DiskPool, diskUsage } from "../../storage/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
 import { HostWatch } from "../host-watch.js";
 import { DEFAULT_LIMITS, lockedLimits } from "../limits.js";
+import { checkEgress, setLiveNetworkPolicy } from "../network-policy.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
@@ -25,6 +26,7 @@ import { adoptSandboxes } from "./adoption.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
 import {
   ENVD_PORT,
+  envdOf,
   type Live,
   type NamespaceParts,
   type NamespaceRuntimeOptions,
@@ -120,6 +122,7 @@ export class NamespaceRuntime implements Runtime {
     const { ns } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
+    checkEgress(spec);
     if (ns.sandboxes.has(spec.id) || (await ns.state.read(spec.id).catch(() => true))) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
@@ -151,6 +154,7 @@ export class NamespaceRuntime implements Runtime {
       ...limits,
       timeoutSec: spec.timeoutSec ?? 0,
       allowInternetAccess: spec.allowInternetAccess ?? false,
+      ...(hasEgressRules(spec.egress) && { egress: spec.egress }),
       metadata: spec.metadata ?? {},
       createdAt: new Date().toISOString(),
       autoPaused: false,
@@ -259,6 +263,19 @@ export class NamespaceRuntime implements Runtime {
     return serialize(live, async () => {
       live.record.timeoutSec = timeoutSec;
       await this.ns.state.write(live.record);
+      return this.info(live);
+    });
+  }
+
+  async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
+    const live = this.ns.sandboxes.get(id);
+    return serialize(live, async () => {
+      await setLiveNetworkPolicy(
+        live,
+        policy,
+        (record) => this.ns.state.write(record),
+        live.network && envdOf(live),
+      );
       return this.info(live);
     });
   }

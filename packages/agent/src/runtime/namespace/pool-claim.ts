@@ -2,10 +2,11 @@ import { randomBytes } from "node:crypto";
 import { AgentError } from "../../errors.js";
 import { isSandboxAlive } from "../../launcher/index.js";
 import { StepTimer } from "../../logger/index.js";
-import { setInternetAccess } from "../../network/index.js";
+import { applyNetworkPolicy, hasEgressRules } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
 import { initEnvd, warmUpEnvd } from "../envd-health.js";
 import { DEFAULT_LIMITS, type SandboxLimits, throwAll } from "../limits.js";
+import { pointDnsAtForwarder } from "../network-policy.js";
 import type { SandboxSpec } from "../types.js";
 import type { SizedTarget } from "../warm-pool/index.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
@@ -14,7 +15,7 @@ import { envdOf, type Live, type NamespaceParts } from "./parts.js";
 const CPU_WEIGHT = 100;
 
 /**
- * A ready sandbox from the warm pool, made the caller's: its limits, internet access and envs
+ * A ready sandbox from the warm pool, made the caller's: its limits, network policy and envs
  * are applied live and its record is rewritten under the public id. Undefined when the pool
  * has none that fits (or claiming failed, leaving the caller to the cold path).
  */
@@ -39,6 +40,7 @@ export async function claimPooled(
       ...limits,
       timeoutSec: spec.timeoutSec ?? 0,
       allowInternetAccess: spec.allowInternetAccess ?? false,
+      egress: hasEgressRules(spec.egress) ? spec.egress : undefined,
       metadata: spec.metadata ?? {},
       createdAt: new Date().toISOString(),
       autoPaused: false,
@@ -55,9 +57,10 @@ export async function claimPooled(
             memoryMb: record.memoryMb,
             cpuWeight: CPU_WEIGHT,
           }),
-          record.allowInternetAccess && setInternetAccess(live.network!, true),
+          applyNetworkPolicy(live.network!, record),
           spec.envs && Object.keys(spec.envs).length > 0 && initEnvd(envd, { envVars: spec.envs }),
         ]);
+        await pointDnsAtForwarder(envd, live.network!, record.egress);
       });
       // Until this write the record says pooled: a crash before it leaves debris, not a sandbox.
       await timer.step("record", () => ns.state.write(record));

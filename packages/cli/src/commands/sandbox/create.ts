@@ -2,6 +2,7 @@ import { Flags } from "@oclif/core";
 import { Sandbox } from "@wrenn/sdk";
 import { ApiCommand } from "../../base/index.js";
 import { parseDuration, parsePairs } from "../../services/format.js";
+import { networkFlags, networkOptions } from "../../services/network.js";
 import { sandboxJson } from "../../services/sandboxes.js";
 
 export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
@@ -12,6 +13,8 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
     "<%= config.bin %> sandbox create --template base --memory 1024 --timeout 10m --metadata owner=alice",
     "ID=$(<%= config.bin %> sandbox create) && <%= config.bin %> exec $ID -- uname -a",
     "<%= config.bin %> sandbox create --runtime microvm",
+    "<%= config.bin %> sandbox create --allow-out pypi.org --allow-out '*.pythonhosted.org' --deny-out 203.0.113.0/24",
+    "<%= config.bin %> sandbox create --no-internet",
   ];
   static override flags = {
     template: Flags.string({
@@ -40,6 +43,7 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
       description: "How the sandbox is isolated: namespace (default) or microvm (its own kernel).",
       env: "WRENN_RUNTIME",
     }),
+    ...networkFlags,
     env: Flags.string({
       char: "e",
       description: "KEY=value environment variable for every command (repeatable).",
@@ -62,6 +66,7 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
       ...(flags.metadata?.length ? { metadata: parsePairs(flags.metadata, "metadata") } : {}),
       ...(flags.env?.length ? { envs: parsePairs(flags.env, "env") } : {}),
       ...(flags.runtime ? { runtime: flags.runtime } : {}),
+      ...networkOptions(flags),
     });
     if (this.jsonEnabled()) return sandboxJson(await sandbox.getInfo());
     this.log(sandbox.sandboxId);

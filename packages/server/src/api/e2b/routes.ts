@@ -9,6 +9,12 @@ import type { AppEnv } from "../env.js";
 import type { E2bAccessTokens } from "./access-tokens.js";
 import { e2bError, e2bErrorHandler } from "./errors.js";
 import {
+  E2bNetworkRules,
+  E2bNetworkUpdateBody,
+  e2bNetwork,
+  refuseUnsupportedNetwork,
+} from "./network.js";
+import {
   E2B_DEFAULT_TIMEOUT_SEC,
   parseMetadataFilter,
   sandboxCreated,
@@ -42,12 +48,7 @@ const CreateBody = z.object({
   autoResume: z.object({ enabled: z.boolean() }).partial().optional(),
   allow_internet_access: z.boolean().optional(),
   secure: z.boolean().optional(),
-  network: z
-    .object({
-      allowOut: z.array(z.string()).optional(),
-      denyOut: z.array(z.string()).optional(),
-      allowPublicTraffic: z.boolean().optional(),
-    })
+  network: E2bNetworkRules.extend({ allowPublicTraffic: z.boolean().optional() })
     .passthrough()
     .optional(),
   mcp: z.unknown().optional(),
@@ -81,8 +82,6 @@ async function bodyOf<T extends z.ZodTypeAny>(c: Context, schema: T): Promise<z.
 /** What E2B's create asks for that Wrenn cannot do yet: refused, never silently ignored. */
 function refuseUnsupported(body: z.infer<typeof CreateBody>): void {
   const unsupported: string[] = [];
-  if (body.network?.allowOut?.length) unsupported.push("network.allowOut");
-  if (body.network?.denyOut?.length) unsupported.push("network.denyOut");
   if (body.network?.allowPublicTraffic === false) unsupported.push("network.allowPublicTraffic");
   if (body.autoResume?.enabled) unsupported.push("autoResume");
   if (body.mcp !== undefined) unsupported.push("mcp");
@@ -120,9 +119,7 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
       timeoutSec: body.timeout ?? E2B_DEFAULT_TIMEOUT_SEC,
       ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(body.envVars ? { envs: body.envVars } : {}),
-      ...(body.allow_internet_access !== undefined
-        ? { allowInternetAccess: body.allow_internet_access }
-        : {}),
+      ...e2bNetwork(body.allow_internet_access, body.network),
     });
     return c.json(sandboxCreated(record, ctx(record)), 201);
   };
@@ -240,10 +237,14 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     return c.json([sandboxMetric(metrics)], 200);
   });
 
-  // Network updates take egress rules, which this server does not enforce yet.
+  // E2B's sandbox.updateNetwork: the same live change as Wrenn's PUT /v1/sandboxes/{id}/network.
   app.put("/sandboxes/:id/network", async (c) => {
-    await services.sandboxes.get(await team(c), c.req.param("id"));
-    return e2bError(c, 501, "egress rules are not supported by this Wrenn server yet");
+    const teamId = await team(c);
+    const body = await bodyOf(c, E2bNetworkUpdateBody);
+    refuseUnsupportedNetwork(body);
+    const network = e2bNetwork(body.allow_internet_access, body);
+    await services.sandboxes.setNetwork(teamId, c.req.param("id"), network);
+    return c.body(null, 204);
   });
   return app;
 }

@@ -2,6 +2,7 @@ import { createRoute } from "@hono/zod-openapi";
 import type { SandboxRecord, SandboxState } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import type { Services } from "../../service/index.js";
+import { SandboxNetworkUpdateSchema } from "../egress-rules.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -35,6 +36,11 @@ function format(s: SandboxRecord) {
     disk_size_mb: s.diskSizeMb,
     timeout_sec: s.timeoutSec,
     metadata: s.metadata,
+    network: {
+      allow_internet_access: s.network?.allowInternetAccess ?? true,
+      allow_out: s.network?.allowOut ?? [],
+      deny_out: s.network?.denyOut ?? [],
+    },
     created_at: s.createdAt,
     updated_at: s.updatedAt,
     last_active_at: s.lastActiveAt,
@@ -124,6 +130,8 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         ...(body.allow_internet_access !== undefined
           ? { allowInternetAccess: body.allow_internet_access }
           : {}),
+        ...(body.allow_out !== undefined ? { allowOut: body.allow_out } : {}),
+        ...(body.deny_out !== undefined ? { denyOut: body.deny_out } : {}),
         ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
         ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
       });
@@ -273,6 +281,43 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         c.req.valid("param").id,
         c.req.valid("json").timeout_sec,
       );
+      return c.json(format(sandbox), 200);
+    },
+  );
+
+  app.openapi(
+    createRoute({
+      method: "put",
+      path: "/v1/sandboxes/{id}/network",
+      tags,
+      summary: "Replace internet access and egress rules of a running or paused sandbox",
+      security,
+      middleware,
+      request: {
+        params: IdParams,
+        body: {
+          content: { "application/json": { schema: SandboxNetworkUpdateSchema } },
+          required: true,
+        },
+      },
+      responses: {
+        200: sandboxResponse("The sandbox with its new network policy"),
+        ...errorResponses(
+          "invalid_argument",
+          "unauthenticated",
+          "not_found",
+          "failed_precondition",
+          "unavailable",
+        ),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json");
+      const sandbox = await sandboxes.setNetwork(c.get("team").teamId, c.req.valid("param").id, {
+        allowInternetAccess: body.allow_internet_access ?? true,
+        allowOut: body.allow_out ?? [],
+        denyOut: body.deny_out ?? [],
+      });
       return c.json(format(sandbox), 200);
     },
   );

@@ -24,15 +24,48 @@ export interface HostCommitment {
   memoryMb: number;
 }
 
+/** What a sandbox may reach: nothing without internet access, else what its rules let out. */
+export interface SandboxNetwork {
+  allowInternetAccess: boolean;
+  allowOut: string[];
+  denyOut: string[];
+}
+
 /** A sandbox as the rest of the server sees it: JSON parsed, state typed. */
-export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state"> {
+export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state" | "network"> {
   state: SandboxState;
   runtime: string;
   metadata: Record<string, string>;
+  /** Always set on what the repo returns (rows written before it read as open). */
+  network?: SandboxNetwork;
 }
 
 /** A row to insert: the runtime may be unknown until the agent answers. */
 export type NewSandbox = Omit<SandboxRecord, "runtime"> & { runtime?: string };
+
+const OPEN_NETWORK: SandboxNetwork = { allowInternetAccess: true, allowOut: [], denyOut: [] };
+
+function networkToJson(n: SandboxNetwork): string {
+  return JSON.stringify({
+    allow_internet_access: n.allowInternetAccess,
+    allow_out: n.allowOut,
+    deny_out: n.denyOut,
+  });
+}
+
+function networkFromJson(text: string | null): SandboxNetwork {
+  if (!text) return { ...OPEN_NETWORK };
+  const raw = JSON.parse(text) as {
+    allow_internet_access?: boolean;
+    allow_out?: string[];
+    deny_out?: string[];
+  };
+  return {
+    allowInternetAccess: raw.allow_internet_access !== false,
+    allowOut: raw.allow_out ?? [],
+    denyOut: raw.deny_out ?? [],
+  };
+}
 
 export type SandboxPatch = Partial<
   Pick<
@@ -90,9 +123,17 @@ export class SandboxesRepo {
   async insert(sandbox: NewSandbox): Promise<SandboxRecord> {
     await this.db
       .insertInto("sandboxes")
-      .values({ ...sandbox, metadata: JSON.stringify(sandbox.metadata) })
+      .values({
+        ...sandbox,
+        metadata: JSON.stringify(sandbox.metadata),
+        network: sandbox.network ? networkToJson(sandbox.network) : null,
+      })
       .execute();
-    return { ...sandbox, runtime: sandbox.runtime ?? "namespace" };
+    return {
+      ...sandbox,
+      runtime: sandbox.runtime ?? "namespace",
+      network: sandbox.network ?? { ...OPEN_NETWORK },
+    };
   }
 
   async get(teamId: string, id: string): Promise<SandboxRecord | undefined> {
@@ -219,6 +260,17 @@ export class SandboxesRepo {
     return this.get(teamId, id);
   }
 
+  /** Records a sandbox's network policy; false when the team has no such sandbox. */
+  async setNetwork(teamId: string, id: string, network: SandboxNetwork, updatedAt: string) {
+    const result = await this.db
+      .updateTable("sandboxes")
+      .set({ network: networkToJson(network), updatedAt })
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
   /**
    * Applies `patch` only while the row is still in state `from` (the reconciler's compare-and-set,
    * so an API call that changed the row since the agent was asked wins). True when applied.
@@ -272,6 +324,7 @@ function fromRow(row: SandboxRowRaw): SandboxRecord {
     ...row,
     state: row.state as SandboxState,
     metadata: JSON.parse(row.metadata) as Record<string, string>,
+    network: networkFromJson(row.network),
   };
 }
 
