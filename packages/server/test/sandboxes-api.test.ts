@@ -44,6 +44,8 @@ for (const engine of testEngines()) {
           updatedAt: at,
           lastActiveAt: at,
           stoppedAt: state === "stopped" ? at : null,
+          publicTraffic: true,
+          autoResume: false,
         };
       }
 

@@ -63,6 +63,10 @@ export interface SandboxesTable {
   updatedAt: string;
   lastActiveAt: string;
   stoppedAt: string | null;
+  /** 1: its ports answer anyone; 0: only with its traffic access token. */
+  publicTraffic: Generated<number>;
+  /** 1: traffic through the sandbox routes resumes it when paused. */
+  autoResume: Generated<number>;
 }
 
 export interface TemplatesTable {

@@ -69,6 +69,10 @@ export interface CreateSandboxInput {
   /** Handed to the agent only: never stored by the server (they are often secrets). */
   envs?: Record<string, string>;
   allowInternetAccess?: boolean;
+  /** Its ports answer anyone (default); false: only with its traffic access token. */
+  publicTraffic?: boolean;
+  /** Traffic through the sandbox routes resumes it when paused (default false). */
+  autoResume?: boolean;
   /** Pins the sandbox to this host (the team's own, or a shared one). */
   hostId?: string;
   /** "namespace" or "microvm"; default the host's. */
@@ -192,6 +196,8 @@ export class SandboxService {
       updatedAt: now,
       lastActiveAt: now,
       stoppedAt: null,
+      publicTraffic: input.publicTraffic ?? true,
+      autoResume: input.autoResume ?? false,
     });
     let created: AgentSandbox | undefined;
     try {

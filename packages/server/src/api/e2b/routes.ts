@@ -83,8 +83,6 @@ function refuseUnsupported(body: z.infer<typeof CreateBody>): void {
   const unsupported: string[] = [];
   if (body.network?.allowOut?.length) unsupported.push("network.allowOut");
   if (body.network?.denyOut?.length) unsupported.push("network.denyOut");
-  if (body.network?.allowPublicTraffic === false) unsupported.push("network.allowPublicTraffic");
-  if (body.autoResume?.enabled) unsupported.push("autoResume");
   if (body.mcp !== undefined) unsupported.push("mcp");
   if (body.volumeMounts?.length) unsupported.push("volumeMounts");
   if (unsupported.length > 0) {
@@ -109,7 +107,11 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     if (!key) throw new ServerError("unauthenticated", "send X-API-KEY: <key>");
     return (await services.apiKeys.authenticate(key)).teamId;
   };
-  const ctx = (record: SandboxRecord) => ({ domain, accessToken: tokens.tokenFor(record.id) });
+  const ctx = (record: SandboxRecord) => ({
+    domain,
+    accessToken: tokens.tokenFor(record.id),
+    trafficAccessToken: record.publicTraffic ? null : tokens.trafficTokenFor(record.id),
+  });
 
   const create = async (c: Context<AppEnv>) => {
     const teamId = await team(c);
@@ -123,6 +125,10 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
       ...(body.allow_internet_access !== undefined
         ? { allowInternetAccess: body.allow_internet_access }
         : {}),
+      ...(body.network?.allowPublicTraffic !== undefined
+        ? { publicTraffic: body.network.allowPublicTraffic }
+        : {}),
+      ...(body.autoResume?.enabled !== undefined ? { autoResume: body.autoResume.enabled } : {}),
     });
     return c.json(sandboxCreated(record, ctx(record)), 201);
   };

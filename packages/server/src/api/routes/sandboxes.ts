@@ -2,12 +2,14 @@ import { createRoute } from "@hono/zod-openapi";
 import type { SandboxRecord, SandboxState } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import type { Services } from "../../service/index.js";
+import type { E2bAccessTokens } from "../e2b/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
 import {
   IdParams,
   SANDBOX_STATE_VALUES,
+  SandboxCreatedSchema,
   SandboxCreateSchema,
   SandboxListQuery,
   SandboxListSchema,
@@ -39,6 +41,8 @@ function format(s: SandboxRecord) {
     updated_at: s.updatedAt,
     last_active_at: s.lastActiveAt,
     stopped_at: s.stoppedAt,
+    allow_public_traffic: s.publicTraffic,
+    auto_resume: s.autoResume,
   };
 }
 
@@ -70,7 +74,7 @@ function parseMetadata(raw: string | undefined): Record<string, string> | undefi
   return pairs;
 }
 
-export function registerSandboxRoutes(app: App, services: Services): void {
+export function registerSandboxRoutes(app: App, services: Services, tokens: E2bAccessTokens): void {
   const middleware = requireApiKey(services);
   const sandboxes = services.sandboxes;
   const action = (name: string, summary: string) =>
@@ -100,7 +104,10 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         body: { content: { "application/json": { schema: SandboxCreateSchema } }, required: true },
       },
       responses: {
-        201: sandboxResponse("Created and running"),
+        201: {
+          description: "Created and running",
+          content: { "application/json": { schema: SandboxCreatedSchema } },
+        },
         ...errorResponses(
           "invalid_argument",
           "unauthenticated",
@@ -124,10 +131,20 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         ...(body.allow_internet_access !== undefined
           ? { allowInternetAccess: body.allow_internet_access }
           : {}),
+        ...(body.allow_public_traffic !== undefined
+          ? { publicTraffic: body.allow_public_traffic }
+          : {}),
+        ...(body.auto_resume !== undefined ? { autoResume: body.auto_resume } : {}),
         ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
         ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
       });
-      return c.json(format(created), 201);
+      return c.json(
+        {
+          ...format(created),
+          traffic_access_token: created.publicTraffic ? null : tokens.trafficTokenFor(created.id),
+        },
+        201,
+      );
     },
   );
 

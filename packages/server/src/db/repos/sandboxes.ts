@@ -25,14 +25,23 @@ export interface HostCommitment {
 }
 
 /** A sandbox as the rest of the server sees it: JSON parsed, state typed. */
-export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state"> {
+export interface SandboxRecord
+  extends Omit<SandboxRowRaw, "metadata" | "state" | "publicTraffic" | "autoResume"> {
   state: SandboxState;
   runtime: string;
   metadata: Record<string, string>;
+  /** Its ports answer anyone (else only with its traffic access token). */
+  publicTraffic: boolean;
+  /** Traffic through the sandbox routes resumes it when paused. */
+  autoResume: boolean;
 }
 
-/** A row to insert: the runtime may be unknown until the agent answers. */
-export type NewSandbox = Omit<SandboxRecord, "runtime"> & { runtime?: string };
+/** A row to insert: the runtime may be unknown until the agent answers; flags default. */
+export type NewSandbox = Omit<SandboxRecord, "runtime" | "publicTraffic" | "autoResume"> & {
+  runtime?: string;
+  publicTraffic?: boolean;
+  autoResume?: boolean;
+};
 
 export type SandboxPatch = Partial<
   Pick<
@@ -88,11 +97,18 @@ export class SandboxesRepo {
   }
 
   async insert(sandbox: NewSandbox): Promise<SandboxRecord> {
+    const publicTraffic = sandbox.publicTraffic ?? true;
+    const autoResume = sandbox.autoResume ?? false;
     await this.db
       .insertInto("sandboxes")
-      .values({ ...sandbox, metadata: JSON.stringify(sandbox.metadata) })
+      .values({
+        ...sandbox,
+        metadata: JSON.stringify(sandbox.metadata),
+        publicTraffic: publicTraffic ? 1 : 0,
+        autoResume: autoResume ? 1 : 0,
+      })
       .execute();
-    return { ...sandbox, runtime: sandbox.runtime ?? "namespace" };
+    return { ...sandbox, runtime: sandbox.runtime ?? "namespace", publicTraffic, autoResume };
   }
 
   async get(teamId: string, id: string): Promise<SandboxRecord | undefined> {
@@ -272,6 +288,8 @@ function fromRow(row: SandboxRowRaw): SandboxRecord {
     ...row,
     state: row.state as SandboxState,
     metadata: JSON.parse(row.metadata) as Record<string, string>,
+    publicTraffic: Number(row.publicTraffic) !== 0,
+    autoResume: Number(row.autoResume) !== 0,
   };
 }
 
