@@ -31,6 +31,7 @@ import { registerQuotaRoutes } from "./routes/quotas.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
+import { registerTeamRoutes } from "./routes/teams.js";
 import { registerTicketRoutes } from "./routes/tickets.js";
 import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
@@ -132,6 +133,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
     perAccount: new RateLimiter(config.rateLimits.authPerAccount),
   });
   registerApiKeyRoutes(app, services);
+  registerTeamRoutes(app, services);
   registerSandboxRoutes(app, services, e2bTokens);
   registerSandboxIoRoutes(app, services);
   registerProcessRoutes(app, services);

@@ -44,6 +44,19 @@ export const InviteResponseSchema = z
   .object({ token: z.string(), expires_at: Timestamp })
   .openapi("Invite");
 
+export const TeamMemberSchema = z
+  .object({
+    user_id: z.string(),
+    email: z.string(),
+    role: z.enum(["owner", "member"]),
+    joined_at: Timestamp,
+  })
+  .openapi("TeamMember");
+
+export const TeamMemberListSchema = z
+  .object({ members: z.array(TeamMemberSchema) })
+  .openapi("TeamMemberList");
+
 export const PasswordChangeSchema = z
   .object({
     current_password: z.string().min(1).max(1024),
