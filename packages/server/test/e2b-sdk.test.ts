@@ -184,6 +184,8 @@ describe.skipIf(skipReason)(
         port: 8000,
         host: hostName,
         url: `http://${hostName}:${serverPort}`,
+        // Public traffic (the default): no token needed.
+        traffic_access_token: null,
       });
 
       const byHeader = await fetch(`${serverUrl}/p`, {
