@@ -4,12 +4,14 @@ import { Sandbox } from "e2b";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import {
+  E2B_TEST_DOMAIN as DOMAIN,
   type E2bServer,
   exampleTestLookup,
   getByName,
   startE2bServer,
   E2B_TEST_TEMPLATE as TEMPLATE,
 } from "./helpers/e2b-server.js";
+import { FrontProxy } from "./helpers/front-proxy.js";
 
 // The sandbox routes (`<port>-<id>.example.test` and E2B's E2b-Sandbox-* headers) beyond plain
 // HTTP: ports kept private with a traffic token, auto-resume of a paused sandbox on traffic,
@@ -262,6 +264,36 @@ describe.skipIf(skipReason)(
       expect(await done).toBe(200);
       expect(chunks.join("")).toBe("first\nsecond\n");
       await sbx.kill();
+    });
+
+    it("drives envd by host name alone, without E2B_SANDBOX_URL (a TLS front for *.example.test)", async () => {
+      const front = await FrontProxy.start(DOMAIN, server.port);
+      const saved = {
+        E2B_SANDBOX_URL: process.env.E2B_SANDBOX_URL,
+        NODE_TLS_REJECT_UNAUTHORIZED: process.env.NODE_TLS_REJECT_UNAUTHORIZED,
+      };
+      // The SDK now aims at https://49983-<id>.example.test, which only the front reaches; its
+      // certificate is self-signed.
+      delete process.env.E2B_SANDBOX_URL;
+      process.env.NODE_TLS_REJECT_UNAUTHORIZED = "0";
+      try {
+        const sbx = await Sandbox.create(TEMPLATE, { proxy: front.url });
+        expect(sbx.sandboxDomain).toBe(DOMAIN);
+        const out = await sbx.commands.run("echo by-name");
+        expect(out.stdout).toBe("by-name\n");
+        await sbx.files.write("/home/user/named.txt", "named");
+        expect(await sbx.files.read("/home/user/named.txt")).toBe("named");
+        const bg = await sbx.commands.run("sleep 0.3; echo later", { background: true });
+        expect((await (await sbx.commands.connect(bg.pid)).wait()).stdout).toBe("later\n");
+        expect(front.tunnels).toContain(`49983-${sbx.sandboxId}.${DOMAIN}:443`);
+        await sbx.kill();
+      } finally {
+        for (const [name, value] of Object.entries(saved)) {
+          if (value === undefined) delete process.env[name];
+          else process.env[name] = value;
+        }
+        await front.close();
+      }
     });
   },
 );
