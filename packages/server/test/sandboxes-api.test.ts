@@ -148,6 +148,8 @@ for (const engine of testEngines()) {
           updated_at: mine[0]?.updatedAt,
           last_active_at: mine[0]?.lastActiveAt,
           stopped_at: null,
+          allow_public_traffic: true,
+          auto_resume: false,
         });
         for (const [id, headers] of [
           [theirs.id, keyA],
