@@ -142,7 +142,7 @@ for (const engine of testEngines()) {
           await invited.cleanup();
           await closed.cleanup();
         }
-      });
+      }, 90_000); // Two servers and several password hashes: slow on a loaded machine.
 
       it("rate-limits auth per client address and per account with 429 and Retry-After", async () => {
         const limited = await startTestServer(engine, {
