@@ -279,6 +279,25 @@ describe.skipIf(skipReason)(
       });
       expect(refused.status).toBe(400);
       expect(await refused.json()).toMatchObject({ code: 400 });
+      // Options Wrenn cannot honour yet are refused, never silently dropped.
+      for (const body of [
+        { iam: { tokens: { gh: { audience: "x", tokenType: "jwt" } } } },
+        { network: { maskRequestHost: "example.com" } },
+        { autoPause: true, autoPauseMemory: false },
+      ]) {
+        const res = await fetch(`${serverUrl}/v2/sandboxes`, {
+          method: "POST",
+          headers: {
+            "x-api-key": process.env.E2B_API_KEY ?? "",
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ templateID: TEMPLATE, ...body }),
+        });
+        expect(res.status, JSON.stringify(body)).toBe(400);
+        expect(((await res.json()) as { message: string }).message).toMatch(
+          /not supported by this Wrenn server yet/,
+        );
+      }
 
       expect(await sbx.kill()).toBe(true);
       expect(await Sandbox.kill(sbx.sandboxId)).toBe(false);

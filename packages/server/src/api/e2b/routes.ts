@@ -51,6 +51,10 @@ const CreateBody = z.object({
     .passthrough()
     .optional(),
   mcp: z.unknown().optional(),
+  iam: z
+    .object({ tokens: z.record(z.string(), z.unknown()).optional() })
+    .passthrough()
+    .optional(),
   volumeMounts: z.array(z.unknown()).optional(),
 });
 
@@ -83,6 +87,17 @@ function refuseUnsupported(body: z.infer<typeof CreateBody>): void {
   const unsupported: string[] = [];
   if (body.network?.allowOut?.length) unsupported.push("network.allowOut");
   if (body.network?.denyOut?.length) unsupported.push("network.denyOut");
+  const network = body.network as Record<string, unknown> | undefined;
+  const rules = network?.rules;
+  if (rules && typeof rules === "object" && Object.keys(rules).length > 0)
+    unsupported.push("network.rules");
+  if (network?.egressProxy !== undefined) unsupported.push("network.egressProxy");
+  if (network?.maskRequestHost) unsupported.push("network.maskRequestHost");
+  if (Array.isArray(network?.httpsPorts) && network.httpsPorts.length > 0)
+    unsupported.push("network.httpsPorts");
+  if (Object.keys(body.iam?.tokens ?? {}).length > 0) unsupported.push("iam.tokens");
+  // Wrenn's pause keeps memory (a frozen cgroup, a saved microVM): no filesystem-only pause.
+  if (body.autoPauseMemory === false) unsupported.push("autoPauseMemory: false");
   if (body.mcp !== undefined) unsupported.push("mcp");
   if (body.volumeMounts?.length) unsupported.push("volumeMounts");
   if (unsupported.length > 0) {
