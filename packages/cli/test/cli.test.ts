@@ -371,6 +371,47 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     expect((await wrenn(["whoami"], { env })).stderr).toContain("No API key");
   });
 
+  it("login --e2b-key makes an e2b_ key with the password, saves it and prints the E2B_* exports", async () => {
+    const configFile = join(work, "login-e2b.json");
+    const { WRENN_API_KEY: _key, WRENN_API_URL: url, ...rest } = server.env;
+    const env = { ...rest, WRENN_CONFIG: configFile };
+    // The first start printed the admin's password (not a terminal: the plain lines).
+    const password = /password:\s+(\S+)/.exec(server.log())?.[1] as string;
+    expect(password).toBeTruthy();
+    const login = (...extra: string[]) =>
+      wrenn(["login", "--api-url", String(url), "--e2b-key", ...extra], { env });
+
+    const noPassword = await login("--email", "admin@wrenn.local");
+    expect(noPassword.code).toBe(1);
+    expect(noPassword.stderr).toContain("Pass --password or set WRENN_PASSWORD");
+    const wrong = await login("--email", "admin@wrenn.local", "--password", "not the password");
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toContain("refused the email or password");
+
+    const ok = await login("--email", "admin@wrenn.local", "--password", password);
+    expect(ok.code, ok.stderr).toBe(0);
+    const key = /^export E2B_API_KEY=(e2b_[0-9a-f]+)$/m.exec(ok.stdout)?.[1];
+    expect(key).toBeTruthy();
+    expect(ok.stdout).toContain(`export E2B_API_URL=${url}\nexport E2B_SANDBOX_URL=${url}\n`);
+    expect(JSON.parse(await readFile(configFile, "utf8"))).toEqual({ api_url: url, api_key: key });
+    // The e2b_ key is a Wrenn key like any other.
+    const who = await wrenn(["whoami"], { env });
+    expect(who.code, who.stderr).toBe(0);
+    expect(who.stdout).toContain('API key "e2b"');
+  });
+
+  it("creates a sandbox without public traffic and with auto-resume; its token comes with --json", async () => {
+    const res = await run(["sandbox", "create", "--json", "--no-public-traffic", "--auto-resume"]);
+    expect(res.code, res.stderr).toBe(0);
+    const info = JSON.parse(res.stdout);
+    expect(info).toMatchObject({ allowPublicTraffic: false, autoResume: true });
+    expect(info.trafficAccessToken).toMatch(/^[0-9a-f]{64}$/);
+    const plain = JSON.parse((await run(["sandbox", "info", info.sandboxId, "--json"])).stdout);
+    expect(plain).toMatchObject({ allowPublicTraffic: false, autoResume: true });
+    expect(plain.trafficAccessToken).toBeUndefined();
+    await run(["sandbox", "kill", info.sandboxId]);
+  });
+
   it("kill --all refuses without a terminal unless --yes; kill reports unknown ids", async () => {
     const refused = await run(["sandbox", "kill", "--all"]);
     expect(refused.code).toBe(1);

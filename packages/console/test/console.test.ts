@@ -216,6 +216,11 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     const team = await page.locator("dt:text('Team') + dd").textContent();
     const who = await api("/v1/auth/whoami");
     expect(team).toContain(String(who.team_id));
+    // The members list shows the signed-in user, as the team's owner.
+    const me = page.locator('tr[data-member="admin@wrenn.local"]');
+    await me.waitFor();
+    expect(await me.locator("td[data-label='Role']").textContent()).toBe("owner");
+    expect(await me.locator("td[data-label='Email']").textContent()).toContain("(you)");
     await shot("account");
   });
 
@@ -224,7 +229,6 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     const token = (await page.getByTestId("invite-token").textContent()) ?? "";
     expect(token).toMatch(/^wrninv_\S+$/);
     expect(await page.getByTestId("invite-signup").textContent()).toContain(`"invite": "${token}"`);
-    await page.getByText("Team members: not yet").waitFor();
     await shot("account-invite");
     const signup = await fetch(`${server.apiUrl}/v1/auth/signup`, {
       method: "POST",

@@ -1,7 +1,7 @@
 // The light parts hosts need (paths of the bundle, the listener, a process launcher). The daemon
 // itself, with its native PTY module, is `@wrenn/envd/server`.
 export { envdBundlePath, envdDistDir } from "./paths.js";
-export type { Listener, RequestHandler } from "./server/listen.js";
+export type { Listener, RequestHandler, UpgradeListener } from "./server/listen.js";
 export { listenHttp } from "./server/listen.js";
 export type { SpawnEnvdOptions, SpawnedEnvd } from "./spawn.js";
 export { spawnEnvd } from "./spawn.js";

@@ -57,6 +57,20 @@ describe("Sandbox", () => {
     expect((await Sandbox.getInfo(sandbox.sandboxId, conn)).state).toBe("running");
   });
 
+  it("keeps its ports private when asked (a traffic token) and records auto-resume", async () => {
+    const closed = await Sandbox.create({
+      ...conn,
+      ...SMALL,
+      allowPublicTraffic: false,
+      autoResume: true,
+    });
+    expect(closed.trafficAccessToken).toMatch(/^[0-9a-f]{64}$/);
+    expect(await closed.getInfo()).toMatchObject({ allowPublicTraffic: false, autoResume: true });
+    expect(sandbox.trafficAccessToken).toBeUndefined();
+    expect(await sandbox.getInfo()).toMatchObject({ allowPublicTraffic: true, autoResume: false });
+    await closed.kill();
+  });
+
   it("sets the inactivity timeout and pings", async () => {
     await sandbox.setTimeout(90_500);
     expect((await sandbox.getInfo()).timeoutMs).toBe(91_000);

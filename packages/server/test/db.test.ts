@@ -119,6 +119,8 @@ for (const engine of testEngines()) {
           updatedAt: at(100 + i),
           lastActiveAt: at(100 + i),
           stoppedAt: null,
+          publicTraffic: i !== 2,
+          autoResume: i === 2,
           ...over,
         });
 
@@ -139,6 +141,10 @@ for (const engine of testEngines()) {
           expect(back).toEqual(odd);
           expect(typeof back?.vcpus).toBe("number");
           expect(typeof back?.createdAt).toBe("string");
+          // The public-traffic and auto-resume flags are booleans on both dialects.
+          const flagged = sandbox(10, { teamId: teamB, publicTraffic: false, autoResume: true });
+          await store.sandboxes.insert(flagged);
+          expect(await store.sandboxes.get(teamB, flagged.id)).toEqual(flagged);
         });
 
         it("are invisible to another team", async () => {

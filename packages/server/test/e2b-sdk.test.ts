@@ -1,68 +1,19 @@
-import { lookup as dnsLookup, type LookupAddress, type LookupOptions } from "node:dns";
-import { mkdtemp, rm } from "node:fs/promises";
-import { request } from "node:http";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { keepHostFirewallState } from "@wrenn/agent";
 import { CommandExitError, FilesystemEventType, Sandbox } from "e2b";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config/index.js";
-import { bootstrapSingleHost, type SingleHost, startSingleHost } from "../src/single-host/index.js";
+import {
+  E2B_TEST_DOMAIN as DOMAIN,
+  type E2bServer,
+  getByName,
+  startE2bServer,
+  E2B_TEST_TEMPLATE as TEMPLATE,
+} from "./helpers/e2b-server.js";
 
 // E2B's own SDK (the `e2b` package from npm, unchanged) against a real single-host Wrenn server:
 // configured by E2B_API_URL, E2B_SANDBOX_URL, E2B_DOMAIN and E2B_API_KEY only. Real sandboxes
 // (namespace runtime, `test-minimal`), so it needs root like the other single-host suites.
 
-const TEMPLATE = "test-minimal";
-const DOMAIN = "example.test";
 const skipReason = process.getuid?.() !== 0 ? "needs root (real sandboxes)" : undefined;
-
-/** A resolver entry for `*.example.test` → loopback, for this process's requests only. */
-function exampleTestLookup(
-  hostname: string,
-  options: LookupOptions,
-  callback: (
-    err: NodeJS.ErrnoException | null,
-    address: string | LookupAddress[],
-    family?: number,
-  ) => void,
-): void {
-  if (hostname === DOMAIN || hostname.endsWith(`.${DOMAIN}`)) {
-    if (options.all) callback(null, [{ address: "127.0.0.1", family: 4 }]);
-    else callback(null, "127.0.0.1", 4);
-    return;
-  }
-  dnsLookup(hostname, options, callback as never);
-}
-
-/** GET `http://<host>:<port><path>` with `*.example.test` resolved to loopback. */
-function getByName(
-  host: string,
-  port: number,
-  path: string,
-  headers: Record<string, string> = {},
-  method = "GET",
-  body?: string,
-): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    const req = request(
-      { host, port, path, method, headers, lookup: exampleTestLookup as never },
-      (res) => {
-        let text = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          text += chunk;
-        });
-        res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
-}
 
 /** The sandbox's E2B access token (the SDK keeps it protected; it sends it as X-Access-Token). */
 const tokenOf = (sbx: Sandbox) => (sbx as unknown as { envdAccessToken: string }).envdAccessToken;
@@ -71,80 +22,21 @@ describe.skipIf(skipReason)(
   `E2B's SDK against Wrenn${skipReason ? ` (skipped: ${skipReason})` : ""}`,
   { timeout: 60_000 },
   () => {
-    let host: SingleHost;
-    let dataDir: string;
+    let server: E2bServer;
     let serverUrl: string;
     let serverPort: number;
-    let restoreHost: () => Promise<void> = async () => {};
-    const saved: Record<string, string | undefined> = {};
     const sandboxes: Sandbox[] = [];
 
     beforeAll(async () => {
-      restoreHost = await keepHostFirewallState();
-      dataDir = await mkdtemp(join(tmpdir(), "wrenn-e2b-"));
       // This suite's own sandbox range (see the brief: 10.243.0.0/16 .. 10.246.0.0/16).
-      for (const name of [
-        "WRENN_SANDBOX_CIDR",
-        "E2B_API_URL",
-        "E2B_SANDBOX_URL",
-        "E2B_DOMAIN",
-        "E2B_API_KEY",
-      ]) {
-        saved[name] = process.env[name];
-      }
-      process.env.WRENN_SANDBOX_CIDR = `10.243.${Math.floor(Math.random() * 250)}.0/24`;
-      const config = loadConfig({
-        WRENN_DATA_DIR: dataDir,
-        WRENN_DEFAULT_TEMPLATE: TEMPLATE,
-        WRENN_PORT: "0",
-        WRENN_DOMAIN: DOMAIN,
-      });
-      host = await startSingleHost(
-        config,
-        pino({ level: process.env.WRENN_TEST_LOG ?? "silent" }),
-        {
-          warmPool: [],
-          reconcileIntervalMs: 1_000,
-        },
-      );
-      await host.ready;
-      serverUrl = host.http?.url ?? "";
-      serverPort = Number(new URL(serverUrl).port);
-      const boot = await bootstrapSingleHost(host.services, dataDir, serverUrl);
-      if (!boot.admin) throw new Error("bootstrap made no admin");
-      // An `e2b_<hex>` key through the public API, as a user would get one.
-      const login = await fetch(`${serverUrl}/v1/auth/login`, {
-        method: "POST",
-        headers: { "content-type": "application/json" },
-        body: JSON.stringify({ email: boot.admin.email, password: boot.admin.password }),
-      });
-      const { token } = (await login.json()) as { token: string };
-      const created = await fetch(`${serverUrl}/v1/api-keys`, {
-        method: "POST",
-        headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
-        body: JSON.stringify({ format: "e2b" }),
-      });
-      expect(created.status).toBe(201);
-      const { key } = (await created.json()) as { key: string };
-      expect(key).toMatch(/^e2b_[0-9a-f]+$/);
-      process.env.E2B_API_URL = serverUrl;
-      process.env.E2B_SANDBOX_URL = serverUrl;
-      process.env.E2B_DOMAIN = DOMAIN;
-      process.env.E2B_API_KEY = key;
+      server = await startE2bServer("10.243");
+      serverUrl = server.url;
+      serverPort = server.port;
+      expect(server.key).toMatch(/^e2b_[0-9a-f]+$/);
     });
 
     afterAll(async () => {
-      for (const [name, value] of Object.entries(saved)) {
-        if (value === undefined) delete process.env[name];
-        else process.env[name] = value;
-      }
-      if (host) {
-        const runtime = host.embedded.agent.runtime;
-        for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-        await host.close();
-      }
-      if (dataDir) await rm(dataDir, { recursive: true, force: true });
-      await restoreHost();
+      await server?.close();
     });
 
     const create = async (opts: Parameters<typeof Sandbox.create>[1] = {}) => {
@@ -292,6 +184,8 @@ describe.skipIf(skipReason)(
         port: 8000,
         host: hostName,
         url: `http://${hostName}:${serverPort}`,
+        // Public traffic (the default): no token needed.
+        traffic_access_token: null,
       });
 
       const byHeader = await fetch(`${serverUrl}/p`, {
@@ -385,6 +279,25 @@ describe.skipIf(skipReason)(
       });
       expect(refused.status).toBe(400);
       expect(await refused.json()).toMatchObject({ code: 400 });
+      // Options Wrenn cannot honour yet are refused, never silently dropped.
+      for (const body of [
+        { iam: { tokens: { gh: { audience: "x", tokenType: "jwt" } } } },
+        { network: { maskRequestHost: "example.com" } },
+        { autoPause: true, autoPauseMemory: false },
+      ]) {
+        const res = await fetch(`${serverUrl}/v2/sandboxes`, {
+          method: "POST",
+          headers: {
+            "x-api-key": process.env.E2B_API_KEY ?? "",
+            "content-type": "application/json",
+          },
+          body: JSON.stringify({ templateID: TEMPLATE, ...body }),
+        });
+        expect(res.status, JSON.stringify(body)).toBe(400);
+        expect(((await res.json()) as { message: string }).message).toMatch(
+          /not supported by this Wrenn server yet/,
+        );
+      }
 
       expect(await sbx.kill()).toBe(true);
       expect(await Sandbox.kill(sbx.sandboxId)).toBe(false);

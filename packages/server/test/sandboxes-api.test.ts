@@ -44,6 +44,8 @@ for (const engine of testEngines()) {
           updatedAt: at,
           lastActiveAt: at,
           stoppedAt: state === "stopped" ? at : null,
+          publicTraffic: true,
+          autoResume: false,
         };
       }
 
@@ -146,6 +148,8 @@ for (const engine of testEngines()) {
           updated_at: mine[0]?.updatedAt,
           last_active_at: mine[0]?.lastActiveAt,
           stopped_at: null,
+          allow_public_traffic: true,
+          auto_resume: false,
         });
         for (const [id, headers] of [
           [theirs.id, keyA],

@@ -110,11 +110,39 @@ for (const engine of testEngines()) {
             headers: { authorization: `Bearer ${memberToken}` },
           });
           expect(denied.status).toBe(403);
+
+          // Every member sees the team's members; only an owner removes one, never the last owner.
+          const asOwner = { authorization: `Bearer ${token}` };
+          const asMember = { authorization: `Bearer ${memberToken}` };
+          const listed = await invited.call("GET", "/v1/teams/members", { headers: asMember });
+          expect(listed.status).toBe(200);
+          const { members } = (await listed.json()) as {
+            members: { user_id: string; email: string; role: string }[];
+          };
+          expect(members.map((m) => [m.email, m.role])).toEqual([
+            ["owner@example.com", "owner"],
+            ["b@example.com", "member"],
+          ]);
+          const memberId = members[1]?.user_id as string;
+          const remove = (id: string, headers: Record<string, string>) =>
+            invited.call("DELETE", `/v1/teams/members/${id}`, { headers });
+          expect((await remove(owner.id, asMember)).status).toBe(403);
+          const last = await remove(owner.id, asOwner);
+          expect(last.status).toBe(409);
+          expect(await last.json()).toMatchObject({ code: "failed_precondition" });
+          expect((await remove("nobody", asOwner)).status).toBe(404);
+          expect((await remove(memberId, asOwner)).status).toBe(204);
+          // The removed member's login token no longer opens the team.
+          expect(
+            (await invited.call("GET", "/v1/teams/members", { headers: asMember })).status,
+          ).toBe(401);
+          const after = await invited.call("GET", "/v1/teams/members", { headers: asOwner });
+          expect(((await after.json()) as { members: unknown[] }).members).toHaveLength(1);
         } finally {
           await invited.cleanup();
           await closed.cleanup();
         }
-      });
+      }, 90_000); // Two servers and several password hashes: slow on a loaded machine.
 
       it("rate-limits auth per client address and per account with 429 and Retry-After", async () => {
         const limited = await startTestServer(engine, {

@@ -1,9 +1,11 @@
 import http, { type IncomingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
+import type { Duplex } from "node:stream";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
+import { refuseUpgrade, tunnelUpgrade } from "./upgrade-tunnel.js";
 
 export type ProxyRequest = http.IncomingMessage | Http2ServerRequest;
 export type ProxyResponse = http.ServerResponse | Http2ServerResponse;
@@ -75,39 +77,72 @@ export class EnvdProxy {
 
   /** Handles the request if it is a proxy path; false otherwise. */
   handle(req: ProxyRequest, res: ProxyResponse): boolean {
-    const target = parseProxyPath(req.url ?? "");
+    const target = this.resolve(req.url ?? "");
     if (!target) return false;
-    if (!isSandboxId(target.id)) {
-      sendError(
-        res,
-        new AgentError("invalid_argument", `invalid sandbox id ${JSON.stringify(target.id)}`),
-      );
+    if (target instanceof AgentError) {
+      sendError(res, target);
       return true;
+    }
+    res.once("close", this.opts.onActivity(target.sandbox.id));
+    this.forward(req, res, target.sandbox, target.path, target.port);
+    return true;
+  }
+
+  /**
+   * An upgrade request (a WebSocket) on a proxy path: tunnelled to the sandbox's port as bytes
+   * both ways once the sandbox's server answers; false when it is not a proxy path.
+   */
+  handleUpgrade(req: http.IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const target = this.resolve(req.url ?? "");
+    if (!target) return false;
+    if (target instanceof AgentError) {
+      refuseUpgrade(socket, httpStatus[target.code], {
+        code: target.code,
+        message: target.message,
+      });
+      return true;
+    }
+    const [host, envdPort] = splitHostPort(target.sandbox.envdAddress);
+    const port = target.port ?? envdPort;
+    const headers =
+      target.port === undefined
+        ? envdHeaders(req.headers, target.sandbox.envdAccessToken)
+        : serviceHeaders(req.headers);
+    const release = this.opts.onActivity(target.sandbox.id);
+    tunnelUpgrade(req, socket, head, { host, port, path: target.path, headers }, (err) => {
+      this.opts.logger.warn(
+        { sandboxId: target.sandbox.id, port, err: err.message },
+        "upgrade tunnel: sandbox port unreachable",
+      );
+    }).once("close", release);
+    return true;
+  }
+
+  /** The running sandbox and path a proxy URL names; an AgentError to answer; undefined: not ours. */
+  private resolve(
+    url: string,
+  ): { sandbox: SandboxInfo; path: string; port?: number } | AgentError | undefined {
+    const target = parseProxyPath(url);
+    if (!target) return undefined;
+    if (!isSandboxId(target.id)) {
+      return new AgentError("invalid_argument", `invalid sandbox id ${JSON.stringify(target.id)}`);
     }
     let sandbox: SandboxInfo;
     try {
       sandbox = this.opts.lookup(target.id);
     } catch (err) {
-      sendError(res, AgentError.from(err));
-      return true;
+      return AgentError.from(err);
     }
     if (sandbox.state !== "running") {
-      sendError(
-        res,
-        new AgentError(
-          "failed_precondition",
-          `sandbox ${sandbox.id} is ${sandbox.state}, not running`,
-        ),
+      return new AgentError(
+        "failed_precondition",
+        `sandbox ${sandbox.id} is ${sandbox.state}, not running`,
       );
-      return true;
     }
     if (target.port !== undefined && (target.port < 1 || target.port > 65_535)) {
-      sendError(res, new AgentError("invalid_argument", `invalid port ${target.port}`));
-      return true;
+      return new AgentError("invalid_argument", `invalid port ${target.port}`);
     }
-    res.once("close", this.opts.onActivity(sandbox.id));
-    this.forward(req, res, sandbox, target.path, target.port);
-    return true;
+    return { sandbox, path: target.path, ...(target.port !== undefined && { port: target.port }) };
   }
 
   close(): void {
@@ -205,7 +240,7 @@ export const ENVD_USER_HEADER = "x-wrenn-envd-user";
  * X-Access-Token (replaced by the sandbox's); envd's user selection does:
  * `Authorization: Basic <user>:` passes through, and `X-Wrenn-Envd-User` becomes it.
  */
-function envdHeaders(
+export function envdHeaders(
   headers: IncomingHttpHeaders,
   accessToken: string | undefined,
 ): http.OutgoingHttpHeaders {
@@ -223,7 +258,7 @@ function envdHeaders(
 }
 
 /** For a sandbox's own service: the caller's headers, its `Authorization` restored. */
-function serviceHeaders(headers: IncomingHttpHeaders): http.OutgoingHttpHeaders {
+export function serviceHeaders(headers: IncomingHttpHeaders): http.OutgoingHttpHeaders {
   const out = forwardHeaders(headers, [
     "authorization",
     ACCESS_TOKEN_HEADER,
@@ -251,12 +286,12 @@ function forwardHeaders(
   return out;
 }
 
-function splitHostPort(address: string): [string, number] {
+export function splitHostPort(address: string): [string, number] {
   const i = address.lastIndexOf(":");
   return [address.slice(0, i), Number(address.slice(i + 1))];
 }
 
-const httpStatus: Record<AgentError["code"], number> = {
+export const httpStatus: Record<AgentError["code"], number> = {
   invalid_argument: 400,
   not_found: 404,
   already_exists: 409,

@@ -5,3 +5,4 @@ export {
   parseProxyPath,
   sendError,
 } from "./envd-proxy.js";
+export { refuseUpgrade, tunnelUpgrade } from "./upgrade-tunnel.js";

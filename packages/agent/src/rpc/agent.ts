@@ -4,7 +4,7 @@ import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { type Listener, listenHttp, type RequestHandler } from "@wrenn/envd";
+import { type Listener, listenHttp, type RequestHandler, type UpgradeListener } from "@wrenn/envd";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { type AgentConfig, loadConfig } from "../config/index.js";
 import { AgentError } from "../errors.js";
@@ -12,7 +12,7 @@ import { FleetMember } from "../fleet/index.js";
 import { acquireDirLock } from "../lock/index.js";
 import { createLogger, type Logger } from "../logger/index.js";
 import { type CidrClaim, claimSandboxCidr } from "../network/index.js";
-import { EnvdProxy, sendError } from "../proxy/index.js";
+import { EnvdProxy, refuseUpgrade, sendError } from "../proxy/index.js";
 import { Reaper } from "../reaper/index.js";
 import { createRuntimeSet, type Runtime, RuntimeSet } from "../runtime/index.js";
 import { StateStore } from "../state/index.js";
@@ -37,6 +37,8 @@ export interface Agent {
   routes: (router: ConnectRouter) => void;
   /** Node http/http2 handler: the envd proxy under /sandboxes/<id>/envd/, Connect otherwise. */
   handler: RequestHandler;
+  /** Upgrade requests (WebSockets) to a sandbox's port, through the same proxy paths. */
+  upgrade: UpgradeListener;
   /** Set in fleet mode (`config.serverUrl`) once started: registration and heartbeats. */
   readonly fleet: FleetMember | undefined;
   /**
@@ -88,6 +90,19 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
     if (handleSnapshotArchive(req, res, runtime, logger)) return;
     connect(req, res);
   };
+  const upgrade: UpgradeListener = (req, socket, head) => {
+    socket.on("error", () => socket.destroy());
+    if (!authorized(req.headers.authorization)) {
+      refuseUpgrade(socket, 401, {
+        code: "unauthenticated",
+        message: "missing or wrong agent token",
+      });
+      return;
+    }
+    if (!proxy.handleUpgrade(req, socket, head)) {
+      refuseUpgrade(socket, 404, { code: "not_found", message: `no upgrade route for ${req.url}` });
+    }
+  };
   const servers: Listener[] = [];
   const held: { release(): Promise<void> }[] = [];
   let fleet: FleetMember | undefined;
@@ -103,6 +118,7 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
     reaper,
     routes,
     handler,
+    upgrade,
     get fleet() {
       return fleet;
     },
@@ -153,7 +169,12 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
         );
       }
       const tls = await readTls(config);
-      const server = await listenHttp(handler, { port, host, ...(tls && { tls }) });
+      const server = await listenHttp(handler, {
+        port,
+        host,
+        onUpgrade: upgrade,
+        ...(tls && { tls }),
+      });
       servers.push(server);
       logger.info({ url: server.url }, "agent listening");
       if (fleet && servers.length === 1) {

@@ -2,6 +2,8 @@
 export type CliErrorCode =
   | "invalid_argument"
   | "missing_api_key"
+  | "missing_credentials"
+  | "bad_credentials"
   | "needs_confirmation"
   | "not_found"
   | "host_check_failed"

@@ -2,6 +2,7 @@ import { useState } from "react";
 import { apiUrl, type Invite, must, restClient, type Session } from "../api/index.js";
 import { ActionButton, Notice } from "../components/action.js";
 import { usePoll } from "../components/use-poll.js";
+import { TeamMembers } from "./team-members.js";
 
 /** An invitation into the team (`POST /v1/teams/invites`, owners only), its token shown once. */
 function TeamInvite({ session }: { session: Session }) {
@@ -14,10 +15,7 @@ function TeamInvite({ session }: { session: Session }) {
   return (
     <section className="panel" aria-labelledby="team-title">
       <h2 id="team-title">Team</h2>
-      <p className="hint">
-        Team members: not yet (the API has no route to list them). A team owner can invite someone:
-        the invitation works once.
-      </p>
+      <p className="hint">A team owner can invite someone: the invitation works once.</p>
       <ActionButton onAction={create} onError={setError}>
         Create invitation
       </ActionButton>
@@ -71,6 +69,7 @@ export function AccountPage({ session }: { session: Session }) {
           </dd>
         </dl>
       )}
+      <TeamMembers session={session} {...(who.data?.user_id ? { userId: who.data.user_id } : {})} />
       <TeamInvite session={session} />
     </section>
   );

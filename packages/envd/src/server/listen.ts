@@ -8,6 +8,9 @@ export type RequestHandler = (
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
 
+/** Takes an HTTP/1.1 upgrade request (a WebSocket) and its socket, once parsed. */
+export type UpgradeListener = (req: http.IncomingMessage, socket: Duplex, head: Buffer) => void;
+
 export interface Listener {
   /** The bound port (useful with port 0). */
   port: number;
@@ -32,10 +35,13 @@ export function listenHttp(
     host?: string;
     /** PEM certificate and key: serve HTTPS (HTTP/1.1) instead of HTTP/1.1 + h2c. */
     tls?: { cert: string | Buffer; key: string | Buffer };
+    /** HTTP/1.1 upgrade requests (WebSockets); without it Node closes their connection. */
+    onUpgrade?: UpgradeListener;
   },
 ): Promise<Listener> {
   if (options.tls) return listenHttps(handler, { ...options, tls: options.tls });
   const h1 = http.createServer(handler as http.RequestListener);
+  if (options.onUpgrade) h1.on("upgrade", options.onUpgrade);
   h1.keepAliveTimeout = 65_000;
   h1.headersTimeout = 66_000;
   // Streams (process output, downloads) may legitimately last for hours.
@@ -90,13 +96,19 @@ export function listenHttp(
 /** HTTPS (HTTP/1.1 over TLS) with the same listener contract; TLS loaded only when asked for. */
 async function listenHttps(
   handler: RequestHandler,
-  options: { port: number; host?: string; tls: { cert: string | Buffer; key: string | Buffer } },
+  options: {
+    port: number;
+    host?: string;
+    tls: { cert: string | Buffer; key: string | Buffer };
+    onUpgrade?: UpgradeListener;
+  },
 ): Promise<Listener> {
   const { default: https } = await import("node:https");
   const server = https.createServer(
     { cert: options.tls.cert, key: options.tls.key },
     handler as http.RequestListener,
   );
+  if (options.onUpgrade) server.on("upgrade", options.onUpgrade);
   server.keepAliveTimeout = 65_000;
   server.headersTimeout = 66_000;
   server.requestTimeout = 0;

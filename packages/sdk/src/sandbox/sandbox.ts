@@ -35,6 +35,13 @@ export interface SandboxCreateOpts extends ConnectionOpts {
   allowInternetAccess?: boolean;
   /** Egress rules (see {@link SandboxNetworkRules}); change them later with `setNetwork`. */
   network?: SandboxNetworkRules;
+  /**
+   * Its ports answer anyone at `getHost(port)` (default true). False: only requests carrying the
+   * `e2b-traffic-access-token` header with {@link Sandbox.trafficAccessToken}.
+   */
+  allowPublicTraffic?: boolean;
+  /** A request to one of its ports while it is paused resumes it (default false: 409). */
+  autoResume?: boolean;
   /** Run it on this host (the team's own or a shared one); default: the scheduler picks. */
   hostId?: string;
   /**
@@ -76,10 +83,16 @@ export class Sandbox {
   readonly files: Files;
   /** The low-level client this sandbox talks through. */
   readonly client: ApiClient;
+  /**
+   * Created with `allowPublicTraffic: false`: the `e2b-traffic-access-token` header value its
+   * ports need (set by `create`; `getPortUrl` tells it to any sandbox of the team).
+   */
+  readonly trafficAccessToken: string | undefined;
 
-  private constructor(client: ApiClient, sandboxId: string) {
+  private constructor(client: ApiClient, sandboxId: string, trafficAccessToken?: string) {
     this.client = client;
     this.sandboxId = sandboxId;
+    this.trafficAccessToken = trafficAccessToken;
     this.commands = new Commands(client, sandboxId);
     this.pty = new Pty(client, sandboxId);
     this.files = new Files(client, sandboxId);
@@ -100,17 +113,19 @@ export class Sandbox {
       allow_internet_access: opts.allowInternetAccess,
       allow_out: opts.network?.allowOut,
       deny_out: opts.network?.denyOut,
+      allow_public_traffic: opts.allowPublicTraffic,
+      auto_resume: opts.autoResume,
       host_id: opts.hostId,
       runtime: opts.runtime,
     };
-    const created = await client.json<WireSandbox>({
+    const created = await client.json<WireSandbox & { traffic_access_token?: string | null }>({
       method: "POST",
       path: "/v1/sandboxes",
       json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
       ...(opts.signal ? { signal: opts.signal } : {}),
       ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
     });
-    return new Sandbox(client, created.id);
+    return new Sandbox(client, created.id, created.traffic_access_token ?? undefined);
   }
 
   /**
@@ -278,20 +293,34 @@ export class Sandbox {
 
   /**
    * The public host name of a port of the sandbox, `<port>-<id>.<domain>` (the server's
-   * `WRENN_DOMAIN`): requests for it reach that port inside the sandbox (HTTP).
+   * `WRENN_DOMAIN`): requests for it reach that port inside the sandbox (HTTP and WebSocket).
    */
   async getHost(port: number, opts: RequestOpts = {}): Promise<string> {
     return (await this.getPortUrl(port, opts)).host;
   }
 
-  /** The port's host name and a URL for it (scheme and port of the server). */
-  async getPortUrl(port: number, opts: RequestOpts = {}): Promise<{ host: string; url: string }> {
-    const wire = await this.client.json<{ host: string; url: string }>({
+  /**
+   * The port's host name and a URL for it (scheme and port of the server); for a sandbox without
+   * public traffic also the `e2b-traffic-access-token` header value requests to it need.
+   */
+  async getPortUrl(
+    port: number,
+    opts: RequestOpts = {},
+  ): Promise<{ host: string; url: string; trafficAccessToken?: string }> {
+    const wire = await this.client.json<{
+      host: string;
+      url: string;
+      traffic_access_token?: string | null;
+    }>({
       method: "GET",
       path: `${path(this.sandboxId)}/ports/${encodeURIComponent(String(port))}`,
       ...requestOpts(opts),
     });
-    return { host: wire.host, url: wire.url };
+    return {
+      host: wire.host,
+      url: wire.url,
+      ...(wire.traffic_access_token ? { trafficAccessToken: wire.traffic_access_token } : {}),
+    };
   }
 
   /** Freezes the sandbox's filesystem into a team snapshot new sandboxes can start from. */

@@ -41,6 +41,10 @@ export interface SandboxInfo {
   lastActiveAt: Date;
   /** When it was destroyed. */
   stoppedAt?: Date;
+  /** Its ports answer anyone (else only with its traffic access token). */
+  allowPublicTraffic: boolean;
+  /** Traffic to its ports resumes it when paused. */
+  autoResume: boolean;
 }
 
 /** Resource use of a running sandbox (whatever the server measures, camelCased). */
@@ -75,6 +79,9 @@ export interface WireSandbox {
   updated_at: string;
   last_active_at: string;
   stopped_at: string | null;
+  /** Absent from servers older than the public-traffic switch (their ports were public). */
+  allow_public_traffic?: boolean;
+  auto_resume?: boolean;
 }
 
 export function sandboxFromWire(s: WireSandbox): SandboxInfo {
@@ -98,6 +105,8 @@ export function sandboxFromWire(s: WireSandbox): SandboxInfo {
     updatedAt: new Date(s.updated_at),
     lastActiveAt: new Date(s.last_active_at),
     ...(s.stopped_at ? { stoppedAt: new Date(s.stopped_at) } : {}),
+    allowPublicTraffic: s.allow_public_traffic ?? true,
+    autoResume: s.auto_resume ?? false,
   };
 }
 

@@ -9,7 +9,13 @@ import { ServerError } from "../errors.js";
 import { createScheduler, Fleet, HostRegistry } from "../hosts/index.js";
 import { type AgentHost, createServices, RateLimiter, type Services } from "../service/index.js";
 import { consoleAssets, consolePages } from "./console-assets.js";
-import { createEnvdRouter, E2bAccessTokens, e2bApi } from "./e2b/index.js";
+import {
+  createEnvdRouter,
+  createRouteAccess,
+  createSandboxUpgrade,
+  E2bAccessTokens,
+  e2bApi,
+} from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
 import { requestIds, requestLog } from "./middleware.js";
@@ -25,6 +31,7 @@ import { registerQuotaRoutes } from "./routes/quotas.js";
 import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io.js";
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
+import { registerTeamRoutes } from "./routes/teams.js";
 import { registerTicketRoutes } from "./routes/tickets.js";
 import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
@@ -86,7 +93,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   // envd traffic and published ports go to their sandbox before any route sees them.
   const e2bTokens = new E2bAccessTokens(secret);
   const domain = config.domain ?? null;
-  app.use(createEnvdRouter({ services, tokens: e2bTokens, domain, logger }));
+  const access = createRouteAccess({ services, tokens: e2bTokens, domain, logger });
+  app.use(createEnvdRouter({ access, domain, logger }));
   app.use(
     methodNotAllowed({
       app,
@@ -125,7 +133,8 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
     perAccount: new RateLimiter(config.rateLimits.authPerAccount),
   });
   registerApiKeyRoutes(app, services);
-  registerSandboxRoutes(app, services);
+  registerTeamRoutes(app, services);
+  registerSandboxRoutes(app, services, e2bTokens);
   registerSandboxIoRoutes(app, services);
   registerProcessRoutes(app, services);
   registerFileWatchRoutes(app, services);
@@ -134,12 +143,23 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerHostRoutes(app, services);
   registerQuotaRoutes(app, services);
   registerTicketRoutes(app, services);
-  registerPortRoutes(app, services, domain);
+  registerPortRoutes(app, services, domain, e2bTokens);
   app.use("/sandboxes", consolePages());
   app.use("/sandboxes/*", consolePages());
   // E2B's control-plane contract (`/sandboxes`, `/v2/sandboxes`), on the same services.
   app.route("/", e2bApi({ services, tokens: e2bTokens, domain, logger }));
   // Last: the web console answers only what no API route did.
   app.use(consoleAssets());
-  return { app, services, registry, upgrade: createUpgradeHandler(services, logger) };
+  const apiSockets = createUpgradeHandler(services, logger);
+  const sandboxSockets = createSandboxUpgrade({ access, domain, logger });
+  const upgrade: UpgradeHandler = {
+    handle(req, socket, head) {
+      if (!sandboxSockets.handle(req, socket, head)) apiSockets.handle(req, socket, head);
+    },
+    close() {
+      sandboxSockets.close();
+      apiSockets.close();
+    },
+  };
+  return { app, services, registry, upgrade };
 }

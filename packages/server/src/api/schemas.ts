@@ -45,6 +45,19 @@ export const InviteResponseSchema = z
   .object({ token: z.string(), expires_at: Timestamp })
   .openapi("Invite");
 
+export const TeamMemberSchema = z
+  .object({
+    user_id: z.string(),
+    email: z.string(),
+    role: z.enum(["owner", "member"]),
+    joined_at: Timestamp,
+  })
+  .openapi("TeamMember");
+
+export const TeamMemberListSchema = z
+  .object({ members: z.array(TeamMemberSchema) })
+  .openapi("TeamMemberList");
+
 export const PasswordChangeSchema = z
   .object({
     current_password: z.string().min(1).max(1024),
@@ -155,6 +168,14 @@ export const SandboxCreateSchema = z
     allow_internet_access: z.boolean().optional(),
     allow_out: EgressList.optional(),
     deny_out: EgressList.optional(),
+    allow_public_traffic: z.boolean().optional().openapi({
+      description:
+        "Default true: its ports answer anyone at <port>-<id>.<domain>. False: only requests with the e2b-traffic-access-token header (traffic_access_token)",
+    }),
+    auto_resume: z.boolean().optional().openapi({
+      description:
+        "Default false. True: a request to one of its ports while it is paused resumes it (else 409)",
+    }),
     host_id: z.string().min(1).max(64).optional().openapi({
       description: "Run it on this host (the team's own or a shared one)",
     }),
@@ -194,8 +215,17 @@ export const SandboxSchema = z
     updated_at: Timestamp,
     last_active_at: Timestamp,
     stopped_at: Timestamp.nullable(),
+    allow_public_traffic: z.boolean(),
+    auto_resume: z.boolean(),
   })
   .openapi("Sandbox");
+
+export const SandboxCreatedSchema = SandboxSchema.extend({
+  traffic_access_token: z.string().nullable().openapi({
+    description:
+      "With allow_public_traffic false: the e2b-traffic-access-token header its ports need; else null",
+  }),
+}).openapi("SandboxCreated");
 
 export const SandboxListQuery = z.object({
   state: z.string().max(200).optional().openapi({

@@ -19,7 +19,7 @@ export type {
   SandboxState,
 } from "./repos/sandboxes.js";
 export { SANDBOX_STATES } from "./repos/sandboxes.js";
-export type { Membership, TeamRole } from "./repos/users.js";
+export type { Membership, TeamMember, TeamRole } from "./repos/users.js";
 export type {
   ApiKeyRow,
   HostRefreshTokenRow,

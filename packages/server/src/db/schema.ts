@@ -65,6 +65,10 @@ export interface SandboxesTable {
   stoppedAt: string | null;
   /** JSON network policy (allow_internet_access, allow_out, deny_out); null = internet, no rules. */
   network: ColumnType<string | null, string | null | undefined, string | null>;
+  /** 1: its ports answer anyone; 0: only with its traffic access token. */
+  publicTraffic: Generated<number>;
+  /** 1: traffic through the sandbox routes resumes it when paused. */
+  autoResume: Generated<number>;
 }
 
 export interface TemplatesTable {

@@ -7,7 +7,7 @@ import {
   verifyPassword,
 } from "../auth/index.js";
 import type { SignupMode } from "../config/index.js";
-import { isUniqueViolation, newId, nowIso, type Store } from "../db/index.js";
+import { isUniqueViolation, newId, nowIso, type Store, type TeamMember } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { elapsed } from "./elapsed.js";
 import type { TeamPrincipal, UserPrincipal } from "./principals.js";
@@ -95,6 +95,35 @@ export class AccountService {
       usedAt: null,
     });
     return { token, expiresAt };
+  }
+
+  /** The members of the caller's team (any member, or one of the team's API keys). */
+  members(principal: UserPrincipal | TeamPrincipal): Promise<TeamMember[]> {
+    return this.store.users.members(principal.teamId);
+  }
+
+  /**
+   * Removes a member from the owner's team. Their login tokens for it stop working at once (every
+   * request checks the membership); the team always keeps an owner.
+   */
+  async removeMember(principal: UserPrincipal, userId: string): Promise<void> {
+    if (principal.role !== "owner")
+      throw new ServerError("permission_denied", "only a team owner can remove members");
+    await this.store.transaction(async (tx) => {
+      const members = await tx.users.members(principal.teamId);
+      const target = members.find((m) => m.userId === userId);
+      if (!target) throw new ServerError("not_found", `no member ${JSON.stringify(userId)}`);
+      if (
+        target.role === "owner" &&
+        !members.some((m) => m.role === "owner" && m.userId !== userId)
+      )
+        throw new ServerError("failed_precondition", "the team's last owner cannot be removed");
+      await tx.users.removeMember(principal.teamId, userId);
+    });
+    this.logger.info(
+      { op: "team.remove_member", teamId: principal.teamId, userId, by: principal.userId },
+      "member removed",
+    );
   }
 
   /** Refuses every login token the user holds, this one included. */

@@ -74,6 +74,10 @@ export interface CreateSandboxInput {
   /** Egress rules (CIDRs, IPv4 addresses, domains with `*.` for subdomains); deny wins. */
   allowOut?: string[];
   denyOut?: string[];
+  /** Its ports answer anyone (default); false: only with its traffic access token. */
+  publicTraffic?: boolean;
+  /** Traffic through the sandbox routes resumes it when paused (default false). */
+  autoResume?: boolean;
   /** Pins the sandbox to this host (the team's own, or a shared one). */
   hostId?: string;
   /** "namespace" or "microvm"; default the host's. */
@@ -202,6 +206,8 @@ export class SandboxService {
       updatedAt: now,
       lastActiveAt: now,
       stoppedAt: null,
+      publicTraffic: input.publicTraffic ?? true,
+      autoResume: input.autoResume ?? false,
     });
     crashPoint("server:create:row");
     let created: AgentSandbox | undefined;

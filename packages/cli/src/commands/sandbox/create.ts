@@ -49,6 +49,14 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
       description: "KEY=value environment variable for every command (repeatable).",
       multiple: true,
     }),
+    "public-traffic": Flags.boolean({
+      description:
+        "Its ports answer anyone at their URL (default). --no-public-traffic: only requests with the e2b-traffic-access-token header (`wrenn sandbox url` prints it).",
+      allowNo: true,
+    }),
+    "auto-resume": Flags.boolean({
+      description: "A request to one of its ports while it is paused resumes it.",
+    }),
   };
 
   async run(): Promise<Record<string, unknown> | undefined> {
@@ -67,8 +75,18 @@ export default class SandboxCreate extends ApiCommand<typeof SandboxCreate> {
       ...(flags.env?.length ? { envs: parsePairs(flags.env, "env") } : {}),
       ...(flags.runtime ? { runtime: flags.runtime } : {}),
       ...networkOptions(flags),
+      ...(flags["public-traffic"] !== undefined
+        ? { allowPublicTraffic: flags["public-traffic"] }
+        : {}),
+      ...(flags["auto-resume"] ? { autoResume: true } : {}),
     });
-    if (this.jsonEnabled()) return sandboxJson(await sandbox.getInfo());
+    if (this.jsonEnabled()) {
+      const token = sandbox.trafficAccessToken;
+      return {
+        ...sandboxJson(await sandbox.getInfo()),
+        ...(token && { trafficAccessToken: token }),
+      };
+    }
     this.log(sandbox.sandboxId);
     return undefined;
   }

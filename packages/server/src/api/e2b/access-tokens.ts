@@ -8,9 +8,11 @@ import { createHash, createHmac, timingSafeEqual } from "node:crypto";
  */
 export class E2bAccessTokens {
   private readonly key: Buffer;
+  private readonly trafficKey: Buffer;
 
   constructor(secret: string) {
     this.key = createHmac("sha256", secret).update("wrenn/e2b-envd-access-token/v1").digest();
+    this.trafficKey = createHmac("sha256", secret).update("wrenn/traffic-access-token/v1").digest();
   }
 
   tokenFor(sandboxId: string): string {
@@ -19,6 +21,19 @@ export class E2bAccessTokens {
 
   verify(sandboxId: string, token: string | undefined): boolean {
     return Boolean(token) && same(token as string, this.tokenFor(sandboxId));
+  }
+
+  /**
+   * The traffic access token of a sandbox whose ports are not public (`e2b-traffic-access-token`
+   * on requests to them). Derived the same way under its own key: it opens the sandbox's
+   * services only, never envd.
+   */
+  trafficTokenFor(sandboxId: string): string {
+    return createHmac("sha256", this.trafficKey).update(sandboxId).digest("hex");
+  }
+
+  verifyTraffic(sandboxId: string, token: string | undefined): boolean {
+    return Boolean(token) && same(token as string, this.trafficTokenFor(sandboxId));
   }
 
   /**

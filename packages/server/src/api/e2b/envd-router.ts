@@ -9,25 +9,16 @@ import { FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { agentRequest } from "../../hosts/agent-http.js";
-import type { AgentHost, Services } from "../../service/index.js";
+import type { AgentHost } from "../../service/index.js";
 import type { AppEnv } from "../env.js";
-import type { E2bAccessTokens } from "./access-tokens.js";
 import { e2bError } from "./errors.js";
-
-/** envd's port inside every sandbox (E2B's constant). */
-export const ENVD_PORT = 49983;
+import { ENVD_PORT, type RouteAccess, routeOf, TRAFFIC_TOKEN_HEADER } from "./route-access.js";
 
 export interface EnvdRouterOptions {
-  services: Services;
-  tokens: E2bAccessTokens;
-  /** `WRENN_DOMAIN`: `<port>-<id>.<domain>` host names route to that port of that sandbox. */
+  /** The checks (shared with the WebSocket tunnel, so both share one auto-resume). */
+  access: RouteAccess;
   domain: string | null;
   logger: Logger;
-}
-
-export interface EnvdRoute {
-  sandboxId: string;
-  port: number;
 }
 
 export type EnvdRouter = MiddlewareHandler<AppEnv>;
@@ -47,31 +38,9 @@ const DROPPED = new Set([
   "e2b-sandbox-id",
   "e2b-sandbox-port",
   "x-wrenn-envd-user",
+  TRAFFIC_TOKEN_HEADER,
   FORWARDED_AUTHORIZATION_HEADER,
 ]);
-
-/**
- * Which sandbox port a request is for: the host name `<port>-<id>.<domain>` first, else E2B's
- * `E2b-Sandbox-Id` / `E2b-Sandbox-Port` headers (how its SDK uses `E2B_SANDBOX_URL`).
- */
-export function routeOf(
-  headers: IncomingHttpHeaders,
-  domain: string | null,
-): EnvdRoute | { error: string } | undefined {
-  const host = (headers.host ?? "").toLowerCase().replace(/:\d+$/, "");
-  if (domain && host.endsWith(`.${domain}`)) {
-    const match = /^(\d{1,5})-([a-z0-9]+)$/.exec(host.slice(0, -domain.length - 1));
-    if (match) return { port: Number(match[1]), sandboxId: match[2] as string };
-  }
-  const id = headers["e2b-sandbox-id"];
-  if (typeof id !== "string") return undefined;
-  const rawPort = headers["e2b-sandbox-port"];
-  const port = typeof rawPort === "string" && rawPort ? Number(rawPort) : ENVD_PORT;
-  if (!Number.isInteger(port) || port < 1 || port > 65_535) {
-    return { error: `E2b-Sandbox-Port: ${JSON.stringify(rawPort)} is not a port` };
-  }
-  return { sandboxId: id.trim(), port };
-}
 
 /** The envd user named by E2B's `Authorization: Basic base64("<user>:")`, if any. */
 function envdUserOf(auth: string | undefined): string | undefined {
@@ -82,7 +51,10 @@ function envdUserOf(auth: string | undefined): string | undefined {
   return user || undefined;
 }
 
-function upstreamHeaders(headers: IncomingHttpHeaders, port: number): Record<string, string> {
+export function upstreamHeaders(
+  headers: IncomingHttpHeaders,
+  port: number,
+): Record<string, string> {
   const out: Record<string, string> = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined || DROPPED.has(name) || name.startsWith(":")) continue;
@@ -107,15 +79,13 @@ function responseHeaders(headers: IncomingHttpHeaders): OutgoingHttpHeaders {
 }
 
 /**
- * Routes envd traffic and published ports by sandbox, ahead of every other route: envd (49983)
- * needs the sandbox's E2B access token in `X-Access-Token`; other ports are public. The request
- * streams to the sandbox's agent (its `/sandboxes/<id>/envd` or `/ports/<n>` proxy) and the answer
- * streams back, unbuffered both ways with backpressure, for as long as either side keeps it open.
- * An unknown, stopped or paused sandbox answers 502, as E2B's proxy does (its SDK reads 502 as
- * "the sandbox is not running").
+ * Routes envd traffic and published ports by sandbox, ahead of every other route (the checks:
+ * `createRouteAccess`). The request streams to the sandbox's agent (its `/sandboxes/<id>/envd`
+ * or `/ports/<n>` proxy) and the answer streams back, unbuffered both ways with backpressure, for
+ * as long as either side keeps it open.
  */
 export function createEnvdRouter(options: EnvdRouterOptions): EnvdRouter {
-  const { services, tokens, domain, logger } = options;
+  const { access, domain, logger } = options;
   return async (c, next) => {
     const env = c.env as { incoming?: IncomingMessage; outgoing?: ServerResponse } | undefined;
     const incoming = env?.incoming;
@@ -125,35 +95,14 @@ export function createEnvdRouter(options: EnvdRouterOptions): EnvdRouter {
     if (!route) return next();
     if ("error" in route) return e2bError(c, 400, route.error);
     if (!incoming || !outgoing) return e2bError(c, 500, "sandbox routes need the Node server");
-    if (
-      route.port === ENVD_PORT &&
-      !tokens.verify(route.sandboxId, c.req.header("x-access-token")) &&
-      // E2B's uploadUrl/downloadUrl carry a signature instead.
-      !tokens.verifySignature(
-        route.sandboxId,
-        new URL(incoming.url ?? "/", "http://sandbox"),
-        incoming.method ?? "",
-      )
-    ) {
-      return e2bError(
-        c,
-        401,
-        "X-Access-Token (or a /files URL signature): missing or not this sandbox's",
+    const target = await access(route, headers, incoming.url ?? "/", incoming.method ?? "");
+    if (!("host" in target)) {
+      return c.json(
+        { code: target.status, message: target.message, ...target.extra },
+        target.status as 400,
       );
     }
-    const record = await services.sandboxes.findLive(route.sandboxId);
-    if (!record) return e2bError(c, 502, `sandbox ${route.sandboxId} is not running`);
-    let host: AgentHost;
-    try {
-      host = await services.sandboxes.reachable(record.teamId, record.id);
-    } catch (err) {
-      return e2bError(c, 502, `sandbox ${record.id}: ${(err as Error).message}`);
-    }
-    const prefix =
-      route.port === ENVD_PORT
-        ? `/sandboxes/${record.id}/envd`
-        : `/sandboxes/${record.id}/ports/${route.port}`;
-    forward(incoming, outgoing, host, `${prefix}${incoming.url ?? "/"}`, route.port, logger);
+    forward(incoming, outgoing, target.host, target.path, target.port, logger);
     return RESPONSE_ALREADY_SENT;
   };
 }

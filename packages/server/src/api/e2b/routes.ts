@@ -52,6 +52,10 @@ const CreateBody = z.object({
     .passthrough()
     .optional(),
   mcp: z.unknown().optional(),
+  iam: z
+    .object({ tokens: z.record(z.string(), z.unknown()).optional() })
+    .passthrough()
+    .optional(),
   volumeMounts: z.array(z.unknown()).optional(),
 });
 
@@ -82,8 +86,17 @@ async function bodyOf<T extends z.ZodTypeAny>(c: Context, schema: T): Promise<z.
 /** What E2B's create asks for that Wrenn cannot do yet: refused, never silently ignored. */
 function refuseUnsupported(body: z.infer<typeof CreateBody>): void {
   const unsupported: string[] = [];
-  if (body.network?.allowPublicTraffic === false) unsupported.push("network.allowPublicTraffic");
-  if (body.autoResume?.enabled) unsupported.push("autoResume");
+  const network = body.network as Record<string, unknown> | undefined;
+  const rules = network?.rules;
+  if (rules && typeof rules === "object" && Object.keys(rules).length > 0)
+    unsupported.push("network.rules");
+  if (network?.egressProxy !== undefined) unsupported.push("network.egressProxy");
+  if (network?.maskRequestHost) unsupported.push("network.maskRequestHost");
+  if (Array.isArray(network?.httpsPorts) && network.httpsPorts.length > 0)
+    unsupported.push("network.httpsPorts");
+  if (Object.keys(body.iam?.tokens ?? {}).length > 0) unsupported.push("iam.tokens");
+  // Wrenn's pause keeps memory (a frozen cgroup, a saved microVM): no filesystem-only pause.
+  if (body.autoPauseMemory === false) unsupported.push("autoPauseMemory: false");
   if (body.mcp !== undefined) unsupported.push("mcp");
   if (body.volumeMounts?.length) unsupported.push("volumeMounts");
   if (unsupported.length > 0) {
@@ -108,7 +121,11 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     if (!key) throw new ServerError("unauthenticated", "send X-API-KEY: <key>");
     return (await services.apiKeys.authenticate(key)).teamId;
   };
-  const ctx = (record: SandboxRecord) => ({ domain, accessToken: tokens.tokenFor(record.id) });
+  const ctx = (record: SandboxRecord) => ({
+    domain,
+    accessToken: tokens.tokenFor(record.id),
+    trafficAccessToken: record.publicTraffic ? null : tokens.trafficTokenFor(record.id),
+  });
 
   const create = async (c: Context<AppEnv>) => {
     const teamId = await team(c);
@@ -120,6 +137,10 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
       ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(body.envVars ? { envs: body.envVars } : {}),
       ...e2bNetwork(body.allow_internet_access, body.network),
+      ...(body.network?.allowPublicTraffic !== undefined
+        ? { publicTraffic: body.network.allowPublicTraffic }
+        : {}),
+      ...(body.autoResume?.enabled !== undefined ? { autoResume: body.autoResume.enabled } : {}),
     });
     return c.json(sandboxCreated(record, ctx(record)), 201);
   };

@@ -27,6 +27,8 @@ function endAt(record: SandboxRecord): string {
 export interface SandboxContext {
   domain: string | null;
   accessToken: string;
+  /** Null when its ports take public traffic. */
+  trafficAccessToken: string | null;
 }
 
 /** The `Sandbox` object of create, connect and resume. */
@@ -38,7 +40,7 @@ export function sandboxCreated(record: SandboxRecord, ctx: SandboxContext) {
     alias: record.template,
     envdVersion: E2B_ENVD_VERSION,
     envdAccessToken: ctx.accessToken,
-    trafficAccessToken: null,
+    trafficAccessToken: ctx.trafficAccessToken,
     domain: ctx.domain,
   };
 }
@@ -68,8 +70,14 @@ export function sandboxDetail(record: SandboxRecord, ctx: SandboxContext) {
     ...sandboxListed(record),
     envdAccessToken: ctx.accessToken,
     domain: ctx.domain,
+    allowInternetAccess: record.network?.allowInternetAccess ?? true,
+    network: {
+      allowPublicTraffic: record.publicTraffic,
+      allowOut: record.network?.allowOut ?? [],
+      denyOut: record.network?.denyOut ?? [],
+    },
     // Wrenn pauses on timeout (after that much inactivity); it never kills on a timer.
-    lifecycle: { onTimeout: "pause", autoResume: false },
+    lifecycle: { onTimeout: "pause", autoResume: record.autoResume },
   };
 }
 

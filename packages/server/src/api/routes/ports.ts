@@ -1,6 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { ServerError } from "../../errors.js";
 import type { Services } from "../../service/index.js";
+import type { E2bAccessTokens } from "../e2b/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -20,6 +21,10 @@ const PublishedPortSchema = z
     port: z.number().int(),
     host: z.string().openapi({ example: "8000-k3x9q2m7v1b8n4c6z0ta.sandboxes.example.com" }),
     url: z.string().openapi({ example: "https://8000-k3x9q2m7v1b8n4c6z0ta.sandboxes.example.com" }),
+    traffic_access_token: z.string().nullable().openapi({
+      description:
+        "When the sandbox takes no public traffic: send it as the e2b-traffic-access-token header; else null",
+    }),
   })
   .openapi("PublishedPort");
 
@@ -27,7 +32,12 @@ const PublishedPortSchema = z
  * Where a port of a sandbox is reachable from outside: `<port>-<id>.<WRENN_DOMAIN>`, served by
  * this server (which must receive that name, e.g. a wildcard DNS record and a proxy in front).
  */
-export function registerPortRoutes(app: App, services: Services, domain: string | null): void {
+export function registerPortRoutes(
+  app: App,
+  services: Services,
+  domain: string | null,
+  tokens: E2bAccessTokens,
+): void {
   app.openapi(
     createRoute({
       method: "get",
@@ -59,7 +69,8 @@ export function registerPortRoutes(app: App, services: Services, domain: string 
       const reached = new URL(c.req.url);
       const serverPort = /:(\d+)$/.exec(c.req.header("host") ?? "")?.[1];
       const url = `${reached.protocol}//${host}${serverPort ? `:${serverPort}` : ""}`;
-      return c.json({ port, host, url }, 200);
+      const traffic = sandbox.publicTraffic ? null : tokens.trafficTokenFor(sandbox.id);
+      return c.json({ port, host, url, traffic_access_token: traffic }, 200);
     },
   );
 }

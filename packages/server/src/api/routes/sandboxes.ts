@@ -3,12 +3,14 @@ import type { SandboxRecord, SandboxState } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import type { Services } from "../../service/index.js";
 import { SandboxNetworkUpdateSchema } from "../egress-rules.js";
+import type { E2bAccessTokens } from "../e2b/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
 import {
   IdParams,
   SANDBOX_STATE_VALUES,
+  SandboxCreatedSchema,
   SandboxCreateSchema,
   SandboxListQuery,
   SandboxListSchema,
@@ -45,6 +47,8 @@ function format(s: SandboxRecord) {
     updated_at: s.updatedAt,
     last_active_at: s.lastActiveAt,
     stopped_at: s.stoppedAt,
+    allow_public_traffic: s.publicTraffic,
+    auto_resume: s.autoResume,
   };
 }
 
@@ -76,7 +80,7 @@ function parseMetadata(raw: string | undefined): Record<string, string> | undefi
   return pairs;
 }
 
-export function registerSandboxRoutes(app: App, services: Services): void {
+export function registerSandboxRoutes(app: App, services: Services, tokens: E2bAccessTokens): void {
   const middleware = requireApiKey(services);
   const sandboxes = services.sandboxes;
   const action = (name: string, summary: string) =>
@@ -106,7 +110,10 @@ export function registerSandboxRoutes(app: App, services: Services): void {
         body: { content: { "application/json": { schema: SandboxCreateSchema } }, required: true },
       },
       responses: {
-        201: sandboxResponse("Created and running"),
+        201: {
+          description: "Created and running",
+          content: { "application/json": { schema: SandboxCreatedSchema } },
+        },
         ...errorResponses(
           "invalid_argument",
           "unauthenticated",
@@ -132,10 +139,20 @@ export function registerSandboxRoutes(app: App, services: Services): void {
           : {}),
         ...(body.allow_out !== undefined ? { allowOut: body.allow_out } : {}),
         ...(body.deny_out !== undefined ? { denyOut: body.deny_out } : {}),
+        ...(body.allow_public_traffic !== undefined
+          ? { publicTraffic: body.allow_public_traffic }
+          : {}),
+        ...(body.auto_resume !== undefined ? { autoResume: body.auto_resume } : {}),
         ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
         ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
       });
-      return c.json(format(created), 201);
+      return c.json(
+        {
+          ...format(created),
+          traffic_access_token: created.publicTraffic ? null : tokens.trafficTokenFor(created.id),
+        },
+        201,
+      );
     },
   );
 

@@ -3,7 +3,8 @@ import { initial } from "./0001-initial.js";
 import { fleet } from "./0002-fleet.js";
 import { hardening } from "./0003-hardening.js";
 import { runtimeDetails } from "./0004-runtime-details.js";
-import { egress } from "./0006-egress.js";
+import { egress } from "./0005-egress.js";
+import { publicTraffic } from "./0006-public-traffic.js";
 
 // One migration set for both dialects: only types both read back the same (text, integer).
 // Each migration lives in its own file; add new ones here under the next number.
@@ -14,7 +15,8 @@ export const migrations: Record<string, Migration> = {
   "0002_fleet": fleet,
   "0003_hardening": hardening,
   "0004_runtime_details": runtimeDetails,
-  "0006_egress": egress,
+  "0005_egress": egress,
+  "0006_public_traffic": publicTraffic,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -32,16 +32,25 @@ export interface SandboxNetwork {
 }
 
 /** A sandbox as the rest of the server sees it: JSON parsed, state typed. */
-export interface SandboxRecord extends Omit<SandboxRowRaw, "metadata" | "state" | "network"> {
+export interface SandboxRecord
+  extends Omit<SandboxRowRaw, "metadata" | "state" | "network" | "publicTraffic" | "autoResume"> {
   state: SandboxState;
   runtime: string;
   metadata: Record<string, string>;
   /** Always set on what the repo returns (rows written before it read as open). */
   network?: SandboxNetwork;
+  /** Its ports answer anyone (else only with its traffic access token). */
+  publicTraffic: boolean;
+  /** Traffic through the sandbox routes resumes it when paused. */
+  autoResume: boolean;
 }
 
-/** A row to insert: the runtime may be unknown until the agent answers. */
-export type NewSandbox = Omit<SandboxRecord, "runtime"> & { runtime?: string };
+/** A row to insert: the runtime may be unknown until the agent answers; flags default. */
+export type NewSandbox = Omit<SandboxRecord, "runtime" | "publicTraffic" | "autoResume"> & {
+  runtime?: string;
+  publicTraffic?: boolean;
+  autoResume?: boolean;
+};
 
 const OPEN_NETWORK: SandboxNetwork = { allowInternetAccess: true, allowOut: [], denyOut: [] };
 
@@ -121,18 +130,24 @@ export class SandboxesRepo {
   }
 
   async insert(sandbox: NewSandbox): Promise<SandboxRecord> {
+    const publicTraffic = sandbox.publicTraffic ?? true;
+    const autoResume = sandbox.autoResume ?? false;
     await this.db
       .insertInto("sandboxes")
       .values({
         ...sandbox,
         metadata: JSON.stringify(sandbox.metadata),
         network: sandbox.network ? networkToJson(sandbox.network) : null,
+        publicTraffic: publicTraffic ? 1 : 0,
+        autoResume: autoResume ? 1 : 0,
       })
       .execute();
     return {
       ...sandbox,
       runtime: sandbox.runtime ?? "namespace",
       network: sandbox.network ?? { ...OPEN_NETWORK },
+      publicTraffic,
+      autoResume,
     };
   }
 
@@ -325,6 +340,8 @@ function fromRow(row: SandboxRowRaw): SandboxRecord {
     state: row.state as SandboxState,
     metadata: JSON.parse(row.metadata) as Record<string, string>,
     network: networkFromJson(row.network),
+    publicTraffic: Number(row.publicTraffic) !== 0,
+    autoResume: Number(row.autoResume) !== 0,
   };
 }
 

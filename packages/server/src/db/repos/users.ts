@@ -4,6 +4,14 @@ import type { Executor } from "./types.js";
 
 export type TeamRole = "owner" | "member";
 
+/** A member of a team, as the team sees them. */
+export interface TeamMember {
+  userId: string;
+  email: string;
+  role: TeamRole;
+  joinedAt: string;
+}
+
 export interface Membership {
   teamId: string;
   role: TeamRole;
@@ -78,6 +86,34 @@ export class UsersRepo {
       .where("teamId", "=", teamId)
       .executeTakeFirst();
     return row && toMembership(row);
+  }
+
+  /** The team's members, oldest first. */
+  async members(teamId: string): Promise<TeamMember[]> {
+    const rows = await this.db
+      .selectFrom("usersTeams")
+      .innerJoin("users", "users.id", "usersTeams.userId")
+      .select(["usersTeams.userId", "users.email", "usersTeams.role", "usersTeams.createdAt"])
+      .where("usersTeams.teamId", "=", teamId)
+      .orderBy("usersTeams.createdAt", "asc")
+      .orderBy("usersTeams.userId", "asc")
+      .execute();
+    return rows.map((r) => ({
+      userId: r.userId,
+      email: r.email,
+      role: r.role as TeamRole,
+      joinedAt: r.createdAt,
+    }));
+  }
+
+  /** Ends a membership; false when there was none. */
+  async removeMember(teamId: string, userId: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom("usersTeams")
+      .where("teamId", "=", teamId)
+      .where("userId", "=", userId)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
   }
 
   /** The team a login lands in: the default one, else the oldest membership. */
