@@ -3,6 +3,7 @@ import { initial } from "./0001-initial.js";
 import { fleet } from "./0002-fleet.js";
 import { hardening } from "./0003-hardening.js";
 import { runtimeDetails } from "./0004-runtime-details.js";
+import { templates } from "./0008-templates.js";
 
 // One migration set for both dialects: only types both read back the same (text, integer).
 // Each migration lives in its own file; add new ones here under the next number.
@@ -13,6 +14,7 @@ export const migrations: Record<string, Migration> = {
   "0002_fleet": fleet,
   "0003_hardening": hardening,
   "0004_runtime_details": runtimeDetails,
+  "0008_templates": templates,
 };
 
 export const migrationProvider: MigrationProvider = {
