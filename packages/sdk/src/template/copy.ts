@@ -15,9 +15,7 @@ export const MAX_COPY_BYTES = 48 * 1024 * 1024;
  * Reads the local files of the copy steps (a file, or a directory's tree): the steps then name
  * them by sha256, and `files` holds each content once, base64. Node only.
  */
-export async function readCopies(
-  steps: TemplateStep[],
-): Promise<{
+export async function readCopies(steps: TemplateStep[]): Promise<{
   steps: (Exclude<TemplateStep, { type: "copy" }> | WireCopy)[];
   files: Record<string, string>;
 }> {

@@ -26,12 +26,13 @@ describe("parseDockerfile", () => {
       {
         type: "run",
         cmd: "export VERSION=1.2 APP_HOME=/srv/app GREETING='hi there'; apt-get update &&  apt-get install -y jq",
+        user: "root",
       },
       { type: "run", cmd: "mkdir -p /srv/app", user: "root" },
       { type: "workdir", path: "/srv/app" },
       { type: "copy", src: "server.js", dest: "./server.js", user: "user" },
       { type: "copy", src: "package.json", dest: "./package.json", user: "user" },
-      { type: "copy", src: "config.json", dest: "/etc/app/config.json" },
+      { type: "copy", src: "config.json", dest: "/etc/app/config.json", user: "root" },
       { type: "user", name: "user" },
       {
         type: "run",
@@ -47,7 +48,7 @@ describe("parseDockerfile", () => {
     });
     expect(parsed).toEqual({
       from: { template: "my-env" },
-      steps: [{ type: "run", cmd: "export NAME=x; echo $NAME" }],
+      steps: [{ type: "run", cmd: "export NAME=x; echo $NAME", user: "root" }],
     });
   });
 

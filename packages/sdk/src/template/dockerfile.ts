@@ -133,6 +133,8 @@ export function parseDockerfile(
   let from: { template: string } | undefined;
   let entrypoint: string | undefined;
   let cmd: string | undefined;
+  // Docker runs RUN and owns COPY as root until USER; sandboxes keep Wrenn's default user then.
+  let user: string | undefined;
   for (const { keyword, args: rawArgs, line } of instructions(text)) {
     const args =
       keyword === "RUN" || keyword === "CMD" || keyword === "ENTRYPOINT"
@@ -175,19 +177,23 @@ export function parseDockerfile(
         const run = commandOf(args, line);
         // ARGs reach RUN as environment, as in Docker.
         const argPrefix = [...vars].map(([k, v]) => `${k}=${shellQuote(v)}`).join(" ");
-        steps.push({ type: "run", cmd: argPrefix ? `export ${argPrefix}; ${run}` : run });
+        steps.push({
+          type: "run",
+          cmd: argPrefix ? `export ${argPrefix}; ${run}` : run,
+          ...(user ? {} : { user: "root" }),
+        });
         break;
       }
       case "COPY":
       case "ADD": {
         let rest = args;
-        let user: string | undefined;
+        let owner = "root";
         for (
           let flag = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest);
           flag;
           flag = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest)
         ) {
-          if (flag[1] === "chown") user = (flag[2] ?? "").split(":")[0];
+          if (flag[1] === "chown") owner = (flag[2] ?? "").split(":")[0] || "root";
           else if (flag[1] !== "chmod" && flag[1] !== "link") {
             throw new DockerfileError(
               line,
@@ -224,7 +230,7 @@ export function parseDockerfile(
           const into = dest.endsWith("/") || parts.length > 2;
           const base = src.replace(/\/+$/, "").split("/").at(-1) ?? src;
           const target = into ? `${dest.replace(/\/+$/, "")}/${base}` : dest;
-          steps.push({ type: "copy", src, dest: target, ...(user ? { user } : {}) });
+          steps.push({ type: "copy", src, dest: target, user: owner });
         }
         break;
       }
@@ -241,7 +247,8 @@ export function parseDockerfile(
         steps.push({ type: "workdir", path: args });
         break;
       case "USER":
-        steps.push({ type: "user", name: args.split(":")[0] as string });
+        user = args.split(":")[0] as string;
+        steps.push({ type: "user", name: user });
         break;
       case "CMD":
         cmd = commandOf(args, line);
