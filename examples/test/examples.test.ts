@@ -224,6 +224,26 @@ describe("examples against a real single-host server", () => {
     await expectNothingLeft();
   });
 
+  it("custom-template: builds in code and from a Dockerfile, rebuilds from the cache, starts its service", async () => {
+    const out = await expectSuccess("custom-template");
+    expect(out).toMatch(/built custom-\S+ version 1 in \d+ ms/);
+    // The rebuild after changing the last step: every step before it is served by the cache.
+    const rebuild = out.slice(out.indexOf("rebuilding"), out.indexOf("the start command answers"));
+    expect(rebuild).toContain("APT INSTALL jq (cached)");
+    expect(rebuild).toMatch(/COPY 1 file\(s\) → \/opt\/app \(cached\)/);
+    expect(rebuild).toMatch(/RUN echo v2 > \/opt\/app\/VERSION\n/);
+    const ratio = Number(/version 2 in \d+ ms \(([\d.]+)× the first\)/.exec(out)?.[1]);
+    expect(ratio).toBeLessThan(0.8);
+    expect(out).toContain(
+      'the start command answers: {"greeting":"hello from a custom template","cwd":"/opt/app"}',
+    );
+    expect(out).toContain("version file: v2");
+    expect(out).toMatch(/from the Dockerfile: jq-1\.\S+, GREETING=hello from a Dockerfile/);
+    expect(out).toMatch(/templates: custom-\S+@1, custom-\S+@2, custom-\S+-docker@1/);
+    expect((await api<{ templates: unknown[] }>("/v1/templates")).templates).toEqual([]);
+    await expectNothingLeft();
+  });
+
   it("agent-tool: returns stdout, stderr and exit code of model-written Python", async () => {
     const out = await expectSuccess("agent-tool");
     const answers = out
