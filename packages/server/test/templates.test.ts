@@ -254,6 +254,23 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
   });
 
+  it("finishes two builds of one name at once: versions increase, the last finished wins", async () => {
+    const race = (word: string) =>
+      build({
+        name: "race",
+        steps: [{ type: "run", cmd: `echo ${word} > /opt/word`, user: "root" }],
+      });
+    const [a, b] = await Promise.all([race("alpha"), race("beta")]);
+    const version = (r: BuildResult) =>
+      (r.last.template as { version: number } | undefined)?.version;
+    expect([version(a), version(b)].sort()).toEqual([1, 2]);
+    const res = await call("POST", "/v1/sandboxes", { template: "race" });
+    const { id } = (await res.json()) as { id: string };
+    expect((await exec(id, "cat /opt/word")).stdout).toBe(version(a) === 2 ? "alpha\n" : "beta\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", "/v1/templates/race")).status).toBe(204);
+  });
+
   it("fails a build on a failing step with its output and exit code, leaving no template", async () => {
     const before = host.embedded.agent.runtime.list().length;
     const failed = await build({
