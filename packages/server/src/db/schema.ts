@@ -84,6 +84,8 @@ export interface TemplatesTable {
   cacheKey: ColumnType<string | null, string | null | undefined, string | null>;
   /** A built template's config (JSON): its start command and process defaults. */
   config: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The row whose layers this one stacks on (a snapshot of a sandbox made from a snapshot). */
+  parentId: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type TemplateKind = "snapshot" | "template" | "layer";

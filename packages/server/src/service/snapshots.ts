@@ -66,6 +66,8 @@ export class SnapshotService {
     const row: NewTemplateRow = {
       ...fields,
       id,
+      // The sandbox stacks on the row it was made from: another host needs that one first.
+      parentId: sandbox.snapshotId,
       teamId,
       sourceSandboxId: sandbox.id,
       hostId: sandbox.hostId,

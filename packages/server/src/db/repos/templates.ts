@@ -26,6 +26,16 @@ export class TemplatesRepo {
       .executeTakeFirst();
   }
 
+  /** The parent a row stacks on, whatever its team (copies between hosts follow the chain). */
+  async parentOf(id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom("templates")
+      .select("parentId")
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row?.parentId ?? undefined;
+  }
+
   /** By name; only of `kind` when given. */
   getByName(teamId: string, name: string, kind?: TemplateKind): Promise<TemplateRow | undefined> {
     let query = this.db
