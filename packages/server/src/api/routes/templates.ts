@@ -115,8 +115,8 @@ export const TemplateBuildSchema = z
       .optional()
       .openapi({ description: "Contents of the copied files by sha256, base64" }),
     cpu_count: z.number().int().min(1).max(64).optional(),
-    memory_mb: z.number().int().min(128).max(262_144).optional(),
-    disk_size_mb: z.number().int().min(128).max(1_048_576).optional(),
+    memory_mb: z.number().int().min(64).max(262_144).optional(),
+    disk_size_mb: z.number().int().min(16).max(1_048_576).optional(),
   })
   .strict()
   .openapi("TemplateBuild");
