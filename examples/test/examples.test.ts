@@ -224,6 +224,55 @@ describe("examples against a real single-host server", () => {
     await expectNothingLeft();
   });
 
+  /** Whether a sandbox resolves Debian's mirror: `base` has no resolv.conf unless the host gives one. */
+  const sandboxReachesDebian = async (): Promise<boolean> => {
+    const post = (path: string, body: unknown) =>
+      fetch(`${env?.WRENN_API_URL}${path}`, {
+        method: "POST",
+        headers: { "x-api-key": env?.WRENN_API_KEY ?? "", "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+    const { id } = (await (await post("/v1/sandboxes", {})).json()) as { id: string };
+    try {
+      const probe = (await (
+        await post(`/v1/sandboxes/${id}/exec`, {
+          cmd: "getent hosts deb.debian.org",
+          timeout_ms: 15_000,
+        })
+      ).json()) as { exit_code?: number };
+      return probe.exit_code === 0;
+    } finally {
+      await api(`/v1/sandboxes/${id}`, "DELETE");
+    }
+  };
+
+  it("custom-template: builds in code and from a Dockerfile, rebuilds from the cache, starts its service", async (ctx) => {
+    // apt in a build sandbox needs names resolved; say so instead of failing where they are not.
+    if (!(await sandboxReachesDebian())) {
+      ctx.skip(
+        "sandboxes cannot resolve deb.debian.org here (no DNS in the sandbox), so apt cannot download",
+      );
+      return;
+    }
+    const out = await expectSuccess("custom-template");
+    expect(out).toMatch(/built custom-\S+ version 1 in \d+ ms/);
+    // The rebuild after changing the last step: every step before it is served by the cache.
+    const rebuild = out.slice(out.indexOf("rebuilding"), out.indexOf("the start command answers"));
+    expect(rebuild).toContain("APT INSTALL jq (cached)");
+    expect(rebuild).toMatch(/COPY 1 file\(s\) → \/opt\/app \(cached\)/);
+    expect(rebuild).toMatch(/RUN echo v2 > \/opt\/app\/VERSION\n/);
+    const ratio = Number(/version 2 in \d+ ms \(([\d.]+)× the first\)/.exec(out)?.[1]);
+    expect(ratio).toBeLessThan(0.8);
+    expect(out).toContain(
+      'the start command answers: {"greeting":"hello from a custom template","cwd":"/opt/app"}',
+    );
+    expect(out).toContain("version file: v2");
+    expect(out).toMatch(/from the Dockerfile: jq-1\.\S+, GREETING=hello from a Dockerfile/);
+    expect(out).toMatch(/templates: custom-\S+@1, custom-\S+@2, custom-\S+-docker@1/);
+    expect((await api<{ templates: unknown[] }>("/v1/templates")).templates).toEqual([]);
+    await expectNothingLeft();
+  });
+
   it("agent-tool: returns stdout, stderr and exit code of model-written Python", async () => {
     const out = await expectSuccess("agent-tool");
     const answers = out

@@ -304,6 +304,56 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     );
   });
 
+  it("templates: builds from a Dockerfile (cached on rebuild), lists, starts a sandbox, removes", async () => {
+    const dir = join(work, "dockerfile");
+    await mkdir(dir, { recursive: true });
+    await writeFile(join(dir, "greeting.txt"), "from the context\n");
+    const dockerfile = (word: string) =>
+      [
+        "FROM wrenn/test-minimal",
+        `ARG WORD=${word}`,
+        "COPY greeting.txt /opt/",
+        "RUN echo $WORD > /opt/word",
+        "ENV NAME=cli",
+        'CMD ["sleep", "600"]',
+      ].join("\n");
+    await writeFile(join(dir, "Dockerfile"), dockerfile("one"));
+    const build = () =>
+      run(["template", "build", "-f", join(dir, "Dockerfile"), "--name", "cli-tpl"]);
+    const first = await build();
+    expect(first.code, first.stderr).toBe(0);
+    expect(first.stdout).toContain("COPY 1 file(s) → /opt/greeting.txt\n");
+    expect(first.stdout).toContain("Built cli-tpl version 1\n");
+    await writeFile(join(dir, "Dockerfile"), dockerfile("two"));
+    const second = await build();
+    expect(second.code, second.stderr).toBe(0);
+    expect(second.stdout).toContain("COPY 1 file(s) → /opt/greeting.txt (cached)\n");
+    expect(second.stdout).toContain("Built cli-tpl version 2\n");
+
+    const list = JSON.parse((await run(["template", "list", "--json"])).stdout) as {
+      name: string;
+      version: number;
+      startCmd?: string;
+    }[];
+    expect(list.map((t) => [t.name, t.version, t.startCmd])).toEqual([
+      ["cli-tpl", 1, "sleep 600"],
+      ["cli-tpl", 2, "sleep 600"],
+    ]);
+    const child = (await run(["sandbox", "create", "--template", "cli-tpl"])).stdout.trim();
+    expect(child).toMatch(ID);
+    expect((await run(["files", "cat", child, "/opt/word"])).stdout).toBe("two\n");
+    expect((await run(["files", "cat", child, "/opt/greeting.txt"])).stdout).toBe(
+      "from the context\n",
+    );
+    expect((await run(["sandbox", "kill", child])).code).toBe(0);
+    expect((await run(["template", "rm", "cli-tpl"])).stdout).toBe("Deleted cli-tpl\n");
+
+    await writeFile(join(dir, "Dockerfile"), "FROM wrenn/test-minimal\nEXPOSE 80\n");
+    const refused = await build();
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain("line 2: EXPOSE: ports are not published");
+  });
+
   it("fails with a short message and the next step: bad id, bad key, server down, no key", async () => {
     const badId = await run(["sandbox", "info", "nosuchsandbox"]);
     expect(badId.code).toBe(1);

@@ -83,6 +83,21 @@ export type {
 export { Sandbox } from "./sandbox/index.js";
 export type { SnapshotInfo } from "./snapshot/index.js";
 export { Snapshot } from "./snapshot/index.js";
+export type {
+  ParsedDockerfile,
+  ReadyCheck,
+  TemplateBuildEvent,
+  TemplateBuildOpts,
+  TemplateInfo,
+  TemplateStep,
+} from "./template/index.js";
+export {
+  DockerfileError,
+  MAX_COPY_BYTES,
+  parseDockerfile,
+  Template,
+  TemplateBuildError,
+} from "./template/index.js";
 
 /** The paginator `Sandbox.list()` returns. */
 export type SandboxPaginator = import("./pagination/index.js").Paginator<

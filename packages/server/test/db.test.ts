@@ -257,9 +257,18 @@ for (const engine of testEngines()) {
           isUniqueViolation,
         );
         await store.templates.insert({ ...template, id: newId(), teamId: teamB });
-        expect(await store.templates.getByName(teamA, "py")).toEqual(template);
+        // Read back with the defaults of a snapshot row (0008_templates).
+        const stored = {
+          ...template,
+          kind: "snapshot",
+          version: 1,
+          cacheKey: null,
+          config: null,
+          parentId: null,
+        };
+        expect(await store.templates.getByName(teamA, "py")).toEqual(stored);
         expect(await store.templates.get(teamB, template.id)).toBeUndefined();
-        expect(await store.templates.list(teamA)).toEqual([template]);
+        expect(await store.templates.list(teamA)).toEqual([stored]);
         expect(await store.templates.delete(teamB, template.id)).toBe(false);
         expect(await store.templates.delete(teamA, template.id)).toBe(true);
       });

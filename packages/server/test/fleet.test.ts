@@ -229,6 +229,35 @@ describe.skipIf(skip)(
       }
     });
 
+    it("starts sandboxes of a built template on every host (its layers are copied first)", async () => {
+      const res = await fetch(`${balancer.url}/v1/templates/builds`, {
+        method: "POST",
+        headers: { "x-api-key": apiKey, "content-type": "application/json" },
+        body: JSON.stringify({
+          name: "fleet-tpl",
+          from: { template: TEMPLATE },
+          memory_mb: 128,
+          disk_size_mb: 64,
+          steps: [
+            { type: "run", cmd: "echo one > /opt/one", user: "root" },
+            { type: "run", cmd: "echo two > /opt/two", user: "root" },
+          ],
+        }),
+      });
+      const lines = (await res.text()).trim().split("\n");
+      expect(JSON.parse(lines.at(-1) ?? "{}"), lines.slice(-3).join("\n")).toMatchObject({
+        type: "done",
+      });
+      const made: Sandbox[] = [];
+      for (const hostId of hostIds.slice(0, 2)) {
+        const s = await create({ template: "fleet-tpl", host_id: hostId });
+        made.push(s);
+        expect((await exec(s.id, "cat /opt/one /opt/two")).body.stdout).toBe("one\ntwo\n");
+      }
+      for (const s of made) await api("DELETE", `/v1/sandboxes/${s.id}`);
+      expect((await api("DELETE", "/v1/templates/fleet-tpl")).status).toBe(204);
+    });
+
     it("drain: no new sandboxes there; those on it keep running", async () => {
       const drainedId = hostIds[2] as string;
       const onIt = await create({ host_id: drainedId });

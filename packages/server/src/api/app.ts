@@ -32,6 +32,7 @@ import { registerSandboxIoRoutes, STREAMED_BODY_PATH } from "./routes/sandbox-io
 import { registerSandboxRoutes } from "./routes/sandboxes.js";
 import { registerSnapshotRoutes } from "./routes/snapshots.js";
 import { registerTeamRoutes } from "./routes/teams.js";
+import { registerTemplateRoutes, TEMPLATE_BUILD_BODY_LIMIT } from "./routes/templates.js";
 import { registerTicketRoutes } from "./routes/tickets.js";
 import { createUpgradeHandler, type UpgradeHandler } from "./ws/index.js";
 
@@ -119,12 +120,24 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
       );
     },
   });
+  // A template build carries the files it copies: bounded higher.
+  const limitBuildBody = bodyLimit({
+    maxSize: TEMPLATE_BUILD_BODY_LIMIT,
+    onError: () => {
+      throw new ServerError(
+        "payload_too_large",
+        `a template build's request (recipe and files) is larger than ${TEMPLATE_BUILD_BODY_LIMIT} bytes`,
+      );
+    },
+  });
   // File uploads stream through to the sandbox, whatever their size; every other body is bounded.
   app.use("/v1/*", (c, next) =>
     // GET and HEAD carry no body; hono's limiter would still build a Request to look.
     c.req.method === "GET" || c.req.method === "HEAD" || STREAMED_BODY_PATH.test(c.req.path)
       ? next()
-      : limitBody(c, next),
+      : c.req.path === "/v1/templates/builds"
+        ? limitBuildBody(c, next)
+        : limitBody(c, next),
   );
 
   registerMetaRoutes(app, options.readiness ?? (() => ({ ready: true })));
@@ -140,6 +153,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   registerFileWatchRoutes(app, services);
   registerMetricsRoutes(app, services);
   registerSnapshotRoutes(app, services);
+  registerTemplateRoutes(app, services);
   registerHostRoutes(app, services);
   registerQuotaRoutes(app, services);
   registerTicketRoutes(app, services);

@@ -24,7 +24,9 @@ export type {
   ApiKeyRow,
   HostRefreshTokenRow,
   HostRegistrationTokenRow,
+  NewTemplateRow,
   TeamRow,
+  TemplateKind,
   TemplateRow,
   UserRow,
 } from "./schema.js";

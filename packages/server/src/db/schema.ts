@@ -1,4 +1,4 @@
-import type { ColumnType, Generated, Selectable } from "kysely";
+import type { ColumnType, Generated, Insertable, Selectable } from "kysely";
 
 // Column types are chosen to read back identically from SQLite and PostgreSQL: text ids,
 // ISO-8601 text times, integers for numbers and flags, JSON kept as text. Property names are
@@ -82,7 +82,19 @@ export interface TemplatesTable {
   memoryMb: number;
   diskSizeMb: number;
   createdAt: string;
+  /** `snapshot` (of a sandbox), `template` (built from a recipe) or `layer` (a build's cached step). */
+  kind: ColumnType<TemplateKind, TemplateKind | undefined, TemplateKind>;
+  /** A built template's version: 1 for the first build of a name, then one more per build. */
+  version: ColumnType<number, number | undefined, number>;
+  /** A layer's cache key: the hash of its parent, its step and the step's inputs. */
+  cacheKey: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A built template's config (JSON): its start command and process defaults. */
+  config: ColumnType<string | null, string | null | undefined, string | null>;
+  /** The row whose layers this one stacks on (a snapshot of a sandbox made from a snapshot). */
+  parentId: ColumnType<string | null, string | null | undefined, string | null>;
 }
+
+export type TemplateKind = "snapshot" | "template" | "layer";
 
 export interface HostsTable {
   id: string;
@@ -191,6 +203,7 @@ export type TeamRow = Selectable<TeamsTable>;
 export type ApiKeyRow = Selectable<TeamApiKeysTable>;
 export type SandboxRowRaw = Selectable<SandboxesTable>;
 export type TemplateRow = Selectable<TemplatesTable>;
+export type NewTemplateRow = Insertable<TemplatesTable>;
 export type HostRowRaw = Selectable<HostsTable>;
 export type HostRefreshTokenRow = Selectable<HostRefreshTokensTable>;
 export type HostRegistrationTokenRow = Selectable<HostRegistrationTokensTable>;

@@ -101,10 +101,12 @@ export class Fleet implements SandboxPlacer {
     return agent;
   }
 
-  /** Copies the snapshot to `target` unless it holds one already. */
+  /** Copies the snapshot to `target` unless it holds one already, after the ones it stacks on. */
   private async ensureSnapshot(snapshotId: string, target: AgentHost): Promise<void> {
     const holders = await this.store.hosts.templateCopies(snapshotId);
     if (holders.includes(target.hostId)) return;
+    const parent = await this.store.templates.parentOf(snapshotId);
+    if (parent) await this.ensureSnapshot(parent, target);
     let lastError: unknown;
     for (const sourceId of holders) {
       const source = await this.store.hosts.get(sourceId);

@@ -16,6 +16,7 @@ import { QuotaService } from "./quotas.js";
 import { RateLimiter } from "./rate-limiter.js";
 import { type SandboxDefaults, type SandboxPlacer, SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
+import { TemplateService } from "./templates/index.js";
 import { TicketService } from "./tickets.js";
 import { WatchService } from "./watch.js";
 
@@ -70,6 +71,8 @@ export type {
 } from "./sandboxes.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SandboxService } from "./sandboxes.js";
 export { SnapshotService } from "./snapshots.js";
+export type { BuildEvent, BuiltTemplate, Recipe, RecipeStep } from "./templates/index.js";
+export { builtTemplateView, TemplateService } from "./templates/index.js";
 export type { DirWatch, FsEvent, FsEventType } from "./watch.js";
 export { WatchService } from "./watch.js";
 
@@ -81,6 +84,7 @@ export interface Services {
   apiKeys: ApiKeyService;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
+  templates: TemplateService;
   hosts: HostService;
   hostEnrollment: HostEnrollmentService;
   exec: ExecService;
@@ -141,6 +145,9 @@ export function createServices(deps: ServiceDeps): Services {
     deps.fleetTimings,
     deps.logger,
   );
+  const snapshots = new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger);
+  const processes = new ProcessService(sandboxes, deps.logger);
+  const files = new FileService(sandboxes);
   return {
     quotas,
     tickets: new TicketService(deps.store, sandboxes),
@@ -148,11 +155,12 @@ export function createServices(deps: ServiceDeps): Services {
     apiKeys: new ApiKeyService(deps.store, deps.logger),
     sandboxes,
     exec: new ExecService(sandboxes, deps.logger),
-    files: new FileService(sandboxes),
-    processes: new ProcessService(sandboxes, deps.logger),
+    files,
+    processes,
     watch: new WatchService(sandboxes, deps.logger),
     metrics: new MetricsService(sandboxes),
-    snapshots: new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger),
+    snapshots,
+    templates: new TemplateService(deps.store, sandboxes, processes, files, snapshots, deps.logger),
     hosts: new HostService(
       deps.store,
       deps.fleet.registry,

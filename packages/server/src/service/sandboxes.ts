@@ -155,12 +155,25 @@ export class SandboxService {
     // Agents name snapshots by row id, and an agent resolves a template name to a snapshot first:
     // an id-shaped template is only ever the caller's own snapshot, else it is not found, exactly
     // like a missing one (another team's snapshot must not be reachable through `template`).
-    if (input.snapshot === undefined && isId(template)) {
-      if (!(await this.store.templates.get(teamId, template)))
+    const shown = input.snapshot ?? template;
+    if (input.snapshot === undefined) {
+      // A team's built template by name (its newest version), or a build layer or version by id:
+      // created like a snapshot, so it is copied to whichever host runs the sandbox.
+      const row = isId(template)
+        ? await this.store.templates.get(teamId, template)
+        : await this.store.templates.getByName(teamId, template, "template");
+      if (!row && isId(template))
         throw new ServerError("not_found", `template ${JSON.stringify(template)} not found`);
+      if (row && row.kind !== "snapshot") {
+        template = row.id;
+        snapshotId = row.id;
+        vcpus ||= row.vcpus;
+        memoryMb ||= row.memoryMb;
+        diskSizeMb ||= row.diskSizeMb;
+      }
     }
     if (input.snapshot !== undefined) {
-      const snapshot = await this.store.templates.getByName(teamId, input.snapshot);
+      const snapshot = await this.store.templates.getByName(teamId, input.snapshot, "snapshot");
       if (!snapshot)
         throw new ServerError("not_found", `snapshot ${JSON.stringify(input.snapshot)} not found`);
       // Agent-side snapshot names are global to the host; the row id keeps teams apart.
@@ -188,7 +201,7 @@ export class SandboxService {
       id,
       teamId,
       hostId: host.hostId,
-      template: input.snapshot ?? template,
+      template: shown,
       ...(input.runtime ? { runtime: input.runtime } : {}),
       snapshotId,
       state: "pending",

@@ -1,9 +1,11 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { crashPoint } from "@wrenn/agent";
 import type { Logger } from "pino";
+import type { SandboxRecord } from "../db/index.js";
 import {
   isId,
   isUniqueViolation,
+  type NewTemplateRow,
   newId,
   nowIso,
   type Store,
@@ -36,18 +38,40 @@ export class SnapshotService {
     if (await this.store.templates.getByName(teamId, name)) {
       throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`);
     }
+    const row = await this.capture(teamId, sandbox, { name, kind: "snapshot" });
+    this.logger.info(
+      { op: "snapshot.create", teamId, sandboxId, snapshotId: row.id, ms: elapsed(started) },
+      "snapshot created",
+    );
+    return row;
+  }
+
+  /**
+   * Freezes a sandbox's filesystem into a new row of the team's templates table (a snapshot, a
+   * built template or a build layer). Whole or not at all: a row that cannot be written takes
+   * the agent's copy back.
+   */
+  async capture(
+    teamId: string,
+    sandbox: SandboxRecord,
+    fields: Pick<NewTemplateRow, "name" | "kind" | "version" | "cacheKey" | "config">,
+  ): Promise<TemplateRow> {
     const host = await this.sandboxes.hostOf(sandbox);
     const id = newId();
-    const res = await host.client.createSnapshot({ sandboxId, name: id }).catch((err: unknown) => {
-      throw fromAgentError(err, "create snapshot");
-    });
+    const res = await host.client
+      .createSnapshot({ sandboxId: sandbox.id, name: id })
+      .catch((err: unknown) => {
+        throw fromAgentError(err, "create snapshot");
+      });
     crashPoint("server:snapshot:agent");
     const made = res.snapshot;
-    const row: TemplateRow = {
+    const row: NewTemplateRow = {
+      ...fields,
       id,
+      // The sandbox stacks on the row it was made from: another host needs that one first.
+      parentId: sandbox.snapshotId,
       teamId,
-      name,
-      sourceSandboxId: sandboxId,
+      sourceSandboxId: sandbox.id,
       hostId: sandbox.hostId,
       baseTemplate: made?.baseTemplate || sandbox.template,
       vcpus: made?.vcpus || sandbox.vcpus,
@@ -56,25 +80,21 @@ export class SnapshotService {
       createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
     };
     try {
-      await this.store.transaction(async (tx) => {
-        await tx.templates.insert(row);
-        await tx.hosts.addTemplateCopy(id, host.hostId, row.createdAt);
+      return await this.store.transaction(async (tx) => {
+        const inserted = await tx.templates.insert(row);
+        await tx.hosts.addTemplateCopy(id, host.hostId, inserted.createdAt);
+        return inserted;
       });
     } catch (err) {
       // Lost a race for the name: take back what the agent made.
       await host.client.deleteSnapshot({ name: id }).catch(() => {});
       if (isUniqueViolation(err)) {
-        throw new ServerError("already_exists", `snapshot ${JSON.stringify(name)} already exists`, {
+        throw new ServerError("already_exists", `${JSON.stringify(fields.name)} already exists`, {
           cause: err,
         });
       }
       throw err;
     }
-    this.logger.info(
-      { op: "snapshot.create", teamId, sandboxId, snapshotId: id, ms: elapsed(started) },
-      "snapshot created",
-    );
-    return row;
   }
 
   list(teamId: string): Promise<TemplateRow[]> {
@@ -86,8 +106,20 @@ export class SnapshotService {
     const started = performance.now();
     const row =
       (isId(idOrName) ? await this.store.templates.get(teamId, idOrName) : undefined) ??
-      (isSafeName(idOrName) ? await this.store.templates.getByName(teamId, idOrName) : undefined);
-    if (!row) throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
+      (isSafeName(idOrName)
+        ? await this.store.templates.getByName(teamId, idOrName, "snapshot")
+        : undefined);
+    if (row?.kind !== "snapshot")
+      throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
+    await this.remove(row);
+    this.logger.info(
+      { op: "snapshot.delete", teamId, snapshotId: row.id, ms: elapsed(started) },
+      "snapshot deleted",
+    );
+  }
+
+  /** Deletes a row of the templates table and every host's copy; in use → failed_precondition. */
+  async remove(row: TemplateRow): Promise<void> {
     // Every copy goes; a host that cannot be reached keeps its copy (logged), which nothing
     // can name once the row is gone.
     for (const hostId of await this.store.hosts.templateCopies(row.id)) {
@@ -103,10 +135,6 @@ export class SnapshotService {
         );
       }
     }
-    await this.store.templates.delete(teamId, row.id);
-    this.logger.info(
-      { op: "snapshot.delete", teamId, snapshotId: row.id, ms: elapsed(started) },
-      "snapshot deleted",
-    );
+    await this.store.templates.delete(row.teamId, row.id);
   }
 }

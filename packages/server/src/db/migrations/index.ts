@@ -5,6 +5,7 @@ import { hardening } from "./0003-hardening.js";
 import { runtimeDetails } from "./0004-runtime-details.js";
 import { egress } from "./0005-egress.js";
 import { publicTraffic } from "./0006-public-traffic.js";
+import { templates } from "./0007-templates.js";
 
 // One migration set for both dialects: only types both read back the same (text, integer).
 // Each migration lives in its own file; add new ones here under the next number.
@@ -17,6 +18,7 @@ export const migrations: Record<string, Migration> = {
   "0004_runtime_details": runtimeDetails,
   "0005_egress": egress,
   "0006_public_traffic": publicTraffic,
+  "0007_templates": templates,
 };
 
 export const migrationProvider: MigrationProvider = {

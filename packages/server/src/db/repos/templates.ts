@@ -1,13 +1,20 @@
-import type { TemplateRow } from "../schema.js";
+import type { NewTemplateRow, TemplateKind, TemplateRow } from "../schema.js";
 import type { Executor } from "./types.js";
 
-/** Team snapshots: named templates made from a sandbox; names are unique per team. */
+/**
+ * Team templates: snapshots of sandboxes, templates built from a recipe and their cached build
+ * layers (one table, told apart by `kind`); names are unique per team.
+ */
 export class TemplatesRepo {
   constructor(private readonly db: Executor) {}
 
-  async insert(template: TemplateRow): Promise<TemplateRow> {
+  async insert(template: NewTemplateRow): Promise<TemplateRow> {
     await this.db.insertInto("templates").values(template).execute();
-    return template;
+    return this.db
+      .selectFrom("templates")
+      .selectAll()
+      .where("id", "=", template.id)
+      .executeTakeFirstOrThrow();
   }
 
   get(teamId: string, id: string): Promise<TemplateRow | undefined> {
@@ -24,22 +31,66 @@ export class TemplatesRepo {
     return this.db.selectFrom("templates").selectAll().where("id", "=", id).executeTakeFirst();
   }
 
-  getByName(teamId: string, name: string): Promise<TemplateRow | undefined> {
+  /** The parent a row stacks on, whatever its team (copies between hosts follow the chain). */
+  async parentOf(id: string): Promise<string | undefined> {
+    const row = await this.db
+      .selectFrom("templates")
+      .select("parentId")
+      .where("id", "=", id)
+      .executeTakeFirst();
+    return row?.parentId ?? undefined;
+  }
+
+  /** By name; only of `kind` when given. */
+  getByName(teamId: string, name: string, kind?: TemplateKind): Promise<TemplateRow | undefined> {
+    let query = this.db
+      .selectFrom("templates")
+      .selectAll()
+      .where("teamId", "=", teamId)
+      .where("name", "=", name);
+    if (kind) query = query.where("kind", "=", kind);
+    return query.executeTakeFirst();
+  }
+
+  /** The team's cached build layer of `cacheKey`, if one was made. */
+  getLayer(teamId: string, cacheKey: string): Promise<TemplateRow | undefined> {
     return this.db
       .selectFrom("templates")
       .selectAll()
       .where("teamId", "=", teamId)
-      .where("name", "=", name)
+      .where("kind", "=", "layer")
+      .where("cacheKey", "=", cacheKey)
       .executeTakeFirst();
   }
 
-  list(teamId: string): Promise<TemplateRow[]> {
+  /** The team's rows of one kind (snapshots by default), oldest first. */
+  list(teamId: string, kind: TemplateKind = "snapshot"): Promise<TemplateRow[]> {
     return this.db
       .selectFrom("templates")
       .selectAll()
       .where("teamId", "=", teamId)
+      .where("kind", "=", kind)
       .orderBy("createdAt", "asc")
       .orderBy("id", "asc")
+      .execute();
+  }
+
+  async rename(teamId: string, id: string, name: string): Promise<void> {
+    await this.db
+      .updateTable("templates")
+      .set({ name })
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .execute();
+  }
+
+  /** A built template's row becomes version `version` of `name`. */
+  async promote(teamId: string, id: string, name: string, version: number): Promise<void> {
+    await this.db
+      .updateTable("templates")
+      .set({ name, version })
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
       .execute();
   }
 

@@ -1,0 +1,158 @@
+import { Readable } from "node:stream";
+import type { FileService } from "../files.js";
+import type { ProcessService } from "../processes.js";
+import { type BuildEvent, BuildFailure } from "./events.js";
+import { OutputTail } from "./output-tail.js";
+import {
+  commandOf,
+  type Recipe,
+  type RecipeStep,
+  type StepContext,
+  type TemplateConfig,
+} from "./recipe.js";
+
+/** How long one step may run. */
+const STEP_TIMEOUT_MS = 30 * 60_000;
+/** Log lines are sent in pieces of at most this many bytes. */
+const LOG_CHUNK = 16 * 1024;
+
+/** Runs a build's steps in its build sandbox: commands (their output to the log) and copies. */
+export class StepRunner {
+  constructor(
+    private readonly processes: ProcessService,
+    private readonly files: FileService,
+  ) {}
+
+  async run(
+    teamId: string,
+    sandboxId: string,
+    recipe: Recipe,
+    step: RecipeStep,
+    index: number,
+    ctx: StepContext,
+    emit: (event: BuildEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    if (step.type === "copy") {
+      const user = step.user ?? ctx.user;
+      for (const file of step.files) {
+        const path = file.path ? `${step.dest.replace(/\/+$/, "")}/${file.path}` : step.dest;
+        const content = recipe.files[file.sha256] as Buffer;
+        await this.files.upload(teamId, sandboxId, {
+          path,
+          user,
+          body: Readable.from([content]),
+          contentType: "application/octet-stream",
+          contentLength: String(content.length),
+        });
+        if (file.mode !== undefined) {
+          await this.exec(
+            teamId,
+            sandboxId,
+            {
+              cmd: `chmod ${(file.mode & 0o7777).toString(8)} '${path.replaceAll("'", "'\\''")}'`,
+              user: "root",
+            },
+            index,
+            ctx,
+            emit,
+            signal,
+          );
+        }
+      }
+      return;
+    }
+    const command = commandOf(step, index, ctx);
+    if (command) await this.exec(teamId, sandboxId, command, index, ctx, emit, signal);
+  }
+
+  /** Runs one command of a step, streaming its output; a non-zero exit fails the build. */
+  private async exec(
+    teamId: string,
+    sandboxId: string,
+    command: { cmd: string; user: string },
+    index: number,
+    ctx: StepContext,
+    emit: (event: BuildEvent) => void,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const procs = await this.processes.open(teamId, sandboxId);
+    const stream = await procs.start({
+      cmd: command.cmd,
+      user: command.user,
+      envs: ctx.envs,
+      ...(ctx.workdir ? { cwd: ctx.workdir } : {}),
+      timeoutMs: STEP_TIMEOUT_MS,
+    });
+    const kill = () => void stream.signal("SIGKILL").catch(() => {});
+    signal.addEventListener("abort", kill, { once: true });
+    const tail = new OutputTail();
+    try {
+      for await (const event of stream) {
+        if (event.type === "output") {
+          tail.push(event.data);
+          const stream = event.stream === "stderr" ? "stderr" : "stdout";
+          for (let at = 0; at < event.data.byteLength; at += LOG_CHUNK) {
+            const text = Buffer.from(event.data.subarray(at, at + LOG_CHUNK)).toString("utf8");
+            emit({ type: "log", index, stream, text });
+          }
+        } else if (event.exitCode !== 0 || event.error) {
+          throw new BuildFailure(
+            "step_failed",
+            `step ${index} failed with exit code ${event.exitCode}${event.error ? `: ${event.error}` : ""}`,
+            index,
+            event.exitCode,
+            tail.toString(),
+          );
+        }
+      }
+    } finally {
+      signal.removeEventListener("abort", kill);
+    }
+  }
+
+  /** /etc/wrenn/defaults.json and start.json, which envd reads when a sandbox of the template starts. */
+  async writeConfig(teamId: string, sandboxId: string, config: TemplateConfig): Promise<void> {
+    const files: [string, unknown][] = [["/etc/wrenn/defaults.json", config.defaults]];
+    if (config.start) files.push(["/etc/wrenn/start.json", config.start]);
+    for (const [path, body] of files) {
+      const content = Buffer.from(JSON.stringify(body));
+      await this.files.upload(teamId, sandboxId, {
+        path,
+        user: "root",
+        body: Readable.from([content]),
+        contentType: "application/octet-stream",
+        contentLength: String(content.length),
+      });
+    }
+  }
+}
+
+/** Applies a context step to what later steps see; a start step returns the template's start command. */
+export function applyContext(
+  step: RecipeStep,
+  ctx: StepContext,
+): TemplateConfig["start"] | undefined {
+  switch (step.type) {
+    case "env":
+      ctx.envs = { ...ctx.envs, ...step.envs };
+      return undefined;
+    case "workdir":
+      ctx.workdir = step.path;
+      return undefined;
+    case "user":
+      ctx.user = step.name;
+      return undefined;
+    case "start":
+      return {
+        cmd: step.cmd,
+        user: ctx.user,
+        envs: ctx.envs,
+        ...(ctx.workdir ? { cwd: ctx.workdir } : {}),
+        ...(step.ready ? { ready: step.ready } : {}),
+        ...(step.ready_timeout_ms ? { readyTimeoutMs: step.ready_timeout_ms } : {}),
+      };
+    default:
+      return undefined;
+  }
+}

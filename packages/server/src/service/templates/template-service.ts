@@ -1,0 +1,328 @@
+import type { Logger } from "pino";
+import { isId, newId, type SandboxRecord, type Store, type TemplateRow } from "../../db/index.js";
+import { ServerError } from "../../errors.js";
+import { elapsed } from "../elapsed.js";
+import type { FileService } from "../files.js";
+import { isSafeName } from "../names.js";
+import type { ProcessService } from "../processes.js";
+import type { SandboxService } from "../sandboxes.js";
+import type { SnapshotService } from "../snapshots.js";
+import { type BuildEvent, BuildFailure, type BuiltTemplate } from "./events.js";
+import {
+  checkRecipe,
+  describeStep,
+  isContextStep,
+  layerKey,
+  type Recipe,
+  type StepContext,
+  type TemplateConfig,
+} from "./recipe.js";
+import { applyContext, StepRunner } from "./step-runner.js";
+
+/** `name@v3`: an older version of a built template, kept while sandboxes may use it. */
+const versionName = (name: string, version: number) => `${name}@v${version}`;
+
+interface RunningBuild {
+  teamId: string;
+  abort: AbortController;
+}
+
+/** Where a build starts: the sandbox template to create from and the key its layers chain on. */
+interface Parent {
+  template: string;
+  key: string;
+  config: TemplateConfig | undefined;
+}
+
+export function builtTemplateView(row: TemplateRow): BuiltTemplate {
+  const config = row.config ? (JSON.parse(row.config) as TemplateConfig) : undefined;
+  return {
+    id: row.id,
+    name: row.name.replace(/@v\d+$/, ""),
+    version: row.version,
+    vcpus: row.vcpus,
+    memory_mb: row.memoryMb,
+    disk_size_mb: row.diskSizeMb,
+    created_at: row.createdAt,
+    start_cmd: config?.start?.cmd ?? null,
+  };
+}
+
+/**
+ * Templates built from a recipe. Each step that changes the filesystem runs in a build sandbox
+ * and is frozen into a layer (a snapshot row of kind `layer`) keyed by its parent, the step and
+ * its inputs, so a rebuild redoes only the steps from the first changed one. The last layer gets
+ * the template's config (/etc/wrenn/start.json and defaults.json) and becomes the next version
+ * of the name; a failed or cancelled build leaves only its good cached layers.
+ */
+export class TemplateService {
+  private readonly builds = new Map<string, RunningBuild>();
+  private readonly steps: StepRunner;
+
+  constructor(
+    private readonly store: Store,
+    private readonly sandboxes: SandboxService,
+    processes: ProcessService,
+    files: FileService,
+    private readonly snapshots: SnapshotService,
+    private readonly logger: Logger,
+  ) {
+    this.steps = new StepRunner(processes, files);
+  }
+
+  /** Checks a recipe and finds its parent before the log stream opens: a bad one is a plain 4xx. */
+  async validate(teamId: string, recipe: Recipe): Promise<void> {
+    this.checkNames(recipe);
+    await this.parentOf(teamId, recipe);
+  }
+
+  private checkNames(recipe: Recipe): void {
+    if (!isSafeName(recipe.name)) {
+      throw new ServerError(
+        "invalid_argument",
+        "name: letters, digits, '.', '_' and '-', at most 64, not starting with '.'",
+      );
+    }
+    checkRecipe(recipe);
+  }
+
+  /** Runs a build, reporting every step to `emit`; the last event is `done` or `error`. */
+  async build(
+    teamId: string,
+    recipe: Recipe,
+    emit: (event: BuildEvent) => void,
+    signal?: AbortSignal,
+  ): Promise<void> {
+    this.checkNames(recipe);
+    const started = performance.now();
+    const buildId = newId();
+    const abort = new AbortController();
+    const onAbort = () => abort.abort();
+    signal?.addEventListener("abort", onAbort, { once: true });
+    this.builds.set(buildId, { teamId, abort });
+    emit({ type: "build", build_id: buildId, name: recipe.name, steps: recipe.steps.length });
+    let sandbox: SandboxRecord | undefined;
+    let made: TemplateRow | undefined;
+    try {
+      const parent = await this.parentOf(teamId, recipe);
+      let template = parent.template;
+      let key = parent.key;
+      const defaults = parent.config?.defaults;
+      const ctx: StepContext = {
+        envs: { ...defaults?.envs },
+        workdir: defaults?.workdir,
+        user: defaults?.user ?? "user",
+      };
+      let start: TemplateConfig["start"] = parent.config?.start;
+      const total = recipe.steps.length;
+      for (const [index, step] of recipe.steps.entries()) {
+        abort.signal.throwIfAborted();
+        if (isContextStep(step)) {
+          emit({ type: "step", index, total, step: describeStep(step), cached: false });
+          start = applyContext(step, ctx) ?? start;
+          continue;
+        }
+        const stepKey = layerKey(key, step, ctx);
+        const cached = sandbox ? undefined : await this.store.templates.getLayer(teamId, stepKey);
+        emit({
+          type: "step",
+          index,
+          total,
+          step: describeStep(step),
+          cached: cached !== undefined,
+        });
+        if (cached) {
+          template = cached.id;
+          key = stepKey;
+          continue;
+        }
+        const stepStarted = performance.now();
+        sandbox ??= await this.buildSandbox(teamId, template, recipe, emit);
+        await this.steps.run(teamId, sandbox.id, recipe, step, index, ctx, emit, abort.signal);
+        abort.signal.throwIfAborted();
+        await this.snapshots
+          .capture(teamId, sandbox, {
+            name: `layer-${stepKey.slice(0, 48)}`,
+            kind: "layer",
+            cacheKey: stepKey,
+          })
+          .catch((err: unknown) => {
+            // Another build made the same layer meanwhile: the same content, so theirs serves.
+            if (!(err instanceof ServerError && err.code === "already_exists")) throw err;
+          });
+        key = stepKey;
+        emit({ type: "step_done", index, duration_ms: Math.round(elapsed(stepStarted)) });
+      }
+      abort.signal.throwIfAborted();
+      const config: TemplateConfig = {
+        ...(start ? { start } : {}),
+        defaults: {
+          user: ctx.user,
+          envs: ctx.envs,
+          ...(ctx.workdir ? { workdir: ctx.workdir } : {}),
+        },
+      };
+      emit({ type: "info", message: "writing the template's config" });
+      sandbox ??= await this.buildSandbox(teamId, template, recipe, emit);
+      await this.steps.writeConfig(teamId, sandbox.id, config);
+      made = await this.snapshots.capture(teamId, sandbox, {
+        name: `${recipe.name}@build-${buildId}`,
+        kind: "template",
+        version: 0,
+        config: JSON.stringify(config),
+      });
+      await this.sandboxes.destroy(teamId, sandbox.id).catch(() => {});
+      sandbox = undefined;
+      if (start) {
+        abort.signal.throwIfAborted();
+        emit({ type: "info", message: "checking the start command: a sandbox from the template" });
+        await this.checkStart(teamId, made);
+      }
+      abort.signal.throwIfAborted();
+      const row = await this.promote(teamId, recipe.name, made);
+      made = undefined;
+      const ms = Math.round(elapsed(started));
+      this.logger.info(
+        {
+          op: "template.build",
+          teamId,
+          templateId: row.id,
+          name: recipe.name,
+          version: row.version,
+          ms,
+        },
+        "template built",
+      );
+      emit({ type: "done", template: builtTemplateView(row), duration_ms: ms });
+    } catch (err) {
+      const failure = abort.signal.aborted
+        ? new BuildFailure("cancelled", "the build was cancelled")
+        : err instanceof BuildFailure
+          ? err
+          : new BuildFailure(ServerError.from(err).code, ServerError.from(err).message);
+      this.logger.warn(
+        { op: "template.build", teamId, name: recipe.name, buildId, err, ms: elapsed(started) },
+        "template build failed",
+      );
+      emit({
+        type: "error",
+        code: failure.code,
+        message: failure.message,
+        ...(failure.step === undefined ? {} : { step: failure.step }),
+        ...(failure.exitCode === undefined ? {} : { exit_code: failure.exitCode }),
+        ...(failure.output === undefined ? {} : { output: failure.output }),
+      });
+    } finally {
+      signal?.removeEventListener("abort", onAbort);
+      this.builds.delete(buildId);
+      if (sandbox) await this.sandboxes.destroy(teamId, sandbox.id).catch(() => {});
+      if (made) await this.snapshots.remove(made).catch(() => {});
+    }
+  }
+
+  /** Cancels a running build of the team; not_found when there is none by that id. */
+  cancel(teamId: string, buildId: string): void {
+    const build = this.builds.get(buildId);
+    if (!build || build.teamId !== teamId) {
+      throw new ServerError("not_found", `build ${JSON.stringify(buildId)} not found or finished`);
+    }
+    build.abort.abort();
+  }
+
+  /** The team's built templates, every version, oldest first. */
+  list(teamId: string): Promise<TemplateRow[]> {
+    return this.store.templates.list(teamId, "template");
+  }
+
+  /** A built template by name (every version) or one version by id. */
+  async delete(teamId: string, idOrName: string): Promise<void> {
+    const rows = isId(idOrName)
+      ? [await this.store.templates.get(teamId, idOrName)]
+      : (await this.list(teamId)).filter(
+          (r) => r.name === idOrName || r.name.startsWith(`${idOrName}@v`),
+        );
+    const found = rows.filter((r): r is TemplateRow => r?.kind === "template");
+    if (found.length === 0) {
+      throw new ServerError("not_found", `template ${JSON.stringify(idOrName)} not found`);
+    }
+    for (const row of found) await this.snapshots.remove(row);
+  }
+
+  /** The sandbox template a build starts from: a team template or snapshot, or a base template. */
+  private async parentOf(teamId: string, recipe: Recipe): Promise<Parent> {
+    if ("snapshot" in recipe.from) {
+      const row = await this.store.templates.getByName(teamId, recipe.from.snapshot, "snapshot");
+      if (!row)
+        throw new ServerError(
+          "not_found",
+          `snapshot ${JSON.stringify(recipe.from.snapshot)} not found`,
+        );
+      return { template: row.id, key: `row:${row.id}`, config: undefined };
+    }
+    const name = recipe.from.template;
+    const row = await this.store.templates.getByName(teamId, name, "template");
+    if (row) {
+      const config = row.config ? (JSON.parse(row.config) as TemplateConfig) : undefined;
+      return { template: row.id, key: `row:${row.id}`, config };
+    }
+    if (isId(name))
+      throw new ServerError("not_found", `template ${JSON.stringify(name)} not found`);
+    return { template: name, key: `base:${name}`, config: undefined };
+  }
+
+  private async buildSandbox(
+    teamId: string,
+    template: string,
+    recipe: Recipe,
+    emit: (event: BuildEvent) => void,
+  ): Promise<SandboxRecord> {
+    emit({ type: "info", message: "starting a build sandbox" });
+    return this.sandboxes.create(teamId, {
+      template,
+      ...(recipe.vcpus ? { vcpus: recipe.vcpus } : {}),
+      ...(recipe.memoryMb ? { memoryMb: recipe.memoryMb } : {}),
+      ...(recipe.diskSizeMb ? { diskSizeMb: recipe.diskSizeMb } : {}),
+      metadata: { "wrenn.template-build": recipe.name },
+    });
+  }
+
+  /** Starts a sandbox of the new template: its create waits for the start command's ready check. */
+  private async checkStart(teamId: string, row: TemplateRow): Promise<void> {
+    let probe: SandboxRecord | undefined;
+    try {
+      probe = await this.sandboxes.create(teamId, {
+        template: row.id,
+        metadata: { "wrenn.template-check": row.id },
+      });
+    } catch (err) {
+      const e = ServerError.from(err);
+      throw new BuildFailure(
+        "start_failed",
+        `the start command did not become ready: ${e.message}`,
+      );
+    } finally {
+      if (probe) await this.sandboxes.destroy(teamId, probe.id).catch(() => {});
+    }
+  }
+
+  /** Makes `made` the newest version of `name`; the version before it is kept as `name@vN`. */
+  private async promote(teamId: string, name: string, made: TemplateRow): Promise<TemplateRow> {
+    return this.store.transaction(async (tx) => {
+      const current = await tx.templates.getByName(teamId, name);
+      if (current && current.kind !== "template") {
+        throw new ServerError(
+          "already_exists",
+          `${JSON.stringify(name)} is a snapshot of the team, not a template`,
+        );
+      }
+      const versions = (await tx.templates.list(teamId, "template")).filter(
+        (r) => r.name === name || r.name.startsWith(`${name}@v`),
+      );
+      const version = Math.max(0, ...versions.map((r) => r.version)) + 1;
+      if (current)
+        await tx.templates.rename(teamId, current.id, versionName(name, current.version));
+      await tx.templates.promote(teamId, made.id, name, version);
+      return { ...made, name, version };
+    });
+  }
+}

@@ -1,0 +1,337 @@
+import { createHash } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import {
+  AddressPool,
+  defaultEnvdDir,
+  keepHostFirewallState,
+  NamespaceRuntime,
+  silentLogger,
+} from "@wrenn/agent";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { loadConfig } from "../src/config/index.js";
+import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
+import { newTeamKey } from "./helpers/app.js";
+import { type TestDatabase, testEngines } from "./helpers/databases.js";
+import { leaksUnder } from "./helpers/host-state.js";
+
+// Templates built from a recipe, for real: HTTP API → build service → embedded agent → build
+// sandboxes in namespaces → layers frozen as snapshots → sandboxes started from the result.
+// On `test-minimal` (busybox + Node, no download); the apt/npm recipe on `base` is in
+// templates-base.test.ts. SQLite only: the build path does not depend on the database, and
+// each build costs several sandboxes on a loaded machine.
+
+const TEMPLATE = "test-minimal";
+const sqlite = testEngines().find((e) => e.name === "sqlite");
+if (!sqlite) throw new Error("no sqlite engine");
+
+const SERVER_JS =
+  "require('http').createServer((q, s) => s.end('hello from ' + process.env.GREETING)).listen(8080, '127.0.0.1');\n";
+const sha256 = (data: string) => createHash("sha256").update(data).digest("hex");
+
+interface BuildResult {
+  events: Record<string, unknown>[];
+  last: Record<string, unknown>;
+  ms: number;
+}
+
+describe("template builds on the namespace runtime", { timeout: 300_000 }, () => {
+  const cidr = process.env.WRENN_SANDBOX_CIDR ?? "10.226.0.0/16";
+  let dataDir: string;
+  let agentDir: string;
+  let database: TestDatabase;
+  let host: SingleHost;
+  let key: Record<string, string>;
+  let restoreHost: () => Promise<void> = async () => {};
+
+  const call = (method: string, path: string, json?: unknown) =>
+    host.app.request(path, {
+      method,
+      headers: { ...key, ...(json === undefined ? {} : { "content-type": "application/json" }) },
+      ...(json === undefined ? {} : { body: JSON.stringify(json) }),
+    });
+
+  /** POSTs a build and reads its NDJSON log to the end; `onEvent` sees each event as it comes. */
+  async function build(
+    recipe: Record<string, unknown>,
+    onEvent: (e: Record<string, unknown>) => void = () => {},
+  ): Promise<BuildResult> {
+    const started = performance.now();
+    const res = await call("POST", "/v1/templates/builds", {
+      from: { template: TEMPLATE },
+      ...recipe,
+    });
+    // The body is the log stream: read it only to explain a refusal.
+    if (res.status !== 200) expect(res.status, await res.text()).toBe(200);
+    expect(res.headers.get("content-type")).toContain("application/x-ndjson");
+    const events: Record<string, unknown>[] = [];
+    let buffered = "";
+    const decoder = new TextDecoder();
+    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
+      buffered += decoder.decode(chunk, { stream: true });
+      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
+        const event = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
+        buffered = buffered.slice(nl + 1);
+        events.push(event);
+        onEvent(event);
+      }
+    }
+    return { events, last: events.at(-1) ?? {}, ms: performance.now() - started };
+  }
+
+  const exec = async (id: string, cmd: string) =>
+    (await (await call("POST", `/v1/sandboxes/${id}/exec`, { cmd })).json()) as {
+      stdout: string;
+      exit_code: number;
+    };
+
+  const recipe = (lastCmd: string) => ({
+    name: "web",
+    memory_mb: 256,
+    disk_size_mb: 256,
+    files: { [sha256(SERVER_JS)]: Buffer.from(SERVER_JS).toString("base64") },
+    steps: [
+      { type: "env", envs: { GREETING: "the template" } },
+      // Stands in for an expensive install: the cached rebuild must skip it.
+      { type: "run", cmd: "sleep 15; echo slow step done; echo one > /opt/one", user: "root" },
+      {
+        type: "copy",
+        dest: "/opt/app/server.js",
+        files: [{ path: "", sha256: sha256(SERVER_JS) }],
+        user: "root",
+      },
+      { type: "workdir", path: "/opt/app" },
+      { type: "run", cmd: lastCmd, user: "root" },
+      { type: "start", cmd: "node server.js", ready: { port: 8080 }, ready_timeout_ms: 30_000 },
+    ],
+  });
+
+  beforeAll(async () => {
+    restoreHost = await keepHostFirewallState();
+    dataDir = await mkdtemp(join(tmpdir(), "wrenn-templates-"));
+    agentDir = await mkdtemp(join(tmpdir(), "wrenn-templates-agent-"));
+    database = await sqlite.create();
+    const logger = silentLogger();
+    host = await startSingleHost(
+      loadConfig({ WRENN_DATA_DIR: dataDir, WRENN_DEFAULT_TEMPLATE: TEMPLATE }),
+      pino({ level: "silent" }),
+      {
+        db: database.handle,
+        agentDir,
+        runtime: new NamespaceRuntime({
+          agentDir,
+          envdDir: defaultEnvdDir(),
+          logger,
+          addressPool: new AddressPool(cidr),
+        }),
+        reconcileIntervalMs: 500,
+        listen: false,
+      },
+    );
+    await host.ready;
+    key = await newTeamKey(host.app);
+  }, 180_000);
+
+  afterAll(async () => {
+    if (host) {
+      const runtime = host.embedded.agent.runtime;
+      for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
+      await host.close();
+    }
+    await database?.cleanup();
+    const leaks = agentDir ? await leaksUnder(agentDir) : [];
+    await rm(dataDir, { recursive: true, force: true });
+    if (leaks.length === 0) await rm(agentDir, { recursive: true, force: true });
+    await restoreHost();
+    expect(leaks).toEqual([]);
+  }, 120_000);
+
+  it("refuses bad recipes with 400 {code, message} before building anything", async () => {
+    const bad: [unknown, string][] = [
+      [{ name: "../x", steps: [] }, "name"],
+      [{ name: "a", steps: [{ type: "nope" }] }, "type"],
+      [{ name: "a", steps: [{ type: "apt_install", packages: ["jq; rm -rf /"] }] }, "package"],
+      [
+        {
+          name: "a",
+          steps: [{ type: "copy", dest: "/x", files: [{ path: "", sha256: "a".repeat(64) }] }],
+        },
+        "files",
+      ],
+      [
+        {
+          name: "a",
+          steps: [{ type: "copy", dest: "rel", files: [{ path: "", sha256: sha256("x") }] }],
+          files: { [sha256("x")]: "eA==" },
+        },
+        "absolute",
+      ],
+      [
+        {
+          name: "a",
+          steps: [
+            { type: "start", cmd: "a" },
+            { type: "start", cmd: "b" },
+          ],
+        },
+        "start",
+      ],
+      [{ name: "a", from: { snapshot: "missing" }, steps: [] }, "not found"],
+    ];
+    for (const [body, word] of bad) {
+      const res = await call("POST", "/v1/templates/builds", body);
+      const json = (await res.json()) as { code: string; message: string };
+      expect([400, 404], JSON.stringify(json)).toContain(res.status);
+      expect(json.code).toEqual(expect.any(String));
+      expect(json.message.toLowerCase()).toContain(word);
+    }
+    expect((await (await call("GET", "/v1/templates")).json()) as unknown).toEqual({
+      templates: [],
+    });
+  });
+
+  let first: BuildResult;
+
+  it("builds a template whose sandboxes start with its files, defaults and a ready start command", async () => {
+    first = await build(recipe("echo last-1 > /opt/last"));
+    expect(first.last, JSON.stringify(first.events.slice(-3))).toMatchObject({
+      type: "done",
+      template: { name: "web", version: 1, start_cmd: "node server.js" },
+    });
+    expect(first.events.filter((e) => e.type === "step").every((e) => e.cached === false)).toBe(
+      true,
+    );
+    expect(
+      first.events.some((e) => e.type === "log" && String(e.text).includes("slow step done")),
+    ).toBe(true);
+
+    const res = await call("POST", "/v1/sandboxes", { template: "web" });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    expect(await exec(id, "cat /opt/one /opt/last; pwd; echo $GREETING")).toMatchObject({
+      stdout: "one\nlast-1\n/opt/app\nthe template\n",
+      exit_code: 0,
+    });
+    // The start command runs (tag "start") and answered before the sandbox was handed out.
+    const { processes } = (await (await call("GET", `/v1/sandboxes/${id}/processes`)).json()) as {
+      processes: { tag: string | null; args: string[] }[];
+    };
+    expect(processes.find((p) => p.tag === "start")?.args.at(-1)).toBe("node server.js");
+    expect((await exec(id, "wget -qO- http://127.0.0.1:8080/")).stdout).toBe(
+      "hello from the template",
+    );
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it("rebuilds after a change to the last step from cached layers, as a new version", async () => {
+    const second = await build(recipe("echo last-2 > /opt/last"));
+    expect(second.last).toMatchObject({ type: "done", template: { name: "web", version: 2 } });
+    const steps = second.events.filter(
+      (e) => e.type === "step" && String(e.step).match(/^(RUN|COPY)/),
+    );
+    expect(steps.map((e) => e.cached)).toEqual([true, true, false]);
+    expect(
+      second.events.some((e) => e.type === "log" && String(e.text).includes("slow step done")),
+    ).toBe(false);
+    const ratio = second.ms / first.ms;
+    console.log(
+      `template rebuild after a last-step change: ${Math.round(second.ms)} ms vs ${Math.round(first.ms)} ms first (×${ratio.toFixed(2)})`,
+    );
+    expect(ratio).toBeLessThan(0.9);
+
+    const { templates } = (await (await call("GET", "/v1/templates")).json()) as {
+      templates: { name: string; version: number }[];
+    };
+    expect(templates.map((t) => [t.name, t.version]).sort()).toEqual([
+      ["web", 1],
+      ["web", 2],
+    ]);
+    const res = await call("POST", "/v1/sandboxes", { template: "web" });
+    const { id } = (await res.json()) as { id: string };
+    expect((await exec(id, "cat /opt/last")).stdout).toBe("last-2\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+  });
+
+  it("finishes two builds of one name at once: versions increase, the last finished wins", async () => {
+    const race = (word: string) =>
+      build({
+        name: "race",
+        steps: [{ type: "run", cmd: `echo ${word} > /opt/word`, user: "root" }],
+      });
+    const [a, b] = await Promise.all([race("alpha"), race("beta")]);
+    const version = (r: BuildResult) =>
+      (r.last.template as { version: number } | undefined)?.version;
+    expect([version(a), version(b)].sort()).toEqual([1, 2]);
+    const res = await call("POST", "/v1/sandboxes", { template: "race" });
+    const { id } = (await res.json()) as { id: string };
+    expect((await exec(id, "cat /opt/word")).stdout).toBe(version(a) === 2 ? "alpha\n" : "beta\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", "/v1/templates/race")).status).toBe(204);
+  });
+
+  it("fails a build on a failing step with its output and exit code, leaving no template", async () => {
+    const before = host.embedded.agent.runtime.list().length;
+    const failed = await build({
+      name: "broken",
+      steps: [{ type: "run", cmd: "echo about to fail; exit 7" }],
+    });
+    expect(failed.last).toMatchObject({
+      type: "error",
+      code: "step_failed",
+      step: 0,
+      exit_code: 7,
+    });
+    expect(String(failed.last.output)).toContain("about to fail");
+    expect((await call("POST", "/v1/sandboxes", { template: "broken" })).status).toBe(404);
+    expect(host.embedded.agent.runtime.list().length).toBe(before);
+  });
+
+  it("fails a build whose start command never becomes ready, with the command's output", async () => {
+    const failed = await build({
+      name: "bad-start",
+      steps: [{ type: "start", cmd: "echo cannot serve; exit 3", ready: { port: 9000 } }],
+    });
+    expect(failed.last).toMatchObject({ type: "error", code: "start_failed" });
+    expect(String(failed.last.message)).toContain("cannot serve");
+    expect((await call("POST", "/v1/sandboxes", { template: "bad-start" })).status).toBe(404);
+  });
+
+  it("cancels a running build", async () => {
+    const before = host.embedded.agent.runtime.list().length;
+    let cancel: Promise<Response> | undefined;
+    const cancelled = await build(
+      { name: "slow", steps: [{ type: "run", cmd: "echo started; sleep 120" }] },
+      (e) => {
+        if (e.type === "log" && String(e.text).includes("started")) {
+          const buildId = (cancelledId ?? "") as string;
+          cancel = Promise.resolve(call("DELETE", `/v1/templates/builds/${buildId}`));
+        }
+        if (e.type === "build") cancelledId = e.build_id as string;
+      },
+    );
+    expect((await cancel)?.status).toBe(204);
+    expect(cancelled.last).toMatchObject({ type: "error", code: "cancelled" });
+    expect(cancelled.ms).toBeLessThan(100_000);
+    expect((await call("DELETE", "/v1/templates/builds/nope")).status).toBe(404);
+    expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
+    expect(host.embedded.agent.runtime.list().length).toBe(before);
+  });
+  let cancelledId: string | undefined;
+
+  it("deletes every version of a template by name; another team cannot see it", async () => {
+    const other = await newTeamKey(host.app);
+    const theirs = await host.app.request("/v1/sandboxes", {
+      method: "POST",
+      headers: { ...other, "content-type": "application/json" },
+      body: JSON.stringify({ template: "web" }),
+    });
+    expect(theirs.status).not.toBe(201);
+    expect((await call("DELETE", "/v1/templates/web")).status).toBe(204);
+    expect((await (await call("GET", "/v1/templates")).json()) as unknown).toEqual({
+      templates: [],
+    });
+    expect((await call("DELETE", "/v1/templates/web")).status).toBe(404);
+  });
+});
