@@ -24,12 +24,24 @@ interface AptSource {
 }
 
 /** The `base` template: Debian bookworm (minbase + DEBIAN_PACKAGES) from the host's mirror. */
-export async function buildDebianBase(root: string, ctx: BuildContext): Promise<void> {
+export function buildDebianBase(root: string, ctx: BuildContext): Promise<void> {
+  return buildDebian(root, ctx, DEBIAN_PACKAGES);
+}
+
+/**
+ * Debian bookworm (minbase + `packages`, which must include DEBIAN_PACKAGES: envd needs node)
+ * with user 1000, without apt caches, docs and message catalogues.
+ */
+export async function buildDebian(
+  root: string,
+  ctx: BuildContext,
+  packages: readonly string[],
+): Promise<void> {
   const mirror = await debianMirror();
   ctx.progress(`debootstrap ${DEBIAN_SUITE} from ${mirror}`);
   await run(
     "debootstrap",
-    [`--variant=minbase`, `--include=${DEBIAN_PACKAGES.join(",")}`, DEBIAN_SUITE, root, mirror],
+    [`--variant=minbase`, `--include=${packages.join(",")}`, DEBIAN_SUITE, root, mirror],
     { onLine: (line) => ctx.progress(line) },
   );
 

@@ -1,0 +1,449 @@
+"""Wrenn's code-interpreter service: E2B's code-interpreter protocol over Jupyter kernels.
+
+Runs inside a `code-interpreter` sandbox on port 49999 (started by envd from
+/etc/wrenn/start.json). Only the standard library and Debian's jupyter_client:
+
+  POST   /execute {code, language?, context_id?, env_vars?}  one JSON object per line
+  POST   /contexts {language?, cwd?} -> {id, language, cwd}
+  GET    /contexts
+  POST   /contexts/<id>/restart
+  DELETE /contexts/<id>
+  GET    /health -> "OK"
+
+Errors answer {"code": <status>, "message": ...}.
+"""
+
+import argparse
+import json
+import math
+import os
+import queue
+import re
+import sys
+import threading
+import uuid
+from datetime import datetime, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from jupyter_client import KernelManager
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
+# Kernels per language; Debian packages no JavaScript kernel, so Python only.
+KERNELS = {"python": "python3"}
+# A line every few seconds while a cell is quiet: a client that went away shows up as a
+# failed write, and its cell is interrupted instead of blocking the context.
+KEEPALIVE_SECONDS = 5
+KERNEL_READY_SECONDS = 60
+MAX_BODY_BYTES = 64 * 1024 * 1024
+
+# Jupyter MIME types -> E2B result fields; the rest go to `extra`.
+MIME_FIELDS = {
+    "text/plain": "text",
+    "text/html": "html",
+    "text/markdown": "markdown",
+    "image/svg+xml": "svg",
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "application/pdf": "pdf",
+    "text/latex": "latex",
+    "application/json": "json",
+    "application/javascript": "javascript",
+    "e2b/data": "data",
+    "e2b/chart": "chart",
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def normalize_language(language):
+    if not language:
+        return "python"
+    language = str(language).strip().lower()
+    return {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript"}.get(
+        language, language
+    )
+
+
+def finite(value):
+    """JSON without NaN/Infinity (JavaScript's JSON.parse rejects them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def iso(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, str) else datetime.now(timezone.utc).isoformat()
+
+
+def result_of(data, is_main):
+    out = {"type": "result", "is_main_result": is_main}
+    extra = {}
+    for mime, value in data.items():
+        field = MIME_FIELDS.get(mime)
+        if field:
+            out[field] = value
+        else:
+            extra[mime] = value
+    text = out.get("text")
+    # A str result reads as its value, not its repr (as E2B's service does).
+    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        out["text"] = text[1:-1]
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+class Context:
+    """One Jupyter kernel; one cell runs at a time."""
+
+    def __init__(self, language, cwd):
+        kernel = KERNELS.get(language)
+        if kernel is None:
+            raise HttpError(
+                400,
+                f"language {language!r} is not available here (have: {', '.join(KERNELS)})",
+            )
+        if not os.path.isdir(cwd):
+            raise HttpError(400, f"cwd {cwd!r} is not a directory")
+        self.id = str(uuid.uuid4())
+        self.language = language
+        self.cwd = cwd
+        self.lock = threading.Lock()
+        self.manager = KernelManager(kernel_name=kernel)
+        self.manager.start_kernel(cwd=cwd)
+        self.client = None
+        try:
+            self._connect()
+        except Exception:
+            self.manager.shutdown_kernel(now=True)
+            raise
+
+    def describe(self):
+        return {"id": self.id, "language": self.language, "cwd": self.cwd}
+
+    def _connect(self):
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=KERNEL_READY_SECONDS)
+        with open(KERNEL_STARTUP, encoding="utf-8") as f:
+            startup = f.read()
+        self._silent(f"exec({startup!r}, {{'__name__': '_wrenn_startup'}})")
+
+    def _silent(self, code):
+        """Runs code that leaves no trace: no output to anyone, no execution count."""
+        for msg in self._run(code, silent=True):
+            if msg["msg_type"] == "error":
+                c = msg["content"]
+                raise RuntimeError(f"{c.get('ename')}: {c.get('evalue')}")
+
+    def _run(self, code, silent=False):
+        """The IOPub messages of one cell until the kernel is idle again."""
+        msg_id = self.client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
+        )
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=KEEPALIVE_SECONDS)
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    yield {"msg_type": "_died", "content": {}}
+                    return
+                yield {"msg_type": "_keepalive", "content": {}}
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue  # left over from an earlier, interrupted cell
+            if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                return
+            yield msg
+
+    def execute(self, code, env_vars):
+        """E2B's output objects for one cell (keepalives as None)."""
+        if env_vars:
+            self._silent(f"__import__('_wrenn').set_env({json.dumps(env_vars)!r})")
+        errored = False
+        try:
+            for msg in self._run(code):
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "_keepalive":
+                    yield None
+                elif kind == "_died":
+                    yield {
+                        "type": "error",
+                        "name": "KernelDied",
+                        "value": "the kernel exited while running the code; the context restarts",
+                        "traceback": "",
+                    }
+                    yield {"type": "unexpected_end_of_execution"}
+                    self.restart()
+                    return
+                elif kind == "stream":
+                    yield {
+                        "type": "stdout" if content.get("name") == "stdout" else "stderr",
+                        "text": content.get("text", ""),
+                        "timestamp": iso(msg.get("header", {}).get("date")),
+                    }
+                elif kind == "execute_input":
+                    yield {
+                        "type": "number_of_executions",
+                        "execution_count": content.get("execution_count"),
+                    }
+                elif kind == "execute_result":
+                    yield result_of(content.get("data", {}), True)
+                elif kind == "display_data":
+                    yield result_of(content.get("data", {}), False)
+                elif kind == "error" and not errored:
+                    errored = True
+                    yield {
+                        "type": "error",
+                        "name": content.get("ename", ""),
+                        "value": content.get("evalue", ""),
+                        "traceback": "\n".join(content.get("traceback", [])),
+                    }
+        finally:
+            if env_vars and self.manager.is_alive():
+                self._silent("__import__('_wrenn').restore_env()")
+
+    def interrupt(self):
+        self.manager.interrupt_kernel()
+
+    def restart(self):
+        self.client.stop_channels()
+        self.manager.restart_kernel(now=True)
+        self._connect()
+
+    def shutdown(self):
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+class Contexts:
+    def __init__(self, cwd):
+        self.lock = threading.Lock()
+        self.by_id = {}
+        # language -> id of the context `/execute` uses without a context_id.
+        self.defaults = {}
+        self.cwd = cwd
+
+    def create(self, language, cwd=None):
+        ctx = Context(normalize_language(language), cwd or self.cwd)
+        with self.lock:
+            self.by_id[ctx.id] = ctx
+        return ctx
+
+    def get(self, context_id):
+        with self.lock:
+            ctx = self.by_id.get(context_id)
+        if ctx is None:
+            raise HttpError(404, f"context {context_id} not found")
+        return ctx
+
+    def default(self, language):
+        language = normalize_language(language)
+        with self.lock:
+            ctx = self.by_id.get(self.defaults.get(language, ""))
+        if ctx is None:
+            ctx = self.create(language)
+            with self.lock:
+                self.defaults[language] = ctx.id
+        return ctx
+
+    def remove(self, context_id):
+        ctx = self.get(context_id)
+        with self.lock:
+            self.by_id.pop(context_id, None)
+        ctx.shutdown()
+
+    def list(self):
+        with self.lock:
+            return [ctx.describe() for ctx in self.by_id.values()]
+
+    def shutdown_all(self):
+        with self.lock:
+            contexts = list(self.by_id.values())
+            self.by_id.clear()
+        for ctx in contexts:
+            try:
+                ctx.shutdown()
+            except Exception:
+                pass
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "wrenn-code-interpreter"
+    contexts: Contexts = None  # set by main()
+
+    def log_message(self, format, *args):
+        sys.stderr.write(f"{self.command} {self.path} {format % args}\n")
+
+    # --- plumbing -------------------------------------------------------------------------
+
+    def _body(self):
+        if self.headers.get("transfer-encoding", "").lower() == "chunked":
+            data = b""
+            while True:
+                size = int(self.rfile.readline().split(b";")[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline().strip():
+                        pass
+                    break
+                data += self.rfile.read(size)
+                self.rfile.readline()
+                if len(data) > MAX_BODY_BYTES:
+                    raise HttpError(413, "request body too large")
+        else:
+            length = int(self.headers.get("content-length") or 0)
+            if length > MAX_BODY_BYTES:
+                raise HttpError(413, "request body too large")
+            data = self.rfile.read(length) if length else b""
+        if not data.strip():
+            return {}
+        try:
+            body = json.loads(data)
+        except ValueError as err:
+            raise HttpError(400, f"body is not JSON: {err}") from None
+        if not isinstance(body, dict):
+            raise HttpError(400, "body must be a JSON object")
+        return body
+
+    def _send_json(self, status, value):
+        data = json.dumps(value).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def _dispatch(self, routes):
+        path = self.path.split("?", 1)[0].rstrip("/") or "/"
+        try:
+            for pattern, handler in routes:
+                match = re.fullmatch(pattern, path)
+                if match:
+                    handler(*match.groups())
+                    return
+            raise HttpError(404, f"no route {self.command} {path}")
+        except HttpError as err:
+            self._send_json(err.status, {"code": err.status, "message": err.message})
+        except (BrokenPipeError, ConnectionResetError):
+            self.close_connection = True
+        except Exception as err:  # the kernel machinery failed: say so, stay up
+            self._send_json(500, {"code": 500, "message": f"{type(err).__name__}: {err}"})
+
+    def do_GET(self):
+        self._dispatch([(r"/health", self._health), (r"/contexts", self._list)])
+
+    def do_POST(self):
+        self._dispatch(
+            [
+                (r"/execute", self._execute),
+                (r"/contexts", self._create),
+                (r"/contexts/([^/]+)/restart", self._restart),
+            ]
+        )
+
+    def do_DELETE(self):
+        self._dispatch([(r"/contexts/([^/]+)", self._remove)])
+
+    # --- routes ---------------------------------------------------------------------------
+
+    def _health(self):
+        self._send_json(200, "OK")
+
+    def _list(self):
+        self._send_json(200, self.contexts.list())
+
+    def _create(self):
+        body = self._body()
+        cwd = body.get("cwd")
+        if cwd is not None and not isinstance(cwd, str):
+            raise HttpError(400, "cwd must be a string")
+        ctx = self.contexts.create(body.get("language"), cwd)
+        self._send_json(200, ctx.describe())
+
+    def _restart(self, context_id):
+        ctx = self.contexts.get(context_id)
+        with ctx.lock:
+            ctx.restart()
+        self._send_json(200, None)
+
+    def _remove(self, context_id):
+        self.contexts.remove(context_id)
+        self._send_json(200, None)
+
+    def _execute(self):
+        body = self._body()
+        code, context_id, language = body.get("code"), body.get("context_id"), body.get("language")
+        env_vars = body.get("env_vars") or {}
+        if not isinstance(code, str):
+            raise HttpError(400, "code must be a string")
+        if context_id and language:
+            raise HttpError(400, "only one of context_id or language can be given")
+        if not isinstance(env_vars, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in env_vars.items()
+        ):
+            raise HttpError(400, "env_vars must map strings to strings")
+        ctx = self.contexts.get(context_id) if context_id else self.contexts.default(language)
+
+        with ctx.lock:
+            self.send_response(200)
+            self.send_header("content-type", "application/x-ndjson")
+            self.send_header("transfer-encoding", "chunked")
+            self.send_header("cache-control", "no-store")
+            self.end_headers()
+            try:
+                for item in ctx.execute(code, env_vars):
+                    self._chunk(item if item is not None else {"type": "keepalive"})
+                self._chunk({"type": "end_of_execution"})
+                self.wfile.write(b"0\r\n\r\n")
+            except (BrokenPipeError, ConnectionResetError):
+                # The caller went away: stop its cell so the context is free for the next one.
+                self.close_connection = True
+                ctx.interrupt()
+
+    def _chunk(self, value):
+        try:
+            line = json.dumps(value, allow_nan=False)
+        except ValueError:
+            line = json.dumps(finite(value))
+        data = (line + "\n").encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(data), data))
+        self.wfile.flush()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--host", default="0.0.0.0")
+    parser.add_argument("--port", type=int, default=49999)
+    parser.add_argument("--cwd", default=os.path.expanduser("~"))
+    args = parser.parse_args()
+
+    contexts = Contexts(args.cwd)
+    # The default Python kernel is up before the port opens: "port answers" means "ready".
+    contexts.default("python")
+    Handler.contexts = contexts
+    server = ThreadingHTTPServer((args.host, args.port), Handler)
+    server.daemon_threads = True
+    print(f"code interpreter listening on {args.host}:{args.port}", flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        contexts.shutdown_all()
+
+
+if __name__ == "__main__":
+    main()
