@@ -23,7 +23,9 @@ if (!process.env.WRENN_ENVD_USER) {
   });
 }
 
-const envd = createEnvd({ accessToken });
+// A template's start command and process defaults; tests point it elsewhere.
+const configDir = process.env.WRENN_ENVD_CONFIG_DIR ?? "/etc/wrenn";
+const envd = createEnvd({ accessToken, configDir });
 const listener = await listenHttp(envd.handler, { port, host });
 logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
 

@@ -19,25 +19,63 @@ function tokenHeader(envd: EnvdTarget): Record<string, string> {
   return envd.accessToken ? { [ACCESS_TOKEN_HEADER]: envd.accessToken } : {};
 }
 
-/** One GET /health; true on 2xx. Connection refused (envd not listening yet) is false. */
-function healthy(envd: EnvdTarget): Promise<boolean> {
+/** What one GET /health said: up, not answering, or up but its template's start command is not ready (or failed). */
+type Health =
+  | { state: "up" }
+  | { state: "down" }
+  | { state: "starting"; readyTimeoutMs: number }
+  | { state: "failed"; message: string };
+
+/** envd's 503/500 body while a template's start command starts, or after it failed. */
+function startHealth(status: number, body: string): Health {
+  try {
+    const json = JSON.parse(body) as Record<string, unknown>;
+    if (status === 503 && json.code === "starting") {
+      return { state: "starting", readyTimeoutMs: Number(json.readyTimeoutMs) || 60_000 };
+    }
+    if (json.code === "start_failed") {
+      const exit = json.exitCode === undefined ? "" : ` (exit code ${json.exitCode})`;
+      const output = typeof json.output === "string" && json.output ? `\n${json.output}` : "";
+      return { state: "failed", message: `${json.message}${exit}${output}` };
+    }
+  } catch {
+    // not envd's JSON: as good as not answering
+  }
+  return { state: "down" };
+}
+
+/** One GET /health. Connection refused (envd not listening yet) is down. */
+function health(envd: EnvdTarget): Promise<Health> {
   const { host, port } = envd;
   return new Promise((resolve) => {
     const req = http.get(
       { host, port, path: "/health", agent: false, timeout: 1_000, headers: tokenHeader(envd) },
       (res) => {
-        res.resume();
-        resolve((res.statusCode ?? 500) < 300);
+        const status = res.statusCode ?? 500;
+        if (status < 300) {
+          res.resume();
+          resolve({ state: "up" });
+          return;
+        }
+        let body = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          if (body.length < 64 * 1024) body += chunk;
+        });
+        res.on("end", () => resolve(startHealth(status, body)));
+        res.on("error", () => resolve({ state: "down" }));
       },
     );
     req.on("timeout", () => req.destroy());
-    req.on("error", () => resolve(false));
+    req.on("error", () => resolve({ state: "down" }));
   });
 }
 
 /**
  * Polls envd's /health until it answers, the sandbox dies (`alive` false), the deadline passes
  * or `signal` aborts. Polls tightly at first: envd is usually up within tens of milliseconds.
+ * A template's start command extends the deadline by its ready timeout (envd enforces it and
+ * then reports the failure, which is thrown with the command's output).
  */
 export async function waitForEnvd(
   opts: EnvdTarget & {
@@ -46,17 +84,26 @@ export async function waitForEnvd(
     signal?: AbortSignal;
   },
 ): Promise<void> {
-  const deadline = Date.now() + opts.timeoutMs;
+  let deadline = Date.now() + opts.timeoutMs;
+  let extended = false;
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
-    if (await healthy(opts)) return;
+    const answer = await health(opts);
+    if (answer.state === "up") return;
+    if (answer.state === "failed") {
+      throw new AgentError("failed_precondition", `the template's ${answer.message}`);
+    }
+    if (answer.state === "starting" && !extended) {
+      extended = true;
+      deadline = Date.now() + answer.readyTimeoutMs + opts.timeoutMs;
+    }
     if (!(await opts.alive())) {
       throw new AgentError("internal", "the sandbox exited before envd answered");
     }
     if (Date.now() > deadline) {
       throw new AgentError("unavailable", `envd did not answer within ${opts.timeoutMs} ms`);
     }
-    await sleep(attempt < 50 ? 2 : 20);
+    await sleep(attempt < 50 ? 2 : answer.state === "starting" ? 50 : 20);
   }
 }
 

@@ -4,12 +4,14 @@ import { ProcessManager } from "./manager.js";
 import { processService } from "./service.js";
 
 export type { ExitInfo } from "./exit-status.js";
+export type { ProcessManager } from "./manager.js";
 
 /** envd's process.Process service and its shutdown (SIGTERM, then SIGKILL, to every process it started). */
 export function createProcessService(): {
   service: ServiceImpl<typeof Process>;
+  manager: ProcessManager;
   close(): Promise<void>;
 } {
   const manager = new ProcessManager();
-  return { service: processService(manager), close: () => manager.close() };
+  return { service: processService(manager), manager, close: () => manager.close() };
 }

@@ -7,6 +7,7 @@ import { EnvdError } from "../errors.js";
 import { createFilesystemService } from "../filesystem/index.js";
 import { type HttpContext, handleHttp, type Response, sendError } from "../http/index.js";
 import { createProcessService } from "../process/index.js";
+import { launchStartCommand } from "../start/index.js";
 import type { RequestHandler } from "./listen.js";
 
 export interface EnvdOptions {
@@ -15,6 +16,8 @@ export interface EnvdOptions {
    * may replace it (or set one where there was none).
    */
   accessToken?: string;
+  /** The template's config dir (`/etc/wrenn` in a sandbox): its start command and process defaults. */
+  configDir?: string;
 }
 
 export interface Envd {
@@ -40,12 +43,16 @@ function isHealthCheck(req: { method?: string | undefined; url?: string | undefi
 export function createEnvd(options: EnvdOptions = {}): Envd {
   // Kept as a buffer: compared in constant time, never logged.
   let accessToken = options.accessToken ? Buffer.from(options.accessToken) : undefined;
+  const processes = createProcessService();
+  const startState = options.configDir
+    ? launchStartCommand(options.configDir, processes.manager)
+    : () => ({ phase: "none" as const });
   const ctx: HttpContext = {
     setAccessToken(token) {
       accessToken = Buffer.from(token);
     },
+    startState,
   };
-  const processes = createProcessService();
   const filesystem = createFilesystemService();
   const connect = connectNodeAdapter({
     routes(router: ConnectRouter) {
