@@ -25,25 +25,35 @@ interface AptSource {
 
 /** The `base` template: Debian bookworm (minbase + DEBIAN_PACKAGES) from the host's mirror. */
 export function buildDebianBase(root: string, ctx: BuildContext): Promise<void> {
-  return buildDebian(root, ctx, DEBIAN_PACKAGES);
+  return buildDebian(root, ctx);
 }
 
 /**
- * Debian bookworm (minbase + `packages`, which must include DEBIAN_PACKAGES: envd needs node)
- * with user 1000, without apt caches, docs and message catalogues.
+ * Debian bookworm: minbase + DEBIAN_PACKAGES by debootstrap, then `extraPackages` by apt (which,
+ * unlike debootstrap, resolves virtual packages and alternatives), with user 1000 and without
+ * apt caches, docs and message catalogues.
  */
 export async function buildDebian(
   root: string,
   ctx: BuildContext,
-  packages: readonly string[],
+  extraPackages: readonly string[] = [],
 ): Promise<void> {
   const mirror = await debianMirror();
   ctx.progress(`debootstrap ${DEBIAN_SUITE} from ${mirror}`);
   await run(
     "debootstrap",
-    [`--variant=minbase`, `--include=${packages.join(",")}`, DEBIAN_SUITE, root, mirror],
+    [`--variant=minbase`, `--include=${DEBIAN_PACKAGES.join(",")}`, DEBIAN_SUITE, root, mirror],
     { onLine: (line) => ctx.progress(line) },
   );
+  if (extraPackages.length > 0) {
+    ctx.progress(`apt-get install ${extraPackages.join(" ")}`);
+    const apt = (...args: string[]) =>
+      run("chroot", [root, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", ...args], {
+        onLine: (line) => ctx.progress(line),
+      });
+    await apt("update");
+    await apt("install", "-y", "--no-install-recommends", ...extraPackages);
+  }
 
   ctx.progress("creating user 'user' (uid 1000)");
   await run("chroot", [

@@ -1,7 +1,7 @@
 import { chmod, copyFile, mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { buildDebian, DEBIAN_PACKAGES } from "../debian-base.js";
+import { buildDebian } from "../debian-base.js";
 import { run } from "../run.js";
 import type { BuildContext } from "../types.js";
 
@@ -15,6 +15,10 @@ export const CODE_INTERPRETER_PACKAGES = [
   "python3-numpy",
   "python3-pandas",
   "python3-matplotlib",
+  // The light side of fonttools' alternatives (else apt takes scipy, and with it a compiler).
+  "python3-munkres",
+  "python3-ufolib2",
+  "python3-unicodedata2",
 ];
 
 // The service's Python files sit beside this module's source; from dist/ the same relative
@@ -31,7 +35,7 @@ const INSTALL_DIR = "opt/wrenn/code-interpreter";
  * envd starts from /etc/wrenn/start.json and reports ready once the port answers.
  */
 export async function buildCodeInterpreter(root: string, ctx: BuildContext): Promise<void> {
-  await buildDebian(root, ctx, [...DEBIAN_PACKAGES, ...CODE_INTERPRETER_PACKAGES]);
+  await buildDebian(root, ctx, CODE_INTERPRETER_PACKAGES);
 
   ctx.progress("installing the code-interpreter service");
   await mkdir(join(root, INSTALL_DIR), { recursive: true });
