@@ -21,10 +21,10 @@ export interface RunCodeOpts extends RequestOpts {
   context?: CodeContext | string;
   /** Environment variables for this cell only. */
   envs?: Record<string, string>;
-  onStdout?: (output: OutputMessage) => void | Promise<void>;
-  onStderr?: (output: OutputMessage) => void | Promise<void>;
-  onResult?: (result: Result) => void | Promise<void>;
-  onError?: (error: ExecutionError) => void | Promise<void>;
+  onStdout?: (output: OutputMessage) => unknown;
+  onStderr?: (output: OutputMessage) => unknown;
+  onResult?: (result: Result) => unknown;
+  onError?: (error: ExecutionError) => unknown;
   /**
    * The whole call, running included (default 60 000 ms; 0 = no limit). When it passes, the
    * call fails with a TimeoutError and the service interrupts the cell.
