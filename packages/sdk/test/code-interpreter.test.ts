@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
+import { access, mkdir, rename, symlink } from "node:fs/promises";
+import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
@@ -18,21 +18,26 @@ import { startTestServer, type TestServer } from "./helpers/server.js";
 // `runCode` against real `code-interpreter` sandboxes (Debian's Jupyter kernel behind Wrenn's
 // service on port 49999), from this SDK and from E2B's `@e2b/code-interpreter` package unchanged.
 // One server and one template build (debootstrap + apt from the host's Debian mirror, minutes)
-// serve every test here. WRENN_TEST_CODE_INTERPRETER_DIR names an already built template
-// directory to copy instead of building (local iterations).
+// serve every test here. With WRENN_TEST_TEMPLATE_CACHE=<dir> (as in the examples suite) the
+// built template is kept in <dir> and reused by later runs and suites.
 
 const TEMPLATE = "code-interpreter";
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 async function skipReason(): Promise<string | undefined> {
   if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
-  if (process.env.WRENN_TEST_CODE_INTERPRETER_DIR) return undefined;
   return debianMirror().then(
     () => undefined,
     (err: Error) => `builds the template from a Debian mirror: ${err.message}`,
   );
 }
 const skip = await skipReason();
+
+const exists = (path: string) =>
+  access(path).then(
+    () => true,
+    () => false,
+  );
 
 describe.skipIf(skip)(
   `code interpreter${skip ? ` (skipped: ${skip})` : ""}`,
@@ -55,21 +60,28 @@ describe.skipIf(skip)(
           ensureTemplate(name: string): Promise<{ sizeBytes: number }>;
         };
       };
-      const prebuilt = process.env.WRENN_TEST_CODE_INTERPRETER_DIR;
-      if (prebuilt) {
+      const cache = process.env.WRENN_TEST_TEMPLATE_CACHE;
+      const cached = cache && join(cache, TEMPLATE);
+      const isCached = cached && (await exists(join(cached, "template.json")));
+      if (isCached) {
         await mkdir(store.dir, { recursive: true });
-        await promisify(execFile)("cp", [
-          "-a",
-          "--reflink=auto",
-          prebuilt,
-          join(store.dir, TEMPLATE),
-        ]);
+        await symlink(resolve(cached), join(store.dir, TEMPLATE));
       }
       const started = Date.now();
       const info = await store.ensureTemplate(TEMPLATE);
       console.log(
         `code-interpreter template: ${Math.round((Date.now() - started) / 1000)} s, ${Math.round(info.sizeBytes / 2 ** 20)} MiB`,
       );
+      if (cached && !isCached) {
+        const partial = `${cached}.partial-${process.pid}`;
+        await promisify(execFile)("cp", [
+          "-a",
+          "--reflink=auto",
+          join(store.dir, TEMPLATE),
+          partial,
+        ]);
+        await rename(partial, cached);
+      }
       sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
     }, 3_600_000);
 
@@ -201,7 +213,7 @@ describe.skipIf(skip)(
       ).rejects.toBeInstanceOf(TimeoutError);
       // The service notices the caller left within a keepalive (5 s) and interrupts the cell.
       let after = await sandbox.runCode("x", { timeoutMs: 30_000 });
-      for (let i = 0; i < 20 && after.error?.name === "KeyboardInterrupt"; i++) {
+      for (let i = 0; i < 20 && after.error?.name === "ExecutionAborted"; i++) {
         await sleep(200);
         after = await sandbox.runCode("x", { timeoutMs: 30_000 });
       }

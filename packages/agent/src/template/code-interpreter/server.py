@@ -121,6 +121,7 @@ class Context:
         self.language = language
         self.cwd = cwd
         self.lock = threading.Lock()
+        self.running = None  # msg_id of the cell the kernel is running
         self.manager = KernelManager(kernel_name=kernel)
         self.manager.start_kernel(cwd=cwd)
         self.client = None
@@ -148,17 +149,29 @@ class Context:
                 c = msg["content"]
                 raise RuntimeError(f"{c.get('ename')}: {c.get('evalue')}")
 
-    def _run(self, code, silent=False):
-        """The IOPub messages of one cell until the kernel is idle again."""
-        msg_id = self.client.execute(
+    def _send(self, code, silent=False):
+        self.running = self.client.execute(
             code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
         )
+        return self.running
+
+    def _run(self, code, silent=False):
+        """The IOPub messages of one cell until the kernel is idle again."""
+        yield from self._follow(self._send(code, silent))
+        self.running = None
+
+    def _follow(self, msg_id, patience=None):
+        """IOPub messages of `msg_id` until idle (or `patience` quiet keepalive periods)."""
+        quiet = 0
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=KEEPALIVE_SECONDS)
             except queue.Empty:
                 if not self.manager.is_alive():
                     yield {"msg_type": "_died", "content": {}}
+                    return
+                quiet += 1
+                if patience is not None and quiet >= patience:
                     return
                 yield {"msg_type": "_keepalive", "content": {}}
                 continue
@@ -168,13 +181,24 @@ class Context:
                 return
             yield msg
 
+    def _reply_status(self, msg_id):
+        """The status of the kernel's execute_reply to `msg_id` ("ok", "error", "aborted")."""
+        while True:
+            try:
+                msg = self.client.get_shell_msg(timeout=KEEPALIVE_SECONDS)
+            except queue.Empty:
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg["content"].get("status")
+
     def execute(self, code, env_vars):
         """E2B's output objects for one cell (keepalives as None)."""
         if env_vars:
             self._silent(f"__import__('_wrenn').set_env({json.dumps(env_vars)!r})")
         errored = False
         try:
-            for msg in self._run(code):
+            msg_id = self._send(code)
+            for msg in self._follow(msg_id):
                 kind, content = msg["msg_type"], msg["content"]
                 if kind == "_keepalive":
                     yield None
@@ -211,12 +235,26 @@ class Context:
                         "value": content.get("evalue", ""),
                         "traceback": "\n".join(content.get("traceback", [])),
                     }
+            # A cell sent while an earlier one failed is skipped by the kernel: say so.
+            self.running = None
+            if not errored and self._reply_status(msg_id) == "aborted":
+                yield {
+                    "type": "error",
+                    "name": "ExecutionAborted",
+                    "value": "the kernel skipped this cell after an earlier cell failed",
+                    "traceback": "",
+                }
         finally:
             if env_vars and self.manager.is_alive():
                 self._silent("__import__('_wrenn').restore_env()")
 
     def interrupt(self):
+        """Stops the running cell and waits (up to 30 s) until the kernel is idle again."""
         self.manager.interrupt_kernel()
+        if self.running:
+            for _ in self._follow(self.running, patience=6):
+                pass
+            self.running = None
 
     def restart(self):
         self.client.stop_channels()
@@ -234,6 +272,7 @@ class Contexts:
         self.by_id = {}
         # language -> id of the context `/execute` uses without a context_id.
         self.defaults = {}
+        self.default_lock = threading.Lock()  # one default kernel per language, even when racing
         self.cwd = cwd
 
     def create(self, language, cwd=None):
@@ -251,13 +290,14 @@ class Contexts:
 
     def default(self, language):
         language = normalize_language(language)
-        with self.lock:
-            ctx = self.by_id.get(self.defaults.get(language, ""))
-        if ctx is None:
-            ctx = self.create(language)
+        with self.default_lock:
             with self.lock:
-                self.defaults[language] = ctx.id
-        return ctx
+                ctx = self.by_id.get(self.defaults.get(language, ""))
+            if ctx is None:
+                ctx = self.create(language)
+                with self.lock:
+                    self.defaults[language] = ctx.id
+            return ctx
 
     def remove(self, context_id):
         ctx = self.get(context_id)
@@ -403,8 +443,9 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("transfer-encoding", "chunked")
             self.send_header("cache-control", "no-store")
             self.end_headers()
+            cells = ctx.execute(code, env_vars)
             try:
-                for item in ctx.execute(code, env_vars):
+                for item in cells:
                     self._chunk(item if item is not None else {"type": "keepalive"})
                 self._chunk({"type": "end_of_execution"})
                 self.wfile.write(b"0\r\n\r\n")
@@ -412,6 +453,23 @@ class Handler(BaseHTTPRequestHandler):
                 # The caller went away: stop its cell so the context is free for the next one.
                 self.close_connection = True
                 ctx.interrupt()
+            except Exception as err:
+                # Headers are sent: the failure goes into the stream, which then ends.
+                self.close_connection = True
+                self._chunk(
+                    {
+                        "type": "error",
+                        "name": type(err).__name__,
+                        "value": str(err),
+                        "traceback": "",
+                    }
+                )
+                self._chunk({"type": "unexpected_end_of_execution"})
+                self._chunk({"type": "end_of_execution"})
+                self.wfile.write(b"0\r\n\r\n")
+            finally:
+                # After an interrupt, so the env restore runs on an idle kernel.
+                cells.close()
 
     def _chunk(self, value):
         try:
