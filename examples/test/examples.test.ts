@@ -254,7 +254,8 @@ describe("examples against a real single-host server", () => {
   it("data-analysis: pandas on a CSV and a matplotlib PNG through runCode", async () => {
     // Built here, not inside the example's create call (a build takes minutes; the example's
     // run is bounded), and cached in WRENN_TEST_TEMPLATE_CACHE like `base`.
-    const { templateStore } = host?.embedded.agent.runtime as unknown as {
+    if (!host) throw new Error("no server");
+    const { templateStore } = host.embedded.agent.runtime as unknown as {
       templateStore: { ensureTemplate(name: string): Promise<unknown> };
     };
     await templateStore.ensureTemplate("code-interpreter");
