@@ -26,7 +26,7 @@ export const CODE_INTERPRETER_PACKAGES = [
 const SERVICE_DIR = fileURLToPath(
   new URL("../../../src/template/code-interpreter/", import.meta.url),
 );
-const SERVICE_FILES = ["server.py", "kernel_startup.py"];
+const SERVICE_FILES = ["server.py", "contexts.py", "kernel_startup.py"];
 const INSTALL_DIR = "opt/wrenn/code-interpreter";
 
 /**
