@@ -131,7 +131,7 @@ describe("examples against a real single-host server", () => {
     // A snapshot an example failed to delete must not stay in the shared cache.
     if (templateCache && cacheBefore) {
       for (const name of await readdir(templateCache)) {
-        if (!cacheBefore.has(name) && name !== "base")
+        if (!cacheBefore.has(name) && name !== "base" && name !== "code-interpreter")
           await rm(join(templateCache, name), { recursive: true, force: true });
       }
     }
@@ -299,4 +299,24 @@ describe("examples against a real single-host server", () => {
     });
     await expectNothingLeft();
   });
+
+  it("data-analysis: pandas on a CSV and a matplotlib PNG through runCode", async () => {
+    // Built here, not inside the example's create call (a build takes minutes; the example's
+    // run is bounded), and cached in WRENN_TEST_TEMPLATE_CACHE like `base`.
+    if (!host) throw new Error("no server");
+    const { templateStore } = host.embedded.agent.runtime as unknown as {
+      templateStore: { ensureTemplate(name: string): Promise<unknown> };
+    };
+    await templateStore.ensureTemplate("code-interpreter");
+    const out = await expectSuccess("data-analysis");
+    expect(out).toContain("rows: 18\n");
+    expect(out).toMatch(/north\s+945\n/);
+    expect(out).toContain("best shop: north\n");
+    expect(out).toContain("[sandbox] plotting 3 shops over 6 months\n");
+    const figure = /figure: (.*wrenn-sales\.png) \(\d{4,} bytes\)/.exec(out)?.[1];
+    expect(figure).toBeDefined();
+    await rm(figure ?? "", { force: true });
+    expect(out).toContain("a mistake: KeyError: 'revenue'\n");
+    await expectNothingLeft();
+  }, 3_600_000);
 });

@@ -69,4 +69,5 @@ export {
 } from "./runtime/index.js";
 export type { SandboxPhase, SandboxRecord, SnapshotRecord } from "./state/index.js";
 export { assertSandboxId, isSandboxId, StateStore } from "./state/index.js";
+export { debianMirror } from "./template/index.js";
 export { handleSnapshotArchive, SNAPSHOT_HEADER } from "./transfer/index.js";

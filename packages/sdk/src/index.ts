@@ -12,6 +12,14 @@
  * @packageDocumentation
  */
 export type {
+  CodeContext,
+  CreateCodeContextOpts,
+  ExecutionError,
+  OutputMessage,
+  RunCodeOpts,
+} from "./code-interpreter/index.js";
+export { CODE_INTERPRETER_PORT, Execution, Result } from "./code-interpreter/index.js";
+export type {
   ConnectOpts,
   HandleOptions,
   OutputCallbacks,

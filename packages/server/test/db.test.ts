@@ -257,7 +257,7 @@ for (const engine of testEngines()) {
           isUniqueViolation,
         );
         await store.templates.insert({ ...template, id: newId(), teamId: teamB });
-        // Read back with the defaults of a snapshot row (0008_templates).
+        // Read back with the defaults of a snapshot row (0007_templates).
         const stored = {
           ...template,
           kind: "snapshot",

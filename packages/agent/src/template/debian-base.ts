@@ -24,7 +24,20 @@ interface AptSource {
 }
 
 /** The `base` template: Debian bookworm (minbase + DEBIAN_PACKAGES) from the host's mirror. */
-export async function buildDebianBase(root: string, ctx: BuildContext): Promise<void> {
+export function buildDebianBase(root: string, ctx: BuildContext): Promise<void> {
+  return buildDebian(root, ctx);
+}
+
+/**
+ * Debian bookworm: minbase + DEBIAN_PACKAGES by debootstrap, then `extraPackages` by apt (which,
+ * unlike debootstrap, resolves virtual packages and alternatives), with user 1000 and without
+ * apt caches, docs and message catalogues.
+ */
+export async function buildDebian(
+  root: string,
+  ctx: BuildContext,
+  extraPackages: readonly string[] = [],
+): Promise<void> {
   const mirror = await debianMirror();
   ctx.progress(`debootstrap ${DEBIAN_SUITE} from ${mirror}`);
   await run(
@@ -32,6 +45,15 @@ export async function buildDebianBase(root: string, ctx: BuildContext): Promise<
     [`--variant=minbase`, `--include=${DEBIAN_PACKAGES.join(",")}`, DEBIAN_SUITE, root, mirror],
     { onLine: (line) => ctx.progress(line) },
   );
+  if (extraPackages.length > 0) {
+    ctx.progress(`apt-get install ${extraPackages.join(" ")}`);
+    const apt = (...args: string[]) =>
+      run("chroot", [root, "env", "DEBIAN_FRONTEND=noninteractive", "apt-get", "-q", ...args], {
+        onLine: (line) => ctx.progress(line),
+      });
+    await apt("update");
+    await apt("install", "-y", "--no-install-recommends", ...extraPackages);
+  }
 
   ctx.progress("creating user 'user' (uid 1000)");
   await run("chroot", [

@@ -1,3 +1,4 @@
+export { CODE_INTERPRETER_PACKAGES, CODE_INTERPRETER_PORT } from "./code-interpreter/index.js";
 export { DEBIAN_PACKAGES, DEBIAN_SUITE, debianMirror } from "./debian-base.js";
 export { copyInto, sharedLibraries } from "./minimal.js";
 export { assertSafeName, isSafeName } from "./safe-name.js";

@@ -5,6 +5,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import { tarStream, untar } from "./archive.js";
+import { buildCodeInterpreter } from "./code-interpreter/index.js";
 import { buildDebianBase } from "./debian-base.js";
 import { buildMinimalRootfs } from "./minimal.js";
 import { run } from "./run.js";
@@ -16,6 +17,7 @@ type Builder = (root: string, ctx: BuildContext) => Promise<void>;
 /** Base templates the agent can build on demand. */
 const BUILDERS: Record<string, Builder> = {
   base: buildDebianBase,
+  "code-interpreter": buildCodeInterpreter,
   "test-minimal": buildMinimalRootfs,
 };
 

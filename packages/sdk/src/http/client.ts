@@ -34,6 +34,8 @@ export interface CallOptions extends RequestOpts {
   headers?: Record<string, string>;
   /** Safe to send twice; default true for GET/PUT/DELETE, false for POST. */
   idempotent?: boolean;
+  /** Sent without `X-API-Key`: the call ends at a port inside a sandbox, where the key must not go. */
+  withoutApiKey?: boolean;
   /** The call runs inside a sandbox: "not running"/"unavailable" become SandboxError. */
   inSandbox?: boolean;
   /** Applied when the caller gave no `timeoutMs`; default {@link ApiClient.defaultTimeoutMs}. */
@@ -109,7 +111,7 @@ export class ApiClient {
     const idempotent = (call.idempotent ?? call.method !== "POST") && isReplayable(body);
     const streamed = body !== undefined && !isReplayable(body);
     const headers: Record<string, string> = {
-      "x-api-key": this.apiKey,
+      ...(call.withoutApiKey ? {} : { "x-api-key": this.apiKey }),
       accept: "application/json",
       ...(call.json !== undefined ? { "content-type": "application/json" } : {}),
       ...(call.contentType ? { "content-type": call.contentType } : {}),

@@ -1,3 +1,10 @@
+import {
+  type CodeContext,
+  CodeInterpreter,
+  type CreateCodeContextOpts,
+  type Execution,
+  type RunCodeOpts,
+} from "../code-interpreter/index.js";
 import { Commands } from "../commands/index.js";
 import type { ConnectionOpts } from "../config/index.js";
 import { NotFoundError } from "../errors/index.js";
@@ -88,6 +95,7 @@ export class Sandbox {
    * ports need (set by `create`; `getPortUrl` tells it to any sandbox of the team).
    */
   readonly trafficAccessToken: string | undefined;
+  private readonly code: CodeInterpreter;
 
   private constructor(client: ApiClient, sandboxId: string, trafficAccessToken?: string) {
     this.client = client;
@@ -96,6 +104,7 @@ export class Sandbox {
     this.commands = new Commands(client, sandboxId);
     this.pty = new Pty(client, sandboxId);
     this.files = new Files(client, sandboxId);
+    this.code = new CodeInterpreter(client, sandboxId);
   }
 
   /** Creates a sandbox and resolves once it is running. */
@@ -321,6 +330,42 @@ export class Sandbox {
       url: wire.url,
       ...(wire.traffic_access_token ? { trafficAccessToken: wire.traffic_access_token } : {}),
     };
+  }
+
+  /**
+   * Runs a code cell in a Jupyter kernel (sandboxes of the `code-interpreter` template): the
+   * cell's value, displays (a matplotlib figure as PNG), output and exception. Variables
+   * persist across calls in one context (by default, the language's own).
+   *
+   * @example
+   * ```ts
+   * const sandbox = await Sandbox.create({ template: "code-interpreter" });
+   * await sandbox.runCode("x = 41");
+   * const { text } = await sandbox.runCode("x + 1"); // "42"
+   * ```
+   */
+  runCode(code: string, opts: RunCodeOpts = {}): Promise<Execution> {
+    return this.code.runCode(code, opts);
+  }
+
+  /** Starts a new code context (a kernel of its own) for {@link Sandbox.runCode}. */
+  createCodeContext(opts: CreateCodeContextOpts = {}): Promise<CodeContext> {
+    return this.code.createCodeContext(opts);
+  }
+
+  /** The sandbox's code contexts. */
+  listCodeContexts(opts: RequestOpts = {}): Promise<CodeContext[]> {
+    return this.code.listCodeContexts(opts);
+  }
+
+  /** Restarts a code context's kernel (its variables are lost). */
+  restartCodeContext(context: CodeContext | string, opts: RequestOpts = {}): Promise<void> {
+    return this.code.restartCodeContext(context, opts);
+  }
+
+  /** Shuts a code context down. */
+  removeCodeContext(context: CodeContext | string, opts: RequestOpts = {}): Promise<void> {
+    return this.code.removeCodeContext(context, opts);
   }
 
   /** Freezes the sandbox's filesystem into a team snapshot new sandboxes can start from. */

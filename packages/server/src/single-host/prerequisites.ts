@@ -31,6 +31,9 @@ function onPath(bin: string, path: string): boolean {
   });
 }
 
+/** The templates the agent builds with debootstrap. */
+const DEBOOTSTRAPPED = new Set(["base", "code-interpreter"]);
+
 /** What this host lacks to run sandboxes from `template` (`base` also needs debootstrap). */
 export function checkPrerequisites(
   template: string,
@@ -38,7 +41,7 @@ export function checkPrerequisites(
 ): PrerequisiteReport {
   // sbin directories hold most of these and are not on every user's PATH.
   const path = [env.PATH ?? "", "/usr/sbin", "/sbin", "/usr/bin", "/bin"].join(delimiter);
-  const needed = template === "base" ? [...REQUIRED, FOR_BASE] : REQUIRED;
+  const needed = DEBOOTSTRAPPED.has(template) ? [...REQUIRED, FOR_BASE] : REQUIRED;
   const missing: string[] = [];
   const packages = new Set<string>();
   for (const { bins, pkg } of needed) {

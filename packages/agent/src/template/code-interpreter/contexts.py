@@ -1,0 +1,305 @@
+"""Jupyter kernels as E2B code contexts: one kernel per context, E2B's output objects per cell.
+
+Used by server.py (the HTTP side); only the standard library and Debian's jupyter_client.
+"""
+
+import json
+import math
+import os
+import queue
+import threading
+import uuid
+from datetime import datetime, timezone
+
+from jupyter_client import KernelManager
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
+# Kernels per language; Debian packages no JavaScript kernel, so Python only.
+KERNELS = {"python": "python3"}
+# A line every few seconds while a cell is quiet: a client that went away shows up as a
+# failed write, and its cell is interrupted instead of blocking the context.
+KEEPALIVE_SECONDS = 5
+KERNEL_READY_SECONDS = 60
+
+# Jupyter MIME types -> E2B result fields; the rest go to `extra`.
+MIME_FIELDS = {
+    "text/plain": "text",
+    "text/html": "html",
+    "text/markdown": "markdown",
+    "image/svg+xml": "svg",
+    "image/png": "png",
+    "image/jpeg": "jpeg",
+    "application/pdf": "pdf",
+    "text/latex": "latex",
+    "application/json": "json",
+    "application/javascript": "javascript",
+    "e2b/data": "data",
+    "e2b/chart": "chart",
+}
+
+
+class HttpError(Exception):
+    def __init__(self, status, message):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def normalize_language(language):
+    if not language:
+        return "python"
+    language = str(language).strip().lower()
+    return {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript"}.get(
+        language, language
+    )
+
+
+def finite(value):
+    """JSON without NaN/Infinity (JavaScript's JSON.parse rejects them)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [finite(v) for v in value]
+    return value
+
+
+def iso(value):
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return value if isinstance(value, str) else datetime.now(timezone.utc).isoformat()
+
+
+def result_of(data, is_main):
+    out = {"type": "result", "is_main_result": is_main}
+    extra = {}
+    for mime, value in data.items():
+        field = MIME_FIELDS.get(mime)
+        if field:
+            out[field] = value
+        else:
+            extra[mime] = value
+    text = out.get("text")
+    # A str result reads as its value, not its repr (as E2B's service does).
+    if isinstance(text, str) and len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        out["text"] = text[1:-1]
+    if extra:
+        out["extra"] = extra
+    return out
+
+
+class Context:
+    """One Jupyter kernel; one cell runs at a time."""
+
+    def __init__(self, language, cwd):
+        kernel = KERNELS.get(language)
+        if kernel is None:
+            raise HttpError(
+                400,
+                f"language {language!r} is not available here (have: {', '.join(KERNELS)})",
+            )
+        if not os.path.isdir(cwd):
+            raise HttpError(400, f"cwd {cwd!r} is not a directory")
+        self.id = str(uuid.uuid4())
+        self.language = language
+        self.cwd = cwd
+        self.lock = threading.Lock()
+        self.running = None  # msg_id of the cell the kernel is running
+        self.manager = KernelManager(kernel_name=kernel)
+        self.manager.start_kernel(cwd=cwd)
+        self.client = None
+        try:
+            self._connect()
+        except Exception:
+            self.manager.shutdown_kernel(now=True)
+            raise
+
+    def describe(self):
+        return {"id": self.id, "language": self.language, "cwd": self.cwd}
+
+    def _connect(self):
+        self.client = self.manager.client()
+        self.client.start_channels()
+        self.client.wait_for_ready(timeout=KERNEL_READY_SECONDS)
+        with open(KERNEL_STARTUP, encoding="utf-8") as f:
+            startup = f.read()
+        self._silent(f"exec({startup!r}, {{'__name__': '_wrenn_startup'}})")
+
+    def _silent(self, code):
+        """Runs code that leaves no trace: no output to anyone, no execution count."""
+        for msg in self._run(code, silent=True):
+            if msg["msg_type"] == "error":
+                c = msg["content"]
+                raise RuntimeError(f"{c.get('ename')}: {c.get('evalue')}")
+
+    def _send(self, code, silent=False):
+        self.running = self.client.execute(
+            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
+        )
+        return self.running
+
+    def _run(self, code, silent=False):
+        """The IOPub messages of one cell until the kernel is idle again."""
+        yield from self._follow(self._send(code, silent))
+        self.running = None
+
+    def _follow(self, msg_id, patience=None):
+        """IOPub messages of `msg_id` until idle (or `patience` quiet keepalive periods)."""
+        quiet = 0
+        while True:
+            try:
+                msg = self.client.get_iopub_msg(timeout=KEEPALIVE_SECONDS)
+            except queue.Empty:
+                if not self.manager.is_alive():
+                    yield {"msg_type": "_died", "content": {}}
+                    return
+                quiet += 1
+                if patience is not None and quiet >= patience:
+                    return
+                yield {"msg_type": "_keepalive", "content": {}}
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue  # left over from an earlier, interrupted cell
+            if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
+                return
+            yield msg
+
+    def _reply_status(self, msg_id):
+        """The status of the kernel's execute_reply to `msg_id` ("ok", "error", "aborted")."""
+        while True:
+            try:
+                msg = self.client.get_shell_msg(timeout=KEEPALIVE_SECONDS)
+            except queue.Empty:
+                return None
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                return msg["content"].get("status")
+
+    def execute(self, code, env_vars):
+        """E2B's output objects for one cell (keepalives as None)."""
+        if env_vars:
+            self._silent(f"__import__('_wrenn').set_env({json.dumps(env_vars)!r})")
+        errored = False
+        try:
+            msg_id = self._send(code)
+            for msg in self._follow(msg_id):
+                kind, content = msg["msg_type"], msg["content"]
+                if kind == "_keepalive":
+                    yield None
+                elif kind == "_died":
+                    yield {
+                        "type": "error",
+                        "name": "KernelDied",
+                        "value": "the kernel exited while running the code; the context restarts",
+                        "traceback": "",
+                    }
+                    yield {"type": "unexpected_end_of_execution"}
+                    self.restart()
+                    return
+                elif kind == "stream":
+                    yield {
+                        "type": "stdout" if content.get("name") == "stdout" else "stderr",
+                        "text": content.get("text", ""),
+                        "timestamp": iso(msg.get("header", {}).get("date")),
+                    }
+                elif kind == "execute_input":
+                    yield {
+                        "type": "number_of_executions",
+                        "execution_count": content.get("execution_count"),
+                    }
+                elif kind == "execute_result":
+                    yield result_of(content.get("data", {}), True)
+                elif kind == "display_data":
+                    yield result_of(content.get("data", {}), False)
+                elif kind == "error" and not errored:
+                    errored = True
+                    yield {
+                        "type": "error",
+                        "name": content.get("ename", ""),
+                        "value": content.get("evalue", ""),
+                        "traceback": "\n".join(content.get("traceback", [])),
+                    }
+            # A cell sent while an earlier one failed is skipped by the kernel: say so.
+            self.running = None
+            if not errored and self._reply_status(msg_id) == "aborted":
+                yield {
+                    "type": "error",
+                    "name": "ExecutionAborted",
+                    "value": "the kernel skipped this cell after an earlier cell failed",
+                    "traceback": "",
+                }
+        finally:
+            if env_vars and self.manager.is_alive():
+                self._silent("__import__('_wrenn').restore_env()")
+
+    def interrupt(self):
+        """Stops the running cell and waits (up to 30 s) until the kernel is idle again."""
+        self.manager.interrupt_kernel()
+        if self.running:
+            for _ in self._follow(self.running, patience=6):
+                pass
+            self.running = None
+
+    def restart(self):
+        self.client.stop_channels()
+        self.manager.restart_kernel(now=True)
+        self._connect()
+
+    def shutdown(self):
+        self.client.stop_channels()
+        self.manager.shutdown_kernel(now=True)
+
+
+class Contexts:
+    def __init__(self, cwd):
+        self.lock = threading.Lock()
+        self.by_id = {}
+        # language -> id of the context `/execute` uses without a context_id.
+        self.defaults = {}
+        self.default_lock = threading.Lock()  # one default kernel per language, even when racing
+        self.cwd = cwd
+
+    def create(self, language, cwd=None):
+        ctx = Context(normalize_language(language), cwd or self.cwd)
+        with self.lock:
+            self.by_id[ctx.id] = ctx
+        return ctx
+
+    def get(self, context_id):
+        with self.lock:
+            ctx = self.by_id.get(context_id)
+        if ctx is None:
+            raise HttpError(404, f"context {context_id} not found")
+        return ctx
+
+    def default(self, language):
+        language = normalize_language(language)
+        with self.default_lock:
+            with self.lock:
+                ctx = self.by_id.get(self.defaults.get(language, ""))
+            if ctx is None:
+                ctx = self.create(language)
+                with self.lock:
+                    self.defaults[language] = ctx.id
+            return ctx
+
+    def remove(self, context_id):
+        ctx = self.get(context_id)
+        with self.lock:
+            self.by_id.pop(context_id, None)
+        ctx.shutdown()
+
+    def list(self):
+        with self.lock:
+            return [ctx.describe() for ctx in self.by_id.values()]
+
+    def shutdown_all(self):
+        with self.lock:
+            contexts = list(self.by_id.values())
+            self.by_id.clear()
+        for ctx in contexts:
+            try:
+                ctx.shutdown()
+            except Exception:
+                pass

@@ -1,0 +1,63 @@
+# Run once in every kernel the code-interpreter service starts, in a namespace of its own
+# (the user's namespace stays clean). Leaves a `_wrenn` module for the service's silent cells.
+import os
+import sys
+import types
+
+from IPython import get_ipython
+from IPython.core.formatters import BaseFormatter
+from traitlets import ObjectName, Unicode
+
+shell = get_ipython()
+# Tracebacks without ANSI colour codes: they are read as text, not shown in a terminal.
+shell.run_line_magic("colors", "NoColor")
+
+
+class DataFrameFormatter(BaseFormatter):
+    """`e2b/data`: a pandas DataFrame's columns as lists (E2B's `result.data`)."""
+
+    format_type = Unicode("e2b/data")
+    print_method = ObjectName("_repr_e2b_data_")
+    _return_type = (dict,)
+
+    def __call__(self, obj):
+        pandas = sys.modules.get("pandas")  # a DataFrame exists only once pandas is imported
+        if pandas is None or not isinstance(obj, pandas.DataFrame):
+            return super().__call__(obj)
+        columns = obj.to_dict(orient="list")
+        return {
+            str(name): [v.isoformat() if isinstance(v, pandas.Timestamp) else v for v in values]
+            for name, values in columns.items()
+        }
+
+
+shell.display_formatter.formatters["e2b/data"] = DataFrameFormatter(
+    parent=shell.display_formatter
+)
+
+# A cell's env_vars hold for that cell only: set before it, restored after.
+_saved = {}
+
+
+def set_env(encoded):
+    import json
+
+    _saved.clear()
+    for key, value in json.loads(encoded).items():
+        _saved[key] = os.environ.get(key)
+        os.environ[key] = value
+
+
+def restore_env():
+    for key, value in _saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+    _saved.clear()
+
+
+module = types.ModuleType("_wrenn")
+module.set_env = set_env
+module.restore_env = restore_env
+sys.modules["_wrenn"] = module
