@@ -102,7 +102,7 @@ export function ensureReady(
  * Disk, RAM and device state of a sandbox into a new snapshot. A running VM is stopped for the
  * copy (its device state saved through QMP) and continues after; a paused one is copied as is.
  */
-async function writeSnapshot(
+export async function writeSnapshot(
   vp: VmParts,
   live: VmLive,
   name: string,

@@ -7,11 +7,14 @@ import { AddressPool } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
 import { DiskPool, diskUsage } from "../../storage/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
+import { isForkLayer, refuseForkLayer } from "../fork-layers.js";
 import { HostWatch } from "../host-watch.js";
 import { lockedLimits } from "../limits.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
+  ForkResult,
+  ForkTarget,
   Runtime,
   SandboxInfo,
   SandboxMetrics,
@@ -22,6 +25,7 @@ import type {
 import { WarmPool } from "../warm-pool.js";
 import { adoptSandboxes } from "./adoption.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
+import { forkSandbox } from "./fork.js";
 import {
   ENVD_PORT,
   type Live,
@@ -35,6 +39,7 @@ import {
   importSnapshot,
   listSnapshots,
   snapshotSandbox,
+  sweepNamespaceForkLayers,
 } from "./snapshots.js";
 
 /**
@@ -92,10 +97,15 @@ export class NamespaceRuntime implements Runtime {
     return this.ns.warm.idle();
   }
 
-  async create(spec: SandboxSpec, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+  async create(
+    spec: SandboxSpec,
+    options: { signal?: AbortSignal; fork?: boolean } = {},
+  ): Promise<SandboxInfo> {
     const { ns } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
+    // Only a fork starts from a fork layer.
+    if (!options.fork) refuseForkLayer(spec.template, "template");
     if (ns.sandboxes.has(spec.id) || (await ns.state.read(spec.id).catch(() => true))) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
@@ -176,6 +186,20 @@ export class NamespaceRuntime implements Runtime {
         "sandbox destroyed",
       );
     });
+    // The last fork of a fork layer takes the layer with it.
+    if (live.record.layers.some(isForkLayer)) {
+      await sweepNamespaceForkLayers(ns).catch(() => {});
+    }
+  }
+
+  fork(id: string, targets: ForkTarget[]): Promise<ForkResult> {
+    return forkSandbox(
+      this.ns,
+      id,
+      targets,
+      (spec) => this.create(spec, { fork: true }),
+      (forkId) => this.destroy(forkId),
+    );
   }
 
   async pause(id: string, options: { auto?: boolean } = {}): Promise<SandboxInfo> {
@@ -297,8 +321,11 @@ export class NamespaceRuntime implements Runtime {
     return all.map((t) => ({ name: t.name, ready: true, sizeBytes: t.sizeBytes }));
   }
 
-  adopt(): Promise<AdoptReport> {
-    return adoptSandboxes(this.ns);
+  async adopt(): Promise<AdoptReport> {
+    const report = await adoptSandboxes(this.ns);
+    // Fork layers whose sandboxes did not survive the restart.
+    await sweepNamespaceForkLayers(this.ns).catch((err) => report.errors.push(err));
+    return report;
   }
 
   /** Claimed sandboxes keep running; pooled ones are removed (nobody could ever use them). */
