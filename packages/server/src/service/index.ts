@@ -8,6 +8,7 @@ import { AccountService } from "./accounts.js";
 import { ApiKeyService } from "./api-keys.js";
 import { ExecService } from "./exec.js";
 import { FileService } from "./files.js";
+import { ForkService } from "./forks.js";
 import { type FleetTimings, HostEnrollmentService } from "./host-enrollment.js";
 import { HostService } from "./hosts.js";
 import { MetricsService } from "./metrics.js";
@@ -32,6 +33,8 @@ export {
 } from "./exec.js";
 export type { Download, FileEntry, UploadedFile } from "./files.js";
 export { FileService } from "./files.js";
+export type { ForkOutcome } from "./forks.js";
+export { FORKED_FROM, ForkService, MAX_FORKS } from "./forks.js";
 export type {
   FleetTimings,
   HeartbeatInput,
@@ -81,6 +84,7 @@ export interface Services {
   apiKeys: ApiKeyService;
   sandboxes: SandboxService;
   snapshots: SnapshotService;
+  forks: ForkService;
   hosts: HostService;
   hostEnrollment: HostEnrollmentService;
   exec: ExecService;
@@ -153,6 +157,7 @@ export function createServices(deps: ServiceDeps): Services {
     watch: new WatchService(sandboxes, deps.logger),
     metrics: new MetricsService(sandboxes),
     snapshots: new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger),
+    forks: new ForkService(deps.store, sandboxes, deps.logger),
     hosts: new HostService(
       deps.store,
       deps.fleet.registry,
