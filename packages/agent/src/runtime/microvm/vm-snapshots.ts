@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
 import { StepTimer } from "../../logger/index.js";
@@ -116,13 +116,20 @@ export async function writeSnapshot(
     (await vp.store.readSnapshot(record.layers[0] ?? ""))?.baseTemplate ?? record.template,
   );
   const eager = vp.opts.eagerRestore === true;
+  // The overlay and RAM as they are now: copies, so a running VM is stopped only for these.
+  const frozen = join(staging, "frozen.qcow2");
   const copy = async () => {
-    // Flattened onto the base image: the snapshot never depends on another snapshot's files.
-    await runCommand("qemu-img", [
-      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, paths.disk, out.disk],
-    ]);
+    await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.disk, frozen]);
     // Eager VMs keep their RAM in anonymous memory: it is in the state file instead.
     if (!eager) await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.ram, out.ram]);
+  };
+  // Flattened onto the base image (once the VM runs again): the snapshot never depends on
+  // another snapshot's files.
+  const flatten = async () => {
+    await runCommand("qemu-img", [
+      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, frozen, out.disk],
+    ]);
+    await rm(frozen);
   };
   try {
     if (live.state === "running") {
@@ -150,6 +157,7 @@ export async function writeSnapshot(
       await timer.step("copy", copy);
       await runCommand("cp", [paths.state, out.state]);
     }
+    await timer.step("flatten", flatten);
     const meta: VmSnapshotMeta = {
       name,
       baseTemplate: image
