@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
+import { benchFork } from "./fork.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
 import { benchServer } from "./server.js";
@@ -15,6 +16,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   sdk: benchSdk,
   fleet: benchFleet,
   microvm: benchMicroVm,
+  fork: benchFork,
 };
 
 const only = process.argv.slice(2);
