@@ -145,6 +145,9 @@ for (const c of cases) {
         expect(runtime.get(source).state).toBe("running");
         // The fork layer is internal: not a snapshot anyone lists.
         expect(await runtime.listSnapshots()).toEqual([]);
+        expect((await runtime.templates()).map((t) => t.name)).not.toContainEqual(
+          expect.stringMatching(/^fork-/),
+        );
         expect(await forkLayers()).toHaveLength(1);
 
         // Each sees the moment of the fork, then only its own writes.

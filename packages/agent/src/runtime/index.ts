@@ -1,4 +1,4 @@
-export { MAX_FORKS, refuseForkLayer } from "./fork-layers.js";
+export { isForkLayer, MAX_FORKS, refuseForkLayer } from "./fork-layers.js";
 export { DEFAULT_LIMITS, lockedLimits } from "./limits.js";
 export type { MicroVmRuntimeOptions } from "./microvm/index.js";
 export { detectAccel, MicroVmRuntime } from "./microvm/index.js";

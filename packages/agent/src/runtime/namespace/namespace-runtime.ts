@@ -318,7 +318,9 @@ export class NamespaceRuntime implements Runtime {
 
   async templates(): Promise<TemplateSummary[]> {
     const all = await this.templateStore.listTemplates();
-    return all.map((t) => ({ name: t.name, ready: true, sizeBytes: t.sizeBytes }));
+    return all
+      .filter((t) => !isForkLayer(t.name))
+      .map((t) => ({ name: t.name, ready: true, sizeBytes: t.sizeBytes }));
   }
 
   async adopt(): Promise<AdoptReport> {
