@@ -47,7 +47,7 @@ export async function forkVm(
       );
       // Stopped from the state save through the copy.
       const { state = 0, copy = 0 } = timer.steps;
-      const sourcePauseMs = state + copy;
+      const sourcePauseMs = Math.round(state + copy);
       vp.logger.info(
         {
           op: "fork",

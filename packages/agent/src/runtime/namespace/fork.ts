@@ -45,7 +45,7 @@ export async function forkSandbox(
         ),
       );
       const { freeze = 0, copy = 0, thaw = 0 } = timer.steps;
-      const sourcePauseMs = freeze + copy + thaw;
+      const sourcePauseMs = Math.round(freeze + copy + thaw);
       ns.logger.info(
         {
           op: "fork",
