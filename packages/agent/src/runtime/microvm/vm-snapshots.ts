@@ -116,20 +116,19 @@ export async function writeSnapshot(
     (await vp.store.readSnapshot(record.layers[0] ?? ""))?.baseTemplate ?? record.template,
   );
   const eager = vp.opts.eagerRestore === true;
-  // The overlay and RAM as they are now: copies, so a running VM is stopped only for these.
+  // Flattened onto the base image: the snapshot never depends on another snapshot's files.
+  const flatten = (disk: string) =>
+    runCommand("qemu-img", [
+      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, disk, out.disk],
+    ]);
+  // A VM that goes on is stopped only to copy its overlay (flattened once it runs again); the
+  // template VM of a ready snapshot is removed after, so its overlay is flattened as it is.
   const frozen = join(staging, "frozen.qcow2");
   const copy = async () => {
-    await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.disk, frozen]);
+    if (ready) await flatten(paths.disk);
+    else await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.disk, frozen]);
     // Eager VMs keep their RAM in anonymous memory: it is in the state file instead.
     if (!eager) await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.ram, out.ram]);
-  };
-  // Flattened onto the base image (once the VM runs again): the snapshot never depends on
-  // another snapshot's files.
-  const flatten = async () => {
-    await runCommand("qemu-img", [
-      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, frozen, out.disk],
-    ]);
-    await rm(frozen);
   };
   try {
     if (live.state === "running") {
@@ -157,7 +156,12 @@ export async function writeSnapshot(
       await timer.step("copy", copy);
       await runCommand("cp", [paths.state, out.state]);
     }
-    await timer.step("flatten", flatten);
+    if (!ready) {
+      await timer.step("flatten", async () => {
+        await flatten(frozen);
+        await rm(frozen);
+      });
+    }
     const meta: VmSnapshotMeta = {
       name,
       baseTemplate: image
