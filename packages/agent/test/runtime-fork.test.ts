@@ -68,6 +68,23 @@ const cases: Case[] = [
     layerDir: "templates",
   },
   {
+    // The source is a claimed pool sandbox (resources named by another id than its own).
+    name: "namespace with a warm pool",
+    skip: rootSkip,
+    forks: 2,
+    makeRuntime: (dir) =>
+      new NamespaceRuntime({
+        agentDir: dir,
+        envdDir: defaultEnvdDir(),
+        logger: silentLogger(),
+        addressPool: new AddressPool(`${net}.0/25`),
+        warmPool: [{ template: "test-minimal", size: 1, diskSizeMb: 32 }],
+      }),
+    spec: { memoryMb: 128, diskSizeMb: 32 },
+    processes: false,
+    layerDir: "templates",
+  },
+  {
     name: "microvm",
     skip: rootSkip ?? vmSkip,
     forks: 2,
@@ -95,7 +112,8 @@ for (const c of cases) {
         ids.add(`${prefix}-${what}`);
         return `${prefix}-${what}`;
       };
-      const runtime = new RuntimeSet([{ runtime: c.makeRuntime(dir) }], c.name);
+      const inner = c.makeRuntime(dir);
+      const runtime = new RuntimeSet([{ runtime: inner }], inner.name);
       const sh = async (sandbox: string, script: string) => {
         const res = await EnvdClient.direct(runtime.get(sandbox)).sh(script);
         expect(res, script).toMatchObject({ exitCode: 0 });
@@ -106,7 +124,12 @@ for (const c of cases) {
           n.startsWith("fork-"),
         );
       try {
-        await runtime.adopt();
+        if (inner instanceof NamespaceRuntime) {
+          // Built before adopt, so a warm pool fills at adopt and the source is claimed from it.
+          await inner.templateStore.ensureTemplate("test-minimal");
+          await runtime.adopt();
+          await inner.warmPoolIdle();
+        } else await runtime.adopt();
         const source = id("src");
         await runtime.create({
           id: source,
@@ -138,7 +161,7 @@ for (const c of cases) {
         for (const s of made.sandboxes) {
           expect(s).toMatchObject({
             state: "running",
-            runtime: c.name,
+            runtime: inner.name,
             metadata: { owner: "fork-test" },
           });
         }
