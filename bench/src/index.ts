@@ -2,6 +2,7 @@ import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
 import { benchIo } from "./io.js";
+import { benchFork } from "./fork.js";
 import { benchLoad } from "./load.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";
@@ -20,6 +21,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   fleet: benchFleet,
   microvm: benchMicroVm,
   speed: benchSpeed,
+  fork: benchFork,
   // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).
   load: benchLoad,
 };

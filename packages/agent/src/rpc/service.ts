@@ -8,7 +8,7 @@ import { ConnectError } from "@connectrpc/connect";
 import type { HostAgentService } from "@wrenn/proto/agent";
 import { AgentError } from "../errors.js";
 import type { Reaper } from "../reaper/index.js";
-import { type Runtime, RuntimeSet } from "../runtime/index.js";
+import { type Runtime, RuntimeSet, refuseForkLayer } from "../runtime/index.js";
 import { assertSandboxId } from "../state/index.js";
 import { assertSafeName } from "../template/index.js";
 import { toMetrics, toSandbox, toSnapshot } from "./convert.js";
@@ -133,13 +133,28 @@ export function createHostAgentService(
       known(req.sandboxId);
       return { metrics: toMetrics(await runtime.metrics(req.sandboxId)) };
     }),
+    forkSandbox: guard(async (req) => {
+      known(req.sandboxId);
+      if (!runtime.fork) throw new AgentError("failed_precondition", "this agent cannot fork");
+      const made = await runtime.fork(
+        req.sandboxId,
+        req.forks.map((f) => ({ id: f.sandboxId, metadata: f.metadata, timeoutSec: f.timeoutSec })),
+      );
+      for (const s of made.sandboxes) reaper.touch(s.id);
+      return {
+        sandboxes: made.sandboxes.map((s) => sandbox(s.id)),
+        sourcePauseMs: Math.round(made.sourcePauseMs),
+      };
+    }),
     createSnapshot: guard(async (req) => {
       known(req.sandboxId);
       assertSafeName(req.name, "snapshot name");
+      refuseForkLayer(req.name, "snapshot name");
       return { snapshot: toSnapshot(await runtime.snapshot(req.sandboxId, req.name)) };
     }),
     deleteSnapshot: guard(async (req) => {
       assertSafeName(req.name, "snapshot name");
+      refuseForkLayer(req.name, "snapshot name");
       await runtime.deleteSnapshot(req.name);
       return {};
     }),

@@ -1,3 +1,4 @@
+export { isForkLayer, MAX_FORKS, refuseForkLayer } from "./fork-layers.js";
 export { DEFAULT_LIMITS, lockedLimits } from "./limits.js";
 export type { MicroVmRuntimeOptions } from "./microvm/index.js";
 export { detectAccel, MicroVmRuntime } from "./microvm/index.js";
@@ -8,6 +9,8 @@ export { RuntimeSet } from "./runtime-set.js";
 export { createRuntimeSet } from "./select.js";
 export type {
   AdoptReport,
+  ForkResult,
+  ForkTarget,
   Runtime,
   SandboxInfo,
   SandboxMetrics,

@@ -4,6 +4,8 @@ import type { NetworkPolicy } from "../network/index.js";
 import type { TemplateStore } from "../template/index.js";
 import type {
   AdoptReport,
+  ForkResult,
+  ForkTarget,
   Runtime,
   SandboxInfo,
   SandboxMetrics,
@@ -151,6 +153,20 @@ export class RuntimeSet implements Runtime {
 
   async metrics(id: string): Promise<SandboxMetrics> {
     return this.owner(id).metrics(id);
+  }
+
+  /** In the source's runtime, which must be able to fork. */
+  async fork(id: string, targets: ForkTarget[]): Promise<ForkResult> {
+    const runtime = this.owner(id);
+    if (!runtime.fork) {
+      throw new AgentError("failed_precondition", `runtime ${runtime.name} cannot fork sandboxes`);
+    }
+    for (const t of targets) {
+      if (this.list().some((s) => s.id === t.id)) {
+        throw new AgentError("already_exists", `sandbox ${t.id} already exists`);
+      }
+    }
+    return runtime.fork(id, targets);
   }
 
   async snapshot(id: string, name: string): Promise<SnapshotInfo> {

@@ -82,6 +82,21 @@ export interface TemplateSummary {
   sizeBytes: number;
 }
 
+/** One new sandbox of a fork: template, resources and network access are the source's. */
+export interface ForkTarget {
+  id: string;
+  /** Default: the source's. */
+  metadata?: Record<string, string>;
+  /** Default: the source's. */
+  timeoutSec?: number;
+}
+
+export interface ForkResult {
+  sandboxes: SandboxInfo[];
+  /** How long the source stood still while its state was copied. */
+  sourcePauseMs: number;
+}
+
 /** What adopt found in the state directory at start. */
 export interface AdoptReport {
   /** Sandboxes running or paused again under this runtime. */
@@ -118,6 +133,11 @@ export interface Runtime {
   metrics(id: string): Promise<SandboxMetrics>;
   /** Freezes the sandbox's filesystem changes into a new read-only template; it keeps running. */
   snapshot(id: string, name: string): Promise<SnapshotInfo>;
+  /**
+   * New sandboxes with a running sandbox's files (and, where the runtime can, its memory and
+   * processes) as they are now; the source keeps running. All are made or none.
+   */
+  fork?(id: string, targets: ForkTarget[]): Promise<ForkResult>;
   /** failed_precondition while any sandbox runs from it. */
   deleteSnapshot(name: string): Promise<void>;
   listSnapshots(): Promise<SnapshotInfo[]>;

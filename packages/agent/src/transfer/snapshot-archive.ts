@@ -2,7 +2,7 @@ import type { Readable } from "node:stream";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import { type ProxyRequest, type ProxyResponse, sendError } from "../proxy/index.js";
-import type { Runtime, SnapshotInfo } from "../runtime/index.js";
+import { isForkLayer, type Runtime, type SnapshotInfo } from "../runtime/index.js";
 import { isSafeName } from "../template/index.js";
 
 /** JSON of the snapshot's metadata, on both the GET answer and the PUT request. */
@@ -30,7 +30,8 @@ export function handleSnapshotArchive(
       logger.error({ snapshot: name, err }, "snapshot transfer failed");
     sendError(res, error);
   };
-  if (!name || !isSafeName(name)) {
+  // Fork layers are internal: they never leave their host.
+  if (!name || !isSafeName(name) || isForkLayer(name)) {
     fail(new AgentError("invalid_argument", `invalid snapshot name ${JSON.stringify(name)}`));
     return true;
   }

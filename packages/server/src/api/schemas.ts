@@ -1,6 +1,6 @@
 import { z } from "@hono/zod-openapi";
 import { httpStatusOf, type ServerErrorCode } from "../errors.js";
-import { SAFE_NAME } from "../service/index.js";
+import { MAX_FORKS, SAFE_NAME } from "../service/index.js";
 import { EgressList, SandboxNetworkSchema } from "./egress-rules.js";
 
 // Every request and response shape of the public API. The OpenAPI document is generated from
@@ -254,6 +254,28 @@ export const SandboxResumeSchema = z
   .object({ timeout_sec: TimeoutSec.optional() })
   .openapi("SandboxResume");
 export const SandboxTimeoutSchema = z.object({ timeout_sec: TimeoutSec }).openapi("SandboxTimeout");
+
+export const SandboxForkSchema = z
+  .object({
+    count: z
+      .number()
+      .int()
+      .min(1)
+      .max(MAX_FORKS)
+      .optional()
+      .openapi({ description: `How many sandboxes to make (1 to ${MAX_FORKS}; default 1)` }),
+  })
+  .openapi("SandboxFork");
+
+export const SandboxForkResultSchema = z
+  .object({
+    sandboxes: z.array(SandboxSchema),
+    source_pause_ms: z
+      .number()
+      .int()
+      .openapi({ description: "How long the source stood still while its state was copied" }),
+  })
+  .openapi("SandboxForkResult");
 
 export const SnapshotCreateSchema = z
   .object({

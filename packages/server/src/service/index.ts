@@ -8,6 +8,7 @@ import { AccountService } from "./accounts.js";
 import { ApiKeyService } from "./api-keys.js";
 import { ExecService } from "./exec.js";
 import { FileService } from "./files.js";
+import { ForkService } from "./forks.js";
 import { type FleetTimings, HostEnrollmentService } from "./host-enrollment.js";
 import { HostService } from "./hosts.js";
 import { MetricsService } from "./metrics.js";
@@ -33,6 +34,8 @@ export {
 } from "./exec.js";
 export type { Download, FileEntry, UploadedFile } from "./files.js";
 export { FileService } from "./files.js";
+export type { ForkOutcome } from "./forks.js";
+export { FORKED_FROM, ForkService, MAX_FORKS } from "./forks.js";
 export type {
   FleetTimings,
   HeartbeatInput,
@@ -85,6 +88,7 @@ export interface Services {
   sandboxes: SandboxService;
   snapshots: SnapshotService;
   templates: TemplateService;
+  forks: ForkService;
   hosts: HostService;
   hostEnrollment: HostEnrollmentService;
   exec: ExecService;
@@ -161,6 +165,7 @@ export function createServices(deps: ServiceDeps): Services {
     metrics: new MetricsService(sandboxes),
     snapshots,
     templates: new TemplateService(deps.store, sandboxes, processes, files, snapshots, deps.logger),
+    forks: new ForkService(deps.store, sandboxes, deps.logger),
     hosts: new HostService(
       deps.store,
       deps.fleet.registry,

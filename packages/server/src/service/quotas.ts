@@ -13,6 +13,8 @@ export interface SandboxAsk {
   vcpus: number;
   memoryMb: number;
   diskSizeMb: number;
+  /** Sandboxes asked for at once (a fork's); the resources above are their total. Default 1. */
+  count?: number;
 }
 
 function exceeded(name: QuotaName, used: number, ask: number, max: number): ServerError {
@@ -47,7 +49,7 @@ export class QuotaService {
       this.store.quotas.usage(teamId),
     ]);
     const checks: [QuotaName, number, number][] = [
-      ["running_sandboxes", usage.running, 1],
+      ["running_sandboxes", usage.running, ask.count ?? 1],
       ["vcpus", usage.vcpus, ask.vcpus],
       ["memory_mb", usage.memoryMb, ask.memoryMb],
       ["disk_mb", usage.diskMb, ask.diskSizeMb],

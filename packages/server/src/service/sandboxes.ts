@@ -120,7 +120,7 @@ export class SandboxService {
   /** Checks a create against the team's rate limit and quotas before anything is made. */
   admission?: (
     teamId: string,
-    ask: { vcpus: number; memoryMb: number; diskSizeMb: number },
+    ask: { vcpus: number; memoryMb: number; diskSizeMb: number; count?: number },
   ) => Promise<void>;
 
   constructor(
@@ -494,7 +494,7 @@ export class SandboxService {
   }
 
   /** What the agent reports, as a patch of the row (the agent knows the real limits it applied). */
-  private patchFrom(sandbox: AgentSandbox | undefined, fallback: SandboxPatch = {}): SandboxPatch {
+  patchFrom(sandbox: AgentSandbox | undefined, fallback: SandboxPatch = {}): SandboxPatch {
     if (!sandbox) return fallback;
     return {
       state: agentStates[sandbox.state],

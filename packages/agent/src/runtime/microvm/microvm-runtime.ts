@@ -5,6 +5,7 @@ import { StepTimer } from "../../logger/index.js";
 import { AddressPool, hasEgressRules, type NetworkPolicy } from "../../network/index.js";
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
+import { isForkLayer, refuseForkLayer } from "../fork-layers.js";
 import { HostWatch } from "../host-watch.js";
 import { lockedLimits } from "../limits.js";
 import { ENVD_PORT } from "../namespace/index.js";
@@ -12,6 +13,8 @@ import { checkEgress, setLiveNetworkPolicy } from "../network-policy.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
+  ForkResult,
+  ForkTarget,
   Runtime,
   SandboxInfo,
   SandboxMetrics,
@@ -32,6 +35,7 @@ import {
   teardownVm,
   vmDir,
 } from "./vm-assembly.js";
+import { forkVm, sweepVmForkLayers } from "./vm-fork.js";
 import {
   deleteVmSnapshot,
   ensureImage,
@@ -116,11 +120,16 @@ export class MicroVmRuntime implements Runtime {
     return this.hostInfo;
   }
 
-  async create(spec: SandboxSpec, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+  async create(
+    spec: SandboxSpec,
+    options: { signal?: AbortSignal; fork?: boolean } = {},
+  ): Promise<SandboxInfo> {
     const { vp } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
     checkEgress(spec);
+    // Only a fork starts from a fork layer.
+    if (!options.fork) refuseForkLayer(spec.template, "template");
     if (vp.sandboxes.has(spec.id) || (await vp.state.read(spec.id).catch(() => true))) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
@@ -208,6 +217,18 @@ export class MicroVmRuntime implements Runtime {
       vp.sandboxes.delete(id);
       vp.logger.info({ op: "destroy", sandboxId: id, ms: timer.ms }, "microVM destroyed");
     });
+    // The last fork of a fork layer takes the layer with it.
+    if (live.record.layers.some(isForkLayer)) await sweepVmForkLayers(vp).catch(() => {});
+  }
+
+  fork(id: string, targets: ForkTarget[]): Promise<ForkResult> {
+    return forkVm(
+      this.vp,
+      id,
+      targets,
+      (spec) => this.create(spec, { fork: true }),
+      (forkId) => this.destroy(forkId),
+    );
   }
 
   async pause(id: string, options: { auto?: boolean } = {}): Promise<SandboxInfo> {
@@ -337,7 +358,9 @@ export class MicroVmRuntime implements Runtime {
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
     const all = await this.vp.store.listSnapshots();
-    return Promise.all(all.filter((m) => !m.ready).map((m) => snapshotInfo(this.vp, m)));
+    return Promise.all(
+      all.filter((m) => !m.ready && !isForkLayer(m.name)).map((m) => snapshotInfo(this.vp, m)),
+    );
   }
 
   /** A template is ready for microVMs once it has a booted snapshot. */
@@ -355,8 +378,11 @@ export class MicroVmRuntime implements Runtime {
       }));
   }
 
-  adopt(): Promise<AdoptReport> {
-    return adoptVms(this.vp);
+  async adopt(): Promise<AdoptReport> {
+    const report = await adoptVms(this.vp);
+    // Fork layers whose VMs did not survive the restart.
+    await sweepVmForkLayers(this.vp).catch((err) => report.errors.push(err));
+    return report;
   }
 
   /** VMs keep running (or stay saved) for the next start. */

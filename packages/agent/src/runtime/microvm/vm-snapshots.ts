@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { dirname } from "node:path";
+import { mkdir, rm } from "node:fs/promises";
+import { dirname, join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
 import { StepTimer } from "../../logger/index.js";
@@ -102,7 +102,7 @@ export function ensureReady(
  * Disk, RAM and device state of a sandbox into a new snapshot. A running VM is stopped for the
  * copy (its device state saved through QMP) and continues after; a paused one is copied as is.
  */
-async function writeSnapshot(
+export async function writeSnapshot(
   vp: VmParts,
   live: VmLive,
   name: string,
@@ -116,11 +116,17 @@ async function writeSnapshot(
     (await vp.store.readSnapshot(record.layers[0] ?? ""))?.baseTemplate ?? record.template,
   );
   const eager = vp.opts.eagerRestore === true;
-  const copy = async () => {
-    // Flattened onto the base image: the snapshot never depends on another snapshot's files.
-    await runCommand("qemu-img", [
-      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, paths.disk, out.disk],
+  // Flattened onto the base image: the snapshot never depends on another snapshot's files.
+  const flatten = (disk: string) =>
+    runCommand("qemu-img", [
+      ...["convert", "-U", "-O", "qcow2", "-F", "raw", "-B", image, disk, out.disk],
     ]);
+  // A VM that goes on is stopped only to copy its overlay (flattened once it runs again); the
+  // template VM of a ready snapshot is removed after, so its overlay is flattened as it is.
+  const frozen = join(staging, "frozen.qcow2");
+  const copy = async () => {
+    if (ready) await flatten(paths.disk);
+    else await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.disk, frozen]);
     // Eager VMs keep their RAM in anonymous memory: it is in the state file instead.
     if (!eager) await runCommand("cp", ["--sparse=always", "--reflink=auto", paths.ram, out.ram]);
   };
@@ -149,6 +155,12 @@ async function writeSnapshot(
     } else {
       await timer.step("copy", copy);
       await runCommand("cp", [paths.state, out.state]);
+    }
+    if (!ready) {
+      await timer.step("flatten", async () => {
+        await flatten(frozen);
+        await rm(frozen);
+      });
     }
     const meta: VmSnapshotMeta = {
       name,

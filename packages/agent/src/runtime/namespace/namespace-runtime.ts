@@ -8,12 +8,15 @@ import { AddressPool, hasEgressRules, type NetworkPolicy } from "../../network/i
 import { assertSandboxId, type SandboxRecord, StateStore } from "../../state/index.js";
 import { assertRoomFor, DiskPool, diskUsage } from "../../storage/index.js";
 import { assertSafeName, TemplateStore } from "../../template/index.js";
+import { isForkLayer, refuseForkLayer } from "../fork-layers.js";
 import { HostWatch } from "../host-watch.js";
 import { DEFAULT_LIMITS, lockedLimits } from "../limits.js";
 import { checkEgress, setLiveNetworkPolicy } from "../network-policy.js";
 import { expectState, SandboxTable, sandboxInfo, serialize } from "../sandbox-table.js";
 import type {
   AdoptReport,
+  ForkResult,
+  ForkTarget,
   Runtime,
   SandboxInfo,
   SandboxMetrics,
@@ -24,6 +27,7 @@ import type {
 import { WarmPool } from "../warm-pool/index.js";
 import { adoptSandboxes } from "./adoption.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
+import { forkSandbox } from "./fork.js";
 import {
   ENVD_PORT,
   envdOf,
@@ -38,6 +42,7 @@ import {
   importSnapshot,
   listSnapshots,
   snapshotSandbox,
+  sweepNamespaceForkLayers,
 } from "./snapshots.js";
 
 /**
@@ -102,7 +107,10 @@ export class NamespaceRuntime implements Runtime {
     return this.ns.warm.idle();
   }
 
-  async create(spec: SandboxSpec, options: { signal?: AbortSignal } = {}): Promise<SandboxInfo> {
+  async create(
+    spec: SandboxSpec,
+    options: { signal?: AbortSignal; fork?: boolean } = {},
+  ): Promise<SandboxInfo> {
     // While any create is under way the pool builds nothing: requests get the CPU first.
     const creating = this.ns.warm.begin();
     try {
@@ -116,13 +124,15 @@ export class NamespaceRuntime implements Runtime {
 
   private async createNow(
     spec: SandboxSpec,
-    options: { signal?: AbortSignal },
+    options: { signal?: AbortSignal; fork?: boolean },
     recordDemand: (template: string, diskSizeMb: number) => void,
   ): Promise<SandboxInfo> {
     const { ns } = this;
     assertSandboxId(spec.id);
     assertSafeName(spec.template, "template name");
     checkEgress(spec);
+    // Only a fork starts from a fork layer.
+    if (!options.fork) refuseForkLayer(spec.template, "template");
     if (ns.sandboxes.has(spec.id) || (await ns.state.read(spec.id).catch(() => true))) {
       throw new AgentError("already_exists", `sandbox ${spec.id} already exists`);
     }
@@ -134,8 +144,9 @@ export class NamespaceRuntime implements Runtime {
     );
     const limits = lockedLimits(spec, template);
     await assertRoomFor(ns.opts.agentDir, limits.diskSizeMb);
-    recordDemand(template.name, limits.diskSizeMb);
-    const claimed = await claimPooled(ns, spec, limits, timer);
+    // A fork layer serves one fork: nothing to keep warm for it.
+    if (!options.fork) recordDemand(template.name, limits.diskSizeMb);
+    const claimed = options.fork ? undefined : await claimPooled(ns, spec, limits, timer);
     if (claimed) {
       ns.logger.info(
         { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
@@ -208,6 +219,20 @@ export class NamespaceRuntime implements Runtime {
         "sandbox destroyed",
       );
     });
+    // The last fork of a fork layer takes the layer with it.
+    if (live.record.layers.some(isForkLayer)) {
+      await sweepNamespaceForkLayers(ns).catch(() => {});
+    }
+  }
+
+  fork(id: string, targets: ForkTarget[]): Promise<ForkResult> {
+    return forkSandbox(
+      this.ns,
+      id,
+      targets,
+      (spec) => this.create(spec, { fork: true }),
+      (forkId) => this.destroy(forkId),
+    );
   }
 
   async pause(id: string, options: { auto?: boolean } = {}): Promise<SandboxInfo> {
@@ -343,11 +368,16 @@ export class NamespaceRuntime implements Runtime {
 
   async templates(): Promise<TemplateSummary[]> {
     const all = await this.templateStore.listTemplates();
-    return all.map((t) => ({ name: t.name, ready: true, sizeBytes: t.sizeBytes }));
+    return all
+      .filter((t) => !isForkLayer(t.name))
+      .map((t) => ({ name: t.name, ready: true, sizeBytes: t.sizeBytes }));
   }
 
-  adopt(): Promise<AdoptReport> {
-    return adoptSandboxes(this.ns);
+  async adopt(): Promise<AdoptReport> {
+    const report = await adoptSandboxes(this.ns);
+    // Fork layers whose sandboxes did not survive the restart.
+    await sweepNamespaceForkLayers(this.ns).catch((err) => report.errors.push(err));
+    return report;
   }
 
   /** Claimed sandboxes keep running; pooled ones are removed (nobody could ever use them). */

@@ -3,9 +3,10 @@ import { crashPoint } from "../../crash/index.js";
 import { AgentError } from "../../errors.js";
 import { StepTimer } from "../../logger/index.js";
 import { assertSafeName, type TemplateInfo } from "../../template/index.js";
+import { isForkLayer, sweepForkLayers } from "../fork-layers.js";
 import { serialize } from "../sandbox-table.js";
 import type { SnapshotInfo } from "../types.js";
-import type { NamespaceParts } from "./parts.js";
+import type { Live, NamespaceParts } from "./parts.js";
 
 /** Freezes the sandbox's upper layer into a new read-only template; the sandbox keeps going. */
 export async function snapshotSandbox(
@@ -20,26 +21,7 @@ export async function snapshotSandbox(
       throw new AgentError("failed_precondition", `sandbox ${id} is ${live.state}`);
     }
     const timer = new StepTimer();
-    const wasRunning = live.state === "running";
-    // Frozen while its upper layer is copied, so the snapshot is one consistent moment.
-    if (wasRunning) await timer.step("freeze", () => live.cgroup!.freeze());
-    crashPoint("snapshot:freeze");
-    let template: TemplateInfo;
-    try {
-      template = await timer.step("copy", () =>
-        ns.templateStore.writeSnapshotTemplate({
-          name,
-          parent: live.record.template,
-          fromDir: live.disk!.upperDir,
-          vcpus: live.record.vcpus,
-          memoryMb: live.record.memoryMb,
-          diskSizeMb: live.record.diskSizeMb,
-        }),
-      );
-      crashPoint("snapshot:copy");
-    } finally {
-      if (wasRunning) await timer.step("thaw", () => live.cgroup!.thaw());
-    }
+    const template = await freezeUpper(ns, live, name, timer);
     ns.logger.info(
       { op: "snapshot", sandboxId: id, snapshot: name, ms: timer.ms, steps: timer.steps },
       "snapshot created",
@@ -48,6 +30,37 @@ export async function snapshotSandbox(
     crashPoint("snapshot:record");
     return snapshotInfo(ns, template);
   });
+}
+
+/**
+ * The sandbox's upper layer copied into a new snapshot template stacked on its own; a running
+ * sandbox is frozen for the copy only, so the snapshot is one consistent moment.
+ */
+export async function freezeUpper(
+  ns: NamespaceParts,
+  live: Live,
+  name: string,
+  timer: StepTimer,
+): Promise<TemplateInfo> {
+  const wasRunning = live.state === "running";
+  if (wasRunning) await timer.step("freeze", () => live.cgroup!.freeze());
+  crashPoint("snapshot:freeze");
+  try {
+    const template = await timer.step("copy", () =>
+      ns.templateStore.writeSnapshotTemplate({
+        name,
+        parent: live.record.template,
+        fromDir: live.disk!.upperDir,
+        vcpus: live.record.vcpus,
+        memoryMb: live.record.memoryMb,
+        diskSizeMb: live.record.diskSizeMb,
+      }),
+    );
+    crashPoint("snapshot:copy");
+    return template;
+  } finally {
+    if (wasRunning) await timer.step("thaw", () => live.cgroup!.thaw());
+  }
 }
 
 export async function deleteSnapshot(ns: NamespaceParts, name: string): Promise<void> {
@@ -68,6 +81,24 @@ export async function deleteSnapshot(ns: NamespaceParts, name: string): Promise<
   }
   await ns.templateStore.deleteTemplate(name);
   await ns.state.removeSnapshot(name);
+  // It may have been the last thing standing on a fork layer.
+  if (template.layers.some(isForkLayer)) await sweepNamespaceForkLayers(ns);
+}
+
+/** Removes the fork layers no sandbox, snapshot or fork under way stands on. */
+export async function sweepNamespaceForkLayers(ns: NamespaceParts): Promise<void> {
+  const all = await ns.templateStore.listTemplates();
+  await sweepForkLayers(
+    all.map((t) => t.name),
+    (layer) =>
+      ns.sandboxes.usersOf(layer).length > 0 ||
+      all.some((t) => t.name !== layer && t.layers.includes(layer)),
+    async (layer) => {
+      await ns.templateStore.deleteTemplate(layer);
+      await ns.state.removeSnapshot(layer);
+    },
+    ns.logger,
+  );
 }
 
 /** A snapshot as a tar stream, for another host to import. */
@@ -102,7 +133,11 @@ export async function importSnapshot(
 
 export async function listSnapshots(ns: NamespaceParts): Promise<SnapshotInfo[]> {
   const all = await ns.templateStore.listTemplates();
-  return Promise.all(all.filter((t) => t.kind === "snapshot").map((t) => snapshotInfo(ns, t)));
+  return Promise.all(
+    all
+      .filter((t) => t.kind === "snapshot" && !isForkLayer(t.name))
+      .map((t) => snapshotInfo(ns, t)),
+  );
 }
 
 async function snapshotInfo(ns: NamespaceParts, template: TemplateInfo): Promise<SnapshotInfo> {

@@ -12,6 +12,8 @@ import {
   SANDBOX_STATE_VALUES,
   SandboxCreatedSchema,
   SandboxCreateSchema,
+  SandboxForkResultSchema,
+  SandboxForkSchema,
   SandboxListQuery,
   SandboxListSchema,
   SandboxResumeSchema,
@@ -338,4 +340,46 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
       return c.json(format(sandbox), 200);
     },
   );
+
+  app.openapi(
+    createRoute({
+      method: "post",
+      path: "/v1/sandboxes/{id}/fork",
+      tags,
+      summary:
+        "Fork a running sandbox: new sandboxes with its files (microVMs: also its memory and processes) as they are now",
+      security,
+      middleware,
+      request: {
+        params: IdParams,
+        body: { content: { "application/json": { schema: SandboxForkSchema } }, required: false },
+      },
+      responses: {
+        201: {
+          description: "The new sandboxes, running; the source keeps running",
+          content: { "application/json": { schema: SandboxForkResultSchema } },
+        },
+        ...errorResponses(
+          "invalid_argument",
+          "unauthenticated",
+          "permission_denied",
+          "not_found",
+          "failed_precondition",
+          "resource_exhausted",
+          "unavailable",
+        ),
+      },
+    }),
+    async (c) => {
+      const body = c.req.valid("json") ?? {};
+      const made = await services.forks.fork(
+        c.get("team").teamId,
+        c.req.valid("param").id,
+        body.count ?? 1,
+      );
+      return c.json(
+        { sandboxes: made.sandboxes.map(format), source_pause_ms: made.sourcePauseMs },
+        201,
+      );
+    },
 }

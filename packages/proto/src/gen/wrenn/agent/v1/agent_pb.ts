@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file wrenn/agent/v1/agent.proto.
  */
 export const file_wrenn_agent_v1_agent: GenFile = /*@__PURE__*/
-  fileDesc("Chp3cmVubi9hZ2VudC92MS9hZ2VudC5wcm90bxIOd3Jlbm4uYWdlbnQudjEihgQKB1NhbmRib3gSEgoKc2FuZGJveF9pZBgBIAEoCRIQCgh0ZW1wbGF0ZRgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLndyZW5uLmFnZW50LnYxLlNhbmRib3hTdGF0ZRINCgV2Y3B1cxgEIAEoDRIRCgltZW1vcnlfbWIYBSABKA0SFAoMZGlza19zaXplX21iGAYgASgNEhMKC3RpbWVvdXRfc2VjGAcgASgNEjcKCG1ldGFkYXRhGAggAygLMiUud3Jlbm4uYWdlbnQudjEuU2FuZGJveC5NZXRhZGF0YUVudHJ5Ei4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfYWN0aXZlX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdydW50aW1lGAsgASgJEhQKDGVudmRfYWRkcmVzcxgMIAEoCRITCgthdXRvX3BhdXNlZBgNIAEoCBIdChVhbGxvd19pbnRlcm5ldF9hY2Nlc3MYDiABKAgSDQoFZXJyb3IYDyABKAkSEQoJYWxsb3dfb3V0GBAgAygJEhAKCGRlbnlfb3V0GBEgAygJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLAAwoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIQCgh0ZW1wbGF0ZRgCIAEoCRINCgV2Y3B1cxgDIAEoDRIRCgltZW1vcnlfbWIYBCABKA0SFAoMZGlza19zaXplX21iGAUgASgNEhMKC3RpbWVvdXRfc2VjGAYgASgNEjwKBGVudnMYByADKAsyLi53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdC5FbnZzRW50cnkSRAoIbWV0YWRhdGEYCCADKAsyMi53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdC5NZXRhZGF0YUVudHJ5Eh0KFWFsbG93X2ludGVybmV0X2FjY2VzcxgJIAEoCBIPCgdydW50aW1lGAogASgJEhEKCWFsbG93X291dBgLIAMoCRIQCghkZW55X291dBgMIAMoCRorCglFbnZzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoVQ3JlYXRlU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiKQoTUGF1c2VTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkAKFFBhdXNlU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IlQKFFJlc3VtZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSGAoLdGltZW91dF9zZWMYAiABKA1IAIgBAUIOCgxfdGltZW91dF9zZWMiQQoVUmVzdW1lU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IigKElBpbmdTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkkKE1BpbmdTYW5kYm94UmVzcG9uc2USMgoObGFzdF9hY3RpdmVfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkMKGFNldFNhbmRib3hUaW1lb3V0UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhMKC3RpbWVvdXRfc2VjGAIgASgNIkUKGVNldFNhbmRib3hUaW1lb3V0UmVzcG9uc2USKAoHc2FuZGJveBgBIAEoCzIXLndyZW5uLmFnZW50LnYxLlNhbmRib3gicgoYU2V0U2FuZGJveE5ldHdvcmtSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSHQoVYWxsb3dfaW50ZXJuZXRfYWNjZXNzGAIgASgIEhEKCWFsbG93X291dBgDIAMoCRIQCghkZW55X291dBgEIAMoCSJFChlTZXRTYW5kYm94TmV0d29ya1Jlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IicKEUdldFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiPgoSR2V0U2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IhYKFExpc3RTYW5kYm94ZXNSZXF1ZXN0ImQKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIqCglzYW5kYm94ZXMYASADKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94Eh8KF2F1dG9fcGF1c2VkX3NhbmRib3hfaWRzGAIgAygJIi4KGEdldFNhbmRib3hNZXRyaWNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIoYCCg5TYW5kYm94TWV0cmljcxItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNwdV9jb3VudBgCIAEoDRIUCgxjcHVfdXNlZF9wY3QYAyABKAESFgoOY3B1X3VzYWdlX3VzZWMYBCABKAQSFgoObWVtX3VzZWRfYnl0ZXMYBSABKAQSFwoPbWVtX2xpbWl0X2J5dGVzGAYgASgEEhcKD2Rpc2tfdXNlZF9ieXRlcxgHIAEoBBIYChBkaXNrX2xpbWl0X2J5dGVzGAggASgEEgwKBHBpZHMYCSABKA0SEgoKcGlkc19saW1pdBgKIAEoDSJMChlHZXRTYW5kYm94TWV0cmljc1Jlc3BvbnNlEi8KB21ldHJpY3MYASABKAsyHi53cmVubi5hZ2VudC52MS5TYW5kYm94TWV0cmljcyLdAQoIU25hcHNob3QSDAoEbmFtZRgBIAEoCRIVCg1iYXNlX3RlbXBsYXRlGAIgASgJEhkKEXNvdXJjZV9zYW5kYm94X2lkGAMgASgJEg0KBXZjcHVzGAQgASgNEhEKCW1lbW9yeV9tYhgFIAEoDRIUCgxkaXNrX3NpemVfbWIYBiABKA0SEgoKc2l6ZV9ieXRlcxgHIAEoBBIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1zYW5kYm94X2NvdW50GAkgASgNIjkKFUNyZWF0ZVNuYXBzaG90UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRAoWQ3JlYXRlU25hcHNob3RSZXNwb25zZRIqCghzbmFwc2hvdBgBIAEoCzIYLndyZW5uLmFnZW50LnYxLlNuYXBzaG90IiUKFURlbGV0ZVNuYXBzaG90UmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVNuYXBzaG90UmVzcG9uc2UiFgoUTGlzdFNuYXBzaG90c1JlcXVlc3QiRAoVTGlzdFNuYXBzaG90c1Jlc3BvbnNlEisKCXNuYXBzaG90cxgBIAMoCzIYLndyZW5uLmFnZW50LnYxLlNuYXBzaG90IhQKEkdldEhvc3RJbmZvUmVxdWVzdCJMCghUZW1wbGF0ZRIMCgRuYW1lGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB3J1bnRpbWUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBCJYCgxIb3N0Q2FwYWNpdHkSDQoFdmNwdXMYASABKA0SEQoJbWVtb3J5X21iGAIgASgEEg8KB2Rpc2tfbWIYAyABKAQSFQoNbWF4X3NhbmRib3hlcxgEIAEoDSJ2CglIb3N0VXNhZ2USGQoRc2FuZGJveGVzX3J1bm5pbmcYASABKA0SGAoQc2FuZGJveGVzX3BhdXNlZBgCIAEoDRIbChNtZW1vcnlfYWxsb2NhdGVkX21iGAMgASgEEhcKD3ZjcHVzX2FsbG9jYXRlZBgEIAEoDSKzAgoTR2V0SG9zdEluZm9SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEAoIcnVudGltZXMYBCADKAkSFwoPZGVmYXVsdF9ydW50aW1lGAUgASgJEi4KCGNhcGFjaXR5GAYgASgLMhwud3Jlbm4uYWdlbnQudjEuSG9zdENhcGFjaXR5EigKBXVzYWdlGAcgASgLMhkud3Jlbm4uYWdlbnQudjEuSG9zdFVzYWdlEisKCXRlbXBsYXRlcxgIIAMoCzIYLndyZW5uLmFnZW50LnYxLlRlbXBsYXRlEjYKD3J1bnRpbWVfZGV0YWlscxgJIAMoCzIdLndyZW5uLmFnZW50LnYxLlJ1bnRpbWVEZXRhaWwiLAoNUnVudGltZURldGFpbBIMCgRuYW1lGAEgASgJEg0KBWFjY2VsGAIgASgJKrEBCgxTYW5kYm94U3RhdGUSHQoZU0FOREJPWF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVNBTkRCT1hfU1RBVEVfUEVORElORxABEhkKFVNBTkRCT1hfU1RBVEVfUlVOTklORxACEhgKFFNBTkRCT1hfU1RBVEVfUEFVU0VEEAMSGQoVU0FOREJPWF9TVEFURV9TVE9QUEVEEAQSFwoTU0FOREJPWF9TVEFURV9FUlJPUhAFMssKChBIb3N0QWdlbnRTZXJ2aWNlElwKDUNyZWF0ZVNhbmRib3gSJC53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBolLndyZW5uLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXNwb25zZRJfCg5EZXN0cm95U2FuZGJveBIlLndyZW5uLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBomLndyZW5uLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USWQoMUGF1c2VTYW5kYm94EiMud3Jlbm4uYWdlbnQudjEuUGF1c2VTYW5kYm94UmVxdWVzdBokLndyZW5uLmFnZW50LnYxLlBhdXNlU2FuZGJveFJlc3BvbnNlElwKDVJlc3VtZVNhbmRib3gSJC53cmVubi5hZ2VudC52MS5SZXN1bWVTYW5kYm94UmVxdWVzdBolLndyZW5uLmFnZW50LnYxLlJlc3VtZVNhbmRib3hSZXNwb25zZRJWCgtQaW5nU2FuZGJveBIiLndyZW5uLmFnZW50LnYxLlBpbmdTYW5kYm94UmVxdWVzdBojLndyZW5uLmFnZW50LnYxLlBpbmdTYW5kYm94UmVzcG9uc2USaAoRU2V0U2FuZGJveFRpbWVvdXQSKC53cmVubi5hZ2VudC52MS5TZXRTYW5kYm94VGltZW91dFJlcXVlc3QaKS53cmVubi5hZ2VudC52MS5TZXRTYW5kYm94VGltZW91dFJlc3BvbnNlEmgKEVNldFNhbmRib3hOZXR3b3JrEigud3Jlbm4uYWdlbnQudjEuU2V0U2FuZGJveE5ldHdvcmtSZXF1ZXN0Gikud3Jlbm4uYWdlbnQudjEuU2V0U2FuZGJveE5ldHdvcmtSZXNwb25zZRJTCgpHZXRTYW5kYm94EiEud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveFJlcXVlc3QaIi53cmVubi5hZ2VudC52MS5HZXRTYW5kYm94UmVzcG9uc2USXAoNTGlzdFNhbmRib3hlcxIkLndyZW5uLmFnZW50LnYxLkxpc3RTYW5kYm94ZXNSZXF1ZXN0GiUud3Jlbm4uYWdlbnQudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlEmgKEUdldFNhbmRib3hNZXRyaWNzEigud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveE1ldHJpY3NSZXF1ZXN0Gikud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveE1ldHJpY3NSZXNwb25zZRJfCg5DcmVhdGVTbmFwc2hvdBIlLndyZW5uLmFnZW50LnYxLkNyZWF0ZVNuYXBzaG90UmVxdWVzdBomLndyZW5uLmFnZW50LnYxLkNyZWF0ZVNuYXBzaG90UmVzcG9uc2USXwoORGVsZXRlU25hcHNob3QSJS53cmVubi5hZ2VudC52MS5EZWxldGVTbmFwc2hvdFJlcXVlc3QaJi53cmVubi5hZ2VudC52MS5EZWxldGVTbmFwc2hvdFJlc3BvbnNlElwKDUxpc3RTbmFwc2hvdHMSJC53cmVubi5hZ2VudC52MS5MaXN0U25hcHNob3RzUmVxdWVzdBolLndyZW5uLmFnZW50LnYxLkxpc3RTbmFwc2hvdHNSZXNwb25zZRJWCgtHZXRIb3N0SW5mbxIiLndyZW5uLmFnZW50LnYxLkdldEhvc3RJbmZvUmVxdWVzdBojLndyZW5uLmFnZW50LnYxLkdldEhvc3RJbmZvUmVzcG9uc2ViBnByb3RvMw", [file_google_protobuf_timestamp]);
+  fileDesc("Chp3cmVubi9hZ2VudC92MS9hZ2VudC5wcm90bxIOd3Jlbm4uYWdlbnQudjEihgQKB1NhbmRib3gSEgoKc2FuZGJveF9pZBgBIAEoCRIQCgh0ZW1wbGF0ZRgCIAEoCRIrCgVzdGF0ZRgDIAEoDjIcLndyZW5uLmFnZW50LnYxLlNhbmRib3hTdGF0ZRINCgV2Y3B1cxgEIAEoDRIRCgltZW1vcnlfbWIYBSABKA0SFAoMZGlza19zaXplX21iGAYgASgNEhMKC3RpbWVvdXRfc2VjGAcgASgNEjcKCG1ldGFkYXRhGAggAygLMiUud3Jlbm4uYWdlbnQudjEuU2FuZGJveC5NZXRhZGF0YUVudHJ5Ei4KCmNyZWF0ZWRfYXQYCSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfYWN0aXZlX2F0GAogASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIPCgdydW50aW1lGAsgASgJEhQKDGVudmRfYWRkcmVzcxgMIAEoCRITCgthdXRvX3BhdXNlZBgNIAEoCBIdChVhbGxvd19pbnRlcm5ldF9hY2Nlc3MYDiABKAgSDQoFZXJyb3IYDyABKAkSEQoJYWxsb3dfb3V0GBAgAygJEhAKCGRlbnlfb3V0GBEgAygJGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASLAAwoUQ3JlYXRlU2FuZGJveFJlcXVlc3QSEgoKc2FuZGJveF9pZBgBIAEoCRIQCgh0ZW1wbGF0ZRgCIAEoCRINCgV2Y3B1cxgDIAEoDRIRCgltZW1vcnlfbWIYBCABKA0SFAoMZGlza19zaXplX21iGAUgASgNEhMKC3RpbWVvdXRfc2VjGAYgASgNEjwKBGVudnMYByADKAsyLi53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdC5FbnZzRW50cnkSRAoIbWV0YWRhdGEYCCADKAsyMi53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdC5NZXRhZGF0YUVudHJ5Eh0KFWFsbG93X2ludGVybmV0X2FjY2VzcxgJIAEoCBIPCgdydW50aW1lGAogASgJEhEKCWFsbG93X291dBgLIAMoCRIQCghkZW55X291dBgMIAMoCRorCglFbnZzRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ARovCg1NZXRhZGF0YUVudHJ5EgsKA2tleRgBIAEoCRINCgV2YWx1ZRgCIAEoCToCOAEiQQoVQ3JlYXRlU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IlMKEkZvcmtTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEikKBWZvcmtzGAIgAygLMhoud3Jlbm4uYWdlbnQudjEuRm9ya1RhcmdldCKiAQoKRm9ya1RhcmdldBISCgpzYW5kYm94X2lkGAEgASgJEjoKCG1ldGFkYXRhGAIgAygLMigud3Jlbm4uYWdlbnQudjEuRm9ya1RhcmdldC5NZXRhZGF0YUVudHJ5EhMKC3RpbWVvdXRfc2VjGAMgASgNGi8KDU1ldGFkYXRhRW50cnkSCwoDa2V5GAEgASgJEg0KBXZhbHVlGAIgASgJOgI4ASJaChNGb3JrU2FuZGJveFJlc3BvbnNlEioKCXNhbmRib3hlcxgBIAMoCzIXLndyZW5uLmFnZW50LnYxLlNhbmRib3gSFwoPc291cmNlX3BhdXNlX21zGAIgASgNIisKFURlc3Ryb3lTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIhgKFkRlc3Ryb3lTYW5kYm94UmVzcG9uc2UiKQoTUGF1c2VTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkAKFFBhdXNlU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IlQKFFJlc3VtZVNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSGAoLdGltZW91dF9zZWMYAiABKA1IAIgBAUIOCgxfdGltZW91dF9zZWMiQQoVUmVzdW1lU2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IigKElBpbmdTYW5kYm94UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIkkKE1BpbmdTYW5kYm94UmVzcG9uc2USMgoObGFzdF9hY3RpdmVfYXQYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wIkMKGFNldFNhbmRib3hUaW1lb3V0UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEhMKC3RpbWVvdXRfc2VjGAIgASgNIkUKGVNldFNhbmRib3hUaW1lb3V0UmVzcG9uc2USKAoHc2FuZGJveBgBIAEoCzIXLndyZW5uLmFnZW50LnYxLlNhbmRib3gicgoYU2V0U2FuZGJveE5ldHdvcmtSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkSHQoVYWxsb3dfaW50ZXJuZXRfYWNjZXNzGAIgASgIEhEKCWFsbG93X291dBgDIAMoCRIQCghkZW55X291dBgEIAMoCSJFChlTZXRTYW5kYm94TmV0d29ya1Jlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IicKEUdldFNhbmRib3hSZXF1ZXN0EhIKCnNhbmRib3hfaWQYASABKAkiPgoSR2V0U2FuZGJveFJlc3BvbnNlEigKB3NhbmRib3gYASABKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94IhYKFExpc3RTYW5kYm94ZXNSZXF1ZXN0ImQKFUxpc3RTYW5kYm94ZXNSZXNwb25zZRIqCglzYW5kYm94ZXMYASADKAsyFy53cmVubi5hZ2VudC52MS5TYW5kYm94Eh8KF2F1dG9fcGF1c2VkX3NhbmRib3hfaWRzGAIgAygJIi4KGEdldFNhbmRib3hNZXRyaWNzUmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJIoYCCg5TYW5kYm94TWV0cmljcxItCgl0aW1lc3RhbXAYASABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhEKCWNwdV9jb3VudBgCIAEoDRIUCgxjcHVfdXNlZF9wY3QYAyABKAESFgoOY3B1X3VzYWdlX3VzZWMYBCABKAQSFgoObWVtX3VzZWRfYnl0ZXMYBSABKAQSFwoPbWVtX2xpbWl0X2J5dGVzGAYgASgEEhcKD2Rpc2tfdXNlZF9ieXRlcxgHIAEoBBIYChBkaXNrX2xpbWl0X2J5dGVzGAggASgEEgwKBHBpZHMYCSABKA0SEgoKcGlkc19saW1pdBgKIAEoDSJMChlHZXRTYW5kYm94TWV0cmljc1Jlc3BvbnNlEi8KB21ldHJpY3MYASABKAsyHi53cmVubi5hZ2VudC52MS5TYW5kYm94TWV0cmljcyLdAQoIU25hcHNob3QSDAoEbmFtZRgBIAEoCRIVCg1iYXNlX3RlbXBsYXRlGAIgASgJEhkKEXNvdXJjZV9zYW5kYm94X2lkGAMgASgJEg0KBXZjcHVzGAQgASgNEhEKCW1lbW9yeV9tYhgFIAEoDRIUCgxkaXNrX3NpemVfbWIYBiABKA0SEgoKc2l6ZV9ieXRlcxgHIAEoBBIuCgpjcmVhdGVkX2F0GAggASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIVCg1zYW5kYm94X2NvdW50GAkgASgNIjkKFUNyZWF0ZVNuYXBzaG90UmVxdWVzdBISCgpzYW5kYm94X2lkGAEgASgJEgwKBG5hbWUYAiABKAkiRAoWQ3JlYXRlU25hcHNob3RSZXNwb25zZRIqCghzbmFwc2hvdBgBIAEoCzIYLndyZW5uLmFnZW50LnYxLlNuYXBzaG90IiUKFURlbGV0ZVNuYXBzaG90UmVxdWVzdBIMCgRuYW1lGAEgASgJIhgKFkRlbGV0ZVNuYXBzaG90UmVzcG9uc2UiFgoUTGlzdFNuYXBzaG90c1JlcXVlc3QiRAoVTGlzdFNuYXBzaG90c1Jlc3BvbnNlEisKCXNuYXBzaG90cxgBIAMoCzIYLndyZW5uLmFnZW50LnYxLlNuYXBzaG90IhQKEkdldEhvc3RJbmZvUmVxdWVzdCJMCghUZW1wbGF0ZRIMCgRuYW1lGAEgASgJEg0KBXJlYWR5GAIgASgIEg8KB3J1bnRpbWUYAyABKAkSEgoKc2l6ZV9ieXRlcxgEIAEoBCJYCgxIb3N0Q2FwYWNpdHkSDQoFdmNwdXMYASABKA0SEQoJbWVtb3J5X21iGAIgASgEEg8KB2Rpc2tfbWIYAyABKAQSFQoNbWF4X3NhbmRib3hlcxgEIAEoDSJ2CglIb3N0VXNhZ2USGQoRc2FuZGJveGVzX3J1bm5pbmcYASABKA0SGAoQc2FuZGJveGVzX3BhdXNlZBgCIAEoDRIbChNtZW1vcnlfYWxsb2NhdGVkX21iGAMgASgEEhcKD3ZjcHVzX2FsbG9jYXRlZBgEIAEoDSKzAgoTR2V0SG9zdEluZm9SZXNwb25zZRIPCgdob3N0X2lkGAEgASgJEhAKCGhvc3RuYW1lGAIgASgJEg8KB3ZlcnNpb24YAyABKAkSEAoIcnVudGltZXMYBCADKAkSFwoPZGVmYXVsdF9ydW50aW1lGAUgASgJEi4KCGNhcGFjaXR5GAYgASgLMhwud3Jlbm4uYWdlbnQudjEuSG9zdENhcGFjaXR5EigKBXVzYWdlGAcgASgLMhkud3Jlbm4uYWdlbnQudjEuSG9zdFVzYWdlEisKCXRlbXBsYXRlcxgIIAMoCzIYLndyZW5uLmFnZW50LnYxLlRlbXBsYXRlEjYKD3J1bnRpbWVfZGV0YWlscxgJIAMoCzIdLndyZW5uLmFnZW50LnYxLlJ1bnRpbWVEZXRhaWwiLAoNUnVudGltZURldGFpbBIMCgRuYW1lGAEgASgJEg0KBWFjY2VsGAIgASgJKrEBCgxTYW5kYm94U3RhdGUSHQoZU0FOREJPWF9TVEFURV9VTlNQRUNJRklFRBAAEhkKFVNBTkRCT1hfU1RBVEVfUEVORElORxABEhkKFVNBTkRCT1hfU1RBVEVfUlVOTklORxACEhgKFFNBTkRCT1hfU1RBVEVfUEFVU0VEEAMSGQoVU0FOREJPWF9TVEFURV9TVE9QUEVEEAQSFwoTU0FOREJPWF9TVEFURV9FUlJPUhAFMqMLChBIb3N0QWdlbnRTZXJ2aWNlElwKDUNyZWF0ZVNhbmRib3gSJC53cmVubi5hZ2VudC52MS5DcmVhdGVTYW5kYm94UmVxdWVzdBolLndyZW5uLmFnZW50LnYxLkNyZWF0ZVNhbmRib3hSZXNwb25zZRJfCg5EZXN0cm95U2FuZGJveBIlLndyZW5uLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVxdWVzdBomLndyZW5uLmFnZW50LnYxLkRlc3Ryb3lTYW5kYm94UmVzcG9uc2USWQoMUGF1c2VTYW5kYm94EiMud3Jlbm4uYWdlbnQudjEuUGF1c2VTYW5kYm94UmVxdWVzdBokLndyZW5uLmFnZW50LnYxLlBhdXNlU2FuZGJveFJlc3BvbnNlElwKDVJlc3VtZVNhbmRib3gSJC53cmVubi5hZ2VudC52MS5SZXN1bWVTYW5kYm94UmVxdWVzdBolLndyZW5uLmFnZW50LnYxLlJlc3VtZVNhbmRib3hSZXNwb25zZRJWCgtQaW5nU2FuZGJveBIiLndyZW5uLmFnZW50LnYxLlBpbmdTYW5kYm94UmVxdWVzdBojLndyZW5uLmFnZW50LnYxLlBpbmdTYW5kYm94UmVzcG9uc2USaAoRU2V0U2FuZGJveFRpbWVvdXQSKC53cmVubi5hZ2VudC52MS5TZXRTYW5kYm94VGltZW91dFJlcXVlc3QaKS53cmVubi5hZ2VudC52MS5TZXRTYW5kYm94VGltZW91dFJlc3BvbnNlEmgKEVNldFNhbmRib3hOZXR3b3JrEigud3Jlbm4uYWdlbnQudjEuU2V0U2FuZGJveE5ldHdvcmtSZXF1ZXN0Gikud3Jlbm4uYWdlbnQudjEuU2V0U2FuZGJveE5ldHdvcmtSZXNwb25zZRJTCgpHZXRTYW5kYm94EiEud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveFJlcXVlc3QaIi53cmVubi5hZ2VudC52MS5HZXRTYW5kYm94UmVzcG9uc2USXAoNTGlzdFNhbmRib3hlcxIkLndyZW5uLmFnZW50LnYxLkxpc3RTYW5kYm94ZXNSZXF1ZXN0GiUud3Jlbm4uYWdlbnQudjEuTGlzdFNhbmRib3hlc1Jlc3BvbnNlEmgKEUdldFNhbmRib3hNZXRyaWNzEigud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveE1ldHJpY3NSZXF1ZXN0Gikud3Jlbm4uYWdlbnQudjEuR2V0U2FuZGJveE1ldHJpY3NSZXNwb25zZRJWCgtGb3JrU2FuZGJveBIiLndyZW5uLmFnZW50LnYxLkZvcmtTYW5kYm94UmVxdWVzdBojLndyZW5uLmFnZW50LnYxLkZvcmtTYW5kYm94UmVzcG9uc2USXwoOQ3JlYXRlU25hcHNob3QSJS53cmVubi5hZ2VudC52MS5DcmVhdGVTbmFwc2hvdFJlcXVlc3QaJi53cmVubi5hZ2VudC52MS5DcmVhdGVTbmFwc2hvdFJlc3BvbnNlEl8KDkRlbGV0ZVNuYXBzaG90EiUud3Jlbm4uYWdlbnQudjEuRGVsZXRlU25hcHNob3RSZXF1ZXN0GiYud3Jlbm4uYWdlbnQudjEuRGVsZXRlU25hcHNob3RSZXNwb25zZRJcCg1MaXN0U25hcHNob3RzEiQud3Jlbm4uYWdlbnQudjEuTGlzdFNuYXBzaG90c1JlcXVlc3QaJS53cmVubi5hZ2VudC52MS5MaXN0U25hcHNob3RzUmVzcG9uc2USVgoLR2V0SG9zdEluZm8SIi53cmVubi5hZ2VudC52MS5HZXRIb3N0SW5mb1JlcXVlc3QaIy53cmVubi5hZ2VudC52MS5HZXRIb3N0SW5mb1Jlc3BvbnNlYgZwcm90bzM", [file_google_protobuf_timestamp]);
 
 /**
  * @generated from message wrenn.agent.v1.Sandbox
@@ -225,6 +225,83 @@ export const CreateSandboxResponseSchema: GenMessage<CreateSandboxResponse> = /*
   messageDesc(file_wrenn_agent_v1_agent, 2);
 
 /**
+ * @generated from message wrenn.agent.v1.ForkSandboxRequest
+ */
+export type ForkSandboxRequest = Message<"wrenn.agent.v1.ForkSandboxRequest"> & {
+  /**
+   * The source: running, on this agent.
+   *
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: repeated wrenn.agent.v1.ForkTarget forks = 2;
+   */
+  forks: ForkTarget[];
+};
+
+/**
+ * Describes the message wrenn.agent.v1.ForkSandboxRequest.
+ * Use `create(ForkSandboxRequestSchema)` to create a new message.
+ */
+export const ForkSandboxRequestSchema: GenMessage<ForkSandboxRequest> = /*@__PURE__*/
+  messageDesc(file_wrenn_agent_v1_agent, 3);
+
+/**
+ * One new sandbox of a fork; resources, template and network access are the source's.
+ *
+ * @generated from message wrenn.agent.v1.ForkTarget
+ */
+export type ForkTarget = Message<"wrenn.agent.v1.ForkTarget"> & {
+  /**
+   * @generated from field: string sandbox_id = 1;
+   */
+  sandboxId: string;
+
+  /**
+   * @generated from field: map<string, string> metadata = 2;
+   */
+  metadata: { [key: string]: string };
+
+  /**
+   * @generated from field: uint32 timeout_sec = 3;
+   */
+  timeoutSec: number;
+};
+
+/**
+ * Describes the message wrenn.agent.v1.ForkTarget.
+ * Use `create(ForkTargetSchema)` to create a new message.
+ */
+export const ForkTargetSchema: GenMessage<ForkTarget> = /*@__PURE__*/
+  messageDesc(file_wrenn_agent_v1_agent, 4);
+
+/**
+ * @generated from message wrenn.agent.v1.ForkSandboxResponse
+ */
+export type ForkSandboxResponse = Message<"wrenn.agent.v1.ForkSandboxResponse"> & {
+  /**
+   * @generated from field: repeated wrenn.agent.v1.Sandbox sandboxes = 1;
+   */
+  sandboxes: Sandbox[];
+
+  /**
+   * How long the source stood still while its state was copied.
+   *
+   * @generated from field: uint32 source_pause_ms = 2;
+   */
+  sourcePauseMs: number;
+};
+
+/**
+ * Describes the message wrenn.agent.v1.ForkSandboxResponse.
+ * Use `create(ForkSandboxResponseSchema)` to create a new message.
+ */
+export const ForkSandboxResponseSchema: GenMessage<ForkSandboxResponse> = /*@__PURE__*/
+  messageDesc(file_wrenn_agent_v1_agent, 5);
+
+/**
  * @generated from message wrenn.agent.v1.DestroySandboxRequest
  */
 export type DestroySandboxRequest = Message<"wrenn.agent.v1.DestroySandboxRequest"> & {
@@ -239,7 +316,7 @@ export type DestroySandboxRequest = Message<"wrenn.agent.v1.DestroySandboxReques
  * Use `create(DestroySandboxRequestSchema)` to create a new message.
  */
 export const DestroySandboxRequestSchema: GenMessage<DestroySandboxRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 3);
+  messageDesc(file_wrenn_agent_v1_agent, 6);
 
 /**
  * @generated from message wrenn.agent.v1.DestroySandboxResponse
@@ -252,7 +329,7 @@ export type DestroySandboxResponse = Message<"wrenn.agent.v1.DestroySandboxRespo
  * Use `create(DestroySandboxResponseSchema)` to create a new message.
  */
 export const DestroySandboxResponseSchema: GenMessage<DestroySandboxResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 4);
+  messageDesc(file_wrenn_agent_v1_agent, 7);
 
 /**
  * @generated from message wrenn.agent.v1.PauseSandboxRequest
@@ -269,7 +346,7 @@ export type PauseSandboxRequest = Message<"wrenn.agent.v1.PauseSandboxRequest"> 
  * Use `create(PauseSandboxRequestSchema)` to create a new message.
  */
 export const PauseSandboxRequestSchema: GenMessage<PauseSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 5);
+  messageDesc(file_wrenn_agent_v1_agent, 8);
 
 /**
  * @generated from message wrenn.agent.v1.PauseSandboxResponse
@@ -286,7 +363,7 @@ export type PauseSandboxResponse = Message<"wrenn.agent.v1.PauseSandboxResponse"
  * Use `create(PauseSandboxResponseSchema)` to create a new message.
  */
 export const PauseSandboxResponseSchema: GenMessage<PauseSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 6);
+  messageDesc(file_wrenn_agent_v1_agent, 9);
 
 /**
  * @generated from message wrenn.agent.v1.ResumeSandboxRequest
@@ -310,7 +387,7 @@ export type ResumeSandboxRequest = Message<"wrenn.agent.v1.ResumeSandboxRequest"
  * Use `create(ResumeSandboxRequestSchema)` to create a new message.
  */
 export const ResumeSandboxRequestSchema: GenMessage<ResumeSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 7);
+  messageDesc(file_wrenn_agent_v1_agent, 10);
 
 /**
  * @generated from message wrenn.agent.v1.ResumeSandboxResponse
@@ -327,7 +404,7 @@ export type ResumeSandboxResponse = Message<"wrenn.agent.v1.ResumeSandboxRespons
  * Use `create(ResumeSandboxResponseSchema)` to create a new message.
  */
 export const ResumeSandboxResponseSchema: GenMessage<ResumeSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 8);
+  messageDesc(file_wrenn_agent_v1_agent, 11);
 
 /**
  * @generated from message wrenn.agent.v1.PingSandboxRequest
@@ -344,7 +421,7 @@ export type PingSandboxRequest = Message<"wrenn.agent.v1.PingSandboxRequest"> & 
  * Use `create(PingSandboxRequestSchema)` to create a new message.
  */
 export const PingSandboxRequestSchema: GenMessage<PingSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 9);
+  messageDesc(file_wrenn_agent_v1_agent, 12);
 
 /**
  * @generated from message wrenn.agent.v1.PingSandboxResponse
@@ -361,7 +438,7 @@ export type PingSandboxResponse = Message<"wrenn.agent.v1.PingSandboxResponse"> 
  * Use `create(PingSandboxResponseSchema)` to create a new message.
  */
 export const PingSandboxResponseSchema: GenMessage<PingSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 10);
+  messageDesc(file_wrenn_agent_v1_agent, 13);
 
 /**
  * @generated from message wrenn.agent.v1.SetSandboxTimeoutRequest
@@ -383,7 +460,7 @@ export type SetSandboxTimeoutRequest = Message<"wrenn.agent.v1.SetSandboxTimeout
  * Use `create(SetSandboxTimeoutRequestSchema)` to create a new message.
  */
 export const SetSandboxTimeoutRequestSchema: GenMessage<SetSandboxTimeoutRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 11);
+  messageDesc(file_wrenn_agent_v1_agent, 14);
 
 /**
  * @generated from message wrenn.agent.v1.SetSandboxTimeoutResponse
@@ -400,7 +477,7 @@ export type SetSandboxTimeoutResponse = Message<"wrenn.agent.v1.SetSandboxTimeou
  * Use `create(SetSandboxTimeoutResponseSchema)` to create a new message.
  */
 export const SetSandboxTimeoutResponseSchema: GenMessage<SetSandboxTimeoutResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 12);
+  messageDesc(file_wrenn_agent_v1_agent, 15);
 
 /**
  * @generated from message wrenn.agent.v1.SetSandboxNetworkRequest
@@ -432,7 +509,7 @@ export type SetSandboxNetworkRequest = Message<"wrenn.agent.v1.SetSandboxNetwork
  * Use `create(SetSandboxNetworkRequestSchema)` to create a new message.
  */
 export const SetSandboxNetworkRequestSchema: GenMessage<SetSandboxNetworkRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 13);
+  messageDesc(file_wrenn_agent_v1_agent, 16);
 
 /**
  * @generated from message wrenn.agent.v1.SetSandboxNetworkResponse
@@ -449,7 +526,7 @@ export type SetSandboxNetworkResponse = Message<"wrenn.agent.v1.SetSandboxNetwor
  * Use `create(SetSandboxNetworkResponseSchema)` to create a new message.
  */
 export const SetSandboxNetworkResponseSchema: GenMessage<SetSandboxNetworkResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 14);
+  messageDesc(file_wrenn_agent_v1_agent, 17);
 
 /**
  * @generated from message wrenn.agent.v1.GetSandboxRequest
@@ -466,7 +543,7 @@ export type GetSandboxRequest = Message<"wrenn.agent.v1.GetSandboxRequest"> & {
  * Use `create(GetSandboxRequestSchema)` to create a new message.
  */
 export const GetSandboxRequestSchema: GenMessage<GetSandboxRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 15);
+  messageDesc(file_wrenn_agent_v1_agent, 18);
 
 /**
  * @generated from message wrenn.agent.v1.GetSandboxResponse
@@ -483,7 +560,7 @@ export type GetSandboxResponse = Message<"wrenn.agent.v1.GetSandboxResponse"> & 
  * Use `create(GetSandboxResponseSchema)` to create a new message.
  */
 export const GetSandboxResponseSchema: GenMessage<GetSandboxResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 16);
+  messageDesc(file_wrenn_agent_v1_agent, 19);
 
 /**
  * @generated from message wrenn.agent.v1.ListSandboxesRequest
@@ -496,7 +573,7 @@ export type ListSandboxesRequest = Message<"wrenn.agent.v1.ListSandboxesRequest"
  * Use `create(ListSandboxesRequestSchema)` to create a new message.
  */
 export const ListSandboxesRequestSchema: GenMessage<ListSandboxesRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 17);
+  messageDesc(file_wrenn_agent_v1_agent, 20);
 
 /**
  * @generated from message wrenn.agent.v1.ListSandboxesResponse
@@ -520,7 +597,7 @@ export type ListSandboxesResponse = Message<"wrenn.agent.v1.ListSandboxesRespons
  * Use `create(ListSandboxesResponseSchema)` to create a new message.
  */
 export const ListSandboxesResponseSchema: GenMessage<ListSandboxesResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 18);
+  messageDesc(file_wrenn_agent_v1_agent, 21);
 
 /**
  * @generated from message wrenn.agent.v1.GetSandboxMetricsRequest
@@ -537,7 +614,7 @@ export type GetSandboxMetricsRequest = Message<"wrenn.agent.v1.GetSandboxMetrics
  * Use `create(GetSandboxMetricsRequestSchema)` to create a new message.
  */
 export const GetSandboxMetricsRequestSchema: GenMessage<GetSandboxMetricsRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 19);
+  messageDesc(file_wrenn_agent_v1_agent, 22);
 
 /**
  * @generated from message wrenn.agent.v1.SandboxMetrics
@@ -603,7 +680,7 @@ export type SandboxMetrics = Message<"wrenn.agent.v1.SandboxMetrics"> & {
  * Use `create(SandboxMetricsSchema)` to create a new message.
  */
 export const SandboxMetricsSchema: GenMessage<SandboxMetrics> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 20);
+  messageDesc(file_wrenn_agent_v1_agent, 23);
 
 /**
  * @generated from message wrenn.agent.v1.GetSandboxMetricsResponse
@@ -620,7 +697,7 @@ export type GetSandboxMetricsResponse = Message<"wrenn.agent.v1.GetSandboxMetric
  * Use `create(GetSandboxMetricsResponseSchema)` to create a new message.
  */
 export const GetSandboxMetricsResponseSchema: GenMessage<GetSandboxMetricsResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 21);
+  messageDesc(file_wrenn_agent_v1_agent, 24);
 
 /**
  * @generated from message wrenn.agent.v1.Snapshot
@@ -683,7 +760,7 @@ export type Snapshot = Message<"wrenn.agent.v1.Snapshot"> & {
  * Use `create(SnapshotSchema)` to create a new message.
  */
 export const SnapshotSchema: GenMessage<Snapshot> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 22);
+  messageDesc(file_wrenn_agent_v1_agent, 25);
 
 /**
  * @generated from message wrenn.agent.v1.CreateSnapshotRequest
@@ -707,7 +784,7 @@ export type CreateSnapshotRequest = Message<"wrenn.agent.v1.CreateSnapshotReques
  * Use `create(CreateSnapshotRequestSchema)` to create a new message.
  */
 export const CreateSnapshotRequestSchema: GenMessage<CreateSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 23);
+  messageDesc(file_wrenn_agent_v1_agent, 26);
 
 /**
  * @generated from message wrenn.agent.v1.CreateSnapshotResponse
@@ -724,7 +801,7 @@ export type CreateSnapshotResponse = Message<"wrenn.agent.v1.CreateSnapshotRespo
  * Use `create(CreateSnapshotResponseSchema)` to create a new message.
  */
 export const CreateSnapshotResponseSchema: GenMessage<CreateSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 24);
+  messageDesc(file_wrenn_agent_v1_agent, 27);
 
 /**
  * @generated from message wrenn.agent.v1.DeleteSnapshotRequest
@@ -741,7 +818,7 @@ export type DeleteSnapshotRequest = Message<"wrenn.agent.v1.DeleteSnapshotReques
  * Use `create(DeleteSnapshotRequestSchema)` to create a new message.
  */
 export const DeleteSnapshotRequestSchema: GenMessage<DeleteSnapshotRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 25);
+  messageDesc(file_wrenn_agent_v1_agent, 28);
 
 /**
  * @generated from message wrenn.agent.v1.DeleteSnapshotResponse
@@ -754,7 +831,7 @@ export type DeleteSnapshotResponse = Message<"wrenn.agent.v1.DeleteSnapshotRespo
  * Use `create(DeleteSnapshotResponseSchema)` to create a new message.
  */
 export const DeleteSnapshotResponseSchema: GenMessage<DeleteSnapshotResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 26);
+  messageDesc(file_wrenn_agent_v1_agent, 29);
 
 /**
  * @generated from message wrenn.agent.v1.ListSnapshotsRequest
@@ -767,7 +844,7 @@ export type ListSnapshotsRequest = Message<"wrenn.agent.v1.ListSnapshotsRequest"
  * Use `create(ListSnapshotsRequestSchema)` to create a new message.
  */
 export const ListSnapshotsRequestSchema: GenMessage<ListSnapshotsRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 27);
+  messageDesc(file_wrenn_agent_v1_agent, 30);
 
 /**
  * @generated from message wrenn.agent.v1.ListSnapshotsResponse
@@ -784,7 +861,7 @@ export type ListSnapshotsResponse = Message<"wrenn.agent.v1.ListSnapshotsRespons
  * Use `create(ListSnapshotsResponseSchema)` to create a new message.
  */
 export const ListSnapshotsResponseSchema: GenMessage<ListSnapshotsResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 28);
+  messageDesc(file_wrenn_agent_v1_agent, 31);
 
 /**
  * @generated from message wrenn.agent.v1.GetHostInfoRequest
@@ -797,7 +874,7 @@ export type GetHostInfoRequest = Message<"wrenn.agent.v1.GetHostInfoRequest"> & 
  * Use `create(GetHostInfoRequestSchema)` to create a new message.
  */
 export const GetHostInfoRequestSchema: GenMessage<GetHostInfoRequest> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 29);
+  messageDesc(file_wrenn_agent_v1_agent, 32);
 
 /**
  * @generated from message wrenn.agent.v1.Template
@@ -831,7 +908,7 @@ export type Template = Message<"wrenn.agent.v1.Template"> & {
  * Use `create(TemplateSchema)` to create a new message.
  */
 export const TemplateSchema: GenMessage<Template> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 30);
+  messageDesc(file_wrenn_agent_v1_agent, 33);
 
 /**
  * @generated from message wrenn.agent.v1.HostCapacity
@@ -863,7 +940,7 @@ export type HostCapacity = Message<"wrenn.agent.v1.HostCapacity"> & {
  * Use `create(HostCapacitySchema)` to create a new message.
  */
 export const HostCapacitySchema: GenMessage<HostCapacity> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 31);
+  messageDesc(file_wrenn_agent_v1_agent, 34);
 
 /**
  * @generated from message wrenn.agent.v1.HostUsage
@@ -895,7 +972,7 @@ export type HostUsage = Message<"wrenn.agent.v1.HostUsage"> & {
  * Use `create(HostUsageSchema)` to create a new message.
  */
 export const HostUsageSchema: GenMessage<HostUsage> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 32);
+  messageDesc(file_wrenn_agent_v1_agent, 35);
 
 /**
  * @generated from message wrenn.agent.v1.GetHostInfoResponse
@@ -954,7 +1031,7 @@ export type GetHostInfoResponse = Message<"wrenn.agent.v1.GetHostInfoResponse"> 
  * Use `create(GetHostInfoResponseSchema)` to create a new message.
  */
 export const GetHostInfoResponseSchema: GenMessage<GetHostInfoResponse> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 33);
+  messageDesc(file_wrenn_agent_v1_agent, 36);
 
 /**
  * @generated from message wrenn.agent.v1.RuntimeDetail
@@ -978,7 +1055,7 @@ export type RuntimeDetail = Message<"wrenn.agent.v1.RuntimeDetail"> & {
  * Use `create(RuntimeDetailSchema)` to create a new message.
  */
 export const RuntimeDetailSchema: GenMessage<RuntimeDetail> = /*@__PURE__*/
-  messageDesc(file_wrenn_agent_v1_agent, 34);
+  messageDesc(file_wrenn_agent_v1_agent, 37);
 
 /**
  * @generated from enum wrenn.agent.v1.SandboxState
@@ -1112,6 +1189,17 @@ export const HostAgentService: GenService<{
     methodKind: "unary";
     input: typeof GetSandboxMetricsRequestSchema;
     output: typeof GetSandboxMetricsResponseSchema;
+  },
+  /**
+   * New sandboxes with a running sandbox's files (and, in microVMs, memory and processes) as
+   * they are now; the source keeps running. All are made or none.
+   *
+   * @generated from rpc wrenn.agent.v1.HostAgentService.ForkSandbox
+   */
+  forkSandbox: {
+    methodKind: "unary";
+    input: typeof ForkSandboxRequestSchema;
+    output: typeof ForkSandboxResponseSchema;
   },
   /**
    * Snapshots are named templates made from a sandbox's filesystem.

@@ -1,0 +1,64 @@
+import { StepTimer } from "../../logger/index.js";
+import { checkForkTargets, createForks, withForkLayer } from "../fork-layers.js";
+import { expectState, serialize } from "../sandbox-table.js";
+import type { ForkResult, ForkTarget, SandboxInfo, SandboxSpec } from "../types.js";
+import type { NamespaceParts } from "./parts.js";
+import { freezeUpper, sweepNamespaceForkLayers } from "./snapshots.js";
+
+/**
+ * Forks a running sandbox: its upper layer frozen (cgroup freezer, for the copy only) into a
+ * fork layer, and each target created from that layer as from a snapshot. Processes are not
+ * carried over (no checkpointing here): each fork starts with a fresh envd.
+ */
+export async function forkSandbox(
+  ns: NamespaceParts,
+  id: string,
+  targets: ForkTarget[],
+  create: (spec: SandboxSpec) => Promise<SandboxInfo>,
+  destroy: (id: string) => Promise<void>,
+): Promise<ForkResult> {
+  checkForkTargets(targets);
+  const live = ns.sandboxes.get(id);
+  const timer = new StepTimer();
+  return withForkLayer(
+    async (layer) => {
+      await serialize(live, async () => {
+        expectState(live, "running", "fork");
+        await freezeUpper(ns, live, layer, timer);
+      });
+      const { record } = live;
+      const sandboxes = await timer.step("create", () =>
+        createForks(
+          targets,
+          (target) =>
+            create({
+              id: target.id,
+              template: layer,
+              vcpus: record.vcpus,
+              memoryMb: record.memoryMb,
+              diskSizeMb: record.diskSizeMb,
+              timeoutSec: target.timeoutSec ?? record.timeoutSec,
+              metadata: target.metadata ?? record.metadata,
+              allowInternetAccess: record.allowInternetAccess,
+            }),
+          destroy,
+        ),
+      );
+      const { freeze = 0, copy = 0, thaw = 0 } = timer.steps;
+      const sourcePauseMs = Math.round(freeze + copy + thaw);
+      ns.logger.info(
+        {
+          op: "fork",
+          sandboxId: id,
+          count: targets.length,
+          sourcePauseMs,
+          ms: timer.ms,
+          steps: timer.steps,
+        },
+        "sandbox forked",
+      );
+      return { sandboxes, sourcePauseMs };
+    },
+    () => sweepNamespaceForkLayers(ns),
+  );
+}
