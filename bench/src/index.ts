@@ -1,8 +1,8 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchFleet } from "./fleet.js";
-import { benchIo } from "./io.js";
 import { benchFork } from "./fork.js";
+import { benchIo } from "./io.js";
 import { benchLoad } from "./load.js";
 import { benchMicroVm } from "./microvm.js";
 import { benchSdk } from "./sdk.js";

@@ -41,6 +41,7 @@ export async function forkVm(
               timeoutSec: target.timeoutSec ?? record.timeoutSec,
               metadata: target.metadata ?? record.metadata,
               allowInternetAccess: record.allowInternetAccess,
+              ...(record.egress && { egress: record.egress }),
             }),
           destroy,
         ),

@@ -40,6 +40,7 @@ export async function forkSandbox(
               timeoutSec: target.timeoutSec ?? record.timeoutSec,
               metadata: target.metadata ?? record.metadata,
               allowInternetAccess: record.allowInternetAccess,
+              ...(record.egress && { egress: record.egress }),
             }),
           destroy,
         ),

@@ -2,8 +2,8 @@ import { createRoute } from "@hono/zod-openapi";
 import type { SandboxRecord, SandboxState } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import type { Services } from "../../service/index.js";
-import { SandboxNetworkUpdateSchema } from "../egress-rules.js";
 import type { E2bAccessTokens } from "../e2b/index.js";
+import { SandboxNetworkUpdateSchema } from "../egress-rules.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -382,4 +382,5 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
         201,
       );
     },
+  );
 }
