@@ -108,6 +108,14 @@ for (const runtime of ["namespace", "microvm"] as const) {
         "api.test:80": served(B),
       });
 
+      // No rules: everything passes, and names still resolve (the sandbox's resolv.conf points
+      // at its gateway, where the agent forwards every name).
+      await hx.runtime.setNetwork(sandbox.id, { allowInternetAccess: true });
+      expect(await probe(sandbox, ["web.test:80", "api.test:80"])).toEqual({
+        "web.test:80": served(A),
+        "api.test:80": served(B),
+      });
+
       await hx.runtime.setNetwork(sandbox.id, { allowInternetAccess: false });
       expect(await probe(sandbox, [`${A}:80`])).toEqual({ [`${A}:80`]: "timeout" });
     });

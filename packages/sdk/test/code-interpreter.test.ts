@@ -226,7 +226,8 @@ describe.skipIf(skip)(
       process.env.E2B_SANDBOX_URL = server.url;
       process.env.E2B_API_KEY = server.apiKey;
       delete process.env.E2B_DOMAIN;
-      const sbx = await E2bSandbox.create(TEMPLATE, { requestTimeoutMs: 120_000 });
+      // No template named: the package's default (`code-interpreter-v1`) is Wrenn's built-in.
+      const sbx = await E2bSandbox.create({ requestTimeoutMs: 120_000 });
       try {
         await sbx.runCode("x=1");
         const execution = await sbx.runCode("x+1");

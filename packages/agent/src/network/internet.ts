@@ -22,14 +22,14 @@ export async function setInternetAccess(network: SandboxNetwork, allow: boolean)
  * Puts a sandbox's whole network policy in place on a network that exists: pool claim, live
  * change, re-install after the host firewall was flushed (`reapply`: whatever `network` says it
  * has). The rules go first, so turning internet access on never lets out what they forbid.
- * What is already in place costs no call (the pool claim path of a sandbox without rules).
+ * What is already in place costs no call (the pool claim path of a sandbox without internet).
  */
 export async function applyNetworkPolicy(
   network: SandboxNetwork,
   policy: NetworkPolicy,
   opts: { reapply?: boolean } = {},
 ): Promise<void> {
-  await applyEgress(network, policy.egress);
+  await applyEgress(network, policy.egress, { internet: policy.allowInternetAccess });
   if (opts.reapply || network.allowInternet !== policy.allowInternetAccess) {
     await setInternetAccess(network, policy.allowInternetAccess);
     network.allowInternet = policy.allowInternetAccess;

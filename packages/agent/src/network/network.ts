@@ -136,7 +136,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
       rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
-    if (egress) {
+    if (egress || allowInternet) {
       rollback.add(() => removeEgress(hostIf));
       await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, log ? { log } : {});
     }
@@ -235,7 +235,7 @@ export async function openNetwork(
   const members = await listInternetMembers();
   const network = networkOf(sandboxId, addresses, members.includes(hostIf));
   // The DNS forwarder died with the previous agent: a new one, and the rules pointed at it.
-  if (egress) await applyEgress(network, egress);
+  if (egress || network.allowInternet) await applyEgress(network, egress);
   return network;
 }
 

@@ -1,7 +1,6 @@
 import { AgentError } from "../errors.js";
 import {
   applyNetworkPolicy,
-  type EgressRules,
   hasEgressRules,
   type NetworkPolicy,
   parseEgressRules,
@@ -23,17 +22,15 @@ export function recordPolicy(record: SandboxRecord, policy: NetworkPolicy): void
 }
 
 /**
- * Points the resolver of a sandbox with rules at its gateway, where the agent's DNS forwarder
- * answers (any server's port 53 is redirected there too, but a template without a resolv.conf
- * would ask 127.0.0.1). Written through envd as the sandbox's root, so nothing of the sandbox's
- * filesystem is ever touched by host root. Sandboxes without rules keep their template's.
+ * Points a microVM's resolver at its gateway, where the agent's DNS forwarder answers while it
+ * has internet access (namespace sandboxes get theirs in the rootfs before they start). Written
+ * through envd as the sandbox's root, so nothing of the sandbox's filesystem is ever touched by
+ * host root.
  */
 export async function pointDnsAtForwarder(
   envd: EnvdTarget,
   network: SandboxNetwork,
-  egress: EgressRules | undefined,
 ): Promise<void> {
-  if (!hasEgressRules(egress)) return;
   const line = `nameserver ${network.hostAddress}`;
   const code = await execEnvd(envd, "/bin/sh", [
     "-c",
@@ -45,19 +42,14 @@ export async function pointDnsAtForwarder(
 /**
  * A live change of a sandbox's internet access and egress rules (both runtimes): applied to its
  * network when it has one (otherwise at its next network setup, from the record), then recorded.
- * `envd` (running sandboxes) gets its resolver pointed at the forwarder.
  */
 export async function setLiveNetworkPolicy(
   live: LiveBase & { network?: SandboxNetwork },
   policy: NetworkPolicy,
   write: (record: SandboxRecord) => Promise<void>,
-  envd: EnvdTarget | undefined,
 ): Promise<void> {
   checkEgress(policy);
   if (live.network) await applyNetworkPolicy(live.network, policy);
   recordPolicy(live.record, policy);
   await write(live.record);
-  if (live.network && envd && live.state === "running") {
-    await pointDnsAtForwarder(envd, live.network, live.record.egress);
-  }
 }

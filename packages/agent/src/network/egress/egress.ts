@@ -6,21 +6,31 @@ import { SandboxDns, type Upstream, upstreamFromEnv } from "./dns-forwarder.js";
 import { addResolved, deleteEgressTable, egressTableText } from "./nft-egress.js";
 import { type EgressRules, hasEgressRules, parseEgressRules } from "./rules.js";
 
-/** The DNS forwarder of each sandbox with rules in this process, by host veth. */
+/** The DNS forwarder of each sandbox with rules or internet access in this process, by veth. */
 const forwarders = new Map<string, SandboxDns>();
+
+/** No rules: the forwarder answers every name and the table lets everything out. */
+const OPEN: EgressRules = { allowOut: [], denyOut: [] };
 
 export interface ApplyEgressOptions {
   log?: Logger;
   /** Default WRENN_DNS_UPSTREAM, else /etc/resolv.conf's first nameserver (read per sandbox). */
   upstream?: Upstream;
+  /**
+   * Whether the sandbox has internet access (default: what `network` says). With it and no
+   * rules it still gets the forwarder, so names resolve: the sandbox's resolv.conf points at
+   * its gateway and the host's resolver is not reachable from it.
+   */
+  internet?: boolean;
 }
 
 /**
- * Puts a sandbox's egress rules in place, replacing what it had (create, pool claim, adoption,
- * live change). No rules: removes its table and forwarder. Addresses resolved under the old
- * rules move to the sets the new rules put their names in. Throws invalid_argument on a bad
- * rule, failed_precondition without nftables. Internet access itself (the main table's
- * @internet set) is the caller's: without it nothing leaves whatever the rules say.
+ * Puts a sandbox's egress rules and DNS in place, replacing what it had (create, pool claim,
+ * adoption, live change). Neither rules nor internet access: removes its table and forwarder.
+ * Addresses resolved under the old rules move to the sets the new rules put their names in.
+ * Throws invalid_argument on a bad rule, failed_precondition without nftables (a sandbox
+ * without rules then simply has no DNS). Internet access itself (the main table's @internet
+ * set) is the caller's: without it nothing leaves whatever the rules say.
  */
 export async function applyEgress(
   network: SandboxNetwork,
@@ -28,12 +38,14 @@ export async function applyEgress(
   opts: ApplyEgressOptions = {},
 ): Promise<void> {
   const { hostIf } = network;
-  if (!hasEgressRules(rules)) {
+  const withRules = hasEgressRules(rules);
+  const internet = opts.internet ?? network.allowInternet;
+  if (!withRules && (!internet || !(await usesNftables()))) {
     // A sandbox of this agent with rules has a forwarder (adoption starts them again).
     if (forwarders.has(hostIf)) await removeEgress(hostIf);
     return;
   }
-  const policy = parseEgressRules(rules);
+  const policy = parseEgressRules(withRules ? rules : OPEN);
   let dns = forwarders.get(hostIf);
   const created = !dns;
   if (!dns) {
@@ -64,7 +76,7 @@ export async function applyEgress(
 
 /**
  * Idempotent: the sandbox's egress table, forwarder and DNS membership go. One nft call for a
- * sandbox that never had rules (every sandbox's removal comes through here).
+ * sandbox that never had a forwarder (every sandbox's removal comes through here).
  */
 export async function removeEgress(hostIf: string): Promise<void> {
   const dns = forwarders.get(hostIf);

@@ -28,7 +28,6 @@ import { type Accel, detectAccel, QEMU, qemuVersion } from "./qemu.js";
 import { adoptVms } from "./vm-adoption.js";
 import {
   buildVm,
-  envdOf,
   newEnvdToken,
   saveAndStop,
   startSaved,
@@ -297,12 +296,7 @@ export class MicroVmRuntime implements Runtime {
   async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
     const live = this.vp.sandboxes.get(id);
     return serialize(live, async () => {
-      await setLiveNetworkPolicy(
-        live,
-        policy,
-        (record) => this.vp.state.write(record),
-        live.network && envdOf(live),
-      );
+      await setLiveNetworkPolicy(live, policy, (record) => this.vp.state.write(record));
       return this.info(live);
     });
   }

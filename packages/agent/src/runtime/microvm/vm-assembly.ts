@@ -162,7 +162,7 @@ export async function buildVm(
       );
       await timer.step("warm-up", () => warmUpEnvd(envdOf(live)));
     }
-    await timer.step("dns", () => pointDnsAtForwarder(envdOf(live), live.network!, record.egress));
+    await timer.step("dns", () => pointDnsAtForwarder(envdOf(live), live.network!));
     record.phase = "running";
     await vp.state.write(record);
     live.state = "running";

@@ -12,7 +12,6 @@ import { createSandboxDisk, destroySandboxDisk, mountRootfs } from "../../storag
 import type { TemplateInfo } from "../../template/index.js";
 import { initEnvd, waitForEnvd } from "../envd-health.js";
 import { throwAll } from "../limits.js";
-import { pointDnsAtForwarder } from "../network-policy.js";
 import {
   ENVD_PORT,
   type Live,
@@ -20,6 +19,7 @@ import {
   SANDBOX_HOSTNAME,
   storageDir,
 } from "./parts.js";
+import { writeResolvConf } from "./resolv-conf.js";
 
 /**
  * CPU weight (v2 scale, 100 = default) of a pooled sandbox: its start yields the CPU to
@@ -50,6 +50,7 @@ export async function buildSandbox(
 
     // Disk, network and cgroup do not depend on each other: made at the same time, each
     // registering its undo once made, and all settled before a failure is acted on.
+    const addresses = ns.pool.allocate(id);
     const disk = timer.step("disk", async () => {
       const made = await createSandboxDisk({
         dir: storageDir(sandboxDir),
@@ -58,17 +59,14 @@ export async function buildSandbox(
       });
       // The undo also unmounts the rootfs below, whatever happens to it.
       rollback.add(() => throwAll(destroySandboxDisk(storageDir(sandboxDir))));
-      await timer.step("rootfs", () =>
-        mountRootfs(
-          made,
-          template.layers.map((layer) => ns.templateStore.rootfsDir(layer)),
-        ),
-      );
+      const layers = template.layers.map((layer) => ns.templateStore.rootfsDir(layer));
+      // Into the upper layer before the overlay is mounted: it would not see a later write.
+      await timer.step("dns", () => writeResolvConf(made.upperDir, layers, addresses.hostAddress));
+      await timer.step("rootfs", () => mountRootfs(made, layers));
       live.disk = made;
       crashPoint("create:disk");
     });
     const network = timer.step("network", async () => {
-      const addresses = ns.pool.allocate(id);
       try {
         live.network = await createNetwork({
           sandboxId: id,
@@ -130,13 +128,6 @@ export async function buildSandbox(
         alive: () => isSandboxAlive(proc),
         signal,
       }),
-    );
-    await timer.step("dns", () =>
-      pointDnsAtForwarder(
-        { host: sandboxAddress, port: ENVD_PORT, accessToken },
-        live.network!,
-        record.egress,
-      ),
     );
     // envd starts processes with a clean environment: the create's envs reach them as /init's
     // defaults (as on the warm-pool path), not through envd's own environment.

@@ -30,7 +30,6 @@ import { buildSandbox, teardownSandbox } from "./assembly.js";
 import { forkSandbox } from "./fork.js";
 import {
   ENVD_PORT,
-  envdOf,
   type Live,
   type NamespaceParts,
   type NamespaceRuntimeOptions,
@@ -295,12 +294,7 @@ export class NamespaceRuntime implements Runtime {
   async setNetwork(id: string, policy: NetworkPolicy): Promise<SandboxInfo> {
     const live = this.ns.sandboxes.get(id);
     return serialize(live, async () => {
-      await setLiveNetworkPolicy(
-        live,
-        policy,
-        (record) => this.ns.state.write(record),
-        live.network && envdOf(live),
-      );
+      await setLiveNetworkPolicy(live, policy, (record) => this.ns.state.write(record));
       return this.info(live);
     });
   }

@@ -6,7 +6,6 @@ import { applyNetworkPolicy, hasEgressRules } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
 import { initEnvd, warmUpEnvd } from "../envd-health.js";
 import { DEFAULT_LIMITS, type SandboxLimits, throwAll } from "../limits.js";
-import { pointDnsAtForwarder } from "../network-policy.js";
 import type { SandboxSpec } from "../types.js";
 import type { SizedTarget } from "../warm-pool/index.js";
 import { buildSandbox, teardownSandbox } from "./assembly.js";
@@ -60,7 +59,6 @@ export async function claimPooled(
           applyNetworkPolicy(live.network!, record),
           spec.envs && Object.keys(spec.envs).length > 0 && initEnvd(envd, { envVars: spec.envs }),
         ]);
-        await pointDnsAtForwarder(envd, live.network!, record.egress);
       });
       // Until this write the record says pooled: a crash before it leaves debris, not a sandbox.
       await timer.step("record", () => ns.state.write(record));

@@ -38,6 +38,9 @@ const Timeout = z
   .min(0)
   .max(30 * 24 * 3600);
 
+/** E2B's names for templates Wrenn has under its own (`@e2b/code-interpreter`'s default). */
+const TEMPLATE_ALIASES: Record<string, string> = { "code-interpreter-v1": "code-interpreter" };
+
 const CreateBody = z.object({
   templateID: z.string().min(1).default("base"),
   timeout: Timeout.optional(),
@@ -132,7 +135,7 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     const body = await bodyOf(c, CreateBody);
     refuseUnsupported(body);
     const record = await services.sandboxes.create(teamId, {
-      template: body.templateID,
+      template: TEMPLATE_ALIASES[body.templateID] ?? body.templateID,
       timeoutSec: body.timeout ?? E2B_DEFAULT_TIMEOUT_SEC,
       ...(body.metadata ? { metadata: body.metadata } : {}),
       ...(body.envVars ? { envs: body.envVars } : {}),
