@@ -48,6 +48,7 @@ const ROUTES: Route[] = [
   { method: "POST", path: "/v1/sandboxes/{id}/ping", body: false },
   { method: "POST", path: "/v1/sandboxes/{id}/timeout", body: true },
   { method: "POST", path: "/v1/sandboxes/{id}/fork", body: true },
+  { method: "PUT", path: "/v1/sandboxes/{id}/network", body: true },
   { method: "POST", path: "/v1/sandboxes/{id}/exec", body: true },
   { method: "PUT", path: "/v1/sandboxes/{id}/files", body: true },
   { method: "POST", path: "/v1/sandboxes/{id}/files", body: true },
