@@ -121,6 +121,11 @@ for (const engine of testEngines()) {
           stoppedAt: null,
           publicTraffic: i !== 2,
           autoResume: i === 2,
+          network: {
+            allowInternetAccess: i !== 3,
+            allowOut: i === 4 ? ["*.example.com"] : [],
+            denyOut: [],
+          },
           ...over,
         });
 
