@@ -150,6 +150,8 @@ for (const engine of testEngines()) {
           stopped_at: null,
           allow_public_traffic: true,
           auto_resume: false,
+          // A row written without a policy reads as open.
+          network: { allow_internet_access: true, allow_out: [], deny_out: [] },
         });
         for (const [id, headers] of [
           [theirs.id, keyA],
