@@ -138,23 +138,38 @@ export async function benchLoad(): Promise<Figure[]> {
     >;
     const errors = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
     const firstError: Partial<Record<Kind, string>> = {};
-    const ops: Record<Kind, (id: string, n: number) => Promise<boolean>> = {
+    /** Each answers undefined on success, else what went wrong (the first is printed). */
+    const failure = (ok: boolean, status: number, body: unknown) =>
+      ok ? undefined : `${status} ${JSON.stringify(body).slice(0, 300)}`;
+    const ops: Record<Kind, (id: string, n: number) => Promise<string | undefined>> = {
       exec: async (id) => {
         const res = await apiNow<{ stdout: string }>("POST", `/v1/sandboxes/${id}/exec`, {
           cmd: "echo hi",
         });
-        return res.status === 200 && res.body.stdout === "hi\n";
+        return failure(res.status === 200 && res.body.stdout === "hi\n", res.status, res.body);
       },
-      write: async (id, n) =>
-        (await raw(url, key, "PUT", `/v1/sandboxes/${id}/files?path=/tmp/load-${n % 8}`, `v${n}`))
-          .status < 300,
+      write: async (id, n) => {
+        const res = await raw(
+          url,
+          key,
+          "PUT",
+          `/v1/sandboxes/${id}/files?path=/tmp/load-${n % 8}`,
+          `v${n}`,
+        );
+        return failure(res.status < 300, res.status, res.text);
+      },
       read: async (id) => {
         const res = await raw(url, key, "GET", `/v1/sandboxes/${id}/files?path=/tmp/load-read`);
-        return res.status === 200 && res.text === "payload";
+        return failure(res.status === 200 && res.text === "payload", res.status, res.text);
       },
-      list_dir: async (id) =>
-        (await apiNow("GET", `/v1/sandboxes/${id}/files/list?path=/tmp&depth=2`)).status === 200,
-      list_sandboxes: async () => (await apiNow("GET", "/v1/sandboxes?limit=100")).status === 200,
+      list_dir: async (id) => {
+        const res = await apiNow("GET", `/v1/sandboxes/${id}/files/list?path=/tmp&depth=2`);
+        return failure(res.status === 200, res.status, res.body);
+      },
+      list_sandboxes: async () => {
+        const res = await apiNow("GET", "/v1/sandboxes?limit=100");
+        return failure(res.status === 200, res.status, res.body);
+      },
     };
 
     const rssStart = { server: rssMb(server.proc.pid), agent: rssMb(agent.proc.pid) };
@@ -168,14 +183,17 @@ export async function benchLoad(): Promise<Figure[]> {
           const kind = KINDS[n % KINDS.length] as Kind;
           const id = ids[Math.floor(Math.random() * ids.length)] as string;
           const start = process.hrtime.bigint();
-          let ok = false;
+          let failed: string | undefined;
           try {
-            ok = await ops[kind](id, n);
+            failed = await ops[kind](id, n);
           } catch (err) {
-            firstError[kind] ??= String(err);
+            failed = String(err);
           }
           samples[kind].push(msSince(start));
-          if (!ok) errors[kind]++;
+          if (failed !== undefined) {
+            errors[kind]++;
+            firstError[kind] ??= failed;
+          }
         }
       }),
     );
