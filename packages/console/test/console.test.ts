@@ -199,6 +199,16 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await page.getByRole("button", { name: "Build", exact: true }).click();
     await expect.poll(() => page.getByRole("alert").textContent()).toContain("line 2: EXPOSE");
 
+    // A failing step: its exit code and its output end the log.
+    await page.getByLabel("Template name").fill("console-failed");
+    await page
+      .getByLabel("Dockerfile")
+      .fill("FROM wrenn/test-minimal\nRUN echo boom >&2; exit 3\n");
+    await page.getByRole("button", { name: "Build", exact: true }).click();
+    await log.getByText(/^Error: .*\(step 1, exit code 3\)$/).waitFor();
+    // Streamed once: the error's output tail is not repeated under it.
+    expect(await log.locator("div.log-stderr").allTextContents()).toEqual(["boom"]);
+
     await page.getByLabel("Template name").fill("console-tpl");
     await page
       .getByLabel("Dockerfile")

@@ -12,10 +12,15 @@ const EXAMPLE = [
 interface LogLine {
   kind: "step" | "stdout" | "stderr" | "info" | "done" | "error";
   text: string;
+  /** The step a line of output is from. */
+  step?: number;
 }
 
-/** The build log's lines for one event (the CLI's wording: `[i/n] STEP (cached)`). */
-function linesOf(event: TemplateBuildEvent): LogLine[] {
+/**
+ * The build log's lines for one event (the CLI's wording: `[i/n] STEP (cached)`); a failing
+ * step's output only when it did not stream already.
+ */
+function linesOf(event: TemplateBuildEvent, before: LogLine[]): LogLine[] {
   switch (event.type) {
     case "build":
       return [{ kind: "info", text: `Build ${event.build_id}: ${event.steps} step(s)` }];
@@ -27,7 +32,7 @@ function linesOf(event: TemplateBuildEvent): LogLine[] {
         },
       ];
     case "log":
-      return [{ kind: event.stream, text: event.text.replace(/\n$/, "") }];
+      return [{ kind: event.stream, text: event.text.replace(/\n$/, ""), step: event.index }];
     case "info":
       return [{ kind: "info", text: event.message }];
     case "step_done":
@@ -45,7 +50,9 @@ function linesOf(event: TemplateBuildEvent): LogLine[] {
           ? ""
           : ` (step ${event.step + 1}${event.exit_code === undefined ? "" : `, exit code ${event.exit_code}`})`;
       const lines: LogLine[] = [{ kind: "error", text: `Error: ${event.message}${where}` }];
-      if (event.output) lines.push({ kind: "stderr", text: event.output.replace(/\n$/, "") });
+      const streamed = before.some((l) => l.step !== undefined && l.step === event.step);
+      if (event.output && !streamed)
+        lines.push({ kind: "stderr", text: event.output.replace(/\n$/, "") });
       return lines;
     }
   }
@@ -97,7 +104,7 @@ export function TemplateBuildForm(props: { session: Session; onBuilt: () => void
         ...sdkOptions(props.session),
         name,
         signal: controller.signal,
-        onLog: (event) => setLines((l) => [...l, ...linesOf(event)]),
+        onLog: (event) => setLines((l) => [...l, ...linesOf(event, l)]),
       });
       props.onBuilt();
     } catch (err) {
