@@ -7,11 +7,13 @@ import { SandboxPage } from "./pages/sandbox.js";
 import { SandboxesPage } from "./pages/sandboxes.js";
 import { SignInPage } from "./pages/sign-in.js";
 import { SnapshotsPage } from "./pages/snapshots.js";
+import { TemplatesPage } from "./pages/templates.js";
 import { Link, navigate, usePath } from "./router/index.js";
 
 const NAV = [
   { href: "/sandboxes", label: "Sandboxes" },
   { href: "/snapshots", label: "Snapshots" },
+  { href: "/templates", label: "Templates" },
   { href: "/api-keys", label: "API keys" },
   { href: "/hosts", label: "Hosts" },
   { href: "/account", label: "Account" },
@@ -23,6 +25,8 @@ function Page({ path, session }: { path: string; session: Session }) {
   switch (path) {
     case "/snapshots":
       return <SnapshotsPage session={session} />;
+    case "/templates":
+      return <TemplatesPage session={session} />;
     case "/api-keys":
       return <ApiKeysPage session={session} />;
     case "/hosts":

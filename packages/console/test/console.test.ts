@@ -183,6 +183,84 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     expect((await api("/v1/snapshots")).snapshots).toEqual([]);
   });
 
+  it("builds a template from a Dockerfile with its log, starts a sandbox from it, deletes it", async () => {
+    await page.getByRole("link", { name: "Templates" }).click();
+    await page.getByRole("heading", { name: "Templates" }).waitFor();
+    const log = page.getByRole("log", { name: "Build log" });
+    // Cancel: a slow step stops, the log says so, and no template is left.
+    await page.getByLabel("Template name").fill("console-cancelled");
+    await page.getByLabel("Dockerfile").fill("FROM wrenn/test-minimal\nRUN sleep 60\n");
+    await page.getByRole("button", { name: "Build", exact: true }).click();
+    await log.getByText("[1/1] RUN sleep 60").waitFor();
+    await page.getByRole("button", { name: "Cancel build" }).click();
+    await log.getByText("Build cancelled").waitFor();
+    // A refused instruction is reported with its line, before anything is sent.
+    await page.getByLabel("Dockerfile").fill("FROM wrenn/test-minimal\nEXPOSE 80\n");
+    await page.getByRole("button", { name: "Build", exact: true }).click();
+    await expect.poll(() => page.getByRole("alert").textContent()).toContain("line 2: EXPOSE");
+
+    // A failing step: its exit code and its output end the log.
+    await page.getByLabel("Template name").fill("console-failed");
+    await page
+      .getByLabel("Dockerfile")
+      .fill("FROM wrenn/test-minimal\nRUN echo boom >&2; exit 3\n");
+    await page.getByRole("button", { name: "Build", exact: true }).click();
+    await log.getByText(/^Error: .*\(step 1, exit code 3\)$/).waitFor();
+    // Streamed once: the error's output tail is not repeated under it.
+    expect(await log.locator("div.log-stderr").allTextContents()).toEqual(["boom"]);
+
+    await page.getByLabel("Template name").fill("console-tpl");
+    await page
+      .getByLabel("Dockerfile")
+      .fill("FROM wrenn/test-minimal\nENV FROM_CONSOLE=yes\nRUN echo hi > /tmp/x\n");
+    await page.getByRole("button", { name: "Build", exact: true }).click();
+    await log.getByText("Built console-tpl version 1").waitFor();
+    const logged = await log.locator("div").allTextContents();
+    expect(logged[1], logged.join("\n")).toBe("[1/2] ENV FROM_CONSOLE");
+    // The parser hands ARGs and ENVs so far to RUN as an `export` prefix.
+    expect(logged[2], logged.join("\n")).toMatch(/^\[2\/2\] RUN .*echo hi > \/tmp\/x$/);
+    const row = page.locator('tr[data-template="console-tpl"]');
+    await row.waitFor();
+    expect(await row.locator("td[data-label='Version']").textContent()).toBe("1");
+    const { templates } = (await api("/v1/templates")) as { templates: { name: string }[] };
+    expect(templates.map((t) => t.name)).toEqual(["console-tpl"]);
+    await shot("templates");
+
+    await row.getByRole("button", { name: "Start a sandbox from console-tpl" }).click();
+    await page.waitForURL(/\/sandboxes\/[a-z0-9]+$/);
+    const fromTemplate = page.url().split("/").pop() ?? "";
+    await expect.poll(() => state().textContent()).toBe("running");
+    expect((await api(`/v1/sandboxes/${fromTemplate}`)).template).toBe("console-tpl");
+    await page.getByText("Terminal: connected").waitFor();
+    const terminal = page.getByTestId("terminal");
+    await terminal.click();
+    // Keystrokes paced like a person's: a burst can outrun the echo on a loaded machine.
+    await page.keyboard.type('cat /tmp/x; echo "env=$FROM_CONSOLE"\n', { delay: 25 });
+    await expect
+      .poll(
+        async () =>
+          (await terminal.locator(".xterm-rows > div").allTextContents()).map((r) =>
+            r.replace(/\u00a0/g, " ").trim(),
+          ),
+        { timeout: 15_000 },
+      )
+      .toEqual(expect.arrayContaining(["hi", "env=yes"]));
+    await fetch(`${server.apiUrl}/v1/sandboxes/${fromTemplate}`, {
+      method: "DELETE",
+      headers: { "x-api-key": server.apiKey },
+    });
+
+    // Delete asks first; keyboard only: the confirm button takes focus, Enter confirms.
+    await page.getByRole("link", { name: "Templates" }).click();
+    await page.getByRole("button", { name: "Delete console-tpl version 1" }).click();
+    await expect
+      .poll(() => page.evaluate(() => document.activeElement?.getAttribute("aria-label")))
+      .toBe("Confirm: Delete console-tpl version 1");
+    await page.keyboard.press("Enter");
+    await page.getByText("No templates yet.").waitFor();
+    expect((await api("/v1/templates")).templates).toEqual([]);
+  });
+
   it("creates an API key, shows it once, and revokes it", async () => {
     await page.getByRole("link", { name: "API keys" }).click();
     await page.getByLabel("Name").fill("from-the-console");
@@ -261,6 +339,12 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await page.emulateMedia({ colorScheme: "dark" });
     await shot("sandboxes-narrow-dark");
     await page.emulateMedia({ colorScheme: "light" });
+    await page.getByRole("link", { name: "Templates" }).click();
+    await page.getByLabel("Dockerfile").waitFor();
+    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+      390,
+    );
+    await shot("templates-narrow");
   });
 
   it("drains the host: it stays listed, no longer ready", async () => {

@@ -1,4 +1,4 @@
-import { type ReactNode, useState } from "react";
+import { type ReactNode, useEffect, useRef, useState } from "react";
 import { messageOf } from "../api/index.js";
 
 /** A button that runs an async action, disables itself meanwhile and reports a failure. */
@@ -31,6 +31,54 @@ export function ActionButton(props: {
     >
       {props.children}
     </button>
+  );
+}
+
+/**
+ * A destructive action asked twice: the first press shows the question with a confirm button
+ * (focused, so Enter confirms and Tab reaches "Keep"); nothing happens until it is pressed.
+ */
+export function ConfirmButton(props: {
+  onAction: () => Promise<unknown>;
+  onError: (message: string) => void;
+  children: ReactNode;
+  label: string;
+  question: string;
+}) {
+  const [asking, setAsking] = useState(false);
+  const group = useRef<HTMLFieldSetElement>(null);
+  useEffect(() => {
+    if (asking) group.current?.querySelector("button")?.focus();
+  }, [asking]);
+  if (!asking)
+    return (
+      <button
+        type="button"
+        className="danger"
+        aria-label={props.label}
+        onClick={() => setAsking(true)}
+      >
+        {props.children}
+      </button>
+    );
+  return (
+    <fieldset className="actions" ref={group}>
+      <legend>{props.question}</legend>
+      <ActionButton
+        danger
+        label={`Confirm: ${props.label}`}
+        onAction={props.onAction}
+        onError={(message) => {
+          setAsking(false);
+          props.onError(message);
+        }}
+      >
+        Yes
+      </ActionButton>
+      <button type="button" onClick={() => setAsking(false)}>
+        Keep
+      </button>
+    </fieldset>
   );
 }
 

@@ -1,0 +1,93 @@
+import { Sandbox as SdkSandbox, Template as SdkTemplate } from "@wrenn/sdk";
+import { useState } from "react";
+import { must, restClient, type Session, sdkOptions } from "../api/index.js";
+import { ActionButton, ConfirmButton, Notice } from "../components/action.js";
+import { age } from "../components/format.js";
+import { TemplateBuildForm } from "../components/template-build.js";
+import { usePoll } from "../components/use-poll.js";
+import { navigate } from "../router/index.js";
+
+export function TemplatesPage({ session }: { session: Session }) {
+  const [error, setError] = useState<string>();
+  const list = usePoll(() => must(restClient(session).GET("/v1/templates")), 5000);
+  const templates = list.data?.templates ?? [];
+  // A sandbox starts from a template's newest version (the list is oldest first).
+  const newest = new Map(templates.map((t) => [t.name, t.id]));
+  return (
+    <section aria-labelledby="templates-title">
+      <h1 id="templates-title">Templates</h1>
+      <p className="hint">
+        The team's templates, every version; new sandboxes start from a template's newest version.
+      </p>
+      <TemplateBuildForm session={session} onBuilt={() => void list.reload()} />
+      <Notice error={error ?? list.error} />
+      <div className="table-wrap">
+        <table>
+          <caption className="sr-only">Templates of the team, refreshed every 5 seconds</caption>
+          <thead>
+            <tr>
+              <th scope="col">Name</th>
+              <th scope="col">Version</th>
+              <th scope="col">Resources</th>
+              <th scope="col">Start command</th>
+              <th scope="col">Created</th>
+              <th scope="col">Actions</th>
+            </tr>
+          </thead>
+          <tbody>
+            {templates.map((t) => (
+              <tr key={t.id} data-template={t.name} data-version={t.version}>
+                <td data-label="Name">{t.name}</td>
+                <td data-label="Version">{t.version}</td>
+                <td data-label="Resources">
+                  {t.vcpus} vCPU · {t.memory_mb} MiB · {t.disk_size_mb} MiB disk
+                </td>
+                <td data-label="Start command">{t.start_cmd ? <code>{t.start_cmd}</code> : "–"}</td>
+                <td data-label="Created">
+                  <time dateTime={t.created_at} title={t.created_at}>
+                    {age(t.created_at)} ago
+                  </time>
+                </td>
+                <td data-label="Actions">
+                  <div className="actions">
+                    {newest.get(t.name) === t.id && (
+                      <ActionButton
+                        label={`Start a sandbox from ${t.name}`}
+                        onError={setError}
+                        onAction={async () => {
+                          const sandbox = await SdkSandbox.create({
+                            ...sdkOptions(session),
+                            template: t.name,
+                          });
+                          navigate(`/sandboxes/${sandbox.sandboxId}`);
+                        }}
+                      >
+                        Start sandbox
+                      </ActionButton>
+                    )}
+                    <ConfirmButton
+                      label={`Delete ${t.name} version ${t.version}`}
+                      question={`Delete ${t.name} version ${t.version}?`}
+                      onError={setError}
+                      onAction={async () => {
+                        await SdkTemplate.delete(t.id, sdkOptions(session));
+                        await list.reload();
+                      }}
+                    >
+                      Delete
+                    </ConfirmButton>
+                  </div>
+                </td>
+              </tr>
+            ))}
+            {list.data && templates.length === 0 && (
+              <tr>
+                <td colSpan={6}>No templates yet.</td>
+              </tr>
+            )}
+          </tbody>
+        </table>
+      </div>
+    </section>
+  );
+}
