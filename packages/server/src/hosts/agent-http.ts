@@ -1,7 +1,7 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
-import type { AgentHost } from "../service/sandboxes.js";
+import type { AgentHost } from "../service/sandbox-types.js";
 
 /**
  * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its

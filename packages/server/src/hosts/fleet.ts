@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { type HostRecord, nowIso, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { elapsed } from "../service/elapsed.js";
-import type { AgentHost, PlacementRequest, SandboxPlacer } from "../service/sandboxes.js";
+import type { AgentHost, PlacementRequest, SandboxPlacer } from "../service/sandbox-types.js";
 import type { HostRegistry } from "./registry.js";
 import { fits, type HostLoad, type Scheduler } from "./scheduler.js";
 import { copySnapshot } from "./snapshot-transfer.js";

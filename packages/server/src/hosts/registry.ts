@@ -4,7 +4,7 @@ import { HostAgentService } from "@wrenn/proto/agent";
 import type { HostCredentials } from "../auth/index.js";
 import type { HostRecord, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
-import type { AgentHost } from "../service/sandboxes.js";
+import type { AgentHost } from "../service/sandbox-types.js";
 
 /** One call to an agent may take this long (a first create may build its template). */
 const AGENT_CALL_TIMEOUT_MS = 300_000;

@@ -2,7 +2,7 @@ import type { IncomingMessage } from "node:http";
 import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { ServerError } from "../errors.js";
-import type { AgentHost } from "../service/sandboxes.js";
+import type { AgentHost } from "../service/sandbox-types.js";
 import { agentRequest, responseOf } from "./agent-http.js";
 
 /** Progress is reported after each this many bytes. */

@@ -5,7 +5,8 @@ import type { Logger } from "pino";
 import { ServerError } from "../errors.js";
 import { fromAgentError } from "./agent-errors.js";
 import { elapsed } from "./elapsed.js";
-import type { AgentHost, SandboxService } from "./sandboxes.js";
+import type { AgentHost } from "./sandbox-types.js";
+import type { SandboxService } from "./sandboxes.js";
 
 export interface ExecInput {
   /** Without `args`, run through `/bin/sh -c cmd`; with `args`, executed directly. */

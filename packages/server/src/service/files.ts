@@ -6,7 +6,8 @@ import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
 import { agentFetch, agentRequest, responseOf } from "../hosts/agent-http.js";
 import { fromAgentError } from "./agent-errors.js";
 import { envdTransport } from "./exec.js";
-import type { AgentHost, SandboxService } from "./sandboxes.js";
+import type { AgentHost } from "./sandbox-types.js";
+import type { SandboxService } from "./sandboxes.js";
 
 export interface FileEntry {
   name: string;

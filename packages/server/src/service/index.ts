@@ -15,7 +15,8 @@ import { MetricsService } from "./metrics.js";
 import { ProcessService } from "./processes.js";
 import { QuotaService } from "./quotas.js";
 import { RateLimiter } from "./rate-limiter.js";
-import { type SandboxDefaults, type SandboxPlacer, SandboxService } from "./sandboxes.js";
+import type { SandboxDefaults, SandboxPlacer } from "./sandbox-types.js";
+import { SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
 import { TemplateService } from "./templates/index.js";
 import { TicketService } from "./tickets.js";
@@ -71,7 +72,7 @@ export type {
   PlacementRequest,
   SandboxDefaults,
   SandboxPlacer,
-} from "./sandboxes.js";
+} from "./sandbox-types.js";
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SandboxService } from "./sandboxes.js";
 export { SnapshotService } from "./snapshots.js";
 export type { BuildEvent, BuiltTemplate, Recipe, RecipeStep } from "./templates/index.js";

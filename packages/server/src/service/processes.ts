@@ -4,7 +4,8 @@ import type { Logger } from "pino";
 import { ServerError } from "../errors.js";
 import { fromAgentError, fromBrokenStream, rethrowAgentError as rethrow } from "./agent-errors.js";
 import { envdTransport } from "./exec.js";
-import type { AgentHost, SandboxService } from "./sandboxes.js";
+import type { AgentHost } from "./sandbox-types.js";
+import type { SandboxService } from "./sandboxes.js";
 
 /** How a caller names a running process of a sandbox. */
 export type ProcessRef = { pid: number } | { tag: string };

@@ -3,8 +3,7 @@ import type { Logger } from "pino";
 import { type HostRecord, isId, nowIso, type SandboxState, type Store } from "../db/index.js";
 import { type Leadership, soleLeader } from "../hosts/leadership.js";
 import type { HostRegistry } from "../hosts/registry.js";
-import type { AgentHost } from "./sandboxes.js";
-import { agentStates } from "./sandboxes.js";
+import { type AgentHost, agentStates } from "./sandbox-types.js";
 
 export const RECONCILE_INTERVAL_MS = 5_000;
 /** A host silent this long is `unreachable` and its sandboxes `missing` (WRENN_HOST_STALE_SEC). */

@@ -15,7 +15,8 @@ import { ServerError } from "../errors.js";
 import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
 import { elapsed } from "./elapsed.js";
 import { isSafeName } from "./names.js";
-import type { SandboxPlacer, SandboxService } from "./sandboxes.js";
+import type { SandboxPlacer } from "./sandbox-types.js";
+import type { SandboxService } from "./sandboxes.js";
 
 /**
  * Team snapshots: named templates made from a sandbox's filesystem. On the agent a snapshot is

@@ -4,7 +4,6 @@ import { ServerError } from "../../errors.js";
 import type { HostView, Services } from "../../service/index.js";
 import type { App, AppEnv } from "../env.js";
 import { errorResponses } from "../error-handling.js";
-import { BEARER, requireUserOrApiKey } from "../middleware.js";
 import {
   HostCredentialsSchema,
   HostDeleteQuery,
@@ -17,7 +16,8 @@ import {
   HostSchema,
   HostTokenCreateSchema,
   HostTokenSchema,
-} from "../schemas.js";
+} from "../host-schemas.js";
+import { BEARER, requireUserOrApiKey } from "../middleware.js";
 
 const tags = ["hosts"];
 const security: Record<string, string[]>[] = [{ apiKeyAuth: [] }, { bearerAuth: [] }];
