@@ -1,5 +1,5 @@
 import { runCommands } from "../host/index.js";
-import { applyEgress, type EgressRules } from "./egress/index.js";
+import { applyEgress, type EgressRules, hasEgressRules } from "./egress/index.js";
 import { addInternetMemberCommand, removeInternetMember } from "./firewall.js";
 import type { SandboxNetwork } from "./network.js";
 
@@ -29,9 +29,13 @@ export async function applyNetworkPolicy(
   policy: NetworkPolicy,
   opts: { reapply?: boolean } = {},
 ): Promise<void> {
-  await applyEgress(network, policy.egress, { internet: policy.allowInternetAccess });
-  if (opts.reapply || network.allowInternet !== policy.allowInternetAccess) {
-    await setInternetAccess(network, policy.allowInternetAccess);
-    network.allowInternet = policy.allowInternetAccess;
-  }
+  const egress = applyEgress(network, policy.egress, { internet: policy.allowInternetAccess });
+  // Without rules there is nothing to let out early: both at once (the pool claim's path).
+  if (hasEgressRules(policy.egress)) await egress;
+  const internet =
+    opts.reapply || network.allowInternet !== policy.allowInternetAccess
+      ? setInternetAccess(network, policy.allowInternetAccess)
+      : undefined;
+  await Promise.all([egress, internet]);
+  network.allowInternet = policy.allowInternetAccess;
 }

@@ -62,11 +62,14 @@ export async function applyEgress(
   const previous = dns.policy;
   dns.policy = policy;
   try {
-    await setDnsMember(hostIf, { hostIf, address: network.hostAddress, port: dns.port });
-    // One transaction: on failure the old table, and so the old rules, stay whole.
-    await runCommand("nft", ["-f", "-"], {
-      input: egressTableText(network, policy, dns.port, dns.seeds()),
-    });
+    // Independent, so at once (a create waits for both). The table is one transaction: on
+    // failure the old table, and so the old rules, stay whole.
+    await Promise.all([
+      setDnsMember(hostIf, { hostIf, address: network.hostAddress, port: dns.port }),
+      runCommand("nft", ["-f", "-"], {
+        input: egressTableText(network, policy, dns.port, dns.seeds()),
+      }),
+    ]);
   } catch (err) {
     dns.policy = previous;
     if (created) await removeEgress(hostIf).catch(() => {});
