@@ -1,8 +1,8 @@
 import { randomBytes } from "node:crypto";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
-import { assertSandboxId } from "../state/index.js";
-import type { ForkTarget, SandboxInfo } from "./types.js";
+import { assertSandboxId, type SandboxRecord } from "../state/index.js";
+import type { ForkTarget, SandboxInfo, SandboxSpec } from "./types.js";
 
 /**
  * A fork freezes its source into an internal snapshot (a "fork layer") that its sandboxes start
@@ -80,6 +80,21 @@ export async function sweepForkLayers(
       logger.warn({ op: "fork-layer-remove", layer, err }, "cannot remove a fork layer");
     }
   }
+}
+
+/** One fork of `source` from its fork layer: the source's resources and network, the target's id. */
+export function forkSpec(source: SandboxRecord, layer: string, target: ForkTarget): SandboxSpec {
+  return {
+    id: target.id,
+    template: layer,
+    vcpus: source.vcpus,
+    memoryMb: source.memoryMb,
+    diskSizeMb: source.diskSizeMb,
+    timeoutSec: target.timeoutSec ?? source.timeoutSec,
+    metadata: target.metadata ?? source.metadata,
+    allowInternetAccess: source.allowInternetAccess,
+    ...(source.egress && { egress: source.egress }),
+  };
 }
 
 /**

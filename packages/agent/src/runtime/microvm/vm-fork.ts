@@ -1,5 +1,11 @@
 import { StepTimer } from "../../logger/index.js";
-import { checkForkTargets, createForks, sweepForkLayers, withForkLayer } from "../fork-layers.js";
+import {
+  checkForkTargets,
+  createForks,
+  forkSpec,
+  sweepForkLayers,
+  withForkLayer,
+} from "../fork-layers.js";
 import { expectState, serialize } from "../sandbox-table.js";
 import type { ForkResult, ForkTarget, SandboxInfo, SandboxSpec } from "../types.js";
 import type { VmParts } from "./parts.js";
@@ -29,22 +35,7 @@ export async function forkVm(
       });
       const { record } = live;
       const sandboxes = await timer.step("create", () =>
-        createForks(
-          targets,
-          (target) =>
-            create({
-              id: target.id,
-              template: layer,
-              vcpus: record.vcpus,
-              memoryMb: record.memoryMb,
-              diskSizeMb: record.diskSizeMb,
-              timeoutSec: target.timeoutSec ?? record.timeoutSec,
-              metadata: target.metadata ?? record.metadata,
-              allowInternetAccess: record.allowInternetAccess,
-              ...(record.egress && { egress: record.egress }),
-            }),
-          destroy,
-        ),
+        createForks(targets, (target) => create(forkSpec(record, layer, target)), destroy),
       );
       // Stopped from the state save through the copy.
       const { state = 0, copy = 0 } = timer.steps;

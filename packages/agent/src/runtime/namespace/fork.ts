@@ -1,5 +1,5 @@
 import { StepTimer } from "../../logger/index.js";
-import { checkForkTargets, createForks, withForkLayer } from "../fork-layers.js";
+import { checkForkTargets, createForks, forkSpec, withForkLayer } from "../fork-layers.js";
 import { expectState, serialize } from "../sandbox-table.js";
 import type { ForkResult, ForkTarget, SandboxInfo, SandboxSpec } from "../types.js";
 import type { NamespaceParts } from "./parts.js";
@@ -28,22 +28,7 @@ export async function forkSandbox(
       });
       const { record } = live;
       const sandboxes = await timer.step("create", () =>
-        createForks(
-          targets,
-          (target) =>
-            create({
-              id: target.id,
-              template: layer,
-              vcpus: record.vcpus,
-              memoryMb: record.memoryMb,
-              diskSizeMb: record.diskSizeMb,
-              timeoutSec: target.timeoutSec ?? record.timeoutSec,
-              metadata: target.metadata ?? record.metadata,
-              allowInternetAccess: record.allowInternetAccess,
-              ...(record.egress && { egress: record.egress }),
-            }),
-          destroy,
-        ),
+        createForks(targets, (target) => create(forkSpec(record, layer, target)), destroy),
       );
       const { freeze = 0, copy = 0, thaw = 0 } = timer.steps;
       const sourcePauseMs = Math.round(freeze + copy + thaw);
