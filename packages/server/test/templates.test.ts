@@ -19,8 +19,8 @@ import { leaksUnder } from "./helpers/host-state.js";
 
 // Templates built from a recipe, for real: HTTP API → build service → embedded agent → build
 // sandboxes in namespaces → layers frozen as snapshots → sandboxes started from the result.
-// On `test-minimal` (busybox + Node, no download); the apt/npm recipe on `base` is in
-// templates-base.test.ts. SQLite only: the build path does not depend on the database, and
+// On `test-minimal` (busybox + Node, no download); an apt recipe on `base` runs in the
+// custom-template example (examples/test). SQLite only: the build path does not depend on the database, and
 // each build costs several sandboxes on a loaded machine.
 
 const TEMPLATE = "test-minimal";
