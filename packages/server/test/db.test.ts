@@ -262,7 +262,7 @@ for (const engine of testEngines()) {
           isUniqueViolation,
         );
         await store.templates.insert({ ...template, id: newId(), teamId: teamB });
-        // Read back with the defaults of a snapshot row (0007_templates).
+        // Read back with the defaults of a snapshot row (0007_templates, 0008_template_size).
         const stored = {
           ...template,
           kind: "snapshot",
@@ -270,6 +270,7 @@ for (const engine of testEngines()) {
           cacheKey: null,
           config: null,
           parentId: null,
+          sizeKib: null,
         };
         expect(await store.templates.getByName(teamA, "py")).toEqual(stored);
         expect(await store.templates.get(teamB, template.id)).toBeUndefined();

@@ -198,8 +198,11 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     first = await build(recipe("echo last-1 > /opt/last"));
     expect(first.last, JSON.stringify(first.events.slice(-3))).toMatchObject({
       type: "done",
-      template: { name: "web", version: 1, start_cmd: "node server.js" },
+      template: { name: "web", version: 1, start_cmd: "node server.js", base: TEMPLATE },
     });
+    // Its layers as the agent measured them: the copied server.js at least, on top of its base.
+    const size = (first.last.template as { size_bytes: unknown }).size_bytes;
+    expect(size).toBeGreaterThanOrEqual(SERVER_JS.length);
     expect(first.events.filter((e) => e.type === "step").every((e) => e.cached === false)).toBe(
       true,
     );
@@ -242,12 +245,14 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect(ratio).toBeLessThan(0.9);
 
     const { templates } = (await (await call("GET", "/v1/templates")).json()) as {
-      templates: { name: string; version: number }[];
+      templates: { name: string; version: number; base: string; size_bytes: number }[];
     };
-    expect(templates.map((t) => [t.name, t.version]).sort()).toEqual([
-      ["web", 1],
-      ["web", 2],
+    expect(templates.map((t) => [t.name, t.version, t.base]).sort()).toEqual([
+      ["web", 1, TEMPLATE],
+      ["web", 2, TEMPLATE],
     ]);
+    // Version 2 stands on the cached layers of version 1: they count in its size too.
+    for (const t of templates) expect(t.size_bytes).toBeGreaterThanOrEqual(SERVER_JS.length);
     const res = await call("POST", "/v1/sandboxes", { template: "web" });
     const { id } = (await res.json()) as { id: string };
     expect((await exec(id, "cat /opt/last")).stdout).toBe("last-2\n");

@@ -92,6 +92,8 @@ export interface TemplatesTable {
   config: ColumnType<string | null, string | null | undefined, string | null>;
   /** The row whose layers this one stacks on (a snapshot of a sandbox made from a snapshot). */
   parentId: ColumnType<string | null, string | null | undefined, string | null>;
+  /** KiB of this row's own layer on a host (null: made before this was recorded). */
+  sizeKib: ColumnType<number | null, number | null | undefined, number | null>;
 }
 
 export type TemplateKind = "snapshot" | "template" | "layer";

@@ -55,7 +55,10 @@ export class SnapshotService {
   async capture(
     teamId: string,
     sandbox: SandboxRecord,
-    fields: Pick<NewTemplateRow, "name" | "kind" | "version" | "cacheKey" | "config">,
+    fields: Pick<NewTemplateRow, "name" | "kind" | "version" | "cacheKey" | "config"> & {
+      /** What it was made from, when the caller knows better than the agent (a build's FROM). */
+      baseTemplate?: string;
+    },
   ): Promise<TemplateRow> {
     const host = await this.sandboxes.hostOf(sandbox);
     const id = newId();
@@ -74,11 +77,12 @@ export class SnapshotService {
       teamId,
       sourceSandboxId: sandbox.id,
       hostId: sandbox.hostId,
-      baseTemplate: made?.baseTemplate || sandbox.template,
+      baseTemplate: fields.baseTemplate || made?.baseTemplate || sandbox.template,
       vcpus: made?.vcpus || sandbox.vcpus,
       memoryMb: made?.memoryMb || sandbox.memoryMb,
       diskSizeMb: made?.diskSizeMb || sandbox.diskSizeMb,
       createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
+      sizeKib: made ? Math.ceil(Number(made.sizeBytes) / 1024) : null,
     };
     try {
       return await this.store.transaction(async (tx) => {

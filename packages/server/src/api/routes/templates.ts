@@ -1,13 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
 import { ServerError } from "../../errors.js";
-import {
-  type BuildEvent,
-  builtTemplateView,
-  type Recipe,
-  SAFE_NAME,
-  type Services,
-} from "../../service/index.js";
+import { type BuildEvent, type Recipe, SAFE_NAME, type Services } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -126,6 +120,14 @@ export const TemplateSchema = z
     id: z.string(),
     name: z.string(),
     version: z.number().int(),
+    base: z.string().openapi({
+      description: "The template or snapshot the build started from (its FROM)",
+      example: "base",
+    }),
+    size_bytes: z.number().int().nullable().openapi({
+      description:
+        "Disk its own layers take on a host, what it was built from not counted; null when not measured (built before sizes were recorded)",
+    }),
     vcpus: z.number().int(),
     memory_mb: z.number().int(),
     disk_size_mb: z.number().int(),
@@ -231,11 +233,7 @@ export function registerTemplateRoutes(app: App, services: Services): void {
         ...errorResponses("unauthenticated"),
       },
     }),
-    async (c) =>
-      c.json(
-        { templates: (await services.templates.list(c.get("team").teamId)).map(builtTemplateView) },
-        200,
-      ),
+    async (c) => c.json({ templates: await services.templates.views(c.get("team").teamId) }, 200),
   );
 
   app.openapi(

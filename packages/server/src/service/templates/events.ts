@@ -20,6 +20,10 @@ export interface BuiltTemplate {
   id: string;
   name: string;
   version: number;
+  /** The template or snapshot the build started from (its FROM). */
+  base: string;
+  /** Bytes its own layers take on a host (what it was built from not counted); null: unknown. */
+  size_bytes: number | null;
   vcpus: number;
   memory_mb: number;
   disk_size_mb: number;

@@ -1,3 +1,3 @@
 export type { BuildEvent, BuiltTemplate } from "./events.js";
 export type { CopyFile, ReadyCheck, Recipe, RecipeStep } from "./recipe.js";
-export { builtTemplateView, TemplateService } from "./template-service.js";
+export { TemplateService } from "./template-service.js";

@@ -34,18 +34,37 @@ interface Parent {
   config: TemplateConfig | undefined;
 }
 
-export function builtTemplateView(row: TemplateRow): BuiltTemplate {
+/**
+ * A built template as clients see it; `layers` are the team's build layers by id, to add up its
+ * size: its own row and the layers below it, down to what it was built from (not counted).
+ */
+function builtTemplateView(row: TemplateRow, layers: Map<string, TemplateRow>): BuiltTemplate {
   const config = row.config ? (JSON.parse(row.config) as TemplateConfig) : undefined;
   return {
     id: row.id,
     name: row.name.replace(/@v\d+$/, ""),
     version: row.version,
+    base: row.baseTemplate,
+    size_bytes: sizeBytesOf(row, layers),
     vcpus: row.vcpus,
     memory_mb: row.memoryMb,
     disk_size_mb: row.diskSizeMb,
     created_at: row.createdAt,
     start_cmd: config?.start?.cmd ?? null,
   };
+}
+
+/** KiB of `row` and of the build layers it stacks on, as bytes; null when one was never measured. */
+function sizeBytesOf(row: TemplateRow, layers: Map<string, TemplateRow>): number | null {
+  let kib = 0;
+  const seen = new Set<string>();
+  for (let at: TemplateRow | undefined = row; at && !seen.has(at.id); ) {
+    if (at.sizeKib === null) return null;
+    kib += at.sizeKib;
+    seen.add(at.id);
+    at = at.parentId ? layers.get(at.parentId) : undefined;
+  }
+  return kib * 1024;
 }
 
 /**
@@ -170,6 +189,7 @@ export class TemplateService {
         kind: "template",
         version: 0,
         config: JSON.stringify(config),
+        baseTemplate: "snapshot" in recipe.from ? recipe.from.snapshot : recipe.from.template,
       });
       await this.sandboxes.destroy(teamId, sandbox.id).catch(() => {});
       sandbox = undefined;
@@ -193,7 +213,7 @@ export class TemplateService {
         },
         "template built",
       );
-      emit({ type: "done", template: builtTemplateView(row), duration_ms: ms });
+      emit({ type: "done", template: await this.view(teamId, row), duration_ms: ms });
     } catch (err) {
       const failure = abort.signal.aborted
         ? new BuildFailure("cancelled", "the build was cancelled")
@@ -232,6 +252,21 @@ export class TemplateService {
   /** The team's built templates, every version, oldest first. */
   list(teamId: string): Promise<TemplateRow[]> {
     return this.store.templates.list(teamId, "template");
+  }
+
+  /** {@link list} as clients see it, with each version's base and size. */
+  async views(teamId: string): Promise<BuiltTemplate[]> {
+    const [rows, layers] = await Promise.all([this.list(teamId), this.layersById(teamId)]);
+    return rows.map((row) => builtTemplateView(row, layers));
+  }
+
+  private async view(teamId: string, row: TemplateRow): Promise<BuiltTemplate> {
+    return builtTemplateView(row, await this.layersById(teamId));
+  }
+
+  private async layersById(teamId: string): Promise<Map<string, TemplateRow>> {
+    const layers = await this.store.templates.list(teamId, "layer");
+    return new Map(layers.map((l) => [l.id, l]));
   }
 
   /** A built template by name (every version) or one version by id. */
