@@ -40,6 +40,8 @@ interface WireTemplate {
   id: string;
   name: string;
   version: number;
+  base: string;
+  size_bytes: number | null;
   vcpus: number;
   memory_mb: number;
   disk_size_mb: number;
@@ -52,6 +54,10 @@ export interface TemplateInfo {
   templateId: string;
   name: string;
   version: number;
+  /** The template or snapshot it was built from (its `FROM`). */
+  base: string;
+  /** Disk its own layers take on a host (its base not counted); absent when never measured. */
+  sizeBytes?: number;
   vcpus: number;
   memoryMb: number;
   diskSizeMb: number;
@@ -64,6 +70,8 @@ function templateFromWire(t: WireTemplate): TemplateInfo {
     templateId: t.id,
     name: t.name,
     version: t.version,
+    base: t.base,
+    ...(t.size_bytes === null ? {} : { sizeBytes: t.size_bytes }),
     vcpus: t.vcpus,
     memoryMb: t.memory_mb,
     diskSizeMb: t.disk_size_mb,
