@@ -21,7 +21,11 @@ const NAV = [
 
 function Page({ path, session }: { path: string; session: Session }) {
   const sandbox = /^\/sandboxes\/([^/]+)$/.exec(path);
-  if (sandbox?.[1]) return <SandboxPage id={decodeURIComponent(sandbox[1])} session={session} />;
+  // Keyed: another sandbox (a fork's link) is a fresh page, not this one's terminal and charts.
+  if (sandbox?.[1]) {
+    const id = decodeURIComponent(sandbox[1]);
+    return <SandboxPage key={id} id={id} session={session} />;
+  }
   switch (path) {
     case "/snapshots":
       return <SnapshotsPage session={session} />;

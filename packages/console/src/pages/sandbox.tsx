@@ -3,8 +3,10 @@ import { type FormEvent, useEffect, useState } from "react";
 import { messageOf, must, restClient, type Session, sdkOptions } from "../api/index.js";
 import { Notice } from "../components/action.js";
 import { FileBrowser } from "../components/file-browser.js";
+import { ForkForm } from "../components/fork-form.js";
 import { age } from "../components/format.js";
 import { MetricsChart } from "../components/metrics-chart.js";
+import { NetworkPanel } from "../components/network-rules.js";
 import { Terminal } from "../components/terminal.js";
 import { usePoll } from "../components/use-poll.js";
 import { Link } from "../router/index.js";
@@ -149,7 +151,11 @@ export function SandboxPage({ id, session }: { id: string; session: Session }) {
             onError={setError}
           />
           {sdk && running && <SnapshotForm sandbox={sdk} onError={setError} />}
+          {sdk && running && <ForkForm sandbox={sdk} onError={setError} />}
         </div>
+      )}
+      {sandbox && sandbox.state !== "stopped" && (
+        <NetworkPanel sandbox={sandbox} sdk={sdk} onChange={info.reload} onError={setError} />
       )}
       {running && (
         <section aria-label="Metrics" className="charts">

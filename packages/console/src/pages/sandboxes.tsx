@@ -3,18 +3,20 @@ import { type FormEvent, useState } from "react";
 import { must, restClient, type Sandbox, type Session, sdkOptions } from "../api/index.js";
 import { ActionButton, Notice } from "../components/action.js";
 import { age, parsePairs } from "../components/format.js";
+import { NetworkFields, readNetwork } from "../components/network-rules.js";
 import { usePoll } from "../components/use-poll.js";
 import { Link, navigate } from "../router/index.js";
 
 const STATES = ["running", "paused", "pending", "error", "missing", "stopped"] as const;
 const RUNTIMES = ["namespace", "microvm"];
 
-/** Pause/resume, timeout and kill of one sandbox, through the SDK. */
+/** Pause/resume, timeout and kill of one sandbox (and with `fork`, one fork), through the SDK. */
 export function SandboxActions(props: {
   sandbox: Sandbox;
   session: Session;
   onChange: () => void;
   onError: (message: string) => void;
+  fork?: boolean;
 }) {
   const { sandbox, session, onError } = props;
   const [timeout, setTimeoutSec] = useState(String(sandbox.timeout_sec));
@@ -62,6 +64,16 @@ export function SandboxActions(props: {
           Set timeout
         </ActionButton>
       </span>
+      {props.fork && (
+        <ActionButton
+          onAction={run((s) => s.fork(1))}
+          onError={onError}
+          disabled={sandbox.state !== "running"}
+          label={`Fork ${sandbox.id}`}
+        >
+          Fork
+        </ActionButton>
+      )}
       <ActionButton
         danger
         onAction={run((s) => s.kill())}
@@ -93,6 +105,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
     try {
       const from = String(f.get("from") ?? "").trim();
       const timeoutSec = num("timeout");
+      const { allowInternetAccess, ...network } = readNetwork(f);
       const created = await SdkSandbox.create({
         ...sdkOptions(props.session),
         ...(f.get("kind") === "snapshot" ? { snapshot: from } : from ? { template: from } : {}),
@@ -104,6 +117,8 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         metadata: parsePairs(String(f.get("metadata")), "Metadata"),
         hostId: String(f.get("host") ?? "") || undefined,
         runtime: String(f.get("runtime") ?? "") || undefined,
+        allowInternetAccess,
+        network,
       });
       navigate(`/sandboxes/${created.sandboxId}`);
     } catch (err) {
@@ -176,6 +191,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
           Metadata (key=value per line)
           <textarea name="metadata" rows={2} />
         </label>
+        <NetworkFields />
         <button type="submit" className="primary" disabled={busy}>
           {busy ? "Creating…" : "Create sandbox"}
         </button>
@@ -281,6 +297,7 @@ export function SandboxesPage({ session }: { session: Session }) {
                     session={session}
                     onChange={list.reload}
                     onError={setError}
+                    fork
                   />
                 </td>
               </tr>

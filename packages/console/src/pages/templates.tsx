@@ -2,7 +2,7 @@ import { Sandbox as SdkSandbox, Template as SdkTemplate } from "@wrenn/sdk";
 import { useState } from "react";
 import { must, restClient, type Session, sdkOptions } from "../api/index.js";
 import { ActionButton, ConfirmButton, Notice } from "../components/action.js";
-import { age } from "../components/format.js";
+import { age, bytes } from "../components/format.js";
 import { TemplateBuildForm } from "../components/template-build.js";
 import { usePoll } from "../components/use-poll.js";
 import { navigate } from "../router/index.js";
@@ -18,6 +18,7 @@ export function TemplatesPage({ session }: { session: Session }) {
       <h1 id="templates-title">Templates</h1>
       <p className="hint">
         The team's templates, every version; new sandboxes start from a template's newest version.
+        Size is the disk a version's own layers take on a host, its base not counted.
       </p>
       <TemplateBuildForm session={session} onBuilt={() => void list.reload()} />
       <Notice error={error ?? list.error} />
@@ -28,6 +29,8 @@ export function TemplatesPage({ session }: { session: Session }) {
             <tr>
               <th scope="col">Name</th>
               <th scope="col">Version</th>
+              <th scope="col">Base</th>
+              <th scope="col">Size</th>
               <th scope="col">Resources</th>
               <th scope="col">Start command</th>
               <th scope="col">Created</th>
@@ -39,6 +42,14 @@ export function TemplatesPage({ session }: { session: Session }) {
               <tr key={t.id} data-template={t.name} data-version={t.version}>
                 <td data-label="Name">{t.name}</td>
                 <td data-label="Version">{t.version}</td>
+                <td data-label="Base">{t.base}</td>
+                <td data-label="Size">
+                  {t.size_bytes === null ? (
+                    <span title="built before sizes were recorded">unknown</span>
+                  ) : (
+                    <data value={t.size_bytes}>{bytes(t.size_bytes)}</data>
+                  )}
+                </td>
                 <td data-label="Resources">
                   {t.vcpus} vCPU · {t.memory_mb} MiB · {t.disk_size_mb} MiB disk
                 </td>
@@ -82,7 +93,7 @@ export function TemplatesPage({ session }: { session: Session }) {
             ))}
             {list.data && templates.length === 0 && (
               <tr>
-                <td colSpan={6}>No templates yet.</td>
+                <td colSpan={8}>No templates yet.</td>
               </tr>
             )}
           </tbody>

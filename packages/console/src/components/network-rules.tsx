@@ -1,0 +1,109 @@
+import type { Sandbox as SdkSandbox } from "@wrenn/sdk";
+import { type FormEvent, useId, useState } from "react";
+import type { Sandbox } from "../api/index.js";
+
+type Network = Sandbox["network"];
+
+/** Rules typed one per line (commas and spaces also separate); blank entries dropped. */
+const rulesOf = (text: FormDataEntryValue | null): string[] =>
+  String(text ?? "")
+    .split(/[\s,]+/)
+    .filter(Boolean);
+
+/** What {@link NetworkFields} hold, as the SDK takes it (create and `setNetwork`). */
+export function readNetwork(form: FormData) {
+  return {
+    allowInternetAccess: form.get("internet") === "on",
+    allowOut: rulesOf(form.get("allowOut")),
+    denyOut: rulesOf(form.get("denyOut")),
+  };
+}
+
+/**
+ * Internet access and egress rules as form fields, for the create form and the sandbox page. The
+ * server checks every entry and answers which one it refuses and why.
+ */
+export function NetworkFields({ initial, disabled }: { initial?: Network; disabled?: boolean }) {
+  const hint = useId();
+  return (
+    <fieldset className="network-fields" disabled={disabled} aria-describedby={hint}>
+      <legend>Network</legend>
+      <label>
+        <input
+          type="checkbox"
+          name="internet"
+          defaultChecked={initial?.allow_internet_access ?? true}
+        />{" "}
+        Internet access
+      </label>
+      <label>
+        Allowed destinations (one per line)
+        <textarea name="allowOut" rows={2} defaultValue={initial?.allow_out.join("\n")} />
+      </label>
+      <label>
+        Denied destinations (one per line)
+        <textarea name="denyOut" rows={2} defaultValue={initial?.deny_out.join("\n")} />
+      </label>
+      <p className="hint" id={hint}>
+        CIDRs, IPv4 addresses or domain names (<code>*.example.com</code> for its subdomains). With
+        allowed destinations only those are reachable; a denied one wins over an allowed one; no
+        internet access cuts everything.
+      </p>
+    </fieldset>
+  );
+}
+
+/** The sandbox page's network policy: shown as the server has it, replaced live on Save. */
+export function NetworkPanel(props: {
+  sandbox: Sandbox;
+  sdk: SdkSandbox | undefined;
+  onChange: () => void;
+  onError: (message: string) => void;
+}) {
+  const { sandbox, sdk } = props;
+  const [busy, setBusy] = useState(false);
+  const [saved, setSaved] = useState(false);
+  const live = sandbox.state === "running" || sandbox.state === "paused";
+  const submit = async (e: FormEvent<HTMLFormElement>) => {
+    e.preventDefault();
+    if (!sdk) return;
+    const network = readNetwork(new FormData(e.currentTarget));
+    setBusy(true);
+    setSaved(false);
+    try {
+      await sdk.setNetwork(network);
+      setSaved(true);
+      props.onChange();
+    } catch (err) {
+      props.onError(err instanceof Error ? err.message : String(err));
+    } finally {
+      setBusy(false);
+    }
+  };
+  const { network } = sandbox;
+  return (
+    <section aria-labelledby="network-title" className="panel">
+      <h2 id="network-title">Network</h2>
+      <p data-testid="network-summary">
+        {!network.allow_internet_access
+          ? "No internet access."
+          : network.allow_out.length > 0
+            ? `Only to: ${network.allow_out.join(", ")}.`
+            : "Internet access."}
+        {network.allow_internet_access &&
+          network.deny_out.length > 0 &&
+          ` Never to: ${network.deny_out.join(", ")}.`}
+      </p>
+      {/* A new policy from the server (after Save) resets the fields to it. */}
+      <form className="grid-form" onSubmit={submit} key={JSON.stringify(network)}>
+        <NetworkFields initial={network} disabled={!live || !sdk} />
+        <div className="row">
+          <button type="submit" disabled={busy || !live || !sdk}>
+            {busy ? "Saving…" : "Save network rules"}
+          </button>
+          {saved && <span role="status">Network rules saved.</span>}
+        </div>
+      </form>
+    </section>
+  );
+}
