@@ -2,7 +2,7 @@ import { existsSync } from "node:fs";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type BrowserContext, chromium } from "playwright-core";
+import { type BrowserContext, chromium, type Page } from "playwright-core";
 
 /** Debian's Chromium (`apt-get install chromium`); nothing is ever downloaded. */
 export const CHROMIUM = process.env.WRENN_TEST_CHROMIUM ?? "/usr/bin/chromium";
@@ -52,4 +52,18 @@ export async function launchBrowser(viewport = { width: 1280, height: 900 }): Pr
     await rm(profile, { recursive: true, force: true });
     throw err;
   }
+}
+
+/** Signs `page` in with the admin credentials the server's first start printed. */
+export async function signInAsAdmin(
+  page: Page,
+  server: { apiUrl: string; log(): string },
+): Promise<void> {
+  const password = /password:\s+(\S+)/.exec(server.log())?.[1];
+  if (!password) throw new Error(`no admin password in the server's output:\n${server.log()}`);
+  await page.goto(server.apiUrl);
+  await page.getByLabel("Email").fill("admin@wrenn.local");
+  await page.getByLabel("Password").fill(password);
+  await page.getByRole("button", { name: "Sign in" }).click();
+  await page.getByRole("heading", { name: "Sandboxes" }).waitFor();
 }
