@@ -66,6 +66,7 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
       .getByLabel("Allowed destinations (one per line)")
       .fill("api.example.com\n203.0.113.0/24");
     await page.getByLabel("Denied destinations (one per line)").fill("*.example.org");
+    await shot("sandboxes-create-network");
     await page.getByRole("button", { name: "Create sandbox" }).click();
     await page.waitForURL(/\/sandboxes\/[a-z0-9]+$/);
     sandboxId = page.url().split("/").pop() ?? "";
@@ -88,7 +89,9 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
     const allowed = page.getByLabel("Allowed destinations (one per line)");
     await allowed.fill("api.example.com\n300.1.2.3/8");
     await page.getByRole("button", { name: "Save network rules" }).click();
-    await expect.poll(() => page.getByRole("alert").textContent()).toContain("300.1.2.3/8");
+    const network = page.getByRole("region", { name: "Network" });
+    // Said by the form it concerns.
+    await expect.poll(() => network.getByRole("alert").textContent()).toContain("300.1.2.3/8");
     // Nothing changed on the sandbox.
     expect((await api<ApiSandbox>(`/v1/sandboxes/${sandboxId}`)).network.allow_out).toEqual([
       "api.example.com",
@@ -103,12 +106,13 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
     await page.keyboard.press("Enter");
     await page.getByText("Network rules saved.").waitFor();
     await expect.poll(() => summary().textContent()).toBe("No internet access.");
+    expect(await network.getByRole("alert").count()).toBe(0);
     expect((await api<ApiSandbox>(`/v1/sandboxes/${sandboxId}`)).network).toEqual({
       allow_internet_access: false,
       allow_out: [],
       deny_out: ["*.example.org"],
     });
-    await page.getByRole("region", { name: "Network" }).scrollIntoViewIfNeeded();
+    await network.scrollIntoViewIfNeeded();
     await shot("sandbox-network");
   });
 

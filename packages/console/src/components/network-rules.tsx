@@ -1,6 +1,7 @@
 import type { Sandbox as SdkSandbox } from "@wrenn/sdk";
 import { type FormEvent, useId, useState } from "react";
-import type { Sandbox } from "../api/index.js";
+import { messageOf, type Sandbox } from "../api/index.js";
+import { Notice } from "./action.js";
 
 type Network = Sandbox["network"];
 
@@ -23,11 +24,17 @@ export function readNetwork(form: FormData) {
  * Internet access and egress rules as form fields, for the create form and the sandbox page. The
  * server checks every entry and answers which one it refuses and why.
  */
-export function NetworkFields({ initial, disabled }: { initial?: Network; disabled?: boolean }) {
+export function NetworkFields(props: {
+  initial?: Network;
+  disabled?: boolean;
+  /** Under a "Network" heading the caption is for screen readers only. */
+  quietLegend?: boolean;
+}) {
+  const { initial } = props;
   const hint = useId();
   return (
-    <fieldset className="network-fields" disabled={disabled} aria-describedby={hint}>
-      <legend>Network</legend>
+    <fieldset className="network-fields" disabled={props.disabled} aria-describedby={hint}>
+      <legend className={props.quietLegend ? "sr-only" : undefined}>Network</legend>
       <label>
         <input
           type="checkbox"
@@ -58,11 +65,12 @@ export function NetworkPanel(props: {
   sandbox: Sandbox;
   sdk: SdkSandbox | undefined;
   onChange: () => void;
-  onError: (message: string) => void;
 }) {
   const { sandbox, sdk } = props;
   const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
+  // Shown by the form it concerns, and gone once a save succeeds.
+  const [error, setError] = useState<string>();
   const live = sandbox.state === "running" || sandbox.state === "paused";
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
@@ -70,12 +78,13 @@ export function NetworkPanel(props: {
     const network = readNetwork(new FormData(e.currentTarget));
     setBusy(true);
     setSaved(false);
+    setError(undefined);
     try {
       await sdk.setNetwork(network);
       setSaved(true);
       props.onChange();
     } catch (err) {
-      props.onError(err instanceof Error ? err.message : String(err));
+      setError(messageOf(err));
     } finally {
       setBusy(false);
     }
@@ -94,9 +103,10 @@ export function NetworkPanel(props: {
           network.deny_out.length > 0 &&
           ` Never to: ${network.deny_out.join(", ")}.`}
       </p>
+      <Notice error={error} />
       {/* A new policy from the server (after Save) resets the fields to it. */}
       <form className="grid-form" onSubmit={submit} key={JSON.stringify(network)}>
-        <NetworkFields initial={network} disabled={!live || !sdk} />
+        <NetworkFields initial={network} disabled={!live || !sdk} quietLegend />
         <div className="row">
           <button type="submit" disabled={busy || !live || !sdk}>
             {busy ? "Saving…" : "Save network rules"}

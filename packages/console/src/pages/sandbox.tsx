@@ -155,7 +155,7 @@ export function SandboxPage({ id, session }: { id: string; session: Session }) {
         </div>
       )}
       {sandbox && sandbox.state !== "stopped" && (
-        <NetworkPanel sandbox={sandbox} sdk={sdk} onChange={info.reload} onError={setError} />
+        <NetworkPanel sandbox={sandbox} sdk={sdk} onChange={info.reload} />
       )}
       {running && (
         <section aria-label="Metrics" className="charts">
