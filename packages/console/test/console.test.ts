@@ -130,7 +130,7 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await page.locator('tr[data-file="made-here"]').waitFor();
     await row.getByRole("button", { name: "Rename payload.bin" }).click();
     await page.getByLabel("New name of payload.bin").fill("renamed.bin");
-    await page.getByRole("button", { name: "Save" }).click();
+    await page.getByRole("button", { name: "Save", exact: true }).click();
     await page.locator('tr[data-file="renamed.bin"]').waitFor();
     await page.getByTestId("terminal").click();
     await page.keyboard.type("touch ~/from-shell.txt\n");

@@ -1,6 +1,6 @@
 import { Sandbox as SdkSandbox, Template as SdkTemplate } from "@wrenn/sdk";
 import { useState } from "react";
-import { must, restClient, type Session, sdkOptions } from "../api/index.js";
+import { type Session, sdkOptions } from "../api/index.js";
 import { ActionButton, ConfirmButton, Notice } from "../components/action.js";
 import { age, bytes } from "../components/format.js";
 import { TemplateBuildForm } from "../components/template-build.js";
@@ -9,10 +9,10 @@ import { navigate } from "../router/index.js";
 
 export function TemplatesPage({ session }: { session: Session }) {
   const [error, setError] = useState<string>();
-  const list = usePoll(() => must(restClient(session).GET("/v1/templates")), 5000);
-  const templates = list.data?.templates ?? [];
+  const list = usePoll(() => SdkTemplate.list(sdkOptions(session)), 5000);
+  const templates = list.data ?? [];
   // A sandbox starts from a template's newest version (the list is oldest first).
-  const newest = new Map(templates.map((t) => [t.name, t.id]));
+  const newest = new Map(templates.map((t) => [t.name, t.templateId]));
   return (
     <section aria-labelledby="templates-title">
       <h1 id="templates-title">Templates</h1>
@@ -39,29 +39,29 @@ export function TemplatesPage({ session }: { session: Session }) {
           </thead>
           <tbody>
             {templates.map((t) => (
-              <tr key={t.id} data-template={t.name} data-version={t.version}>
+              <tr key={t.templateId} data-template={t.name} data-version={t.version}>
                 <td data-label="Name">{t.name}</td>
                 <td data-label="Version">{t.version}</td>
                 <td data-label="Base">{t.base}</td>
                 <td data-label="Size">
-                  {t.size_bytes === null ? (
+                  {t.sizeBytes === undefined ? (
                     <span title="built before sizes were recorded">unknown</span>
                   ) : (
-                    <data value={t.size_bytes}>{bytes(t.size_bytes)}</data>
+                    <data value={t.sizeBytes}>{bytes(t.sizeBytes)}</data>
                   )}
                 </td>
                 <td data-label="Resources">
-                  {t.vcpus} vCPU · {t.memory_mb} MiB · {t.disk_size_mb} MiB disk
+                  {t.vcpus} vCPU · {t.memoryMb} MiB · {t.diskSizeMb} MiB disk
                 </td>
-                <td data-label="Start command">{t.start_cmd ? <code>{t.start_cmd}</code> : "–"}</td>
+                <td data-label="Start command">{t.startCmd ? <code>{t.startCmd}</code> : "–"}</td>
                 <td data-label="Created">
-                  <time dateTime={t.created_at} title={t.created_at}>
-                    {age(t.created_at)} ago
+                  <time dateTime={t.createdAt.toISOString()} title={t.createdAt.toISOString()}>
+                    {age(t.createdAt.toISOString())} ago
                   </time>
                 </td>
                 <td data-label="Actions">
                   <div className="actions">
-                    {newest.get(t.name) === t.id && (
+                    {newest.get(t.name) === t.templateId && (
                       <ActionButton
                         label={`Start a sandbox from ${t.name}`}
                         onError={setError}
@@ -81,7 +81,7 @@ export function TemplatesPage({ session }: { session: Session }) {
                       question={`Delete ${t.name} version ${t.version}?`}
                       onError={setError}
                       onAction={async () => {
-                        await SdkTemplate.delete(t.id, sdkOptions(session));
+                        await SdkTemplate.delete(t.templateId, sdkOptions(session));
                         await list.reload();
                       }}
                     >
