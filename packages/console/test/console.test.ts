@@ -97,10 +97,13 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     await page.keyboard.type("echo hi\n");
     // The prompt line shows `$ echo hi`; only the command's output is a line that is just `hi`.
     await expect
-      .poll(async () =>
-        (await terminal.locator(".xterm-rows > div").allTextContents()).map((row) =>
-          row.replace(/\u00a0/g, " ").trim(),
-        ),
+      .poll(
+        async () =>
+          (await terminal.locator(".xterm-rows > div").allTextContents()).map((row) =>
+            row.replace(/\u00a0/g, " ").trim(),
+          ),
+        // The shell's first prompt and echo can take seconds on a loaded machine.
+        { timeout: 15_000 },
       )
       .toContain("hi");
     // The keyboard can leave the terminal: F6 moves on to the file browser.
@@ -205,7 +208,8 @@ describe.skipIf(skip)("the web console in Chromium", () => {
       .getByLabel("Dockerfile")
       .fill("FROM wrenn/test-minimal\nRUN echo boom >&2; exit 3\n");
     await page.getByRole("button", { name: "Build", exact: true }).click();
-    await log.getByText(/^Error: .*\(step 1, exit code 3\)$/).waitFor();
+    // A build sandbox starts first: slow on a loaded machine.
+    await log.getByText(/^Error: .*\(step 1, exit code 3\)$/).waitFor({ timeout: 120_000 });
     // Streamed once: the error's output tail is not repeated under it.
     expect(await log.locator("div.log-stderr").allTextContents()).toEqual(["boom"]);
 

@@ -105,7 +105,8 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
     try {
       const from = String(f.get("from") ?? "").trim();
       const timeoutSec = num("timeout");
-      const { allowInternetAccess, ...network } = readNetwork(f);
+      // Only what differs from the server's defaults: internet on, no rules.
+      const { allowInternetAccess, allowOut, denyOut } = readNetwork(f);
       const created = await SdkSandbox.create({
         ...sdkOptions(props.session),
         ...(f.get("kind") === "snapshot" ? { snapshot: from } : from ? { template: from } : {}),
@@ -117,8 +118,8 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         metadata: parsePairs(String(f.get("metadata")), "Metadata"),
         hostId: String(f.get("host") ?? "") || undefined,
         runtime: String(f.get("runtime") ?? "") || undefined,
-        allowInternetAccess,
-        network,
+        ...(allowInternetAccess ? {} : { allowInternetAccess }),
+        ...(allowOut.length + denyOut.length > 0 ? { network: { allowOut, denyOut } } : {}),
       });
       navigate(`/sandboxes/${created.sandboxId}`);
     } catch (err) {
