@@ -84,6 +84,8 @@ const ROUTES: Route[] = [
   { method: "POST", path: "/v1/auth/logout", body: false },
   { method: "POST", path: "/v1/auth/password", body: true },
   { method: "POST", path: "/v1/teams/invites", body: false },
+  { method: "GET", path: "/v1/teams/invites", body: false },
+  { method: "DELETE", path: "/v1/teams/invites/{id}", body: false },
   { method: "GET", path: "/v1/teams/members", body: false },
   { method: "DELETE", path: "/v1/teams/members/{user_id}", body: false },
   { method: "GET", path: "/v1/quotas", body: false },

@@ -44,8 +44,21 @@ export const SignupSchema = CredentialsSchema.extend({
 }).openapi("Signup");
 
 export const InviteResponseSchema = z
-  .object({ token: z.string(), expires_at: Timestamp })
+  .object({ id: Id, token: z.string(), expires_at: Timestamp })
   .openapi("Invite");
+
+export const PendingInviteSchema = z
+  .object({
+    id: Id,
+    created_at: Timestamp,
+    expires_at: Timestamp,
+    created_by: Id.nullable().openapi({ description: "The inviting user; null once deleted" }),
+  })
+  .openapi("PendingInvite");
+
+export const PendingInviteListSchema = z
+  .object({ invites: z.array(PendingInviteSchema) })
+  .openapi("PendingInviteList");
 
 export const TeamMemberSchema = z
   .object({

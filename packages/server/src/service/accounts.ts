@@ -36,6 +36,15 @@ export interface WhoAmI {
   apiKey?: { id: string; name: string };
 }
 
+/** A pending invitation as its team sees it: never the token, which is shown once at creation. */
+export interface PendingInvite {
+  id: string;
+  createdAt: string;
+  expiresAt: string;
+  /** The user who made it; null once that user is deleted. */
+  createdBy: string | null;
+}
+
 /** An invitation is good for a week, once. */
 const INVITE_TTL_MS = 7 * 24 * 3600 * 1000;
 
@@ -79,14 +88,17 @@ export class AccountService {
   }
 
   /** An invitation into the owner's team: the token is shown once, only its hash is kept. */
-  async invite(principal: UserPrincipal): Promise<{ token: string; expiresAt: string }> {
+  async invite(
+    principal: UserPrincipal,
+  ): Promise<{ id: string; token: string; expiresAt: string }> {
     if (principal.role !== "owner")
       throw new ServerError("permission_denied", "only a team owner can invite");
     const token = `wrninv_${randomBytes(24).toString("base64url")}`;
     const now = Date.now();
     const expiresAt = nowIso(new Date(now + INVITE_TTL_MS));
+    const id = newId();
     await this.store.invites.insert({
-      id: newId(),
+      id,
       teamId: principal.teamId,
       tokenHash: hashToken(token),
       createdBy: principal.userId,
@@ -94,7 +106,30 @@ export class AccountService {
       expiresAt,
       usedAt: null,
     });
-    return { token, expiresAt };
+    return { id, token, expiresAt };
+  }
+
+  /** The team's pending invitations (any member sees them; only their ids and dates). */
+  async pendingInvites(principal: UserPrincipal): Promise<PendingInvite[]> {
+    const rows = await this.store.invites.pending(principal.teamId, nowIso());
+    return rows.map((r) => ({
+      id: r.id,
+      createdAt: r.createdAt,
+      expiresAt: r.expiresAt,
+      createdBy: r.createdBy,
+    }));
+  }
+
+  /** Revokes a pending invitation of the owner's team; another team's id is as missing as none. */
+  async revokeInvite(principal: UserPrincipal, id: string): Promise<void> {
+    if (principal.role !== "owner")
+      throw new ServerError("permission_denied", "only a team owner can revoke invitations");
+    if (!(await this.store.invites.revoke(principal.teamId, id)))
+      throw new ServerError("not_found", `invitation ${JSON.stringify(id)} not found`);
+    this.logger.info(
+      { op: "team.revoke_invite", teamId: principal.teamId, inviteId: id, by: principal.userId },
+      "invitation revoked",
+    );
   }
 
   /** The members of the caller's team (any member, or one of the team's API keys). */

@@ -191,7 +191,7 @@ export function registerAuthRoutes(
     }),
     async (c) => {
       const invite = await services.accounts.invite(c.get("user"));
-      return c.json({ token: invite.token, expires_at: invite.expiresAt }, 201);
+      return c.json({ id: invite.id, token: invite.token, expires_at: invite.expiresAt }, 201);
     },
   );
 }

@@ -12,6 +12,30 @@ export class InvitesRepo {
     await this.db.insertInto("teamInvites").values(invite).execute();
   }
 
+  /** The team's unused, unexpired invites, oldest first. */
+  pending(teamId: string, now: string): Promise<TeamInviteRow[]> {
+    return this.db
+      .selectFrom("teamInvites")
+      .selectAll()
+      .where("teamId", "=", teamId)
+      .where("usedAt", "is", null)
+      .where("expiresAt", ">", now)
+      .orderBy("createdAt", "asc")
+      .orderBy("id", "asc")
+      .execute();
+  }
+
+  /** Deletes one unused invite of one team; false when that team has no such invite. */
+  async revoke(teamId: string, id: string): Promise<boolean> {
+    const result = await this.db
+      .deleteFrom("teamInvites")
+      .where("teamId", "=", teamId)
+      .where("id", "=", id)
+      .where("usedAt", "is", null)
+      .executeTakeFirst();
+    return result.numDeletedRows > 0n;
+  }
+
   /** Marks an unused, unexpired invite used and returns it; undefined if there is none. */
   async redeem(tokenHash: string, now: string): Promise<TeamInviteRow | undefined> {
     const invite = await this.db
