@@ -19,7 +19,8 @@ const NAV = [
   { href: "/account", label: "Account" },
 ];
 
-function Page({ path, session }: { path: string; session: Session }) {
+function Page(props: { path: string; session: Session; onSession: (s: Session) => void }) {
+  const { path, session } = props;
   const sandbox = /^\/sandboxes\/([^/]+)$/.exec(path);
   // Keyed: another sandbox (a fork's link) is a fresh page, not this one's terminal and charts.
   if (sandbox?.[1]) {
@@ -36,7 +37,7 @@ function Page({ path, session }: { path: string; session: Session }) {
     case "/hosts":
       return <HostsPage session={session} />;
     case "/account":
-      return <AccountPage session={session} />;
+      return <AccountPage session={session} onSession={props.onSession} />;
     default:
       return <SandboxesPage session={session} />;
   }
@@ -93,7 +94,7 @@ export function App() {
         </div>
       </header>
       <main id="main">
-        <Page path={path} session={session} />
+        <Page path={path} session={session} onSession={setSession} />
       </main>
     </>
   );

@@ -6,6 +6,7 @@ export {
   loadSession,
   messageOf,
   must,
+  renewSession,
   restClient,
   sdkOptions,
   signIn,

@@ -90,6 +90,19 @@ export async function signIn(email: string, password: string): Promise<Session> 
   return session;
 }
 
+/**
+ * A fresh login token for a session whose tokens the server has refused (after a password
+ * change); the console's API key is kept.
+ */
+export async function renewSession(session: Session, password: string): Promise<Session> {
+  const login = await must(
+    restClient().POST("/v1/auth/login", { body: { email: session.email, password } }),
+  );
+  const renewed: Session = { ...session, token: login.token, expiresAt: login.expires_at };
+  sessionStorage.setItem(STORAGE_KEY, JSON.stringify(renewed));
+  return renewed;
+}
+
 export async function signOut(session: Session): Promise<void> {
   sessionStorage.removeItem(STORAGE_KEY);
   // Best effort: an expired token cannot delete its key, which then stays listed until removed.

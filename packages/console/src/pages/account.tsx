@@ -1,47 +1,13 @@
-import { useState } from "react";
-import { apiUrl, type Invite, must, restClient, type Session } from "../api/index.js";
-import { ActionButton, Notice } from "../components/action.js";
+import { must, restClient, type Session } from "../api/index.js";
+import { Notice } from "../components/action.js";
 import { usePoll } from "../components/use-poll.js";
+import { PasswordForm } from "./password-form.js";
+import { TeamInvites } from "./team-invites.js";
 import { TeamMembers } from "./team-members.js";
 
-/** An invitation into the team (`POST /v1/teams/invites`, owners only), its token shown once. */
-function TeamInvite({ session }: { session: Session }) {
-  const [invite, setInvite] = useState<Invite>();
-  const [error, setError] = useState<string>();
-  const create = async () => {
-    setInvite(await must(restClient(session, "user").POST("/v1/teams/invites")));
-    setError(undefined);
-  };
-  return (
-    <section className="panel" aria-labelledby="team-title">
-      <h2 id="team-title">Team</h2>
-      <p className="hint">A team owner can invite someone: the invitation works once.</p>
-      <ActionButton onAction={create} onError={setError}>
-        Create invitation
-      </ActionButton>
-      <Notice error={error} />
-      {invite && (
-        <div role="status">
-          <p>
-            Shown once. Send it to the person you invite; they sign up with it (until{" "}
-            <time dateTime={invite.expires_at}>{new Date(invite.expires_at).toLocaleString()}</time>
-            ) and join this team:
-          </p>
-          <pre className="command" data-testid="invite-token">
-            {invite.token}
-          </pre>
-          <pre className="command" data-testid="invite-signup">
-            curl -X POST {apiUrl()}/v1/auth/signup -H 'content-type: application/json' -d
-            {` '{"email": "<their email>", "password": "<their password>", "invite": "${invite.token}"}'`}
-          </pre>
-        </div>
-      )}
-    </section>
-  );
-}
-
 /** Who is signed in, for which team, and what this browser holds (from `GET /v1/auth/whoami`). */
-export function AccountPage({ session }: { session: Session }) {
+export function AccountPage(props: { session: Session; onSession: (s: Session) => void }) {
+  const { session } = props;
   const who = usePoll(() => must(restClient(session, "user").GET("/v1/auth/whoami")), 0);
   return (
     <section aria-labelledby="account-title">
@@ -70,7 +36,8 @@ export function AccountPage({ session }: { session: Session }) {
         </dl>
       )}
       <TeamMembers session={session} {...(who.data?.user_id ? { userId: who.data.user_id } : {})} />
-      <TeamInvite session={session} />
+      <TeamInvites session={session} />
+      <PasswordForm session={session} onSession={props.onSession} />
     </section>
   );
 }

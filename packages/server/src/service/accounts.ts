@@ -7,7 +7,14 @@ import {
   verifyPassword,
 } from "../auth/index.js";
 import type { SignupMode } from "../config/index.js";
-import { isUniqueViolation, newId, nowIso, type Store, type TeamMember } from "../db/index.js";
+import {
+  isId,
+  isUniqueViolation,
+  newId,
+  nowIso,
+  type Store,
+  type TeamMember,
+} from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { elapsed } from "./elapsed.js";
 import type { TeamPrincipal, UserPrincipal } from "./principals.js";
@@ -124,7 +131,8 @@ export class AccountService {
   async revokeInvite(principal: UserPrincipal, id: string): Promise<void> {
     if (principal.role !== "owner")
       throw new ServerError("permission_denied", "only a team owner can revoke invitations");
-    if (!(await this.store.invites.revoke(principal.teamId, id)))
+    // Not an id: as missing as another team's (and never sent to the database, which refuses NUL).
+    if (!isId(id) || !(await this.store.invites.revoke(principal.teamId, id)))
       throw new ServerError("not_found", `invitation ${JSON.stringify(id)} not found`);
     this.logger.info(
       { op: "team.revoke_invite", teamId: principal.teamId, inviteId: id, by: principal.userId },
