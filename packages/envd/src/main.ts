@@ -30,10 +30,12 @@ const userChecked = process.env.WRENN_ENVD_USER
 
 // A template's start command and process defaults; tests point it elsewhere.
 const configDir = process.env.WRENN_ENVD_CONFIG_DIR ?? "/etc/wrenn";
-// The spawn helper sits beside the bundle (dist/wrenn-spawn); WRENN_ENVD_SPAWN_HELPER="" turns it off.
+// The spawn helper sits beside the bundle (dist/wrenn-spawn); WRENN_ENVD_SPAWN_HELPER=0 turns it
+// off (Node's spawn then starts every process).
 const spawnHelper =
-  process.env.WRENN_ENVD_SPAWN_HELPER ??
-  (process.argv[1] ? join(dirname(process.argv[1]), "wrenn-spawn") : undefined);
+  process.env.WRENN_ENVD_SPAWN_HELPER === "0" || !process.argv[1]
+    ? undefined
+    : join(dirname(process.argv[1]), "wrenn-spawn");
 delete process.env.WRENN_ENVD_SPAWN_HELPER;
 const envd = createEnvd({ accessToken, configDir, spawnHelper });
 const listening = userChecked.then(async () => {
