@@ -57,6 +57,7 @@ class HelperChild extends EventEmitter implements PipeChild {
   readonly stderr: Readable;
   private openStreams = 2;
   private exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  private closed = false;
 
   constructor(
     readonly pid: number,
@@ -72,10 +73,14 @@ class HelperChild extends EventEmitter implements PipeChild {
   }
 
   exited(code: number | null, signal: NodeJS.Signals | null): void {
-    if (this.exit) return;
-    this.exit = { code, signal };
-    this.emit("exit", code, signal);
-    this.maybeClose();
+    // A fast process's exit comes in the same read as its start: its owner attaches listeners
+    // once the start has resolved its promise, so the exit waits for the next turn.
+    setImmediate(() => {
+      if (this.exit) return;
+      this.exit = { code, signal };
+      this.emit("exit", code, signal);
+      this.maybeClose();
+    });
   }
 
   private streamClosed(): void {
@@ -85,7 +90,10 @@ class HelperChild extends EventEmitter implements PipeChild {
 
   /** Like ChildProcess: `close` once it exited and its output pipes are closed. */
   private maybeClose(): void {
-    if (this.exit && this.openStreams === 0) this.emit("close", this.exit.code, this.exit.signal);
+    if (this.exit && this.openStreams === 0 && !this.closed) {
+      this.closed = true;
+      this.emit("close", this.exit.code, this.exit.signal);
+    }
   }
 }
 
