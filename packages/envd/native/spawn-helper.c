@@ -31,6 +31,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/signalfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -186,6 +187,14 @@ static void do_spawn(uint32_t id, struct spawn_req *r) {
   r->child_errno = 0;
   /* Returns once the child has exec'd or exited: CLONE_VFORK suspends the helper until then. */
   pid_t pid = clone(child_main, child_stack + CHILD_STACK, CLONE_VM | CLONE_VFORK | SIGCHLD, r);
+  /*
+   * envd opens the helper's pipe ends through /proc/<helper>/fd, which the kernel allows
+   * (without CAP_SYS_PTRACE, as in a sandbox) only while the helper is dumpable, and a child
+   * that switched its uid while sharing the helper's memory made it undumpable. Dumpable only
+   * opens it to processes with the helper's own uid and capabilities (envd's equals), never to
+   * the sandbox's user.
+   */
+  prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);
   close(in[0]);
   close(out[1]);
   close(err[1]);
