@@ -11,6 +11,11 @@ import { closeServer, startServer } from "./single-host.js";
 import { spawnDone } from "./speed.js";
 import { type Figure, msSince, percentile } from "./stats.js";
 
+const SPAWN_TRUE = "Node spawn('true')";
+const ENVD = "envd direct (Connect, sandbox address)";
+const AGENT = "agent envd proxy (Connect)";
+const SERVER = "server POST /exec (undici)";
+const SDK = "SDK commands.run('true')";
 const ROUNDS = Number(process.env.WRENN_BENCH_EXEC_ROUNDS || 60);
 const WARMUP = 5;
 
@@ -52,19 +57,31 @@ export async function benchExec(): Promise<Figure[]> {
   try {
     const { conn, host } = server;
     const sandbox = await Sandbox.create(conn);
-    const info = host.embedded.agent.runtime.get(sandbox.sandboxId);
+    // A second sandbox whose envd lost its spawn helper: it starts processes with Node's spawn,
+    // as envd did before the helper (and does wherever none was built).
+    const nodeSpawned = await Sandbox.create(conn);
+    await nodeSpawned.commands.run(
+      'for p in /proc/[0-9]*; do [ "$(cat $p/comm 2>/dev/null)" = wrenn-spawn ] && kill -9 "$(basename "$p")"; done; true',
+      // The shell is the helper's own child: its exit status goes with the helper.
+      { user: "root", throwOnError: false },
+    );
     const agentHost = host.embedded.host;
-    const direct = createConnectTransport({
-      baseUrl: `http://${info.envdAddress}`,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          if (info.envdAccessToken) req.header.set("x-access-token", info.envdAccessToken);
-          req.header.set("authorization", `Basic ${Buffer.from("user:").toString("base64")}`);
-          return next(req);
-        },
-      ],
-    });
+    const direct = (id: string) => {
+      const info = host.embedded.agent.runtime.get(id);
+      return createConnectTransport({
+        baseUrl: `http://${info.envdAddress}`,
+        httpVersion: "1.1",
+        interceptors: [
+          (next) => (req) => {
+            if (info.envdAccessToken) req.header.set("x-access-token", info.envdAccessToken);
+            req.header.set("authorization", `Basic ${Buffer.from("user:").toString("base64")}`);
+            return next(req);
+          },
+        ],
+      });
+    };
+    const helperDirect = direct(sandbox.sandboxId);
+    const nodeDirect = direct(nodeSpawned.sandboxId);
     const proxied = createConnectTransport({
       baseUrl: `${agentHost.url}/sandboxes/${sandbox.sandboxId}/envd`,
       httpVersion: "1.1",
@@ -76,20 +93,23 @@ export async function benchExec(): Promise<Figure[]> {
       ],
     });
     const execUrl = `${conn.apiUrl}/v1/sandboxes/${sandbox.sandboxId}/exec`;
-    const spawnedAt: Record<string, number[]> = { envd: [], agent: [] };
+    const spawnedAt: Record<"helper" | "node", number[]> = { helper: [], node: [] };
+    /** The hops one run('true') crosses, innermost first. */
+    const chain = new Set([ENVD, AGENT, SERVER, SDK]);
     const hops: Hop[] = [
-      { name: "Node spawn('true')", run: () => spawnDone("true", []) },
+      { name: SPAWN_TRUE, run: () => spawnDone("true", []) },
       { name: "Node spawn('sh -c true')", run: () => spawnDone("/bin/sh", ["-c", "true"]) },
       {
-        name: "envd direct (Connect, sandbox address)",
-        run: async () => void spawnedAt.envd!.push((await startTrue(direct)).spawnedMs),
+        name: `${ENVD}, Node's spawn in envd`,
+        run: async () => void spawnedAt.node.push((await startTrue(nodeDirect)).spawnedMs),
       },
       {
-        name: "agent envd proxy (Connect)",
-        run: async () => void spawnedAt.agent!.push((await startTrue(proxied)).spawnedMs),
+        name: ENVD,
+        run: async () => void spawnedAt.helper.push((await startTrue(helperDirect)).spawnedMs),
       },
+      { name: AGENT, run: async () => void (await startTrue(proxied)) },
       {
-        name: "server POST /exec (undici)",
+        name: SERVER,
         run: async () => {
           const res = await request(execUrl, {
             method: "POST",
@@ -100,9 +120,10 @@ export async function benchExec(): Promise<Figure[]> {
           if (res.statusCode !== 200 || body.exit_code !== 0) throw new Error("exec failed");
         },
       },
+      { name: SDK, run: async () => void (await sandbox.commands.run("true")) },
       {
-        name: "SDK commands.run('true')",
-        run: async () => void (await sandbox.commands.run("true")),
+        name: `${SDK}, Node's spawn in envd`,
+        run: async () => void (await nodeSpawned.commands.run("true")),
       },
     ];
     const samples = new Map<string, number[]>(hops.map((h) => [h.name, []]));
@@ -113,23 +134,19 @@ export async function benchExec(): Promise<Figure[]> {
         if (round >= WARMUP) samples.get(hop.name)!.push(msSince(start));
       }
     }
-    await sandbox.kill();
+    await Promise.all([sandbox.kill(), nodeSpawned.kill()]);
 
     const p50 = (name: string) => percentile(samples.get(name)!, 50);
-    const spawnTrue = p50("Node spawn('true')");
+    const spawnTrue = p50(SPAWN_TRUE);
     const figures: Figure[] = [];
     let inner: number | undefined;
     for (const hop of hops) {
       const value = p50(hop.name);
       const parts = [`${(value / spawnTrue).toFixed(2)}× Node spawn('true')`];
-      if (inner !== undefined) parts.push(`this hop +${(value - inner).toFixed(2)} ms`);
-      if (
-        hop.name.startsWith("envd") ||
-        hop.name.startsWith("agent") ||
-        hop.name.startsWith("server") ||
-        hop.name.startsWith("SDK")
-      )
+      if (chain.has(hop.name)) {
+        if (inner !== undefined) parts.push(`this hop +${(value - inner).toFixed(2)} ms`);
         inner = value;
+      }
       figures.push({
         suite: "exec",
         name: `${hop.name} p50`,
@@ -142,14 +159,14 @@ export async function benchExec(): Promise<Figure[]> {
       {
         suite: "exec",
         name: "envd direct: request → start event p50",
-        value: percentile(spawnedAt.envd!, 50),
+        value: percentile(spawnedAt.helper, 50),
         unit: "ms",
         note: "the spawn done; the rest is the process running, exiting and its end event",
       },
       {
         suite: "exec",
-        name: "agent proxy: request → start event p50",
-        value: percentile(spawnedAt.agent!, 50),
+        name: "envd direct, Node's spawn in envd: request → start event p50",
+        value: percentile(spawnedAt.node, 50),
         unit: "ms",
       },
     );
