@@ -1,5 +1,6 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
+import { benchExec } from "./exec.js";
 import { benchFleet } from "./fleet.js";
 import { benchFork } from "./fork.js";
 import { benchIo } from "./io.js";
@@ -21,6 +22,8 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   fleet: benchFleet,
   microvm: benchMicroVm,
   speed: benchSpeed,
+  // issue #12's run('true') split hop by hop.
+  exec: benchExec,
   fork: benchFork,
   // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).
   load: benchLoad,

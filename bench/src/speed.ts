@@ -6,23 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import {
-  keepHostFirewallState,
-  type NamespaceRuntime,
-  type RuntimeSet,
-  type WarmPoolSetting,
-} from "@wrenn/agent";
+import { keepHostFirewallState, type NamespaceRuntime } from "@wrenn/agent";
 import { Sandbox } from "@wrenn/sdk";
-import { bootstrapSingleHost, loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
-import pino from "pino";
 import { bareHttpLoad, load } from "./autocannon.js";
 import { sandboxPss } from "./pss.js";
+import { closeServer, startServer, TEMPLATE } from "./single-host.js";
 import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
 
 const exec = promisify(execFile);
 const MiB = 1024 * 1024;
-/** The template creates get (the server's default template here): test-minimal builds in a second. */
-const TEMPLATE = process.env.WRENN_BENCH_TEMPLATE || "test-minimal";
 const SEQUENTIAL = 20;
 const RUNS = 100;
 const CONCURRENT = 20;
@@ -67,39 +59,6 @@ const atLeast = (share: number) => ({
 });
 const absolute = (text: string, met: (v: number) => boolean) => ({ text, met });
 
-/** A single-host server with the settings a new user gets, and an API key for the SDK. */
-async function startServer(dataDir: string, warmPool?: WarmPoolSetting) {
-  const config = loadConfig({
-    WRENN_DATA_DIR: dataDir,
-    WRENN_PORT: "0",
-    WRENN_DEFAULT_TEMPLATE: TEMPLATE,
-  });
-  // Logged at info as in production (one line per request), written where nobody reads it.
-  const logger = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
-  const host = await startSingleHost(config, logger, warmPool ? { warmPool } : {});
-  try {
-    await host.ready;
-    const url = host.http?.url ?? "";
-    // The first run's client config (kept in the data dir, so a restart finds it again).
-    const { config: client } = await bootstrapSingleHost(host.services, dataDir, url);
-    if (!client) throw new Error("bootstrap made no client config");
-    const apiKey = client.api_key;
-    const runtime = (host.embedded.agent.runtime as RuntimeSet).runtime(
-      "namespace",
-    ) as NamespaceRuntime;
-    return { host, conn: { apiUrl: url, apiKey }, runtime, agentDir: join(dataDir, "agent") };
-  } catch (err) {
-    await host.close();
-    throw err;
-  }
-}
-
-async function closeServer(host: SingleHost): Promise<void> {
-  const runtime = host.embedded.agent.runtime;
-  for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-  await host.close();
-}
-
 /** create → run('true') → kill, one after another; each create finds the pool refilled. */
 async function createThenRun(
   conn: { apiUrl: string; apiKey: string },
@@ -120,7 +79,7 @@ async function createThenRun(
 }
 
 /** Spawns `file args` and resolves when it exits 0. */
-function spawnDone(file: string, args: string[]): Promise<void> {
+export function spawnDone(file: string, args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
     const child = spawn(file, args, { stdio: "ignore" });
     child.once("error", reject);

@@ -1,7 +1,8 @@
 // Bundles envd into dist/envd.cjs (one CommonJS file, Node >= 18) started by dist/envd.js through
 // V8's code cache (dist/envd.cjs.cache, made here by running envd once), and places the native
 // PTY module beside it.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
+import { rmSync } from "node:fs";
 import { cp, mkdir, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { userInfo } from "node:os";
@@ -51,7 +52,28 @@ await cp(join(ptyRoot, "package.json"), join(ptyOut, "package.json"));
 await cp(join(ptyRoot, "lib"), join(ptyOut, "lib"), { recursive: true });
 await cp(join(ptyRoot, "build/Release/pty.node"), join(ptyOut, "build/Release/pty.node"));
 
+buildSpawnHelper();
 await writeCodeCache();
+
+/**
+ * dist/wrenn-spawn, envd's spawn helper (native/spawn-helper.c), with the host's C compiler. It
+ * is linked statically: it runs inside sandboxes, against whatever C library their template has.
+ * Without a compiler (or static libc) envd starts processes with Node's spawn, a little slower.
+ */
+function buildSpawnHelper() {
+  const out = join(dist, "wrenn-spawn");
+  const cc = process.env.CC || "cc";
+  rmSync(out, { force: true });
+  try {
+    execFileSync(cc, ["-O2", "-Wall", "-static", "-o", out, join(root, "native/spawn-helper.c")], {
+      stdio: ["ignore", "ignore", "pipe"],
+    });
+  } catch (err) {
+    console.warn(
+      `envd bundle: no spawn helper (${cc}: ${err.stderr?.toString().trim() || err.message}); processes start with Node's spawn`,
+    );
+  }
+}
 
 /**
  * Starts envd once on a loopback port and stops it once it listens: on exit it writes the code

@@ -1,4 +1,5 @@
 import { userInfo } from "node:os";
+import { dirname, join } from "node:path";
 import { defaults } from "./defaults.js";
 import { logger } from "./logger.js";
 import { createEnvd } from "./server/app.js";
@@ -29,7 +30,14 @@ const userChecked = process.env.WRENN_ENVD_USER
 
 // A template's start command and process defaults; tests point it elsewhere.
 const configDir = process.env.WRENN_ENVD_CONFIG_DIR ?? "/etc/wrenn";
-const envd = createEnvd({ accessToken, configDir });
+// The spawn helper sits beside the bundle (dist/wrenn-spawn); WRENN_ENVD_SPAWN_HELPER=0 turns it
+// off (Node's spawn then starts every process).
+const spawnHelper =
+  process.env.WRENN_ENVD_SPAWN_HELPER === "0" || !process.argv[1]
+    ? undefined
+    : join(dirname(process.argv[1]), "wrenn-spawn");
+delete process.env.WRENN_ENVD_SPAWN_HELPER;
+const envd = createEnvd({ accessToken, configDir, spawnHelper });
 const listening = userChecked.then(async () => {
   const listener = await listenHttp(envd.handler, { port, host });
   logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");

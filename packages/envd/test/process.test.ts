@@ -31,7 +31,16 @@ function pidAlive(pid: number): boolean {
 
 const extraGroup = `wrenn-envd-x${process.pid}`;
 
-describe("process.Process", () => {
+/**
+ * Every behaviour holds for both ways envd starts processes with pipes: its spawn helper
+ * (wrenn-spawn, built with the bundle) and Node's spawn, the fallback without one.
+ */
+const spawners: [string, Record<string, string>][] = [
+  ["the spawn helper", {}],
+  ["Node's spawn", { WRENN_ENVD_SPAWN_HELPER: "0" }],
+];
+
+describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv) => {
   let envd: RunningEnvd;
   let run: (
     cmd: string,
@@ -44,7 +53,7 @@ describe("process.Process", () => {
     // A supplementary group for the test user, to see that groups survive the user switch.
     execFileSync("groupadd", [extraGroup]);
     execFileSync("usermod", ["-aG", extraGroup, TEST_USER]);
-    envd = await startEnvd();
+    envd = await startEnvd(spawnerEnv);
     await chmod(envd.dir, 0o755);
     run = (cmd, args = [], init = {}, headers = {}) => {
       const { envs, cwd, ...rest } = init as { envs?: Record<string, string>; cwd?: string };
@@ -373,9 +382,9 @@ describe("process.Process", () => {
   });
 });
 
-describe("envd shutdown", () => {
+describe.each(spawners)("envd shutdown, processes started by %s", (_spawner, spawnerEnv) => {
   it("ends every process it started: SIGTERM, then SIGKILL for those that ignore it", async () => {
-    const envd = await startEnvd();
+    const envd = await startEnvd(spawnerEnv);
     try {
       const pids: number[] = [];
       for (const script of ["sleep 1000", 'trap "" TERM; while :; do sleep 0.1; done']) {

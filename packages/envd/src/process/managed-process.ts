@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn as spawnChild } from "node:child_process";
+import { spawn as spawnChild } from "node:child_process";
 import {
   closeSync,
   constants as fsConstants,
@@ -11,7 +11,8 @@ import * as nodePty from "node-pty";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import { type ExitInfo, exitInfo, spawnFailure } from "./exit-status.js";
-import type { CommandSpec, SpawnPlan } from "./spawn-plan.js";
+import { HelperUnavailable, type PipeChild, type SpawnHelper } from "./spawn-helper.js";
+import type { CommandSpec, PlanResult, SpawnPlan } from "./spawn-plan.js";
 import { ptyTerm } from "./spawn-plan.js";
 import { type OutputChunk, Subscriber } from "./subscriber.js";
 
@@ -54,7 +55,7 @@ export class ManagedProcess {
 
   private readonly subscribers = new Set<Subscriber>();
   private readonly sources: Readable[] = [];
-  private child: ChildProcess | undefined;
+  private child: PipeChild | undefined;
   private term: nodePty.IPty | undefined;
   private paused = false;
   private result: ExitInfo | undefined;
@@ -102,6 +103,32 @@ export class ManagedProcess {
     return proc;
   }
 
+  /**
+   * Spawns a process with pipes through envd's spawn helper, which starts it without forking
+   * envd. When the helper is gone, `nodePlan` (a plan for Node's spawn) is spawned as spawn() does.
+   */
+  static async spawnWithHelper(
+    options: StartOptions,
+    plan: SpawnPlan,
+    helper: SpawnHelper,
+    nodePlan: () => PlanResult,
+  ): Promise<ManagedProcess> {
+    const proc = new ManagedProcess(options, plan.cwd);
+    try {
+      proc.attachPipes(await helper.spawn({ ...plan, stdin: options.stdin }));
+    } catch (err) {
+      if (err instanceof HelperUnavailable) {
+        const planned = nodePlan();
+        return planned.ok
+          ? ManagedProcess.spawn(options, planned.plan)
+          : ManagedProcess.failed(options, planned.error, "ENOENT");
+      }
+      const e = err as NodeJS.ErrnoException;
+      proc.finish(spawnFailure(`fork/exec ${options.spec.cmd}: ${e.message}`, e.code));
+    }
+    return proc;
+  }
+
   get ended(): boolean {
     return this.result !== undefined;
   }
@@ -116,13 +143,17 @@ export class ManagedProcess {
       detached: true,
       stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"],
     });
-    this.child = child;
-    this.processId = child.pid ?? 0;
     child.on("error", (err: NodeJS.ErrnoException) => {
       // Spawn failures arrive here (no pid); later ones (kill on a dead pid) are harmless.
       if (child.pid === undefined)
         this.finish(spawnFailure(`fork/exec ${this.spec.cmd}: ${err.message}`, err.code));
     });
+    this.attachPipes(child);
+  }
+
+  private attachPipes(child: PipeChild): void {
+    this.child = child;
+    this.processId = child.pid ?? 0;
     child.stdin?.on("error", (err) => logger.debug({ err, pid: this.pid }, "stdin write failed"));
     for (const [kind, stream] of [
       ["stdout", child.stdout],

@@ -2,6 +2,7 @@ import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import type { UserInfo } from "../user/index.js";
 import { ManagedProcess, type StartOptions } from "./managed-process.js";
+import type { SpawnHelper } from "./spawn-helper.js";
 import { planSpawn, validateCommand } from "./spawn-plan.js";
 import type { Subscriber } from "./subscriber.js";
 
@@ -17,6 +18,9 @@ export class ProcessManager {
   private readonly byTag = new Map<string, ManagedProcess>();
   private closing = false;
 
+  /** With a spawn helper, processes with pipes start without a fork of envd (see spawn-helper.ts). */
+  constructor(private readonly helper?: SpawnHelper) {}
+
   /**
    * Starts a process as `user` and attaches a first subscriber before any output can arrive.
    * A command that cannot be started still yields a (pid 0, already ended) process whose end
@@ -29,10 +33,16 @@ export class ProcessManager {
     validateCommand(options.spec);
     if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
     this.checkTag(options.tag);
-    const planned = planSpawn(options.spec, user, options.pty !== undefined);
-    const proc = planned.ok
-      ? ManagedProcess.spawn(options, planned.plan)
-      : ManagedProcess.failed(options, planned.error, "ENOENT");
+    const pty = options.pty !== undefined;
+    const helper = !pty && this.helper?.available ? this.helper : undefined;
+    const planned = planSpawn(options.spec, user, pty, helper !== undefined);
+    const proc = !planned.ok
+      ? ManagedProcess.failed(options, planned.error, "ENOENT")
+      : helper
+        ? await ManagedProcess.spawnWithHelper(options, planned.plan, helper, () =>
+            planSpawn(options.spec, user, false),
+          )
+        : ManagedProcess.spawn(options, planned.plan);
     const sub = proc.subscribe();
     if (!proc.ended && proc.pid) this.track(proc);
     logger.debug(
@@ -77,6 +87,11 @@ export class ProcessManager {
   /** SIGTERM to every process envd started (and its group), SIGKILL to whatever is left after a grace. */
   async close(): Promise<void> {
     this.closing = true;
+    await this.endAll();
+    this.helper?.close();
+  }
+
+  private async endAll(): Promise<void> {
     const running = this.list();
     if (running.length === 0) return;
     for (const proc of running) proc.kill("SIGTERM", true);

@@ -18,9 +18,11 @@ export interface SpawnPlan {
   args: string[];
   cwd: string;
   env: Record<string, string>;
-  /** Set when the spawner itself (libuv or node-pty) switches the user. */
+  /** Set when the spawner itself (libuv, node-pty or the spawn helper) switches the user. */
   uid?: number;
   gid?: number;
+  /** Supplementary groups, for a spawner that sets them (the spawn helper); with uid and gid. */
+  groups?: number[];
 }
 
 const basePath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -114,9 +116,16 @@ export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: str
  * Works out how to run `spec` as `user`: a clean environment (PATH, HOME, USER, LOGNAME, SHELL,
  * TERM for a PTY) overlaid with /init's env vars and the request's; the user's uid, gid and
  * supplementary groups. libuv drops supplementary groups and node-pty keeps envd's own, so when
- * that would be wrong the command runs through `setpriv` (which execs, keeping the pid).
+ * that would be wrong the command runs through `setpriv` (which execs, keeping the pid). A
+ * spawner that sets the groups itself (`setsGroups`: the spawn helper) gets them in the plan
+ * instead: the same groups setpriv or libuv would leave, without the extra exec.
  */
-export function planSpawn(spec: CommandSpec, user: UserInfo, pty: boolean): PlanResult {
+export function planSpawn(
+  spec: CommandSpec,
+  user: UserInfo,
+  pty: boolean,
+  setsGroups = false,
+): PlanResult {
   const cwd = spec.cwd ? resolve(user.home, spec.cwd) : defaultCwd(user);
   const env: Record<string, string> = {
     PATH: basePath,
@@ -134,6 +143,13 @@ export function planSpawn(spec: CommandSpec, user: UserInfo, pty: boolean): Plan
   const self = process.getuid?.() === user.uid && process.getgid?.() === user.gid;
   if (self) return { ok: true, plan: { file: spec.cmd, args: spec.args, cwd, env } };
   const extraGroups = user.groups.some((g) => g !== user.gid);
+  if (setsGroups) {
+    const groups = extraGroups ? user.groups : [];
+    return {
+      ok: true,
+      plan: { file: spec.cmd, args: spec.args, cwd, env, uid: user.uid, gid: user.gid, groups },
+    };
+  }
   const wrapper = (pty || extraGroups) && setpriv();
   if (wrapper) {
     const groups = user.groups.length ? user.groups : [user.gid];

@@ -18,6 +18,11 @@ export interface EnvdOptions {
   accessToken?: string;
   /** The template's config dir (`/etc/wrenn` in a sandbox): its start command and process defaults. */
   configDir?: string;
+  /**
+   * envd's spawn helper (wrenn-spawn, built beside the bundle): processes with pipes start from
+   * it without a fork of envd. Without it, or when it is missing, Node's spawn starts them.
+   */
+  spawnHelper?: string;
 }
 
 export interface Envd {
@@ -43,7 +48,7 @@ function isHealthCheck(req: { method?: string | undefined; url?: string | undefi
 export function createEnvd(options: EnvdOptions = {}): Envd {
   // Kept as a buffer: compared in constant time, never logged.
   let accessToken = options.accessToken ? Buffer.from(options.accessToken) : undefined;
-  const processes = createProcessService();
+  const processes = createProcessService(options.spawnHelper);
   const startState = options.configDir
     ? launchStartCommand(options.configDir, processes.manager)
     : () => ({ phase: "none" as const });
