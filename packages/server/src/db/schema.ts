@@ -92,6 +92,12 @@ export interface TemplatesTable {
   config: ColumnType<string | null, string | null | undefined, string | null>;
   /** The row whose layers this one stacks on (a snapshot of a sandbox made from a snapshot). */
   parentId: ColumnType<string | null, string | null | undefined, string | null>;
+  /** What its copy takes on a host, in KiB (0 when not known: rows from before it was kept). */
+  sizeKib: ColumnType<number, number | undefined, number>;
+  /** A build layer: when a build last made or reused it (the cache evicts the oldest first). */
+  usedAt: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A built template: JSON array of the layer ids its build went through (cached or made). */
+  buildLayers: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type TemplateKind = "snapshot" | "template" | "layer";

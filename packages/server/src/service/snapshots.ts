@@ -55,7 +55,10 @@ export class SnapshotService {
   async capture(
     teamId: string,
     sandbox: SandboxRecord,
-    fields: Pick<NewTemplateRow, "name" | "kind" | "version" | "cacheKey" | "config">,
+    fields: Pick<
+      NewTemplateRow,
+      "name" | "kind" | "version" | "cacheKey" | "config" | "buildLayers"
+    >,
   ): Promise<TemplateRow> {
     const host = await this.sandboxes.hostOf(sandbox);
     const id = newId();
@@ -79,7 +82,10 @@ export class SnapshotService {
       memoryMb: made?.memoryMb || sandbox.memoryMb,
       diskSizeMb: made?.diskSizeMb || sandbox.diskSizeMb,
       createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
+      sizeKib: Math.ceil(Number(made?.sizeBytes ?? 0n) / 1024),
     };
+    // A new layer counts as used now: the cache evicts the least recently used first.
+    if (fields.kind === "layer") row.usedAt = row.createdAt;
     try {
       return await this.store.transaction(async (tx) => {
         const inserted = await tx.templates.insert(row);

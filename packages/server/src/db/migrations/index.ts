@@ -6,6 +6,7 @@ import { runtimeDetails } from "./0004-runtime-details.js";
 import { egress } from "./0005-egress.js";
 import { publicTraffic } from "./0006-public-traffic.js";
 import { templates } from "./0007-templates.js";
+import { layerCache } from "./0008-layer-cache.js";
 
 // One migration set for both dialects: only types both read back the same (text, integer).
 // Each migration lives in its own file; add new ones here under the next number.
@@ -19,6 +20,7 @@ export const migrations: Record<string, Migration> = {
   "0005_egress": egress,
   "0006_public_traffic": publicTraffic,
   "0007_templates": templates,
+  "0008_layer_cache": layerCache,
 };
 
 export const migrationProvider: MigrationProvider = {
