@@ -162,7 +162,11 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     const race = (word: string) =>
       build({
         name: "race",
-        steps: [{ type: "run", cmd: `echo ${word} > /opt/word`, user: "root" }],
+        // A workdir not there yet is made for the step (as Docker does), the user's.
+        steps: [
+          { type: "workdir", path: "/srv/race" },
+          { type: "run", cmd: `echo ${word} > word` },
+        ],
       });
     const [a, b] = await Promise.all([race("alpha"), race("beta")]);
     const version = (r: BuildResult) =>
@@ -170,7 +174,9 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect([version(a), version(b)].sort()).toEqual([1, 2]);
     const res = await call("POST", "/v1/sandboxes", { template: "race" });
     const { id } = (await res.json()) as { id: string };
-    expect((await exec(id, "cat /opt/word")).stdout).toBe(version(a) === 2 ? "alpha\n" : "beta\n");
+    expect((await exec(id, "pwd; stat -c %U .; cat word")).stdout).toBe(
+      `/srv/race\nuser\n${version(a) === 2 ? "alpha" : "beta"}\n`,
+    );
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
     expect((await call("DELETE", "/v1/templates/race")).status).toBe(204);
   });
