@@ -41,7 +41,7 @@ async function expectCode(work: Promise<unknown>, code: string): Promise<void> {
 interface Case {
   name: string;
   skip: string | undefined;
-  /** Forks made at once (microVMs under TCG are slow: fewer there). */
+  /** Forks made at once. */
   forks: number;
   makeRuntime: (dir: string) => Runtime;
   spec: Partial<SandboxSpec>;
@@ -87,7 +87,7 @@ const cases: Case[] = [
   {
     name: "microvm",
     skip: rootSkip ?? vmSkip,
-    forks: 2,
+    forks: 5,
     makeRuntime: (dir) =>
       new MicroVmRuntime({
         agentDir: dir,
@@ -141,6 +141,9 @@ for (const c of cases) {
           metadata: { owner: "fork-test" },
         });
         await sh(source, `echo before > ${FILE}`);
+        const count = async (s: string) => Number(await sh(s, "cat /tmp/count"));
+        let atFork = 0;
+        let counterPid = "";
         if (c.processes) {
           // A counter in the background: in a microVM it lives on in every fork.
           await sh(
@@ -148,7 +151,12 @@ for (const c of cases) {
             "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done' " +
               "</dev/null >/dev/null 2>&1 & echo $! > /tmp/counter.pid",
           );
-          await sleep(1_000);
+          counterPid = await sh(source, "cat /tmp/counter.pid");
+          // Far enough along that a fork's counter cannot pass for one started afresh.
+          while (atFork < 5) {
+            await sleep(500);
+            atFork = await count(source);
+          }
         }
 
         const targets = Array.from({ length: c.forks }, (_, i) => ({ id: id(`f${i}`) }));
@@ -173,19 +181,29 @@ for (const c of cases) {
         );
         expect(await forkLayers()).toHaveLength(1);
 
-        // Each sees the moment of the fork, then only its own writes.
+        // Each sees the moment of the fork, then only its own writes (all at once: separate
+        // sandboxes, and microVMs under TCG are slow one by one).
         const all = [source, ...targets.map((t) => t.id)];
-        for (const s of all) expect(await sh(s, `cat ${FILE}`)).toBe("before");
-        for (const s of all) await sh(s, `echo mine-${s} > ${FILE}`);
-        for (const s of all) expect(await sh(s, `cat ${FILE}`)).toBe(`mine-${s}`);
+        const each = <T>(work: (s: string) => Promise<T>) => Promise.all(all.map(work));
+        expect(await each((s) => sh(s, `cat ${FILE}`))).toEqual(all.map(() => "before"));
+        await each((s) => sh(s, `echo mine-${s} > ${FILE}`));
+        expect(await each((s) => sh(s, `cat ${FILE}`))).toEqual(all.map((s) => `mine-${s}`));
 
         if (c.processes) {
-          const count = async (s: string) => Number(await sh(s, "cat /tmp/count"));
+          // Every fork runs the source's counter process itself, carried on from where it was.
+          const pids = await each((s) =>
+            sh(s, "cat /tmp/counter.pid; kill -0 $(cat /tmp/counter.pid) && echo alive"),
+          );
+          expect(pids).toEqual(all.map(() => `${counterPid}\nalive`));
+          const first = await each(count);
+          for (const [i, n] of first.entries()) {
+            expect(n, `counter in ${all[i]} at the fork`).toBeGreaterThanOrEqual(atFork);
+          }
           // Stopped in the first fork only: it stands still there, and goes on everywhere else.
           await sh(targets[0]!.id, "kill $(cat /tmp/counter.pid)");
-          const before = await Promise.all(all.map(count));
+          const before = await each(count);
           await sleep(3_000);
-          const after = await Promise.all(all.map(count));
+          const after = await each(count);
           expect(after[1]).toBe(before[1]);
           for (const i of all.keys()) {
             if (i !== 1) expect(after[i]!, `counter in ${all[i]}`).toBeGreaterThan(before[i]!);

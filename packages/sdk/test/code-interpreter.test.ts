@@ -1,8 +1,4 @@
-import { execFile } from "node:child_process";
-import { access, mkdir, rename, symlink } from "node:fs/promises";
-import { join, resolve } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { promisify } from "node:util";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
 import { debianMirror } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -14,6 +10,7 @@ import {
   TimeoutError,
 } from "../src/index.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
+import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
 
 // `runCode` against real `code-interpreter` sandboxes (Debian's Jupyter kernel behind Wrenn's
 // service on port 49999), from this SDK and from E2B's `@e2b/code-interpreter` package unchanged.
@@ -33,12 +30,6 @@ async function skipReason(): Promise<string | undefined> {
 }
 const skip = await skipReason();
 
-const exists = (path: string) =>
-  access(path).then(
-    () => true,
-    () => false,
-  );
-
 describe.skipIf(skip)(
   `code interpreter${skip ? ` (skipped: ${skip})` : ""}`,
   { timeout: 120_000 },
@@ -52,36 +43,8 @@ describe.skipIf(skip)(
     beforeAll(async () => {
       server = await startTestServer();
       conn = { apiUrl: server.url, apiKey: server.apiKey };
-      // The namespace runtime's own store (the server builds templates on first use too, but a
-      // create call would time out long before this build ends).
-      const { templateStore: store } = server.host.embedded.agent.runtime as unknown as {
-        templateStore: {
-          dir: string;
-          ensureTemplate(name: string): Promise<{ sizeBytes: number }>;
-        };
-      };
-      const cache = process.env.WRENN_TEST_TEMPLATE_CACHE;
-      const cached = cache && join(cache, TEMPLATE);
-      const isCached = cached && (await exists(join(cached, "template.json")));
-      if (isCached) {
-        await mkdir(store.dir, { recursive: true });
-        await symlink(resolve(cached), join(store.dir, TEMPLATE));
-      }
-      const started = Date.now();
-      const info = await store.ensureTemplate(TEMPLATE);
-      console.log(
-        `code-interpreter template: ${Math.round((Date.now() - started) / 1000)} s, ${Math.round(info.sizeBytes / 2 ** 20)} MiB`,
-      );
-      if (cached && !isCached) {
-        const partial = `${cached}.partial-${process.pid}`;
-        await promisify(execFile)("cp", [
-          "-a",
-          "--reflink=auto",
-          join(store.dir, TEMPLATE),
-          partial,
-        ]);
-        await rename(partial, cached);
-      }
+      const built = await ensureBuiltinTemplate(server, TEMPLATE);
+      console.log(`code-interpreter template: ${built.seconds} s, ${built.sizeMiB} MiB`);
       sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
     }, 3_600_000);
 

@@ -271,12 +271,84 @@ for (const engine of testEngines()) {
           config: null,
           parentId: null,
           sizeKib: null,
+          usedAt: null,
+          buildLayers: null,
         };
         expect(await store.templates.getByName(teamA, "py")).toEqual(stored);
         expect(await store.templates.get(teamB, template.id)).toBeUndefined();
         expect(await store.templates.list(teamA)).toEqual([stored]);
         expect(await store.templates.delete(teamB, template.id)).toBe(false);
         expect(await store.templates.delete(teamA, template.id)).toBe(true);
+      });
+
+      it("templates: the layer cache sees layers nothing stands on, least recently used first", async () => {
+        const row = (name: string, over: Record<string, unknown> = {}) => ({
+          id: newId(),
+          teamId: teamB,
+          name,
+          sourceSandboxId: null,
+          hostId: null,
+          baseTemplate: "base",
+          vcpus: 1,
+          memoryMb: 512,
+          diskSizeMb: 1024,
+          createdAt: at(400),
+          kind: "layer" as const,
+          ...over,
+        });
+        // under ← stacked (a layer on a layer), held (a sandbox runs from it), free, older.
+        const under = row("layer-under", { usedAt: at(401), sizeKib: 2_929_688 });
+        const stacked = row("layer-stacked", { usedAt: at(405), parentId: under.id });
+        const held = row("layer-held", { usedAt: at(402) });
+        const free = row("layer-free", { usedAt: at(404), sizeKib: 7 });
+        const older = row("layer-older", { usedAt: at(403) });
+        const built = row("built", { kind: "template", parentId: stacked.id, buildLayers: "[]" });
+        for (const r of [under, stacked, held, free, older, built]) await store.templates.insert(r);
+        const sandbox = {
+          id: newId(),
+          teamId: teamB,
+          hostId: null,
+          template: held.id,
+          runtime: "namespace",
+          snapshotId: held.id,
+          state: "running",
+          vcpus: 1,
+          memoryMb: 512,
+          diskSizeMb: 1024,
+          timeoutSec: 0,
+          metadata: {},
+          createdAt: at(406),
+          updatedAt: at(406),
+          lastActiveAt: at(406),
+          stoppedAt: null,
+          publicTraffic: true,
+          autoResume: false,
+          network: { allowInternetAccess: true, allowOut: [], denyOut: [] },
+        } satisfies SandboxRecord;
+        await store.sandboxes.insert(sandbox);
+        const evictable = async () =>
+          (await store.templates.evictableLayers())
+            .filter((r) => r.teamId === teamB)
+            .map((r) => r.name);
+        expect(await evictable()).toEqual(["layer-older", "layer-free"]);
+        await store.templates.touchLayer(older.id, at(409));
+        expect(await evictable()).toEqual(["layer-free", "layer-older"]);
+        // A stopped sandbox holds nothing; a row gone frees what it stacked on.
+        await store.sandboxes.update(teamB, sandbox.id, { state: "stopped" }, at(410));
+        await store.templates.delete(teamB, built.id);
+        expect(await evictable()).toEqual([
+          "layer-held",
+          "layer-free",
+          "layer-stacked",
+          "layer-older",
+        ]);
+        // A size past 32 bits of bytes (2.8 GiB) reads back as a number on both engines.
+        const sizes = (await store.templates.allLayers()).filter((l) =>
+          [under.id, free.id].includes(l.id),
+        );
+        expect(sizes.map((l) => l.sizeKib).sort((a, b) => a - b)).toEqual([7, 2_929_688]);
+        for (const r of [stacked, under, held, free, older])
+          await store.templates.delete(teamB, r.id);
       });
 
       it("hosts: upsert replaces, refresh tokens expire", async () => {

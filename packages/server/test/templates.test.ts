@@ -1,91 +1,27 @@
 import { createHash } from "node:crypto";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import {
-  AddressPool,
-  defaultEnvdDir,
-  keepHostFirewallState,
-  NamespaceRuntime,
-  silentLogger,
-} from "@wrenn/agent";
-import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config/index.js";
-import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
 import { newTeamKey } from "./helpers/app.js";
-import { type TestDatabase, testEngines } from "./helpers/databases.js";
-import { leaksUnder } from "./helpers/host-state.js";
+import { type BuildResult, startTemplateHost, type TemplateHost } from "./helpers/template-host.js";
 
 // Templates built from a recipe, for real: HTTP API → build service → embedded agent → build
 // sandboxes in namespaces → layers frozen as snapshots → sandboxes started from the result.
 // On `test-minimal` (busybox + Node, no download); an apt recipe on `base` runs in the
-// custom-template example (examples/test). SQLite only: the build path does not depend on the database, and
-// each build costs several sandboxes on a loaded machine.
-
-const TEMPLATE = "test-minimal";
-const sqlite = testEngines().find((e) => e.name === "sqlite");
-if (!sqlite) throw new Error("no sqlite engine");
+// custom-template example (examples/test), npm packages in templates-npm.test.ts. SQLite only:
+// the build path does not depend on the database, and each build costs several sandboxes on a
+// loaded machine.
 
 const SERVER_JS =
   "require('http').createServer((q, s) => s.end('hello from ' + process.env.GREETING)).listen(8080, '127.0.0.1');\n";
 const sha256 = (data: string) => createHash("sha256").update(data).digest("hex");
 
-interface BuildResult {
-  events: Record<string, unknown>[];
-  last: Record<string, unknown>;
-  ms: number;
-}
-
 describe("template builds on the namespace runtime", { timeout: 300_000 }, () => {
-  const cidr = process.env.WRENN_SANDBOX_CIDR ?? "10.226.0.0/16";
-  let dataDir: string;
-  let agentDir: string;
-  let database: TestDatabase;
-  let host: SingleHost;
-  let key: Record<string, string>;
-  let restoreHost: () => Promise<void> = async () => {};
-
-  const call = (method: string, path: string, json?: unknown) =>
-    host.app.request(path, {
-      method,
-      headers: { ...key, ...(json === undefined ? {} : { "content-type": "application/json" }) },
-      ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-    });
-
-  /** POSTs a build and reads its NDJSON log to the end; `onEvent` sees each event as it comes. */
-  async function build(
+  let th: TemplateHost;
+  const call = (method: string, path: string, json?: unknown) => th.call(method, path, json);
+  const build = (
     recipe: Record<string, unknown>,
-    onEvent: (e: Record<string, unknown>) => void = () => {},
-  ): Promise<BuildResult> {
-    const started = performance.now();
-    const res = await call("POST", "/v1/templates/builds", {
-      from: { template: TEMPLATE },
-      ...recipe,
-    });
-    // The body is the log stream: read it only to explain a refusal.
-    if (res.status !== 200) expect(res.status, await res.text()).toBe(200);
-    expect(res.headers.get("content-type")).toContain("application/x-ndjson");
-    const events: Record<string, unknown>[] = [];
-    let buffered = "";
-    const decoder = new TextDecoder();
-    for await (const chunk of res.body as unknown as AsyncIterable<Uint8Array>) {
-      buffered += decoder.decode(chunk, { stream: true });
-      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-        const event = JSON.parse(buffered.slice(0, nl)) as Record<string, unknown>;
-        buffered = buffered.slice(nl + 1);
-        events.push(event);
-        onEvent(event);
-      }
-    }
-    return { events, last: events.at(-1) ?? {}, ms: performance.now() - started };
-  }
-
-  const exec = async (id: string, cmd: string) =>
-    (await (await call("POST", `/v1/sandboxes/${id}/exec`, { cmd })).json()) as {
-      stdout: string;
-      exit_code: number;
-    };
+    onEvent?: (e: Record<string, unknown>) => void,
+  ): Promise<BuildResult> => th.build(recipe, onEvent);
+  const exec = (id: string, cmd: string) => th.exec(id, cmd);
 
   const recipe = (lastCmd: string) => ({
     name: "web",
@@ -109,43 +45,11 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
   });
 
   beforeAll(async () => {
-    restoreHost = await keepHostFirewallState();
-    dataDir = await mkdtemp(join(tmpdir(), "wrenn-templates-"));
-    agentDir = await mkdtemp(join(tmpdir(), "wrenn-templates-agent-"));
-    database = await sqlite.create();
-    const logger = silentLogger();
-    host = await startSingleHost(
-      loadConfig({ WRENN_DATA_DIR: dataDir, WRENN_DEFAULT_TEMPLATE: TEMPLATE }),
-      pino({ level: "silent" }),
-      {
-        db: database.handle,
-        agentDir,
-        runtime: new NamespaceRuntime({
-          agentDir,
-          envdDir: defaultEnvdDir(),
-          logger,
-          addressPool: new AddressPool(cidr),
-        }),
-        reconcileIntervalMs: 500,
-        listen: false,
-      },
-    );
-    await host.ready;
-    key = await newTeamKey(host.app);
+    th = await startTemplateHost({ template: "test-minimal" });
   }, 180_000);
 
   afterAll(async () => {
-    if (host) {
-      const runtime = host.embedded.agent.runtime;
-      for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-      await host.close();
-    }
-    await database?.cleanup();
-    const leaks = agentDir ? await leaksUnder(agentDir) : [];
-    await rm(dataDir, { recursive: true, force: true });
-    if (leaks.length === 0) await rm(agentDir, { recursive: true, force: true });
-    await restoreHost();
-    expect(leaks).toEqual([]);
+    if (th) expect(await th.close()).toEqual([]);
   }, 120_000);
 
   it("refuses bad recipes with 400 {code, message} before building anything", async () => {
@@ -263,7 +167,11 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     const race = (word: string) =>
       build({
         name: "race",
-        steps: [{ type: "run", cmd: `echo ${word} > /opt/word`, user: "root" }],
+        // A workdir not there yet is made for the step (as Docker does), the user's.
+        steps: [
+          { type: "workdir", path: "/srv/race" },
+          { type: "run", cmd: `echo ${word} > word` },
+        ],
       });
     const [a, b] = await Promise.all([race("alpha"), race("beta")]);
     const version = (r: BuildResult) =>
@@ -271,13 +179,15 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect([version(a), version(b)].sort()).toEqual([1, 2]);
     const res = await call("POST", "/v1/sandboxes", { template: "race" });
     const { id } = (await res.json()) as { id: string };
-    expect((await exec(id, "cat /opt/word")).stdout).toBe(version(a) === 2 ? "alpha\n" : "beta\n");
+    expect((await exec(id, "pwd; stat -c %U .; cat word")).stdout).toBe(
+      `/srv/race\nuser\n${version(a) === 2 ? "alpha" : "beta"}\n`,
+    );
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
     expect((await call("DELETE", "/v1/templates/race")).status).toBe(204);
   });
 
   it("fails a build on a failing step with its output and exit code, leaving no template", async () => {
-    const before = host.embedded.agent.runtime.list().length;
+    const before = th.host.embedded.agent.runtime.list().length;
     const failed = await build({
       name: "broken",
       steps: [{ type: "run", cmd: "echo about to fail; exit 7" }],
@@ -290,7 +200,7 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     });
     expect(String(failed.last.output)).toContain("about to fail");
     expect((await call("POST", "/v1/sandboxes", { template: "broken" })).status).toBe(404);
-    expect(host.embedded.agent.runtime.list().length).toBe(before);
+    expect(th.host.embedded.agent.runtime.list().length).toBe(before);
   });
 
   it("fails a build whose start command never becomes ready, with the command's output", async () => {
@@ -304,7 +214,7 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
   });
 
   it("cancels a running build", async () => {
-    const before = host.embedded.agent.runtime.list().length;
+    const before = th.host.embedded.agent.runtime.list().length;
     let cancel: Promise<Response> | undefined;
     const cancelled = await build(
       { name: "slow", steps: [{ type: "run", cmd: "echo started; sleep 120" }] },
@@ -321,13 +231,13 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect(cancelled.ms).toBeLessThan(100_000);
     expect((await call("DELETE", "/v1/templates/builds/nope")).status).toBe(404);
     expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
-    expect(host.embedded.agent.runtime.list().length).toBe(before);
+    expect(th.host.embedded.agent.runtime.list().length).toBe(before);
   });
   let cancelledId: string | undefined;
 
   it("deletes every version of a template by name; another team cannot see it", async () => {
-    const other = await newTeamKey(host.app);
-    const theirs = await host.app.request("/v1/sandboxes", {
+    const other = await newTeamKey(th.host.app);
+    const theirs = await th.host.app.request("/v1/sandboxes", {
       method: "POST",
       headers: { ...other, "content-type": "application/json" },
       body: JSON.stringify({ template: "web" }),

@@ -110,6 +110,7 @@ export async function waitForEnvd(
 /**
  * POST /init: defaults (envs, user, workdir) for the processes envd starts from now on, and
  * `accessToken` to replace the token envd requires (the request carries the current one).
+ * Not retried (a lost answer may have replaced the token): `timeoutMs` is the one chance.
  */
 export function initEnvd(
   envd: EnvdTarget,
@@ -119,6 +120,7 @@ export function initEnvd(
     defaultWorkdir?: string;
     accessToken?: string;
   },
+  timeoutMs = 5_000,
 ): Promise<void> {
   const payload = JSON.stringify(body);
   return new Promise((resolve, reject) => {
@@ -129,7 +131,7 @@ export function initEnvd(
         method: "POST",
         path: "/init",
         agent: false,
-        timeout: 5_000,
+        timeout: timeoutMs,
         headers: {
           "content-type": "application/json",
           "content-length": Buffer.byteLength(payload),

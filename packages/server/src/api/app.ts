@@ -83,6 +83,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
     sandboxDefaults: { template: config.defaultTemplate },
     signupMode: config.signup,
     teamQuotas: config.teamQuotas,
+    layerCache: config.layerCache,
     createsPerTeamPerMin: config.rateLimits.createsPerTeam,
   });
 

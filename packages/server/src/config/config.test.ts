@@ -31,4 +31,17 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ WRENN_PORT: "70000" })).toThrow("WRENN_PORT");
     expect(() => loadConfig({ WRENN_DATABASE_URL: "mysql://x" })).toThrow("WRENN_DATABASE_URL");
   });
+
+  it("bounds the template layer cache, 500 layers and 20 GiB unless told", () => {
+    expect(loadConfig({}).layerCache).toEqual({ maxLayers: 500, maxMb: 20_480 });
+    expect(
+      loadConfig({ WRENN_TEMPLATE_CACHE_LAYERS: "0", WRENN_TEMPLATE_CACHE_MB: "512" }).layerCache,
+    ).toEqual({ maxLayers: 0, maxMb: 512 });
+    expect(() => loadConfig({ WRENN_TEMPLATE_CACHE_LAYERS: "-1" })).toThrow(
+      "WRENN_TEMPLATE_CACHE_LAYERS",
+    );
+    expect(() => loadConfig({ WRENN_TEMPLATE_CACHE_MB: "lots" })).toThrow(
+      "WRENN_TEMPLATE_CACHE_MB",
+    );
+  });
 });

@@ -54,6 +54,16 @@ export interface ServerConfig {
   rateLimits: RateLimits;
   /** `WRENN_TEAM_*`: what each team may use unless an admin set an override. */
   teamQuotas: TeamQuotaLimits;
+  /** `WRENN_TEMPLATE_CACHE_*`: how much of the template build layer cache is kept. */
+  layerCache: LayerCacheBudget;
+}
+
+/** Cached template build layers kept (every team together); least recently used go first. */
+export interface LayerCacheBudget {
+  /** `WRENN_TEMPLATE_CACHE_LAYERS` */
+  maxLayers: number;
+  /** `WRENN_TEMPLATE_CACHE_MB`: their size on a host. */
+  maxMb: number;
 }
 
 export type SignupMode = "open" | "invite" | "closed";
@@ -207,5 +217,9 @@ export function loadConfig(env: Env = process.env): ServerConfig {
       createsPerTeam: intFrom(env, "WRENN_RATE_CREATE_TEAM_PER_MIN", 600, 1, 1_000_000),
     },
     teamQuotas: teamQuotasFrom(env),
+    layerCache: {
+      maxLayers: intFrom(env, "WRENN_TEMPLATE_CACHE_LAYERS", 500, 0, 1_000_000),
+      maxMb: intFrom(env, "WRENN_TEMPLATE_CACHE_MB", 20 * 1024, 0, 1_000_000_000),
+    },
   };
 }

@@ -1,4 +1,5 @@
 export type {
+  LayerCacheBudget,
   RateLimits,
   ServerConfig,
   SignupMode,

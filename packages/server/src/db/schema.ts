@@ -94,6 +94,10 @@ export interface TemplatesTable {
   parentId: ColumnType<string | null, string | null | undefined, string | null>;
   /** KiB of this row's own layer on a host (null: made before this was recorded). */
   sizeKib: ColumnType<number | null, number | null | undefined, number | null>;
+  /** A build layer: when a build last made or reused it (the cache evicts the oldest first). */
+  usedAt: ColumnType<string | null, string | null | undefined, string | null>;
+  /** A built template: JSON array of the layer ids its build went through (cached or made). */
+  buildLayers: ColumnType<string | null, string | null | undefined, string | null>;
 }
 
 export type TemplateKind = "snapshot" | "template" | "layer";

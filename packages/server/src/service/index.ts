@@ -1,6 +1,6 @@
 import type { Logger } from "pino";
 import type { HostCredentials, TokenIssuer } from "../auth/index.js";
-import type { SignupMode, TeamQuotaLimits } from "../config/index.js";
+import type { LayerCacheBudget, SignupMode, TeamQuotaLimits } from "../config/index.js";
 import type { Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import type { HostRegistry } from "../hosts/registry.js";
@@ -105,6 +105,8 @@ export interface ServiceDeps {
   teamQuotas?: TeamQuotaLimits;
   /** Sandbox creates allowed per team per minute; unlimited when not given. */
   createsPerTeamPerMin?: number;
+  /** `WRENN_TEMPLATE_CACHE_*`; unbounded when not given. */
+  layerCache?: LayerCacheBudget;
   /** `WRENN_SIGNUP`; open when not given. */
   signupMode?: SignupMode;
   tokens: TokenIssuer;
@@ -165,7 +167,15 @@ export function createServices(deps: ServiceDeps): Services {
     watch: new WatchService(sandboxes, deps.logger),
     metrics: new MetricsService(sandboxes),
     snapshots,
-    templates: new TemplateService(deps.store, sandboxes, processes, files, snapshots, deps.logger),
+    templates: new TemplateService(
+      deps.store,
+      sandboxes,
+      processes,
+      files,
+      snapshots,
+      deps.layerCache ?? { maxLayers: Number.MAX_SAFE_INTEGER, maxMb: Number.MAX_SAFE_INTEGER },
+      deps.logger,
+    ),
     forks: new ForkService(deps.store, sandboxes, deps.logger),
     hosts: new HostService(
       deps.store,

@@ -55,7 +55,10 @@ export class SnapshotService {
   async capture(
     teamId: string,
     sandbox: SandboxRecord,
-    fields: Pick<NewTemplateRow, "name" | "kind" | "version" | "cacheKey" | "config"> & {
+    fields: Pick<
+      NewTemplateRow,
+      "name" | "kind" | "version" | "cacheKey" | "config" | "buildLayers"
+    > & {
       /** What it was made from, when the caller knows better than the agent (a build's FROM). */
       baseTemplate?: string;
     },
@@ -84,6 +87,8 @@ export class SnapshotService {
       createdAt: made?.createdAt ? nowIso(timestampDate(made.createdAt)) : nowIso(),
       sizeKib: made ? Math.ceil(Number(made.sizeBytes) / 1024) : null,
     };
+    // A new layer counts as used now: the cache evicts the least recently used first.
+    if (fields.kind === "layer") row.usedAt = row.createdAt;
     try {
       return await this.store.transaction(async (tx) => {
         const inserted = await tx.templates.insert(row);

@@ -24,6 +24,9 @@ import { restoreVm, saveVm, startQemu, type VmPaths } from "./qemu.js";
 import { QmpClient } from "./qmp.js";
 import { vmPaths } from "./vm-store.js";
 
+/** How long a restored VM's envd may take to take its token (one try: see initEnvd). */
+const RESTORE_INIT_TIMEOUT_MS = 60_000;
+
 /**
  * Where a VM starts from: a cold boot of a base image, or a snapshot's disk, RAM and state
  * (with the access token its envd requires, if it has one).
@@ -144,10 +147,15 @@ export async function buildVm(
       // sandbox's own before anything else, so no other sandbox's token opens this one.
       await timer.step("token", async () => {
         const envd = { ...envdOf(live), accessToken: source.accessToken };
-        await initEnvd(envd, {
-          ...(record.envdAccessToken !== undefined && { accessToken: record.envdAccessToken }),
-          ...(envs && Object.keys(envs).length > 0 && { envVars: envs }),
-        });
+        // A VM just restored under TCG on a busy host (several forks at once) can take seconds.
+        await initEnvd(
+          envd,
+          {
+            ...(record.envdAccessToken !== undefined && { accessToken: record.envdAccessToken }),
+            ...(envs && Object.keys(envs).length > 0 && { envVars: envs }),
+          },
+          RESTORE_INIT_TIMEOUT_MS,
+        );
         if (record.envdAccessToken) await expectEnvdLocked(envdOf(live));
       });
       await timer.step("clock", () => syncClock(live));

@@ -7,6 +7,7 @@ import { egress } from "./0005-egress.js";
 import { publicTraffic } from "./0006-public-traffic.js";
 import { templates } from "./0007-templates.js";
 import { templateSize } from "./0008-template-size.js";
+import { layerCache } from "./0009-layer-cache.js";
 
 // One migration set for both dialects: only types both read back the same (text, integer).
 // Each migration lives in its own file; add new ones here under the next number.
@@ -21,6 +22,7 @@ export const migrations: Record<string, Migration> = {
   "0006_public_traffic": publicTraffic,
   "0007_templates": templates,
   "0008_template_size": templateSize,
+  "0009_layer_cache": layerCache,
 };
 
 export const migrationProvider: MigrationProvider = {

@@ -63,6 +63,58 @@ export class TemplatesRepo {
       .executeTakeFirst();
   }
 
+  /** A build made or reused the layer `id` at `at` (the cache keeps recently used layers). */
+  async touchLayer(id: string, at: string): Promise<void> {
+    await this.db
+      .updateTable("templates")
+      .set({ usedAt: at })
+      .where("id", "=", id)
+      .where("kind", "=", "layer")
+      .execute();
+  }
+
+  /** Every team's build layers (id and size), for the cache's budget. */
+  allLayers(): Promise<Pick<TemplateRow, "id" | "sizeKib">[]> {
+    return this.db
+      .selectFrom("templates")
+      .select(["id", "sizeKib"])
+      .where("kind", "=", "layer")
+      .execute();
+  }
+
+  /**
+   * Every team's build layers that nothing stands on: no row stacks on them and no sandbox that
+   * is not stopped started from them; least recently used first.
+   */
+  evictableLayers(): Promise<TemplateRow[]> {
+    return this.db
+      .selectFrom("templates")
+      .selectAll("templates")
+      .where("templates.kind", "=", "layer")
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("templates as child")
+              .select("child.id")
+              .whereRef("child.parentId", "=", "templates.id"),
+          ),
+        ),
+      )
+      .where(({ exists, not, selectFrom }) =>
+        not(
+          exists(
+            selectFrom("sandboxes")
+              .select("sandboxes.id")
+              .whereRef("sandboxes.snapshotId", "=", "templates.id")
+              .where("sandboxes.state", "!=", "stopped"),
+          ),
+        ),
+      )
+      .orderBy("templates.usedAt", "asc")
+      .orderBy("templates.createdAt", "asc")
+      .execute();
+  }
+
   /** The team's rows of one kind (snapshots by default), oldest first. */
   list(teamId: string, kind: TemplateKind = "snapshot"): Promise<TemplateRow[]> {
     return this.db

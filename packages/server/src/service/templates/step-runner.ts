@@ -50,7 +50,7 @@ export class StepRunner {
             teamId,
             sandboxId,
             {
-              cmd: `chmod ${(file.mode & 0o7777).toString(8)} '${path.replaceAll("'", "'\\''")}'`,
+              cmd: `chmod ${(file.mode & 0o7777).toString(8)} ${shellQuote(path)}`,
               user: "root",
             },
             index,
@@ -63,7 +63,15 @@ export class StepRunner {
       return;
     }
     const command = commandOf(step, index, ctx);
-    if (command) await this.exec(teamId, sandboxId, command, index, ctx, emit, signal);
+    if (!command) return;
+    if (ctx.workdir) {
+      // As Docker does: a WORKDIR not there yet is made (the last directory the user's).
+      const dir = shellQuote(ctx.workdir);
+      const made = `[ -d ${dir} ] || { mkdir -p -- ${dir} && chown -- ${shellQuote(ctx.user)} ${dir}; }`;
+      const root = { ...ctx, workdir: undefined };
+      await this.exec(teamId, sandboxId, { cmd: made, user: "root" }, index, root, emit, signal);
+    }
+    await this.exec(teamId, sandboxId, command, index, ctx, emit, signal);
   }
 
   /** Runs one command of a step, streaming its output; a non-zero exit fails the build. */
@@ -126,6 +134,11 @@ export class StepRunner {
       });
     }
   }
+}
+
+/** One shell word. */
+function shellQuote(text: string): string {
+  return `'${text.replaceAll("'", "'\\''")}'`;
 }
 
 /** Applies a context step to what later steps see; a start step returns the template's start command. */

@@ -1,4 +1,5 @@
 import type { Logger } from "pino";
+import type { LayerCacheBudget } from "../../config/index.js";
 import { isId, newId, type SandboxRecord, type Store, type TemplateRow } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import { elapsed } from "../elapsed.js";
@@ -8,6 +9,7 @@ import type { ProcessService } from "../processes.js";
 import type { SandboxService } from "../sandboxes.js";
 import type { SnapshotService } from "../snapshots.js";
 import { type BuildEvent, BuildFailure, type BuiltTemplate } from "./events.js";
+import { LayerCache, type LayerHolds } from "./layer-cache.js";
 import {
   checkRecipe,
   describeStep,
@@ -72,11 +74,13 @@ function sizeBytesOf(row: TemplateRow, layers: Map<string, TemplateRow>): number
  * and is frozen into a layer (a snapshot row of kind `layer`) keyed by its parent, the step and
  * its inputs, so a rebuild redoes only the steps from the first changed one. The last layer gets
  * the template's config (/etc/wrenn/start.json and defaults.json) and becomes the next version
- * of the name; a failed or cancelled build leaves only its good cached layers.
+ * of the name; a failed or cancelled build leaves only its good cached layers. The cache is
+ * bounded ({@link LayerCache}).
  */
 export class TemplateService {
   private readonly builds = new Map<string, RunningBuild>();
   private readonly steps: StepRunner;
+  private readonly layers: LayerCache;
 
   constructor(
     private readonly store: Store,
@@ -84,9 +88,11 @@ export class TemplateService {
     processes: ProcessService,
     files: FileService,
     private readonly snapshots: SnapshotService,
+    layerBudget: LayerCacheBudget,
     private readonly logger: Logger,
   ) {
     this.steps = new StepRunner(processes, files);
+    this.layers = new LayerCache(store, snapshots, layerBudget, logger);
   }
 
   /** Checks a recipe and finds its parent before the log stream opens: a bad one is a plain 4xx. */
@@ -122,6 +128,9 @@ export class TemplateService {
     emit({ type: "build", build_id: buildId, name: recipe.name, steps: recipe.steps.length });
     let sandbox: SandboxRecord | undefined;
     let made: TemplateRow | undefined;
+    // The layers this build stands on or made: held from the cache's evictions until it ends.
+    const holds: LayerHolds = new Set();
+    const used: string[] = [];
     try {
       const parent = await this.parentOf(teamId, recipe);
       let template = parent.template;
@@ -142,7 +151,7 @@ export class TemplateService {
           continue;
         }
         const stepKey = layerKey(key, step, ctx);
-        const cached = sandbox ? undefined : await this.store.templates.getLayer(teamId, stepKey);
+        const cached = sandbox ? undefined : await this.layers.claim(teamId, stepKey, holds);
         emit({
           type: "step",
           index,
@@ -151,6 +160,7 @@ export class TemplateService {
           cached: cached !== undefined,
         });
         if (cached) {
+          used.push(cached.id);
           template = cached.id;
           key = stepKey;
           continue;
@@ -159,7 +169,7 @@ export class TemplateService {
         sandbox ??= await this.buildSandbox(teamId, template, recipe, emit);
         await this.steps.run(teamId, sandbox.id, recipe, step, index, ctx, emit, abort.signal);
         abort.signal.throwIfAborted();
-        await this.snapshots
+        const layer = await this.snapshots
           .capture(teamId, sandbox, {
             name: `layer-${stepKey.slice(0, 48)}`,
             kind: "layer",
@@ -169,6 +179,10 @@ export class TemplateService {
             // Another build made the same layer meanwhile: the same content, so theirs serves.
             if (!(err instanceof ServerError && err.code === "already_exists")) throw err;
           });
+        if (layer) {
+          this.layers.hold(layer.id, holds);
+          used.push(layer.id);
+        }
         key = stepKey;
         emit({ type: "step_done", index, duration_ms: Math.round(elapsed(stepStarted)) });
       }
@@ -190,6 +204,7 @@ export class TemplateService {
         version: 0,
         config: JSON.stringify(config),
         baseTemplate: "snapshot" in recipe.from ? recipe.from.snapshot : recipe.from.template,
+        buildLayers: JSON.stringify(used),
       });
       await this.sandboxes.destroy(teamId, sandbox.id).catch(() => {});
       sandbox = undefined;
@@ -237,6 +252,12 @@ export class TemplateService {
       this.builds.delete(buildId);
       if (sandbox) await this.sandboxes.destroy(teamId, sandbox.id).catch(() => {});
       if (made) await this.snapshots.remove(made).catch(() => {});
+      this.layers.release(holds);
+      await this.layers
+        .trim()
+        .catch((err: unknown) =>
+          this.logger.warn({ op: "template.layer-evict", err }, "layer cache trim failed"),
+        );
     }
   }
 
@@ -281,6 +302,7 @@ export class TemplateService {
       throw new ServerError("not_found", `template ${JSON.stringify(idOrName)} not found`);
     }
     for (const row of found) await this.snapshots.remove(row);
+    await this.layers.dropLayersOf(teamId, found);
   }
 
   /** The sandbox template a build starts from: a team template or snapshot, or a base template. */
