@@ -346,7 +346,7 @@ for (const engine of testEngines()) {
         const sizes = (await store.templates.allLayers()).filter((l) =>
           [under.id, free.id].includes(l.id),
         );
-        expect(sizes.map((l) => l.sizeKib).sort((a, b) => a - b)).toEqual([7, 2_929_688]);
+        expect(sizes.map((l) => l.sizeKib ?? 0).sort((a, b) => a - b)).toEqual([7, 2_929_688]);
         for (const r of [stacked, under, held, free, older])
           await store.templates.delete(teamB, r.id);
       });

@@ -6,10 +6,11 @@ import { type BuildResult, startTemplateHost, type TemplateHost } from "./helper
 // Templates built from a recipe, for real: HTTP API → build service → embedded agent → build
 // sandboxes in namespaces → layers frozen as snapshots → sandboxes started from the result.
 // On `test-minimal` (busybox + Node, no download); an apt recipe on `base` runs in the
-// custom-template example (examples/test), npm packages in templates-npm.test.ts. SQLite only:
+// custom-template example (examples/test), npm packages in the SDK's template-npm.test.ts. SQLite only:
 // the build path does not depend on the database, and each build costs several sandboxes on a
 // loaded machine.
 
+const TEMPLATE = "test-minimal";
 const SERVER_JS =
   "require('http').createServer((q, s) => s.end('hello from ' + process.env.GREETING)).listen(8080, '127.0.0.1');\n";
 const sha256 = (data: string) => createHash("sha256").update(data).digest("hex");
@@ -45,7 +46,7 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
   });
 
   beforeAll(async () => {
-    th = await startTemplateHost({ template: "test-minimal" });
+    th = await startTemplateHost({ template: TEMPLATE });
   }, 180_000);
 
   afterAll(async () => {
