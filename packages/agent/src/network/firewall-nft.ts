@@ -1,5 +1,6 @@
 import { CommandError, type CommandSpec, runCommand } from "../host/index.js";
 import { HOST_IF_PATTERN } from "./names.js";
+import { runNftScript } from "./nft-batch.js";
 
 const TABLE = ["inet", "wrenn"];
 /** Host-side veths of sandboxes allowed to reach the internet. */
@@ -200,7 +201,7 @@ export const nftFirewall = {
     );
     if (member) {
       const lines = await nftFirewall.dnsMemberLines(member);
-      await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+      await runNftScript(`${lines.join("\n")}\n`);
     }
     for (const m of stale) {
       await runCommand("nft", [

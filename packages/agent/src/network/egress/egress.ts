@@ -1,8 +1,8 @@
 import type { Logger } from "pino";
-import { runCommand } from "../../host/index.js";
 import { removeInternetMember, setDnsMember, usesNftables } from "../firewall.js";
 import { nftFirewall } from "../firewall-nft.js";
 import type { SandboxNetwork } from "../network.js";
+import { runNftScript } from "../nft-batch.js";
 import { SandboxDns, type Upstream, upstreamFromEnv } from "./dns-forwarder.js";
 import { addResolved, deleteEgressTable, egressTable, egressTableText } from "./nft-egress.js";
 import { type EgressRules, hasEgressRules, parseEgressRules } from "./rules.js";
@@ -101,7 +101,7 @@ export async function applyEgress(
       ...(opts.joinInternet ? nftFirewall.internetMemberLines(hostIf, true) : []),
     ];
     // One transaction: on failure the old table, and so the old rules, stay whole.
-    await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+    await runNftScript(`${lines.join("\n")}\n`);
     forwarder.applied = applied;
   } catch (err) {
     dns.policy = previous;
@@ -137,7 +137,7 @@ export async function removeEgress(
       ...nftFirewall.dnsMemberRemoveLines(member),
       ...(opts.leaveInternet ? nftFirewall.internetMemberLines(hostIf, false) : []),
     ];
-    const done = await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` }).then(
+    const done = await runNftScript(`${lines.join("\n")}\n`).then(
       () => true,
       // The main table is gone or not ours (a flushed host): one piece at a time below.
       () => false,
