@@ -1,5 +1,6 @@
 import { CommandError, type CommandSpec, runCommand } from "../host/index.js";
 import { HOST_IF_PATTERN } from "./names.js";
+import { runNftScript } from "./nft-batch.js";
 
 const TABLE = ["inet", "wrenn"];
 /** Host-side veths of sandboxes allowed to reach the internet. */
@@ -74,6 +75,9 @@ table ${table} {
 `;
 }
 
+/** Set once this process has seen the @dns rule in place (its own install, or a look). */
+let dnsRuleSeen = false;
+
 function isMissing(err: unknown): boolean {
   return err instanceof CommandError && /No such file or directory/.test(err.stderr);
 }
@@ -92,11 +96,13 @@ export const nftFirewall = {
     // Re-applying keeps the members so running sandboxes keep their egress and DNS.
     const [members, dns] = await Promise.all([nftFirewall.members(), nftFirewall.dnsMembers()]);
     await runCommand("nft", ["-f", "-"], { input: rulesetText(blocked, members, dns) });
+    dnsRuleSeen = true;
   },
 
   async uninstall(): Promise<void> {
     const table = TABLE.join(" ");
     await runCommand("nft", ["-f", "-"], { input: `table ${table} {}\ndelete table ${table}\n` });
+    dnsRuleSeen = false;
   },
 
   async installed(): Promise<boolean> {
@@ -151,23 +157,51 @@ export const nftFirewall = {
     }
   },
 
+  /**
+   * Script lines (for one `nft -f` transaction with others) that let a sandbox reach its DNS
+   * forwarder at `member`, and take `stale` members out. A table installed by an older agent
+   * has neither the set nor its rule: they are added (looked at until this process has seen
+   * the rule once; a table replaced later is put back whole by the host watch).
+   */
+  async dnsMemberLines(member: DnsMember, stale: readonly DnsMember[] = []): Promise<string[]> {
+    const table = TABLE.join(" ");
+    const lines = [`add set ${table} ${DNS_SET} { type ifname . ipv4_addr . inet_service; }`];
+    if (!dnsRuleSeen) {
+      const input = await runCommand("nft", ["list", "chain", ...TABLE, "input"]);
+      if (input.stdout.includes(`@${DNS_SET}`)) dnsRuleSeen = true;
+      else lines.push(`insert rule ${table} input ${DNS_RULE}`);
+    }
+    lines.push(`add element ${table} ${DNS_SET} { ${dnsElement(member)} }`);
+    for (const m of stale) lines.push(...nftFirewall.dnsMemberRemoveLines(m));
+    return lines;
+  },
+
+  /** Script lines that take `member` out of @dns, whether or not it is there. */
+  dnsMemberRemoveLines(member: DnsMember): string[] {
+    const table = TABLE.join(" ");
+    // Added first so the delete cannot fail on an absent element and abort the transaction.
+    return [
+      `add element ${table} ${DNS_SET} { ${dnsElement(member)} }`,
+      `delete element ${table} ${DNS_SET} { ${dnsElement(member)} }`,
+    ];
+  },
+
+  /** Script lines that put a sandbox's veth in @internet, or take it out (whether or not it is). */
+  internetMemberLines(hostIf: string, member: boolean): string[] {
+    const element = `${TABLE.join(" ")} ${INTERNET_SET} { ${JSON.stringify(hostIf)} }`;
+    return member
+      ? [`add element ${element}`]
+      : [`add element ${element}`, `delete element ${element}`];
+  },
+
   /** Lets a sandbox reach its DNS forwarder, replacing what it had. */
   async setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
-    const table = TABLE.join(" ");
     const stale = (await nftFirewall.dnsMembers()).filter(
       (m) => m.hostIf === hostIf && (!member || dnsElement(m) !== dnsElement(member)),
     );
     if (member) {
-      const lines = [
-        `add set ${table} ${DNS_SET} { type ifname . ipv4_addr . inet_service; }`,
-        `add element ${table} ${DNS_SET} { ${dnsElement(member)} }`,
-      ];
-      // A table installed by an older agent has neither the set nor its rule: add them.
-      const input = await runCommand("nft", ["list", "chain", ...TABLE, "input"]);
-      if (!input.stdout.includes(`@${DNS_SET}`)) {
-        lines.splice(1, 0, `insert rule ${table} input ${DNS_RULE}`);
-      }
-      await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+      const lines = await nftFirewall.dnsMemberLines(member);
+      await runNftScript(`${lines.join("\n")}\n`);
     }
     for (const m of stale) {
       await runCommand("nft", [

@@ -11,7 +11,12 @@ import {
 import { assertSandboxId } from "../state/index.js";
 import type { AddressPool, SandboxAddresses } from "./address-pool.js";
 import { applyEgress, type EgressRules, listEgressTables, removeEgress } from "./egress/index.js";
-import { addInternetMemberCommand, listInternetMembers, removeInternetMember } from "./firewall.js";
+import {
+  addInternetMemberCommand,
+  listInternetMembers,
+  removeInternetMember,
+  usesNftables,
+} from "./firewall.js";
 import { hostIfName, isHostIfName, netnsName, SANDBOX_IF, sandboxIdOfNetns } from "./names.js";
 
 const NETNS_DIR = "/run/netns";
@@ -80,8 +85,9 @@ async function deleteNetns(name: string): Promise<void> {
 }
 
 /**
- * Makes a sandbox's netns, veth pair (sandbox side is eth0 inside), addresses, lo, default route
- * and firewall membership with one spawn (a shell running two `ip -batch` and the firewall tool). On any failure everything made so far is removed
+ * Makes a sandbox's netns, veth pair (sandbox side is eth0 inside), addresses, lo and default
+ * route with one spawn (a shell running two `ip -batch`), then its firewall membership, DNS
+ * forwarder and egress table (one nft transaction). On any failure everything made so far is removed
  * (rollback list, newest first) and the first error is thrown, with rollback errors as its cause.
  */
 export async function createNetwork(options: CreateNetworkOptions): Promise<SandboxNetwork> {
@@ -131,14 +137,21 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
       () => deleteNetns(netns),
       () => deleteHostIf(hostIf),
     );
+    // On nftables the @internet membership goes in with the egress table and the DNS member,
+    // in one transaction; iptables has no egress rules, so it is one more command here.
+    const nft = await usesNftables();
     if (allowInternet) {
-      commands.push(await addInternetMemberCommand(hostIf, addresses.sandboxAddress));
+      if (!nft) commands.push(await addInternetMemberCommand(hostIf, addresses.sandboxAddress));
       rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
     if (egress || allowInternet) {
       rollback.add(() => removeEgress(hostIf));
-      await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, log ? { log } : {});
+      await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, {
+        fresh: true,
+        joinInternet: allowInternet && nft,
+        ...(log && { log }),
+      });
     }
   } catch (err) {
     const rollbackErrors = await rollback.undo();
@@ -166,8 +179,8 @@ export async function removeNetwork(sandboxId: string): Promise<AgentError[]> {
   assertSandboxId(sandboxId);
   const hostIf = hostIfName(sandboxId);
   const steps: [string, () => Promise<void>][] = [
-    ["firewall membership", () => removeInternetMember(hostIf)],
-    ["egress rules", () => removeEgress(hostIf)],
+    // One nft transaction while this process runs the sandbox's DNS forwarder.
+    ["firewall membership and egress rules", () => removeEgress(hostIf, { leaveInternet: true })],
     ["netns", () => deleteNetns(netnsName(sandboxId))],
     // The netns goes away asynchronously; deleting the veth ourselves makes it gone on return.
     ["veth", () => deleteHostIf(hostIf)],

@@ -73,6 +73,11 @@ export class SandboxService {
 
   async create(teamId: string, input: CreateSandboxInput): Promise<SandboxRecord> {
     const started = performance.now();
+    // Milliseconds since `started` at the end of each step, for the operation's log line.
+    const steps: Record<string, number> = {};
+    const mark = (step: string) => {
+      steps[step] = elapsed(started);
+    };
     let template = input.template ?? this.defaults.template;
     let snapshotId: string | null = null;
     let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
@@ -105,11 +110,13 @@ export class SandboxService {
       snapshotId = snapshot.id;
       ({ vcpus, memoryMb, diskSizeMb } = snapshot);
     }
+    mark("template");
     await this.admission?.(teamId, {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
       memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
       diskSizeMb,
     });
+    mark("admission");
     const host = await this.placer.place(teamId, {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
       memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
@@ -117,6 +124,7 @@ export class SandboxService {
       ...(input.runtime ? { runtime: input.runtime } : {}),
       ...(snapshotId ? { snapshotId } : {}),
     });
+    mark("placement");
     const agent = host.client;
     const now = nowIso();
     const id = newId();
@@ -146,6 +154,7 @@ export class SandboxService {
       publicTraffic: input.publicTraffic ?? true,
       autoResume: input.autoResume ?? false,
     });
+    mark("row");
     crashPoint("server:create:row");
     let created: AgentSandbox | undefined;
     try {
@@ -165,6 +174,7 @@ export class SandboxService {
       });
       created = res.sandbox;
       if (!created) throw new ServerError("internal", "agent returned no sandbox");
+      mark("agent");
       crashPoint("server:create:agent");
     } catch (err) {
       // Nothing half-made survives a failed create: the agent's part, then the row. When the
@@ -187,7 +197,14 @@ export class SandboxService {
       ...(created.runtime ? { runtime: created.runtime } : {}),
     });
     this.logger.info(
-      { op: "sandbox.create", teamId, sandboxId: id, hostId: host.hostId, ms: elapsed(started) },
+      {
+        op: "sandbox.create",
+        teamId,
+        sandboxId: id,
+        hostId: host.hostId,
+        ms: elapsed(started),
+        steps,
+      },
       "sandbox created",
     );
     return record;

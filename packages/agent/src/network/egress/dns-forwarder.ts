@@ -93,6 +93,11 @@ export class SandboxDns {
     return this.#socket.address().port;
   }
 
+  /** The gateway address it listens on. */
+  get address(): string {
+    return this.#opts.listenAddress;
+  }
+
   close(): void {
     this.#socket.close();
   }

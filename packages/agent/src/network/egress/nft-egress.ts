@@ -1,5 +1,6 @@
 import { CommandError, runCommand } from "../../host/index.js";
 import type { SandboxNetwork } from "../network.js";
+import { runNftScript } from "../nft-batch.js";
 import type { EgressPolicy } from "./rules.js";
 
 /** One table per sandbox with rules: made and replaced atomically, removed with one delete. */
@@ -83,7 +84,7 @@ export async function addResolved(
     `delete element ${table} ${set} { ${address} }`,
     `add element ${table} ${set} { ${address} timeout ${ttlSec}s }`,
   ]);
-  await runCommand("nft", ["-f", "-"], { input: `${lines.join("\n")}\n` });
+  await runNftScript(`${lines.join("\n")}\n`);
 }
 
 /** False when there was no table. */

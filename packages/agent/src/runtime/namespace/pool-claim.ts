@@ -95,7 +95,9 @@ export async function makePooled(ns: NamespaceParts, target: SizedTarget): Promi
     memoryMb: template.memoryMb ?? DEFAULT_LIMITS.memoryMb,
     diskSizeMb: target.diskSizeMb,
     timeoutSec: 0,
-    allowInternetAccess: false,
+    // What a create gets by default (the API's default too): a claim asking for it then changes
+    // nothing on the network. Nothing runs in a pooled sandbox but envd before it is claimed.
+    allowInternetAccess: true,
     metadata: {},
     createdAt: new Date().toISOString(),
     autoPaused: false,
