@@ -1,6 +1,7 @@
-import { mkdirSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { keepHostFirewallState } from "@wrenn/agent";
 import { readClientConfig } from "@wrenn/server";
 // The fleet harness of the server's integration suite: server and agent as processes.
@@ -13,6 +14,7 @@ import {
   startFleetServer,
 } from "../../packages/server/test/helpers/fleet.js";
 import { until } from "../../packages/server/test/helpers/processes.js";
+import { MemorySeries, memoryFigures, printSeries, probeEnv } from "./load-memory.js";
 import { type Figure, msSince, percentile, round } from "./stats.js";
 
 const TEMPLATE = "test-minimal";
@@ -30,13 +32,6 @@ function intFromEnv(name: string, fallback: number): number {
   const value = raw ? Number(raw) : fallback;
   if (!Number.isInteger(value) || value < 1) throw new Error(`${name} must be a positive integer`);
   return value;
-}
-
-/** Resident memory of a process, in MiB. */
-function rssMb(pid: number | undefined): number {
-  const status = readFileSync(`/proc/${pid}/status`, "utf8");
-  const kb = Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? Number.NaN);
-  return kb / 1024;
 }
 
 /** A raw request for the file routes (bodies that are bytes, not JSON). */
@@ -57,12 +52,20 @@ async function raw(url: string, key: string, method: string, path: string, body?
  * The load test (issue #13): a server and a standalone agent as processes on loopback hold
  * WRENN_LOAD_SANDBOXES sandboxes (default 100) under mixed exec, file and list traffic for
  * WRENN_LOAD_SECONDS (default 300), then stop by themselves. Prints the errors (goal 0), p50/p99
- * per operation kind, and the RSS growth of the server and of the agent (goal: flat).
+ * per operation kind, and the memory of the server and of the agent (goal: flat): read every
+ * WRENN_LOAD_SAMPLE_SECONDS (default 10) after a forced GC by a bench-only probe, compared from
+ * the end of warm-up (WRENN_LOAD_WARMUP_SECONDS, default a fifth of the run) to the end, with
+ * the slope over that span, so a leak (a steady slope) shows apart from warm-up (a plateau).
  */
 export async function benchLoad(): Promise<Figure[]> {
   const suite = "load";
   const sandboxCount = intFromEnv("WRENN_LOAD_SANDBOXES", 100);
   const seconds = intFromEnv("WRENN_LOAD_SECONDS", 300);
+  const sampleSeconds = intFromEnv("WRENN_LOAD_SAMPLE_SECONDS", 10);
+  const warmupSeconds = intFromEnv(
+    "WRENN_LOAD_WARMUP_SECONDS",
+    Math.max(1, Math.round(seconds / 5)),
+  );
   const cidr = process.env.WRENN_SANDBOX_CIDR || "10.215.0.0/16";
   const base = mkdtempSync(join(tmpdir(), "wrenn-bench-load-"));
   const restoreHost = await keepHostFirewallState();
@@ -81,6 +84,7 @@ export async function benchLoad(): Promise<Figure[]> {
         // The whole load comes from one team on loopback: its limits are not the subject.
         WRENN_RATE_CREATE_TEAM_PER_MIN: "1000000",
         WRENN_TEAM_RUNNING_SANDBOXES: String(sandboxCount + 10),
+        ...probeEnv(join(base, "server-memory.json")),
       },
       base,
     );
@@ -97,7 +101,11 @@ export async function benchLoad(): Promise<Figure[]> {
     agent = startFleetAgent(
       "load-agent",
       { dir: agentDir, port: await freePort(), cidr, serverUrl: url, token: token.body.token },
-      { WRENN_HEARTBEAT_SEC: "2", WRENN_LOG_LEVEL: "warn" },
+      {
+        WRENN_HEARTBEAT_SEC: "2",
+        WRENN_LOG_LEVEL: "warn",
+        ...probeEnv(join(base, "agent-memory.json")),
+      },
       base,
     );
     const apiNow = api;
@@ -172,11 +180,18 @@ export async function benchLoad(): Promise<Figure[]> {
       },
     };
 
-    const rssStart = { server: rssMb(server.proc.pid), agent: rssMb(agent.proc.pid) };
+    const memory = [
+      new MemorySeries("server", server.proc.pid as number, join(base, "server-memory.json")),
+      new MemorySeries("agent", agent.proc.pid as number, join(base, "agent-memory.json")),
+    ];
+    const started = Date.now();
+    const sampleAll = () => Promise.all(memory.map((m) => m.sample((Date.now() - started) / 1000)));
+    await sampleAll();
     console.error(`bench load: ${seconds} s of traffic, ${CONCURRENCY} requests in flight…`);
-    const deadline = Date.now() + seconds * 1000;
+    const startNs = process.hrtime.bigint();
+    const deadline = started + seconds * 1000;
     let count = 0;
-    await Promise.all(
+    const traffic = Promise.all(
       Array.from({ length: CONCURRENCY }, async () => {
         while (Date.now() < deadline) {
           const n = count++;
@@ -193,11 +208,22 @@ export async function benchLoad(): Promise<Figure[]> {
           if (failed !== undefined) {
             errors[kind]++;
             firstError[kind] ??= failed;
+            console.error(
+              `bench load: ${kind} failed at t=${msSince(startNs) / 1000} s: ${failed}`,
+            );
           }
         }
       }),
     );
-    const rssEnd = { server: rssMb(server.proc.pid), agent: rssMb(agent.proc.pid) };
+    // Memory is read while the traffic runs (a forced GC pauses each process briefly).
+    for (let at = sampleSeconds; at < seconds; at += sampleSeconds) {
+      const wait = started + at * 1000 - Date.now();
+      if (wait > 0) await sleep(wait);
+      await sampleAll();
+    }
+    await traffic;
+    await sampleAll();
+    printSeries(memory);
 
     const figures: Figure[] = [];
     const totalErrors = KINDS.reduce((sum, k) => sum + errors[k], 0);
@@ -220,15 +246,7 @@ export async function benchLoad(): Promise<Figure[]> {
         { suite, name: `${kind} p99`, value: round(percentile(samples[kind], 99)), unit: "ms" },
       );
     }
-    for (const who of ["server", "agent"] as const) {
-      figures.push({
-        suite,
-        name: `${who} RSS growth`,
-        value: round(rssEnd[who] - rssStart[who]),
-        unit: "MiB",
-        note: `${round(rssStart[who])} → ${round(rssEnd[who])} MiB under load (goal: flat)`,
-      });
-    }
+    for (const series of memory) figures.push(...memoryFigures(suite, series, warmupSeconds));
     return figures;
   } finally {
     // Everything goes, even after a failure: sandboxes, then the agent and the server.
