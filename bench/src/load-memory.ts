@@ -11,6 +11,7 @@ interface ProbeSample {
   seq: number;
   rss: number;
   heapUsed: number;
+  heapTotal: number;
   external: number;
   handles: number;
 }
@@ -20,6 +21,8 @@ export interface MemorySample {
   t: number;
   rssMb: number;
   heapMb: number;
+  /** What V8 holds from the system for its heap, used or not. */
+  heapTotalMb: number;
   externalMb: number;
   handles: number;
 }
@@ -66,6 +69,7 @@ export class MemorySeries {
       t: round(t, 1),
       rssMb: round(s.rss / MiB, 1),
       heapMb: round(s.heapUsed / MiB, 1),
+      heapTotalMb: round(s.heapTotal / MiB, 1),
       externalMb: round(s.external / MiB, 1),
       handles: s.handles,
     });
@@ -129,12 +133,14 @@ export function memoryFigures(suite: string, series: MemorySeries, warmupSec: nu
 
 /** The readings side by side, one line per sampling moment (stderr: the log of the run). */
 export function printSeries(series: MemorySeries[]): void {
-  const head = ["t s", ...series.flatMap((s) => [`${s.who} rss`, "heap", "ext", "handles"])];
+  const head = ["t s", ...series.flatMap((s) => [`${s.who} rss`, "heap", "of", "ext", "handles"])];
   const rows = (series[0]?.samples ?? []).map((_, i) => [
     String(series[0]?.samples[i]?.t),
     ...series.flatMap((s) => {
       const x = s.samples[i];
-      return x ? [x.rssMb, x.heapMb, x.externalMb, x.handles].map(String) : ["", "", "", ""];
+      return x
+        ? [x.rssMb, x.heapMb, x.heapTotalMb, x.externalMb, x.handles].map(String)
+        : ["", "", "", "", ""];
     }),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]?.length ?? 0)));
