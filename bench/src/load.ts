@@ -20,7 +20,7 @@ import { type Figure, msSince, percentile, round } from "./stats.js";
 const TEMPLATE = "test-minimal";
 /** Requests in flight at once, over all sandboxes. */
 const CONCURRENCY = 16;
-/** Creates in flight at once while the sandboxes are made. */
+/** Creates (and at the end deletes) in flight at once. */
 const CREATE_CONCURRENCY = 4;
 const KINDS = ["exec", "write", "read", "list_dir", "list_sandboxes"] as const;
 type Kind = (typeof KINDS)[number];
@@ -250,7 +250,14 @@ export async function benchLoad(): Promise<Figure[]> {
     return figures;
   } finally {
     // Everything goes, even after a failure: sandboxes, then the agent and the server.
-    for (const id of ids) await api?.("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+    const left = [...ids];
+    await Promise.all(
+      Array.from({ length: CREATE_CONCURRENCY }, async () => {
+        for (let id = left.pop(); id; id = left.pop()) {
+          await api?.("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+        }
+      }),
+    );
     await agent?.stop();
     await server?.stop();
     await restoreHost();
