@@ -34,18 +34,35 @@ function intFromEnv(name: string, fallback: number): number {
   return value;
 }
 
-/** A raw request for the file routes (bodies that are bytes, not JSON). */
-async function raw(url: string, key: string, method: string, path: string, body?: string) {
+/**
+ * A request whose answer is kept as text with its status, whatever it is: a body that is not
+ * the JSON expected is reported as it came, not as a parse error that hides the status.
+ */
+async function raw(
+  url: string,
+  key: string,
+  method: string,
+  path: string,
+  body?: { type: string; data: string },
+) {
   const res = await fetch(`${url}${path}`, {
     method,
-    headers: {
-      "x-api-key": key,
-      ...(body === undefined ? {} : { "content-type": "application/octet-stream" }),
-    },
-    ...(body === undefined ? {} : { body }),
+    headers: { "x-api-key": key, ...(body ? { "content-type": body.type } : {}) },
+    ...(body ? { body: body.data } : {}),
   });
   const text = await res.text();
   return { status: res.status, text };
+}
+
+const bytes = (data: string) => ({ type: "application/octet-stream", data });
+
+/** The JSON answer's field, or undefined when the answer is not JSON. */
+function field(text: string, name: string): unknown {
+  try {
+    return (JSON.parse(text) as Record<string, unknown>)[name];
+  } catch {
+    return undefined;
+  }
 }
 
 /**
@@ -133,7 +150,7 @@ export async function benchLoad(): Promise<Figure[]> {
             key,
             "PUT",
             `/v1/sandboxes/${made.body.id}/files?path=/tmp/load-read`,
-            "payload",
+            bytes("payload"),
           );
           if (seeded.status >= 300) throw new Error(`write: ${seeded.status} ${seeded.text}`);
         }
@@ -147,23 +164,20 @@ export async function benchLoad(): Promise<Figure[]> {
     const errors = Object.fromEntries(KINDS.map((k) => [k, 0])) as Record<Kind, number>;
     const firstError: Partial<Record<Kind, string>> = {};
     /** Each answers undefined on success, else what went wrong (the first is printed). */
-    const failure = (ok: boolean, status: number, body: unknown) =>
-      ok ? undefined : `${status} ${JSON.stringify(body).slice(0, 300)}`;
+    const failure = (ok: boolean, status: number, body: string) =>
+      ok ? undefined : `${status} ${body.slice(0, 300)}`;
     const ops: Record<Kind, (id: string, n: number) => Promise<string | undefined>> = {
       exec: async (id) => {
-        const res = await apiNow<{ stdout: string }>("POST", `/v1/sandboxes/${id}/exec`, {
-          cmd: "echo hi",
+        const res = await raw(url, key, "POST", `/v1/sandboxes/${id}/exec`, {
+          type: "application/json",
+          data: JSON.stringify({ cmd: "echo hi" }),
         });
-        return failure(res.status === 200 && res.body.stdout === "hi\n", res.status, res.body);
+        const ok = res.status === 200 && field(res.text, "stdout") === "hi\n";
+        return failure(ok, res.status, res.text);
       },
       write: async (id, n) => {
-        const res = await raw(
-          url,
-          key,
-          "PUT",
-          `/v1/sandboxes/${id}/files?path=/tmp/load-${n % 8}`,
-          `v${n}`,
-        );
+        const path = `/v1/sandboxes/${id}/files?path=/tmp/load-${n % 8}`;
+        const res = await raw(url, key, "PUT", path, bytes(`v${n}`));
         return failure(res.status < 300, res.status, res.text);
       },
       read: async (id) => {
@@ -171,12 +185,13 @@ export async function benchLoad(): Promise<Figure[]> {
         return failure(res.status === 200 && res.text === "payload", res.status, res.text);
       },
       list_dir: async (id) => {
-        const res = await apiNow("GET", `/v1/sandboxes/${id}/files/list?path=/tmp&depth=2`);
-        return failure(res.status === 200, res.status, res.body);
+        const path = `/v1/sandboxes/${id}/files/list?path=/tmp&depth=2`;
+        const res = await raw(url, key, "GET", path);
+        return failure(res.status === 200, res.status, res.text);
       },
       list_sandboxes: async () => {
-        const res = await apiNow("GET", "/v1/sandboxes?limit=100");
-        return failure(res.status === 200, res.status, res.body);
+        const res = await raw(url, key, "GET", "/v1/sandboxes?limit=100");
+        return failure(res.status === 200, res.status, res.text);
       },
     };
 
