@@ -1,6 +1,6 @@
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { Readable } from "node:stream";
 import { type Listener, listenHttp } from "@wrenn/envd";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -8,6 +8,7 @@ import { AgentError } from "../src/errors.js";
 import { silentLogger } from "../src/logger/index.js";
 import { EnvdProxy, parseProxyPath } from "../src/proxy/index.js";
 import type { SandboxInfo } from "../src/runtime/index.js";
+import { idleClosedBy } from "./fixtures/idle-close.js";
 
 // The proxy against a real HTTP server standing in for envd (on loopback): streaming both ways
 // without buffering, errors as JSON, activity reported.
@@ -237,6 +238,35 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(clientSockets.size).toBe(1);
     // At most one new connection to envd: the proxy may have had none idle when this began.
     expect(upstreamConnections).toBeLessThanOrEqual(1);
+  });
+
+  it("closes an idle connection to envd before envd's keep-alive does", async () => {
+    // An envd that announces a short keep-alive (`Keep-Alive: timeout=2`).
+    let seen: Socket | undefined;
+    const short = http.createServer((req, res) => {
+      seen = req.socket;
+      res.end("{}");
+    });
+    short.keepAliveTimeout = 2_000;
+    await new Promise<void>((resolve) => short.listen(0, "127.0.0.1", resolve));
+    const sb1 = sandboxes.get("sb1") as SandboxInfo;
+    sandboxes.set("sb3", {
+      ...sb1,
+      id: "sb3",
+      envdAddress: `127.0.0.1:${(short.address() as AddressInfo).port}`,
+    });
+    try {
+      const res = await fetch(`${agent.url}/sandboxes/sb3/envd/rpc`, { method: "POST" });
+      expect(res.status).toBe(200);
+      await res.text();
+      if (!seen) throw new Error("envd saw no request");
+      // Were it envd, a call sent at that moment would meet a reset socket ("socket hang up").
+      expect(await idleClosedBy(seen)).toBe("client");
+    } finally {
+      sandboxes.delete("sb3");
+      short.closeAllConnections();
+      await new Promise((resolve) => short.close(resolve));
+    }
   });
 
   it("ends the envd call when the client goes away, and breaks the client's when envd does", async () => {

@@ -44,6 +44,9 @@ export interface HttpListener {
   close(): Promise<void>;
 }
 
+/** Like envd's and the agent's listeners; announced to clients as `Keep-Alive: timeout=65`. */
+const KEEP_ALIVE_TIMEOUT_MS = 65_000;
+
 /** How long `close()` lets open requests finish before cutting them. */
 const CLOSE_GRACE_MS = 5_000;
 
@@ -80,6 +83,10 @@ export async function listenApp(
     );
     s.once("error", reject);
   });
+  // Idle keep-alive connections outlive the clients' own idle timeouts (Node's agent and undici
+  // let go after 4-5 s; the agent's 30 s), so the client is the one that closes them. With Node's
+  // default of 5 s the server closed them as clients sent their next request on them: ECONNRESET.
+  http.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
   // Requests too broken for Hono to see still get the API's error shape, not Node's bare text.
   http.on("clientError", (err: NodeJS.ErrnoException, socket: Duplex) => {
     if (!socket.writable || err.code === "ECONNRESET") {

@@ -72,4 +72,39 @@ describe.skipIf(!sqlite)("request timeouts", () => {
     }
     expect(await answer).toMatch(/^HTTP\/1\.1 401/);
   });
+
+  it("keeps an idle keep-alive connection open longer than clients keep theirs", async () => {
+    // Node's agent and undici close idle connections after about 4-5 s of their own; a server
+    // that closes first races their next request on that socket (ECONNRESET, "socket hang up").
+    const socket = connect(port(), "127.0.0.1");
+    let got = "";
+    socket.on("data", (d) => {
+      got += d.toString();
+    });
+    socket.on("error", () => {});
+    const closed = new Promise<void>((resolve) => socket.once("close", () => resolve()));
+    try {
+      const request = "GET /health HTTP/1.1\r\nHost: x\r\n\r\n";
+      socket.write(request);
+      await until(() => /^HTTP\/1\.1 200/.test(got));
+      expect(got).toMatch(/keep-alive: timeout=(\d+)/i);
+      expect(Number(/keep-alive: timeout=(\d+)/i.exec(got)?.[1])).toBeGreaterThanOrEqual(60);
+      // Idle past Node's default keepAliveTimeout (5 s) and the headers timeout (1 s here).
+      const outcome = await Promise.race([closed.then(() => "closed"), sleep(6_500)]);
+      expect(outcome).not.toBe("closed");
+      got = "";
+      socket.write(request);
+      await until(() => /^HTTP\/1\.1 200/.test(got));
+    } finally {
+      socket.destroy();
+    }
+  });
 });
+
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error("timed out waiting for an answer");
+    await sleep(20);
+  }
+}

@@ -22,6 +22,9 @@ export interface ControlPlaneOptions {
   timeoutMs?: number;
 }
 
+/** The longest an idle connection to the server is kept (less when the server announces less). */
+const IDLE_SOCKET_MS = 30_000;
+
 /** The agent's JSON calls to the server's `/v1/hosts/*` routes. */
 export class ControlPlane {
   private readonly base: URL;
@@ -31,10 +34,14 @@ export class ControlPlane {
   constructor(opts: ControlPlaneOptions) {
     this.opts = opts;
     this.base = new URL(opts.serverUrl);
+    // With a timeout, Node closes an idle connection a second before the server's announced
+    // keep-alive (`Keep-Alive: timeout=5`) runs out; without one it keeps it until the server
+    // closes it, and a heartbeat sent at that moment meets a reset socket ("socket hang up").
+    const keepAlive = { keepAlive: true, timeout: IDLE_SOCKET_MS };
     this.agent =
       this.base.protocol === "https:"
-        ? new https.Agent({ keepAlive: true, ...(opts.ca && { ca: opts.ca }) })
-        : new http.Agent({ keepAlive: true });
+        ? new https.Agent({ ...keepAlive, ...(opts.ca && { ca: opts.ca }) })
+        : new http.Agent(keepAlive);
   }
 
   /**

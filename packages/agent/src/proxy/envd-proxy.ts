@@ -68,6 +68,11 @@ export class EnvdProxy {
     noDelay: true,
     maxSockets: 256,
     maxFreeSockets: 16,
+    // Idle connections close on this side first: a second before envd's announced keep-alive
+    // (65 s) runs out, or after this when sooner. Without a timeout one is kept until envd closes
+    // it, and a call sent at that moment fails with "socket hang up". Quiet streams are not cut:
+    // Node only closes idle (pooled) sockets on this timeout.
+    timeout: 60_000,
   });
   private readonly opts: EnvdProxyOptions;
 
