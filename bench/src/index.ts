@@ -1,6 +1,7 @@
 import { benchAgent } from "./agent.js";
 import { benchEnvd } from "./envd.js";
 import { benchExec } from "./exec.js";
+import { benchFiles } from "./files.js";
 import { benchFleet } from "./fleet.js";
 import { benchFork } from "./fork.js";
 import { benchIo } from "./io.js";
@@ -19,6 +20,7 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   server: benchServer,
   sdk: benchSdk,
   io: benchIo,
+  files: benchFiles,
   fleet: benchFleet,
   microvm: benchMicroVm,
   speed: benchSpeed,

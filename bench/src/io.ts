@@ -1,6 +1,5 @@
 import { spawn } from "node:child_process";
-import { createReadStream } from "node:fs";
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
@@ -11,10 +10,10 @@ import { Sandbox } from "@wrenn/sdk";
 import { bootstrapSingleHost, loadConfig, startSingleHost } from "@wrenn/server";
 import pino from "pino";
 import { request } from "undici";
-import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
+import { filesByHop } from "./files.js";
+import { type Figure, percentile, timeRuns } from "./stats.js";
 
 const TEMPLATE = "test-minimal";
-const MiB = 1024 * 1024;
 const RUNS = 100;
 const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
 
@@ -114,71 +113,7 @@ export async function benchIo(): Promise<Figure[]> {
     add("commands.run('true') via SDK p50", percentile(sdk, 50), "ms", ratio(percentile(sdk, 50)));
     add("commands.run('true') via SDK p99", percentile(sdk, 99), "ms");
 
-    // Files: the same file up and down at every hop, next to cp of it on the host.
-    const local = join(dataDir, "transfer.bin");
-    const block = Buffer.alloc(MiB, 7);
-    await writeFile(local, Buffer.concat(Array.from({ length: TRANSFER_MB }, () => block)));
-    const cpStart = process.hrtime.bigint();
-    await copyFile(local, `${local}.copy`);
-    const cpMbs = TRANSFER_MB / (msSince(cpStart) / 1000);
-    await rm(`${local}.copy`);
-    add(`cp ${TRANSFER_MB} MiB`, cpMbs, "MB/s", "baseline");
-    const share = (mbs: number) => `${Math.round((mbs / cpMbs) * 100)}% of cp`;
-    const path = "/home/user/transfer.bin";
-    const rawHops = [
-      ...hops.map((h) => ({
-        name: h.name,
-        url: `${h.envdUrl}/files?path=${encodeURIComponent(path)}&username=user`,
-        method: "POST" as const,
-        headers: h.headers,
-      })),
-      {
-        name: "server REST",
-        url: `${url}/v1/sandboxes/${sandbox.sandboxId}/files?path=${encodeURIComponent(path)}`,
-        method: "PUT" as const,
-        headers: { "x-api-key": conn.apiKey },
-      },
-    ];
-    const sandboxCpu = async () =>
-      (await host.embedded.agent.runtime.metrics(sandbox.sandboxId)).cpuUsageUsec;
-    const transfer = async (name: string, fn: () => Promise<void>) => {
-      const t = await timeTransfer(fn, sandboxCpu);
-      const mbs = TRANSFER_MB / (t.ms / 1000);
-      const perMiB = (ms: number) => (ms / TRANSFER_MB).toFixed(2);
-      add(
-        name,
-        mbs,
-        "MB/s",
-        `${share(mbs)}; CPU ms/MiB: here ${perMiB(t.hostCpuMs)}, sandbox ${perMiB(t.sandboxCpuMs)}`,
-      );
-    };
-    const drain = async (body: AsyncIterable<Uint8Array>, what: string) => {
-      let size = 0;
-      for await (const chunk of body) size += chunk.byteLength;
-      if (size !== TRANSFER_MB * MiB) throw new Error(`${what}: ${size} bytes`);
-    };
-    for (const hop of rawHops) {
-      await transfer(`upload via ${hop.name}`, async () => {
-        const res = await request(hop.url, {
-          method: hop.method,
-          headers: { ...hop.headers, "content-type": "application/octet-stream" },
-          body: createReadStream(local, { highWaterMark: MiB }),
-        });
-        if (res.statusCode !== 200) throw new Error(`${hop.name} upload: ${res.statusCode}`);
-        await res.body.dump();
-      });
-      await transfer(`download via ${hop.name}`, async () => {
-        const res = await request(hop.url, { headers: hop.headers });
-        await drain(res.body, `${hop.name} download`);
-      });
-    }
-    await transfer("files.write via SDK", async () => {
-      await sandbox.files.write(path, createReadStream(local, { highWaterMark: MiB }));
-    });
-    await transfer("files.read via SDK", async () => {
-      const stream = await sandbox.files.read(path, { format: "stream" });
-      await drain(stream as unknown as AsyncIterable<Uint8Array>, "files.read");
-    });
+    figures.push(...(await filesByHop({ host, sandbox, conn, dataDir }, suite)));
     await sandbox.kill();
     return figures;
   } finally {
@@ -196,22 +131,4 @@ function spawnTrue(): Promise<void> {
     child.once("error", reject);
     child.once("exit", () => resolve());
   });
-}
-
-/**
- * Wall time of one transfer, and the CPU it cost this process (SDK, server and agent all run
- * here) and the sandbox (envd): CPU per byte stays meaningful on a loaded host, wall time less.
- */
-async function timeTransfer(
-  fn: () => Promise<void>,
-  sandboxCpuUsec: () => Promise<number>,
-): Promise<{ ms: number; hostCpuMs: number; sandboxCpuMs: number }> {
-  const sandboxBefore = await sandboxCpuUsec();
-  const cpuBefore = process.cpuUsage();
-  const start = process.hrtime.bigint();
-  await fn();
-  const ms = msSince(start);
-  const cpu = process.cpuUsage(cpuBefore);
-  const sandboxCpuMs = ((await sandboxCpuUsec()) - sandboxBefore) / 1000;
-  return { ms, hostCpuMs: (cpu.user + cpu.system) / 1000, sandboxCpuMs };
 }

@@ -159,6 +159,58 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(activity).toContain("sb1");
   });
 
+  it("makes in-process requests for a server in this process, and leaves the rest to HTTP", async () => {
+    const before = activity.length;
+    const req = proxy.request("/sandboxes/sb1/envd/upload?x=1", {
+      method: "POST",
+      headers: { Authorization: "Bearer agent-secret", "Content-Type": "application/octet-stream" },
+    });
+    if (!req) throw new Error("no in-process request for a running sandbox");
+    const answered = new Promise<string>((resolve, reject) => {
+      req.once("response", (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c;
+        });
+        res.on("end", () => resolve(text));
+      });
+      req.once("error", reject);
+    });
+    // Streamed with backpressure like any request body: 64 MiB arrive whole.
+    zeros(64 * 2 ** 20).pipe(req);
+    expect(JSON.parse(await answered)).toEqual({ bytes: 64 * 2 ** 20 });
+    expect(activity.slice(before)).toEqual(["sb1"]);
+    // The agent's bearer stays with the agent here too.
+    const echo = proxy.request("/sandboxes/sb1/envd/rpc", {
+      method: "GET",
+      headers: { authorization: "Bearer agent-secret" },
+    });
+    echo?.end();
+    const echoed = await new Promise<string>((resolve, reject) => {
+      echo?.once("response", (res) => {
+        let text = "";
+        res.on("data", (c: Buffer) => {
+          text += c;
+        });
+        res.on("end", () => resolve(text));
+      });
+      echo?.once("error", reject);
+    });
+    expect(JSON.parse(echoed)).toEqual({ path: "/rpc", method: "GET" });
+    // What the HTTP path must answer (its errors) or tunnel (upgrades) gets no request here.
+    const none = { method: "GET", headers: {} };
+    expect(proxy.request("/sandboxes/sb2/envd/health", none)).toBeUndefined();
+    expect(proxy.request("/sandboxes/nope/envd/health", none)).toBeUndefined();
+    expect(proxy.request("/sandboxes/BAD_ID/envd/health", none)).toBeUndefined();
+    expect(proxy.request("/snapshots/x/archive", none)).toBeUndefined();
+    expect(
+      proxy.request("/sandboxes/sb1/ports/8000/ws", {
+        method: "GET",
+        headers: { connection: "Upgrade", upgrade: "websocket" },
+      }),
+    ).toBeUndefined();
+  });
+
   it("answers unknown, paused and malformed sandboxes with JSON errors", async () => {
     const unknown = await fetch(`${agent.url}/sandboxes/nope/envd/health`);
     expect(unknown.status).toBe(404);

@@ -154,6 +154,58 @@ export class EnvdProxy {
     this.agent.destroy();
   }
 
+  /**
+   * For a caller in this process (single-host mode's server): the request a proxy URL would
+   * forward to the sandbox, made as `forward` makes it (same lookup, headers, connections and
+   * activity) without the loopback HTTP hop to this proxy, the costliest part of a transfer.
+   * Undefined when the HTTP path must answer instead: not a proxy path, no running sandbox
+   * (its error), or an upgrade (tunnelled as bytes).
+   */
+  request(
+    url: string,
+    options: { method: string; headers: http.OutgoingHttpHeaders; signal?: AbortSignal },
+  ): http.ClientRequest | undefined {
+    const headers: IncomingHttpHeaders = {};
+    for (const [name, value] of Object.entries(options.headers)) {
+      if (value !== undefined) headers[name.toLowerCase()] = value as string | string[];
+    }
+    if (headers.upgrade) return undefined;
+    const target = this.resolve(url);
+    if (!target || target instanceof AgentError) return undefined;
+    const upstream = this.upstream(target.sandbox, target.path, options.method, headers, {
+      ...(target.port !== undefined && { servicePort: target.port }),
+      ...(options.signal && { signal: options.signal }),
+    });
+    const release = once(this.opts.onActivity(target.sandbox.id));
+    upstream.once("close", release);
+    upstream.once("response", (res) => res.once("close", release));
+    return upstream;
+  }
+
+  /** A request to the sandbox's envd (or a service port of it) over the keep-alive pool. */
+  private upstream(
+    sandbox: SandboxInfo,
+    path: string,
+    method: string | undefined,
+    headers: IncomingHttpHeaders,
+    options: { servicePort?: number; signal?: AbortSignal } = {},
+  ): http.ClientRequest {
+    const [host, envdPort] = splitHostPort(sandbox.envdAddress);
+    return http.request({
+      agent: this.agent,
+      host,
+      port: options.servicePort ?? envdPort,
+      method,
+      path,
+      // envd's token never reaches another port: that is a service the sandbox's code runs.
+      headers:
+        options.servicePort === undefined
+          ? envdHeaders(headers, sandbox.envdAccessToken)
+          : serviceHeaders(headers),
+      ...(options.signal && { signal: options.signal }),
+    });
+  }
+
   private forward(
     req: ProxyRequest,
     res: ProxyResponse,
@@ -161,19 +213,13 @@ export class EnvdProxy {
     path: string,
     servicePort?: number,
   ) {
-    const [host, envdPort] = splitHostPort(sandbox.envdAddress);
-    const upstream = http.request({
-      agent: this.agent,
-      host,
-      port: servicePort ?? envdPort,
-      method: req.method,
+    const upstream = this.upstream(
+      sandbox,
       path,
-      // envd's token never reaches another port: that is a service the sandbox's code runs.
-      headers:
-        servicePort === undefined
-          ? envdHeaders(req.headers, sandbox.envdAccessToken)
-          : serviceHeaders(req.headers),
-    });
+      req.method,
+      req.headers,
+      servicePort === undefined ? {} : { servicePort },
+    );
     upstream.on("response", (up) => {
       const batch = batchWrites(res);
       res.writeHead(up.statusCode ?? 502, forwardHeaders(up.headers));
@@ -231,6 +277,16 @@ function batchWrites(res: ProxyResponse): () => void {
     corked = true;
     socket.cork();
     setImmediate(uncork);
+  };
+}
+
+/** `fn` to be called at most once. */
+function once(fn: () => void): () => void {
+  let called = false;
+  return () => {
+    if (called) return;
+    called = true;
+    fn();
   };
 }
 

@@ -39,6 +39,12 @@ export interface Agent {
   handler: RequestHandler;
   /** Upgrade requests (WebSockets) to a sandbox's port, through the same proxy paths. */
   upgrade: UpgradeListener;
+  /**
+   * For a server in this process: the request to a sandbox's envd (or port) that a proxy URL
+   * (`/sandboxes/<id>/envd/...`) names, without the HTTP hop to `handler`; undefined when that
+   * URL must go through `handler` (see EnvdProxy.request).
+   */
+  envdRequest: EnvdProxy["request"];
   /** Set in fleet mode (`config.serverUrl`) once started: registration and heartbeats. */
   readonly fleet: FleetMember | undefined;
   /**
@@ -119,6 +125,7 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
     routes,
     handler,
     upgrade,
+    envdRequest: (url, options) => proxy.request(url, options),
     get fleet() {
       return fleet;
     },

@@ -5,7 +5,8 @@ import type { AgentHost } from "../service/sandbox-types.js";
 
 /**
  * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its
- * bearer and, over HTTPS, trusting only the certificate the agent registered with.
+ * bearer and, over HTTPS, trusting only the certificate the agent registered with; to an agent
+ * in this process, its envd proxy's request made in-process when it takes it.
  */
 export function agentRequest(
   host: AgentHost,
@@ -13,6 +14,12 @@ export function agentRequest(
   options: { method: string; headers?: Record<string, string>; signal?: AbortSignal },
 ): http.ClientRequest {
   const url = new URL(pathOrUrl, host.url);
+  const direct = host.direct?.(url.pathname + url.search, {
+    method: options.method,
+    headers: options.headers ?? {},
+    ...(options.signal ? { signal: options.signal } : {}),
+  });
+  if (direct) return direct;
   const base = {
     method: options.method,
     headers: { ...host.headers, ...options.headers },
@@ -29,24 +36,6 @@ export function responseOf(req: http.ClientRequest): Promise<IncomingMessage> {
     req.once("response", resolve);
     req.once("error", reject);
   });
-}
-
-/** A bodyless request to an agent, answered as a fetch Response whose body streams. */
-export async function agentFetch(
-  host: AgentHost,
-  pathOrUrl: string,
-  options: { method?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
-): Promise<Response> {
-  const req = agentRequest(host, pathOrUrl, { method: "GET", ...options });
-  req.end();
-  const res = await responseOf(req);
-  const headers = new Headers();
-  for (const [name, value] of Object.entries(res.headers)) {
-    if (typeof value === "string") headers.set(name, value);
-  }
-  const status = res.statusCode ?? 502;
-  const empty = status === 204 || status === 304 || options.method === "HEAD";
-  return new Response(empty ? null : webStreamOf(res), { status, headers });
 }
 
 /**

@@ -1,4 +1,4 @@
-export { agentFetch, agentRequest, responseOf } from "./agent-http.js";
+export { agentRequest, responseOf, webStreamOf } from "./agent-http.js";
 export { Fleet, servesTeam } from "./fleet.js";
 export type { Leadership } from "./leadership.js";
 export { AdvisoryLockLeadership, fleetLeadership, soleLeader } from "./leadership.js";

@@ -1,9 +1,10 @@
+import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import { createClient } from "@connectrpc/connect";
 import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
-import { agentFetch, agentRequest, responseOf } from "../hosts/agent-http.js";
+import { agentRequest, responseOf } from "../hosts/agent-http.js";
 import { fromAgentError } from "./agent-errors.js";
 import { envdTransport } from "./exec.js";
 import type { AgentHost } from "./sandbox-types.js";
@@ -28,9 +29,12 @@ export interface UploadedFile {
   path: string;
 }
 
-/** A streamed download: envd's bytes, untouched, with the headers that describe them. */
+/**
+ * A streamed download: envd's bytes, untouched, with the headers that describe them. The body is
+ * the agent's Node response itself, so it can be piped to the client without a web stream.
+ */
 export interface Download {
-  body: ReadableStream<Uint8Array>;
+  body: IncomingMessage;
   headers: Record<string, string>;
 }
 
@@ -90,9 +94,9 @@ export async function readCapped(
   return Buffer.concat(chunks);
 }
 
-/** envd's (or the agent proxy's) `{code, message}` answer as a ServerError. */
-async function errorOf(res: Response, context: string): Promise<ServerError> {
-  const raw = await readCapped(res.body, MAX_ERROR_BODY_BYTES).catch(() => undefined);
+/** envd's (or the agent proxy's) `{code, message}` answer (`raw`, read capped) as a ServerError. */
+function errorOf(res: { status: number; raw: Buffer | undefined }, context: string): ServerError {
+  const { raw } = res;
   let body: { code?: unknown; message?: unknown } = {};
   try {
     body = raw ? JSON.parse(raw.toString("utf8")) : {};
@@ -178,14 +182,19 @@ export class FileService {
         logDetail: `upload: answer of status ${status} longer than ${cap} bytes`,
       });
     }
-    const answer = new Response(read, { status });
-    if (!answer.ok) {
+    if (status < 200 || status >= 300) {
       // envd answered before reading everything: discard the rest so the client gets the error.
       body.unpipe();
       body.resume();
-      throw await errorOf(answer, "upload");
+      throw errorOf({ status, raw: read }, "upload");
     }
-    return (await answer.json()) as UploadedFile[];
+    try {
+      return JSON.parse(read.toString("utf8")) as UploadedFile[];
+    } catch (err) {
+      throw new ServerError("internal", "upload: the sandbox's answer was not JSON", {
+        cause: err,
+      });
+    }
   }
 
   async download(
@@ -194,18 +203,26 @@ export class FileService {
     input: { path: string; user?: string; signal?: AbortSignal },
   ): Promise<Download> {
     const host = await this.sandboxes.reachable(teamId, id);
-    const res = await agentFetch(host, this.filesUrl(host, id, input.path, input.user), {
+    const req = agentRequest(host, this.filesUrl(host, id, input.path, input.user), {
+      method: "GET",
       ...(input.signal ? { signal: input.signal } : {}),
-    }).catch((err: unknown) => {
+    });
+    req.end();
+    const res = await responseOf(req).catch((err: unknown) => {
       throw hostTrouble("download", err);
     });
-    if (!res.ok || !res.body) throw await errorOf(res, "download");
+    const status = res.statusCode ?? 502;
+    if (status < 200 || status >= 300) {
+      const raw = await readCapped(res, MAX_ERROR_BODY_BYTES).catch(() => undefined);
+      if (!raw) res.destroy();
+      throw errorOf({ status, raw }, "download");
+    }
     const headers: Record<string, string> = {};
     for (const name of ["content-type", "content-length", "content-disposition"]) {
-      const value = res.headers.get(name);
-      if (value) headers[name] = value;
+      const value = res.headers[name];
+      if (typeof value === "string") headers[name] = value;
     }
-    return { body: res.body, headers };
+    return { body: res, headers };
   }
 
   /**

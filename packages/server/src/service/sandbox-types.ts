@@ -1,3 +1,4 @@
+import type { ClientRequest } from "node:http";
 import type { Client } from "@connectrpc/connect";
 import { SandboxState as AgentState, type HostAgentService } from "@wrenn/proto/agent";
 import type { SandboxState } from "../db/index.js";
@@ -17,6 +18,14 @@ export interface AgentHost {
   headers?: Record<string, string>;
   /** The certificate an HTTPS agent was registered with: the only one trusted for it. */
   ca?: string;
+  /**
+   * An agent in this process (single-host mode): the request a proxy path under `url` names,
+   * made straight to the sandbox without the loopback HTTP hop; undefined: use HTTP.
+   */
+  direct?: (
+    path: string,
+    options: { method: string; headers: Record<string, string>; signal?: AbortSignal },
+  ) => ClientRequest | undefined;
 }
 
 /** Where sandboxes go and how their hosts are reached (see hosts/fleet.ts). */

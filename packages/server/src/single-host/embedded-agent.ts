@@ -41,8 +41,10 @@ export interface EmbeddedAgent {
 
 /**
  * Single-host mode: the agent runs in this process. Lifecycle calls go through an in-memory
- * Connect transport; exec and file traffic goes through the agent's envd proxy on a loopback
- * port guarded by a per-process token — the same code path as a remote agent.
+ * Connect transport; exec and file traffic goes through the agent's envd proxy: its requests to
+ * envd are made in-process (the proxy's own lookup, headers and connections, without a loopback
+ * HTTP hop, which cost more than the rest of a transfer), Connect calls and anything the proxy
+ * must answer itself over its loopback port guarded by a per-process token, as a remote agent.
  */
 export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise<EmbeddedAgent> {
   const token = randomBytes(32).toString("hex");
@@ -91,6 +93,7 @@ export async function startEmbeddedAgent(options: EmbeddedAgentOptions): Promise
         hostId: info.hostId,
         url: listener.url,
         headers: { authorization: `Bearer ${token}` },
+        direct: (path, request) => agent.envdRequest(path, request),
       },
       async close() {
         await agent.close();

@@ -1,10 +1,12 @@
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
+import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { createRoute, z } from "@hono/zod-openapi";
 import type { Context } from "hono";
 import { ServerError } from "../../errors.js";
-import type { FileEntry, Services } from "../../service/index.js";
+import { webStreamOf } from "../../hosts/index.js";
+import type { Download, FileEntry, Services } from "../../service/index.js";
 import type { App, AppEnv } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -60,6 +62,24 @@ function requestStream(c: Context<AppEnv>): Readable {
   if (incoming) return incoming;
   const body = c.req.raw.body;
   return body ? Readable.fromWeb(body as NodeReadableStream) : Readable.from([]);
+}
+
+/**
+ * The agent's response piped straight into the client's: Node stream to Node stream, chunk by
+ * chunk with backpressure, no web stream between them (a promise or three per chunk).
+ */
+function pipeDownload(download: Download, outgoing: ServerResponse): void {
+  const { body } = download;
+  outgoing.writeHead(200, download.headers);
+  body.pipe(outgoing);
+  // The agent's side broke mid-body: the client must see a broken response, not a short one.
+  body.once("close", () => {
+    if (!body.complete) outgoing.destroy();
+  });
+  // The client went away: the transfer from the sandbox stops too.
+  outgoing.once("close", () => {
+    if (!outgoing.writableFinished) body.destroy();
+  });
 }
 
 /** Paths whose request bodies are streamed to the sandbox (exempt from the JSON body limit). */
@@ -203,7 +223,13 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
         ...(query.user !== undefined ? { user: query.user } : {}),
         signal: c.req.raw.signal,
       });
-      return new Response(download.body, { status: 200, headers: download.headers });
+      const outgoing = (c.env as { outgoing?: ServerResponse } | undefined)?.outgoing;
+      // In-process (`app.request`) there is no Node response: a web stream it is.
+      if (!outgoing) {
+        return new Response(webStreamOf(download.body), { status: 200, headers: download.headers });
+      }
+      pipeDownload(download, outgoing);
+      return RESPONSE_ALREADY_SENT;
     },
   );
 
