@@ -333,12 +333,19 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     const list = JSON.parse((await run(["template", "list", "--json"])).stdout) as {
       name: string;
       version: number;
+      base: string;
+      sizeBytes?: number;
       startCmd?: string;
     }[];
-    expect(list.map((t) => [t.name, t.version, t.startCmd])).toEqual([
-      ["cli-tpl", 1, "sleep 600"],
-      ["cli-tpl", 2, "sleep 600"],
+    expect(list.map((t) => [t.name, t.version, t.base, t.startCmd])).toEqual([
+      ["cli-tpl", 1, "test-minimal", "sleep 600"],
+      ["cli-tpl", 2, "test-minimal", "sleep 600"],
     ]);
+    // The COPY and RUN layers hold a few files: measured, so present and above zero.
+    for (const t of list) expect(t.sizeBytes).toBeGreaterThan(0);
+    const shown = (await run(["template", "list"])).stdout.split("\n");
+    expect(shown[0]).toMatch(/^NAME\s+VERSION\s+BASE\s+SIZE\s+START COMMAND/);
+    expect(shown[1]).toMatch(/^cli-tpl\s+1\s+test-minimal\s+\S+ [KMG]?i?B\s+sleep 600/);
     const child = (await run(["sandbox", "create", "--template", "cli-tpl"])).stdout.trim();
     expect(child).toMatch(ID);
     expect((await run(["files", "cat", child, "/opt/word"])).stdout).toBe("two\n");

@@ -1,6 +1,6 @@
 import { Template, type TemplateInfo } from "@wrenn/sdk";
 import { ApiCommand } from "../../base/index.js";
-import { ago, table } from "../../services/format.js";
+import { ago, formatBytes, table } from "../../services/format.js";
 
 export default class TemplateList extends ApiCommand<typeof TemplateList> {
   static override summary = "List the team's built templates (every version).";
@@ -17,10 +17,12 @@ export default class TemplateList extends ApiCommand<typeof TemplateList> {
     }
     this.log(
       table(
-        ["NAME", "VERSION", "START COMMAND", "VCPUS", "MEMORY", "CREATED"],
+        ["NAME", "VERSION", "BASE", "SIZE", "START COMMAND", "VCPUS", "MEMORY", "CREATED"],
         templates.map((t) => [
           t.name,
           String(t.version),
+          t.base,
+          t.sizeBytes === undefined ? "-" : formatBytes(t.sizeBytes),
           t.startCmd ?? "-",
           String(t.vcpus),
           `${t.memoryMb} MiB`,
