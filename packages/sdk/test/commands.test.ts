@@ -51,6 +51,16 @@ describe("commands.run", () => {
     expect(direct.stdout).toBe("a b-c");
   });
 
+  it("runs many commands at once as the sandbox's user", async () => {
+    // envd opens each process's pipes through the spawn helper's /proc fds: a concurrent spawn
+    // switching uid made those opens fail with EACCES.
+    const n = Array.from({ length: 12 }, (_, i) => i);
+    for (let round = 0; round < 8; round++) {
+      const results = await Promise.all(n.map((i) => sandbox.commands.run(`echo ${i}`)));
+      expect(results.map((r) => r.stdout)).toEqual(n.map((i) => `${i}\n`));
+    }
+  });
+
   it("throws CommandExitError with the result on a non-zero exit, unless told not to", async () => {
     const err = await sandbox.commands
       .run("echo out; echo bad >&2; exit 3")

@@ -127,6 +127,9 @@ export class SpawnHelper {
   private buffered = Buffer.alloc(0);
   private alive = true;
 
+  /** The spawn before the next one (see spawn). */
+  private previous: Promise<unknown> = Promise.resolve();
+
   private constructor(private readonly proc: ChildProcess) {
     proc.stdout!.on("data", (chunk: Buffer) => this.onData(chunk));
     proc.stdin!.on("error", () => {}); // the exit handler below says what happened
@@ -162,15 +165,23 @@ export class SpawnHelper {
     return this.proc.pid;
   }
 
-  /** Starts a process; rejects with HelperUnavailable (try Node) or an errno error. */
+  /**
+   * Starts a process; rejects with HelperUnavailable (try Node) or an errno error. One spawn at a
+   * time, each until its pipes are open: while a child that switches uid shares the helper's
+   * memory, the helper is not dumpable and opening its fds through /proc fails with EACCES.
+   */
   spawn(req: HelperSpawn): Promise<PipeChild> {
-    if (!this.alive) return Promise.reject(new HelperUnavailable("spawn helper is gone"));
-    const id = this.nextId++;
-    if (this.nextId > 0x7fff_ffff) this.nextId = 1;
-    return new Promise<PipeChild>((resolve, reject) => {
-      this.pending.set(id, { resolve, reject, req });
-      this.proc.stdin!.write(encodeSpawn(id, req));
-    });
+    const start = () =>
+      new Promise<PipeChild>((resolve, reject) => {
+        if (!this.alive) return reject(new HelperUnavailable("spawn helper is gone"));
+        const id = this.nextId++;
+        if (this.nextId > 0x7fff_ffff) this.nextId = 1;
+        this.pending.set(id, { resolve, reject, req });
+        this.proc.stdin!.write(encodeSpawn(id, req));
+      });
+    const started = this.previous.then(start, start);
+    this.previous = started.catch(() => undefined);
+    return started;
   }
 
   close(): void {
