@@ -171,6 +171,7 @@ describe.skipIf(!hasNft)(
       for (let i = 0; i < 240 && (hx.runtime as NamespaceRuntime).warmPoolSize < 1; i++) {
         await sleep(500);
       }
+      expect((hx.runtime as NamespaceRuntime).warmPoolSize, "the pool never filled").toBe(1);
     }, 180_000);
 
     afterAll(() => {

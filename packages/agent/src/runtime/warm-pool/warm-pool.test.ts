@@ -138,3 +138,29 @@ describe("WarmPool (auto)", () => {
     }
   });
 });
+
+describe("WarmPool (fixed size)", () => {
+  it("tries a failed build again by itself after the backoff, with no create to ask", async () => {
+    let attempts = 0;
+    // Fake sandboxes, as above: the first build fails as one does on a starved host.
+    const pool = new WarmPool<{ n: number }>({
+      setting: [{ template: "base", size: 1 }],
+      defaultDiskSizeMb: 1024,
+      make: async () => {
+        if (attempts++ === 0) throw new Error("envd did not answer in time");
+        return { n: attempts };
+      },
+      discard: async () => [],
+      logger: silentLogger(),
+    });
+    try {
+      pool.fill();
+      await pool.idle();
+      expect(pool.size).toBe(0);
+      for (let i = 0; i < 100 && pool.size === 0; i++) await sleep(50);
+      expect({ size: pool.size, attempts }).toEqual({ size: 1, attempts: 2 });
+    } finally {
+      expect(await pool.drain()).toEqual([]);
+    }
+  });
+});

@@ -270,12 +270,14 @@ export class WarmPool<T> {
       this.ready.set(key, items);
       items.push(ready);
     } catch (err) {
-      // Retried by the next create, or by the auto mode's tick after a growing pause.
+      // Retried by the next create, or after a growing pause: by the auto mode's tick, or (a
+      // fixed pool has no tick) by a timer, so one failed build does not leave it empty.
       const backoffMs = Math.min(
         MAX_BACKOFF_MS,
         (this.retryAt.get(key)?.backoffMs ?? FIRST_BACKOFF_MS / 2) * 2,
       );
       this.retryAt.set(key, { at: this.now() + backoffMs, backoffMs });
+      if (!this.demand) setTimeout(() => this.start(), backoffMs).unref();
       // A template not built yet (the default one while it is being prepared) is no news.
       const level = (err as { code?: string }).code === "not_found" ? "debug" : "warn";
       this.opts.logger[level]({ template: target.template, err }, "warm pool: refill failed");
