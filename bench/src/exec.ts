@@ -1,13 +1,9 @@
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient, type Transport } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { keepHostFirewallState } from "@wrenn/agent";
 import { Process } from "@wrenn/proto/process";
 import { Sandbox } from "@wrenn/sdk";
 import { request } from "undici";
-import { closeServer, startServer } from "./single-host.js";
+import { withSingleHost } from "./single-host.js";
 import { spawnDone } from "./speed.js";
 import { type Figure, msSince, percentile } from "./stats.js";
 
@@ -51,11 +47,7 @@ async function startTrue(transport: Transport): Promise<{ spawnedMs: number }> {
  */
 export async function benchExec(): Promise<Figure[]> {
   if (process.getuid?.() !== 0) throw new Error("the exec bench needs root (real sandboxes)");
-  const restoreHost = await keepHostFirewallState();
-  const dataDir = await mkdtemp(join(tmpdir(), "wrenn-bench-exec-"));
-  const server = await startServer(join(dataDir, "default"));
-  try {
-    const { conn, host } = server;
+  return withSingleHost("exec", undefined, async ({ conn, host }) => {
     const sandbox = await Sandbox.create(conn);
     // A second sandbox whose envd lost its spawn helper: it starts processes with Node's spawn,
     // as envd did before the helper (and does wherever none was built).
@@ -134,7 +126,7 @@ export async function benchExec(): Promise<Figure[]> {
         if (round >= WARMUP) samples.get(hop.name)!.push(msSince(start));
       }
     }
-    // No kill here: closeServer below destroys both (a DELETE on a loaded machine can time out).
+    // No kill here: withSingleHost destroys both (a DELETE on a loaded machine can time out).
 
     const p50 = (name: string) => percentile(samples.get(name)!, 50);
     const spawnTrue = p50(SPAWN_TRUE);
@@ -171,9 +163,5 @@ export async function benchExec(): Promise<Figure[]> {
       },
     );
     return figures;
-  } finally {
-    await closeServer(server.host);
-    await rm(dataDir, { recursive: true, force: true });
-    await restoreHost();
-  }
+  });
 }

@@ -1,17 +1,15 @@
 import { createReadStream } from "node:fs";
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { keepHostFirewallState } from "@wrenn/agent";
 import { Sandbox } from "@wrenn/sdk";
-import { bootstrapSingleHost, loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
-import pino from "pino";
+import type { SingleHost } from "@wrenn/server";
 import { request } from "undici";
+import { TEMPLATE, withSingleHost } from "./single-host.js";
 import { type Figure, msSince } from "./stats.js";
 
-const TEMPLATE = "test-minimal";
 const MiB = 1024 * 1024;
-const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
+/** The size of the file sent each way (MiB). */
+export const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
 
 /** What a hop-by-hop files measurement needs: a single host and one of its sandboxes. */
 export interface FilesBenchContext {
@@ -139,21 +137,8 @@ async function timeTransfer(
  * Files hop by hop on one single-host sandbox (`npm run bench -- files`): which hop of the
  * files path costs what, each figure next to `cp` in the same run.
  */
-export async function benchFiles(): Promise<Figure[]> {
-  const restoreHost = await keepHostFirewallState();
-  const dataDir = await mkdtemp(join(tmpdir(), "wrenn-bench-files-"));
-  const config = loadConfig({
-    WRENN_DATA_DIR: dataDir,
-    WRENN_DEFAULT_TEMPLATE: TEMPLATE,
-    WRENN_PORT: "0",
-  });
-  const host = await startSingleHost(config, pino({ level: "silent" }), { warmPool: [] });
-  try {
-    await host.ready;
-    const url = host.http?.url ?? "";
-    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
-    if (!client) throw new Error("bootstrap made no client config");
-    const conn = { apiUrl: url, apiKey: client.api_key };
+export function benchFiles(): Promise<Figure[]> {
+  return withSingleHost("files", [], async ({ host, conn }, dataDir) => {
     const sandbox = await Sandbox.create({
       ...conn,
       template: TEMPLATE,
@@ -164,11 +149,5 @@ export async function benchFiles(): Promise<Figure[]> {
     } finally {
       await sandbox.kill();
     }
-  } finally {
-    const runtime = host.embedded.agent.runtime;
-    for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-    await host.close();
-    await rm(dataDir, { recursive: true, force: true });
-    await restoreHost();
-  }
+  });
 }

@@ -1,21 +1,14 @@
 import { spawn } from "node:child_process";
-import { mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { keepHostFirewallState } from "@wrenn/agent";
 import { Process } from "@wrenn/proto/process";
 import { Sandbox } from "@wrenn/sdk";
-import { bootstrapSingleHost, loadConfig, startSingleHost } from "@wrenn/server";
-import pino from "pino";
 import { request } from "undici";
-import { filesByHop } from "./files.js";
+import { filesByHop, TRANSFER_MB } from "./files.js";
+import { TEMPLATE, withSingleHost } from "./single-host.js";
 import { type Figure, percentile, timeRuns } from "./stats.js";
 
-const TEMPLATE = "test-minimal";
 const RUNS = 100;
-const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
 
 /** One hop of the exec and files path: where it starts and what it adds to the call. */
 interface Hop {
@@ -35,20 +28,8 @@ export async function benchIo(): Promise<Figure[]> {
   const figures: Figure[] = [];
   const add = (name: string, value: number, unit: string, note?: string) =>
     figures.push({ suite, name, value, unit, ...(note ? { note } : {}) });
-  const restoreHost = await keepHostFirewallState();
-  const dataDir = await mkdtemp(join(tmpdir(), "wrenn-bench-io-"));
-  const config = loadConfig({
-    WRENN_DATA_DIR: dataDir,
-    WRENN_DEFAULT_TEMPLATE: TEMPLATE,
-    WRENN_PORT: "0",
-  });
-  const host = await startSingleHost(config, pino({ level: "silent" }), { warmPool: [] });
-  try {
-    await host.ready;
-    const url = host.http?.url ?? "";
-    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
-    if (!client) throw new Error("bootstrap made no client config");
-    const conn = { apiUrl: url, apiKey: client.api_key };
+  return withSingleHost("io", [], async ({ host, conn }, dataDir) => {
+    const url = conn.apiUrl;
     const sandbox = await Sandbox.create({
       ...conn,
       template: TEMPLATE,
@@ -116,13 +97,7 @@ export async function benchIo(): Promise<Figure[]> {
     figures.push(...(await filesByHop({ host, sandbox, conn, dataDir }, suite)));
     await sandbox.kill();
     return figures;
-  } finally {
-    const runtime = host.embedded.agent.runtime;
-    for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-    await host.close();
-    await rm(dataDir, { recursive: true, force: true });
-    await restoreHost();
-  }
+  });
 }
 
 function spawnTrue(): Promise<void> {

@@ -1,17 +1,13 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
-import { copyFile, mkdtemp, rm, writeFile } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { copyFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
-import { keepHostFirewallState } from "@wrenn/agent";
 import { Sandbox } from "@wrenn/sdk";
-import { bootstrapSingleHost, loadConfig, startSingleHost } from "@wrenn/server";
-import pino from "pino";
 import { request } from "undici";
+import { TEMPLATE, withSingleHost } from "./single-host.js";
 import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
 
-const TEMPLATE = "test-minimal";
 const MiB = 1024 * 1024;
 const CREATE_RUNS = 20;
 const RUN_RUNS = 100;
@@ -27,22 +23,9 @@ const WARM = Number(process.env.WRENN_BENCH_SDK_WARM || 2);
 export async function benchSdk(): Promise<Figure[]> {
   const suite = "sdk";
   const figures: Figure[] = [];
-  const restoreHost = await keepHostFirewallState();
-  const dataDir = await mkdtemp(join(tmpdir(), "wrenn-bench-sdk-"));
-  const config = loadConfig({
-    WRENN_DATA_DIR: dataDir,
-    WRENN_DEFAULT_TEMPLATE: TEMPLATE,
-    WRENN_PORT: "0",
-  });
-  const host = await startSingleHost(config, pino({ level: "silent" }), {
-    warmPool: WARM > 0 ? [{ template: TEMPLATE, size: WARM }] : [],
-  });
-  try {
-    await host.ready;
-    const url = host.http?.url ?? "";
-    const client = (await bootstrapSingleHost(host.services, dataDir, url)).config;
-    if (!client) throw new Error("bootstrap made no client config");
-    const conn = { apiUrl: url, apiKey: client.api_key };
+  const warmPool = WARM > 0 ? [{ template: TEMPLATE, size: WARM }] : [];
+  return withSingleHost("sdk", warmPool, async ({ conn }, dataDir) => {
+    const url = conn.apiUrl;
 
     // Sandbox.create() → commands.run('true'), one after another; the pool refills in between.
     const firstRun: number[] = [];
@@ -187,11 +170,5 @@ export async function benchSdk(): Promise<Figure[]> {
     );
     await sandbox.kill();
     return figures;
-  } finally {
-    const runtime = host.embedded.agent.runtime;
-    for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-    await host.close();
-    await rm(dataDir, { recursive: true, force: true });
-    await restoreHost();
-  }
+  });
 }

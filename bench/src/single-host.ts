@@ -1,5 +1,12 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
-import type { NamespaceRuntime, RuntimeSet, WarmPoolSetting } from "@wrenn/agent";
+import {
+  keepHostFirewallState,
+  type NamespaceRuntime,
+  type RuntimeSet,
+  type WarmPoolSetting,
+} from "@wrenn/agent";
 import { bootstrapSingleHost, loadConfig, type SingleHost, startSingleHost } from "@wrenn/server";
 import pino from "pino";
 
@@ -37,4 +44,30 @@ export async function closeServer(host: SingleHost): Promise<void> {
   const runtime = host.embedded.agent.runtime;
   for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
   await host.close();
+}
+
+export type BenchServer = Awaited<ReturnType<typeof startServer>>;
+
+/**
+ * `fn` with a single-host server of its own ({@link startServer}) in a fresh data dir, keeping the
+ * host's firewall state; afterwards its sandboxes, the server and the data dir go.
+ */
+export async function withSingleHost<T>(
+  name: string,
+  warmPool: WarmPoolSetting | undefined,
+  fn: (server: BenchServer, dataDir: string) => Promise<T>,
+): Promise<T> {
+  const restoreHost = await keepHostFirewallState();
+  const dataDir = await mkdtemp(join(tmpdir(), `wrenn-bench-${name}-`));
+  try {
+    const server = await startServer(join(dataDir, "default"), warmPool);
+    try {
+      return await fn(server, dataDir);
+    } finally {
+      await closeServer(server.host);
+    }
+  } finally {
+    await rm(dataDir, { recursive: true, force: true });
+    await restoreHost();
+  }
 }

@@ -166,16 +166,7 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       headers: { Authorization: "Bearer agent-secret", "Content-Type": "application/octet-stream" },
     });
     if (!req) throw new Error("no in-process request for a running sandbox");
-    const answered = new Promise<string>((resolve, reject) => {
-      req.once("response", (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => {
-          text += c;
-        });
-        res.on("end", () => resolve(text));
-      });
-      req.once("error", reject);
-    });
+    const answered = bodyOf(req);
     // Streamed with backpressure like any request body: 64 MiB arrive whole.
     zeros(64 * 2 ** 20).pipe(req);
     expect(JSON.parse(await answered)).toEqual({ bytes: 64 * 2 ** 20 });
@@ -185,17 +176,9 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       method: "GET",
       headers: { authorization: "Bearer agent-secret" },
     });
-    echo?.end();
-    const echoed = await new Promise<string>((resolve, reject) => {
-      echo?.once("response", (res) => {
-        let text = "";
-        res.on("data", (c: Buffer) => {
-          text += c;
-        });
-        res.on("end", () => resolve(text));
-      });
-      echo?.once("error", reject);
-    });
+    if (!echo) throw new Error("no in-process request for a running sandbox");
+    echo.end();
+    const echoed = await bodyOf(echo);
     expect(JSON.parse(echoed)).toEqual({ path: "/rpc", method: "GET" });
     // What the HTTP path must answer (its errors) or tunnel (upgrades) gets no request here.
     const none = { method: "GET", headers: {} };
@@ -392,3 +375,17 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(peak - before).toBeLessThan(200 * 2 ** 20);
   });
 });
+
+/** The answer's body to a request made in-process, as text. */
+function bodyOf(req: http.ClientRequest): Promise<string> {
+  return new Promise((resolve, reject) => {
+    req.once("response", (res) => {
+      let text = "";
+      res.on("data", (c: Buffer) => {
+        text += c;
+      });
+      res.on("end", () => resolve(text));
+    });
+    req.once("error", reject);
+  });
+}

@@ -1,19 +1,23 @@
 import { createHash, randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The CLI's helper: `wrenn server start` as a child process with the test-minimal template.
 import { startTestServer, type TestServer } from "../../cli/test/helpers/server.js";
-import { browserSkipReason, launchBrowser, type TestBrowser } from "./helpers/browser.js";
+import {
+  browserSkipReason,
+  launchBrowser,
+  screenshot,
+  type TestBrowser,
+} from "./helpers/browser.js";
 
 // The web console in Debian's Chromium against a real single-host server and real sandboxes:
 // every step is what a user does with a mouse and keyboard, checked on the page and, where the
 // page could be lying, through the API.
 
-const ARTIFACTS = join(import.meta.dirname, "..", "test-artifacts");
 const sha256 = (data: Uint8Array) => createHash("sha256").update(data).digest("hex");
 const skip = browserSkipReason();
 if (skip) console.warn(`[wrenn/console] browser suite SKIPPED: ${skip}`);
@@ -25,8 +29,7 @@ describe.skipIf(skip)("the web console in Chromium", () => {
   let work: string;
   let sandboxId: string;
 
-  const shot = (name: string) =>
-    page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => screenshot(page, name);
   const api = async (path: string, init: RequestInit = {}) => {
     const res = await fetch(`${server.apiUrl}${path}`, {
       ...init,
@@ -40,7 +43,6 @@ describe.skipIf(skip)("the web console in Chromium", () => {
     // The server serves the built console; a stale or missing build would test something else.
     if (!existsSync(join(import.meta.dirname, "..", "dist", "index.html")))
       throw new Error("packages/console/dist is missing: run `npm run build` first");
-    await mkdir(ARTIFACTS, { recursive: true });
     work = await mkdtemp(join(tmpdir(), "wrenn-console-files-"));
     server = await startTestServer();
     browser = await launchBrowser();

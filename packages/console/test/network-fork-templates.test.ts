@@ -1,5 +1,3 @@
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The CLI's helper: `wrenn server start` as a child process with the test-minimal template.
@@ -7,6 +5,7 @@ import { startTestServer, type TestServer } from "../../cli/test/helpers/server.
 import {
   browserSkipReason,
   launchBrowser,
+  screenshot,
   signInAsAdmin,
   type TestBrowser,
 } from "./helpers/browser.js";
@@ -14,7 +13,6 @@ import {
 // The console's egress rules, fork and template sizes in Debian's Chromium against a real
 // single-host server and real sandboxes; what the page shows is checked against the API.
 
-const ARTIFACTS = join(import.meta.dirname, "..", "test-artifacts");
 const skip = browserSkipReason();
 if (skip) console.warn(`[wrenn/console] browser suite SKIPPED: ${skip}`);
 
@@ -31,8 +29,7 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
   let page: Page;
   let sandboxId: string;
 
-  const shot = (name: string) =>
-    page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => screenshot(page, name);
   const api = async <T = Record<string, unknown>>(path: string, init: RequestInit = {}) => {
     const res = await fetch(`${server.apiUrl}${path}`, {
       ...init,
@@ -44,7 +41,6 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
   const summary = () => page.getByTestId("network-summary");
 
   beforeAll(async () => {
-    await mkdir(ARTIFACTS, { recursive: true });
     server = await startTestServer();
     browser = await launchBrowser();
     page = browser.context.pages()[0] ?? (await browser.context.newPage());

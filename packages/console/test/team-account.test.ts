@@ -1,5 +1,3 @@
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 // The CLI's helper: `wrenn server start` as a child process with the test-minimal template.
@@ -7,6 +5,7 @@ import { startTestServer, type TestServer } from "../../cli/test/helpers/server.
 import {
   browserSkipReason,
   launchBrowser,
+  screenshot,
   signInAsAdmin,
   type TestBrowser,
 } from "./helpers/browser.js";
@@ -14,7 +13,6 @@ import {
 // The Account page's team invitations (pending list, revoke) and password change in Debian's
 // Chromium against a real server; what the page shows is checked against the API.
 
-const ARTIFACTS = join(import.meta.dirname, "..", "test-artifacts");
 const ADMIN = "admin@wrenn.local";
 const skip = browserSkipReason();
 if (skip) console.warn(`[wrenn/console] browser suite SKIPPED: ${skip}`);
@@ -25,8 +23,7 @@ describe.skipIf(skip)("team invitations and the password on the Account page", (
   let page: Page;
   let password: string;
 
-  const shot = (name: string) =>
-    page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  const shot = (name: string) => screenshot(page, name);
   const post = (path: string, body: unknown, headers: Record<string, string> = {}) =>
     fetch(`${server.apiUrl}${path}`, {
       method: "POST",
@@ -54,7 +51,6 @@ describe.skipIf(skip)("team invitations and the password on the Account page", (
   };
 
   beforeAll(async () => {
-    await mkdir(ARTIFACTS, { recursive: true });
     server = await startTestServer();
     password = /password:\s+(\S+)/.exec(server.log())?.[1] ?? "";
     browser = await launchBrowser();

@@ -9,6 +9,7 @@ import {
 } from "../src/db/index.js";
 import { ServerError } from "../src/errors.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
+import { sandboxRow } from "./helpers/rows.js";
 
 // One suite, run on every engine: whatever passes on SQLite must pass on PostgreSQL unchanged.
 for (const engine of testEngines()) {
@@ -304,27 +305,13 @@ for (const engine of testEngines()) {
         const older = row("layer-older", { usedAt: at(403) });
         const built = row("built", { kind: "template", parentId: stacked.id, buildLayers: "[]" });
         for (const r of [under, stacked, held, free, older, built]) await store.templates.insert(r);
-        const sandbox = {
-          id: newId(),
-          teamId: teamB,
-          hostId: null,
+        const sandbox = sandboxRow(teamB, {
           template: held.id,
-          runtime: "namespace",
           snapshotId: held.id,
-          state: "running",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          timeoutSec: 0,
-          metadata: {},
           createdAt: at(406),
           updatedAt: at(406),
           lastActiveAt: at(406),
-          stoppedAt: null,
-          publicTraffic: true,
-          autoResume: false,
-          network: { allowInternetAccess: true, allowOut: [], denyOut: [] },
-        } satisfies SandboxRecord;
+        });
         await store.sandboxes.insert(sandbox);
         const evictable = async () =>
           (await store.templates.evictableLayers())

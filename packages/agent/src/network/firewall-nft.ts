@@ -194,27 +194,19 @@ export const nftFirewall = {
       : [`add element ${element}`, `delete element ${element}`];
   },
 
-  /** Lets a sandbox reach its DNS forwarder, replacing what it had. */
+  /** Lets a sandbox reach its DNS forwarder, replacing what it had (one transaction). */
   async setDnsMember(hostIf: string, member: DnsMember | undefined): Promise<void> {
     const stale = (await nftFirewall.dnsMembers()).filter(
       (m) => m.hostIf === hostIf && (!member || dnsElement(m) !== dnsElement(member)),
     );
-    if (member) {
-      const lines = await nftFirewall.dnsMemberLines(member);
-      await runNftScript(`${lines.join("\n")}\n`);
-    }
-    for (const m of stale) {
-      await runCommand("nft", [
-        "delete",
-        "element",
-        ...TABLE,
-        DNS_SET,
-        `{ ${dnsElement(m)} }`,
-      ]).catch((err: unknown) => {
-        // Gone already (the table was re-installed meanwhile): what we wanted.
-        if (!isMissing(err)) throw err;
-      });
-    }
+    const lines = member
+      ? await nftFirewall.dnsMemberLines(member, stale)
+      : stale.flatMap((m) => nftFirewall.dnsMemberRemoveLines(m));
+    if (lines.length === 0) return;
+    await runNftScript(`${lines.join("\n")}\n`).catch((err: unknown) => {
+      // Only taking members out, and the table is gone meanwhile: what we wanted.
+      if (member || !isMissing(err)) throw err;
+    });
   },
 
   addMemberCommand(hostIf: string, _sandboxAddress: string): CommandSpec {
@@ -223,9 +215,9 @@ export const nftFirewall = {
 
   async removeMember(hostIf: string): Promise<void> {
     try {
-      await runCommand("nft", ["delete", "element", ...TABLE, INTERNET_SET, `{ "${hostIf}" }`]);
+      await runNftScript(`${nftFirewall.internetMemberLines(hostIf, false).join("\n")}\n`);
     } catch (err) {
-      // Not a member, or no table at all: what we wanted anyway.
+      // No table at all: what we wanted anyway.
       if (!isMissing(err)) throw err;
     }
   },

@@ -1,6 +1,29 @@
 import { type ReactNode, useEffect, useRef, useState } from "react";
 import { messageOf } from "../api/index.js";
 
+/**
+ * Runs an async action with `busy` set meanwhile; a failure goes to `onError` as its message.
+ * `run` resolves true when the action succeeded.
+ */
+export function useAction(
+  onError: (message: string) => void,
+): [busy: boolean, run: (action: () => Promise<unknown>) => Promise<boolean>] {
+  const [busy, setBusy] = useState(false);
+  const run = async (action: () => Promise<unknown>) => {
+    setBusy(true);
+    try {
+      await action();
+      return true;
+    } catch (err) {
+      onError(messageOf(err));
+      return false;
+    } finally {
+      setBusy(false);
+    }
+  };
+  return [busy, run];
+}
+
 /** A button that runs an async action, disables itself meanwhile and reports a failure. */
 export function ActionButton(props: {
   onAction: () => Promise<unknown>;
@@ -10,7 +33,7 @@ export function ActionButton(props: {
   danger?: boolean;
   disabled?: boolean;
 }) {
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(props.onError);
   return (
     <button
       type="button"
@@ -18,16 +41,7 @@ export function ActionButton(props: {
       aria-label={props.label}
       aria-busy={busy}
       disabled={busy || props.disabled}
-      onClick={async () => {
-        setBusy(true);
-        try {
-          await props.onAction();
-        } catch (err) {
-          props.onError(messageOf(err));
-        } finally {
-          setBusy(false);
-        }
-      }}
+      onClick={() => run(props.onAction)}
     >
       {props.children}
     </button>

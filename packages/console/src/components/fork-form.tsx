@@ -1,7 +1,7 @@
 import type { Sandbox as SdkSandbox } from "@wrenn/sdk";
 import { type FormEvent, useState } from "react";
-import { messageOf } from "../api/index.js";
 import { Link } from "../router/index.js";
+import { useAction } from "./action.js";
 
 /** The server makes 1 to this many forks per call. */
 const MAX_FORKS = 10;
@@ -18,19 +18,14 @@ export function ForkForm({
   onError: (m: string) => void;
 }) {
   const [forks, setForks] = useState<string[]>([]);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(onError);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const count = Number(new FormData(e.currentTarget).get("count"));
-    setBusy(true);
-    try {
+    await run(async () => {
       const made = await sandbox.fork(count);
       setForks(made.map((s) => s.sandboxId));
-    } catch (err) {
-      onError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="row" onSubmit={submit}>

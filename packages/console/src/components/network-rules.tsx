@@ -1,7 +1,7 @@
 import type { Sandbox as SdkSandbox } from "@wrenn/sdk";
 import { type FormEvent, useId, useState } from "react";
-import { messageOf, type Sandbox } from "../api/index.js";
-import { Notice } from "./action.js";
+import type { Sandbox } from "../api/index.js";
+import { Notice, useAction } from "./action.js";
 
 type Network = Sandbox["network"];
 
@@ -67,27 +67,22 @@ export function NetworkPanel(props: {
   onChange: () => void;
 }) {
   const { sandbox, sdk } = props;
-  const [busy, setBusy] = useState(false);
   const [saved, setSaved] = useState(false);
   // Shown by the form it concerns, and gone once a save succeeds.
   const [error, setError] = useState<string>();
+  const [busy, run] = useAction(setError);
   const live = sandbox.state === "running" || sandbox.state === "paused";
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     if (!sdk) return;
     const network = readNetwork(new FormData(e.currentTarget));
-    setBusy(true);
     setSaved(false);
     setError(undefined);
-    try {
+    await run(async () => {
       await sdk.setNetwork(network);
       setSaved(true);
       props.onChange();
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   const { network } = sandbox;
   return (

@@ -1,6 +1,6 @@
 import { type FormEvent, useState } from "react";
-import { messageOf, must, renewSession, restClient, type Session } from "../api/index.js";
-import { Notice } from "../components/action.js";
+import { must, renewSession, restClient, type Session } from "../api/index.js";
+import { Notice, useAction } from "../components/action.js";
 
 /**
  * Changes the password (`POST /v1/auth/password`). The server then refuses every login token,
@@ -9,7 +9,7 @@ import { Notice } from "../components/action.js";
 export function PasswordForm(props: { session: Session; onSession: (s: Session) => void }) {
   const [error, setError] = useState<string>();
   const [done, setDone] = useState(false);
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(setError);
   const change = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = e.currentTarget;
@@ -21,8 +21,7 @@ export function PasswordForm(props: { session: Session; onSession: (s: Session) 
       setError("the new password and its confirmation differ");
       return;
     }
-    setBusy(true);
-    try {
+    await run(async () => {
       await must(
         restClient(props.session, "user").POST("/v1/auth/password", {
           body: { current_password: current, new_password: next },
@@ -32,11 +31,7 @@ export function PasswordForm(props: { session: Session; onSession: (s: Session) 
       setError(undefined);
       setDone(true);
       props.onSession(await renewSession(props.session, next));
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <section className="panel" aria-labelledby="password-title">

@@ -1,7 +1,7 @@
 import { Sandbox as SdkSandbox } from "@wrenn/sdk";
 import { type FormEvent, useEffect, useState } from "react";
 import { messageOf, must, restClient, type Session, sdkOptions } from "../api/index.js";
-import { Notice } from "../components/action.js";
+import { Notice, useAction } from "../components/action.js";
 import { FileBrowser } from "../components/file-browser.js";
 import { ForkForm } from "../components/fork-form.js";
 import { age } from "../components/format.js";
@@ -53,19 +53,14 @@ function useMetrics(sandbox: SdkSandbox | undefined, running: boolean): Series {
 
 function SnapshotForm({ sandbox, onError }: { sandbox: SdkSandbox; onError: (m: string) => void }) {
   const [made, setMade] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(onError);
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const name = String(new FormData(e.currentTarget).get("name")).trim();
-    setBusy(true);
-    try {
+    await run(async () => {
       const snapshot = await sandbox.createSnapshot(name);
       setMade(snapshot.name);
-    } catch (err) {
-      onError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <form className="row" onSubmit={submit}>

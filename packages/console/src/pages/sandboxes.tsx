@@ -1,7 +1,7 @@
 import { Sandbox as SdkSandbox } from "@wrenn/sdk";
 import { type FormEvent, useState } from "react";
 import { must, restClient, type Sandbox, type Session, sdkOptions } from "../api/index.js";
-import { ActionButton, Notice } from "../components/action.js";
+import { ActionButton, Notice, useAction } from "../components/action.js";
 import { age, parsePairs } from "../components/format.js";
 import { NetworkFields, readNetwork } from "../components/network-rules.js";
 import { usePoll } from "../components/use-poll.js";
@@ -88,7 +88,7 @@ export function SandboxActions(props: {
 }
 
 function CreateSandbox(props: { session: Session; onError: (m: string) => void }) {
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(props.onError);
   const hosts = usePoll(() => must(restClient(props.session).GET("/v1/hosts")), 0);
   const ready = hosts.data?.hosts.filter((h) => h.state === "ready") ?? [];
   // The runtimes the ready hosts offer; both until the list has loaded (or when none is ready).
@@ -101,8 +101,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
       const v = String(f.get(name) ?? "").trim();
       return v === "" ? undefined : Number(v);
     };
-    setBusy(true);
-    try {
+    await run(async () => {
       const from = String(f.get("from") ?? "").trim();
       const timeoutSec = num("timeout");
       // Only what differs from the server's defaults: internet on, no rules.
@@ -122,11 +121,7 @@ function CreateSandbox(props: { session: Session; onError: (m: string) => void }
         ...(allowOut.length + denyOut.length > 0 ? { network: { allowOut, denyOut } } : {}),
       });
       navigate(`/sandboxes/${created.sandboxId}`);
-    } catch (err) {
-      props.onError(err instanceof Error ? err.message : String(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
   return (
     <details className="panel">

@@ -1,23 +1,18 @@
 import { type FormEvent, useState } from "react";
-import { messageOf, type Session, signIn } from "../api/index.js";
-import { Notice } from "../components/action.js";
+import { type Session, signIn } from "../api/index.js";
+import { Notice, useAction } from "../components/action.js";
 
 export function SignInPage({ onSignedIn }: { onSignedIn: (session: Session) => void }) {
   const [error, setError] = useState<string>();
-  const [busy, setBusy] = useState(false);
+  const [busy, run] = useAction(setError);
 
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
     const form = new FormData(e.currentTarget);
-    setBusy(true);
     setError(undefined);
-    try {
+    await run(async () => {
       onSignedIn(await signIn(String(form.get("email")), String(form.get("password"))));
-    } catch (err) {
-      setError(messageOf(err));
-    } finally {
-      setBusy(false);
-    }
+    });
   };
 
   return (

@@ -1,5 +1,5 @@
 import { existsSync } from "node:fs";
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type BrowserContext, chromium, type Page } from "playwright-core";
@@ -12,6 +12,15 @@ export function browserSkipReason(): string | undefined {
   if (!existsSync(CHROMIUM)) return `no Chromium at ${CHROMIUM}: apt-get install -y chromium`;
   if (process.getuid?.() !== 0) return "the console suite starts a single-host server: run as root";
   return undefined;
+}
+
+/** Where the suites keep their screenshots (gitignored). */
+const ARTIFACTS = join(import.meta.dirname, "..", "..", "test-artifacts");
+
+/** A full-page screenshot of `page`, kept as the test artifact `<name>.png`. */
+export async function screenshot(page: Page, name: string): Promise<void> {
+  await mkdir(ARTIFACTS, { recursive: true });
+  await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
 }
 
 export interface TestBrowser {

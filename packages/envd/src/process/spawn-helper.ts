@@ -5,6 +5,7 @@ import { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
 import { type Readable, Writable } from "node:stream";
 import { logger } from "../logger.js";
+import type { SpawnPlan } from "./spawn-plan.js";
 
 /**
  * What a process started with pipes offers envd, whether Node's spawn or the helper started it:
@@ -22,18 +23,11 @@ export interface PipeChild {
   ): unknown;
 }
 
-/** What the helper needs to start one process (see native/spawn-helper.c). */
-export interface HelperSpawn {
-  file: string;
-  args: string[];
-  cwd: string;
-  env: Record<string, string>;
-  /** All three, or none to keep envd's own. */
-  uid?: number;
-  gid?: number;
-  groups?: number[];
-  stdin: boolean;
-}
+/**
+ * What the helper needs to start one process (see native/spawn-helper.c): a plan whose uid, gid
+ * and groups are all set or none (envd's own kept), and whether stdin is a pipe.
+ */
+export type HelperSpawn = SpawnPlan & { stdin: boolean };
 
 /** The helper is gone or never ran: the caller spawns with Node instead. */
 export class HelperUnavailable extends Error {}
