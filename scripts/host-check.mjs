@@ -13,7 +13,7 @@ const MARK = { ok: "✓", warn: "!", fail: "✗" };
 async function doctor() {
   const { stdout } = await promisify(execFile)(
     process.execPath,
-    ["packages/cli/bin/run.js", "doctor", "--json"],
+    ["packages/cli/bin/run.cjs", "doctor", "--json"],
     { env: { ...process.env, NO_COLOR: "1" } },
   ).catch((err) => err);
   return JSON.parse(stdout);

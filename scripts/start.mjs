@@ -24,11 +24,9 @@ await checkHost({
   verbose: firstStart,
 });
 
-const server = spawn(process.execPath, ["packages/server/dist/main.js", "serve"], {
+// The bin sizes libuv's thread pool for the server (16 threads unless UV_THREADPOOL_SIZE says).
+const server = spawn(process.execPath, ["packages/server/bin/wrenn-server.cjs", "serve"], {
   stdio: "inherit",
-  // libuv's 4 default threads serve every fs call: a few slow cgroup writes during a burst of
-  // creates would hold up all the others (state records, /proc reads). Read at process start.
-  env: { ...process.env, UV_THREADPOOL_SIZE: process.env.UV_THREADPOOL_SIZE || "16" },
 });
 server.once("exit", (code) => process.exit(code ?? 1));
 for (const signal of ["SIGINT", "SIGTERM"]) process.on(signal, () => server.kill(signal));

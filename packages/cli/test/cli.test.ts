@@ -52,6 +52,13 @@ describe("wrenn CLI against a single-host server", { timeout: 120_000 }, () => {
     await server?.close();
   }, 120_000);
 
+  it("starts the server with libuv's thread pool at 16 threads", async () => {
+    // The bin sets the size before Node loads any ES module (which starts the pool). A Node
+    // process with the default 4 pool threads has about 11 threads in all; with 16, about 23.
+    const status = await readFile(`/proc/${server.pid}/status`, "utf8");
+    expect(Number(/^Threads:\s+(\d+)/m.exec(status)?.[1])).toBeGreaterThanOrEqual(20);
+  });
+
   it("creates a sandbox and prints only its id", async () => {
     const res = await run([
       "sandbox",

@@ -151,6 +151,9 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
       ).then((r) => r.sandboxes.map((s) => s.id));
     await expect.poll(forked, { timeout: 120_000 }).toHaveLength(3);
     for (const id of await forked()) await page.locator(`tr[data-sandbox="${id}"]`).waitFor();
+    // Long metadata (forked_from=<id>) wraps: every column, Actions included, fits at 1280 px.
+    const wrap = page.locator(".table-wrap");
+    expect(await wrap.evaluate((e) => e.scrollWidth - e.clientWidth)).toBe(0);
     await shot("sandboxes-forked");
   });
 

@@ -108,6 +108,34 @@ describe.skipIf(skip)("team invitations and the password on the Account page", (
     await expect.poll(() => rows.count()).toBe(0);
   });
 
+  it("removes a member after asking; their login for the team stops working", async () => {
+    const member = "kept@wrenn.local";
+    const login = await post("/v1/auth/login", { email: member, password: "a long password" });
+    const { token: memberToken } = (await login.json()) as { token: string };
+    const asMember = { authorization: `Bearer ${memberToken}` };
+    const members = () =>
+      fetch(`${server.apiUrl}/v1/teams/members`, { headers: asMember }).then((r) => r.status);
+    expect(await members()).toBe(200);
+
+    const row = page.locator(`tr[data-member="${member}"]`);
+    const remove = page.getByRole("button", { name: `Remove ${member} from the team` });
+    // The signed-in owner cannot remove themselves from the page.
+    expect(
+      await page.getByRole("button", { name: `Remove ${ADMIN} from the team` }).isDisabled(),
+    ).toBe(true);
+    // Asked first: "Keep" leaves the member in the team.
+    await remove.click();
+    await row.getByText(`Remove ${member} from the team?`).waitFor();
+    await shot("account-member-remove");
+    await page.getByRole("button", { name: "Keep" }).click();
+    expect(await members()).toBe(200);
+
+    await remove.click();
+    await page.getByRole("button", { name: `Confirm: Remove ${member} from the team` }).click();
+    await row.waitFor({ state: "detached" });
+    expect(await members()).toBe(401);
+  });
+
   it("changes the password: a wrong current one or a mismatch is refused on the page", async () => {
     const form = {
       current: page.getByLabel("Current password"),
@@ -139,8 +167,20 @@ describe.skipIf(skip)("team invitations and the password on the Account page", (
     await createInvite();
     await expect.poll(() => page.locator("tr[data-invite]").count()).toBe(1);
 
-    // And the new password is the one the sign-in page takes.
+    // Sign-out ends the session on the server too: its token and its API key are refused.
+    const session = (await page.evaluate(() =>
+      JSON.parse(sessionStorage.getItem("wrenn.session") ?? "{}"),
+    )) as { token: string; apiKey: string };
+    const whoami = (headers: Record<string, string>) =>
+      fetch(`${server.apiUrl}/v1/auth/whoami`, { headers }).then((r) => r.status);
+    expect(await whoami({ authorization: `Bearer ${session.token}` })).toBe(200);
+    expect(await whoami({ "x-api-key": session.apiKey })).toBe(200);
     await page.getByRole("button", { name: "Sign out" }).click();
+    await page.getByLabel("Email").waitFor();
+    expect(await whoami({ authorization: `Bearer ${session.token}` })).toBe(401);
+    expect(await whoami({ "x-api-key": session.apiKey })).toBe(401);
+
+    // And the new password is the one the sign-in page takes.
     await page.getByLabel("Email").fill(ADMIN);
     await page.getByLabel("Password").fill(password);
     await page.getByRole("button", { name: "Sign in" }).click();

@@ -149,7 +149,10 @@ describe.skipIf(skip)(
         }
         await agent.stop();
       }
-      for (const server of servers) await server.stop();
+      for (const server of servers) {
+        await server.stop();
+        rmSync(server.dataDir, { recursive: true, force: true });
+      }
       await balancer?.close();
       await database?.cleanup();
       await restoreHost();

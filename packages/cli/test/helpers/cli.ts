@@ -2,7 +2,7 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
 /** The built `wrenn` binary, run the way users run it. */
-export const BIN = fileURLToPath(new URL("../../bin/run.js", import.meta.url));
+export const BIN = fileURLToPath(new URL("../../bin/run.cjs", import.meta.url));
 
 export interface RunResult {
   code: number | null;

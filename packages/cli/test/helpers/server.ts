@@ -11,6 +11,8 @@ export interface TestServer {
   apiUrl: string;
   apiKey: string;
   dataDir: string;
+  /** The `wrenn server start` process. */
+  pid: number;
   /** Environment for CLI runs: this server's URL and key, a config file in the data dir. */
   env: NodeJS.ProcessEnv;
   /** What the server printed (for failure messages). */
@@ -47,6 +49,8 @@ export async function startTestServer(): Promise<TestServer> {
   };
   delete baseEnv.WRENN_API_URL;
   delete baseEnv.WRENN_API_KEY;
+  // The bin's own thread-pool size, whatever the test runner's environment says.
+  delete baseEnv.UV_THREADPOOL_SIZE;
   let output = "";
   const child: ChildProcess = spawn(
     process.execPath,
@@ -110,6 +114,7 @@ export async function startTestServer(): Promise<TestServer> {
       apiUrl: config.api_url,
       apiKey: config.api_key,
       dataDir,
+      pid: child.pid as number,
       env,
       log: () => output,
       async close() {

@@ -4,7 +4,7 @@ import type { paths } from "./openapi.gen.js";
 /**
  * A signed-in browser: the user's bearer token (for account routes such as API keys) and an API
  * key the console made for itself at sign-in (sandbox routes, the SDK and WebSockets take keys).
- * Both come from the public API; sign-out deletes the key.
+ * Both come from the public API; sign-out deletes the key and revokes the token.
  */
 export interface Session {
   email: string;
@@ -103,12 +103,19 @@ export async function renewSession(session: Session, password: string): Promise<
   return renewed;
 }
 
+/**
+ * Deletes the console's key, then revokes the login token. The API revokes every login token of
+ * the user at once, so other console tabs must sign in again too; the CLI holds an API key, not a
+ * token, and stays signed in.
+ */
 export async function signOut(session: Session): Promise<void> {
   sessionStorage.removeItem(STORAGE_KEY);
-  // Best effort: an expired token cannot delete its key, which then stays listed until removed.
-  await restClient(session)
+  const client = restClient(session, "user");
+  // Best effort: an expired token can do neither; its key then stays listed until removed.
+  await client
     .DELETE("/v1/api-keys/{id}", { params: { path: { id: session.apiKeyId } } })
     .catch(() => {});
+  await client.POST("/v1/auth/logout").catch(() => {});
 }
 
 /** Any thrown value as a sentence for the page. */

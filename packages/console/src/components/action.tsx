@@ -58,6 +58,7 @@ export function ConfirmButton(props: {
   children: ReactNode;
   label: string;
   question: string;
+  disabled?: boolean;
 }) {
   const [asking, setAsking] = useState(false);
   const group = useRef<HTMLFieldSetElement>(null);
@@ -70,6 +71,7 @@ export function ConfirmButton(props: {
         type="button"
         className="danger"
         aria-label={props.label}
+        disabled={props.disabled}
         onClick={() => setAsking(true)}
       >
         {props.children}

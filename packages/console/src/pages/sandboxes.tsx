@@ -277,12 +277,15 @@ export function SandboxesPage({ session }: { session: Session }) {
                 </td>
                 <td data-label="Template">{s.template}</td>
                 <td data-label="Runtime">{s.runtime}</td>
-                <td data-label="Host">{s.host_id ?? "–"}</td>
+                <td data-label="Host">
+                  {/* A host id is a UUID: its first 8 characters tell hosts apart here. */}
+                  {s.host_id ? <code title={s.host_id}>{s.host_id.slice(0, 8)}</code> : "–"}
+                </td>
                 <td data-label="Resources">
                   {s.vcpus} vCPU · {s.memory_mb} MiB · {s.disk_size_mb} MiB disk
                 </td>
                 <td data-label="Age">{age(s.created_at)}</td>
-                <td data-label="Metadata">
+                <td data-label="Metadata" className="break-anywhere">
                   {Object.entries(s.metadata)
                     .map(([k, v]) => `${k}=${v}`)
                     .join(", ")}

@@ -1,12 +1,13 @@
 import { useState } from "react";
 import { must, restClient, type Session } from "../api/index.js";
-import { ActionButton, Notice } from "../components/action.js";
+import { ConfirmButton, Notice } from "../components/action.js";
 import { age } from "../components/format.js";
 import { usePoll } from "../components/use-poll.js";
 
 /**
  * The team's members (`GET /v1/teams/members`); an owner removes one with
- * `DELETE /v1/teams/members/{user_id}` (the server refuses others, and the last owner).
+ * `DELETE /v1/teams/members/{user_id}`, asked twice (the server refuses others, and the last
+ * owner); the member's login tokens for the team stop working at once.
  */
 export function TeamMembers({ session, userId }: { session: Session; userId?: string }) {
   const [error, setError] = useState<string>();
@@ -35,9 +36,9 @@ export function TeamMembers({ session, userId }: { session: Session; userId?: st
                 <td data-label="Role">{m.role}</td>
                 <td data-label="Joined">{age(m.joined_at)} ago</td>
                 <td data-label="Actions">
-                  <ActionButton
-                    danger
+                  <ConfirmButton
                     label={`Remove ${m.email} from the team`}
+                    question={`Remove ${m.email} from the team?`}
                     disabled={m.user_id === userId}
                     onError={setError}
                     onAction={async () => {
@@ -50,7 +51,7 @@ export function TeamMembers({ session, userId }: { session: Session; userId?: st
                     }}
                   >
                     Remove
-                  </ActionButton>
+                  </ConfirmButton>
                 </td>
               </tr>
             ))}

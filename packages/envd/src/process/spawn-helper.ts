@@ -144,7 +144,8 @@ export class SpawnHelper {
       return undefined;
     }
     const proc = spawn(path, [], { stdio: ["pipe", "pipe", "inherit"] });
-    // The helper must not keep envd running; envd closing its stdin ends it.
+    // The helper must not keep envd running; envd closing its stdin ends it. Its stdout is held
+    // only while a start or an exit is awaited (see holdWhileWaiting).
     proc.unref();
     for (const s of [proc.stdin, proc.stdout] as const) (s as unknown as Socket).unref?.();
     return new SpawnHelper(proc);
@@ -171,6 +172,7 @@ export class SpawnHelper {
         const id = this.nextId++;
         if (this.nextId > 0x7fff_ffff) this.nextId = 1;
         this.pending.set(id, { resolve, reject, req });
+        this.holdWhileWaiting();
         this.proc.stdin!.write(encodeSpawn(id, req));
       });
     const started = this.previous.then(start, start);
@@ -205,6 +207,7 @@ export class SpawnHelper {
       const child = this.children.get(a);
       if (!child) return;
       this.children.delete(a);
+      this.holdWhileWaiting();
       // The raw wait status: exit code in bits 8-15, else the signal in bits 0-6.
       const signal = b & 0x7f;
       if (signal === 0) child.exited((b >> 8) & 0xff, null);
@@ -214,6 +217,7 @@ export class SpawnHelper {
     const waiter = this.pending.get(a);
     if (!waiter) return;
     this.pending.delete(a);
+    this.holdWhileWaiting();
     if (type === 0x45 /* E */) {
       // Worded as Node's spawn words it.
       const code = errnoNames.get(b) ?? `errno ${b}`;
@@ -253,10 +257,22 @@ export class SpawnHelper {
       }
       const child = new HelperChild(pid, stdin, stdout, stderr);
       this.children.set(pid, child);
+      this.holdWhileWaiting();
       return child;
     } finally {
       this.proc.stdin!.write(encodeRelease(id));
     }
+  }
+
+  /**
+   * Keeps envd's event loop alive while an answer or an exit is due: at shutdown envd SIGKILLs
+   * what it started and awaits the exits, and with the output pipes closed and nothing else
+   * left, Node would exit first and leave those processes unreaped.
+   */
+  private holdWhileWaiting(): void {
+    const stdout = this.proc.stdout as unknown as Socket;
+    if (this.pending.size + this.children.size > 0) stdout.ref?.();
+    else stdout.unref?.();
   }
 
   private onExit(code: number | null, signal: NodeJS.Signals | null): void {
