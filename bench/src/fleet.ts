@@ -248,7 +248,6 @@ export async function benchFleet(): Promise<Figure[]> {
       await agent.stop();
     }
     await server?.stop();
-    if (server) rmSync(server.dataDir, { recursive: true, force: true });
     pg.stop();
     await restoreHost();
     // The agent killed on purpose left its ready disks mounted: unmount and detach them first.

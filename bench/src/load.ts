@@ -277,6 +277,5 @@ export async function benchLoad(): Promise<Figure[]> {
     await server?.stop();
     await restoreHost();
     rmSync(base, { recursive: true, force: true });
-    if (server) rmSync(server.dataDir, { recursive: true, force: true });
   }
 }

@@ -111,7 +111,6 @@ describe.skipIf(!root)("kill -9 of a standalone agent at every step", () => {
     await restoreHost();
     if (process.env.WRENN_TEST_KEEP_LOGS) console.info(`[crash-agent] kept ${base}`);
     else rmSync(base, { recursive: true, force: true });
-    rmSync(server?.dataDir ?? join(base, "none"), { recursive: true, force: true });
   }, 120_000);
 
   it("restarts with nothing leaked and every sandbox usable or stopped", {

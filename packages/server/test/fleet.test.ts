@@ -149,10 +149,7 @@ describe.skipIf(skip)(
         }
         await agent.stop();
       }
-      for (const server of servers) {
-        await server.stop();
-        rmSync(server.dataDir, { recursive: true, force: true });
-      }
+      for (const server of servers) await server.stop();
       await balancer?.close();
       await database?.cleanup();
       await restoreHost();

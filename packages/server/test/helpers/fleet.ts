@@ -4,7 +4,6 @@ import { mkdtempSync, readFileSync } from "node:fs";
 import { request as httpRequest, type IncomingMessage } from "node:http";
 import { request as httpsRequest } from "node:https";
 import { createServer, type Server, Socket } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { type Daemon, spawnDaemon, until } from "./processes.js";
@@ -90,7 +89,8 @@ export async function startFleetServer(
   logDir: string,
 ): Promise<FleetServer> {
   const port = await freePort();
-  const dataDir = mkdtempSync(join(tmpdir(), `wrenn-fleet-${name}-`));
+  // Inside logDir, which every caller removes (or keeps, with the logs, to debug).
+  const dataDir = mkdtempSync(join(logDir, `data-${name}-`));
   const daemon = spawnDaemon(
     name,
     serverMain,
