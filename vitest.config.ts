@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 // or beside the code (*.test.ts, unit).
 export default defineConfig({
   test: {
-    projects: ["packages/*", "examples"],
+    projects: ["packages/*", "examples", "scripts"],
     // One test file at a time across all packages: the suites drive real sandboxes, disks and
     // 1 GiB transfers, and ratios measured while another suite loads the same two cores and disk
     // say more about the neighbour than about the code.

@@ -63,6 +63,7 @@ export {
   detectAccel,
   ENVD_PORT,
   MicroVmRuntime,
+  microVmUnavailable,
   NamespaceRuntime,
   RuntimeSet,
   SANDBOX_HOSTNAME,

@@ -82,6 +82,23 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
   });
 
   it("edits the rules live: a refused entry is named, then internet access off by keyboard", async () => {
+    // The page's terminal connects its shell whenever the sandbox answers: on a busy machine
+    // seconds after the page shows, so once in CI while this test had the focus on "Save network
+    // rules" (the terminal took it, and the Enter went to the shell). Its stream is held here until
+    // then, on a fresh load of the page.
+    let connectTerminal = () => {};
+    const held = new Promise<void>((resolve) => {
+      connectTerminal = resolve;
+    });
+    await page.routeWebSocket(/\/exec\/stream/, async (ws) => {
+      await held;
+      ws.connectToServer();
+    });
+    await page.reload();
+    await expect.poll(() => state().textContent()).toBe("running");
+    const terminal = page.getByRole("status").filter({ hasText: "Terminal:" });
+    expect(await terminal.textContent()).toContain("connecting");
+
     const allowed = page.getByLabel("Allowed destinations (one per line)");
     await allowed.fill("api.example.com\n300.1.2.3/8");
     await page.getByRole("button", { name: "Save network rules" }).click();
@@ -98,11 +115,19 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
     await page.getByLabel("Internet access").focus();
     await page.keyboard.press("Space");
     expect(await page.getByLabel("Internet access").isChecked()).toBe(false);
-    await page.getByRole("button", { name: "Save network rules" }).focus();
+    const save = page.getByRole("button", { name: "Save network rules" });
+    await save.focus();
+    // The shell connects now, while the user is on the form: the focus stays where it is.
+    connectTerminal();
+    await terminal.filter({ hasText: "connected" }).waitFor();
+    expect(await save.evaluate((button) => button === document.activeElement)).toBe(true);
     await page.keyboard.press("Enter");
-    await page.getByText("Network rules saved.").waitFor();
+    // Saved, or the reason why not, as soon as the page says either.
+    const saved = page.getByText("Network rules saved.");
+    await saved.or(network.getByRole("alert")).waitFor();
+    expect(await network.getByRole("alert").allTextContents()).toEqual([]);
+    expect(await saved.isVisible()).toBe(true);
     await expect.poll(() => summary().textContent()).toBe("No internet access.");
-    expect(await network.getByRole("alert").count()).toBe(0);
     expect((await api<ApiSandbox>(`/v1/sandboxes/${sandboxId}`)).network).toEqual({
       allow_internet_access: false,
       allow_out: [],
@@ -110,6 +135,34 @@ describe.skipIf(skip)("egress rules, fork and template sizes in the console", ()
     });
     await network.scrollIntoViewIfNeeded();
     await shot("sandbox-network");
+  });
+
+  it("keeps what is being typed when the rules change elsewhere, and follows them otherwise", async () => {
+    const offline = { allow_internet_access: false, allow_out: [], deny_out: ["*.example.org"] };
+    const online = { ...offline, allow_internet_access: true };
+    const setElsewhere = (rules: typeof offline) =>
+      api(`/v1/sandboxes/${sandboxId}/network`, { method: "PUT", body: JSON.stringify(rules) });
+    const allowed = page.getByLabel("Allowed destinations (one per line)");
+    const internet = page.getByLabel("Internet access");
+
+    await allowed.fill("being-typed.example");
+    await setElsewhere(online);
+    // The page shows the new rules (polled) and leaves the fields being edited alone.
+    await expect
+      .poll(() => summary().textContent(), { timeout: 15_000 })
+      .toBe("Internet access. Never to: *.example.org.");
+    expect(await allowed.inputValue()).toBe("being-typed.example");
+    expect(await internet.isChecked()).toBe(false);
+    await allowed.fill("");
+    await page.getByRole("button", { name: "Save network rules" }).click();
+    await page.getByText("Network rules saved.").waitFor();
+    expect((await api<ApiSandbox>(`/v1/sandboxes/${sandboxId}`)).network).toEqual(offline);
+
+    // Not being edited: the fields follow a change made elsewhere.
+    await setElsewhere(online);
+    await expect.poll(() => internet.isChecked(), { timeout: 15_000 }).toBe(true);
+    await setElsewhere(offline);
+    await expect.poll(() => internet.isChecked(), { timeout: 15_000 }).toBe(false);
   });
 
   it("forks the sandbox into two from its page; each fork has its files", async () => {

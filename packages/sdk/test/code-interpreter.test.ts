@@ -183,6 +183,74 @@ describe.skipIf(skip)(
       expect(after.text).toBe("1");
     });
 
+    const js = { language: "js" } as const;
+
+    it("runs JavaScript: state across cells, top-level await, values as text and JSON", async () => {
+      const first = await sandbox.runCode("const x = 41", js);
+      expect(first.error).toBeUndefined();
+      expect(first.results).toEqual([]);
+      const second = await sandbox.runCode("x + 1", { language: "javascript" });
+      expect(second.text).toBe("42");
+      expect(second.results[0]?.isMainResult).toBe(true);
+      expect(second.executionCount).toBe((first.executionCount ?? 0) + 1);
+      expect((await sandbox.runCode("await Promise.resolve(5)", js)).text).toBe("5");
+      const obj = await sandbox.runCode("const o = { a: [1, 2], b: 's' }; o", js);
+      expect(obj.text).toBe("{ a: [ 1, 2 ], b: 's' }");
+      expect(obj.results[0]?.json).toEqual({ a: [1, 2], b: "s" });
+      expect((await sandbox.runCode("'a' + 'b'", js)).text).toBe("ab");
+    });
+
+    it("streams JavaScript's console output while the cell runs", async () => {
+      const seen: { line: string; at: number }[] = [];
+      const execution = await sandbox.runCode(
+        "for (let i = 0; i < 3; i++) {\n  console.log('line' + i);\n  await new Promise((r) => setTimeout(r, 500));\n}\nconsole.error('oops')",
+        { ...js, onStdout: (msg) => void seen.push({ line: msg.line, at: Date.now() }) },
+      );
+      const ended = Date.now();
+      expect(seen.map((s) => s.line)).toEqual(["line0\n", "line1\n", "line2\n"]);
+      expect(seen[0]?.at).toBeLessThan(ended - 500);
+      expect(execution.logs.stderr).toEqual(["oops\n"]);
+    });
+
+    it("reports a JavaScript exception with its stack and keeps the context usable", async () => {
+      const failed = await sandbox.runCode(
+        "function f() {\n  throw new TypeError('bad');\n}\nconsole.log('before');\nf();",
+        js,
+      );
+      expect(failed.logs.stdout).toEqual(["before\n"]);
+      expect(failed.error).toMatchObject({ name: "TypeError", value: "bad" });
+      expect(failed.error?.traceback).toMatch(/^TypeError: bad\n\s+at f \(<cell \d+>:2:9\)/);
+      expect((await sandbox.runCode("x", js)).text).toBe("41");
+    });
+
+    it("gives JavaScript contexts their cwd, one cell's env vars, the user; restarts them", async () => {
+      const ctx = await sandbox.createCodeContext({ language: "js", cwd: "/tmp" });
+      expect(ctx).toMatchObject({ language: "javascript", cwd: "/tmp" });
+      const run = (code: string, envs?: Record<string, string>) =>
+        sandbox.runCode(code, { context: ctx, ...(envs ? { envs } : {}) });
+      expect((await run("x")).error?.name).toBe("ReferenceError");
+      expect((await run("process.cwd()")).text).toBe("/tmp");
+      expect((await run("require('node:os').userInfo().username")).text).toBe("user");
+      const env = "process.env.WRENN_CELL ?? 'unset'";
+      expect((await run(env, { WRENN_CELL: "on" })).text).toBe("on");
+      expect((await run(env)).text).toBe("unset");
+      await run("const kept = 1");
+      await sandbox.restartCodeContext(ctx);
+      expect((await run("typeof kept")).text).toBe("undefined");
+      await sandbox.removeCodeContext(ctx);
+      await expect(run("1")).rejects.toBeInstanceOf(NotFoundError);
+    });
+
+    it("interrupts a busy JavaScript cell on timeout, keeping the context's state", async () => {
+      await expect(
+        sandbox.runCode("while (true) {}", { ...js, timeoutMs: 2_000 }),
+      ).rejects.toBeInstanceOf(TimeoutError);
+      // The service notices the caller left within a keepalive (5 s) and sends SIGINT.
+      const after = await sandbox.runCode("x", { ...js, timeoutMs: 30_000 });
+      expect(after.error).toBeUndefined();
+      expect(after.text).toBe("41");
+    });
+
     it("works with E2B's @e2b/code-interpreter package unchanged", async () => {
       for (const name of E2B_ENV) saved[name] = process.env[name];
       process.env.E2B_API_URL = server.url;
@@ -212,6 +280,11 @@ describe.skipIf(skip)(
         );
         const png = Buffer.from(plot.results.find((r) => r.png)?.png ?? "", "base64");
         expect(png.subarray(0, 8).equals(PNG_MAGIC)).toBe(true);
+
+        const js = await sbx.runCode("const y = await Promise.resolve(21); y * 2", {
+          language: "js",
+        });
+        expect(js.text).toBe("42");
 
         const ctx = await sbx.createCodeContext();
         expect((await sbx.runCode("x", { context: ctx })).error?.name).toBe("NameError");

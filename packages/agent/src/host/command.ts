@@ -20,16 +20,20 @@ export class CommandError extends AgentError {
 
 /**
  * Runs a host tool (ip, nft, mount, losetup, mkfs…) without a shell, feeding `input` on stdin.
- * Rejects with CommandError on a non-zero exit or a spawn failure (e.g. the tool is missing).
+ * Rejects with CommandError on a non-zero exit or a spawn failure (e.g. the tool is missing), and
+ * after `timeoutMs` (the tool is killed).
  */
 export function runCommand(
   file: string,
   args: readonly string[],
-  options: { input?: string } = {},
+  options: { input?: string; timeoutMs?: number } = {},
 ): Promise<CommandResult> {
   const command = [file, ...args].join(" ");
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn(file, args, {
+      stdio: ["pipe", "pipe", "pipe"],
+      ...(options.timeoutMs !== undefined && { timeout: options.timeoutMs, killSignal: "SIGKILL" }),
+    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
     child.stdout.on("data", (chunk: Buffer) => out.push(chunk));

@@ -1,7 +1,7 @@
 export { isForkLayer, MAX_FORKS, refuseForkLayer } from "./fork-layers.js";
 export { DEFAULT_LIMITS, lockedLimits } from "./limits.js";
 export type { MicroVmRuntimeOptions } from "./microvm/index.js";
-export { detectAccel, MicroVmRuntime } from "./microvm/index.js";
+export { detectAccel, MicroVmRuntime, microVmUnavailable } from "./microvm/index.js";
 export type { NamespaceRuntimeOptions } from "./namespace/index.js";
 export { ENVD_PORT, NamespaceRuntime, SANDBOX_HOSTNAME } from "./namespace/index.js";
 export type { RuntimeEntry } from "./runtime-set.js";

@@ -74,11 +74,21 @@ export class TemplateStore {
   private readonly logger: Logger | undefined;
   private readonly builds = new Map<string, Promise<TemplateInfo>>();
   private readonly onBuilt: ((info: TemplateInfo) => void) | undefined;
+  private readonly deleteListeners = new Set<(name: string) => void>();
 
   constructor(opts: TemplateStoreOptions) {
     this.dir = join(opts.agentDir, "templates");
     this.logger = opts.logger;
     this.onBuilt = opts.onBuilt;
+  }
+
+  /**
+   * Tells `listener` the name of every template deleted from now on (a runtime drops what it
+   * made from it, e.g. a microVM image). Returns the function that stops telling it.
+   */
+  onDeleted(listener: (name: string) => void): () => void {
+    this.deleteListeners.add(listener);
+    return () => this.deleteListeners.delete(listener);
   }
 
   /** The read-only rootfs directory of a template. */
@@ -230,6 +240,7 @@ export class TemplateStore {
     await rename(join(this.dir, name), trash);
     await removeTree(trash);
     this.logger?.info({ template: name }, "template deleted");
+    for (const listener of this.deleteListeners) listener(name);
   }
 
   /** Removes what interrupted builds and deletions left behind (call at agent start). */

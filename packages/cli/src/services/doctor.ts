@@ -1,5 +1,5 @@
 import { execFile } from "node:child_process";
-import { accessSync, constants } from "node:fs";
+import { accessSync, constants, existsSync } from "node:fs";
 import { access, open, readdir, readFile } from "node:fs/promises";
 import { delimiter, join } from "node:path";
 import { promisify } from "node:util";
@@ -270,14 +270,15 @@ async function checkMicroVm(): Promise<CheckResult> {
     };
   }
   const { detectAccel } = await import("@wrenn/agent");
-  const accel = await detectAccel();
+  const accel = await detectAccel(`/boot/${kernel}`);
+  const brokenKvm = accel === "tcg" && existsSync("/dev/kvm");
   return {
     name: "microvm runtime",
     status: "ok",
     detail:
       accel === "kvm"
         ? `works with KVM (${kernel})`
-        : `works with TCG software emulation (${kernel}): boots take seconds, creates restore a snapshot`,
+        : `works with TCG software emulation (${kernel}${brokenKvm ? "; /dev/kvm is here but a guest kernel does not boot under it" : ""}): boots take seconds, creates restore a snapshot`,
   };
 }
 

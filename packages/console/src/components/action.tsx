@@ -50,7 +50,8 @@ export function ActionButton(props: {
 
 /**
  * A destructive action asked twice: the first press shows the question with a confirm button
- * (focused, so Enter confirms and Tab reaches "Keep"); nothing happens until it is pressed.
+ * (focused, so Enter confirms and Tab reaches "Keep"); nothing happens until it is pressed. Once
+ * the action is done (or failed) the question closes.
  */
 export function ConfirmButton(props: {
   onAction: () => Promise<unknown>;
@@ -83,7 +84,10 @@ export function ConfirmButton(props: {
       <ActionButton
         danger
         label={`Confirm: ${props.label}`}
-        onAction={props.onAction}
+        onAction={async () => {
+          await props.onAction();
+          setAsking(false);
+        }}
         onError={(message) => {
           setAsking(false);
           props.onError(message);

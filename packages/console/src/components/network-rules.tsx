@@ -60,31 +60,44 @@ export function NetworkFields(props: {
   );
 }
 
-/** The sandbox page's network policy: shown as the server has it, replaced live on Save. */
+/**
+ * The sandbox page's network policy: shown as the server has it, replaced live on Save. The
+ * fields start from the server's rules and follow a change of them (after Save, or made
+ * elsewhere) only while the user has not edited them: the list polls the sandbox every few
+ * seconds, and a reset then would drop what is being typed and the focused Save button.
+ */
 export function NetworkPanel(props: {
   sandbox: Sandbox;
   sdk: SdkSandbox | undefined;
   onChange: () => void;
 }) {
   const { sandbox, sdk } = props;
+  const { network } = sandbox;
   const [saved, setSaved] = useState(false);
   // Shown by the form it concerns, and gone once a save succeeds.
   const [error, setError] = useState<string>();
   const [busy, run] = useAction(setError);
+  // The rules the fields were last reset to, and whether the user changed them since.
+  const [shown, setShown] = useState(network);
+  const [dirty, setDirty] = useState(false);
+  if (!dirty && JSON.stringify(shown) !== JSON.stringify(network)) setShown(network);
   const live = sandbox.state === "running" || sandbox.state === "paused";
   const submit = async (e: FormEvent<HTMLFormElement>) => {
     e.preventDefault();
-    if (!sdk) return;
-    const network = readNetwork(new FormData(e.currentTarget));
     setSaved(false);
+    if (!sdk) {
+      setError("Not connected to the sandbox yet: save again in a moment.");
+      return;
+    }
+    const rules = readNetwork(new FormData(e.currentTarget));
     setError(undefined);
-    await run(async () => {
-      await sdk.setNetwork(network);
-      setSaved(true);
-      props.onChange();
-    });
+    const ok = await run(() => sdk.setNetwork(rules));
+    if (!ok) return;
+    // The server's answer (normalised) replaces the fields once the page has it.
+    setDirty(false);
+    setSaved(true);
+    props.onChange();
   };
-  const { network } = sandbox;
   return (
     <section aria-labelledby="network-title" className="panel">
       <h2 id="network-title">Network</h2>
@@ -99,11 +112,20 @@ export function NetworkPanel(props: {
           ` Never to: ${network.deny_out.join(", ")}.`}
       </p>
       <Notice error={error} />
-      {/* A new policy from the server (after Save) resets the fields to it. */}
-      <form className="grid-form" onSubmit={submit} key={JSON.stringify(network)}>
-        <NetworkFields initial={network} disabled={!live || !sdk} quietLegend />
+      <form
+        className="grid-form"
+        onSubmit={submit}
+        onChange={() => {
+          setDirty(true);
+          setSaved(false);
+        }}
+        // New fields only for another sandbox or new rules from the server while not edited.
+        key={`${sandbox.id} ${JSON.stringify(shown)}`}
+      >
+        <NetworkFields initial={shown} disabled={!live} quietLegend />
         <div className="row">
-          <button type="submit" disabled={busy || !live || !sdk}>
+          {/* Until the SDK has connected (a moment after the page shows). */}
+          <button type="submit" disabled={busy || !live || !sdk} aria-busy={busy}>
             {busy ? "Saving…" : "Save network rules"}
           </button>
           {saved && <span role="status">Network rules saved.</span>}

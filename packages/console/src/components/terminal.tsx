@@ -61,7 +61,11 @@ export function Terminal({ sandbox }: { sandbox: Sandbox }) {
           }
           pty = handle;
           setStatus("connected");
-          term.focus();
+          // The keyboard goes to the shell only if the user is not already elsewhere on the
+          // page: the shell connects seconds after the page shows on a busy host, and taking
+          // the focus then sent their next keys (Enter on a form's button) to the shell.
+          const active = document.activeElement;
+          if (!active || active === document.body || element.contains(active)) term.focus();
           handle.wait().then(
             (r) => setStatus(`shell exited (${r.exitCode})`),
             (err: unknown) => setStatus(`disconnected: ${messageOf(err)}`),

@@ -8,13 +8,13 @@ import {
   restClient,
   type Session,
 } from "../api/index.js";
-import { ActionButton, Notice } from "../components/action.js";
+import { ActionButton, ConfirmButton, Notice } from "../components/action.js";
 import { age } from "../components/format.js";
 import { usePoll } from "../components/use-poll.js";
 
-/** "3 of 8" when the host reports a capacity, else just the use. */
-const of = (used: number, total: number | undefined, unit: string) =>
-  total === undefined ? `${used} ${unit}` : `${used} of ${total} ${unit}`;
+/** "3 of 8 MiB" when the host reports a capacity, else just the use. */
+const of = (used: number, total: number | undefined, unit = "") =>
+  `${total === undefined ? used : `${used} of ${total}`}${unit && ` ${unit}`}`;
 
 function RegistrationToken({ session }: { session: Session }) {
   const [made, setMade] = useState<{ token: string; expiresAt: string; shared: boolean }>();
@@ -107,17 +107,18 @@ function HostActions(props: {
       >
         Drain
       </ActionButton>
-      <ActionButton
-        danger
+      <ConfirmButton
         label={`Remove ${host.id}`}
+        question={`Remove host ${host.hostname ?? host.id}? Its credentials are revoked: its agent must register again with a new token to come back.`}
         onError={onError}
         onAction={() => remove(false)}
       >
         Remove
-      </ActionButton>
-      {blocked && (
+      </ConfirmButton>
+      {/* Until its sandboxes are gone: then a plain Remove works. */}
+      {blocked && host.usage.sandboxes > 0 && (
         <span role="alert" className="notice error">
-          {blocked}{" "}
+          Not removed: {blocked}{" "}
           <ActionButton
             danger
             label={`Remove ${host.id} and destroy its sandboxes`}
@@ -173,7 +174,7 @@ export function HostsPage({ session }: { session: Session }) {
                     .join(", ")}
                 </td>
                 <td data-label="Sandboxes">{h.usage.sandboxes}</td>
-                <td data-label="vCPUs">{of(h.usage.vcpus, h.capacity?.vcpus, "")}</td>
+                <td data-label="vCPUs">{of(h.usage.vcpus, h.capacity?.vcpus)}</td>
                 <td data-label="Memory">{of(h.usage.memory_mb, h.capacity?.memory_mb, "MiB")}</td>
                 <td data-label="Last seen">
                   {h.last_seen_at ? `${age(h.last_seen_at)} ago` : "never"}

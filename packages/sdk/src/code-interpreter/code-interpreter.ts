@@ -15,7 +15,7 @@ const DEFAULT_RUN_TIMEOUT_MS = 60_000;
 
 /** Options of {@link CodeInterpreter.runCode} (`sandbox.runCode`). */
 export interface RunCodeOpts extends RequestOpts {
-  /** The language's default context (`python`, the default). Not with `context`. */
+  /** The language's default context: `python` (the default) or `js`. Not with `context`. */
   language?: string;
   /** A context made by `createCodeContext` (or its id). Not with `language`. */
   context?: CodeContext | string;
@@ -34,7 +34,7 @@ export interface RunCodeOpts extends RequestOpts {
 
 /** Options of {@link CodeInterpreter.createCodeContext}. */
 export interface CreateCodeContextOpts extends RequestOpts {
-  /** Default `python`. */
+  /** `python` (the default) or `js`. */
   language?: string;
   /** Working directory of the kernel (default the user's home). */
   cwd?: string;

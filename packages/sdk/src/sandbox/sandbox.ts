@@ -333,9 +333,10 @@ export class Sandbox {
   }
 
   /**
-   * Runs a code cell in a Jupyter kernel (sandboxes of the `code-interpreter` template): the
-   * cell's value, displays (a matplotlib figure as PNG), output and exception. Variables
-   * persist across calls in one context (by default, the language's own).
+   * Runs a code cell (sandboxes of the `code-interpreter` template) in Python's Jupyter kernel,
+   * or with `{ language: "js" }` in Node: the cell's value, displays (a matplotlib figure as
+   * PNG), output and exception. Variables persist across calls in one context (by default, the
+   * language's own).
    *
    * @example
    * ```ts

@@ -13,7 +13,9 @@ const exists = (path: string) =>
 /**
  * Makes the built-in template `name` (debootstrapped: minutes) ready on the test server. With
  * WRENN_TEST_TEMPLATE_CACHE=<dir> (as CI sets it) a copy built before is linked in from <dir>,
- * and one built here is copied there for later runs and suites. Returns how long it took.
+ * and one built here is copied there for later runs and suites. Copies are found by name, as the
+ * examples suite (whose agent's templates/ is <dir>) finds them: after a change to a template's
+ * build, empty <dir> (CI makes a new one per run). Returns how long it took.
  */
 export async function ensureBuiltinTemplate(
   server: TestServer,
@@ -34,6 +36,7 @@ export async function ensureBuiltinTemplate(
   const started = Date.now();
   const info = await store.ensureTemplate(name);
   if (cached && !isCached) {
+    await mkdir(cache, { recursive: true });
     const partial = `${cached}.partial-${process.pid}`;
     await promisify(execFile)("cp", ["-a", "--reflink=auto", join(store.dir, name), partial]);
     await rename(partial, cached);

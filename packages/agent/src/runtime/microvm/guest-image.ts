@@ -16,6 +16,7 @@ import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
 import { copyInto, sharedLibraries } from "../../template/index.js";
 import { GUEST_DIR, initScript, START_SCRIPT } from "./guest-files.js";
+import { qemuVersion } from "./qemu.js";
 
 /** The modules the guest needs before its root disk and network exist. */
 const GUEST_MODULES = ["virtio_mmio", "virtio_blk", "virtio_net", "qemu_fw_cfg"];
@@ -49,6 +50,18 @@ export async function findKernel(wanted = process.env.WRENN_MICROVM_KERNEL): Pro
     );
   }
   return { version, kernelPath: `/boot/vmlinuz-${version}`, modulesDir: `/lib/modules/${version}` };
+}
+
+/** Why microVMs cannot run here, naming the package to install; undefined when they can. */
+export async function microVmUnavailable(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root (network namespaces, taps)";
+  if (!(await qemuVersion())) {
+    return "qemu-system-x86_64 is not installed (apt-get install qemu-system-x86)";
+  }
+  const kernel = await findKernel().catch((err: unknown) => AgentError.from(err).message);
+  if (typeof kernel === "string") return kernel;
+  if (!existsSync(TINI)) return "tini is not installed (apt-get install tini)";
+  return undefined;
 }
 
 /** Module files (relative to modulesDir) in load order: every dependency before its user. */

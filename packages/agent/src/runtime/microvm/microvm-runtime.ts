@@ -41,6 +41,7 @@ import {
   ensureReady,
   snapshotInfo,
   snapshotVm,
+  sweepTemplateImages,
 } from "./vm-snapshots.js";
 import { VmStore, vmPaths } from "./vm-store.js";
 
@@ -55,6 +56,7 @@ export class MicroVmRuntime implements Runtime {
   private readonly vp: VmParts;
   private hostInfo: Promise<VmHost> | undefined;
   private accel: Promise<Accel> | undefined;
+  private readonly stopWatchingDeletes: () => void;
 
   constructor(opts: MicroVmRuntimeOptions) {
     const logger = opts.logger.child({ runtime: "microvm" });
@@ -83,6 +85,14 @@ export class MicroVmRuntime implements Runtime {
       }),
       host: () => this.host(),
     };
+    // A deleted snapshot template leaves its image and ready snapshots: gone once unused.
+    this.stopWatchingDeletes = this.vp.templateStore.onDeleted(() => void this.sweepImages());
+  }
+
+  private async sweepImages(): Promise<void> {
+    await sweepTemplateImages(this.vp).catch((err: unknown) =>
+      this.vp.logger.warn({ err }, "removing the images of deleted templates failed"),
+    );
   }
 
   /**
@@ -91,11 +101,11 @@ export class MicroVmRuntime implements Runtime {
    */
   probe(): Promise<Accel> {
     this.accel ??= (async () => {
-      await findKernel();
+      const kernel = await findKernel();
       if (!(await qemuVersion())) {
         throw new AgentError("failed_precondition", `${QEMU} not found: install qemu-system-x86`);
       }
-      return this.vp.opts.accel ?? detectAccel();
+      return this.vp.opts.accel ?? detectAccel(kernel.kernelPath);
     })().catch((err: unknown) => {
       this.accel = undefined;
       throw err;
@@ -141,14 +151,14 @@ export class MicroVmRuntime implements Runtime {
     if (snapshot) {
       limits = lockedLimits(spec, { ...snapshot, name: snapshot.name }, { strict: true });
     } else {
+      // A base template, or a filesystem snapshot of one: a template built from a recipe or a
+      // namespace sandbox's snapshot. Either is only files (a snapshot's processes are not in
+      // it): the image stacks the whole layer chain, and the VM booted once from it is
+      // snapshotted only after envd answers ready, i.e. after the template's start command
+      // passed its ready check (see ensureReady), so every create restores it running.
       const info = await timer.step("template", () => vp.templateStore.ensureTemplate(template));
-      if (info.kind !== "base") {
-        throw new AgentError(
-          "invalid_argument",
-          `${template} is a namespace snapshot; a microVM starts from a template or a microVM snapshot`,
-        );
-      }
-      limits = lockedLimits(spec, { name: template });
+      // What a snapshot records (vCPUs, RAM, disk) it locks, as on the namespace runtime.
+      limits = lockedLimits(spec, info);
       const image = await timer.step("image", () => ensureImage(vp, info));
       // The overlay cannot be smaller than the image under it.
       limits.diskSizeMb = Math.max(limits.diskSizeMb, await imageSizeMb(image));
@@ -218,6 +228,16 @@ export class MicroVmRuntime implements Runtime {
     });
     // The last fork of a fork layer takes the layer with it.
     if (live.record.layers.some(isForkLayer)) await sweepVmForkLayers(vp).catch(() => {});
+    // The last sandbox of a deleted template takes its image and ready snapshot with it.
+    const layer = await vp.store.readSnapshot(live.record.layers[0] ?? "");
+    if (layer?.ready && !(await this.hasTemplate(layer.baseTemplate))) await this.sweepImages();
+  }
+
+  private hasTemplate(name: string): Promise<boolean> {
+    return this.vp.templateStore.getTemplate(name).then(
+      () => true,
+      () => false,
+    );
   }
 
   fork(id: string, targets: ForkTarget[]): Promise<ForkResult> {
@@ -346,8 +366,10 @@ export class MicroVmRuntime implements Runtime {
     return snapshotVm(this.vp, id, name);
   }
 
-  deleteSnapshot(name: string): Promise<void> {
-    return deleteVmSnapshot(this.vp, name);
+  async deleteSnapshot(name: string): Promise<void> {
+    await deleteVmSnapshot(this.vp, name);
+    // It may have been the last thing standing on a deleted template's image.
+    await this.sweepImages();
   }
 
   async listSnapshots(): Promise<SnapshotInfo[]> {
@@ -357,14 +379,14 @@ export class MicroVmRuntime implements Runtime {
     );
   }
 
-  /** A template is ready for microVMs once it has a booted snapshot. */
+  /** A template (base or snapshot) is ready for microVMs once it has a booted snapshot. */
   async templates(): Promise<TemplateSummary[]> {
     const [all, snapshots] = await Promise.all([
       this.vp.templateStore.listTemplates(),
       this.vp.store.listSnapshots(),
     ]);
     return all
-      .filter((t) => t.kind === "base")
+      .filter((t) => !isForkLayer(t.name))
       .map((t) => ({
         name: t.name,
         ready: snapshots.some((s) => s.ready && s.baseTemplate === t.name),
@@ -376,11 +398,13 @@ export class MicroVmRuntime implements Runtime {
     const report = await adoptVms(this.vp);
     // Fork layers whose VMs did not survive the restart.
     await sweepVmForkLayers(this.vp).catch((err) => report.errors.push(err));
+    await this.sweepImages();
     return report;
   }
 
   /** VMs keep running (or stay saved) for the next start. */
   async close(): Promise<void> {
+    this.stopWatchingDeletes();
     this.vp.watch.stop();
     await Promise.allSettled([...this.vp.sandboxes.values()].map((live) => live.queue));
     this.vp.sandboxes.clear();

@@ -1,5 +1,7 @@
 import { spawn } from "node:child_process";
-import { readFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdir, readFile, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
@@ -40,20 +42,44 @@ export interface VmSpec {
   mac: string;
 }
 
+/** How long a guest kernel gets to boot to its panic under KVM before KVM counts as broken. */
+const KVM_BOOT_PROBE_MS = 10_000;
+/** Probe results, per boot of the host (tmpfs): a broken KVM costs its timeout once. */
+const ACCEL_PROBE_DIR = "/run/wrenn/accel";
+
 /**
- * Whether KVM works here, found by starting a paused microvm with it (the existence of
- * /dev/kvm proves nothing: nested or locked-down hosts have it and fail).
+ * Whether KVM works here: a guest kernel must boot under it. The existence of /dev/kvm proves
+ * nothing, nor does QEMU opening it: nested or PVM hosts have both and hang the guest's first
+ * instructions. The kernel boots with no root disk, panics and QEMU exits (TCG: about 2 s).
  */
-export async function detectAccel(): Promise<Accel> {
+export async function detectAccel(kernelPath: string): Promise<Accel> {
+  const bootId = (await readFile("/proc/sys/kernel/random/boot_id", "utf8").catch(() => "")).trim();
+  const key = createHash("sha256").update(`${bootId}\n${QEMU}\n${kernelPath}`).digest("hex");
+  const cached = join(ACCEL_PROBE_DIR, key.slice(0, 32));
+  const known = await readFile(cached, "utf8").catch(() => "");
+  if (known === "kvm" || known === "tcg") return known;
+  const accel: Accel = (await kvmBoots(kernelPath)) ? "kvm" : "tcg";
+  await mkdir(ACCEL_PROBE_DIR, { recursive: true, mode: 0o700 })
+    .then(() => writeFile(cached, accel))
+    .catch(() => {});
+  return accel;
+}
+
+async function kvmBoots(kernelPath: string): Promise<boolean> {
   try {
-    await runCommand(
+    const { stdout } = await runCommand(
       QEMU,
-      ["-machine", "microvm,accel=kvm", "-nodefaults", "-display", "none", "-S", "-qmp", "stdio"],
-      { input: '{"execute":"qmp_capabilities"}\n{"execute":"quit"}\n' },
+      [
+        ...["-machine", "microvm,isa-serial=on", "-accel", "kvm", "-cpu", "host", "-m", "128M"],
+        ...["-kernel", kernelPath, "-append", "console=ttyS0 panic=-1 reboot=t"],
+        ...["-no-reboot", "-nodefaults", "-no-user-config", "-display", "none"],
+        ...["-serial", "stdio"],
+      ],
+      { timeoutMs: KVM_BOOT_PROBE_MS },
     );
-    return "kvm";
+    return stdout.includes("Kernel panic");
   } catch {
-    return "tcg";
+    return false;
   }
 }
 

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, rm } from "node:fs/promises";
+import { mkdir, readdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
@@ -47,6 +47,10 @@ export function ensureImage(vp: VmParts, template: TemplateInfo): Promise<string
 /**
  * The template booted once with these vCPUs and RAM, envd warmed up, and snapshotted: every
  * create restores it instead of booting. Made by a hidden sandbox that is destroyed after.
+ * envd answers /health only once the template's start command (/etc/wrenn/start.json) passed
+ * its ready check, and the boot waits for that answer: the snapshot holds the command running
+ * and ready, so no create starts it again. One that fails or is not ready within its
+ * readyTimeout fails the create with the command's output.
  */
 export function ensureReady(
   vp: VmParts,
@@ -83,7 +87,14 @@ export function ensureReady(
       paths: vmPaths(`${vp.state.sandboxDir(resourceId)}/vm`),
     };
     const timer = new StepTimer();
-    await buildVm(vp, live, { kind: "boot", image }, undefined, timer, undefined);
+    await buildVm(vp, live, { kind: "boot", image }, undefined, timer, undefined).catch(
+      (err: unknown) => {
+        const e = AgentError.from(err);
+        throw new AgentError(e.code, `booting ${template.name} for microVMs: ${e.message}`, {
+          cause: err,
+        });
+      },
+    );
     try {
       const meta = await writeSnapshot(vp, live, name, true, timer);
       vp.logger.info(
@@ -238,4 +249,35 @@ export async function deleteVmSnapshot(vp: VmParts, name: string): Promise<void>
     );
   }
   await vp.store.removeSnapshot(name);
+}
+
+/**
+ * Removes the base images and ready snapshots of templates that are gone (a snapshot template
+ * deleted), once nothing stands on them: a ready snapshot while a sandbox uses it, an image
+ * while a snapshot's disk is flattened onto it. Skipped while an image or a ready snapshot is
+ * being made (the next sweep gets it).
+ */
+export async function sweepTemplateImages(vp: VmParts): Promise<void> {
+  if (building.size > 0) return;
+  const templates = new Set((await vp.templateStore.listTemplates()).map((t) => t.name));
+  const removed: string[] = [];
+  for (const meta of await vp.store.listSnapshots()) {
+    if (!meta.ready || templates.has(meta.baseTemplate)) continue;
+    if (vp.sandboxes.usersOf(meta.name).length > 0) continue;
+    await vp.store.removeSnapshot(meta.name);
+    removed.push(meta.name);
+  }
+  const needed = new Set((await vp.store.listSnapshots()).map((m) => m.baseTemplate));
+  const images = dirname(vp.store.imagePath("x"));
+  for (const file of await readdir(images).catch(() => [] as string[])) {
+    if (!file.endsWith(".img")) continue;
+    const name = file.slice(0, -".img".length);
+    if (templates.has(name) || needed.has(name)) continue;
+    if ([...vp.sandboxes.values()].some((live) => live.record.template === name)) continue;
+    await rm(join(images, file), { force: true });
+    removed.push(file);
+  }
+  if (removed.length > 0) {
+    vp.logger.info({ removed }, "microVM images and snapshots of deleted templates removed");
+  }
 }

@@ -1,6 +1,9 @@
-"""Jupyter kernels as E2B code contexts: one kernel per context, E2B's output objects per cell.
+"""E2B code contexts: one kernel per context, E2B's output objects per cell.
 
-Used by server.py (the HTTP side); only the standard library and Debian's jupyter_client.
+Python runs in Jupyter's kernel (JupyterContext, here); JavaScript in Wrenn's Node kernel
+(NodeContext, node_context.py). Both have the same public methods: describe, execute,
+interrupt, restart, shutdown, and a `lock` held while a cell runs. Used by server.py (the
+HTTP side); only the standard library and Debian's jupyter_client.
 """
 
 import json
@@ -12,11 +15,10 @@ import uuid
 from datetime import datetime, timezone
 
 from jupyter_client import KernelManager
+from node_context import NodeContext
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
-# Kernels per language; Debian packages no JavaScript kernel, so Python only.
-KERNELS = {"python": "python3"}
 # A line every few seconds while a cell is quiet: a client that went away shows up as a
 # failed write, and its cell is interrupted instead of blocking the context.
 KEEPALIVE_SECONDS = 5
@@ -46,13 +48,14 @@ class HttpError(Exception):
         self.message = message
 
 
+ALIASES = {"py": "python", "python3": "python", "js": "javascript", "node": "javascript"}
+
+
 def normalize_language(language):
     if not language:
         return "python"
     language = str(language).strip().lower()
-    return {"py": "python", "python3": "python", "js": "javascript", "ts": "typescript"}.get(
-        language, language
-    )
+    return ALIASES.get(language, language)
 
 
 def finite(value):
@@ -90,18 +93,10 @@ def result_of(data, is_main):
     return out
 
 
-class Context:
+class JupyterContext:
     """One Jupyter kernel; one cell runs at a time."""
 
-    def __init__(self, language, cwd):
-        kernel = KERNELS.get(language)
-        if kernel is None:
-            raise HttpError(
-                400,
-                f"language {language!r} is not available here (have: {', '.join(KERNELS)})",
-            )
-        if not os.path.isdir(cwd):
-            raise HttpError(400, f"cwd {cwd!r} is not a directory")
+    def __init__(self, language, cwd, kernel):
         self.id = str(uuid.uuid4())
         self.language = language
         self.cwd = cwd
@@ -251,6 +246,13 @@ class Context:
         self.manager.shutdown_kernel(now=True)
 
 
+# The context class (and Jupyter kernel) of each language.
+LANGUAGES = {
+    "python": lambda cwd: JupyterContext("python", cwd, kernel="python3"),
+    "javascript": lambda cwd: NodeContext("javascript", cwd),
+}
+
+
 class Contexts:
     def __init__(self, cwd):
         self.lock = threading.Lock()
@@ -261,7 +263,16 @@ class Contexts:
         self.cwd = cwd
 
     def create(self, language, cwd=None):
-        ctx = Context(normalize_language(language), cwd or self.cwd)
+        language, cwd = normalize_language(language), cwd or self.cwd
+        start = LANGUAGES.get(language)
+        if start is None:
+            raise HttpError(
+                400,
+                f"language {language!r} is not available here (have: {', '.join(LANGUAGES)})",
+            )
+        if not os.path.isdir(cwd):
+            raise HttpError(400, f"cwd {cwd!r} is not a directory")
+        ctx = start(cwd)
         with self.lock:
             self.by_id[ctx.id] = ctx
         return ctx

@@ -8,7 +8,7 @@ import type { BuildContext } from "../types.js";
 /** The port E2B's code-interpreter SDK reaches the service on. */
 export const CODE_INTERPRETER_PORT = 49999;
 
-/** Jupyter's Python kernel and the usual data stack, all from Debian. */
+/** Jupyter's Python kernel and the usual data stack, and Node for the JavaScript kernel; all from Debian. */
 export const CODE_INTERPRETER_PACKAGES = [
   "python3-ipykernel",
   "python3-jupyter-client",
@@ -19,19 +19,27 @@ export const CODE_INTERPRETER_PACKAGES = [
   "python3-munkres",
   "python3-ufolib2",
   "python3-unicodedata2",
+  // kernel.cjs, Wrenn's JavaScript kernel (Node's built-ins only).
+  "nodejs",
 ];
 
-// The service's Python files sit beside this module's source; from dist/ the same relative
+// The service's files sit beside this module's source; from dist/ the same relative
 // path leads back to src/ (both are three levels below the package root).
 const SERVICE_DIR = fileURLToPath(
   new URL("../../../src/template/code-interpreter/", import.meta.url),
 );
-const SERVICE_FILES = ["server.py", "contexts.py", "kernel_startup.py"];
+const SERVICE_FILES = [
+  "server.py",
+  "contexts.py",
+  "kernel_startup.py",
+  "node_context.py",
+  "kernel.cjs",
+];
 const INSTALL_DIR = "opt/wrenn/code-interpreter";
 
 /**
  * The `code-interpreter` template: `base`'s Debian plus Jupyter's Python kernel, numpy, pandas
- * and matplotlib, and Wrenn's code-interpreter service (E2B's protocol on port 49999), which
+ * and matplotlib, Node for Wrenn's JavaScript kernel, and Wrenn's code-interpreter service (E2B's protocol on port 49999), which
  * envd starts from /etc/wrenn/start.json and reports ready once the port answers.
  */
 export async function buildCodeInterpreter(root: string, ctx: BuildContext): Promise<void> {
@@ -66,4 +74,5 @@ export async function buildCodeInterpreter(root: string, ctx: BuildContext): Pro
     "-c",
     "import ipykernel, jupyter_client, numpy, pandas, matplotlib.pyplot",
   ]);
+  await run("chroot", [root, "node", "-e", "require('node:repl')"]);
 }
