@@ -8,7 +8,6 @@ import { bootstrapSingleHost, loadConfig, readClientConfig, startSingleHost } fr
 import pino from "pino";
 // The fleet harness of the server's integration suite: servers and agents as processes.
 import {
-  agentCall,
   agentCredentials,
   apiClient,
   type FleetAgent,
@@ -16,6 +15,7 @@ import {
   freePort,
   startFleetAgent,
   startFleetServer,
+  stopAgentWithSandboxes,
 } from "../../packages/server/test/helpers/fleet.js";
 import { until } from "../../packages/server/test/helpers/processes.js";
 import { postgresBinDir, startThrowawayPostgres } from "./postgres.js";
@@ -235,18 +235,8 @@ export async function benchFleet(): Promise<Figure[]> {
       note: `stale window ${STALE_SEC} s, heartbeat 1 s`,
     });
   } finally {
-    for (const agent of agents) {
-      // Whatever a failed run left: destroyed through the agent itself before it stops.
-      if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
-        const listed = await agentCall<{ sandboxes?: { sandboxId: string }[] }>(
-          agent,
-          "ListSandboxes",
-        ).catch(() => ({ sandboxes: [] }));
-        for (const s of listed.sandboxes ?? [])
-          await agentCall(agent, "DestroySandbox", { sandboxId: s.sandboxId }).catch(() => {});
-      }
-      await agent.stop();
-    }
+    // Whatever a failed run left: destroyed through the agent itself before it stops.
+    for (const agent of agents) await stopAgentWithSandboxes(agent);
     await server?.stop();
     pg.stop();
     await restoreHost();

@@ -8,11 +8,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../../cli/test/helpers/server.js";
 // The fleet suites' helpers: `wrenn-agent` as its own process, and calls straight to it.
 import {
-  agentCall,
   agentCredentials,
+  agentSandboxes,
   type FleetAgent,
   freePort,
   startFleetAgent,
+  stopAgentWithSandboxes,
 } from "../../server/test/helpers/fleet.js";
 import { until } from "../../server/test/helpers/processes.js";
 import {
@@ -75,20 +76,7 @@ describe.skipIf(skip)("a second host in the console: list, drain, remove", () =>
 
   afterAll(async () => {
     await browser?.close();
-    if (agent) {
-      // Whatever the agent still runs goes, through its own bearer, then the agent (by its pid).
-      try {
-        const { sandboxes } = await agentCall<{ sandboxes?: { sandboxId: string }[] }>(
-          agent,
-          "ListSandboxes",
-        );
-        for (const s of sandboxes ?? [])
-          await agentCall(agent, "DestroySandbox", { sandboxId: s.sandboxId });
-      } catch (err) {
-        if (agent.proc.exitCode === null) console.error("[console hosts] cleaning the agent:", err);
-      }
-      await agent.stop();
-    }
+    if (agent) await stopAgentWithSandboxes(agent);
     await server?.close();
     // A destroyed sandbox leaves no mount behind; never rm through one.
     const mounts = (await readFile("/proc/self/mountinfo", "utf8"))
@@ -211,11 +199,7 @@ describe.skipIf(skip)("a second host in the console: list, drain, remove", () =>
     expect(body.hosts.map((h) => h.id)).not.toContain(hostId);
     expect((await api<{ state: string }>(`/v1/sandboxes/${sandboxId}`)).body.state).toBe("stopped");
     // Destroyed on the agent too, not only marked stopped.
-    const onAgent = await agentCall<{ sandboxes?: { sandboxId: string }[] }>(
-      agent as FleetAgent,
-      "ListSandboxes",
-    );
-    expect(onAgent.sandboxes ?? []).toEqual([]);
+    expect(await agentSandboxes(agent as FleetAgent)).toEqual([]);
     await shot("hosts-removed");
   });
 

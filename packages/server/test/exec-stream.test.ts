@@ -398,9 +398,13 @@ for (const engine of testEngines()) {
             cmd: `dd if=/dev/zero bs=1M count=${MB} 2>/dev/null`,
             tag: "dd",
           });
-          // Unheld, dd would be done long before this; held, it waits with most bytes unsent.
+          // Unheld, dd is done in a blink; held, it waits with most bytes unsent. Seen running
+          // first (a busy host may take a while to start it), then still running a second on.
+          const running = async () => (await processList()).some((p) => p.tag === "dd");
+          const deadline = Date.now() + 10_000;
+          while (!(await running()) && Date.now() < deadline) await sleep(50);
           await sleep(1_000);
-          expect((await processList()).map((p) => p.tag)).toContain("dd");
+          expect(await running()).toBe(true);
           c.ws.resume();
           const { end } = await c.ended();
           expect(end).toMatchObject({ exit_code: 0 });

@@ -10,6 +10,7 @@ import { type TestDatabase, testEngines } from "./helpers/databases.js";
 import {
   agentCall,
   agentCredentials,
+  agentSandboxes,
   apiClient,
   type FleetAgent,
   type FleetServer,
@@ -19,6 +20,7 @@ import {
   startFakeBalancer,
   startFleetAgent,
   startFleetServer,
+  stopAgentWithSandboxes,
 } from "./helpers/fleet.js";
 import { spawnDaemon, until } from "./helpers/processes.js";
 
@@ -135,20 +137,7 @@ describe.skipIf(skip)(
 
     afterAll(async () => {
       // Every sandbox goes, through each agent that is still up (their own bearer), then the agents.
-      for (const agent of agents) {
-        if (!agent || agent.proc.exitCode !== null || agent.proc.signalCode !== null) continue;
-        try {
-          const { sandboxes } = await agentCall<{ sandboxes?: { sandboxId: string }[] }>(
-            agent,
-            "ListSandboxes",
-          );
-          for (const s of sandboxes ?? [])
-            await agentCall(agent, "DestroySandbox", { sandboxId: s.sandboxId });
-        } catch (err) {
-          console.error(`[fleet] cleaning ${agent.name} failed:`, err);
-        }
-        await agent.stop();
-      }
+      for (const agent of agents) if (agent) await stopAgentWithSandboxes(agent);
       for (const server of servers) await server.stop();
       await balancer?.close();
       await database?.cleanup();
@@ -307,11 +296,8 @@ describe.skipIf(skip)(
       await until(
         "the orphan to be destroyed on the returned host",
         async () => {
-          const { sandboxes } = await agentCall<{ sandboxes?: { sandboxId: string }[] }>(
-            agents[1] as FleetAgent,
-            "ListSandboxes",
-          );
-          return !(sandboxes ?? []).some((s) => s.sandboxId === missingToKill);
+          const sandboxes = await agentSandboxes(agents[1] as FleetAgent);
+          return !sandboxes.some((s) => s.sandboxId === missingToKill);
         },
         60_000,
       );
@@ -455,11 +441,7 @@ describe.skipIf(skip)(
       expect(forced.status).toBe(204);
       for (const sid of refused.body.sandboxes) expect((await sandbox(sid)).state).toBe("stopped");
       expect((await api("GET", `/v1/hosts/${id}`)).status).toBe(404);
-      const { sandboxes } = await agentCall<{ sandboxes?: unknown[] }>(
-        agents[2] as FleetAgent,
-        "ListSandboxes",
-      );
-      expect(sandboxes ?? []).toHaveLength(0);
+      expect(await agentSandboxes(agents[2] as FleetAgent)).toHaveLength(0);
     });
 
     it("the control plane gone past the grace: agents pause everything, then reconcile", async () => {
@@ -471,13 +453,8 @@ describe.skipIf(skip)(
       await until(
         "the agent to pause its sandboxes",
         async () => {
-          const { sandboxes } = await agentCall<{
-            sandboxes?: { sandboxId: string; state: string }[];
-          }>(agents[0] as FleetAgent, "ListSandboxes");
-          return (
-            (sandboxes ?? []).length > 0 &&
-            (sandboxes ?? []).every((s) => s.state === "SANDBOX_STATE_PAUSED")
-          );
+          const sandboxes = await agentSandboxes(agents[0] as FleetAgent);
+          return sandboxes.length > 0 && sandboxes.every((s) => s.state === "SANDBOX_STATE_PAUSED");
         },
         (GRACE_SEC + 20) * 1000,
       );

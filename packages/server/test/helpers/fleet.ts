@@ -230,6 +230,34 @@ export async function agentCall<T>(
   return JSON.parse(text) as T;
 }
 
+/** The sandboxes an agent holds, as the agent itself lists them (id and state). */
+export async function agentSandboxes(
+  agent: FleetAgent,
+): Promise<{ sandboxId: string; state: string }[]> {
+  const { sandboxes } = await agentCall<{ sandboxes?: { sandboxId: string; state: string }[] }>(
+    agent,
+    "ListSandboxes",
+  );
+  return sandboxes ?? [];
+}
+
+/**
+ * A suite's clean-up: whatever a running agent still holds is destroyed through the agent
+ * itself (its own bearer), then the agent is stopped by its pid. A failure is reported, not
+ * thrown, so the rest of the clean-up goes on.
+ */
+export async function stopAgentWithSandboxes(agent: FleetAgent): Promise<void> {
+  if (agent.proc.exitCode === null && agent.proc.signalCode === null) {
+    try {
+      for (const s of await agentSandboxes(agent))
+        await agentCall(agent, "DestroySandbox", { sandboxId: s.sandboxId });
+    } catch (err) {
+      console.error(`[${agent.name}] destroying its sandboxes failed:`, err);
+    }
+  }
+  await agent.stop();
+}
+
 /** A JSON client for the REST API with one API key. */
 export function apiClient(baseUrl: () => string, apiKey: string) {
   return async <T = unknown>(
