@@ -1,24 +1,9 @@
 import { createHash } from "node:crypto";
-import { mkdir, mkdtemp, readdir, rm, symlink } from "node:fs/promises";
-import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
-import {
-  AddressPool,
-  defaultEnvdDir,
-  keepHostFirewallState,
-  MicroVmRuntime,
-  microVmUnavailable,
-  NamespaceRuntime,
-  RuntimeSet,
-  silentLogger,
-} from "@wrenn/agent";
-import pino from "pino";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { microVmUnavailable } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { loadConfig } from "../src/config/index.js";
-import { type SingleHost, startSingleHost } from "../src/single-host/index.js";
-import { newTeamKey } from "./helpers/app.js";
-import { type TestDatabase, testEngines } from "./helpers/databases.js";
-import { leaksUnder } from "./helpers/host-state.js";
+import { startTemplateHost, type TemplateHost } from "./helpers/template-host.js";
 
 // A template built from a recipe (in namespace build sandboxes, as always) started on the
 // microVM runtime: its image stacks the template's whole layer chain, the VM is booted once and
@@ -44,94 +29,21 @@ describe.skipIf(skip)(
     timeout: 600_000,
   },
   () => {
-    let host: SingleHost | undefined;
-    let database: TestDatabase | undefined;
-    let agentDir = "";
-    let dataDir = "";
-    let restoreHost: () => Promise<void> = async () => {};
-    let key: Record<string, string> = {};
-    const cache = process.env.WRENN_TEST_TEMPLATE_CACHE;
-    let cacheBefore = new Set<string>();
-
-    const call = async (method: string, path: string, json?: unknown) =>
-      host!.app.request(path, {
-        method,
-        headers: { ...key, ...(json === undefined ? {} : { "content-type": "application/json" }) },
-        ...(json === undefined ? {} : { body: JSON.stringify(json) }),
-      });
-    const exec = async (id: string, cmd: string) =>
-      (await (await call("POST", `/v1/sandboxes/${id}/exec`, { cmd })).json()) as {
-        stdout: string;
-        stderr: string;
-        exit_code: number;
-      };
+    let th: TemplateHost;
 
     beforeAll(async () => {
-      restoreHost = await keepHostFirewallState();
-      dataDir = await mkdtemp(join(tmpdir(), "wrenn-templates-mv-"));
-      agentDir = await mkdtemp(join(tmpdir(), "wrenn-templates-mv-agent-"));
-      if (cache) {
-        await mkdir(cache, { recursive: true });
-        cacheBefore = new Set(await readdir(cache));
-        await symlink(resolve(cache), join(agentDir, "templates"));
-      }
-      const sqlite = testEngines().find((e) => e.name === "sqlite");
-      if (!sqlite) throw new Error("no sqlite engine");
-      database = await sqlite.create();
-      // Both runtimes over one template store and one address pool, as the agent makes them.
-      const addressPool = new AddressPool(process.env.WRENN_SANDBOX_CIDR ?? "10.227.0.0/16");
-      const logger = process.env.WRENN_LOG_LEVEL
-        ? pino({ level: process.env.WRENN_LOG_LEVEL })
-        : silentLogger();
-      const common = { agentDir, envdDir: defaultEnvdDir(), logger, addressPool };
-      const namespace = new NamespaceRuntime(common);
-      const microvm = new MicroVmRuntime({
-        ...common,
-        templateStore: namespace.templateStore,
+      th = await startTemplateHost({
+        template: TEMPLATE,
+        templateCache: process.env.WRENN_TEST_TEMPLATE_CACHE,
+        microvm: true,
       });
-      host = await startSingleHost(
-        loadConfig({ WRENN_DATA_DIR: dataDir, WRENN_DEFAULT_TEMPLATE: TEMPLATE }),
-        pino({ level: process.env.WRENN_LOG_LEVEL ?? "silent" }),
-        {
-          db: database.handle,
-          agentDir,
-          runtime: new RuntimeSet(
-            [{ runtime: namespace }, { runtime: microvm, probe: () => microvm.probe() }],
-            "namespace",
-          ),
-          reconcileIntervalMs: 500,
-          listen: false,
-        },
-      );
-      await host.ready;
-      key = await newTeamKey(host.app);
     }, 300_000);
 
-    afterAll(async () => {
-      const leaks: string[] = [];
-      if (host) {
-        // Every sandbox (VMs included), then the server: microVMs outlive a close otherwise.
-        const runtime = host.embedded.agent.runtime;
-        for (const s of runtime.list()) await runtime.destroy(s.id).catch(() => {});
-        await host.close();
-      }
-      await database?.cleanup();
-      if (agentDir) leaks.push(...(await leaksUnder(agentDir)));
-      if (cache) {
-        for (const name of await readdir(cache)) {
-          if (!cacheBefore.has(name) && name !== TEMPLATE)
-            await rm(join(cache, name), { recursive: true, force: true });
-        }
-      }
-      if (dataDir) await rm(dataDir, { recursive: true, force: true });
-      if (agentDir && leaks.length === 0) await rm(agentDir, { recursive: true, force: true });
-      await restoreHost();
-      expect(leaks).toEqual([]);
-    }, 180_000);
+    // Every sandbox (VMs included) goes, then the server; nothing may be left under the agent.
+    afterAll(async () => expect(await th?.close()).toEqual([]), 180_000);
 
     it("restores the start command running from the memory snapshot taken after its ready check", async () => {
-      const res = await call("POST", "/v1/templates/builds", {
-        from: { template: TEMPLATE },
+      const { events, last } = await th.build({
         name: "mvweb",
         memory_mb: 256,
         disk_size_mb: 512,
@@ -152,20 +64,16 @@ describe.skipIf(skip)(
           },
         ],
       });
-      const events = (await res.text())
-        .split("\n")
-        .filter(Boolean)
-        .map((line) => JSON.parse(line) as Record<string, unknown>);
-      expect(events.at(-1), JSON.stringify(events.slice(-3))).toMatchObject({
+      expect(last, JSON.stringify(events.slice(-3))).toMatchObject({
         type: "done",
         template: { name: "mvweb", start_cmd: "node /opt/app/server.js" },
       });
-      const templateId = (events.at(-1)!.template as { id: string }).id;
+      const templateId = (last.template as { id: string }).id;
 
       const ids: string[] = [];
       const create = async () => {
         const started = Date.now();
-        const created = await call("POST", "/v1/sandboxes", {
+        const created = await th.call("POST", "/v1/sandboxes", {
           template: "mvweb",
           runtime: "microvm",
         });
@@ -175,7 +83,7 @@ describe.skipIf(skip)(
         // What the template recorded is locked here too.
         expect(body).toMatchObject({ runtime: "microvm", memory_mb: 256 });
         // At hand-out: the template's files, and the start command's port answering (first try).
-        const served = await exec(body.id, "cat /opt/marker; wget -qO- http://127.0.0.1:8080/");
+        const served = await th.exec(body.id, "cat /opt/marker; wget -qO- http://127.0.0.1:8080/");
         expect(served.exit_code, served.stderr).toBe(0);
         const [marker, json] = served.stdout.split("\n");
         expect(marker).toBe("from the recipe");
@@ -185,14 +93,14 @@ describe.skipIf(skip)(
           at: number;
           hits: number;
         };
-        const file = await exec(body.id, "cat /tmp/started.json");
+        const file = await th.exec(body.id, "cat /tmp/started.json");
         expect(JSON.parse(file.stdout)).toEqual({
           nonce: state.nonce,
           pid: state.pid,
           at: state.at,
         });
         const { processes } = (await (
-          await call("GET", `/v1/sandboxes/${body.id}/processes`)
+          await th.call("GET", `/v1/sandboxes/${body.id}/processes`)
         ).json()) as {
           processes: { tag: string | null; pid: number; args: string[] }[];
         };
@@ -213,21 +121,21 @@ describe.skipIf(skip)(
         expect(a.state.hits).toBe(1);
         expect(b.state.at).toBeLessThan(b.started);
         for (const id of ids)
-          expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+          expect((await th.call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
         ids.length = 0;
       } finally {
-        for (const id of ids) await call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
+        for (const id of ids) await th.call("DELETE", `/v1/sandboxes/${id}`).catch(() => {});
       }
 
       // Deleting the template takes its microVM image and ready snapshot with it.
-      const vmDir = join(agentDir, "microvm");
+      const vmDir = join(th.agentDir, "microvm");
       const made = async () =>
         [
           ...(await readdir(join(vmDir, "images")).catch(() => [] as string[])),
           ...(await readdir(join(vmDir, "snapshots")).catch(() => [] as string[])),
         ].filter((f) => f.includes(templateId));
       expect((await made()).length).toBeGreaterThanOrEqual(2);
-      expect((await call("DELETE", "/v1/templates/mvweb")).status).toBe(204);
+      expect((await th.call("DELETE", "/v1/templates/mvweb")).status).toBe(204);
       for (let i = 0; i < 100 && (await made()).length > 0; i++) {
         await new Promise((r) => setTimeout(r, 100));
       }

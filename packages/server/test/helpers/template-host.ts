@@ -5,7 +5,9 @@ import {
   AddressPool,
   defaultEnvdDir,
   keepHostFirewallState,
+  MicroVmRuntime,
   NamespaceRuntime,
+  RuntimeSet,
   silentLogger,
 } from "@wrenn/agent";
 import pino from "pino";
@@ -22,7 +24,7 @@ export interface BuildResult {
   ms: number;
 }
 
-/** A real single-host server (SQLite, embedded agent, namespace runtime) for template builds. */
+/** A real single-host server (SQLite, embedded agent, namespace runtime; microVM too on request) for template builds. */
 export interface TemplateHost {
   host: SingleHost;
   agentDir: string;
@@ -49,9 +51,28 @@ export interface TemplateHostOptions {
    * agent's templates/ becomes a link to it, and what this host adds there goes at close.
    */
   templateCache?: string;
+  /** The microVM runtime too (namespace stays the default), over the same template store. */
+  microvm?: boolean;
 }
 
 const BASES = new Set(["base", "code-interpreter", "test-minimal"]);
+
+/** The host's runtime: namespace, or namespace and microVM over one template store and pool. */
+function makeRuntime(agentDir: string, cidr: string, microvm: boolean) {
+  const common = {
+    agentDir,
+    envdDir: defaultEnvdDir(),
+    logger: silentLogger(),
+    addressPool: new AddressPool(cidr),
+  };
+  const namespace = new NamespaceRuntime(common);
+  if (!microvm) return namespace;
+  const vm = new MicroVmRuntime({ ...common, templateStore: namespace.templateStore });
+  return new RuntimeSet(
+    [{ runtime: namespace }, { runtime: vm, probe: () => vm.probe() }],
+    "namespace",
+  );
+}
 
 export async function startTemplateHost(opts: TemplateHostOptions): Promise<TemplateHost> {
   const sqlite = testEngines().find((e) => e.name === "sqlite");
@@ -74,12 +95,7 @@ export async function startTemplateHost(opts: TemplateHostOptions): Promise<Temp
     {
       db: database.handle,
       agentDir,
-      runtime: new NamespaceRuntime({
-        agentDir,
-        envdDir: defaultEnvdDir(),
-        logger: silentLogger(),
-        addressPool: new AddressPool(cidr),
-      }),
+      runtime: makeRuntime(agentDir, cidr, opts.microvm ?? false),
       reconcileIntervalMs: 500,
       listen: false,
     },

@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { mkdir, readdir, rm } from "node:fs/promises";
+import { mkdir, rm } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { AgentError } from "../../errors.js";
 import { runCommand } from "../../host/index.js";
@@ -261,21 +261,25 @@ export async function sweepTemplateImages(vp: VmParts): Promise<void> {
   if (building.size > 0) return;
   const templates = new Set((await vp.templateStore.listTemplates()).map((t) => t.name));
   const removed: string[] = [];
+  // Base templates of the snapshots that stay: their images stay too.
+  const needed = new Set<string>();
   for (const meta of await vp.store.listSnapshots()) {
-    if (!meta.ready || templates.has(meta.baseTemplate)) continue;
-    if (vp.sandboxes.usersOf(meta.name).length > 0) continue;
+    const stale =
+      meta.ready &&
+      !templates.has(meta.baseTemplate) &&
+      vp.sandboxes.usersOf(meta.name).length === 0;
+    if (!stale) {
+      needed.add(meta.baseTemplate);
+      continue;
+    }
     await vp.store.removeSnapshot(meta.name);
     removed.push(meta.name);
   }
-  const needed = new Set((await vp.store.listSnapshots()).map((m) => m.baseTemplate));
-  const images = dirname(vp.store.imagePath("x"));
-  for (const file of await readdir(images).catch(() => [] as string[])) {
-    if (!file.endsWith(".img")) continue;
-    const name = file.slice(0, -".img".length);
+  for (const name of await vp.store.imageTemplates()) {
     if (templates.has(name) || needed.has(name)) continue;
     if ([...vp.sandboxes.values()].some((live) => live.record.template === name)) continue;
-    await rm(join(images, file), { force: true });
-    removed.push(file);
+    await rm(vp.store.imagePath(name), { force: true });
+    removed.push(`${name}.img`);
   }
   if (removed.length > 0) {
     vp.logger.info({ removed }, "microVM images and snapshots of deleted templates removed");

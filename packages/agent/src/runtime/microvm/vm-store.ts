@@ -50,6 +50,12 @@ export class VmStore {
     return join(this.dir, "images", `${template}.img`);
   }
 
+  /** The templates that have an image. */
+  async imageTemplates(): Promise<string[]> {
+    const files = await readdir(join(this.dir, "images")).catch(() => [] as string[]);
+    return files.filter((f) => f.endsWith(".img")).map((f) => f.slice(0, -".img".length));
+  }
+
   snapshotDir(name: string): string {
     return join(this.dir, "snapshots", name);
   }
