@@ -145,10 +145,12 @@ for (const c of cases) {
         let atFork = 0;
         let counterPid = "";
         if (c.processes) {
-          // A counter in the background: in a microVM it lives on in every fork.
+          // A counter in the background: in a microVM it lives on in every fork. Written by
+          // rename, so a read never lands between the truncate and the write and sees nothing.
           await sh(
             source,
-            "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count; sleep 0.2; done' " +
+            "setsid sh -c 'i=0; while :; do i=$((i+1)); echo $i > /tmp/count.new; " +
+              "mv /tmp/count.new /tmp/count; sleep 0.2; done' " +
               "</dev/null >/dev/null 2>&1 & echo $! > /tmp/counter.pid",
           );
           counterPid = await sh(source, "cat /tmp/counter.pid");
