@@ -3,12 +3,15 @@
 // PTY module beside it.
 import { execFileSync, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
-import { cp, mkdir, rm, writeFile } from "node:fs/promises";
+import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
-import { userInfo } from "node:os";
+import { tmpdir, userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
+import { createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
+import { Process } from "@wrenn/proto/process";
 import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
@@ -76,8 +79,10 @@ function buildSpawnHelper() {
 }
 
 /**
- * Starts envd once on a loopback port and stops it once it listens: on exit it writes the code
- * of everything start-up compiled. Without a cache envd still runs, only compiles more.
+ * Starts envd once on a loopback port, makes the requests a new sandbox's first moments make (run
+ * a command, write and read a file), then stops it: on exit it writes the code of everything
+ * start-up and those requests compiled, so a fresh envd's first answers run compiled code too.
+ * Without a cache envd still runs, only compiles more.
  */
 async function writeCodeCache() {
   const cacheFile = join(dist, "envd.cjs.cache");
@@ -97,6 +102,9 @@ async function writeCodeCache() {
   const timer = setTimeout(() => child.kill("SIGKILL"), 60_000);
   for await (const line of lines) {
     if (line.includes('"msg":"envd listening"')) {
+      await warmUp(JSON.parse(line).port).catch((err) =>
+        console.warn(`envd bundle: code cache covers start-up only (${err.message})`),
+      );
       child.kill("SIGTERM");
       break;
     }
@@ -104,4 +112,26 @@ async function writeCodeCache() {
   const code = await exited;
   clearTimeout(timer);
   if (code !== 0) console.warn(`envd bundle: no code cache (envd exited ${code})`);
+}
+
+/** The first requests of a sandbox's life, against the envd on `port`. */
+async function warmUp(port) {
+  const baseUrl = `http://127.0.0.1:${port}`;
+  const process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+  const dir = await mkdtemp(join(tmpdir(), "envd-warm-up-"));
+  try {
+    for (let i = 0; i < 2; i++) {
+      for await (const _ of process.start({ process: { cmd: "true" } })) {
+        // Its start, output and end events.
+      }
+      const url = `${baseUrl}/files?path=${encodeURIComponent(join(dir, "f"))}`;
+      const body = "warm";
+      const headers = { "content-type": "application/octet-stream" };
+      const put = await fetch(url, { method: "POST", body, headers });
+      const got = await fetch(url);
+      if (!put.ok || (await got.text()) !== body) throw new Error(`files answered ${got.status}`);
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }

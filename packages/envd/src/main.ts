@@ -5,6 +5,9 @@ import { logger } from "./logger.js";
 import { createEnvd } from "./server/app.js";
 import { listenHttp } from "./server/listen.js";
 import { lookupUser } from "./user/index.js";
+import { installWebHeaders } from "./web-headers.js";
+
+installWebHeaders();
 
 const port = Number(process.env.WRENN_ENVD_PORT ?? 49983);
 const host = process.env.WRENN_ENVD_HOST ?? "0.0.0.0";

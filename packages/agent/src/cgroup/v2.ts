@@ -15,6 +15,12 @@ import type { CgroupLimits, CgroupStats, SandboxCgroup } from "./types.js";
 
 const CPU_PERIOD_US = 100_000;
 
+/**
+ * Parents (with their controllers) made ready by this process: the agent owns its parent, so it
+ * is checked once, not on every create.
+ */
+const preparedParents = new Set<string>();
+
 /** Makes `controllers` usable by the children of `dir` (cgroup.subtree_control). */
 async function enableControllers(dir: string, controllers: string[]): Promise<void> {
   if (controllers.length === 0) return;
@@ -54,29 +60,49 @@ export class V2Cgroup implements SandboxCgroup {
       ...(limits.memoryMb !== undefined ? ["memory"] : []),
       ...(limits.pidsLimit !== undefined ? ["pids"] : []),
     ];
-    await enableControllers(this.root, controllers);
-    await mkdir(`${this.root}/${this.parent}`, { recursive: true });
-    await enableControllers(`${this.root}/${this.parent}`, controllers);
-    await mkdir(this.dir);
+    const parent = `${this.root}/${this.parent}`;
+    const key = `${parent} ${controllers.join(" ")}`;
+    if (!preparedParents.has(key)) {
+      await this.prepareParent(controllers);
+      preparedParents.add(key);
+    }
+    try {
+      await mkdir(this.dir);
+    } catch (err) {
+      // The parent went since it was prepared (removed by hand): prepared again.
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") throw err;
+      await this.prepareParent(controllers);
+      await mkdir(this.dir);
+    }
     await this.setLimits(limits);
   }
 
+  private async prepareParent(controllers: string[]): Promise<void> {
+    await enableControllers(this.root, controllers);
+    await mkdir(`${this.root}/${this.parent}`, { recursive: true });
+    await enableControllers(`${this.root}/${this.parent}`, controllers);
+  }
+
   async setLimits(limits: CgroupLimits): Promise<void> {
+    // Separate files: written at once, not one after another.
+    const writes: Promise<void>[] = [];
     if (limits.vcpus !== undefined) {
-      await writeValue(
-        `${this.dir}/cpu.max`,
-        `${Math.round(limits.vcpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`,
-      );
+      const max = `${Math.round(limits.vcpus * CPU_PERIOD_US)} ${CPU_PERIOD_US}`;
+      writes.push(writeValue(`${this.dir}/cpu.max`, max));
     }
     if (limits.cpuWeight !== undefined)
-      await writeValue(`${this.dir}/cpu.weight`, limits.cpuWeight);
+      writes.push(writeValue(`${this.dir}/cpu.weight`, limits.cpuWeight));
     if (limits.memoryMb !== undefined) {
-      await writeValue(`${this.dir}/memory.max`, limits.memoryMb * 1024 * 1024);
-      if ((await readText(`${this.dir}/memory.swap.max`)) !== null) {
-        await writeValue(`${this.dir}/memory.swap.max`, 0);
-      }
+      writes.push(writeValue(`${this.dir}/memory.max`, limits.memoryMb * 1024 * 1024));
+      writes.push(
+        readText(`${this.dir}/memory.swap.max`).then(async (swap) => {
+          if (swap !== null) await writeValue(`${this.dir}/memory.swap.max`, 0);
+        }),
+      );
     }
-    if (limits.pidsLimit !== undefined) await writeValue(`${this.dir}/pids.max`, limits.pidsLimit);
+    if (limits.pidsLimit !== undefined)
+      writes.push(writeValue(`${this.dir}/pids.max`, limits.pidsLimit));
+    await Promise.all(writes);
   }
 
   wrapCommand(argv: readonly string[]): string[] {

@@ -47,6 +47,11 @@ export interface CreateNetworkOptions {
   /** allowOut/denyOut of the sandbox; none = everything public when allowInternet. */
   egress?: EgressRules;
   log?: Logger;
+  /**
+   * Called once the netns and its links are up, before the egress rules and the firewall's
+   * @internet membership: a process may start in the netns meanwhile, walled in until they are.
+   */
+  onLinked?: (network: SandboxNetwork) => void;
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -145,6 +150,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
       rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
+    options.onLinked?.(networkOf(sandboxId, addresses, allowInternet));
     if (egress || allowInternet) {
       rollback.add(() => removeEgress(hostIf));
       await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, {

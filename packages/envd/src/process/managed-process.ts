@@ -7,7 +7,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import type { Readable } from "node:stream";
-import * as nodePty from "node-pty";
+import type * as NodePty from "node-pty";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import { type ExitInfo, exitInfo, spawnFailure } from "./exit-status.js";
@@ -26,6 +26,14 @@ const maxPendingInput = 8 * 1024 * 1024;
 const drainCheckMs = 250;
 /** While a PTY is paused, how often to check whether its child exited (node-pty's grace is 200 ms). */
 const ptyExitCheckMs = 50;
+
+/** node-pty, loaded by the first terminal: most sandboxes never open one, and it slows envd's start. */
+let nodePty: typeof NodePty | undefined;
+
+/** Loads node-pty if it is not yet: awaited before a process with a terminal is spawned. */
+export async function loadPty(): Promise<void> {
+  nodePty ??= await import("node-pty");
+}
 
 export interface PtySize {
   cols: number;
@@ -56,7 +64,7 @@ export class ManagedProcess {
   private readonly subscribers = new Set<Subscriber>();
   private readonly sources: Readable[] = [];
   private child: PipeChild | undefined;
-  private term: nodePty.IPty | undefined;
+  private term: NodePty.IPty | undefined;
   private paused = false;
   private result: ExitInfo | undefined;
   private resolveDone!: (exit: ExitInfo) => void;
@@ -169,6 +177,7 @@ export class ManagedProcess {
   }
 
   private spawnPty(plan: SpawnPlan, size: PtySize): void {
+    if (!nodePty) throw new Error("node-pty is not loaded (loadPty first)");
     const term = nodePty.spawn(plan.file, plan.args, {
       name: ptyTerm,
       cols: size.cols,
@@ -194,7 +203,7 @@ export class ManagedProcess {
    * its own descriptor of the terminal's slave side until the process has ended, so there is no
    * hang-up and everything is read before node-pty closes the terminal.
    */
-  private holdPtySlave(term: nodePty.IPty): void {
+  private holdPtySlave(term: NodePty.IPty): void {
     const ptsName = (term as { ptsName?: string }).ptsName;
     if (!ptsName) return;
     try {

@@ -1,7 +1,7 @@
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import type { UserInfo } from "../user/index.js";
-import { ManagedProcess, type StartOptions } from "./managed-process.js";
+import { loadPty, ManagedProcess, type StartOptions } from "./managed-process.js";
 import type { SpawnHelper } from "./spawn-helper.js";
 import { planSpawn, validateCommand } from "./spawn-plan.js";
 import type { Subscriber } from "./subscriber.js";
@@ -34,6 +34,7 @@ export class ProcessManager {
     if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
     this.checkTag(options.tag);
     const pty = options.pty !== undefined;
+    if (pty) await loadPty();
     const helper = !pty && this.helper?.available ? this.helper : undefined;
     const planned = planSpawn(options.spec, user, pty, helper !== undefined);
     const proc = !planned.ok

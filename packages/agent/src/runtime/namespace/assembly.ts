@@ -6,7 +6,7 @@ import { AgentError } from "../../errors.js";
 import { Rollback } from "../../host/index.js";
 import { isSandboxAlive, killSandbox, launchSandbox } from "../../launcher/index.js";
 import type { StepTimer } from "../../logger/index.js";
-import { createNetwork, removeNetwork } from "../../network/index.js";
+import { createNetwork, removeNetwork, type SandboxNetwork } from "../../network/index.js";
 import type { SandboxRecord } from "../../state/index.js";
 import { createSandboxDisk, destroySandboxDisk, mountRootfs } from "../../storage/index.js";
 import type { TemplateInfo } from "../../template/index.js";
@@ -43,14 +43,21 @@ export async function buildSandbox(
   // Kept in the root-only record: the proxy and adoption after a restart need it.
   record.envdAccessToken ??= randomBytes(32).toString("hex");
   const accessToken = record.envdAccessToken;
+  // Disk, network and cgroup, once started: all settled before anything is undone.
+  let preparing: Promise<unknown>[] = [];
   try {
     await timer.step("record", () => ns.state.write(record));
     crashPoint("create:record");
     const sandboxDir = ns.state.sandboxDir(id);
 
     // Disk, network and cgroup do not depend on each other: made at the same time, each
-    // registering its undo once made, and all settled before a failure is acted on.
+    // registering its undo once made, and all settled before a failure is acted on. envd starts
+    // as soon as the netns is linked: the egress rules are made while it starts.
     const addresses = ns.pool.allocate(id);
+    let linked: (network: SandboxNetwork) => void = () => {};
+    const netnsLinked = new Promise<SandboxNetwork>((resolve) => {
+      linked = resolve;
+    });
     const disk = timer.step("disk", async () => {
       const made = await createSandboxDisk({
         dir: storageDir(sandboxDir),
@@ -74,6 +81,7 @@ export async function buildSandbox(
           allowInternet: record.allowInternetAccess,
           ...(record.egress && { egress: record.egress }),
           log: ns.logger,
+          onLinked: linked,
         });
       } catch (err) {
         // createNetwork removed what it made; an existing network is not ours to remove.
@@ -97,9 +105,11 @@ export async function buildSandbox(
       rollback.add(() => made.remove());
       crashPoint("create:cgroup");
     });
-    const prepared = await Promise.allSettled([disk, network, cgroup]);
-    for (const result of prepared) if (result.status === "rejected") throw result.reason;
-    const { sandboxAddress, netnsPath } = live.network!;
+    preparing = [disk, network, cgroup];
+    const linkedOrMade = Promise.race([netnsLinked, network.then(() => live.network!)]);
+    const launchable = await Promise.allSettled([disk, cgroup, linkedOrMade]);
+    for (const result of launchable) if (result.status === "rejected") throw result.reason;
+    const { netnsPath } = await linkedOrMade;
     signal?.throwIfAborted();
     const proc = await timer.step("launch", () =>
       launchSandbox({
@@ -119,6 +129,8 @@ export async function buildSandbox(
     record.process = proc;
     crashPoint("create:launch");
     await timer.step("record-process", () => ns.state.write(record));
+    await network;
+    const { sandboxAddress } = live.network!;
     await timer.step("envd-ready", () =>
       waitForEnvd({
         host: sandboxAddress,
@@ -142,6 +154,7 @@ export async function buildSandbox(
     crashPoint("create:running");
     live.state = "running";
   } catch (err) {
+    await Promise.allSettled(preparing);
     const rollbackErrors = await rollback.undo();
     // The record stays while anything is left, so the next start finishes the cleanup.
     if (rollbackErrors.length === 0) {
