@@ -19,7 +19,7 @@ import { syscallNumber } from "../src/launcher/seccomp.js";
 import { TemplateStore } from "../src/template/index.js";
 import { SandboxFixture, waitForExit } from "./fixtures/sandbox.js";
 
-const ENVD_DIST = join(import.meta.dirname, "../../envd/dist");
+const ENVD_DIST = join(import.meta.dirname, "../../envd/dist/bundle");
 const AUDIT_ARCH = { x64: 0xc000003e, arm64: 0xc00000b7, i386: 0x40000003 };
 const RET_ALLOW = 0x7fff0000;
 const RET_EPERM = 0x00050001;

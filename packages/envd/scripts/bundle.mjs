@@ -1,6 +1,7 @@
-// Bundles envd into dist/envd.cjs (one CommonJS file, Node >= 18) started by dist/envd.js through
-// V8's code cache (dist/envd.cjs.cache, made here by running envd once), and places the native
-// PTY module beside it.
+// Bundles envd into dist/bundle/envd.cjs (one CommonJS file, Node >= 18) started by
+// dist/bundle/envd.js through V8's code cache (envd.cjs.cache, made here by running envd once), and
+// places the native PTY module and the spawn helper beside it. dist/bundle is the folder bound
+// into sandboxes and copied into microVM images: envd's files and nothing else.
 import { execFileSync, spawn } from "node:child_process";
 import { rmSync } from "node:fs";
 import { cp, mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
@@ -16,7 +17,8 @@ import { build } from "esbuild";
 
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const require = createRequire(join(root, "package.json"));
-const dist = join(root, "dist");
+const dist = join(root, "dist/bundle");
+await rm(dist, { recursive: true, force: true });
 
 const common = {
   bundle: true,
@@ -31,7 +33,7 @@ await build({
   outfile: join(dist, "envd.cjs"),
   // CommonJS: V8's code cache serves scripts, not ES modules, on Node 20.
   format: "cjs",
-  // node-pty is a native addon: kept outside the bundle, shipped in dist/node_modules.
+  // node-pty is a native addon: kept outside the bundle, shipped in its node_modules folder.
   external: ["node-pty"],
   // import() of what envd rarely needs (http2, https) stays lazy as a require() when first used.
   supported: { "dynamic-import": false },
@@ -40,12 +42,12 @@ await build({
   ...common,
   entryPoints: [join(root, "src/start.ts")],
   outfile: join(dist, "envd.js"),
-  format: "esm",
+  format: "cjs",
 });
 
-// dist/ is bound alone into sandboxes, away from this package.json: mark envd.js as ESM there
-// (Node 18 does not detect module syntax by itself).
-await writeFile(join(dist, "package.json"), `${JSON.stringify({ type: "module" })}\n`);
+// The folder is bound alone into sandboxes, away from this package.json (an ES module package):
+// its own says envd.js is CommonJS.
+await writeFile(join(dist, "package.json"), `${JSON.stringify({ type: "commonjs" })}\n`);
 
 const ptyRoot = dirname(require.resolve("node-pty/package.json"));
 const ptyOut = join(dist, "node_modules/node-pty");
@@ -59,7 +61,7 @@ buildSpawnHelper();
 await writeCodeCache();
 
 /**
- * dist/wrenn-spawn, envd's spawn helper (native/spawn-helper.c), with the host's C compiler. It
+ * wrenn-spawn, envd's spawn helper (native/spawn-helper.c), with the host's C compiler. It
  * is linked statically: it runs inside sandboxes, against whatever C library their template has.
  * Without a compiler (or static libc) envd starts processes with Node's spawn, a little slower.
  */

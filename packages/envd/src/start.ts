@@ -1,13 +1,15 @@
-// dist/envd.js: runs envd's CommonJS bundle (envd.cjs) through V8's code cache made at build time
-// (envd.cjs.cache), so a sandbox's envd skips parsing and compiling most of its code. A cache
-// from another Node or V8 is rejected by V8 itself and the bundle is compiled as usual.
+// dist/bundle/envd.js: runs envd's CommonJS bundle (envd.cjs) through V8's code cache made at build
+// time (envd.cjs.cache), so a sandbox's envd skips parsing and compiling most of its code. A cache
+// from another Node or V8 is rejected by V8 itself and the bundle is compiled as usual. Itself
+// CommonJS (the bundle folder's package.json says so): Node then starts it without setting up its
+// ES module loader, a few milliseconds of every envd's start.
 import { readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { Script } from "node:vm";
 
-const dir = dirname(fileURLToPath(import.meta.url));
+// Always the main script: envd's files sit beside it.
+const dir = dirname(process.argv[1] ?? ".");
 const file = join(dir, "envd.cjs");
 const cacheFile = `${file}.cache`;
 let cachedData: Buffer | undefined;

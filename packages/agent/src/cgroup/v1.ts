@@ -30,24 +30,29 @@ export class V1Cgroup implements SandboxCgroup {
   }
 
   async create(limits: CgroupLimits): Promise<void> {
-    for (const path of this.paths) await mkdir(path, { recursive: true });
+    // One directory per hierarchy, each independent of the others: made at once.
+    await Promise.all(this.paths.map((path) => mkdir(path, { recursive: true })));
     await this.setLimits(limits);
   }
 
+  /** Each controller's files in their order; the controllers at once (separate hierarchies). */
   async setLimits(limits: CgroupLimits): Promise<void> {
     const { cpu, memory, pids } = this.dirs;
-    if (limits.vcpus !== undefined) {
-      await writeValue(`${cpu}/cpu.cfs_period_us`, CFS_PERIOD_US);
-      await writeValue(`${cpu}/cpu.cfs_quota_us`, Math.round(limits.vcpus * CFS_PERIOD_US));
-    }
-    if (limits.cpuWeight !== undefined) {
-      // cpu.shares: 1024 is the default, as weight 100 is on v2; 2 is the least.
-      await writeValue(
-        `${cpu}/cpu.shares`,
-        Math.max(2, Math.round((limits.cpuWeight * 1024) / 100)),
-      );
-    }
-    if (limits.memoryMb !== undefined) {
+    const setCpu = async () => {
+      if (limits.vcpus !== undefined) {
+        await writeValue(`${cpu}/cpu.cfs_period_us`, CFS_PERIOD_US);
+        await writeValue(`${cpu}/cpu.cfs_quota_us`, Math.round(limits.vcpus * CFS_PERIOD_US));
+      }
+      if (limits.cpuWeight !== undefined) {
+        // cpu.shares: 1024 is the default, as weight 100 is on v2; 2 is the least.
+        await writeValue(
+          `${cpu}/cpu.shares`,
+          Math.max(2, Math.round((limits.cpuWeight * 1024) / 100)),
+        );
+      }
+    };
+    const setMemory = async () => {
+      if (limits.memoryMb === undefined) return;
       const bytes = limits.memoryMb * 1024 * 1024;
       const memLimit = `${memory}/memory.limit_in_bytes`;
       // memsw = memory + swap: equal to the memory limit means no swap. Absent without swapaccount.
@@ -57,8 +62,11 @@ export class V1Cgroup implements SandboxCgroup {
       const files = current === null ? [memLimit] : [memLimit, memsw];
       if (current !== null && bytes > Number(current)) files.reverse();
       for (const file of files) await writeValue(file, bytes);
-    }
-    if (limits.pidsLimit !== undefined) await writeValue(`${pids}/pids.max`, limits.pidsLimit);
+    };
+    const setPids = async () => {
+      if (limits.pidsLimit !== undefined) await writeValue(`${pids}/pids.max`, limits.pidsLimit);
+    };
+    await Promise.all([setCpu(), setMemory(), setPids()]);
   }
 
   wrapCommand(argv: readonly string[]): string[] {

@@ -21,7 +21,7 @@ export interface RunningEnvd extends SpawnedEnvd {
   memory(): Promise<{ rss: number; peak: number }>;
 }
 
-/** Starts the real envd bundle (dist/envd.js) on a free port, acting as TEST_USER by default. */
+/** Starts the real envd bundle (dist/bundle/envd.js) on a free port, acting as TEST_USER by default. */
 export async function startEnvd(env: Record<string, string> = {}): Promise<RunningEnvd> {
   const dir = await mkdtemp(join(tmpdir(), "wrenn-envd-"));
   const envd = await spawnEnvd({ env: { WRENN_ENVD_USER: TEST_USER, ...env } });
