@@ -49,6 +49,14 @@ describe.skipIf(!existsSync(helperBinary))(
         envd.process.start({ process: { cmd: "sh", args: ["-c", script] } }, { headers }),
       );
 
+    /** The helper, once envd's first answer has started it. */
+    const startedHelper = async () => {
+      const health = await fetch(`${envd.url}/health`);
+      expect(health.status).toBeLessThan(300);
+      await waitFor(() => helperOf(envd.pid) !== undefined);
+      return helperOf(envd.pid)!;
+    };
+
     beforeEach(async () => {
       envd = await startEnvd();
     });
@@ -56,9 +64,32 @@ describe.skipIf(!existsSync(helperBinary))(
       await envd?.stop();
     });
 
+    it("starts once envd has answered its first request, not while envd starts", async () => {
+      // Listening, nothing asked yet: envd has not paid for the helper's fork.
+      await new Promise((r) => setTimeout(r, 300));
+      expect(helperOf(envd.pid)).toBeUndefined();
+      const helper = await startedHelper();
+      const r = await run("sleep 30").started();
+      expect(statOf(r.pid).ppid).toBe(helper);
+      await envd.process.sendSignal({
+        process: { selector: { case: "pid", value: r.pid } },
+        signal: 9,
+      });
+      await r.toEnd();
+    });
+
+    it("starts with the first process when that comes first", async () => {
+      const r = await run("sleep 30").started();
+      expect(statOf(r.pid).ppid).toBe(helperOf(envd.pid));
+      await envd.process.sendSignal({
+        process: { selector: { case: "pid", value: r.pid } },
+        signal: 9,
+      });
+      await r.toEnd();
+    });
+
     it("starts processes with pipes from the helper, not from envd, and PTYs from envd", async () => {
-      const helper = helperOf(envd.pid);
-      expect(helper).toBeDefined();
+      const helper = await startedHelper();
       const r = await run("sleep 30").started();
       expect(statOf(r.pid).ppid).toBe(helper);
       await envd.process.sendSignal({
@@ -84,7 +115,7 @@ describe.skipIf(!existsSync(helperBinary))(
     });
 
     it("is out of reach of the sandbox's user: no descriptor of it leaks, its fds cannot be opened", async () => {
-      const helper = helperOf(envd.pid)!;
+      const helper = await startedHelper();
       // Not even what envd's own parent left open (Node's spawn passes those on).
       const fds = await run("ls /proc/$$/fd").toEnd();
       expect(fds.stdout.split("\n").filter(Boolean).sort()).toEqual(["0", "1", "2"]);
@@ -100,7 +131,7 @@ describe.skipIf(!existsSync(helperBinary))(
     });
 
     it("falls back to Node's spawn when the helper dies, and ends what it had started", async () => {
-      const helper = helperOf(envd.pid)!;
+      const helper = await startedHelper();
       const running = await run("sleep 1; echo slept").started();
       process.kill(helper, "SIGKILL");
       await waitFor(() => helperOf(envd.pid) === undefined);

@@ -2,7 +2,6 @@ import type { ServiceImpl } from "@connectrpc/connect";
 import type { Process } from "@wrenn/proto/process";
 import { ProcessManager } from "./manager.js";
 import { processService } from "./service.js";
-import { SpawnHelper } from "./spawn-helper.js";
 
 export type { ExitInfo } from "./exit-status.js";
 export type { ProcessManager } from "./manager.js";
@@ -17,6 +16,6 @@ export function createProcessService(spawnHelper?: string): {
   manager: ProcessManager;
   close(): Promise<void>;
 } {
-  const manager = new ProcessManager(SpawnHelper.start(spawnHelper));
+  const manager = new ProcessManager(spawnHelper);
   return { service: processService(manager), manager, close: () => manager.close() };
 }

@@ -2,7 +2,7 @@ import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import type { UserInfo } from "../user/index.js";
 import { loadPty, ManagedProcess, type StartOptions } from "./managed-process.js";
-import type { SpawnHelper } from "./spawn-helper.js";
+import { SpawnHelper } from "./spawn-helper.js";
 import { planSpawn, validateCommand } from "./spawn-plan.js";
 import type { Subscriber } from "./subscriber.js";
 
@@ -18,8 +18,24 @@ export class ProcessManager {
   private readonly byTag = new Map<string, ManagedProcess>();
   private closing = false;
 
-  /** With a spawn helper, processes with pipes start without a fork of envd (see spawn-helper.ts). */
-  constructor(private readonly helper?: SpawnHelper) {}
+  private helper: SpawnHelper | undefined;
+  private helperStarted = false;
+
+  /**
+   * With a spawn helper (its path), processes with pipes start without a fork of envd (see
+   * spawn-helper.ts). It starts with {@link startHelper} or with the first such process.
+   */
+  constructor(private readonly helperPath?: string) {}
+
+  /**
+   * Starts the spawn helper if it is not yet. Starting it costs envd a fork of itself (a few
+   * milliseconds): envd does it once it has answered its first request, not before it listens.
+   */
+  startHelper(): void {
+    if (this.helperStarted || this.closing) return;
+    this.helperStarted = true;
+    this.helper = SpawnHelper.start(this.helperPath);
+  }
 
   /**
    * Starts a process as `user` and attaches a first subscriber before any output can arrive.
@@ -35,6 +51,7 @@ export class ProcessManager {
     this.checkTag(options.tag);
     const pty = options.pty !== undefined;
     if (pty) await loadPty();
+    else this.startHelper();
     const helper = !pty && this.helper?.available ? this.helper : undefined;
     const planned = planSpawn(options.spec, user, pty, helper !== undefined);
     const proc = !planned.ok

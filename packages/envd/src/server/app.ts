@@ -69,7 +69,14 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
     // Output and files cross loopback or a veth: compressing them costs more CPU than it saves.
     acceptCompression: [],
   });
+  let answered = false;
   const handler: RequestHandler = (req, res) => {
+    if (!answered) {
+      answered = true;
+      // The first answer is usually the agent's ready check: the spawn helper starts after it is
+      // sent, while the sandbox's first command is still on its way.
+      res.once("finish", () => setImmediate(() => processes.manager.startHelper()));
+    }
     if (
       accessToken &&
       !isHealthCheck(req) &&
