@@ -207,7 +207,10 @@ export async function benchSpeed(): Promise<Figure[]> {
         },
       );
 
-      // GET of one sandbox under load, next to bare node:http answering the same body.
+      // GET of one sandbox under load, next to bare node:http answering the same body. The
+      // transfers' dirty pages are flushed and the pool settled first, so neither competes with it.
+      await exec("sync");
+      await runtime.warmPoolIdle();
       const getUrl = `${conn.apiUrl}/v1/sandboxes/${sandbox.sandboxId}`;
       const headers = { "x-api-key": conn.apiKey };
       const body = await (await fetch(getUrl, { headers })).text();
