@@ -57,6 +57,18 @@ describe.skipIf(!existsSync(helperBinary))(
       return helperOf(envd.pid)!;
     };
 
+    /** Starts `reader`'s process (`sleep 30` by default), takes its parent, then kills it. */
+    const parentOfSleeper = async (reader = run("sleep 30")) => {
+      const r = await reader.started();
+      const ppid = statOf(r.pid).ppid;
+      await envd.process.sendSignal({
+        process: { selector: { case: "pid", value: r.pid } },
+        signal: 9,
+      });
+      await r.toEnd();
+      return { ppid, end: r.end };
+    };
+
     beforeEach(async () => {
       envd = await startEnvd();
     });
@@ -69,35 +81,19 @@ describe.skipIf(!existsSync(helperBinary))(
       await new Promise((r) => setTimeout(r, 300));
       expect(helperOf(envd.pid)).toBeUndefined();
       const helper = await startedHelper();
-      const r = await run("sleep 30").started();
-      expect(statOf(r.pid).ppid).toBe(helper);
-      await envd.process.sendSignal({
-        process: { selector: { case: "pid", value: r.pid } },
-        signal: 9,
-      });
-      await r.toEnd();
+      expect((await parentOfSleeper()).ppid).toBe(helper);
     });
 
     it("starts with the first process when that comes first", async () => {
-      const r = await run("sleep 30").started();
-      expect(statOf(r.pid).ppid).toBe(helperOf(envd.pid));
-      await envd.process.sendSignal({
-        process: { selector: { case: "pid", value: r.pid } },
-        signal: 9,
-      });
-      await r.toEnd();
+      const { ppid } = await parentOfSleeper();
+      expect(ppid).toBe(helperOf(envd.pid));
     });
 
     it("starts processes with pipes from the helper, not from envd, and PTYs from envd", async () => {
       const helper = await startedHelper();
-      const r = await run("sleep 30").started();
-      expect(statOf(r.pid).ppid).toBe(helper);
-      await envd.process.sendSignal({
-        process: { selector: { case: "pid", value: r.pid } },
-        signal: 9,
-      });
-      await r.toEnd();
-      expect(r.end).toMatchObject({ exitCode: -1, exited: false, status: "signal: killed" });
+      const piped = await parentOfSleeper();
+      expect(piped.ppid).toBe(helper);
+      expect(piped.end).toMatchObject({ exitCode: -1, exited: false, status: "signal: killed" });
 
       const pty = new EventReader(
         envd.process.start({
@@ -105,13 +101,7 @@ describe.skipIf(!existsSync(helperBinary))(
           pty: { size: { cols: 80, rows: 24 } },
         }),
       );
-      await pty.started();
-      expect(statOf(pty.pid).ppid).toBe(envd.pid);
-      await envd.process.sendSignal({
-        process: { selector: { case: "pid", value: pty.pid } },
-        signal: 9,
-      });
-      await pty.toEnd();
+      expect((await parentOfSleeper(pty)).ppid).toBe(envd.pid);
     });
 
     it("is out of reach of the sandbox's user: no descriptor of it leaks, its fds cannot be opened", async () => {
@@ -144,13 +134,7 @@ describe.skipIf(!existsSync(helperBinary))(
       expect(after.stdout).toBe(`${after.pid}\n`);
       expect(after.stderr).toBe("more\n");
       expect(after.end).toMatchObject({ exitCode: 4, exited: true, status: "exit status 4" });
-      const next = await run("sleep 30").started();
-      expect(statOf(next.pid).ppid).toBe(envd.pid);
-      await envd.process.sendSignal({
-        process: { selector: { case: "pid", value: next.pid } },
-        signal: 9,
-      });
-      await next.toEnd();
+      expect((await parentOfSleeper()).ppid).toBe(envd.pid);
     });
 
     it("reports a spawn the kernel refuses as envd's not-started end", async () => {
