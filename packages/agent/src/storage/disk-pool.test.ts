@@ -50,6 +50,28 @@ describe("DiskPool", () => {
     expect(await leftovers()).toEqual([]);
   });
 
+  it("makes no disk while yieldTo holds it back (a create under way), then fills", async () => {
+    let release: () => void = () => {};
+    let held = true;
+    const pool = new DiskPool({
+      dir: join(dir, "pool"),
+      readyPerSize: 2,
+      yieldTo: () => (held ? new Promise<void>((r) => (release = r)) : Promise.resolve()),
+    });
+    try {
+      pool.fill(16);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(await pool.ready(16)).toEqual([]);
+      held = false;
+      release();
+      await pool.settled();
+      expect(await pool.ready(16)).toHaveLength(2);
+    } finally {
+      expect(await pool.clear()).toEqual([]);
+    }
+    expect(await leftovers()).toEqual([]);
+  });
+
   it("keeps disks for at most maxSizes sizes, the most recently asked for", async () => {
     const pool = new DiskPool({ dir: join(dir, "pool"), readyPerSize: 1, maxSizes: 2 });
     try {

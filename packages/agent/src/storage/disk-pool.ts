@@ -16,6 +16,11 @@ export interface DiskPoolOptions {
    * any size, so without it the pool grows by readyPerSize disks with every new size.
    */
   maxSizes?: number;
+  /**
+   * Awaited before each disk a refill makes: the runtime's creates under way come first (mkfs
+   * and the loop mount would take the CPU and the spawns from the create that took a disk).
+   */
+  yieldTo?: () => Promise<void>;
   log?: Logger;
 }
 
@@ -31,6 +36,7 @@ export class DiskPool {
   /** Sizes asked for, least recent first; at most maxSizes. */
   readonly #recent: number[] = [];
   readonly #log: Logger | undefined;
+  readonly #yieldTo: (() => Promise<void>) | undefined;
   /** Refills run one at a time: they compete with sandbox creates for the same cores. */
   #refilling: Promise<void> = Promise.resolve();
   readonly #queued = new Set<number>();
@@ -42,6 +48,7 @@ export class DiskPool {
     this.readyPerSize = options.readyPerSize ?? 2;
     this.maxSizes = options.maxSizes ?? 4;
     this.#log = options.log;
+    this.#yieldTo = options.yieldTo;
   }
 
   /** Destroys every disk in the pool, ready or half made (agent start: nothing is trusted). */
@@ -100,6 +107,7 @@ export class DiskPool {
         this.#queued.delete(sizeMb);
         await mkdir(this.dir, { recursive: true });
         for (let n = (await this.ready(sizeMb)).length; n < this.readyPerSize; n++) {
+          await this.#yieldTo?.();
           if (this.#closed) return;
           const entry = `${this.dir}/${sizeMb}mb-${Date.now()}-${n}`;
           const partial = partialName(entry);

@@ -72,7 +72,11 @@ export class NamespaceRuntime implements Runtime {
       logger,
       state: new StateStore(opts.agentDir),
       pool,
-      disks: new DiskPool({ dir: join(opts.agentDir, "disk-pool"), log: logger }),
+      disks: new DiskPool({
+        dir: join(opts.agentDir, "disk-pool"),
+        yieldTo: () => ns.warm.noCreateUnderWay(),
+        log: logger,
+      }),
       templateStore: this.templateStore,
       sandboxes,
       warm: new WarmPool<Live>({

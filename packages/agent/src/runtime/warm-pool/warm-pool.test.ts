@@ -115,6 +115,32 @@ describe("WarmPool (auto)", () => {
     }
   });
 
+  it("says when no create is under way (what the disk pool's refills wait for)", async () => {
+    const { pool } = fakePool({ memoryMb: 1000, itemMb: 10 });
+    try {
+      await pool.noCreateUnderWay();
+      const first = pool.begin();
+      const second = pool.begin();
+      let quiet = false;
+      void pool.noCreateUnderWay().then(() => {
+        quiet = true;
+      });
+      first.end();
+      await sleep(20);
+      expect(quiet).toBe(false);
+      second.end();
+      await sleep(0);
+      expect(quiet).toBe(true);
+      // Closing releases whoever still waits.
+      pool.begin();
+      const waiting = pool.noCreateUnderWay();
+      await pool.drain();
+      await waiting;
+    } finally {
+      await pool.drain();
+    }
+  });
+
   it("discards what demand no longer asks for, and what a forgotten snapshot had", async () => {
     const { pool, clock, discarded } = fakePool({ memoryMb: 1000, itemMb: 10 });
     try {

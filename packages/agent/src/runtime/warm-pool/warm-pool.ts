@@ -114,6 +114,12 @@ export class WarmPool<T> {
     };
   }
 
+  /** Resolves once no create is under way (at once when none is, or when the pool is closed). */
+  noCreateUnderWay(): Promise<void> {
+    if (this.creating === 0 || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.quietWaiters.push(resolve));
+  }
+
   /** Removes and returns a ready sandbox of `template` with this disk size, if there is one. */
   take(template: string, diskSizeMb: number): T | undefined {
     return this.ready.get(targetKey(template, diskSizeMb))?.shift()?.item;
