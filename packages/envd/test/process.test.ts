@@ -170,6 +170,24 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
     const listed = await envd.process.list({});
     const entry = listed.processes.find((p) => p.pid === first.pid);
     expect(entry).toMatchObject({ tag, config: { cmd: "sh" } });
+    // Starts with one tag at the same moment: exactly one runs.
+    const sameTag = `race-${process.pid}`;
+    const racing = await Promise.allSettled(
+      Array.from({ length: 4 }, () =>
+        new EventReader(
+          envd.process.start({ process: { cmd: "sleep", args: ["30"] }, tag: sameTag }),
+        ).started(),
+      ),
+    );
+    const won = racing.filter((r) => r.status === "fulfilled");
+    expect(won).toHaveLength(1);
+    for (const r of racing) {
+      if (r.status === "rejected") expect((r.reason as ConnectError).code).toBe(Code.AlreadyExists);
+    }
+    await envd.process.sendSignal({
+      process: { selector: { case: "tag", value: sameTag } },
+      signal: 9,
+    });
     await expectCode(
       new EventReader(envd.process.start({ process: { cmd: "true" }, tag })).started(),
       Code.AlreadyExists,

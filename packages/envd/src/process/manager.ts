@@ -16,6 +16,8 @@ const termGraceMs = 3000;
 export class ProcessManager {
   private readonly byPid = new Map<number, ManagedProcess>();
   private readonly byTag = new Map<string, ManagedProcess>();
+  /** Tags of starts under way, not yet in byTag. */
+  private readonly startingTags = new Set<string>();
   private closing = false;
 
   private helper: SpawnHelper | undefined;
@@ -47,20 +49,28 @@ export class ProcessManager {
     user: UserInfo,
   ): Promise<{ proc: ManagedProcess; sub: Subscriber }> {
     validateCommand(options.spec);
-    if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
-    this.checkTag(options.tag);
     const pty = options.pty !== undefined;
     if (pty) await loadPty();
-    else this.startHelper();
-    const helper = !pty && this.helper?.available ? this.helper : undefined;
-    const planned = planSpawn(options.spec, user, pty, helper !== undefined);
-    const proc = !planned.ok
-      ? ManagedProcess.failed(options, planned.error, "ENOENT")
-      : helper
-        ? await ManagedProcess.spawnWithHelper(options, planned.plan, helper, () =>
-            planSpawn(options.spec, user, false),
-          )
-        : ManagedProcess.spawn(options, planned.plan);
+    if (this.closing) throw new EnvdError("failed_precondition", "envd is shutting down");
+    this.checkTag(options.tag);
+    // Held until the process is tracked: a start through the helper awaits its spawn, and a
+    // second start with the tag meanwhile must be refused like one after it.
+    if (options.tag !== undefined) this.startingTags.add(options.tag);
+    let proc: ManagedProcess;
+    try {
+      if (!pty) this.startHelper();
+      const helper = !pty && this.helper?.available ? this.helper : undefined;
+      const planned = planSpawn(options.spec, user, pty, helper !== undefined);
+      proc = !planned.ok
+        ? ManagedProcess.failed(options, planned.error, "ENOENT")
+        : helper
+          ? await ManagedProcess.spawnWithHelper(options, planned.plan, helper, () =>
+              planSpawn(options.spec, user, false),
+            )
+          : ManagedProcess.spawn(options, planned.plan);
+    } finally {
+      if (options.tag !== undefined) this.startingTags.delete(options.tag);
+    }
     const sub = proc.subscribe();
     if (!proc.ended && proc.pid) this.track(proc);
     logger.debug(
@@ -71,7 +81,7 @@ export class ProcessManager {
   }
 
   private checkTag(tag: string | undefined): void {
-    if (tag !== undefined && this.byTag.has(tag)) {
+    if (tag !== undefined && (this.byTag.has(tag) || this.startingTags.has(tag))) {
       throw new EnvdError("already_exists", `a running process already has tag "${tag}"`);
     }
   }
