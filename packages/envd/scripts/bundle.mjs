@@ -122,6 +122,7 @@ async function warmUp(port) {
   const process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
   const dir = await mkdtemp(join(tmpdir(), "envd-warm-up-"));
   try {
+    // Twice: the second round goes over kept-alive connections, a path of its own.
     for (let i = 0; i < 2; i++) {
       for await (const _ of process.start({ process: { cmd: "true" } })) {
         // Its start, output and end events.

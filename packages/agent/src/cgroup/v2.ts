@@ -60,8 +60,7 @@ export class V2Cgroup implements SandboxCgroup {
       ...(limits.memoryMb !== undefined ? ["memory"] : []),
       ...(limits.pidsLimit !== undefined ? ["pids"] : []),
     ];
-    const parent = `${this.root}/${this.parent}`;
-    const key = `${parent} ${controllers.join(" ")}`;
+    const key = `${this.root}/${this.parent} ${controllers.join(" ")}`;
     if (!preparedParents.has(key)) {
       await this.prepareParent(controllers);
       preparedParents.add(key);

@@ -108,6 +108,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
 
   const hostCidr = `${addresses.hostAddress}/${addresses.prefixLength}`;
   const sandboxCidr = `${addresses.sandboxAddress}/${addresses.prefixLength}`;
+  const network = networkOf(sandboxId, addresses, allowInternet);
   const rollback = new Rollback();
   const started = performance.now();
 
@@ -150,10 +151,10 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
       rollback.add(() => removeInternetMember(hostIf));
     }
     await runCommands(commands);
-    options.onLinked?.(networkOf(sandboxId, addresses, allowInternet));
+    options.onLinked?.(network);
     if (egress || allowInternet) {
       rollback.add(() => removeEgress(hostIf));
-      await applyEgress(networkOf(sandboxId, addresses, allowInternet), egress, {
+      await applyEgress(network, egress, {
         fresh: true,
         joinInternet: allowInternet && nft,
         ...(log && { log }),
@@ -174,7 +175,7 @@ export async function createNetwork(options: CreateNetworkOptions): Promise<Sand
     { sandboxId, ms: Math.round((performance.now() - started) * 100) / 100 },
     "network: created",
   );
-  return networkOf(sandboxId, addresses, allowInternet);
+  return network;
 }
 
 /**
