@@ -2,7 +2,10 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { Readable } from "node:stream";
+import { Code, createClient } from "@connectrpc/connect";
+import { createConnectTransport } from "@connectrpc/connect-node";
 import { type Listener, listenHttp } from "@wrenn/envd";
+import { Process } from "@wrenn/proto/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentError } from "../src/errors.js";
 import { silentLogger } from "../src/logger/index.js";
@@ -203,6 +206,26 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(await paused.json()).toMatchObject({ code: "failed_precondition" });
     const bad = await fetch(`${agent.url}/sandboxes/BAD_ID/envd/health`);
     expect(bad.status).toBe(400);
+    // A Connect stream reads errors only from its end-of-stream message, not from the status.
+    for (const [id, code] of [
+      ["sb2", Code.FailedPrecondition],
+      ["nope", Code.NotFound],
+    ] as const) {
+      const client = createClient(
+        Process,
+        createConnectTransport({
+          baseUrl: `${agent.url}/sandboxes/${id}/envd`,
+          httpVersion: "1.1",
+        }),
+      );
+      const started = (async () => {
+        for await (const _ of client.start({ process: { cmd: "true" } }));
+      })();
+      await expect(started).rejects.toMatchObject({
+        code,
+        rawMessage: expect.stringContaining(id),
+      });
+    }
   });
 
   it("forwards HTTP/2 (h2c) requests to the HTTP/1.1 envd", async () => {

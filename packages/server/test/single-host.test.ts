@@ -227,6 +227,39 @@ for (const engine of testEngines()) {
         expect(gone.status).toBe(404);
       });
 
+      it("reaches envd in-process, and over the agent's HTTP proxy only when that must answer", async () => {
+        const agentHost = host.embedded.host;
+        const direct = agentHost.direct!;
+        let taken = 0;
+        let declined = 0;
+        agentHost.direct = (path, options) => {
+          const request = direct(path, options);
+          if (request) taken++;
+          else declined++;
+          return request;
+        };
+        try {
+          const { id } = await create();
+          expect(await json(exec(id, { cmd: "id -u; exit 4", user: "root" }))).toMatchObject({
+            stdout: "0\n",
+            exit_code: 4,
+          });
+          expect(taken).toBe(1);
+          // The call's deadline ends an in-process call as it ends one over HTTP.
+          const slow = await exec(id, { cmd: "sleep 30", timeout_ms: 300 });
+          expect(slow.status).toBe(504);
+          expect(await json(slow)).toMatchObject({ code: "timeout" });
+          // Paused behind the server's back: the proxy's own answer (over HTTP), as a clean error.
+          await host.embedded.agent.runtime.pause(id);
+          const refused = await exec(id, { cmd: "true" });
+          expect(declined).toBeGreaterThan(0);
+          expect(refused.status).toBe(409);
+          expect(await json(refused)).toMatchObject({ code: "failed_precondition" });
+        } finally {
+          agentHost.direct = direct;
+        }
+      });
+
       it(`streams ${TRANSFER_MB} MiB up and down over real HTTP with flat memory`, {
         timeout: 60_000 + TRANSFER_MB * 250,
       }, async () => {

@@ -85,7 +85,7 @@ export class EnvdProxy {
     const target = this.resolve(req.url ?? "");
     if (!target) return false;
     if (target instanceof AgentError) {
-      sendError(res, target);
+      sendError(res, target, req.headers["content-type"]);
       return true;
     }
     res.once("close", this.opts.onActivity(target.sandbox.id));
@@ -240,6 +240,7 @@ export class EnvdProxy {
         sendError(
           res,
           new AgentError("unavailable", `envd of sandbox ${sandbox.id}: ${err.message}`),
+          req.headers["content-type"],
         );
       } else {
         res.destroy(err);
@@ -364,10 +365,25 @@ export const httpStatus: Record<AgentError["code"], number> = {
   internal: 500,
 };
 
-/** The agent's JSON error body: `{ code, message }` with the matching HTTP status. */
-export function sendError(res: ProxyResponse, err: AgentError): void {
+/**
+ * The agent's JSON error body: `{ code, message }` with the matching HTTP status. A Connect
+ * stream call (`contentType` application/connect+…) gets it as Connect's end-of-stream error
+ * instead, as envd would send it: Connect clients read a stream's error only from there, and
+ * would otherwise see a bare HTTP status (409 reads as "unknown").
+ */
+export function sendError(res: ProxyResponse, err: AgentError, contentType?: string): void {
   if (res.headersSent) {
     res.destroy(err);
+    return;
+  }
+  if (contentType?.startsWith("application/connect+")) {
+    const code = err.code === "insufficient_storage" ? "resource_exhausted" : err.code;
+    const json = Buffer.from(JSON.stringify({ error: { code, message: err.message } }));
+    const head = Buffer.alloc(5);
+    head.writeUInt8(0b10, 0); // end of stream
+    head.writeUInt32BE(json.length, 1);
+    res.writeHead(200, { "content-type": contentType, "content-length": 5 + json.length });
+    res.end(Buffer.concat([head, json]));
     return;
   }
   const body = JSON.stringify({ code: err.code, message: err.message });

@@ -89,7 +89,11 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
   let authorized = bearerCheck(config.serverUrl ? randomBytes(32).toString("hex") : config.token);
   const handler: RequestHandler = (req, res) => {
     if (!authorized(req.headers.authorization)) {
-      sendError(res, new AgentError("unauthenticated", "missing or wrong agent token"));
+      sendError(
+        res,
+        new AgentError("unauthenticated", "missing or wrong agent token"),
+        req.headers["content-type"],
+      );
       return;
     }
     if (proxy.handle(req, res)) return;

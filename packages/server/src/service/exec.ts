@@ -1,11 +1,10 @@
 import { createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { Process, Signal } from "@wrenn/proto/process";
 import type { Logger } from "pino";
 import { ServerError } from "../errors.js";
+import { envdTransport } from "../hosts/envd-transport.js";
 import { fromAgentError } from "./agent-errors.js";
 import { elapsed } from "./elapsed.js";
-import type { AgentHost } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
 
 export interface ExecInput {
@@ -33,25 +32,6 @@ export const DEFAULT_EXEC_TIMEOUT_MS = 60_000;
 export const MAX_EXEC_TIMEOUT_MS = 3_600_000;
 /** Per stream: the server holds the whole output of a sync exec, so it is bounded. */
 export const MAX_OUTPUT_BYTES = 16 * 1024 * 1024;
-
-/**
- * envd (Connect) of one sandbox, reached through its host agent's proxy, acting as `user` (the
- * proxy turns X-Wrenn-Envd-User into envd's Basic credentials) or as envd's default user.
- */
-export function envdTransport(host: AgentHost, sandboxId: string, user?: string) {
-  return createConnectTransport({
-    baseUrl: `${host.url}/sandboxes/${sandboxId}/envd`,
-    httpVersion: "1.1",
-    ...(host.ca ? { nodeOptions: { ca: host.ca } } : {}),
-    interceptors: [
-      (next) => (req) => {
-        for (const [name, value] of Object.entries(host.headers ?? {})) req.header.set(name, value);
-        if (user) req.header.set("x-wrenn-envd-user", user);
-        return next(req);
-      },
-    ],
-  });
-}
 
 class Output {
   private readonly chunks: Uint8Array[] = [];

@@ -5,8 +5,8 @@ import { createClient } from "@connectrpc/connect";
 import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
 import { agentRequest, responseOf } from "../hosts/agent-http.js";
+import { envdTransport } from "../hosts/envd-transport.js";
 import { fromAgentError } from "./agent-errors.js";
-import { envdTransport } from "./exec.js";
 import type { AgentHost } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
 

@@ -2,8 +2,8 @@ import { type Client, Code, ConnectError, createClient } from "@connectrpc/conne
 import { Process, type ProcessEvent, type ProcessSelector, Signal } from "@wrenn/proto/process";
 import type { Logger } from "pino";
 import { ServerError } from "../errors.js";
+import { envdTransport } from "../hosts/envd-transport.js";
 import { fromAgentError, fromBrokenStream, rethrowAgentError as rethrow } from "./agent-errors.js";
-import { envdTransport } from "./exec.js";
 import type { AgentHost } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
 

@@ -2,8 +2,8 @@ import { createClient } from "@connectrpc/connect";
 import { EventType, Filesystem, type WatchDirResponse } from "@wrenn/proto/filesystem";
 import type { Logger } from "pino";
 import { ServerError } from "../errors.js";
+import { envdTransport } from "../hosts/envd-transport.js";
 import { fromAgentError, fromBrokenStream } from "./agent-errors.js";
-import { envdTransport } from "./exec.js";
 import type { SandboxService } from "./sandboxes.js";
 
 export type FsEventType = "create" | "write" | "remove" | "rename" | "chmod";

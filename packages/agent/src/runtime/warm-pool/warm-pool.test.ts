@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { silentLogger } from "../../logger/index.js";
-import { CreateDemand, DEMAND_WINDOW_MS, MAX_PER_TARGET } from "./demand.js";
+import { BURST_MEMORY_MS, CreateDemand, DEMAND_WINDOW_MS, MAX_PER_TARGET } from "./demand.js";
 import { type SizedTarget, WarmPool } from "./warm-pool.js";
 
 const MiB = 1024 * 1024;
@@ -23,19 +23,42 @@ describe("CreateDemand", () => {
     const clock = manualClock();
     const demand = new CreateDemand(floor, clock.now);
     demand.record("snap1", 64);
-    for (let i = 0; i < 30; i++) demand.record("base", 1024);
+    for (let i = 0; i < 30; i++) {
+      demand.record("base", 1024);
+      demand.record("busy", 128);
+      clock.advance(DEMAND_WINDOW_MS / 30 - 1);
+    }
     for (let i = 0; i < 200; i++) demand.record("busy", 128);
     const sizes = Object.fromEntries(
       demand.targets().map((t) => [`${t.template}/${t.diskSizeMb}`, t.size]),
     );
-    // 30 a minute is 5 in the next ten seconds; one use is enough for one.
-    expect(sizes).toEqual({ "base/1024": 5, "snap1/64": 1, "busy/128": MAX_PER_TARGET });
+    // 30 a minute, one at a time, is 5 in the next ten seconds; one use is enough for one.
+    expect(sizes).toEqual({ "busy/128": MAX_PER_TARGET, "base/1024": 5, "snap1/64": 1 });
+  });
+
+  it("stays as large as the last ten minutes' largest burst", () => {
+    const clock = manualClock();
+    const demand = new CreateDemand(floor, clock.now);
+    const size = () => demand.targets().find((t) => t.template === "batch")?.size;
+    for (let i = 0; i < 20; i++) demand.record("batch", 64);
+    clock.advance(5 * DEMAND_WINDOW_MS);
+    // Long past the rate's window, the next batch of 20 finds 20 ready.
+    expect(size()).toBe(20);
+    // A smaller burst since does not shrink it, and is what is left when the larger one is over.
+    for (let i = 0; i < 5; i++) demand.record("batch", 64);
+    clock.advance(BURST_MEMORY_MS - 5 * DEMAND_WINDOW_MS + 1);
+    expect(size()).toBe(5);
+    clock.advance(5 * DEMAND_WINDOW_MS);
+    expect(size()).toBe(undefined);
   });
 
   it("decays to none for what was not used lately, to one for the default template", () => {
     const clock = manualClock();
     const demand = new CreateDemand(floor, clock.now);
-    for (let i = 0; i < 12; i++) demand.record("base", 1024);
+    for (let i = 0; i < 12; i++) {
+      demand.record("base", 1024);
+      clock.advance(1_000);
+    }
     demand.record("snap1", 64);
     clock.advance(DEMAND_WINDOW_MS / 2);
     demand.record("snap2", 64);
@@ -89,7 +112,7 @@ describe("WarmPool (auto)", () => {
       creating.end();
       pool.fill();
       await pool.idle();
-      // Demand asks for 8; 350 MiB holds three of 100 MiB.
+      // Demand asks for the cap (a burst of 60); 350 MiB holds three of 100 MiB.
       expect(pool.size).toBe(3);
       expect(pool.heldBytes).toBe(300 * MiB);
       expect(made.every((t) => t.template === "base" && t.diskSizeMb === 1024)).toBe(true);
@@ -146,7 +169,11 @@ describe("WarmPool (auto)", () => {
     try {
       const creating = pool.begin();
       creating.record("snap1", 64);
-      for (let i = 0; i < 18; i++) creating.record("snap2", 64);
+      // 18 in the minute, one at a time (no burst): 3 for the next ten seconds.
+      for (let i = 0; i < 18; i++) {
+        creating.record("snap2", 64);
+        clock.advance(1_000);
+      }
       creating.end();
       pool.fill();
       await pool.idle();
