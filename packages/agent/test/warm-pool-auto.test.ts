@@ -36,6 +36,21 @@ describe("namespace runtime auto warm pool", { timeout: 120_000 }, () => {
     return out;
   };
 
+  /** Ready (pooled, unclaimed) sandboxes of `template`, from the records on disk. */
+  const pooledOf = async (template: string) => {
+    let n = 0;
+    for (const rid of await readdir(join(dir, "sandboxes")).catch(() => [] as string[])) {
+      const raw = await readFile(join(dir, "sandboxes", rid, "sandbox.json"), "utf8").catch(
+        () => "",
+      );
+      if (!raw) continue;
+      resourceIds.add(rid);
+      const record = JSON.parse(raw);
+      if (record.pooled && record.template === template) n++;
+    }
+    return n;
+  };
+
   beforeAll(async () => {
     restoreHost = await keepHostFirewallState();
     dir = await mkdtemp(join(tmpdir(), "wrenn-warm-auto-"));
@@ -92,12 +107,37 @@ describe("namespace runtime auto warm pool", { timeout: 120_000 }, () => {
     await runtime.destroy(first);
     await runtime.destroy(second);
 
-    // Its refill is ready (or on the way): deleting the snapshot takes it along.
+    // Its refills are ready (two, if the two creates came within a second: a burst): deleting
+    // the snapshot takes them along, and nothing else.
     await runtime.warmPoolIdle();
     const pooledBefore = runtime.warmPoolSize;
-    expect(pooledBefore).toBeGreaterThanOrEqual(2);
+    const ready = await pooledOf(snap);
+    expect(ready).toBeGreaterThanOrEqual(1);
     await runtime.deleteSnapshot(snap);
-    expect(runtime.warmPoolSize).toBe(pooledBefore - 1);
+    expect(runtime.warmPoolSize).toBe(pooledBefore - ready);
+    expect(await pooledOf(snap)).toBe(0);
     expect((await runtime.listSnapshots()).map((s) => s.name)).not.toContain(snap);
+  });
+
+  it("grows a template's pool to a burst of creates, for the next one", async () => {
+    const template = `${prefix}-burst`;
+    const source = `${prefix}-bsrc`;
+    const spec = { vcpus: 1, memoryMb: 128, diskSizeMb: DISK_MB };
+    await runtime.create({ id: source, template: TEMPLATE, ...spec });
+    await runtime.snapshot(source, template);
+    await runtime.destroy(source);
+    const ids = [1, 2, 3].map((i) => `${prefix}-b${i}`);
+    await Promise.all(ids.map((id) => runtime.create({ id, template, ...spec })));
+    for (const id of ids) await runtime.destroy(id);
+    await runtime.warmPoolIdle();
+    expect(await pooledOf(template)).toBe(3);
+    // The next burst claims all three.
+    const next = ids.map((id) => `${id}-again`);
+    await Promise.all(next.map((id) => runtime.create({ id, template, ...spec })));
+    const byId = await records();
+    expect(next.map((id) => byId.get(id))).toEqual(next.map(() => expect.stringMatching(/^pool-/)));
+    for (const id of next) await runtime.destroy(id);
+    await runtime.deleteSnapshot(template);
+    expect(await pooledOf(template)).toBe(0);
   });
 });

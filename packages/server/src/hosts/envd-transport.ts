@@ -58,21 +58,37 @@ function directClient(direct: NonNullable<AgentHost["direct"]>): UniversalClient
     req.header.forEach((value, name) => {
       headers[name] = value;
     });
-    const request = direct(url.pathname + url.search, {
-      method: req.method,
-      headers,
-      ...(req.signal ? { signal: req.signal } : {}),
-    });
+    const request = direct(url.pathname + url.search, { method: req.method, headers });
     if (!request) return overHttp(req);
+    // Connect fires the call's signal also when the call is done (its cleanup): only an exchange
+    // still under way is broken off, never the kept-alive socket a finished one handed back.
+    const { signal } = req;
+    let done = false;
+    let res: IncomingMessage | undefined;
+    const abort = () => {
+      if (done) return;
+      // Arrived whole but not read: drained, so its socket goes back to the pool (destroying it
+      // then would raise an error on a socket nobody listens to any more).
+      if (res?.complete) res.resume();
+      else request.destroy(connectErrorOf(undefined, signal));
+    };
+    const finish = () => {
+      done = true;
+      signal?.removeEventListener("abort", abort);
+    };
+    signal?.addEventListener("abort", abort, { once: true });
+    if (signal?.aborted) abort();
     // Failures after the response show on the response (its body breaks), not here.
     request.on("error", () => {});
     void send(req, request);
-    let res: IncomingMessage;
     try {
       [res] = (await once(request, "response")) as [IncomingMessage];
     } catch (err) {
-      throw connectErrorOf(err, req.signal);
+      finish();
+      throw connectErrorOf(err, signal);
     }
+    // Whole, the response hands its socket back to the keep-alive pool: nothing to break off.
+    res.once("end", finish);
     const header = new Headers();
     for (const [name, value] of Object.entries(res.headers)) {
       for (const v of Array.isArray(value) ? value : value === undefined ? [] : [value]) {
@@ -82,7 +98,7 @@ function directClient(direct: NonNullable<AgentHost["direct"]>): UniversalClient
     return {
       status: res.statusCode ?? 0,
       header,
-      body: bodyOf(res, req.signal),
+      body: bodyOf(res, signal, finish),
       trailer: new Headers(),
     };
   };
@@ -102,11 +118,13 @@ async function send(req: UniversalClientRequest, request: ClientRequest): Promis
   }
 }
 
-async function* bodyOf(res: IncomingMessage, signal: AbortSignal | undefined) {
+async function* bodyOf(res: IncomingMessage, signal: AbortSignal | undefined, finish: () => void) {
   try {
     for await (const chunk of res) yield chunk as Uint8Array;
   } catch (err) {
     throw connectErrorOf(err, signal);
+  } finally {
+    finish();
   }
   // The sandbox's side broke off mid-body: a broken call, not a short one.
   if (!res.complete) throw new ConnectError("envd closed the response early", Code.Unavailable);
