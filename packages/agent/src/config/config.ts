@@ -26,7 +26,7 @@ export interface AgentConfig {
   token?: string;
   /**
    * `WRENN_WARM_POOL`: ready sandboxes kept per template, so creates skip the launch. `auto`
-   * (default): sized from the recent create rate per template and snapshot, within
+   * (default): sized from the recent create rate and bursts per template and snapshot, within
    * `WRENN_WARM_POOL_MEMORY_MB`; or a count for the default template (0 disables); or
    * `template=count,…`.
    */

@@ -124,6 +124,8 @@ async function* bodyOf(res: IncomingMessage, signal: AbortSignal | undefined, fi
   } catch (err) {
     throw connectErrorOf(err, signal);
   } finally {
+    // Left before its end (the caller stopped reading): the exchange is broken off now.
+    if (!res.complete) res.destroy();
     finish();
   }
   // The sandbox's side broke off mid-body: a broken call, not a short one.

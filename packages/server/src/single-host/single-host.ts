@@ -18,7 +18,7 @@ export interface SingleHostOptions {
   agentDir?: string;
   /** Default: the agent's NamespaceRuntime. */
   runtime?: Runtime;
-  /** Default: `WRENN_WARM_POOL` (default `auto`: follows the create rate). */
+  /** Default: `WRENN_WARM_POOL` (default `auto`: follows the create rate and bursts). */
   warmPool?: WarmPoolSetting;
   reconcileIntervalMs?: number;
   /** Serve HTTP on `config.host:config.port` (default true; tests drive `app.request`). */

@@ -27,7 +27,7 @@ export interface NamespaceRuntimeOptions {
   /** How long create waits for envd's /health. */
   envdReadyTimeoutMs?: number;
   /**
-   * Ready sandboxes kept per template: fixed sizes, or `auto` (sized from the create rate
+   * Ready sandboxes kept per template: fixed sizes, or `auto` (sized from create rate and bursts
    * within a memory budget); none by default. A template's pool fills once the template
    * exists: at adopt if it is built already, else after a create builds it (or, in auto mode,
    * at the next look a few seconds later).

@@ -8,7 +8,7 @@ export interface WarmPoolTarget {
 
 /**
  * `WRENN_WARM_POOL=auto`: per template (and per snapshot once used) a pool sized from the recent
- * create rate, all of them together within a memory budget.
+ * create rate and bursts, all of them together within a memory budget.
  */
 export interface WarmPoolAuto {
   mode: "auto";

@@ -46,7 +46,7 @@ export function isAutoPool(setting: WarmPoolSetting | undefined): setting is War
 
 /**
  * Ready sandboxes per template and disk size, so a create claims one instead of waiting for a
- * launch and envd's start. Sizes are fixed, or follow the create rate within a memory budget
+ * launch and envd's start. Sizes are fixed, or follow demand (rate, bursts) within a memory budget
  * (`auto`). Refills run in the background, one build at a time, and only once no create has
  * been under way for `refillDelayMs`: a refill never competes with a request for the CPU.
  */
