@@ -225,14 +225,14 @@ export async function benchSpeed(): Promise<Figure[]> {
       const cp = { what: `cp of ${TRANSFER_MB} MiB, p50`, value: cpMbs };
       goals.push(
         {
-          name: `files.write ${TRANSFER_MB} MiB`,
+          name: `files.write ${TRANSFER_MB} MiB, p50 of ${TRANSFERS}`,
           value: upMbs,
           unit: "MB/s",
           baseline: cp,
           goal: atLeast(0.4),
         },
         {
-          name: `files.read ${TRANSFER_MB} MiB`,
+          name: `files.read ${TRANSFER_MB} MiB, p50 of ${TRANSFERS}`,
           value: downMbs,
           unit: "MB/s",
           baseline: cp,
