@@ -22,34 +22,24 @@ describe("namespace runtime auto warm pool", { timeout: 120_000 }, () => {
   let runtime: NamespaceRuntime;
   let restoreHost: () => Promise<void> = async () => {};
   const resourceIds = new Set<string>();
-  /** Public id → resource id, from the records on disk. */
-  const records = async () => {
-    const out = new Map<string, string>();
+  /** The sandbox records on disk, with their resource ids. */
+  const onDisk = async () => {
+    const out: { rid: string; id: string; pooled: boolean; template: string }[] = [];
     for (const rid of await readdir(join(dir, "sandboxes")).catch(() => [] as string[])) {
       const raw = await readFile(join(dir, "sandboxes", rid, "sandbox.json"), "utf8").catch(
         () => "",
       );
       if (!raw) continue;
       resourceIds.add(rid);
-      out.set(JSON.parse(raw).id, rid);
+      out.push({ rid, ...JSON.parse(raw) });
     }
     return out;
   };
-
-  /** Ready (pooled, unclaimed) sandboxes of `template`, from the records on disk. */
-  const pooledOf = async (template: string) => {
-    let n = 0;
-    for (const rid of await readdir(join(dir, "sandboxes")).catch(() => [] as string[])) {
-      const raw = await readFile(join(dir, "sandboxes", rid, "sandbox.json"), "utf8").catch(
-        () => "",
-      );
-      if (!raw) continue;
-      resourceIds.add(rid);
-      const record = JSON.parse(raw);
-      if (record.pooled && record.template === template) n++;
-    }
-    return n;
-  };
+  /** Public id → resource id. */
+  const records = async () => new Map((await onDisk()).map((r) => [r.id, r.rid]));
+  /** Ready (pooled, unclaimed) sandboxes of `template`. */
+  const pooledOf = async (template: string) =>
+    (await onDisk()).filter((r) => r.pooled && r.template === template).length;
 
   beforeAll(async () => {
     restoreHost = await keepHostFirewallState();
