@@ -1,6 +1,16 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { lstat, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
+import {
+  lstat,
+  mkdir,
+  mkdtemp,
+  readdir,
+  readFile,
+  rename,
+  rm,
+  stat,
+  writeFile,
+} from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
@@ -17,6 +27,7 @@ import {
   mountRootfs,
   mountsUnder,
   openSandboxDisk,
+  readMountInfo,
   type SandboxDisk,
   unmount,
   unmountRootfs,
@@ -124,6 +135,19 @@ describe("sandbox disk", () => {
     const usage = await diskUsage(disk.imagePath);
     expect(usage.allocatedBytes).toBeLessThanOrEqual(usage.limitBytes!);
     await rm(join(merged, "fill"));
+  });
+
+  it("replaces a file without starting its writeback in the writer's call (noauto_da_alloc)", async () => {
+    // ext4's default flushes a file that replaces another (a crash must not leave it empty): a
+    // sandbox's disk never outlives a host crash, so the writer need not wait for it.
+    const mount = (await readMountInfo()).find((m) => m.mountPoint === disk.mountPoint);
+    expect(mount?.fsType).toBe("ext4");
+    expect(mount?.superOptions).toContain("noauto_da_alloc");
+    await writeFile(join(merged, "replaced"), "old\n");
+    await writeFile(join(merged, ".replaced.tmp"), "new\n");
+    await rename(join(merged, ".replaced.tmp"), join(merged, "replaced"));
+    expect(await readFile(join(merged, "replaced"), "utf8")).toBe("new\n");
+    await rm(join(merged, "replaced"));
   });
 
   it("is re-opened for adoption, remounting a lost disk mount", async () => {

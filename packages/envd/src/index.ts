@@ -1,6 +1,8 @@
-// The light parts hosts need (paths of the bundle, the listener, a process launcher). The daemon
-// itself, with its native PTY module, is `@wrenn/envd/server`.
-export { envdBundlePath, envdDistDir } from "./paths.js";
+// The light parts hosts need (paths of the bundle, the listener, a process launcher, the spawn
+// helper's client). The daemon itself, with its native PTY module, is `@wrenn/envd/server`.
+export { envdBundlePath, envdDistDir, spawnHelperPath } from "./paths.js";
+export type { HelperSpawn, PipeChild } from "./process/spawn-helper.js";
+export { HelperUnavailable, SpawnHelper } from "./process/spawn-helper.js";
 export type { Listener, RequestHandler, UpgradeListener } from "./server/listen.js";
 export { listenHttp } from "./server/listen.js";
 export type { SpawnEnvdOptions, SpawnedEnvd } from "./spawn.js";

@@ -11,3 +11,5 @@ const packageRoot = join(dirname(fileURLToPath(import.meta.url)), "..");
 export const envdDistDir: string = join(packageRoot, "dist/bundle");
 /** The envd bundle, to run with Node >= 18: `node <envdBundlePath>`. */
 export const envdBundlePath: string = join(envdDistDir, "envd.js");
+/** envd's spawn helper (native/spawn-helper.c), beside the bundle when a C compiler built it. */
+export const spawnHelperPath: string = join(envdDistDir, "wrenn-spawn");

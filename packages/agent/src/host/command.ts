@@ -1,5 +1,6 @@
-import { spawn } from "node:child_process";
+import type { PipeChild } from "@wrenn/envd";
 import { AgentError } from "../errors.js";
+import { startHostCommand } from "./spawner.js";
 
 export interface CommandResult {
   stdout: string;
@@ -23,23 +24,29 @@ export class CommandError extends AgentError {
  * Rejects with CommandError on a non-zero exit or a spawn failure (e.g. the tool is missing), and
  * after `timeoutMs` (the tool is killed).
  */
-export function runCommand(
+export async function runCommand(
   file: string,
   args: readonly string[],
   options: { input?: string; timeoutMs?: number } = {},
 ): Promise<CommandResult> {
   const command = [file, ...args].join(" ");
+  let child: PipeChild;
+  try {
+    child = await startHostCommand(file, args);
+  } catch (cause) {
+    throw new CommandError(command, null, (cause as Error).message, { cause });
+  }
   return new Promise((resolve, reject) => {
-    const child = spawn(file, args, {
-      stdio: ["pipe", "pipe", "pipe"],
-      ...(options.timeoutMs !== undefined && { timeout: options.timeoutMs, killSignal: "SIGKILL" }),
-    });
     const out: Buffer[] = [];
     const err: Buffer[] = [];
-    child.stdout.on("data", (chunk: Buffer) => out.push(chunk));
-    child.stderr.on("data", (chunk: Buffer) => err.push(chunk));
-    child.on("error", (cause) => reject(new CommandError(command, null, cause.message, { cause })));
-    child.on("close", (code) => {
+    child.stdout?.on("data", (chunk: Buffer) => out.push(chunk));
+    child.stderr?.on("data", (chunk: Buffer) => err.push(chunk));
+    const timer =
+      options.timeoutMs === undefined
+        ? undefined
+        : setTimeout(() => kill(child.pid, "SIGKILL"), options.timeoutMs);
+    child.once("close", (code) => {
+      clearTimeout(timer);
       const stdout = Buffer.concat(out).toString();
       const stderr = Buffer.concat(err).toString();
       if (code === 0) resolve({ stdout, stderr });
@@ -47,9 +54,17 @@ export function runCommand(
     });
     // A tool that exits before reading its stdin makes the write fail with EPIPE; the exit code
     // already says what went wrong.
-    child.stdin.on("error", () => {});
-    child.stdin.end(options.input ?? "");
+    child.stdin?.on("error", () => {});
+    child.stdin?.end(options.input ?? "");
   });
+}
+
+function kill(pid: number | undefined, signal: NodeJS.Signals): void {
+  try {
+    if (pid !== undefined) process.kill(pid, signal);
+  } catch {
+    // gone already
+  }
 }
 
 /** One step of runCommands. */

@@ -5,6 +5,7 @@ import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
+import { corkEachTurn } from "./cork.js";
 import { refuseUpgrade, tunnelUpgrade } from "./upgrade-tunnel.js";
 
 export type ProxyRequest = http.IncomingMessage | Http2ServerRequest;
@@ -221,7 +222,8 @@ export class EnvdProxy {
       servicePort === undefined ? {} : { servicePort },
     );
     upstream.on("response", (up) => {
-      const batch = batchWrites(res);
+      // The socket itself (HTTP/2 frames are batched already).
+      const batch = corkEachTurn(res instanceof http.ServerResponse ? res.socket : null);
       res.writeHead(up.statusCode ?? 502, forwardHeaders(up.headers));
       // Headers go out now even if no body follows for a while (a quiet process's stream)…
       batch();
@@ -256,29 +258,6 @@ export class EnvdProxy {
       if (!res.writableFinished) upstream.destroy();
     });
   }
-}
-
-/**
- * Returns a function that corks `res` until the end of the current event-loop turn. What envd
- * sent in one segment (headers and first message, last message and end of body) then leaves in
- * one segment too, instead of one per write: each extra segment costs the client a wakeup.
- */
-function batchWrites(res: ProxyResponse): () => void {
-  // The socket itself, not the response: a finished response lets go of its keep-alive socket,
-  // which must not stay corked for the next request on it. HTTP/2 frames are batched already.
-  const socket = res instanceof http.ServerResponse ? res.socket : null;
-  if (!socket) return () => {};
-  let corked = false;
-  const uncork = () => {
-    corked = false;
-    socket.uncork();
-  };
-  return () => {
-    if (corked) return;
-    corked = true;
-    socket.cork();
-    setImmediate(uncork);
-  };
 }
 
 /** `fn` to be called at most once. */

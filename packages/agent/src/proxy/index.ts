@@ -1,3 +1,4 @@
+export { corkEachTurn } from "./cork.js";
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
 export {
   EnvdProxy,

@@ -4,6 +4,7 @@ import { accessSync, constants as fsConstants, openSync } from "node:fs";
 import { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
 import { type Readable, Writable } from "node:stream";
+import type { Logger } from "pino";
 import { logger } from "../logger.js";
 import type { SpawnPlan } from "./spawn-plan.js";
 
@@ -124,23 +125,32 @@ export class SpawnHelper {
   /** The spawn before the next one (see spawn). */
   private previous: Promise<unknown> = Promise.resolve();
 
-  private constructor(private readonly proc: ChildProcess) {
+  private constructor(
+    private readonly proc: ChildProcess,
+    private readonly log: Pick<Logger, "warn" | "debug">,
+  ) {
     proc.stdout!.on("data", (chunk: Buffer) => this.onData(chunk));
     proc.stdin!.on("error", () => {}); // the exit handler below says what happened
     proc.once("exit", (code, signal) => this.onExit(code, signal));
     proc.once("error", (err) => {
-      logger.warn({ err }, "spawn helper failed; processes start with Node's spawn");
+      this.log.warn({ err }, "spawn helper failed; processes start with Node's spawn");
       this.onExit(null, null);
     });
   }
 
-  /** Starts the helper at `path`; undefined when there is none (Node's spawn is used then). */
-  static start(path: string | undefined): SpawnHelper | undefined {
+  /**
+   * Starts the helper at `path`; undefined when there is none (Node's spawn is used then). `log`
+   * (envd's own by default) hears of a helper missing or gone.
+   */
+  static start(
+    path: string | undefined,
+    log: Pick<Logger, "warn" | "debug"> = logger,
+  ): SpawnHelper | undefined {
     if (!path) return undefined;
     try {
       accessSync(path, fsConstants.X_OK);
     } catch {
-      logger.debug({ path }, "no spawn helper; processes start with Node's spawn");
+      log.debug({ path }, "no spawn helper; processes start with Node's spawn");
       return undefined;
     }
     const proc = spawn(path, [], { stdio: ["pipe", "pipe", "inherit"] });
@@ -148,7 +158,7 @@ export class SpawnHelper {
     // only while a start or an exit is awaited (see holdWhileWaiting).
     proc.unref();
     for (const s of [proc.stdin, proc.stdout] as const) (s as unknown as Socket).unref?.();
-    return new SpawnHelper(proc);
+    return new SpawnHelper(proc, log);
   }
 
   get available(): boolean {
@@ -279,7 +289,7 @@ export class SpawnHelper {
     if (!this.alive) return;
     this.alive = false;
     if (code !== 0)
-      logger.warn({ code, signal }, "spawn helper exited; processes start with Node's spawn");
+      this.log.warn({ code, signal }, "spawn helper exited; processes start with Node's spawn");
     for (const { reject } of this.pending.values())
       reject(new HelperUnavailable("spawn helper exited"));
     this.pending.clear();

@@ -1,0 +1,55 @@
+import { spawn } from "node:child_process";
+import { HelperUnavailable, type PipeChild, SpawnHelper, spawnHelperPath } from "@wrenn/envd";
+import { createLogger } from "../logger/index.js";
+
+// A host command started by Node forks the agent, a Node process of 100+ MiB whose page tables
+// the kernel copies: some 1.5 ms of the agent's CPU per command, with its event loop blocked,
+// and a create runs about ten of them, a destroy as many. envd's spawn helper (one small
+// process, started once) clones with CLONE_VM | CLONE_VFORK instead. Node's spawn remains for
+// a host without the helper (no C compiler built it) or after it died.
+
+let helper: SpawnHelper | undefined;
+let helperTried = false;
+
+function spawnHelper(): SpawnHelper | undefined {
+  if (!helperTried) {
+    helperTried = true;
+    helper = SpawnHelper.start(spawnHelperPath, createLogger());
+  }
+  return helper?.available ? helper : undefined;
+}
+
+/** The environment of a host command: the agent's own, as Node's spawn passes it. */
+function agentEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
+  return env;
+}
+
+/**
+ * Starts a host command with stdin, stdout and stderr piped; resolves once it runs, rejects as
+ * Node's spawn does when it cannot (e.g. `spawn nft ENOENT`). It runs in a session of its own
+ * when the helper started it.
+ */
+export async function startHostCommand(file: string, args: readonly string[]): Promise<PipeChild> {
+  const fast = spawnHelper();
+  if (fast) {
+    try {
+      return await fast.spawn({
+        file,
+        args: [...args],
+        cwd: process.cwd(),
+        env: agentEnv(),
+        stdin: true,
+      });
+    } catch (err) {
+      if (!(err instanceof HelperUnavailable)) throw err;
+    }
+  }
+  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+  await new Promise<void>((resolve, reject) => {
+    child.once("spawn", resolve);
+    child.once("error", reject);
+  });
+  return child;
+}
