@@ -19,6 +19,15 @@ function spawnHelper(): SpawnHelper | undefined {
   return helper?.available ? helper : undefined;
 }
 
+/** The agent's working directory; undefined once it was removed. */
+function currentDir(): string | undefined {
+  try {
+    return process.cwd();
+  } catch {
+    return undefined;
+  }
+}
+
 /** The environment of a host command: the agent's own, as Node's spawn passes it. */
 function agentEnv(): Record<string, string> {
   const env: Record<string, string> = {};
@@ -33,15 +42,11 @@ function agentEnv(): Record<string, string> {
  */
 export async function startHostCommand(file: string, args: readonly string[]): Promise<PipeChild> {
   const fast = spawnHelper();
-  if (fast) {
+  // The helper changes into the directory by name; a Node spawn inherits even a removed one.
+  const cwd = fast && currentDir();
+  if (fast && cwd) {
     try {
-      return await fast.spawn({
-        file,
-        args: [...args],
-        cwd: process.cwd(),
-        env: agentEnv(),
-        stdin: true,
-      });
+      return await fast.spawn({ file, args: [...args], cwd, env: agentEnv(), stdin: true });
     } catch (err) {
       if (!(err instanceof HelperUnavailable)) throw err;
     }
