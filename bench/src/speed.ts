@@ -199,8 +199,7 @@ export async function benchSpeed(): Promise<Figure[]> {
 
       // Each way three times, the median: one transfer's figure swings with the server's JIT
       // warming to the path and with the host's writeback. Each write makes a new file, as `cp`
-      // does (an overwrite is slower: ext4 starts writing the truncated file back at close), on a
-      // host synced first, as before each `cp`.
+      // does, on a host synced first, as before each `cp`.
       const up: number[] = [];
       const down: number[] = [];
       for (let i = 0; i < TRANSFERS; i++) {

@@ -41,11 +41,10 @@ describe("host commands", () => {
     const missing = await runCommand("wrenn-no-such-tool", ["x"]).catch((e) => e);
     expect(missing).toBeInstanceOf(CommandError);
     expect(missing.message).toMatch(/ENOENT/);
-    const started = performance.now();
+    // Ended by a signal (no exit code): left alone, sleep would exit 0 after 30 s.
     const slow = await runCommand("sleep", ["30"], { timeoutMs: 200 }).catch((e) => e);
     expect(slow).toBeInstanceOf(CommandError);
     expect(slow.exitCode).toBeNull();
-    expect(performance.now() - started).toBeLessThan(10_000);
   });
 
   it("fall back to Node's spawn when the helper is gone", async () => {

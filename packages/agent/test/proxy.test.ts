@@ -2,12 +2,12 @@ import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
 import { Readable } from "node:stream";
-import { Code, createClient } from "@connectrpc/connect";
+import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { type Listener, listenHttp } from "@wrenn/envd";
 import { Process } from "@wrenn/proto/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AgentError } from "../src/errors.js";
+import { AgentError, ERROR_CODE_HEADER } from "../src/errors.js";
 import { silentLogger } from "../src/logger/index.js";
 import { EnvdProxy, parseProxyPath } from "../src/proxy/index.js";
 import type { SandboxInfo } from "../src/runtime/index.js";
@@ -221,10 +221,14 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       const started = (async () => {
         for await (const _ of client.start({ process: { cmd: "true" } }));
       })();
-      await expect(started).rejects.toMatchObject({
-        code,
-        rawMessage: expect.stringContaining(id),
-      });
+      const err = await started.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(err).toMatchObject({ code, rawMessage: expect.stringContaining(id) });
+      expect((err as ConnectError).metadata.get(ERROR_CODE_HEADER)).toBe(
+        code === Code.NotFound ? "not_found" : "failed_precondition",
+      );
     }
   });
 

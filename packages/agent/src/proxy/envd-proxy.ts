@@ -1,6 +1,8 @@
 import http, { type IncomingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
 import type { Duplex } from "node:stream";
+import { encodeEnvelope } from "@connectrpc/connect/protocol";
+import { createEndStreamSerialization, endStreamFlag } from "@connectrpc/connect/protocol-connect";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
@@ -344,11 +346,14 @@ export const httpStatus: Record<AgentError["code"], number> = {
   internal: 500,
 };
 
+const endStream = createEndStreamSerialization(undefined);
+
 /**
  * The agent's JSON error body: `{ code, message }` with the matching HTTP status. A Connect
  * stream call (`contentType` application/connect+…) gets it as Connect's end-of-stream error
- * instead, as envd would send it: Connect clients read a stream's error only from there, and
- * would otherwise see a bare HTTP status (409 reads as "unknown").
+ * instead, as envd would send it, with the agent's exact code in its metadata as on the agent's
+ * RPCs: Connect clients read a stream's error only from there, and would otherwise see a bare
+ * HTTP status (409 reads as "unknown").
  */
 export function sendError(res: ProxyResponse, err: AgentError, contentType?: string): void {
   if (res.headersSent) {
@@ -356,13 +361,13 @@ export function sendError(res: ProxyResponse, err: AgentError, contentType?: str
     return;
   }
   if (contentType?.startsWith("application/connect+")) {
-    const code = err.code === "insufficient_storage" ? "resource_exhausted" : err.code;
-    const json = Buffer.from(JSON.stringify({ error: { code, message: err.message } }));
-    const head = Buffer.alloc(5);
-    head.writeUInt8(0b10, 0); // end of stream
-    head.writeUInt32BE(json.length, 1);
-    res.writeHead(200, { "content-type": contentType, "content-length": 5 + json.length });
-    res.end(Buffer.concat([head, json]));
+    const error = err.toConnectError();
+    const body = encodeEnvelope(
+      endStreamFlag,
+      endStream.serialize({ metadata: new Headers(), error }),
+    );
+    res.writeHead(200, { "content-type": contentType, "content-length": body.byteLength });
+    res.end(body);
     return;
   }
   const body = JSON.stringify({ code: err.code, message: err.message });

@@ -36,7 +36,7 @@ export class ProcessManager {
   startHelper(): void {
     if (this.helperStarted || this.closing) return;
     this.helperStarted = true;
-    this.helper = SpawnHelper.start(this.helperPath);
+    this.helper = SpawnHelper.start(this.helperPath, logger);
   }
 
   /**

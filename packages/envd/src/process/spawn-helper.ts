@@ -5,7 +5,6 @@ import { Socket } from "node:net";
 import { constants as osConstants } from "node:os";
 import { type Readable, Writable } from "node:stream";
 import type { Logger } from "pino";
-import { logger } from "../logger.js";
 import type { SpawnPlan } from "./spawn-plan.js";
 
 /**
@@ -140,11 +139,11 @@ export class SpawnHelper {
 
   /**
    * Starts the helper at `path`; undefined when there is none (Node's spawn is used then). `log`
-   * (envd's own by default) hears of a helper missing or gone.
+   * hears of a helper missing or gone.
    */
   static start(
     path: string | undefined,
-    log: Pick<Logger, "warn" | "debug"> = logger,
+    log: Pick<Logger, "warn" | "debug">,
   ): SpawnHelper | undefined {
     if (!path) return undefined;
     try {

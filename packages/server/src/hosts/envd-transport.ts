@@ -46,12 +46,14 @@ export function envdTransport(host: AgentHost, sandboxId: string, user?: string)
   });
 }
 
+/** The agent's proxy over loopback HTTP, for what its in-process path declines. */
+const overHttp = createNodeHttpClient({ httpVersion: "1.1" });
+
 /**
  * A Connect HTTP client over `direct`; requests `direct` does not take (no running sandbox: its
  * error is the proxy's to answer) go over HTTP as usual.
  */
 function directClient(direct: NonNullable<AgentHost["direct"]>): UniversalClientFn {
-  const overHttp = createNodeHttpClient({ httpVersion: "1.1" });
   return async (req) => {
     const url = new URL(req.url);
     const headers: Record<string, string> = {};
