@@ -64,6 +64,37 @@ async function server(ns: string | undefined, host: string, port: number): Promi
   return child;
 }
 
+/** A TCP server that keeps every connection open and silent; resolves once listening. */
+async function holdingServer(ns: string, host: string, port: number): Promise<void> {
+  const child = node(
+    ns,
+    `require("net").createServer(() => {})
+      .listen(+process.argv[2], process.argv[1], () => console.log("ready"))`,
+    [host, String(port)],
+  );
+  await new Promise<void>((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
+    child.on("exit", (code) => reject(new Error(`server exited ${code}`)));
+  });
+}
+
+/** The path MTU and segment sizes (`ss -ti`) of the TCP connection to `dst` seen from `ns`. */
+async function segmentSizes(
+  ns: string | undefined,
+  dst: string,
+): Promise<{ pmtu: number; advmss: number; mss: number }> {
+  const ss = ["ss", "-tin", "state", "established", "dst", dst];
+  const { stdout } = ns
+    ? await runCommand("ip", ["netns", "exec", ns, ...ss])
+    : await runCommand("ss", ss.slice(1));
+  const field = (name: string) => {
+    const value = new RegExp(`\\b${name}:(\\d+)`).exec(stdout)?.[1];
+    if (!value) throw new Error(`no ${name} of a connection to ${dst} in: ${stdout}`);
+    return Number(value);
+  };
+  return { pmtu: field("pmtu"), advmss: field("advmss"), mss: field("mss") };
+}
+
 /** Connects from inside a netns: "ok <reply>", "refused", "timeout", or another error code. */
 async function probe(ns: string, host: string, port: number, timeoutMs = 400): Promise<string> {
   const child = node(
@@ -307,6 +338,35 @@ for (const backend of ["nftables", "iptables"] as const) {
         await server(OUTSIDE_NS, OUTSIDE_ADDRESS, 8081);
         expect(await probe(c.netnsName, OUTSIDE_ADDRESS, 8081)).toBe("ok peer=203.0.113.1");
         expect(await probe(a.netnsName, OUTSIDE_ADDRESS, 8081)).toBe("timeout");
+      });
+
+      it("talks to the host in 64 KiB packets and to the internet in Ethernet-sized ones", async () => {
+        // A server in the sandbox, one outside; a connection held open to each while `ss` reads
+        // the segment sizes TCP settled on (the host's to the sandbox, the sandbox's outward).
+        await holdingServer(c.netnsName, c.sandboxAddress, 49984);
+        await holdingServer(OUTSIDE_NS, OUTSIDE_ADDRESS, 8082);
+        const toSandbox = net.connect(49984, c.sandboxAddress);
+        await new Promise((resolve, reject) =>
+          toSandbox.once("connect", resolve).once("error", reject),
+        );
+        const outward = node(
+          c.netnsName,
+          `require("net").connect(8082, process.argv[1], () => console.log("ready"));
+           setTimeout(() => process.exit(0), 20000);`,
+          [OUTSIDE_ADDRESS],
+        );
+        await new Promise((resolve) => outward.stdout?.on("data", resolve));
+        try {
+          const host = await segmentSizes(undefined, c.sandboxAddress);
+          const sandbox = await segmentSizes(c.netnsName, OUTSIDE_ADDRESS);
+          expect(host).toMatchObject({ pmtu: 65_535, advmss: 65_483 });
+          expect(sandbox.pmtu).toBe(1500);
+          expect(sandbox.advmss).toBeLessThanOrEqual(1460);
+          expect(sandbox.mss).toBeLessThanOrEqual(1460);
+        } finally {
+          toSandbox.destroy();
+          outward.kill("SIGKILL");
+        }
       });
 
       it("re-adopts a network and rebuilds the pool from it", async () => {
