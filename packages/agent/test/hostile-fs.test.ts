@@ -115,6 +115,14 @@ describe("hostile sandbox: host files, processes, privileges", { timeout: 120_00
     expect(hostSleeper!.exitCode).toBeNull();
   });
 
+  it("inherits nothing of its launch: no descriptor beyond stdio, no WRENN_ENVD_* variable", async () => {
+    // envd's ready pipe (fd 5) and its access token are envd's alone, gone before it serves.
+    const res = await a.root.sh("ls /proc/$$/fd; echo vars $(env | grep -c '^WRENN_ENVD_')");
+    const lines = res.stdout.trim().split("\n");
+    expect(lines.slice(0, -1).sort()).toEqual(["0", "1", "2"]);
+    expect(lines.at(-1)).toBe("vars 0");
+  });
+
   it("cannot read host files through /proc roots and cwds, symlinks or absolute paths", async () => {
     for (const env of [a.user, a.root]) {
       const res = await env.sh(

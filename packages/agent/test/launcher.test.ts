@@ -26,6 +26,10 @@ const RET_EPERM = 0x00050001;
 const RET_ENOSYS = 0x00050026;
 const RET_KILL = 0x80000000;
 const CLONE_NEWUSER = 0x10000000;
+
+/** "ready" once `ready` resolves, "no answer" after 10 s. */
+const within = (ready: Promise<void>) =>
+  Promise.race([ready.then(() => "ready"), sleep(10_000).then(() => "no answer")]);
 const SIGCHLD = 17;
 
 /** Runs a classic-BPF seccomp program on one syscall, as the kernel would. */
@@ -188,8 +192,26 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
       "PATH",
       "PWD",
       "SHLVL",
+      "WRENN_ENVD_READY_FD",
       "WRENN_TEST",
     ]);
+  });
+
+  it("resolves ready on the first byte of its ready pipe, or once the sandbox ends without one", async () => {
+    // Writes the pipe, then stays: ready comes from the byte, not from an exit.
+    const { proc } = await fx.launch({
+      ...common(),
+      command: ["/bin/sh", "-c", 'printf 1 >&"$WRENN_ENVD_READY_FD"; exec sleep 60'],
+    });
+    expect(await within(proc.ready)).toBe("ready");
+    expect(await isSandboxAlive(proc)).toBe(true);
+    await killSandbox(proc);
+    // Never writes it: ready comes when the sandbox ends (nobody waits in vain).
+    const { proc: quiet } = await fx.launch({
+      ...common(),
+      command: ["/bin/sh", "-c", "sleep 0.2"],
+    });
+    expect(await within(quiet.ready)).toBe("ready");
   });
 
   it("denies host-reaching syscalls with EPERM (which work on the host without the filter)", async () => {
@@ -281,6 +303,8 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
         envdDir: ENVD_DIST,
         command: undefined,
       });
+      // envd says on its ready pipe that it listens; /health answers.
+      expect(await within(proc.ready)).toBe("ready");
       const status = await healthStatus(netnsPath).catch((err) => {
         throw new Error(`${err}\nenvd log:\n${readFileSync(logFile, "utf8")}`);
       });

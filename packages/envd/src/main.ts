@@ -1,3 +1,4 @@
+import { closeSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { defaults } from "./defaults.js";
@@ -15,6 +16,10 @@ const host = process.env.WRENN_ENVD_HOST ?? "0.0.0.0";
 // starts inherits.
 const accessToken = process.env.WRENN_ENVD_ACCESS_TOKEN || undefined;
 delete process.env.WRENN_ENVD_ACCESS_TOKEN;
+// A pipe from the agent that launched this sandbox: one byte on it once envd listens, so the
+// agent need not poll /health meanwhile.
+const readyFd = Number(process.env.WRENN_ENVD_READY_FD) || undefined;
+delete process.env.WRENN_ENVD_READY_FD;
 
 // No top-level await: the bundle is CommonJS, which V8's code cache can serve (see bundle.mjs).
 // Standalone on a developer's host there is usually no `user`: act as whoever runs envd instead.
@@ -44,12 +49,27 @@ const envd = createEnvd({ accessToken, configDir, spawnHelper });
 const listening = userChecked.then(async () => {
   const listener = await listenHttp(envd.handler, { port, host });
   logger.info({ port: listener.port, host, pid: process.pid }, "envd listening");
+  if (readyFd) signalReady(readyFd);
   return listener;
 });
 listening.catch((err: unknown) => {
   logger.fatal({ err }, "envd could not listen");
   process.exit(1);
 });
+
+/** Says so on the agent's pipe and closes it: no process envd starts may hold it. */
+function signalReady(fd: number): void {
+  try {
+    writeSync(fd, "1");
+  } catch (err) {
+    logger.warn({ err }, "could not signal readiness to the agent");
+  }
+  try {
+    closeSync(fd);
+  } catch {
+    // not open: nothing to hold
+  }
+}
 
 // envd is the sandbox's first process: on termination it ends what it started, then exits.
 let stopping = false;

@@ -28,9 +28,15 @@ function currentDir(): string | undefined {
   }
 }
 
-/** The environment of a host command: the agent's own, as Node's spawn passes it. */
+let env: Record<string, string> | undefined;
+
+/**
+ * The environment of a host command: the agent's own, as Node's spawn passes it. Copied once:
+ * the agent never changes its environment, and each read of process.env is a call into C++.
+ */
 function agentEnv(): Record<string, string> {
-  const env: Record<string, string> = {};
+  if (env) return env;
+  env = {};
   for (const [key, value] of Object.entries(process.env)) if (value !== undefined) env[key] = value;
   return env;
 }

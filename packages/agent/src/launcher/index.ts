@@ -1,4 +1,4 @@
-export type { LaunchSandboxOptions, SandboxProcess } from "./launch.js";
+export type { LaunchedSandbox, LaunchSandboxOptions, SandboxProcess } from "./launch.js";
 export {
   ENVD_COMMAND,
   ENVD_MOUNT_DIR,

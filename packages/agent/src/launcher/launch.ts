@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import { closeSync, openSync } from "node:fs";
 import { readFile } from "node:fs/promises";
+import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import { AgentError } from "../errors.js";
@@ -79,6 +80,19 @@ export interface SandboxProcess {
   startTime: number;
 }
 
+/** A sandbox just launched: its process, and when its envd says it listens. */
+export interface LaunchedSandbox extends SandboxProcess {
+  /**
+   * Resolves once envd writes to its ready pipe (it listens), or once every end of that pipe in
+   * the sandbox is closed (envd exited, or a command that is not envd). Never rejects; it says
+   * only "ask now": the answer is envd's /health.
+   */
+  ready: Promise<void>;
+}
+
+/** The environment variable naming the fd envd writes one byte to once it listens. */
+export const ENVD_READY_FD_ENV = "WRENN_ENVD_READY_FD";
+
 /** `--setenv` arguments, NUL-separated, for bwrap's `--args` fd. */
 function envArgs(opts: Pick<LaunchSandboxOptions, "envs" | "secretEnvs">): Buffer {
   const env: Record<string, string> = {
@@ -154,10 +168,14 @@ function bwrapArgs(
  * netns and cgroups, with capabilities dropped, no_new_privs and the seccomp filter. The process
  * is detached (own session, no tie to the agent) so the sandbox survives an agent restart.
  */
-export async function launchSandbox(opts: LaunchSandboxOptions): Promise<SandboxProcess> {
+export async function launchSandbox(opts: LaunchSandboxOptions): Promise<LaunchedSandbox> {
   const seccompFd = 3;
   const envArgsFd = 4;
-  const env = envArgs(opts);
+  const readyFd = 5;
+  const env = envArgs({
+    ...opts,
+    secretEnvs: { ...opts.secretEnvs, [ENVD_READY_FD_ENV]: String(readyFd) },
+  });
   const argv = [
     "-c",
     JOIN_CGROUPS_AND_EXEC,
@@ -175,7 +193,7 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Sandbox
   try {
     child = spawn("/bin/sh", argv, {
       detached: true,
-      stdio: ["ignore", logFd, logFd, "pipe", "pipe"],
+      stdio: ["ignore", logFd, logFd, "pipe", "pipe", "pipe"],
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
     });
   } finally {
@@ -197,13 +215,33 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Sandbox
   const envPipe = child.stdio[4] as Writable;
   envPipe.on("error", () => {});
   envPipe.end(env);
+  // Node types stdio up to fd 4; fd 5 is there all the same.
+  const ready = readySignal((child.stdio as readonly unknown[])[readyFd] as Socket);
 
   const stat = await readProcStat(spawned);
   if (!stat || stat.state === "Z") {
     const log = await readFile(opts.logFile, "utf8").catch(() => "");
     throw new AgentError("internal", `sandbox ${opts.sandboxId} exited at launch: ${log.trim()}`);
   }
-  return { pid: spawned, startTime: stat.startTime };
+  return { pid: spawned, startTime: stat.startTime, ready };
+}
+
+/**
+ * The first byte on the ready pipe, or its end. The agent's end is closed then, and never keeps
+ * the agent's event loop alive: a sandbox may run for days.
+ */
+function readySignal(pipe: Socket): Promise<void> {
+  pipe.unref();
+  return new Promise((resolve) => {
+    const done = () => {
+      pipe.destroy();
+      resolve();
+    };
+    pipe.once("data", done);
+    pipe.once("end", done);
+    pipe.once("close", done);
+    pipe.once("error", done);
+  });
 }
 
 /** True while the recorded process runs (a zombie or a reused pid does not count). */

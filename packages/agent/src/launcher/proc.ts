@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 
 export interface ProcStat {
@@ -8,11 +9,15 @@ export interface ProcStat {
   startTime: number;
 }
 
-/** Reads /proc/<pid>/stat, or undefined when the process is gone. */
+/**
+ * Reads /proc/<pid>/stat, or undefined when the process is gone. Read synchronously: the kernel
+ * writes it from the task's fields without waiting on anything, and fs.promises' open, stat, read
+ * and close cost the event loop twenty times more (envd's readiness polls it every 2 ms).
+ */
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   let text: string;
   try {
-    text = await readFile(`/proc/${pid}/stat`, "utf8");
+    text = readFileSync(`/proc/${pid}/stat`, "utf8");
   } catch {
     return undefined;
   }

@@ -71,21 +71,31 @@ function health(envd: EnvdTarget): Promise<Health> {
   });
 }
 
+/** Between polls while envd may still tell its readiness: in case it never does. */
+const READY_SIGNAL_FALLBACK_MS = 50;
+
 /**
  * Polls envd's /health until it answers, the sandbox dies (`alive` false), the deadline passes
  * or `signal` aborts. Polls tightly at first: envd is usually up within tens of milliseconds.
- * A template's start command extends the deadline by its ready timeout (envd enforces it and
- * then reports the failure, which is thrown with the command's output).
+ * With `ready` (envd's ready pipe: it listens), a poll waits for it instead, so a create does not
+ * spend its envd's boot on refused connections. A template's start command extends the deadline
+ * by its ready timeout (envd enforces it and then reports the failure, which is thrown with the
+ * command's output).
  */
 export async function waitForEnvd(
   opts: EnvdTarget & {
     timeoutMs: number;
     alive: () => Promise<boolean>;
+    ready?: Promise<void>;
     signal?: AbortSignal;
   },
 ): Promise<void> {
   let deadline = Date.now() + opts.timeoutMs;
   let extended = false;
+  let signalled = !opts.ready;
+  void opts.ready?.then(() => {
+    signalled = true;
+  });
   for (let attempt = 0; ; attempt++) {
     opts.signal?.throwIfAborted();
     const answer = await health(opts);
@@ -102,6 +112,10 @@ export async function waitForEnvd(
     }
     if (Date.now() > deadline) {
       throw new AgentError("unavailable", `envd did not answer within ${opts.timeoutMs} ms`);
+    }
+    if (!signalled && opts.ready) {
+      await Promise.race([opts.ready, sleep(READY_SIGNAL_FALLBACK_MS)]);
+      continue;
     }
     await sleep(attempt < 50 ? 2 : answer.state === "starting" ? 50 : 20);
   }

@@ -126,7 +126,7 @@ export async function buildSandbox(
       }),
     );
     rollback.add(() => killSandbox(proc));
-    record.process = proc;
+    record.process = { pid: proc.pid, startTime: proc.startTime };
     crashPoint("create:launch");
     await timer.step("record-process", () => ns.state.write(record));
     await network;
@@ -138,6 +138,7 @@ export async function buildSandbox(
         accessToken,
         timeoutMs: ns.opts.envdReadyTimeoutMs ?? 30_000,
         alive: () => isSandboxAlive(proc),
+        ready: proc.ready,
         signal,
       }),
     );
