@@ -2,6 +2,7 @@ import { closeSync, writeSync } from "node:fs";
 import { userInfo } from "node:os";
 import { dirname, join } from "node:path";
 import { defaults } from "./defaults.js";
+import { closeInheritedFds } from "./inherited-fds.js";
 import { logger } from "./logger.js";
 import { createEnvd } from "./server/app.js";
 import { listenHttp } from "./server/listen.js";
@@ -20,6 +21,9 @@ delete process.env.WRENN_ENVD_ACCESS_TOKEN;
 // agent need not poll /health meanwhile.
 const readyFd = Number(process.env.WRENN_ENVD_READY_FD) || undefined;
 delete process.env.WRENN_ENVD_READY_FD;
+const inherited = closeInheritedFds(readyFd ? [readyFd] : []);
+if (inherited.length > 0)
+  logger.warn({ fds: inherited }, "closed descriptors envd was started with");
 
 // No top-level await: the bundle is CommonJS, which V8's code cache can serve (see bundle.mjs).
 // Standalone on a developer's host there is usually no `user`: act as whoever runs envd instead.

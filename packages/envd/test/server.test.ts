@@ -1,4 +1,11 @@
+import { spawn } from "node:child_process";
+import { closeSync, openSync, readdirSync, readlinkSync } from "node:fs";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { Readable } from "node:stream";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { envdBundlePath } from "../src/paths.js";
 import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
 import { EventReader } from "./helpers/events.js";
 
@@ -193,5 +200,60 @@ describe("envd without an access token", () => {
       headers: { "x-access-token": "first-token" },
     });
     expect(ok.status).toBe(200);
+  });
+});
+
+describe("envd's start, as the agent launches it", () => {
+  it("says on its ready pipe that it listens, then holds neither it nor any other descriptor it was given", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "wrenn-envd-fds-"));
+    // Stands for a descriptor the agent's parent leaked: inherited without close-on-exec, at a
+    // number past those Node marks close-on-exec at its start (up to the first gap after 15).
+    const leaked = join(dir, "leaked");
+    const file = openSync(leaked, "w");
+    const LEAKED_FD = 40;
+    const child = spawn(process.execPath, [envdBundlePath], {
+      env: {
+        ...process.env,
+        WRENN_ENVD_PORT: "0",
+        WRENN_ENVD_HOST: "127.0.0.1",
+        WRENN_ENVD_USER: TEST_USER,
+        WRENN_ENVD_READY_FD: "3",
+      },
+      stdio: [
+        "ignore",
+        "ignore",
+        "inherit",
+        "pipe",
+        ...Array<"ignore">(LEAKED_FD - 4).fill("ignore"),
+        file,
+      ],
+    });
+    try {
+      const ready = child.stdio[3] as Readable;
+      let said = "";
+      ready.on("data", (d: Buffer) => {
+        said += d.toString();
+      });
+      const ended = await new Promise<string>((resolve) => {
+        ready.once("end", () => resolve("ended"));
+        child.once("exit", (code) => resolve(`envd exited (${code})`));
+        setTimeout(() => resolve("still open after 10 s"), 10_000).unref();
+      });
+      // One byte, and the pipe's end: nothing in envd (or what it started) still holds it.
+      expect(ended).toBe("ended");
+      expect(said).toBe("1");
+      const held = readdirSync(`/proc/${child.pid}/fd`).map((fd) => {
+        try {
+          return readlinkSync(`/proc/${child.pid}/fd/${fd}`);
+        } catch {
+          return "";
+        }
+      });
+      expect(held).not.toContain(leaked);
+    } finally {
+      child.kill("SIGKILL");
+      closeSync(file);
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
