@@ -37,12 +37,7 @@ export {
   removeHostFirewall,
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
-export {
-  corkEachTurn,
-  EnvdProxy,
-  FORWARDED_AUTHORIZATION_HEADER,
-  parseProxyPath,
-} from "./proxy/index.js";
+export { EnvdProxy, FORWARDED_AUTHORIZATION_HEADER, parseProxyPath } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
 export { Reaper } from "./reaper/index.js";
 export type { Agent, CreateAgentOptions } from "./rpc/index.js";

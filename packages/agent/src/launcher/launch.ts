@@ -91,7 +91,7 @@ export interface LaunchedSandbox extends SandboxProcess {
 }
 
 /** The environment variable naming the fd envd writes one byte to once it listens. */
-export const ENVD_READY_FD_ENV = "WRENN_ENVD_READY_FD";
+const ENVD_READY_FD_ENV = "WRENN_ENVD_READY_FD";
 
 /** `--setenv` arguments, NUL-separated, for bwrap's `--args` fd. */
 function envArgs(opts: Pick<LaunchSandboxOptions, "envs" | "secretEnvs">): Buffer {

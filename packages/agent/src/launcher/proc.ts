@@ -11,8 +11,8 @@ export interface ProcStat {
 
 /**
  * Reads /proc/<pid>/stat, or undefined when the process is gone. Read synchronously: the kernel
- * writes it from the task's fields without waiting on anything, and fs.promises' open, stat, read
- * and close cost the event loop twenty times more (envd's readiness polls it every 2 ms).
+ * writes it from the task's fields without waiting on anything, while fs.promises' open, stat,
+ * read and close are four trips to the thread pool (HostWatch reads it for every sandbox).
  */
 export async function readProcStat(pid: number): Promise<ProcStat | undefined> {
   let text: string;

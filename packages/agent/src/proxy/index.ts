@@ -1,4 +1,3 @@
-export { corkEachTurn } from "./cork.js";
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
 export {
   EnvdProxy,

@@ -138,8 +138,9 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
       c.req.path === "/v1/templates/builds" ? buildBound : bodyBound;
     // On the wire, a body without Transfer-Encoding is exactly its Content-Length long (none
     // without one): Node's parser reads no more. So it is checked from the headers, without the
-    // whole web Request hono's limiter builds to look at the body (a tenth of an exec's CPU in
-    // the server). A chunked body, or one handed in-process, is counted by the limiter.
+    // whole web Request hono's limiter builds to look at the body (an exec's p50 went from
+    // 3.7-3.8 to 3.6 ms without it). A chunked body, or one handed in-process, is counted by the
+    // limiter.
     const headers = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming?.headers;
     if (!headers || headers["transfer-encoding"] !== undefined) return limiter(c, next);
     return Number(headers["content-length"] ?? 0) > maxBytes ? tooLarge() : next();

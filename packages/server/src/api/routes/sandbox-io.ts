@@ -3,7 +3,6 @@ import { Readable } from "node:stream";
 import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
 import { createRoute, z } from "@hono/zod-openapi";
-import { corkEachTurn } from "@wrenn/agent";
 import type { Context } from "hono";
 import { ServerError } from "../../errors.js";
 import { webStreamOf } from "../../hosts/index.js";
@@ -67,13 +66,11 @@ function requestStream(c: Context<AppEnv>): Readable {
 
 /**
  * The agent's response piped straight into the client's: Node stream to Node stream, chunk by
- * chunk with backpressure, no web stream between them (a promise or three per chunk). The chunks
- * of one event-loop turn leave together (a tenth off a download's cost here).
+ * chunk with backpressure, no web stream between them (a promise or three per chunk).
  */
 function pipeDownload(download: Download, outgoing: ServerResponse): void {
   const { body } = download;
   outgoing.writeHead(200, download.headers);
-  body.on("data", corkEachTurn(outgoing.socket));
   body.pipe(outgoing);
   // The agent's side broke mid-body: the client must see a broken response, not a short one.
   body.once("close", () => {
