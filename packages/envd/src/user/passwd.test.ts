@@ -39,6 +39,27 @@ describe("lookupUser", () => {
     await expect(lookupUser("user", root)).rejects.toThrow(/not a regular file/);
   });
 
+  it("sees every change to a file it has read before, even one that keeps its size", async () => {
+    const passwd = join(root, "etc/passwd");
+    const group = join(root, "etc/group");
+    await writeFile(passwd, "user:x:1000:1000::/home/user:/bin/sh\n");
+    await writeFile(group, "user:x:1000:\n");
+    // Files changed in the last two seconds are never kept: let these settle, so the lookups
+    // below are the ones served from memory until the files change.
+    await new Promise((resolve) => setTimeout(resolve, 2_100));
+    expect((await lookupUser("user", root)).uid).toBe(1000);
+    expect((await lookupUser("user", root)).groups).toEqual([1000]);
+
+    await writeFile(passwd, "user:x:1001:1000::/home/user:/bin/sh\n");
+    expect((await lookupUser("user", root)).uid).toBe(1001);
+    await writeFile(group, "user:x:1000:\nstaff:x:50:user\n");
+    expect((await lookupUser("user", root)).groups).toEqual([1000, 50]);
+    await writeFile(passwd, "user:x:1001:1000::/home/user:/bin/sh\nnew:x:1002:1002::/:/bin/sh\n");
+    expect((await lookupUser("new", root)).uid).toBe(1002);
+    // Another root's files are its own.
+    await expect(lookupUser("user", `${root}/elsewhere`)).rejects.toThrow();
+  }, 10_000);
+
   it("takes a user without /etc/group as a member of its own group only", async () => {
     await writeFile(join(root, "etc/passwd"), "user:x:1000:1000::/home/user:/bin/sh\n");
     expect((await lookupUser("user", root)).groups).toEqual([1000]);

@@ -1,4 +1,12 @@
-import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
+import {
+  type BigIntStats,
+  closeSync,
+  constants,
+  fstatSync,
+  openSync,
+  readSync,
+  statSync,
+} from "node:fs";
 import { EnvdError } from "../errors.js";
 
 /** Everything needed to run a process or touch a file as a given user. */
@@ -31,33 +39,69 @@ function parseColonFile(text: string): string[][] {
 const maxUserFileBytes = 4 * 1024 * 1024;
 
 /**
- * Reads a small file synchronously: /etc/passwd and /etc/group are a few KiB, while each step of
- * an asynchronous read (open, fstat, read, close) is a trip through libuv's thread pool, and every
- * exec looks its user up. Sandbox root may put a FIFO or a huge file there: opened non-blocking,
- * only a regular file is read, and only up to a bound.
+ * A file changed this recently may change again within the same timestamp tick (file times come
+ * from a coarse clock), unseen by a comparison of times: such a file is read, never cached.
  */
-function readUserFile(path: string): string {
+const settledNs = 2_000_000_000n;
+
+interface CachedFile {
+  /** Device, inode, size and both file times: a write, rename or mount over the path changes it. */
+  version: string;
+  rows: string[][];
+}
+
+const cache = new Map<string, CachedFile>();
+
+function versionOf(st: BigIntStats): string {
+  return `${st.dev}:${st.ino}:${st.size}:${st.mtimeNs}:${st.ctimeNs}`;
+}
+
+/**
+ * The rows of /etc/passwd or /etc/group. Every exec looks its user up, so a file left alone since
+ * it was last read is served from memory for the price of one stat; users added inside the
+ * sandbox show at once, since adding one changes the file.
+ */
+function readColonFile(path: string): string[][] {
+  const cached = cache.get(path);
+  if (cached) {
+    const st = statSync(path, { bigint: true, throwIfNoEntry: false });
+    if (st && versionOf(st) === cached.version) return cached.rows;
+    cache.delete(path);
+  }
+  const { text, stats } = readUserFile(path);
+  const rows = parseColonFile(text);
+  const settled = BigInt(Date.now()) * 1_000_000n - stats.ctimeNs > settledNs;
+  if (settled) cache.set(path, { version: versionOf(stats), rows });
+  return rows;
+}
+
+/**
+ * Reads a small file synchronously: /etc/passwd and /etc/group are a few KiB, while each step of
+ * an asynchronous read (open, fstat, read, close) is a trip through libuv's thread pool. Sandbox
+ * root may put a FIFO or a huge file there: opened non-blocking, only a regular file is read, and
+ * only up to a bound.
+ */
+function readUserFile(path: string): { text: string; stats: BigIntStats } {
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
-    const st = fstatSync(fd);
-    if (!st.isFile() || st.size > maxUserFileBytes)
+    const stats = fstatSync(fd, { bigint: true });
+    if (!stats.isFile() || stats.size > BigInt(maxUserFileBytes))
       throw new EnvdError("internal", `${path} is not a regular file of at most 4 MiB`);
-    const buf = Buffer.allocUnsafe(st.size);
+    const buf = Buffer.allocUnsafe(Number(stats.size));
     let read = 0;
     while (read < buf.length) {
       const n = readSync(fd, buf, read, buf.length - read, read);
       if (n === 0) break;
       read += n;
     }
-    return buf.toString("utf8", 0, read);
+    return { text: buf.toString("utf8", 0, read), stats };
   } finally {
     closeSync(fd);
   }
 }
 
 function readPasswd(root: string): PasswdEntry[] {
-  const text = readUserFile(`${root}/etc/passwd`);
-  return parseColonFile(text).map(
+  return readColonFile(`${root}/etc/passwd`).map(
     ([name = "", , uid = "", gid = "", , home = "/", shell = ""]) => ({
       name,
       uid: Number(uid),
@@ -70,21 +114,21 @@ function readPasswd(root: string): PasswdEntry[] {
 
 function readGroups(root: string, user: PasswdEntry): number[] {
   const groups = new Set([user.gid]);
-  let text = "";
+  let rows: string[][];
   try {
-    text = readUserFile(`${root}/etc/group`);
+    rows = readColonFile(`${root}/etc/group`);
   } catch {
     return [...groups];
   }
-  for (const [, , gid = "", members = ""] of parseColonFile(text)) {
+  for (const [, , gid = "", members = ""] of rows) {
     if (members.split(",").includes(user.name)) groups.add(Number(gid));
   }
   return [...groups];
 }
 
 /**
- * Looks a user up by name (or numeric uid) in /etc/passwd and /etc/group. Read on every call:
- * users may be added inside a sandbox at any time, and the files are tiny.
+ * Looks a user up by name (or numeric uid) in /etc/passwd and /etc/group, as they are now: users
+ * may be added inside a sandbox at any time.
  */
 export async function lookupUser(nameOrUid: string, root = ""): Promise<UserInfo> {
   const entries = readPasswd(root);
