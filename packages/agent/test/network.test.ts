@@ -49,11 +49,19 @@ function node(ns: string | undefined, script: string, args: string[] = []): Chil
   return child;
 }
 
-/** A TCP server that answers with the peer address it sees; resolves once listening. */
-async function server(ns: string | undefined, host: string, port: number): Promise<ChildProcess> {
+/**
+ * A TCP server that answers with the peer address it sees (or runs `onConnection`, JS source);
+ * resolves once listening.
+ */
+async function server(
+  ns: string | undefined,
+  host: string,
+  port: number,
+  onConnection = '(s) => s.end("peer=" + s.remoteAddress)',
+): Promise<ChildProcess> {
   const child = node(
     ns,
-    `require("net").createServer((s) => s.end("peer=" + s.remoteAddress))
+    `require("net").createServer(${onConnection})
       .listen(+process.argv[2], process.argv[1], () => console.log("ready"))`,
     [host, String(port)],
   );
@@ -62,20 +70,6 @@ async function server(ns: string | undefined, host: string, port: number): Promi
     child.on("exit", (code) => reject(new Error(`server exited ${code}`)));
   });
   return child;
-}
-
-/** A TCP server that keeps every connection open and silent; resolves once listening. */
-async function holdingServer(ns: string, host: string, port: number): Promise<void> {
-  const child = node(
-    ns,
-    `require("net").createServer(() => {})
-      .listen(+process.argv[2], process.argv[1], () => console.log("ready"))`,
-    [host, String(port)],
-  );
-  await new Promise<void>((resolve, reject) => {
-    child.stdout?.on("data", (d: Buffer) => d.toString().includes("ready") && resolve());
-    child.on("exit", (code) => reject(new Error(`server exited ${code}`)));
-  });
 }
 
 /** The path MTU and segment sizes (`ss -ti`) of the TCP connection to `dst` seen from `ns`. */
@@ -343,8 +337,9 @@ for (const backend of ["nftables", "iptables"] as const) {
       it("talks to the host in 64 KiB packets and to the internet in Ethernet-sized ones", async () => {
         // A server in the sandbox, one outside; a connection held open to each while `ss` reads
         // the segment sizes TCP settled on (the host's to the sandbox, the sandbox's outward).
-        await holdingServer(c.netnsName, c.sandboxAddress, 49984);
-        await holdingServer(OUTSIDE_NS, OUTSIDE_ADDRESS, 8082);
+        // Servers that keep each connection open and silent.
+        await server(c.netnsName, c.sandboxAddress, 49984, "() => {}");
+        await server(OUTSIDE_NS, OUTSIDE_ADDRESS, 8082, "() => {}");
         const toSandbox = net.connect(49984, c.sandboxAddress);
         await new Promise((resolve, reject) =>
           toSandbox.once("connect", resolve).once("error", reject),

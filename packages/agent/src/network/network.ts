@@ -23,9 +23,10 @@ const NETNS_DIR = "/run/netns";
 const SYS_NET = "/sys/class/net";
 /**
  * The veth pair's MTU: traffic between the agent and its sandbox (envd calls, file transfers,
- * proxied ports) goes in 64 KiB packets, as on loopback, which halves the kernel's CPU per byte
- * against 1500. Beyond the host, the sandbox's default route keeps Ethernet's MTU, so its TCP
- * to the internet advertises and sends the segment size every network carries.
+ * proxied ports) goes in 64 KiB packets, as on loopback. A sender writing 1 MiB at a time spent
+ * half the CPU per byte it did at 1500 (64 KiB writes gain little). Beyond the host, the
+ * sandbox's default route keeps Ethernet's MTU, so its TCP to the internet advertises and sends
+ * the segment size every network carries.
  */
 const LINK_MTU = 65_535;
 const INTERNET_MTU = 1_500;
