@@ -12,6 +12,7 @@ import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
+import { Filesystem } from "@wrenn/proto/filesystem";
 import { Process } from "@wrenn/proto/process";
 import { build } from "esbuild";
 
@@ -119,7 +120,9 @@ async function writeCodeCache() {
 /** The first requests of a sandbox's life, against the envd on `port`. */
 async function warmUp(port) {
   const baseUrl = `http://127.0.0.1:${port}`;
-  const process = createClient(Process, createConnectTransport({ baseUrl, httpVersion: "1.1" }));
+  const transport = createConnectTransport({ baseUrl, httpVersion: "1.1" });
+  const process = createClient(Process, transport);
+  const filesystem = createClient(Filesystem, transport);
   const dir = await mkdtemp(join(tmpdir(), "envd-warm-up-"));
   try {
     // Twice: the second round goes over kept-alive connections, a path of its own.
@@ -133,6 +136,8 @@ async function warmUp(port) {
       const put = await fetch(url, { method: "POST", body, headers });
       const got = await fetch(url);
       if (!put.ok || (await got.text()) !== body) throw new Error(`files answered ${got.status}`);
+      // The Filesystem service, loaded on its first call.
+      await filesystem.listDir({ path: dir, depth: 1 });
     }
   } finally {
     await rm(dir, { recursive: true, force: true });

@@ -37,6 +37,33 @@ describe("envd server core", () => {
     }
   });
 
+  it("serves the Filesystem service from its first calls, several at once, as it loads", async () => {
+    const fresh = await startEnvd();
+    try {
+      const { createClient } = await import("@connectrpc/connect");
+      const { Filesystem } = await import("@wrenn/proto/filesystem");
+      // The first calls of envd's life, over both HTTP versions and with a command beside them.
+      const clients = (["1.1", "2"] as const).map((v) =>
+        createClient(Filesystem, fresh.transport(v)),
+      );
+      const [stats, run] = await Promise.all([
+        Promise.all(clients.flatMap((c) => [c.stat({ path: fresh.dir }), c.stat({ path: "/" })])),
+        new EventReader(fresh.process.start({ process: { cmd: "true" } })).toEnd(),
+      ]);
+      expect(stats.map((s) => s.entry?.path)).toEqual([fresh.dir, "/", fresh.dir, "/"]);
+      expect(run.end?.exitCode).toBe(0);
+      const unknown = await fetch(`${fresh.baseUrl}/filesystem.Filesystem/Nope`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: "{}",
+      });
+      expect(unknown.status).toBe(404);
+      expect(await unknown.json()).toMatchObject({ code: "not_found" });
+    } finally {
+      await fresh.stop();
+    }
+  });
+
   it("answers unknown routes and methods with JSON errors", async () => {
     const missing = await fetch(`${envd.baseUrl}/nope`);
     expect(missing.status).toBe(404);

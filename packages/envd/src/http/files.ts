@@ -7,14 +7,16 @@ import { pipeline } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import busboy from "busboy";
 import { EnvdError } from "../errors.js";
+// The helpers' own modules, not the folder's index: it would load the Filesystem service, which
+// envd loads only once a client first calls it.
 import {
   assertAccess,
   assertRemovable,
   ensureDirs,
   openChecked,
   openWritableDir,
-  resolvePath,
-} from "../filesystem/index.js";
+} from "../filesystem/access.js";
+import { resolvePath } from "../filesystem/paths.js";
 import { type UserInfo, userFromName } from "../user/index.js";
 import { type Request, type Response, requestUrl, sendError, sendJson } from "./respond.js";
 

@@ -1,10 +1,8 @@
 import { timingSafeEqual } from "node:crypto";
 import type { ConnectRouter } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { Filesystem } from "@wrenn/proto/filesystem";
 import { Process } from "@wrenn/proto/process";
 import { EnvdError } from "../errors.js";
-import { createFilesystemService } from "../filesystem/index.js";
 import { type HttpContext, handleHttp, type Response, sendError } from "../http/index.js";
 import { createProcessService } from "../process/index.js";
 import { launchStartCommand } from "../start/index.js";
@@ -44,6 +42,9 @@ function isHealthCheck(req: { method?: string | undefined; url?: string | undefi
   );
 }
 
+/** Where Connect routes the Filesystem service's calls. */
+const FILESYSTEM_PREFIX = "/filesystem.Filesystem/";
+
 /** envd: the Connect services and the HTTP routes, as one Node request handler. */
 export function createEnvd(options: EnvdOptions = {}): Envd {
   // Kept as a buffer: compared in constant time, never logged.
@@ -58,17 +59,31 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
     },
     startState,
   };
-  const filesystem = createFilesystemService();
-  const connect = connectNodeAdapter({
-    routes(router: ConnectRouter) {
-      router.service(Process, processes.service);
-      router.service(Filesystem, filesystem.service);
-    },
-    // connect-node's response type is a narrower view of the same Node objects.
-    fallback: (req, res) => void handleHttp(req, res as unknown as Response, ctx),
-    // Output and files cross loopback or a veth: compressing them costs more CPU than it saves.
-    acceptCompression: [],
-  });
+  const adapter = (routes: (router: ConnectRouter) => void) =>
+    connectNodeAdapter({
+      routes,
+      // connect-node's response type is a narrower view of the same Node objects.
+      fallback: (req, res) => void handleHttp(req, res as unknown as Response, ctx),
+      // Output and files cross loopback or a veth: compressing them costs more CPU than it saves.
+      acceptCompression: [],
+    });
+  const connect = adapter((router) => router.service(Process, processes.service));
+  // The Filesystem service (its descriptors, its handlers) is loaded on its first call: a tenth
+  // of envd's start-up CPU that a sandbox's first command does not wait for.
+  let filesystem: Promise<{ handle: RequestHandler; close(): Promise<void> }> | undefined;
+  const loadFilesystem = () => {
+    filesystem ??= Promise.all([
+      import("@wrenn/proto/filesystem"),
+      import("../filesystem/service.js"),
+    ]).then(([{ Filesystem }, { createFilesystemService }]) => {
+      const service = createFilesystemService();
+      return {
+        handle: adapter((router) => router.service(Filesystem, service.service)),
+        close: () => service.close(),
+      };
+    });
+    return filesystem;
+  };
   let answered = false;
   const handler: RequestHandler = (req, res) => {
     if (!answered) {
@@ -85,12 +100,19 @@ export function createEnvd(options: EnvdOptions = {}): Envd {
       sendError(res, new EnvdError("unauthenticated", "missing or wrong X-Access-Token"));
       return;
     }
+    if (req.url?.startsWith(FILESYSTEM_PREFIX)) {
+      loadFilesystem().then(
+        (fs) => fs.handle(req, res),
+        (err: unknown) => sendError(res, err),
+      );
+      return;
+    }
     connect(req, res);
   };
   return {
     handler,
     async close() {
-      await Promise.allSettled([processes.close(), filesystem.close()]);
+      await Promise.allSettled([processes.close(), filesystem?.then((fs) => fs.close())]);
     },
   };
 }
