@@ -266,10 +266,7 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
     });
     expect(await isSandboxAlive(proc)).toBe(true);
     expect(await isSandboxAlive({ ...proc, startTime: proc.startTime + 1 })).toBe(false);
-    const session = Number(
-      readFileSync(`/proc/${proc.pid}/stat`, "utf8").split(") ")[1]!.split(" ")[3],
-    );
-    expect(session).toBe(proc.pid);
+    expect(sessionOf(proc.pid)).toBe(proc.pid);
     let tree: number[] = [];
     for (let i = 0; i < 500 && tree.length < 4; i++) {
       tree = descendants(proc.pid);
@@ -358,7 +355,35 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
     console.log("launch latency (ms)", JSON.stringify(figures));
     expect(figures.launchSandbox.startP50).toBeGreaterThan(0);
   });
+
+  // Last: it ends this process's spawn helper.
+  it("starts from the spawn helper, not a fork of the agent, outlives it, and falls back to Node's spawn", async () => {
+    const stays = ["/bin/sh", "-c", 'printf 1 >&"$WRENN_ENVD_READY_FD"; exec sleep 60'];
+    const { proc } = await fx.launch({ ...common(), command: stays });
+    const helper = parentOf(proc.pid);
+    expect(helper).not.toBe(process.pid);
+    expect(readFileSync(`/proc/${helper}/comm`, "utf8").trim()).toBe("wrenn-spawn");
+    expect(await within(proc.ready)).toBe("ready");
+    // The agent going away takes its helper with it; the sandbox stays.
+    process.kill(helper, "SIGKILL");
+    await expect.poll(() => readProcStat(helper).then((s) => s?.state ?? "gone")).toMatch(/gone|Z/);
+    expect(await isSandboxAlive(proc)).toBe(true);
+    const { proc: second } = await fx.launch({ ...common(), command: stays });
+    expect(parentOf(second.pid)).toBe(process.pid);
+    expect(sessionOf(second.pid)).toBe(second.pid);
+    expect(await within(second.ready)).toBe("ready");
+    for (const p of [proc, second]) {
+      await killSandbox(p);
+      expect(await isSandboxAlive(p)).toBe(false);
+    }
+  });
 });
+
+function statFields(pid: number): string[] {
+  return readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+}
+const parentOf = (pid: number) => Number(statFields(pid)[1]);
+const sessionOf = (pid: number) => Number(statFields(pid)[3]);
 
 /** GET /health on 127.0.0.1:49983 inside a netns, retried while the server starts. */
 async function healthStatus(netnsPath: string): Promise<number> {

@@ -44,20 +44,29 @@ function agentEnv(): Record<string, string> {
 /**
  * Starts a host command with stdin, stdout and stderr piped; resolves once it runs, rejects as
  * Node's spawn does when it cannot (e.g. `spawn nft ENOENT`). It runs in a session of its own
- * when the helper started it.
+ * when the helper started it, and always when `detached`: a process meant to outlive the agent
+ * (a sandbox), whose exit nobody awaits and which never holds the agent's event loop. `env`
+ * replaces the agent's own environment.
  */
-export async function startHostCommand(file: string, args: readonly string[]): Promise<PipeChild> {
+export async function startHostCommand(
+  file: string,
+  args: readonly string[],
+  options: { env?: Record<string, string>; detached?: boolean } = {},
+): Promise<PipeChild> {
+  const env = options.env ?? agentEnv();
+  const detached = options.detached === true;
   const fast = spawnHelper();
   // The helper changes into the directory by name; a Node spawn inherits even a removed one.
   const cwd = fast && currentDir();
   if (fast && cwd) {
     try {
-      return await fast.spawn({ file, args: [...args], cwd, env: agentEnv(), stdin: true });
+      return await fast.spawn({ file, args: [...args], cwd, env, stdin: true, detached });
     } catch (err) {
       if (!(err instanceof HelperUnavailable)) throw err;
     }
   }
-  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"] });
+  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env, detached });
+  if (detached) child.unref();
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
     child.once("error", reject);

@@ -1,10 +1,12 @@
-import { spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { closeSync, openSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
-import type { Writable } from "node:stream";
+import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
+import type { PipeChild } from "@wrenn/envd";
 import { AgentError } from "../errors.js";
+import { startHostCommand } from "../host/spawner.js";
 import { childPids, readProcStat } from "./proc.js";
 import { seccompFilterBytes } from "./seccomp.js";
 
@@ -41,9 +43,13 @@ export const SANDBOX_OOM_SCORE_ADJ = 200;
 
 // Runs as the sandbox's future first process: joins the cgroups by writing its own pid, sets
 // its OOM score, then execs (same pid) setpriv twice (bounding set), nsenter (netns) and bwrap.
-// So nothing of the sandbox ever runs outside its cgroup.
-// $1 = number of cgroup.procs files, the files, then argv.
-const JOIN_CGROUPS_AND_EXEC = `echo ${SANDBOX_OOM_SCORE_ADJ} > /proc/self/oom_score_adj ||
+// So nothing of the sandbox ever runs outside its cgroup. First it lays out bwrap's descriptors
+// from what it was started with: the seccomp program (a file) on 3, its stdin (the environment,
+// a pipe) on 4, its stdout (the agent's ready pipe) on 5; its own stdio then go to the log.
+// $1 = log file, $2 = seccomp program, $3 = number of cgroup.procs files, the files, then argv.
+const JOIN_CGROUPS_AND_EXEC = `exec 3<"$2" 4<&0 5>&1 </dev/null >>"$1" 2>&1 || exit 125
+shift 2
+echo ${SANDBOX_OOM_SCORE_ADJ} > /proc/self/oom_score_adj ||
   { echo "wrenn-launch: cannot set oom_score_adj" >&2; exit 125; }
 n=$1; shift
 while [ "$n" -gt 0 ]; do
@@ -67,7 +73,10 @@ export interface LaunchSandboxOptions {
   envs?: Readonly<Record<string, string>>;
   /** Set after `envs`, so they cannot be overridden (envd's access token). */
   secretEnvs?: Readonly<Record<string, string>>;
-  /** stdout and stderr of the sandbox's first process (appended). */
+  /**
+   * stdout and stderr of the sandbox's first process (appended), in a directory of the sandbox's
+   * own on the host: its seccomp program is written beside it.
+   */
   logFile: string;
   /** Defaults to ENVD_COMMAND. */
   command?: readonly string[];
@@ -166,7 +175,9 @@ function bwrapArgs(
 /**
  * Starts a sandbox: bwrap in new PID, mount, IPC, UTS and cgroup namespaces, inside the given
  * netns and cgroups, with capabilities dropped, no_new_privs and the seccomp filter. The process
- * is detached (own session, no tie to the agent) so the sandbox survives an agent restart.
+ * is detached (own session, no tie to the agent) so the sandbox survives an agent restart. It is
+ * started like any host command (by the spawn helper when there is one: no fork of the agent),
+ * with the descriptors bwrap and envd need made by its first step (JOIN_CGROUPS_AND_EXEC).
  */
 export async function launchSandbox(opts: LaunchSandboxOptions): Promise<LaunchedSandbox> {
   const seccompFd = 3;
@@ -176,10 +187,20 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
     ...opts,
     secretEnvs: { ...opts.secretEnvs, [ENVD_READY_FD_ENV]: String(readyFd) },
   });
+  // Beside the log, in the sandbox's root-only directory on the host (nothing in it is secret),
+  // written whole under another name first: a launch beside it may be reading it.
+  const seccompFile = join(dirname(opts.logFile), "seccomp.bpf");
+  const written = `${seccompFile}.${randomBytes(6).toString("hex")}`;
+  await writeFile(written, seccompFilterBytes(), { mode: 0o600 });
+  await rename(written, seccompFile);
+  // Made root-only before the launch appends to it.
+  closeSync(openSync(opts.logFile, "a", 0o600));
   const argv = [
     "-c",
     JOIN_CGROUPS_AND_EXEC,
     "wrenn-launch",
+    opts.logFile,
+    seccompFile,
     String(opts.cgroupProcsFiles.length),
     ...opts.cgroupProcsFiles,
     ...(await boundingSetDrop()),
@@ -188,42 +209,34 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
     "bwrap",
     ...bwrapArgs(opts, seccompFd, envArgsFd),
   ];
-  const logFd = openSync(opts.logFile, "a", 0o600);
-  let child: ReturnType<typeof spawn>;
+  let child: PipeChild;
   try {
-    child = spawn("/bin/sh", argv, {
-      detached: true,
-      stdio: ["ignore", logFd, logFd, "pipe", "pipe", "pipe"],
+    child = await startHostCommand("/bin/sh", argv, {
       env: { PATH: process.env.PATH ?? "/usr/sbin:/usr/bin:/sbin:/bin" },
+      detached: true,
     });
-  } finally {
-    closeSync(logFd);
+  } catch (err) {
+    throw new AgentError("internal", `sandbox ${opts.sandboxId}: launch failed`, { cause: err });
   }
-  const spawned = await new Promise<number>((resolve, reject) => {
-    child.once("spawn", () => resolve(child.pid!));
-    child.once("error", (err) =>
-      reject(
-        new AgentError("internal", `sandbox ${opts.sandboxId}: launch failed`, { cause: err }),
-      ),
-    );
-  });
-  child.unref();
-  // bwrap reads the program from fd 3 until EOF, then closes it.
-  const filter = child.stdio[3] as Writable;
-  filter.on("error", () => {}); // bwrap exited early: its log says why.
-  filter.end(seccompFilterBytes());
-  const envPipe = child.stdio[4] as Writable;
-  envPipe.on("error", () => {});
-  envPipe.end(env);
-  // Node types stdio up to fd 4; fd 5 is there all the same.
-  const ready = readySignal((child.stdio as readonly unknown[])[readyFd] as Socket);
+  const pid = child.pid as number;
+  // What the shell says before its stderr goes to the log (it could not open a descriptor).
+  const early: Buffer[] = [];
+  const stderr = child.stderr as Socket;
+  stderr.unref();
+  stderr.on("data", (chunk: Buffer) => early.push(chunk));
+  stderr.on("error", () => {});
+  // bwrap reads its environment from fd 4 until EOF. A launch that failed early cannot read it.
+  child.stdin?.on("error", () => {});
+  child.stdin?.end(env);
+  const ready = readySignal(child.stdout as Socket);
 
-  const stat = await readProcStat(spawned);
+  const stat = await readProcStat(pid);
   if (!stat || stat.state === "Z") {
     const log = await readFile(opts.logFile, "utf8").catch(() => "");
-    throw new AgentError("internal", `sandbox ${opts.sandboxId} exited at launch: ${log.trim()}`);
+    const said = `${Buffer.concat(early).toString()}${log}`.trim();
+    throw new AgentError("internal", `sandbox ${opts.sandboxId} exited at launch: ${said}`);
   }
-  return { pid: spawned, startTime: stat.startTime, ready };
+  return { pid, startTime: stat.startTime, ready };
 }
 
 /**

@@ -25,9 +25,11 @@ export interface PipeChild {
 
 /**
  * What the helper needs to start one process (see native/spawn-helper.c): a plan whose uid, gid
- * and groups are all set or none (envd's own kept), and whether stdin is a pipe.
+ * and groups are all set or none (envd's own kept), and whether stdin is a pipe. A `detached`
+ * process is meant to outlive its starter (a sandbox, started by the agent): its exit is not
+ * reported and never holds the starter's event loop.
  */
-export type HelperSpawn = SpawnPlan & { stdin: boolean };
+export type HelperSpawn = SpawnPlan & { stdin: boolean; detached?: boolean };
 
 /** The helper is gone or never ran: the caller spawns with Node instead. */
 export class HelperUnavailable extends Error {}
@@ -236,7 +238,7 @@ export class SpawnHelper {
     }
     // 'P': id, pid, stdin, stdout, stderr (the helper's fds, held until our release).
     try {
-      waiter.resolve(this.adopt(a, b, c, d, e, waiter.req.stdin));
+      waiter.resolve(this.adopt(a, b, c, d, e, waiter.req));
     } catch (err) {
       waiter.reject(err as Error);
     }
@@ -248,14 +250,14 @@ export class SpawnHelper {
     inFd: number,
     outFd: number,
     errFd: number,
-    withStdin: boolean,
+    req: HelperSpawn,
   ): HelperChild {
     const helperPid = this.proc.pid!;
     try {
       const stdout = new Socket({ fd: openHelperFd(helperPid, outFd, false), writable: false });
       const stderr = new Socket({ fd: openHelperFd(helperPid, errFd, false), writable: false });
       let stdin: Writable | null = null;
-      if (withStdin) {
+      if (req.stdin) {
         try {
           stdin = new Socket({ fd: openHelperFd(helperPid, inFd, true), readable: false });
         } catch (err) {
@@ -265,7 +267,8 @@ export class SpawnHelper {
         }
       }
       const child = new HelperChild(pid, stdin, stdout, stderr);
-      this.children.set(pid, child);
+      // The helper reaps a detached process too; its exit record then names no child here.
+      if (!req.detached) this.children.set(pid, child);
       this.holdWhileWaiting();
       return child;
     } finally {
