@@ -20,7 +20,8 @@ export class CommandError extends AgentError {
 }
 
 /**
- * Runs a host tool (ip, nft, mount, losetup, mkfs…) without a shell, feeding `input` on stdin.
+ * Runs a host tool (ip, nft, mount, losetup, mkfs…) without a shell, feeding `input` on stdin
+ * (without it, stdin is /dev/null).
  * Rejects with CommandError on a non-zero exit or a spawn failure (e.g. the tool is missing), and
  * after `timeoutMs` (the tool is killed).
  */
@@ -32,7 +33,8 @@ export async function runCommand(
   const command = [file, ...args].join(" ");
   let child: PipeChild;
   try {
-    child = await startHostCommand(file, args);
+    // Without input, stdin is /dev/null: no pipe to open and close.
+    child = await startHostCommand(file, args, { stdin: options.input !== undefined });
   } catch (cause) {
     throw new CommandError(command, null, (cause as Error).message, { cause });
   }
@@ -55,7 +57,7 @@ export async function runCommand(
     // A tool that exits before reading its stdin makes the write fail with EPIPE; the exit code
     // already says what went wrong.
     child.stdin?.on("error", () => {});
-    child.stdin?.end(options.input ?? "");
+    child.stdin?.end(options.input);
   });
 }
 

@@ -42,30 +42,36 @@ function agentEnv(): Record<string, string> {
 }
 
 /**
- * Starts a host command with stdin, stdout and stderr piped; resolves once it runs, rejects as
- * Node's spawn does when it cannot (e.g. `spawn nft ENOENT`). It runs in a session of its own
- * when the helper started it, and always when `detached`: a process meant to outlive the agent
- * (a sandbox), whose exit nobody awaits and which never holds the agent's event loop. `env`
- * replaces the agent's own environment.
+ * Starts a host command with stdout and stderr piped, and stdin too unless `stdin` is false
+ * (it reads /dev/null then); resolves once it runs, rejects as Node's spawn does when it cannot
+ * (e.g. `spawn nft ENOENT`). It runs in a session of its own when the helper started it, and
+ * always when `detached`: a process meant to outlive the agent (a sandbox), whose exit nobody
+ * awaits and which never holds the agent's event loop. `env` replaces the agent's own
+ * environment.
  */
 export async function startHostCommand(
   file: string,
   args: readonly string[],
-  options: { env?: Record<string, string>; detached?: boolean } = {},
+  options: { env?: Record<string, string>; detached?: boolean; stdin?: boolean } = {},
 ): Promise<PipeChild> {
   const env = options.env ?? agentEnv();
   const detached = options.detached === true;
+  const stdin = options.stdin !== false;
   const fast = spawnHelper();
   // The helper changes into the directory by name; a Node spawn inherits even a removed one.
   const cwd = fast && currentDir();
   if (fast && cwd) {
     try {
-      return await fast.spawn({ file, args: [...args], cwd, env, stdin: true, detached });
+      return await fast.spawn({ file, args: [...args], cwd, env, stdin, detached });
     } catch (err) {
       if (!(err instanceof HelperUnavailable)) throw err;
     }
   }
-  const child = spawn(file, args, { stdio: ["pipe", "pipe", "pipe"], env, detached });
+  const child = spawn(file, args, {
+    stdio: [stdin ? "pipe" : "ignore", "pipe", "pipe"],
+    env,
+    detached,
+  });
   if (detached) child.unref();
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
