@@ -279,6 +279,18 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
     await killSandbox(proc); // already dead: a no-op
   });
 
+  it("says why it could not start: in its log, or in the launch's error if it is gone at once", async () => {
+    const cgroup = join(fx.dir, "no-such-cgroup", "cgroup.procs");
+    const said = await fx.launch({ ...common(), cgroupProcsFiles: [cgroup] }).then(
+      async ({ proc, logFile }) => {
+        await waitForExit(proc);
+        return readFileSync(logFile, "utf8");
+      },
+      (err: Error) => err.message,
+    );
+    expect(said).toContain(`wrenn-launch: cannot join cgroup ${cgroup}`);
+  });
+
   it("refuses bad environment names", async () => {
     await expect(fx.launch({ ...common(), envs: { "A=B": "x" } })).rejects.toMatchObject({
       code: "invalid_argument",

@@ -232,6 +232,8 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
 
   const stat = await readProcStat(pid);
   if (!stat || stat.state === "Z") {
+    // Gone already: its stderr pipe has ended or is about to, so what it said is read whole.
+    await Promise.race([new Promise((resolve) => stderr.once("close", resolve)), sleep(1_000)]);
     const log = await readFile(opts.logFile, "utf8").catch(() => "");
     const said = `${Buffer.concat(early).toString()}${log}`.trim();
     throw new AgentError("internal", `sandbox ${opts.sandboxId} exited at launch: ${said}`);
