@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from "node:child_process";
-import { existsSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readFileSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -289,6 +289,25 @@ describe("launchSandbox (real bwrap, namespaces, seccomp; needs root)", () => {
       (err: Error) => err.message,
     );
     expect(said).toContain(`wrenn-launch: cannot join cgroup ${cgroup}`);
+  });
+
+  it("writes its seccomp program once (root-only), and again only if the file went away", async () => {
+    const quick = ["/bin/sh", "-c", "true"];
+    const file = join(fx.dir, "seccomp.bpf");
+    await fx.launch({ ...common(), command: quick });
+    const first = statSync(file);
+    expect(first.mode & 0o777).toBe(0o600);
+    expect(readFileSync(file).equals(seccompFilterBytes())).toBe(true);
+    await fx.launch({ ...common(), command: quick });
+    expect(statSync(file).ino).toBe(first.ino);
+    rmSync(file);
+    const { proc, logFile } = await fx.launch({
+      ...common(),
+      command: ["/bin/sh", "-c", 'printf 1 >&"$WRENN_ENVD_READY_FD"; exec sleep 60'],
+    });
+    expect(await within(proc.ready)).toBe("ready");
+    expect(readFileSync(file).equals(seccompFilterBytes())).toBe(true);
+    expect(readFileSync(logFile, "utf8")).toBe("");
   });
 
   it("refuses bad environment names", async () => {

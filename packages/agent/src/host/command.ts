@@ -33,7 +33,6 @@ export async function runCommand(
   const command = [file, ...args].join(" ");
   let child: PipeChild;
   try {
-    // Without input, stdin is /dev/null: no pipe to open and close.
     child = await startHostCommand(file, args, { stdin: options.input !== undefined });
   } catch (cause) {
     throw new CommandError(command, null, (cause as Error).message, { cause });

@@ -1,4 +1,5 @@
 import { spawn } from "node:child_process";
+import type { Socket } from "node:net";
 import { HelperUnavailable, type PipeChild, SpawnHelper, spawnHelperPath } from "@wrenn/envd";
 import { createLogger } from "../logger/index.js";
 
@@ -72,7 +73,10 @@ export async function startHostCommand(
     env,
     detached,
   });
-  if (detached) child.unref();
+  if (detached) {
+    child.unref();
+    for (const s of [child.stdin, child.stdout, child.stderr]) (s as Socket | null)?.unref();
+  }
   await new Promise<void>((resolve, reject) => {
     child.once("spawn", resolve);
     child.once("error", reject);

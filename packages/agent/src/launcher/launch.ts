@@ -1,8 +1,7 @@
 import { randomBytes } from "node:crypto";
-import { closeSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync } from "node:fs";
 import { readFile, rename, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
-import { dirname, join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PipeChild } from "@wrenn/envd";
 import { AgentError } from "../errors.js";
@@ -73,11 +72,13 @@ export interface LaunchSandboxOptions {
   envs?: Readonly<Record<string, string>>;
   /** Set after `envs`, so they cannot be overridden (envd's access token). */
   secretEnvs?: Readonly<Record<string, string>>;
-  /**
-   * stdout and stderr of the sandbox's first process (appended), in a directory of the sandbox's
-   * own on the host: its seccomp program is written beside it.
-   */
+  /** stdout and stderr of the sandbox's first process (appended). */
   logFile: string;
+  /**
+   * Where the seccomp program is kept for bwrap to read, in a root-only directory of the agent's:
+   * written by the first launch of this process that names it, then read by every launch.
+   */
+  seccompFile: string;
   /** Defaults to ENVD_COMMAND. */
   command?: readonly string[];
 }
@@ -187,12 +188,7 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
     ...opts,
     secretEnvs: { ...opts.secretEnvs, [ENVD_READY_FD_ENV]: String(readyFd) },
   });
-  // Beside the log, in the sandbox's root-only directory on the host (nothing in it is secret),
-  // written whole under another name first: a launch beside it may be reading it.
-  const seccompFile = join(dirname(opts.logFile), "seccomp.bpf");
-  const written = `${seccompFile}.${randomBytes(6).toString("hex")}`;
-  await writeFile(written, seccompFilterBytes(), { mode: 0o600 });
-  await rename(written, seccompFile);
+  await writeSeccompFile(opts.seccompFile);
   // Made root-only before the launch appends to it.
   closeSync(openSync(opts.logFile, "a", 0o600));
   const argv = [
@@ -200,7 +196,7 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
     JOIN_CGROUPS_AND_EXEC,
     "wrenn-launch",
     opts.logFile,
-    seccompFile,
+    opts.seccompFile,
     String(opts.cgroupProcsFiles.length),
     ...opts.cgroupProcsFiles,
     ...(await boundingSetDrop()),
@@ -222,7 +218,6 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
   // What the shell says before its stderr goes to the log (it could not open a descriptor).
   const early: Buffer[] = [];
   const stderr = child.stderr as Socket;
-  stderr.unref();
   stderr.on("data", (chunk: Buffer) => early.push(chunk));
   stderr.on("error", () => {});
   // bwrap reads its environment from fd 4 until EOF. A launch that failed early cannot read it.
@@ -241,12 +236,38 @@ export async function launchSandbox(opts: LaunchSandboxOptions): Promise<Launche
   return { pid, startTime: stat.startTime, ready };
 }
 
+/** Each path this process wrote the seccomp program to, and that write. */
+const seccompWrites = new Map<string, Promise<void>>();
+
 /**
- * The first byte on the ready pipe, or its end. The agent's end is closed then, and never keeps
- * the agent's event loop alive: a sandbox may run for days.
+ * The seccomp program written whole (under another name, then renamed) once per path and
+ * process: it is the same for every sandbox, and a launch may be reading the file meanwhile. A
+ * file from an earlier agent (perhaps another program) is replaced by this process's first
+ * launch; one that went away since (its directory was cleared) is written again.
+ */
+async function writeSeccompFile(path: string): Promise<void> {
+  const earlier = seccompWrites.get(path);
+  if (
+    earlier &&
+    (await earlier.then(
+      () => existsSync(path),
+      () => false,
+    ))
+  )
+    return;
+  const temp = `${path}.${randomBytes(6).toString("hex")}`;
+  const write = writeFile(temp, seccompFilterBytes(), { mode: 0o600 }).then(() =>
+    rename(temp, path),
+  );
+  seccompWrites.set(path, write);
+  await write;
+}
+
+/**
+ * The first byte on the ready pipe, or its end. The agent's end is closed then (a detached
+ * launch's pipes never keep the agent's event loop alive: a sandbox may run for days).
  */
 function readySignal(pipe: Socket): Promise<void> {
-  pipe.unref();
   return new Promise((resolve) => {
     const done = () => {
       pipe.destroy();

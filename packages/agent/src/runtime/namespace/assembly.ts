@@ -123,6 +123,7 @@ export async function buildSandbox(
         // itself): they go to the processes it starts, by /init below, as when claiming.
         secretEnvs: { WRENN_ENVD_ACCESS_TOKEN: accessToken },
         logFile: join(sandboxDir, "envd.log"),
+        seccompFile: join(ns.opts.agentDir, "seccomp.bpf"),
       }),
     );
     rollback.add(() => killSandbox(proc));
