@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
 import type { AddressInfo, Socket } from "node:net";
@@ -17,6 +18,7 @@ import { idleClosedBy } from "./fixtures/idle-close.js";
 // without buffering, errors as JSON, activity reported.
 const GiB = 2 ** 30;
 const chunk = Buffer.alloc(2 ** 20, 7);
+const randomBodies = new Map(["a", "b", "c"].map((name) => [name, randomBytes(8 * 2 ** 20)]));
 
 function zeros(total: number): Readable {
   let sent = 0;
@@ -46,6 +48,9 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       if (url.pathname === "/download") {
         res.writeHead(200, { "content-type": "application/octet-stream" });
         zeros(Number(url.searchParams.get("bytes"))).pipe(res);
+      } else if (url.pathname === "/random") {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.end(randomBodies.get(url.searchParams.get("name") ?? ""));
       } else if (url.pathname === "/upload") {
         let n = 0;
         req.on("data", (c: Buffer) => {
@@ -195,6 +200,37 @@ describe("envd proxy", { timeout: 120_000 }, () => {
         headers: { connection: "Upgrade", upgrade: "websocket" },
       }),
     ).toBeUndefined();
+  });
+
+  it("reads envd's answers in pieces larger than 64 KiB, whole and unmixed across connections", async () => {
+    // Two at once (each read goes through the one shared read buffer), then one on a kept-alive
+    // connection. Each answer is held a moment first, so the kernel has more than 64 KiB queued.
+    const download = async (name: string) => {
+      const req = proxy.request(`/sandboxes/sb1/envd/random?name=${name}`, {
+        method: "GET",
+        headers: {},
+      });
+      if (!req) throw new Error("no in-process request for a running sandbox");
+      req.end();
+      const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+        req.once("response", resolve);
+        req.once("error", reject);
+      });
+      res.pause();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const chunks: Buffer[] = [];
+      for await (const piece of res) chunks.push(piece as Buffer);
+      return chunks;
+    };
+    const both = await Promise.all([download("a"), download("b")]);
+    const after = await download("c");
+    for (const [name, chunks] of [
+      ...both.map((c, i) => [["a", "b"][i]!, c] as const),
+      ["c", after] as const,
+    ]) {
+      expect(Buffer.concat(chunks).equals(randomBodies.get(name)!)).toBe(true);
+      expect(Math.max(...chunks.map((c) => c.length))).toBeGreaterThan(64 * 1024);
+    }
   });
 
   it("answers unknown, paused and malformed sandboxes with JSON errors", async () => {

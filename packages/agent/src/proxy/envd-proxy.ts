@@ -8,6 +8,7 @@ import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
 import { corkEachTurn } from "./cork.js";
+import { LargeReadAgent } from "./large-reads.js";
 import { refuseUpgrade, tunnelUpgrade } from "./upgrade-tunnel.js";
 
 export type ProxyRequest = http.IncomingMessage | Http2ServerRequest;
@@ -65,7 +66,7 @@ export const FORWARDED_AUTHORIZATION_HEADER = "x-wrenn-authorization";
  * connections.
  */
 export class EnvdProxy {
-  private readonly agent = new http.Agent({
+  private readonly agent = new LargeReadAgent({
     keepAlive: true,
     // Small writes (stream events, unary calls) must not wait on Nagle + delayed ACK.
     noDelay: true,
