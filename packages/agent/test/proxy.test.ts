@@ -1,7 +1,7 @@
 import { randomBytes } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
-import type { AddressInfo, Socket } from "node:net";
+import net, { type AddressInfo, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -230,6 +230,33 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     ]) {
       expect(Buffer.concat(chunks).equals(randomBodies.get(name)!)).toBe(true);
       expect(Math.max(...chunks.map((c) => c.length))).toBeGreaterThan(64 * 1024);
+    }
+  });
+
+  it("answers a hostile envd's header flood or garbage with a JSON 502, and goes on serving", async () => {
+    // Read a megabyte at a time, a flood arrives whole in one read: the parser must still refuse it.
+    const hostile = net.createServer((socket) => {
+      socket.on("error", () => {});
+      socket.once("data", (head: Buffer) => {
+        if (head.includes("GET /flood")) {
+          socket.write(`HTTP/1.1 200 OK\r\nx-junk: ${"a".repeat(4 * 2 ** 20)}`);
+        } else socket.write(Buffer.alloc(2 * 2 ** 20));
+      });
+    });
+    await new Promise<void>((resolve) => hostile.listen(0, "127.0.0.1", resolve));
+    const { port } = hostile.address() as AddressInfo;
+    sandboxes.set("sb3", { ...sandboxes.get("sb1")!, id: "sb3", envdAddress: `127.0.0.1:${port}` });
+    try {
+      for (const path of ["flood", "garbage"]) {
+        const res = await fetch(`${agent.url}/sandboxes/sb3/envd/${path}`);
+        expect(res.status).toBe(502);
+        expect(await res.json()).toMatchObject({ code: "unavailable" });
+      }
+      const res = await fetch(`${agent.url}/sandboxes/sb1/envd/rpc`);
+      expect(await res.json()).toEqual({ path: "/rpc", method: "GET" });
+    } finally {
+      sandboxes.delete("sb3");
+      await new Promise((resolve) => hostile.close(resolve));
     }
   });
 
