@@ -4,6 +4,9 @@ import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Readable } from "node:stream";
+import { createClient } from "@connectrpc/connect";
+import { Filesystem } from "@wrenn/proto/filesystem";
+import { Process } from "@wrenn/proto/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envdBundlePath } from "../src/paths.js";
 import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
@@ -25,8 +28,6 @@ describe("envd server core", () => {
   });
 
   it("serves Connect over HTTP/1.1 and cleartext HTTP/2 on the same port", async () => {
-    const { createClient } = await import("@connectrpc/connect");
-    const { Process } = await import("@wrenn/proto/process");
     for (const version of ["1.1", "2"] as const) {
       const client = createClient(Process, envd.transport(version));
       const out = await new EventReader(
@@ -40,8 +41,6 @@ describe("envd server core", () => {
   it("serves the Filesystem service from its first calls, several at once, as it loads", async () => {
     const fresh = await startEnvd();
     try {
-      const { createClient } = await import("@connectrpc/connect");
-      const { Filesystem } = await import("@wrenn/proto/filesystem");
       // The first calls of envd's life, over both HTTP versions and with a command beside them.
       const clients = [fresh.filesystem, createClient(Filesystem, fresh.transport("2"))];
       const [stats, run] = await Promise.all([

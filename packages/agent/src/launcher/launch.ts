@@ -1,6 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, existsSync, openSync } from "node:fs";
-import { readFile, rename, writeFile } from "node:fs/promises";
+import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { PipeChild } from "@wrenn/envd";
@@ -246,19 +246,19 @@ const seccompWrites = new Map<string, Promise<void>>();
  * launch; one that went away since (its directory was cleared) is written again.
  */
 async function writeSeccompFile(path: string): Promise<void> {
-  const earlier = seccompWrites.get(path);
-  if (
-    earlier &&
-    (await earlier.then(
-      () => existsSync(path),
-      () => false,
-    ))
-  )
-    return;
-  const temp = `${path}.${randomBytes(6).toString("hex")}`;
-  const write = writeFile(temp, seccompFilterBytes(), { mode: 0o600 }).then(() =>
-    rename(temp, path),
+  const written = await seccompWrites.get(path)?.then(
+    () => true,
+    () => false,
   );
+  if (written && existsSync(path)) return;
+  const temp = `${path}.${randomBytes(6).toString("hex")}`;
+  const write = writeFile(temp, seccompFilterBytes(), { mode: 0o600 })
+    .then(() => rename(temp, path))
+    // A failed write leaves no half file behind; the next launch tries again.
+    .catch(async (err: unknown) => {
+      await rm(temp, { force: true });
+      throw err;
+    });
   seccompWrites.set(path, write);
   await write;
 }

@@ -269,7 +269,7 @@ export class SpawnHelper {
       const child = new HelperChild(pid, stdin, stdout, stderr);
       // The helper reaps a detached process too; its exit record then names no child here, and
       // its pipes, read or written as long as the caller likes, keep nobody's event loop alive.
-      if (req.detached) for (const s of [stdout, stderr, stdin]) (s as Socket | null)?.unref?.();
+      if (req.detached) for (const s of [stdout, stderr, stdin]) (s as Socket | null)?.unref();
       else this.children.set(pid, child);
       this.holdWhileWaiting();
       return child;
