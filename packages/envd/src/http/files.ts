@@ -18,13 +18,14 @@ import {
 } from "../filesystem/access.js";
 import { resolvePath } from "../filesystem/paths.js";
 import { type UserInfo, userFromName } from "../user/index.js";
+import { FileSink } from "./file-sink.js";
 import { type Request, type Response, requestUrl, sendError, sendJson } from "./respond.js";
 
 /** Parts one upload may carry. */
 const maxParts = 1000;
 /**
- * Buffer per transfer: big enough that parsing (or the socket) and the disk overlap instead of
- * taking turns per 64 KiB chunk, small enough that memory stays flat.
+ * Read buffer per download: big enough that the disk and the socket overlap instead of taking
+ * turns per 64 KiB, small enough that memory stays flat.
  */
 const chunkBytes = 1024 * 1024;
 
@@ -115,8 +116,8 @@ async function writeInto(
       await file.close();
       throw err;
     }
-    // The write stream owns (and closes) the handle.
-    await pipeline(body, file.createWriteStream({ highWaterMark: chunkBytes }));
+    // The sink owns (and closes) the handle.
+    await pipeline(body, new FileSink(file));
     await rename(temp, target);
   } catch (err) {
     await unlink(temp).catch(() => {});

@@ -1,0 +1,94 @@
+import { type ChildProcess, execFileSync, spawn } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { fstatSync } from "node:fs";
+import { mkdtemp, open, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { FileSink } from "../src/http/file-sink.js";
+
+const KiB = 1024;
+
+/** The longest the event loop went without turning while `work` ran, in ms. */
+async function longestStall(work: () => Promise<unknown>): Promise<number> {
+  let last = performance.now();
+  let longest = 0;
+  const tick = setInterval(() => {
+    const now = performance.now();
+    longest = Math.max(longest, now - last);
+    last = now;
+  }, 5);
+  try {
+    await work();
+  } finally {
+    clearInterval(tick);
+  }
+  return Math.max(longest, performance.now() - last);
+}
+
+describe("FileSink", () => {
+  let dir: string;
+  let reader: ChildProcess | undefined;
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), "wrenn-file-sink-"));
+  });
+  afterEach(async () => {
+    reader?.kill("SIGKILL");
+    reader = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it("writes every chunk in order and closes the file", async () => {
+    const chunks = [0, 1, 7, 64 * KiB, 1, 1024 * KiB, 3 * KiB + 5, 0, 200 * KiB].map((n) =>
+      randomBytes(n),
+    );
+    const path = join(dir, "out.bin");
+    const file = await open(path, "wx");
+    await pipeline(Readable.from(chunks), new FileSink(file));
+    expect((await readFile(path)).equals(Buffer.concat(chunks))).toBe(true);
+    expect(() => fstatSync(file.fd)).toThrow();
+  });
+
+  it("fails on a write error and still closes the file", async () => {
+    const path = join(dir, "read-only.bin");
+    await writeFile(path, "");
+    const file = await open(path, "r");
+    const fd = file.fd;
+    await expect(pipeline(Readable.from([randomBytes(KiB)]), new FileSink(file))).rejects.toThrow(
+      /EBADF/,
+    );
+    expect(() => fstatSync(fd)).toThrow(/EBADF/);
+  });
+
+  // A FIFO stands in for a disk that holds its writer back: its reader (another process) sleeps
+  // before the first read and again before the rest. The first blocked write runs on the event
+  // loop and is slow, so the second waits in the thread pool while the loop keeps turning.
+  it("after one slow write, writes off the event loop", { timeout: 20_000 }, async () => {
+    const fifo = join(dir, "disk");
+    execFileSync("mkfifo", [fifo]);
+    const chunk = 256 * KiB;
+    reader = spawn(
+      "sh",
+      ["-c", `exec <"$0"; sleep 0.5; head -c ${chunk} >/dev/null; sleep 1.5; cat >/dev/null`, fifo],
+      { stdio: "ignore" },
+    );
+    const file = await open(fifo, "w");
+    const sink = new FileSink(file);
+    const write = (bytes: number) =>
+      new Promise<void>((resolve, reject) =>
+        sink.write(randomBytes(bytes), (err) => (err ? reject(err) : resolve())),
+      );
+
+    const first = await longestStall(() => write(chunk));
+    const second = await longestStall(() => write(chunk));
+    sink.end();
+    await new Promise((resolve) => sink.once("close", resolve));
+
+    // The setup holds writers back: the first write blocked the loop for the reader's sleep.
+    expect(first).toBeGreaterThan(300);
+    // The second waited as long for the reader, with the loop free.
+    expect(second).toBeLessThan(300);
+  });
+});
