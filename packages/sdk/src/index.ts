@@ -45,6 +45,7 @@ export {
   ConflictError,
   ConnectionError,
   InvalidArgumentError,
+  NotEnoughSpaceError,
   NotFoundError,
   RateLimitError,
   SandboxError,

@@ -38,6 +38,8 @@ describe("the wire table", () => {
     [{ status: 503, code: "unavailable", inSandbox: true }, src.SandboxError],
     [{ status: 504, code: "timeout" }, src.TimeoutError],
     [{ status: 429, code: "resource_exhausted", retryAfterMs: 1500 }, src.RateLimitError],
+    [{ status: 507, code: "insufficient_storage" }, src.NotEnoughSpaceError],
+    [{ status: 507 }, src.NotEnoughSpaceError],
     [{ status: 404 }, src.NotFoundError],
     [{ status: 500, code: "internal" }, src.WrennError],
   ] as const)("%o → %o", (wire, cls) => {
@@ -61,7 +63,12 @@ describe("ApiClient retry policy", () => {
         res.writeHead(status, { "content-type": "application/json", "retry-after": "0.2" });
         res.end(
           JSON.stringify({
-            code: status === 429 ? "resource_exhausted" : "unavailable",
+            code:
+              status === 429
+                ? "resource_exhausted"
+                : status === 507
+                  ? "insufficient_storage"
+                  : "unavailable",
             message: "busy",
           }),
         );
@@ -88,6 +95,17 @@ describe("ApiClient retry policy", () => {
       expect(fake.calls()).toBe(3);
       // Retry-After: 0.2 s was honoured between attempts.
       expect((fake.times[1] ?? 0) - (fake.times[0] ?? 0)).toBeGreaterThanOrEqual(150);
+    } finally {
+      await fake.close();
+    }
+  });
+
+  it("does not retry a full disk (507), even for an idempotent call", async () => {
+    const fake = await flaky([507]);
+    try {
+      const err = await fake.client.json({ method: "GET", path: "/x" }).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(src.NotEnoughSpaceError);
+      expect(fake.calls()).toBe(1);
     } finally {
       await fake.close();
     }

@@ -4,7 +4,13 @@ import { setTimeout as sleep } from "node:timers/promises";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FilesystemEvent, NotFoundError, Sandbox, TimeoutError } from "../src/index.js";
+import {
+  type FilesystemEvent,
+  NotEnoughSpaceError,
+  NotFoundError,
+  Sandbox,
+  TimeoutError,
+} from "../src/index.js";
 import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
 
 // sandbox.files against a real single-host server: every method, streamed transfers (1 GiB by
@@ -175,6 +181,30 @@ describe("files", () => {
     // Client and server share this process; both stream, so it grows by buffers (a few dozen
     // MiB under load), never by the file's size.
     expect(peak - baseline).toBeLessThan(96 * MiB);
+  });
+
+  it("a write into a full disk fails once with NotEnoughSpaceError and leaves nothing", async () => {
+    const small = await Sandbox.create({
+      apiUrl: server.url,
+      apiKey: server.apiKey,
+      ...SMALL,
+      diskSizeMb: 64,
+    });
+    try {
+      // dd stops at ENOSPC (and exits non-zero): the disk is then full.
+      await small.commands.run("dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; true");
+      // A replayable body: before, the 429 it got was retried, upload and all.
+      const err = await small.files
+        .write("/home/user/more.bin", randomBytes(4 * MiB))
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(NotEnoughSpaceError);
+      expect(err).toMatchObject({ status: 507, code: "insufficient_storage" });
+      expect((err as Error).message).toMatch(/no space/i);
+      const names = (await small.files.list("/home/user")).map((e) => e.name);
+      expect(names.filter((n) => n.includes("more.bin"))).toEqual([]);
+    } finally {
+      await small.kill();
+    }
   });
 
   it("aborts a download mid-stream and times out a slow read", async () => {

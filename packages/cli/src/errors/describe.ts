@@ -2,6 +2,7 @@ import {
   AuthenticationError,
   ConflictError,
   ConnectionError,
+  NotEnoughSpaceError,
   NotFoundError,
   RateLimitError,
   SandboxError,
@@ -58,6 +59,14 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
       code: err.code,
       message: sentence(err.message),
       hint: "Check its state with `wrenn sandbox info <id>`; a paused sandbox comes back with `wrenn sandbox resume <id>`.",
+      exitCode: 1,
+    };
+  }
+  if (err instanceof NotEnoughSpaceError) {
+    return {
+      code: err.code,
+      message: sentence(err.message),
+      hint: "A disk is full: free space in the sandbox (see `wrenn exec <id> -- df -h`), or create it with a larger --disk.",
       exitCode: 1,
     };
   }

@@ -104,6 +104,11 @@ export class RateLimitError extends WrennError {
   }
 }
 
+/** 507: a disk is full — the sandbox's, for a file write; the host's, for a create. Not retried. */
+export class NotEnoughSpaceError extends WrennError {
+  static override readonly kind = "NotEnoughSpaceError";
+}
+
 /** The call's `timeoutMs` ran out on the client, or the server killed a command past its limit (504). */
 export class TimeoutError extends WrennError {
   static override readonly kind = "TimeoutError";

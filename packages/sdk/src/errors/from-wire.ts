@@ -2,6 +2,7 @@ import {
   AuthenticationError,
   ConflictError,
   InvalidArgumentError,
+  NotEnoughSpaceError,
   NotFoundError,
   RateLimitError,
   SandboxError,
@@ -29,6 +30,7 @@ const byCode: Record<string, { cls: ErrorClass; inSandbox?: ErrorClass }> = {
   conflict: { cls: ConflictError },
   failed_precondition: { cls: ConflictError, inSandbox: SandboxError },
   resource_exhausted: { cls: RateLimitError },
+  insufficient_storage: { cls: NotEnoughSpaceError },
   timeout: { cls: TimeoutError },
   unavailable: { cls: WrennError, inSandbox: SandboxError },
   // The sandbox's host stopped answering (503): retried by idempotent calls like any 503.
@@ -51,6 +53,7 @@ const codeOfStatus: Record<number, string> = {
   502: "unavailable",
   503: "unavailable",
   504: "timeout",
+  507: "insufficient_storage",
 };
 
 /** What a failed call said, however it said it. */

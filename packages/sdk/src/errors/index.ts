@@ -5,6 +5,7 @@ export {
   ConflictError,
   ConnectionError,
   InvalidArgumentError,
+  NotEnoughSpaceError,
   NotFoundError,
   RateLimitError,
   SandboxError,

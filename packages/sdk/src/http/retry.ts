@@ -10,9 +10,12 @@ export interface RetryPolicy {
 
 export const DEFAULT_RETRY: RetryPolicy = { maxRetries: 3, baseDelayMs: 100, maxDelayMs: 5000 };
 
-/** Statuses worth another try: rate limited or the server/proxy failed transiently. */
+/**
+ * Statuses worth another try: rate limited or the server/proxy failed transiently. Not 501 (it
+ * never will) nor 507 (a full disk stays full between tries).
+ */
 export function isRetryableStatus(status: number): boolean {
-  return status === 429 || (status >= 500 && status !== 501);
+  return status === 429 || (status >= 500 && status !== 501 && status !== 507);
 }
 
 /** `Retry-After` as milliseconds: delta-seconds or an HTTP date; undefined when absent or bad. */

@@ -62,6 +62,11 @@ function entryOf(e: EntryInfo | undefined): FileEntry {
 }
 
 const knownCodes = new Set(Object.keys(httpStatusOf));
+/** envd's codes that mean something else on this API. */
+const envdCodes: Partial<Record<string, ServerErrorCode>> = {
+  unauthenticated: "invalid_argument",
+  resource_exhausted: "insufficient_storage",
+};
 const codeOfStatus: Record<number, ServerErrorCode> = {
   400: "invalid_argument",
   401: "invalid_argument",
@@ -70,7 +75,8 @@ const codeOfStatus: Record<number, ServerErrorCode> = {
   409: "already_exists",
   412: "failed_precondition",
   413: "payload_too_large",
-  507: "resource_exhausted",
+  // envd's disk full (ENOSPC, EDQUOT): no rate limit, and no retry empties it.
+  507: "insufficient_storage",
 };
 
 /** The most of an error body from envd or the agent that is read; the rest is dropped. */
@@ -104,9 +110,10 @@ function errorOf(res: { status: number; raw: Buffer | undefined }, context: stri
   const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
   const status = codeOfStatus[res.status];
   let code: ServerErrorCode = status ?? (res.status >= 500 ? "unavailable" : "invalid_argument");
-  // envd's failed_precondition is 412, ours 409; its unauthenticated is a bad user name here.
+  // envd's failed_precondition is 412, ours 409; its unauthenticated is a bad user name here,
+  // its resource_exhausted a full disk in the sandbox.
   if (status && typeof body.code === "string" && knownCodes.has(body.code)) {
-    code = body.code === "unauthenticated" ? "invalid_argument" : (body.code as ServerErrorCode);
+    code = envdCodes[body.code] ?? (body.code as ServerErrorCode);
   }
   // A 5xx is the host's own trouble (the proxy, envd's state): its words are for the log.
   if (res.status >= 500 && !status) {

@@ -156,7 +156,7 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
       },
       responses: {
         200: json(UploadResultSchema, "What was written"),
-        ...errorResponses(...sandboxErrors, "already_exists", "resource_exhausted"),
+        ...errorResponses(...sandboxErrors, "already_exists", "insufficient_storage"),
       },
     });
   const handleUpload = async (
