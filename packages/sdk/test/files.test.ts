@@ -183,7 +183,7 @@ describe("files", () => {
     expect(peak - baseline).toBeLessThan(96 * MiB);
   });
 
-  it("a write into a full disk fails once with NotEnoughSpaceError and leaves nothing", async () => {
+  it("a write into a full disk fails with NotEnoughSpaceError and leaves nothing", async () => {
     const small = await Sandbox.create({
       apiUrl: server.url,
       apiKey: server.apiKey,
@@ -193,7 +193,8 @@ describe("files", () => {
     try {
       // dd stops at ENOSPC (and exits non-zero): the disk is then full.
       await small.commands.run("dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; true");
-      // A replayable body: before, the 429 it got was retried, upload and all.
+      // A replayable body, which the SDK retries on a retryable status (errors.test checks a
+      // 507 is not one).
       const err = await small.files
         .write("/home/user/more.bin", randomBytes(4 * MiB))
         .catch((e: unknown) => e);

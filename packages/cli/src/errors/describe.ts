@@ -46,51 +46,24 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
       exitCode: 1,
     };
   }
-  if (err instanceof NotFoundError) {
-    return {
-      code: err.code,
-      message: sentence(err.message),
-      hint: notFoundHint(err.message),
-      exitCode: 1,
-    };
-  }
-  if (err instanceof ConflictError || err instanceof SandboxError) {
-    return {
-      code: err.code,
-      message: sentence(err.message),
-      hint: "Check its state with `wrenn sandbox info <id>`; a paused sandbox comes back with `wrenn sandbox resume <id>`.",
-      exitCode: 1,
-    };
-  }
-  if (err instanceof NotEnoughSpaceError) {
-    return {
-      code: err.code,
-      message: sentence(err.message),
-      hint: "A disk is full: free space in the sandbox (see `wrenn exec <id> -- df -h`), or create it with a larger --disk.",
-      exitCode: 1,
-    };
-  }
-  if (err instanceof RateLimitError) {
-    return {
-      code: err.code,
-      message: sentence(err.message),
-      hint: "Too many requests: wait a moment and try again.",
-      exitCode: 1,
-    };
-  }
-  if (err instanceof TimeoutError) {
-    return {
-      code: err.code,
-      message: sentence(err.message),
-      hint: "The server may be busy; try again, or raise --request-timeout where the command has it.",
-      exitCode: 1,
-    };
-  }
   if (err instanceof WrennError) {
-    return { code: err.code, message: sentence(err.message), exitCode: 1 };
+    return { code: err.code, message: sentence(err.message), exitCode: 1, ...hint(nextStep(err)) };
   }
   const message = err instanceof Error ? err.message : String(err);
   return { code: "internal", message: sentence(message), exitCode: 1 };
+}
+
+/** What to do about an error the server reported, by its class. */
+function nextStep(err: WrennError): string | undefined {
+  if (err instanceof NotFoundError) return notFoundHint(err.message);
+  if (err instanceof ConflictError || err instanceof SandboxError)
+    return "Check its state with `wrenn sandbox info <id>`; a paused sandbox comes back with `wrenn sandbox resume <id>`.";
+  if (err instanceof NotEnoughSpaceError)
+    return "A disk is full: free space in the sandbox (see `wrenn exec <id> -- df -h`), or create it with a larger --disk.";
+  if (err instanceof RateLimitError) return "Too many requests: wait a moment and try again.";
+  if (err instanceof TimeoutError)
+    return "The server may be busy; try again, or raise --request-timeout where the command has it.";
+  return undefined;
 }
 
 /** The server says what was missing first ("sandbox …", "snapshot …"); files say ENOENT. */
