@@ -191,12 +191,16 @@ describe("files", () => {
       diskSizeMb: 64,
     });
     try {
-      // dd stops at ENOSPC (and exits non-zero): the disk is then full.
-      await small.commands.run("dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; true");
+      // dd stops at ENOSPC (and exits non-zero). Writeback then returns the blocks ext4 held
+      // for delayed allocation, so a second dd, in 4 KiB blocks, takes the last of them.
+      await small.commands.run(
+        "dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; sync; dd if=/dev/zero of=/home/user/fill2 bs=4k 2>/dev/null; sync; true",
+      );
       // A replayable body, which the SDK retries on a retryable status (errors.test checks a
-      // 507 is not one).
+      // 507 is not one). Small enough that envd has all of it when it answers: a larger one can
+      // meet envd closing the connection mid-body (see issue 12's note of session 21).
       const err = await small.files
-        .write("/home/user/more.bin", randomBytes(4 * MiB))
+        .write("/home/user/more.bin", randomBytes(64 * 1024))
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NotEnoughSpaceError);
       expect(err).toMatchObject({ status: 507, code: "insufficient_storage" });
