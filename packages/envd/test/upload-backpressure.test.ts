@@ -1,17 +1,16 @@
 import { execFile } from "node:child_process";
-import { randomBytes } from "node:crypto";
 import { mkdir, mkdtemp, rm, stat, truncate, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
 import { promisify } from "node:util";
-import { gzipSync } from "node:zlib";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type RunningEnvd, startEnvd } from "./helpers/envd.js";
+import { type Kind, uploadBody } from "./helpers/upload-body.js";
 
 const run = promisify(execFile);
 const MiB = 1024 * 1024;
@@ -19,48 +18,6 @@ const MiB = 1024 * 1024;
 const uploadBytes = 192 * MiB;
 /** envd's peak RSS may grow this much over an upload into a stalled disk (buffers, not the body). */
 const allowedGrowth = 32 * MiB;
-
-type Kind = "multipart" | "octet-stream" | "multipart+gzip" | "octet-stream over h2";
-
-/**
- * The upload body: `bytes` of incompressible bytes, counting what the transport has pulled
- * so far. Gzip bodies are one compressed block repeated (gzip members may be concatenated), so the
- * client spends no CPU compressing and moves as many bytes over the socket.
- */
-function source(
-  kind: Kind,
-  bytes = uploadBytes,
-): { body: Readable; headers: Record<string, string>; sent(): number } {
-  const gzip = kind.endsWith("gzip");
-  const block = gzip ? gzipSync(randomBytes(MiB), { level: 1 }) : randomBytes(MiB);
-  const boundary = `----wrenn${randomBytes(8).toString("hex")}`;
-  const multipart = kind.startsWith("multipart");
-  const encode = (text: string) => (gzip ? gzipSync(text) : Buffer.from(text));
-  const head = encode(
-    multipart
-      ? `--${boundary}\r\nContent-Disposition: form-data; name="file"; filename="big.bin"\r\n\r\n`
-      : "",
-  );
-  const tail = encode(multipart ? `\r\n--${boundary}--\r\n` : "");
-  const blocks = bytes / MiB;
-  let sent = 0;
-  async function* chunks() {
-    yield head;
-    for (let n = 0; n < blocks; n++) {
-      sent += MiB;
-      yield block;
-    }
-    yield tail;
-  }
-  const headers: Record<string, string> = {
-    "content-type": multipart
-      ? `multipart/form-data; boundary=${boundary}`
-      : "application/octet-stream",
-    "content-length": String(head.length + blocks * block.length + tail.length),
-  };
-  if (gzip) headers["content-encoding"] = "gzip";
-  return { body: Readable.from(chunks()), headers, sent: () => sent };
-}
 
 /** POSTs `body`; resolves with the status once envd answers. */
 function post(
@@ -139,7 +96,7 @@ describe("envd uploads into a stalled disk", () => {
     await run("mount", ["-o", "loop", image, mountpoint]);
     mounted = true;
     // A first upload grows envd's heap once (tens of MiB): not what the cases measure.
-    const warmup = source("multipart", 32 * MiB);
+    const warmup = uploadBody("multipart", 32 * MiB);
     const path = join(mountpoint, "warmup.bin");
     const url = `${envd.baseUrl}/files?${new URLSearchParams({ path, username: "root" })}`;
     expect(await post(url, "multipart", warmup.body, warmup.headers)).toBe(200);
@@ -158,7 +115,7 @@ describe("envd uploads into a stalled disk", () => {
     { timeout: 120_000 },
     async (kind) => {
       const target = join(mountpoint, "big.bin");
-      const { body, headers, sent } = source(kind);
+      const { body, headers, sent } = uploadBody(kind, uploadBytes);
       const url = `${envd.baseUrl}/files?${new URLSearchParams({ path: target, username: "root" })}`;
       // Start the peak (VmHWM) afresh at the current RSS: earlier cases must not count here.
       await writeFile(`/proc/${envd.pid}/clear_refs`, "5");

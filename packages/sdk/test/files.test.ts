@@ -9,6 +9,7 @@ import {
   NotEnoughSpaceError,
   NotFoundError,
   Sandbox,
+  SandboxError,
   TimeoutError,
 } from "../src/index.js";
 import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
@@ -183,6 +184,19 @@ describe("files", () => {
     expect(peak - baseline).toBeLessThan(96 * MiB);
   });
 
+  it("a refused write of several MiB gets its error, never 'could not be reached'", async () => {
+    // envd refuses these before reading the body and answers while it is still being sent.
+    await sandbox.files.write("/home/user/plain", "x");
+    const body = randomBytes(8 * MiB);
+    for (const data of [body, body, Readable.from([body.subarray(0, 4 * MiB), body])]) {
+      const err = await sandbox.files.write("/home/user/plain/x.bin", data).catch((e) => e);
+      expect(err).toBeInstanceOf(SandboxError);
+      expect(err).toMatchObject({ status: 409, code: "failed_precondition" });
+      expect((err as Error).message).toMatch(/not a directory/);
+    }
+    await sandbox.files.remove("/home/user/plain");
+  });
+
   it("a write into a full disk fails with NotEnoughSpaceError and leaves nothing", async () => {
     const small = await Sandbox.create({
       apiUrl: server.url,
@@ -197,10 +211,9 @@ describe("files", () => {
         "dd if=/dev/zero of=/home/user/fill bs=1M 2>/dev/null; sync; dd if=/dev/zero of=/home/user/fill2 bs=4k 2>/dev/null; sync; true",
       );
       // A replayable body, which the SDK retries on a retryable status (errors.test checks a
-      // 507 is not one). Small enough that envd has all of it when it answers: a larger one can
-      // meet envd closing the connection mid-body (see issue 12's note of session 21).
+      // 507 is not one); large enough that envd answers while it is still being sent.
       const err = await small.files
-        .write("/home/user/more.bin", randomBytes(64 * 1024))
+        .write("/home/user/more.bin", randomBytes(8 * MiB))
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(NotEnoughSpaceError);
       expect(err).toMatchObject({ status: 507, code: "insufficient_storage" });

@@ -199,6 +199,29 @@ describe.skipIf(skip)(
       }
     });
 
+    it("an upload refused while still being sent gets its error through an agent's proxy", async () => {
+      const s = await create();
+      await exec(s.id, "touch /home/user/plain");
+      const body = Buffer.alloc(8 * 2 ** 20, 1);
+      for (let round = 0; round < 3; round++) {
+        // envd refuses it before reading the body (a path under a file) and answers at once.
+        const res = await fetch(
+          `${balancer.url}/v1/sandboxes/${s.id}/files?path=/home/user/plain/x.bin`,
+          {
+            method: "PUT",
+            headers: { "x-api-key": apiKey, "content-type": "application/octet-stream" },
+            body,
+          },
+        );
+        expect(res.status).toBe(409);
+        expect(await res.json()).toMatchObject({
+          code: "failed_precondition",
+          message: expect.stringMatching(/not a directory/),
+        });
+      }
+      await api("DELETE", `/v1/sandboxes/${s.id}`);
+    });
+
     it("starts a sandbox on another host from a snapshot made on one (the snapshot is copied)", async () => {
       const source = await create({ host_id: hostIds[0] });
       expect(source.host_id).toBe(hostIds[0]);

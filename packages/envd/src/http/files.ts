@@ -2,9 +2,8 @@ import { randomBytes } from "node:crypto";
 import { lstat, open, realpath, rename, stat, unlink } from "node:fs/promises";
 import type http from "node:http";
 import { basename, dirname, join } from "node:path";
-import { pipeline as pipe, type Readable } from "node:stream";
+import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { createGunzip } from "node:zlib";
 import busboy from "busboy";
 import { EnvdError } from "../errors.js";
 // The helpers' own modules, not the folder's index: it would load the Filesystem service, which
@@ -19,7 +18,8 @@ import {
 import { resolvePath } from "../filesystem/paths.js";
 import { type UserInfo, userFromName } from "../user/index.js";
 import { FileSink } from "./file-sink.js";
-import { type Request, type Response, requestUrl, sendError, sendJson } from "./respond.js";
+import { answerBeforeBody, pour, requestBody } from "./request-body.js";
+import { type Request, type Response, requestUrl, sendJson } from "./respond.js";
 
 /** Parts one upload may carry. */
 const maxParts = 1000;
@@ -117,7 +117,7 @@ async function writeInto(
       throw err;
     }
     // The sink owns (and closes) the handle.
-    await pipeline(body, new FileSink(file));
+    await pour(body, new FileSink(file));
     await rename(temp, target);
   } catch (err) {
     await unlink(temp).catch(() => {});
@@ -155,17 +155,9 @@ async function partTargets(
   };
 }
 
-/** The request's bytes, gunzipped when the client sent `Content-Encoding: gzip` (as E2B's envd accepts). */
-function requestBody(req: Request): Readable {
-  const encoding = String(req.headers["content-encoding"] ?? "identity").toLowerCase();
-  if (encoding === "identity") return req as Readable;
-  // stream.pipeline (not .pipe) so that a client hanging up fails the gunzip stream too.
-  if (encoding === "gzip") return pipe(req as Readable, createGunzip(), () => {});
-  throw new EnvdError("invalid_argument", `unsupported content-encoding ${encoding}`);
-}
-
 async function uploadMultipart(
   req: Request,
+  body: Readable,
   user: UserInfo,
   pathParam: string | null,
 ): Promise<UploadedEntry[]> {
@@ -223,7 +215,6 @@ async function uploadMultipart(
     if (!req.complete)
       parser.destroy(new EnvdError("invalid_argument", "upload aborted by the client"));
   });
-  const body = requestBody(req);
   body.on("error", (err) =>
     parser.destroy(new EnvdError("invalid_argument", `bad request body: ${err.message}`)),
   );
@@ -242,19 +233,24 @@ async function upload(req: Request, res: Response): Promise<void> {
   const user = await userFromName(url.searchParams.get("username"));
   const pathParam = url.searchParams.get("path");
   const type = String(req.headers["content-type"] ?? "").toLowerCase();
-  let entries: UploadedEntry[];
-  if (type.startsWith("multipart/form-data")) {
-    entries = await uploadMultipart(req, user, pathParam);
-  } else if (type.startsWith("application/octet-stream")) {
-    const path = resolvePath(pathParam, user);
-    entries = [await writeFile(user, path, requestBody(req))];
-  } else {
+  const multipart = type.startsWith("multipart/form-data");
+  if (!multipart && !type.startsWith("application/octet-stream")) {
     throw new EnvdError(
       "invalid_argument",
       "content-type must be multipart/form-data or application/octet-stream",
     );
   }
-  sendJson(res, 200, entries);
+  const body = requestBody(req);
+  try {
+    const entries = multipart
+      ? await uploadMultipart(req, body, user, pathParam)
+      : [await writeFile(user, resolvePath(pathParam, user), body)];
+    sendJson(res, 200, entries);
+  } catch (err) {
+    // The gunzip stream, if any: the request itself is left whole for discardRest.
+    if (body !== req) body.destroy();
+    throw err;
+  }
 }
 
 /** /files: download (GET) and upload (POST). */
@@ -263,9 +259,6 @@ export async function handleFiles(req: Request, res: Response): Promise<void> {
     if (req.method === "GET") await download(req, res);
     else await upload(req, res);
   } catch (err) {
-    // An unread request body must not hold the connection: HTTP/1.1 closes it after the answer.
-    if (req.httpVersionMajor === 1 && !req.complete && !res.headersSent)
-      res.setHeader("connection", "close");
-    sendError(res, err);
+    answerBeforeBody(req, res, err);
   }
 }

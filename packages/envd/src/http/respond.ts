@@ -5,24 +5,31 @@ import { EnvdError } from "../errors.js";
 export type Request = http.IncomingMessage | http2.Http2ServerRequest;
 export type Response = http.ServerResponse | http2.Http2ServerResponse;
 
-export function sendJson(res: Response, status: number, body: unknown): void {
+/** Answers `body` as JSON; with `end: false` the response is left for the caller to end. */
+export function sendJson(
+  res: Response,
+  status: number,
+  body: unknown,
+  { end = true }: { end?: boolean } = {},
+): void {
   const payload = JSON.stringify(body);
   res.writeHead(status, {
     "content-type": "application/json",
     "content-length": Buffer.byteLength(payload),
   });
-  res.end(payload);
+  if (end) res.end(payload);
+  else (res as http.ServerResponse).write(payload);
 }
 
 /** Answers `{code, message}` with the status that matches the error's code. */
-export function sendError(res: Response, err: unknown): void {
+export function sendError(res: Response, err: unknown, options: { end?: boolean } = {}): void {
   const error = EnvdError.from(err);
   if (res.headersSent) {
     // Mid-stream: the only honest signal left is to cut the connection.
     (res as http.ServerResponse).destroy?.(error);
     return;
   }
-  sendJson(res, error.httpStatus, error.toJSON());
+  sendJson(res, error.httpStatus, error.toJSON(), options);
 }
 
 /** Reads a small JSON body, refusing anything over `limit` bytes or not valid JSON. */

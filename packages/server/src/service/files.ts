@@ -190,9 +190,11 @@ export class FileService {
       });
     }
     if (status < 200 || status >= 300) {
-      // envd answered before reading everything: discard the rest so the client gets the error.
+      // envd may answer before it has the whole body: sending it the rest is pointless, and the
+      // client's rest is read and dropped so that it, too, can finish and read the error.
       body.unpipe();
       body.resume();
+      req.destroy();
       throw errorOf({ status, raw: read }, "upload");
     }
     try {
