@@ -1,4 +1,5 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+import { ERROR_CODE_HEADER } from "@wrenn/envd";
 
 /** Machine-readable reasons an agent operation failed. */
 export type AgentErrorCode =
@@ -25,8 +26,8 @@ const connectCodes: Record<AgentErrorCode, Code> = {
   internal: Code.Internal,
 };
 
-/** Error metadata carrying the agent's own code, where Connect's codes are coarser. */
-export const ERROR_CODE_HEADER = "wrenn-error-code";
+// The agent's own code rides in the same metadata as envd's, where Connect's codes are coarser.
+export { ERROR_CODE_HEADER };
 
 /** The one error family of the agent: every failure it reports carries a machine `code`. */
 export class AgentError extends Error {

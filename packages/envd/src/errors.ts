@@ -9,6 +9,7 @@ export type EnvdErrorCode =
   | "failed_precondition"
   | "unauthenticated"
   | "resource_exhausted"
+  | "insufficient_storage"
   | "method_not_allowed"
   | "internal";
 
@@ -19,7 +20,9 @@ const table: Record<EnvdErrorCode, { connect: Code; http: number }> = {
   permission_denied: { connect: Code.PermissionDenied, http: 403 },
   failed_precondition: { connect: Code.FailedPrecondition, http: 412 },
   unauthenticated: { connect: Code.Unauthenticated, http: 401 },
-  resource_exhausted: { connect: Code.ResourceExhausted, http: 507 },
+  resource_exhausted: { connect: Code.ResourceExhausted, http: 429 },
+  // Connect has no code of its own for a full disk: the exact code rides in ERROR_CODE_HEADER.
+  insufficient_storage: { connect: Code.ResourceExhausted, http: 507 },
   method_not_allowed: { connect: Code.Unimplemented, http: 405 },
   internal: { connect: Code.Internal, http: 500 },
 };
@@ -33,13 +36,16 @@ const errnoCodes: Record<string, EnvdErrorCode> = {
   EACCES: "permission_denied",
   EPERM: "permission_denied",
   EROFS: "permission_denied",
-  ENOSPC: "resource_exhausted",
-  EDQUOT: "resource_exhausted",
+  ENOSPC: "insufficient_storage",
+  EDQUOT: "insufficient_storage",
   ENAMETOOLONG: "invalid_argument",
   ELOOP: "invalid_argument",
   EINVAL: "invalid_argument",
   EXDEV: "failed_precondition",
 };
+
+/** Error metadata carrying envd's (or the agent's) own code, where Connect's codes are coarser. */
+export const ERROR_CODE_HEADER = "wrenn-error-code";
 
 /** The one error family of envd. Every failure carries a machine `code`. */
 export class EnvdError extends Error {
@@ -69,7 +75,13 @@ export class EnvdError extends Error {
   }
 
   toConnectError(): ConnectError {
-    return new ConnectError(this.message, table[this.code].connect, undefined, undefined, this);
+    return new ConnectError(
+      this.message,
+      table[this.code].connect,
+      { [ERROR_CODE_HEADER]: this.code },
+      undefined,
+      this,
+    );
   }
 
   toJSON(): { code: EnvdErrorCode; message: string } {

@@ -181,6 +181,36 @@ describe("filesystem.Filesystem", () => {
     }
   });
 
+  it("reports a full disk as ResourceExhausted, its exact code in the metadata", async () => {
+    // A tmpfs with room for a few inodes, all taken: every new entry meets ENOSPC.
+    const full = await mkdtemp(join(envd.dir, "full-"));
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,nr_inodes=8,mode=0777", "tmpfs", full]);
+    try {
+      for (let i = 0; ; i++) {
+        const made = await writeFile(join(full, `f${i}`), "").then(
+          () => true,
+          () => false,
+        );
+        if (!made) break;
+      }
+      const source = join(home, "to-move");
+      await mkdir(source);
+      for (const call of [
+        envd.filesystem.makeDir({ path: join(full, "d") }),
+        envd.filesystem.move({ source, destination: join(full, "moved") }),
+      ]) {
+        const err = ConnectError.from(await call.catch((e: unknown) => e));
+        expect(err.code).toBe(Code.ResourceExhausted);
+        expect(err.metadata.get("wrenn-error-code")).toBe("insufficient_storage");
+        expect(err.rawMessage).toMatch(/no space/i);
+      }
+      await rm(source, { recursive: true });
+    } finally {
+      execFileSync("umount", [full]);
+      await rm(full, { recursive: true, force: true });
+    }
+  });
+
   it("removes recursively, and reports a missing path as not_found", async () => {
     const dir = join(home, "remove-me");
     await mkdir(join(dir, "a", "b"), { recursive: true });

@@ -181,7 +181,7 @@ describe("envd answering an upload before reading all of it", { timeout: 120_000
   it.each(kinds)("a disk filling mid-body is answered 507 and keeps nothing: %s", async (kind) => {
     const answer = await send(url(join(full, "big.bin")), kind, 16 * MiB);
     expect(answer.status).toBe(507);
-    expect(answer.json).toMatchObject({ code: "resource_exhausted" });
+    expect(answer.json).toMatchObject({ code: "insufficient_storage" });
     expect(answer.json.message).toMatch(/no space/i);
     expect(await readdir(full)).toEqual([]);
     // The space the failed upload took is back.

@@ -197,7 +197,7 @@ describe("files", () => {
     await sandbox.files.remove("/home/user/plain");
   });
 
-  it("a write into a full disk fails with NotEnoughSpaceError and leaves nothing", async () => {
+  it("a write or mkdir into a full disk fails with NotEnoughSpaceError and leaves nothing", async () => {
     const small = await Sandbox.create({
       apiUrl: server.url,
       apiKey: server.apiKey,
@@ -220,6 +220,10 @@ describe("files", () => {
       expect((err as Error).message).toMatch(/no space/i);
       const names = (await small.files.list("/home/user")).map((e) => e.name);
       expect(names.filter((n) => n.includes("more.bin"))).toEqual([]);
+      // A directory needs a block too: the same error, not a rate limit.
+      const mkdir = await small.files.makeDir("/home/user/more").catch((e: unknown) => e);
+      expect(mkdir).toBeInstanceOf(NotEnoughSpaceError);
+      expect((mkdir as Error).message).toMatch(/no space/i);
     } finally {
       await small.kill();
     }

@@ -1,7 +1,8 @@
 import type { IncomingMessage } from "node:http";
 import type { Readable } from "node:stream";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { createClient } from "@connectrpc/connect";
+import { ConnectError, createClient } from "@connectrpc/connect";
+import { ERROR_CODE_HEADER } from "@wrenn/agent";
 import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
 import { agentRequest, responseOf } from "../hosts/agent-http.js";
@@ -65,6 +66,7 @@ const knownCodes = new Set(Object.keys(httpStatusOf));
 /** envd's codes that mean something else on this API. */
 const envdCodes: Partial<Record<string, ServerErrorCode>> = {
   unauthenticated: "invalid_argument",
+  // A full disk, as envd named it before it had insufficient_storage (one in a paused sandbox).
   resource_exhausted: "insufficient_storage",
 };
 const codeOfStatus: Record<number, ServerErrorCode> = {
@@ -110,8 +112,7 @@ function errorOf(res: { status: number; raw: Buffer | undefined }, context: stri
   const message = typeof body.message === "string" ? body.message : `HTTP ${res.status}`;
   const status = codeOfStatus[res.status];
   let code: ServerErrorCode = status ?? (res.status >= 500 ? "unavailable" : "invalid_argument");
-  // envd's failed_precondition is 412, ours 409; its unauthenticated is a bad user name here,
-  // its resource_exhausted a full disk in the sandbox.
+  // envd's failed_precondition is 412, ours 409; its unauthenticated is a bad user name here.
   if (status && typeof body.code === "string" && knownCodes.has(body.code)) {
     code = envdCodes[body.code] ?? (body.code as ServerErrorCode);
   }
@@ -301,6 +302,15 @@ function pathOfCursor(cursor: string): string {
 
 function rethrow(context: string): (err: unknown) => never {
   return (err) => {
+    // Over envd's transport a full disk is the sandbox's own (the agent's proxy never says it),
+    // and envd's words name the path.
+    if (
+      err instanceof ConnectError &&
+      err.metadata.get(ERROR_CODE_HEADER) === "insufficient_storage"
+    )
+      throw new ServerError("insufficient_storage", `${context}: ${err.rawMessage}`, {
+        cause: err,
+      });
     throw fromAgentError(err, context);
   };
 }

@@ -318,7 +318,7 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
       },
       responses: {
         201: json(FileEntrySchema, "The new directory"),
-        ...errorResponses(...sandboxErrors, "already_exists"),
+        ...errorResponses(...sandboxErrors, "already_exists", "insufficient_storage"),
       },
     }),
     async (c) => {
@@ -345,7 +345,7 @@ export function registerSandboxIoRoutes(app: App, services: Services): void {
       },
       responses: {
         200: json(FileEntrySchema, "The entry at its new path"),
-        ...errorResponses(...sandboxErrors, "already_exists"),
+        ...errorResponses(...sandboxErrors, "already_exists", "insufficient_storage"),
       },
     }),
     async (c) => {
