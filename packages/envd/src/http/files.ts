@@ -247,7 +247,7 @@ async function upload(req: Request, res: Response): Promise<void> {
       : [await writeFile(user, resolvePath(pathParam, user), body)];
     sendJson(res, 200, entries);
   } catch (err) {
-    // The gunzip stream, if any: the request itself is left whole for discardRest.
+    // The gunzip stream, if any: the request itself is left whole for answerBeforeBody.
     if (body !== req) body.destroy();
     throw err;
   }
