@@ -104,7 +104,7 @@ export class RateLimitError extends WrennError {
   }
 }
 
-/** 507: a disk is full — the sandbox's, for a file write, mkdir or move; the host's, for a create. Not retried. */
+/** 507: a disk is full: the sandbox's, for a file write or mkdir; the host's, for a create. Not retried. */
 export class NotEnoughSpaceError extends WrennError {
   static override readonly kind = "NotEnoughSpaceError";
 }
