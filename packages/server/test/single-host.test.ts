@@ -250,6 +250,9 @@ for (const engine of testEngines()) {
           expect(slow.status).toBe(504);
           expect(await json(slow)).toMatchObject({ code: "timeout" });
           // Paused behind the server's back: the proxy's own answer (over HTTP), as a clean error.
+          // The reconciler is held off, or it may mark the row paused first and the server refuse
+          // before asking the agent.
+          await host.reconciler.stop();
           await host.embedded.agent.runtime.pause(id);
           const refused = await exec(id, { cmd: "true" });
           expect(declined).toBeGreaterThan(0);
@@ -257,6 +260,7 @@ for (const engine of testEngines()) {
           expect(await json(refused)).toMatchObject({ code: "failed_precondition" });
         } finally {
           agentHost.direct = direct;
+          host.reconciler.start();
         }
       });
 
