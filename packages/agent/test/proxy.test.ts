@@ -5,7 +5,7 @@ import net, { type AddressInfo, type Socket } from "node:net";
 import { Readable } from "node:stream";
 import { Code, type ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { type Listener, listenHttp } from "@wrenn/envd";
+import { endAfterBody, type Listener, listenHttp } from "@wrenn/envd";
 import { Process } from "@wrenn/proto/process";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AgentError, ERROR_CODE_HEADER } from "../src/errors.js";
@@ -57,6 +57,15 @@ describe("envd proxy", { timeout: 120_000 }, () => {
           n += c.length;
         });
         req.on("end", () => res.end(JSON.stringify({ bytes: n })));
+      } else if (url.pathname === "/refuse") {
+        // envd refusing an upload before reading it: the answer at once, the body's rest dropped.
+        const body = JSON.stringify({ code: "failed_precondition", message: "refused" });
+        res.writeHead(409, {
+          "content-type": "application/json",
+          "content-length": Buffer.byteLength(body),
+        });
+        res.write(body);
+        endAfterBody(req, res);
       } else if (url.pathname === "/hang") {
         // A stream that never ends on its own; tells the test when the proxy let go of it.
         res.writeHead(200, { "content-type": "text/plain" });
@@ -360,6 +369,50 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(clientSockets.size).toBe(1);
     // At most one new connection to envd: the proxy may have had none idle when this began.
     expect(upstreamConnections).toBeLessThanOrEqual(1);
+  });
+
+  it("hands on an answer given before the whole body, and keeps reading the body for the next request", {
+    timeout: 30_000,
+  }, async () => {
+    // As the server sends uploads: keep-alive, one socket, so the next request follows the body.
+    const client = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const call = (path: string, headers: http.OutgoingHttpHeaders = {}, body?: Buffer) =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = http.request(
+          `${agent.url}/sandboxes/sb1/envd/${path}`,
+          { method: body ? "POST" : "GET", agent: client, headers },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (c: string) => {
+              text += c;
+            });
+            res.on("end", () => resolve({ status: res.statusCode ?? 0, text }));
+            res.on("error", reject);
+          },
+        );
+        req.on("error", reject);
+        req.end(body);
+      });
+    const body = Buffer.alloc(16 * 2 ** 20, 3);
+    try {
+      for (let round = 0; round < 3; round++) {
+        const refused = await call("refuse", {}, body);
+        expect(refused.status).toBe(409);
+        expect(JSON.parse(refused.text)).toMatchObject({ code: "failed_precondition" });
+        // On the same connection, behind the refused body's rest.
+        const next = await call("rpc");
+        expect(next.status).toBe(200);
+        expect(JSON.parse(next.text)).toMatchObject({ path: "/rpc", method: "GET" });
+      }
+      // A client that closes after each answer gets it whole too, never a reset.
+      for (let round = 0; round < 3; round++) {
+        const refused = await call("refuse", { connection: "close" }, body);
+        expect(refused.status).toBe(409);
+      }
+    } finally {
+      client.destroy();
+    }
   });
 
   it("closes an idle connection to envd before envd's keep-alive does", async () => {

@@ -199,10 +199,7 @@ describe.skipIf(skip)(
       }
     });
 
-    // Skipped, not fixed: in one CI run of three this answered 503 after about a minute instead of
-    // 409 (never on a developer's machine; before envd's early-answer fix it failed at once). The
-    // stall on the agent-proxy path is open on issue 12.
-    it.skip("an upload refused while still being sent gets its error through an agent's proxy", async () => {
+    it("uploads through an agent's proxy: whole when taken, its error when refused while still being sent", async () => {
       const s = await create();
       await exec(s.id, "touch /home/user/plain");
       const body = Buffer.alloc(8 * 2 ** 20, 1);
@@ -222,6 +219,22 @@ describe.skipIf(skip)(
           message: expect.stringMatching(/not a directory/),
         });
       }
+      const taken = Buffer.from(
+        Array.from({ length: 8 * 2 ** 18 }, (_, i) => i).join(","),
+      ).subarray(0, 8 * 2 ** 20);
+      const put = await fetch(`${balancer.url}/v1/sandboxes/${s.id}/files?path=/home/user/ok.bin`, {
+        method: "PUT",
+        headers: { "x-api-key": apiKey, "content-type": "application/octet-stream" },
+        body: taken,
+      });
+      expect(put.status, await put.clone().text()).toBe(200);
+      const read = await fetch(
+        `${balancer.url}/v1/sandboxes/${s.id}/files?path=/home/user/ok.bin`,
+        {
+          headers: { "x-api-key": apiKey },
+        },
+      );
+      expect(Buffer.from(await read.arrayBuffer()).equals(taken)).toBe(true);
       await api("DELETE", `/v1/sandboxes/${s.id}`);
     });
 

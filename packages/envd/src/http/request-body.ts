@@ -1,15 +1,9 @@
-import type { Http2ServerRequest } from "node:http2";
 import type { Readable, Writable } from "node:stream";
 import { finished } from "node:stream/promises";
 import { createGunzip } from "node:zlib";
 import { EnvdError } from "../errors.js";
+import { endAfterBody } from "./end-after-body.js";
 import { type Request, type Response, sendError } from "./respond.js";
-
-/**
- * How long the rest of a request body is read and dropped after an early answer before its
- * connection is cut.
- */
-const DISCARD_MS = 5_000;
 
 function aborted(): EnvdError {
   return new EnvdError("invalid_argument", "upload aborted by the client");
@@ -58,36 +52,14 @@ export async function pour(body: Readable, sink: Writable): Promise<void> {
 }
 
 /**
- * Answers `err` to a request whose body is not all read. Over HTTP/1.1 the answer goes out at
- * once, but the response ends only once the rest of the body has been read and dropped: ended
- * earlier, Node closes the connection when the client asked it to (`Connection: close`), with
- * unread bytes, which makes the kernel reset it, and the reset can overtake the answer. So the
- * client, still sending, finishes and reads the answer, and a keep-alive connection stays
- * usable. (Over HTTP/2 the response ends at once: that closes only its stream.) A body still
- * coming after DISCARD_MS has its connection (over HTTP/2, its stream) cut.
+ * Answers `err` to a request whose body is not all read: the answer goes out at once, and the
+ * response ends as endAfterBody says (after the rest of the body, or cut short).
  */
 export function answerBeforeBody(req: Request, res: Response, err: unknown): void {
-  const source = req as Readable;
-  if (req.complete || source.destroyed || res.headersSent) {
+  if (req.complete || (req as Readable).destroyed || res.headersSent) {
     sendError(res, err);
     return;
   }
-  const h2 = "stream" in req;
-  sendError(res, err, { end: h2 });
-  const end = () => {
-    if (!res.writableEnded) res.end();
-  };
-  const cut = setTimeout(() => {
-    end();
-    if (h2) (req as Http2ServerRequest).stream.close();
-    else req.socket.destroy();
-  }, DISCARD_MS);
-  const finish = () => {
-    clearTimeout(cut);
-    end();
-  };
-  source.once("end", finish);
-  source.once("close", finish);
-  source.unpipe();
-  source.resume();
+  sendError(res, err, { end: false });
+  endAfterBody(req, res);
 }

@@ -164,7 +164,12 @@ export class FileService {
     },
   ): Promise<UploadedFile[]> {
     const host = await this.sandboxes.reachable(teamId, id);
-    const headers: Record<string, string> = { "content-type": input.contentType };
+    // A connection of its own: one that carried a body envd refused part-way is not handed to the
+    // next request while the agent may still be reading that body's rest.
+    const headers: Record<string, string> = {
+      "content-type": input.contentType,
+      connection: "close",
+    };
     if (input.contentLength) headers["content-length"] = input.contentLength;
     else headers["transfer-encoding"] = "chunked";
     const body = input.body;
