@@ -37,7 +37,12 @@ export {
   removeHostFirewall,
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
-export { EnvdProxy, FORWARDED_AUTHORIZATION_HEADER, parseProxyPath } from "./proxy/index.js";
+export {
+  EnvdProxy,
+  endAfterBody,
+  FORWARDED_AUTHORIZATION_HEADER,
+  parseProxyPath,
+} from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
 export { Reaper } from "./reaper/index.js";
 export type { Agent, CreateAgentOptions } from "./rpc/index.js";

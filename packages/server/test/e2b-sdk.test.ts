@@ -100,6 +100,22 @@ describe.skipIf(skipReason)(
       expect(events).toContain("a.txt");
     });
 
+    it("gets a refused upload's error, and the calls after it are answered", async () => {
+      const sbx = await create();
+      await sbx.commands.run("touch /home/user/plain");
+      const body = new Uint8Array(8 * 2 ** 20).fill(1);
+      for (let round = 0; round < 3; round++) {
+        // envd refuses it before reading the body (a path under a file) and answers at once; the
+        // SDK's fetch then reuses the connection that carried the body for a later call.
+        await expect(sbx.files.write("/home/user/plain/x.bin", body.buffer)).rejects.toThrow(
+          /not a directory/,
+        );
+        expect((await sbx.commands.run("echo next")).stdout).toBe("next\n");
+        await sbx.files.write("/home/user/ok.txt", `round ${round}`);
+        expect(await sbx.files.read("/home/user/ok.txt")).toBe(`round ${round}`);
+      }
+    });
+
     it("runs a pty", async () => {
       const sbx = await create();
       let output = "";

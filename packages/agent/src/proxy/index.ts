@@ -1,3 +1,5 @@
+// For the server's own proxying (E2B's envd routes): the same end of an early answer.
+export { endAfterBody } from "@wrenn/envd";
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
 export {
   EnvdProxy,
