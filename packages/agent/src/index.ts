@@ -39,7 +39,7 @@ export {
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export {
   EnvdProxy,
-  endAfterBody,
+  endRelay,
   FORWARDED_AUTHORIZATION_HEADER,
   parseProxyPath,
 } from "./proxy/index.js";

@@ -1,14 +1,14 @@
 import http, { type IncomingHttpHeaders } from "node:http";
 import type { Http2ServerRequest, Http2ServerResponse } from "node:http2";
-import type { Duplex, Readable } from "node:stream";
+import type { Duplex } from "node:stream";
 import { encodeEnvelope } from "@connectrpc/connect/protocol";
 import { createEndStreamSerialization, endStreamFlag } from "@connectrpc/connect/protocol-connect";
-import { endAfterBody } from "@wrenn/envd";
 import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
 import { corkEachTurn } from "./cork.js";
+import { endRelay } from "./end-relay.js";
 import { LargeReadAgent } from "./large-reads.js";
 import { refuseUpgrade, tunnelUpgrade } from "./upgrade-tunnel.js";
 
@@ -235,17 +235,7 @@ export class EnvdProxy {
       // …and each chunk as it comes (Connect server streams), never held past this turn.
       up.on("data", batch);
       up.pipe(res as NodeJS.WritableStream, { end: false });
-      up.once("end", () => {
-        if ((req as Readable).readableEnded) {
-          res.end();
-          return;
-        }
-        // Answered before the whole body came (a refused upload): envd, which is dropping the
-        // rest, needs none of it; the client's rest is read here, or it would stall where the
-        // client sends its next request on this connection.
-        upstream.destroy();
-        endAfterBody(req, res);
-      });
+      endRelay(up, upstream, req, res);
       // envd's side broke mid-body: the client must see a broken response, not a short one.
       up.once("close", () => {
         if (!up.complete) res.destroy();

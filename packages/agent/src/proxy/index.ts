@@ -1,5 +1,4 @@
-// For the server's own proxying (E2B's envd routes): the same end of an early answer.
-export { endAfterBody } from "@wrenn/envd";
+export { endRelay } from "./end-relay.js";
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
 export {
   EnvdProxy,

@@ -5,7 +5,7 @@ import type {
   ServerResponse,
 } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { endAfterBody, FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
+import { endRelay, FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { agentRequest } from "../../hosts/agent-http.js";
@@ -125,17 +125,8 @@ function forward(
     // Headers now, even when the first event is a while away (a quiet process's stream).
     outgoing.flushHeaders();
     up.pipe(outgoing, { end: false });
-    up.once("end", () => {
-      if (incoming.readableEnded) {
-        outgoing.end();
-        return;
-      }
-      // Answered before the whole body came (a refused upload): the sandbox needs none of the
-      // rest; the client's rest is read here, or the client's next request on this connection
-      // would find it in the way.
-      upstream.destroy();
-      endAfterBody(incoming, outgoing);
-    });
+    // Once the body's rest is read when the sandbox answered early (as the agent's proxy does).
+    endRelay(up, upstream, incoming, outgoing);
     // The far side broke mid-body: the client must see a broken response, not a short one.
     up.once("close", () => {
       if (!up.complete) outgoing.destroy();
