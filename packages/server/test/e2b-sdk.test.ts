@@ -100,6 +100,30 @@ describe.skipIf(skipReason)(
       expect(events).toContain("a.txt");
     });
 
+    it("watches uploads as E2B reports them: the file's own name, created then written", async () => {
+      const sbx = await create();
+      await sbx.files.makeDir("/home/user/up");
+      const events: string[] = [];
+      const watch = await sbx.files.watchDir("/home/user/up", (e) => {
+        events.push(`${e.type} ${e.name}`);
+      });
+      const settled = async (last: string) => {
+        for (let i = 0; i < 50 && events.at(-1) !== last; i++) await sleep(100);
+      };
+      // E2B's docs example: a write shows up as WRITE of that name, never as an upload's temp file.
+      await sbx.files.write("/home/user/up/my-file", "hello");
+      await settled("write my-file");
+      expect(events).toEqual(["create my-file", "write my-file"]);
+      events.length = 0;
+      await sbx.files.write([
+        { path: "/home/user/up/my-file", data: "again" },
+        { path: "/home/user/up/other", data: "x" },
+      ]);
+      await settled("write other");
+      await watch.stop();
+      expect(events).toEqual(["write my-file", "create other", "write other"]);
+    });
+
     it("gets a refused upload's error, and the calls after it are answered", async () => {
       const sbx = await create();
       await sbx.commands.run("touch /home/user/plain");

@@ -1,10 +1,11 @@
 import { type BigIntStats, type FSWatcher, watch } from "node:fs";
 import { lstat, readdir } from "node:fs/promises";
-import { join, relative, sep } from "node:path";
+import { basename, join, relative, sep } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { EventType, type FilesystemEvent, FilesystemEventSchema } from "@wrenn/proto/filesystem";
 import { logger } from "../logger.js";
 import { entryInfo } from "./entry-info.js";
+import { identity, isUpload, isUploadTemp } from "./uploads.js";
 
 /** Directories one watcher may hold (each costs an inotify watch; the kernel's default cap is 8192). */
 export const maxWatchedDirs = 4096;
@@ -16,14 +17,6 @@ const maxTrackedEntries = 100_000;
  */
 const renameWindowMs = 50;
 const renameWindowCapMs = 2000;
-
-/**
- * Who an entry is, across renames: its inode plus its birth time, since a freed inode number is
- * soon given to a new file (birth time is 0 where the filesystem does not record it).
- */
-function identity(st: BigIntStats): string {
-  return `${st.dev}:${st.ino}:${st.birthtimeNs}`;
-}
 
 /** What a reader sees change: content (mtime, size) and attributes (mode, owner). */
 interface Seen {
@@ -56,7 +49,9 @@ interface Slot {
  * shows up again within a few milliseconds is RENAME (the new name then gets CREATE, as inotify
  * reports it), otherwise REMOVE; a change is WRITE when content (mtime, size) moved and CHMOD when
  * mode or owner did, compared with what was last seen of that entry (timestamps alone are too
- * coarse to tell a chmod right after a write). Events keep the order in which they happened.
+ * coarse to tell a chmod right after a write). An upload's temporary file is never reported; its
+ * rename over the target is CREATE (when new) and WRITE of the target. Events keep the order in
+ * which they happened.
  */
 export class DirWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
@@ -133,6 +128,7 @@ export class DirWatcher {
     for (const name of names) {
       const path = join(dir, name);
       if (this.closed) return;
+      if (isUploadTemp(name)) continue;
       if (this.inodes.has(path)) continue;
       const st = await lstat(path, { bigint: true }).catch(() => undefined);
       if (!st) continue;
@@ -172,6 +168,7 @@ export class DirWatcher {
   private async process(dir: string, kind: string, filename: string | null): Promise<void> {
     if (this.closed || !this.dirs.has(dir)) return;
     if (filename === null) return; // inotify always names the entry; nothing to classify without it
+    if (isUploadTemp(basename(filename))) return;
     const path = join(dir, filename);
     const st: BigIntStats | undefined = await lstat(path, { bigint: true }).catch(() => undefined);
     const known = this.inodes.get(path);
@@ -197,6 +194,12 @@ export class DirWatcher {
       }
       if (known !== undefined) this.dropDir(path);
       this.track(path, st);
+      if (isUpload(id)) {
+        // An upload's rename: what E2B's in-place write reports (see uploads.ts).
+        if (known === undefined) await this.push(path, EventType.CREATE);
+        await this.push(path, EventType.WRITE);
+        return;
+      }
       await this.push(path, EventType.CREATE);
       if (this.options.recursive && st.isDirectory()) await this.addDir(path, !renamed);
       return;

@@ -1,4 +1,3 @@
-import { randomBytes } from "node:crypto";
 import { lstat, open, realpath, rename, stat, unlink } from "node:fs/promises";
 import type http from "node:http";
 import { basename, dirname, join } from "node:path";
@@ -16,6 +15,7 @@ import {
   openWritableDir,
 } from "../filesystem/access.js";
 import { resolvePath } from "../filesystem/paths.js";
+import { rememberUpload, uploadTempName } from "../filesystem/uploads.js";
 import { type UserInfo, userFromName } from "../user/index.js";
 import { FileSink } from "./file-sink.js";
 import { answerBeforeBody, pour, requestBody } from "./request-body.js";
@@ -105,13 +105,14 @@ async function writeInto(
     await assertAccess(user, target, { write: true });
     await assertRemovable(user, target, current);
   }
-  const temp = dir.at(`.${name}.wrenn-upload-${randomBytes(6).toString("hex")}`);
+  const temp = dir.at(uploadTempName(name));
   const file = await open(temp, "wx", 0o600);
   try {
     try {
       await file.chown(user.uid, user.gid);
       // A replaced file keeps its mode; a new one gets the usual 0644.
       await file.chmod(current ? current.mode & 0o7777 : 0o644);
+      rememberUpload(await file.stat({ bigint: true }));
     } catch (err) {
       await file.close();
       throw err;
