@@ -193,8 +193,12 @@ describe.skipIf(skipReason)(
       expect(await Sandbox.pause(sbx.sandboxId)).toBe(true);
       expect(await Sandbox.pause(sbx.sandboxId)).toBe(false);
       expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("paused");
+      // No samples while paused (E2B answers its history, [] when it has none), not an error.
+      expect(await Sandbox.getMetrics(sbx.sandboxId)).toEqual([]);
       const resumed = await Sandbox.connect(sbx.sandboxId);
       expect((await Sandbox.getInfo(sbx.sandboxId)).state).toBe("running");
+      const [sample] = await resumed.getMetrics();
+      expect(sample?.memTotal).toBeGreaterThan(0);
       expect(await resumed.files.read("/home/user/kept.txt")).toBe("still here");
       expect((await resumed.commands.run("echo back")).stdout).toBe("back\n");
     });

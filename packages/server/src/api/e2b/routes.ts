@@ -256,9 +256,15 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     return c.body(null, 204);
   });
 
+  // E2B answers the samples it kept (none yet: []); Wrenn samples the running sandbox now, so a
+  // paused one has none to give. E2B never refuses a paused sandbox here.
   app.get("/sandboxes/:id/metrics", async (c) => {
-    const metrics = await services.metrics.get(await team(c), c.req.param("id"));
-    return c.json([sandboxMetric(metrics)], 200);
+    const teamId = await team(c);
+    const id = c.req.param("id");
+    const record = await services.sandboxes.get(teamId, id);
+    if (record.state === "stopped") return e2bError(c, 404, `sandbox ${id} not found`);
+    if (record.state === "paused") return c.json([], 200);
+    return c.json([sandboxMetric(await services.metrics.get(teamId, id))], 200);
   });
 
   // E2B's sandbox.updateNetwork: the same live change as Wrenn's PUT /v1/sandboxes/{id}/network.
