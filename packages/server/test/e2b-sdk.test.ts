@@ -98,6 +98,12 @@ describe.skipIf(skipReason)(
       for (let i = 0; i < 50 && !events.includes("a.txt"); i++) await sleep(100);
       await watch.stop();
       expect(events).toContain("a.txt");
+      // As E2B's envd (os.RemoveAll): removing what is not there succeeds; what is there goes.
+      await sbx.files.remove("/home/user/notes.txt");
+      await sbx.files.remove("/home/user/notes.txt");
+      await sbx.files.remove("/home/user/no/such/dir");
+      expect(await sbx.files.exists("/home/user/notes.txt")).toBe(false);
+      await expect(sbx.files.remove("/etc/passwd")).rejects.toThrow(/may not/);
     });
 
     it("watches uploads as E2B reports them: the file's own name, created then written", async () => {

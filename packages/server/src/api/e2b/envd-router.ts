@@ -107,6 +107,62 @@ export function createEnvdRouter(options: EnvdRouterOptions): EnvdRouter {
   };
 }
 
+/** The Connect call E2B's `files.remove` makes. */
+const REMOVE_CALL = "/filesystem.Filesystem/Remove";
+/** More than any Connect error body from envd. */
+const MAX_ERROR_BODY = 64 * 1024;
+
+const isRemoveCall = (path: string) => new URL(path, "http://x").pathname.endsWith(REMOVE_CALL);
+
+/**
+ * E2B's envd removes with os.RemoveAll, so removing a path that is not there succeeds, and E2B's
+ * clients rely on it (an idempotent cleanup). Wrenn's envd answers not_found (Wrenn's own API
+ * says 404): for E2B's clients, envd's "no such file" (`up`, a 404) becomes Remove's empty
+ * answer. Writes the head and body into `outgoing`; `endRelay` ends it.
+ */
+function relayRemoveOfMissing(
+  up: IncomingMessage,
+  incoming: IncomingMessage,
+  outgoing: ServerResponse,
+): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  up.on("data", (chunk: Buffer) => {
+    size += chunk.length;
+    chunks.push(chunk);
+    if (size > MAX_ERROR_BODY) {
+      // Not an error body envd sends: a broken answer rather than one held in memory.
+      up.destroy();
+      outgoing.destroy();
+    }
+  });
+  up.once("end", () => {
+    const text = Buffer.concat(chunks).toString("utf8");
+    let error: { code?: unknown; message?: unknown } = {};
+    try {
+      const parsed: unknown = JSON.parse(text);
+      if (parsed && typeof parsed === "object") error = parsed;
+    } catch {}
+    // Only envd's own ENOENT: the agent's not_found (no such sandbox) stays what it is.
+    const missing =
+      error.code === "not_found" &&
+      typeof error.message === "string" &&
+      /\bENOENT\b/.test(error.message);
+    if (!missing) {
+      outgoing.writeHead(404, responseHeaders(up.headers));
+      outgoing.write(text);
+      return;
+    }
+    const json = !/^application\/proto\b/i.test(incoming.headers["content-type"] ?? "");
+    const body = json ? "{}" : "";
+    outgoing.writeHead(200, {
+      "content-type": json ? "application/json" : "application/proto",
+      "content-length": Buffer.byteLength(body),
+    });
+    outgoing.write(body);
+  });
+}
+
 function forward(
   incoming: IncomingMessage,
   outgoing: ServerResponse,
@@ -121,10 +177,14 @@ function forward(
   });
   upstream.setNoDelay(true);
   upstream.on("response", (up) => {
-    outgoing.writeHead(up.statusCode ?? 502, responseHeaders(up.headers));
-    // Headers now, even when the first event is a while away (a quiet process's stream).
-    outgoing.flushHeaders();
-    up.pipe(outgoing, { end: false });
+    if (port === ENVD_PORT && up.statusCode === 404 && isRemoveCall(path)) {
+      relayRemoveOfMissing(up, incoming, outgoing);
+    } else {
+      outgoing.writeHead(up.statusCode ?? 502, responseHeaders(up.headers));
+      // Headers now, even when the first event is a while away (a quiet process's stream).
+      outgoing.flushHeaders();
+      up.pipe(outgoing, { end: false });
+    }
     // Once the body's rest is read when the sandbox answered early (as the agent's proxy does).
     endRelay(up, upstream, incoming, outgoing);
     // The far side broke mid-body: the client must see a broken response, not a short one.
