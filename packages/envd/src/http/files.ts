@@ -58,14 +58,44 @@ async function download(req: Request, res: Response): Promise<void> {
     );
   }
   const { size } = st;
-  // The stream owns the handle from here: it closes it when done or failed.
-  const stream = file.createReadStream({ highWaterMark: chunkBytes });
-  res.writeHead(200, {
+  const headers = {
     "content-type": "application/octet-stream",
-    "content-length": size,
     "content-disposition": contentDisposition(basename(path)),
-  });
-  await pipeline(stream, res as NodeJS.WritableStream);
+  };
+  // Size 0 is also what /proc and /sys report for files with content: those go out chunked, to
+  // their end. Any other file goes out as big as it was when opened, exactly: bytes appended
+  // meanwhile past the Content-Length would be read as the connection's next answer.
+  // The stream owns the handle from here: it closes it when done or failed.
+  if (size === 0) {
+    res.writeHead(200, headers);
+    await pipeline(
+      file.createReadStream({ highWaterMark: chunkBytes }),
+      res as NodeJS.WritableStream,
+    );
+    return;
+  }
+  const stream = file.createReadStream({ highWaterMark: chunkBytes, end: size - 1 });
+  res.writeHead(200, { ...headers, "content-length": size });
+  await pipeline(stream, shortReadFails(size, path), res as NodeJS.WritableStream);
+}
+
+/**
+ * Passes a download's bytes on and fails it if the file ends before `size` (truncated while being
+ * read): a cut connection tells the client the file is incomplete, a clean end would not.
+ */
+function shortReadFails(size: number, path: string) {
+  return async function* (source: AsyncIterable<Buffer>): AsyncGenerator<Buffer> {
+    let sent = 0;
+    for await (const chunk of source) {
+      sent += chunk.length;
+      yield chunk;
+    }
+    if (sent < size)
+      throw new EnvdError(
+        "failed_precondition",
+        `file shrank to ${sent} of ${size} bytes while read: ${path}`,
+      );
+  };
 }
 
 /**
