@@ -80,6 +80,22 @@ export class EnvdClient {
     });
   }
 
+  /** filesystem.Filesystem/ListDir as a Connect unary JSON call, as `user`. */
+  async list(path: string, options: { signal?: AbortSignal } = {}): Promise<Response> {
+    return fetch(`${this.baseUrl}/filesystem.Filesystem/ListDir`, {
+      method: "POST",
+      headers: {
+        ...this.headers,
+        "content-type": "application/json",
+        ...(this.user && {
+          authorization: `Basic ${Buffer.from(`${this.user}:`).toString("base64")}`,
+        }),
+      },
+      body: JSON.stringify({ path }),
+      signal: options.signal ?? AbortSignal.timeout(15_000),
+    });
+  }
+
   async download(path: string): Promise<Response> {
     return fetch(`${this.baseUrl}/files?path=${encodeURIComponent(path)}`, {
       headers: this.headers,

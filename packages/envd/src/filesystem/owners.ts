@@ -1,4 +1,4 @@
-import { readFile, stat } from "node:fs/promises";
+import { readColonFile } from "../user/passwd.js";
 
 /** Names of uids and gids, from /etc/passwd and /etc/group. */
 export interface OwnerNames {
@@ -6,40 +6,36 @@ export interface OwnerNames {
   group(gid: number): string;
 }
 
-interface Table {
-  stamp: string;
-  names: Map<number, string>;
-}
+/** id → name per version of a file's rows (readColonFile hands out the same rows until it changes). */
+const tables = new WeakMap<string[][], Map<number, string>>();
 
-const cache = new Map<string, Table>();
-
-/** id → name from a colon file, re-read only when the file changed (users come and go in a sandbox). */
-async function table(file: string): Promise<Map<number, string>> {
-  let stamp = "missing";
+/**
+ * id → name from a colon file as it is now (users come and go in a sandbox). Read the way user
+ * lookups read it: the sandbox may put a FIFO or a huge file there, which must not hang or swamp
+ * envd; then, as for a missing file, every id shows as a number.
+ */
+function table(file: string): Map<number, string> {
+  let rows: string[][];
   try {
-    const st = await stat(file);
-    stamp = `${st.ino}:${st.mtimeMs}:${st.size}`;
+    rows = readColonFile(file);
   } catch {
-    // No such file: every id shows as a number.
+    return new Map();
   }
-  const cached = cache.get(file);
-  if (cached?.stamp === stamp) return cached.names;
-  const names = new Map<number, string>();
-  if (stamp !== "missing") {
-    const text = await readFile(file, "utf8").catch(() => "");
-    for (const line of text.split("\n")) {
-      if (!line || line.startsWith("#")) continue;
-      const [name = "", , id = ""] = line.split(":");
+  let names = tables.get(rows);
+  if (!names) {
+    names = new Map();
+    for (const [name = "", , id = ""] of rows) {
       const num = Number(id);
       if (name && id !== "" && Number.isInteger(num) && !names.has(num)) names.set(num, name);
     }
+    tables.set(rows, names);
   }
-  cache.set(file, { stamp, names });
   return names;
 }
 
 export async function ownerNames(): Promise<OwnerNames> {
-  const [users, groups] = await Promise.all([table("/etc/passwd"), table("/etc/group")]);
+  const users = table("/etc/passwd");
+  const groups = table("/etc/group");
   return {
     user: (uid) => users.get(uid) ?? String(uid),
     group: (gid) => groups.get(gid) ?? String(gid),

@@ -61,7 +61,7 @@ function versionOf(st: BigIntStats): string {
  * it was last read is served from memory for the price of one stat; users added inside the
  * sandbox show at once, since adding one changes the file.
  */
-function readColonFile(path: string): string[][] {
+export function readColonFile(path: string): string[][] {
   const cached = cache.get(path);
   if (cached) {
     const st = statSync(path, { bigint: true, throwIfNoEntry: false });
