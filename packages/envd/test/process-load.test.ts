@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Client, createClient } from "@connectrpc/connect";
+import { type Client, Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
-import { Process } from "@wrenn/proto/process";
+import { Process, Signal } from "@wrenn/proto/process";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { type RunningEnvd, startEnvd } from "./helpers/envd.js";
 
@@ -121,6 +121,39 @@ describe("process output under load", () => {
     console.log(`64 MiB through a PTY: envd peak ${mib(memory.peak)}`);
     expect(result).toMatchObject({ bytes: size, exitCode: 0 });
     expect(memory.peak).toBeLessThan(peakLimit);
+  }, 120_000);
+
+  it("refuses terminal input its program does not read past 8 MiB, its memory bounded", async () => {
+    const abort = new AbortController();
+    const stream = client.start(
+      { process: { cmd: "sleep", args: ["600"] }, pty: { size: { cols: 80, rows: 24 } } },
+      { signal: abort.signal },
+    );
+    const pid = await startedPid(stream[Symbol.asyncIterator]());
+    const process = { selector: { case: "pid" as const, value: pid } };
+    const chunk = new Uint8Array(64 * 1024).fill(97);
+    let sent = 0;
+    let refused: unknown;
+    while (sent < 64 * MiB && !refused) {
+      await client.sendInput({ process, input: { input: { case: "pty", value: chunk } } }).then(
+        () => {
+          sent += chunk.length;
+        },
+        (err: unknown) => {
+          refused = err;
+        },
+      );
+    }
+    const memory = await envd.memory();
+    console.log(`PTY input to sleep: ${mib(sent)} taken, envd peak ${mib(memory.peak)}`);
+    expect(refused).toBeInstanceOf(ConnectError);
+    expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
+    // 8 MiB waiting in envd, besides what the kernel takes into the terminal (a few MiB).
+    expect(sent).toBeLessThan(24 * MiB);
+    expect(memory.peak).toBeLessThan(peakLimit);
+    // The terminal is still there: the process ends on a signal as usual.
+    await client.sendSignal({ process, signal: Signal.SIGKILL });
+    abort.abort();
   }, 120_000);
 
   it("drains a background process nobody is attached to without buffering it", async () => {

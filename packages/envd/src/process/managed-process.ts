@@ -11,6 +11,7 @@ import type * as NodePty from "node-pty";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import { type ExitInfo, exitInfo, spawnFailure } from "./exit-status.js";
+import { ptyPendingInput } from "./pty-input.js";
 import { HelperUnavailable, type PipeChild, type SpawnHelper } from "./spawn-helper.js";
 import type { CommandSpec, PlanResult, SpawnPlan } from "./spawn-plan.js";
 import { ptyTerm } from "./spawn-plan.js";
@@ -20,7 +21,7 @@ import { type OutputChunk, Subscriber } from "./subscriber.js";
 const highWater = 512 * 1024;
 /** …to this many. */
 const lowWater = 128 * 1024;
-/** Input buffered towards a child that does not read its stdin, beyond which SendInput fails. */
+/** Input buffered towards a child that does not read its stdin or terminal, beyond which SendInput fails. */
 const maxPendingInput = 8 * 1024 * 1024;
 /** After the process exits, how often to check whether its pipes went quiet (a grandchild may hold them open). */
 const drainCheckMs = 250;
@@ -308,6 +309,12 @@ export class ManagedProcess {
     if (kind === "pty") {
       if (!this.term)
         throw new EnvdError("failed_precondition", "process has no PTY; send input as stdin");
+      if (ptyPendingInput(this.term) > maxPendingInput) {
+        throw new EnvdError(
+          "resource_exhausted",
+          "the process is not reading its terminal; too much input is pending",
+        );
+      }
       this.term.write(Buffer.from(data.buffer, data.byteOffset, data.byteLength));
       return;
     }
