@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { appendFile, chmod, mkdir, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -243,5 +244,41 @@ describe("filesystem.Filesystem watching", () => {
     await expect(envd.filesystem.getWatcherEvents({ watcherId: "nope" })).rejects.toMatchObject({
       code: Code.NotFound,
     });
+  });
+
+  it("ends a watch of a directory changing faster than it can follow, its memory bounded", {
+    timeout: 90_000,
+  }, async () => {
+    // A fresh envd: its peak memory is this test's alone.
+    const own = await startEnvd();
+    const dir = join(own.dir, "churn");
+    await mkdir(dir);
+    // What a sandbox process may do: make and remove files in a tight loop.
+    const churn = spawn(process.execPath, [
+      "-e",
+      `const fs = require("node:fs");
+       for (let n = 0; ; n++) { const p = ${JSON.stringify(dir)} + "/f" + (n % 100); fs.writeFileSync(p, ""); fs.unlinkSync(p); }`,
+    ]);
+    try {
+      const watch = follow(
+        own.filesystem.watchDir(
+          { path: dir, recursive: true, includeEntry: true },
+          { headers: root },
+        ),
+      );
+      const deadline = Date.now() + 45_000;
+      while (!watch.failure() && Date.now() < deadline) await sleep(200);
+      const memory = await own.memory();
+      const failure = ConnectError.from(watch.failure() ?? new Error("the watch went on"));
+      expect(failure.code).toBe(Code.ResourceExhausted);
+      expect(failure.rawMessage).toMatch(/changes faster than envd can follow/);
+      expect(memory.peak).toBeLessThan(200 * 1024 * 1024);
+      // envd serves on: a new watch starts.
+      const again = follow(own.filesystem.watchDir({ path: own.dir }, { headers: root }));
+      await again.until((_, responses) => responses.some((r) => r.event.case === "start"));
+    } finally {
+      churn.kill("SIGKILL");
+      await own.stop();
+    }
   });
 });

@@ -18,7 +18,7 @@ import { entryInfo, toEntryInfo } from "./entry-info.js";
 import { move } from "./move.js";
 import { type OwnerNames, ownerNames } from "./owners.js";
 import { resolvePath } from "./paths.js";
-import { EventBuffer, maxBufferedEvents, Watchers } from "./watchers.js";
+import { EventBuffer, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
 const maxListEntries = 100_000;
@@ -153,23 +153,19 @@ export function createFilesystemService(): FilesystemService {
       const watcher = await rpc(async () => {
         const { user, path } = await target(ctx, req.path);
         await readableDir(user, path);
-        return watchers.start(path, {
-          recursive: req.recursive,
-          includeEntry: req.includeEntry,
-          onEvent: (event) => buffer.push(event),
-        });
+        return watchers.start(
+          path,
+          { recursive: req.recursive, includeEntry: req.includeEntry },
+          buffer,
+        );
       });
       try {
         yield { event: { case: "start", value: {} } };
         const idleMs = keepaliveMs(ctx);
         while (!ctx.signal.aborted) {
           await buffer.wait(idleMs, ctx.signal);
-          if (buffer.overflowed) {
-            throw new EnvdError(
-              "resource_exhausted",
-              `over ${maxBufferedEvents} events waiting: the client reads too slowly`,
-            ).toConnectError();
-          }
+          if (buffer.overflowed)
+            throw new EnvdError("resource_exhausted", buffer.overflowed).toConnectError();
           const events = buffer.take();
           if (events.length === 0 && !ctx.signal.aborted)
             yield { event: { case: "keepalive", value: {} } };

@@ -9,6 +9,13 @@ import { identity, isUpload, isUploadTemp } from "./uploads.js";
 
 /** Directories one watcher may hold (each costs an inotify watch; the kernel's default cap is 8192). */
 export const maxWatchedDirs = 4096;
+/**
+ * Raw fs.watch events one watcher holds before classifying them, some 200 bytes each (a burst of
+ * 30k new files makes 60k, classified in about 10 s). A directory changing faster than envd can
+ * classify (a loop making and removing files) grew the backlog without end; past this the
+ * watcher overflows.
+ */
+export const maxRawBacklog = 100_000;
 /** Entries whose identity a watcher remembers, to tell a rename from a remove + create. */
 const maxTrackedEntries = 100_000;
 /**
@@ -32,6 +39,14 @@ export interface DirWatcherOptions {
   recursive: boolean;
   includeEntry: boolean;
   onEvent(event: FilesystemEvent): void;
+  /** Changes came faster than they could be classified and some were dropped (called once). */
+  onOverflow(): void;
+}
+
+interface RawEvent {
+  dir: string;
+  kind: string;
+  filename: string | null;
 }
 
 interface Slot {
@@ -58,9 +73,12 @@ export class DirWatcher {
   /** path → identity of the entry there (see `identity`). */
   private readonly inodes = new Map<string, string>();
   private readonly slots: Slot[] = [];
-  private queue: Promise<void> = Promise.resolve();
-  /** Raw fs.watch events not classified yet. */
+  /** Raw fs.watch events not classified yet, from `rawHead` on, classified one at a time. */
+  private raw: RawEvent[] = [];
+  private rawHead = 0;
+  /** Raw events not classified yet, the one being classified included. */
   private backlog = 0;
+  private overflowed = false;
   private closed = false;
   private warnedDirs = false;
   private untracked = false;
@@ -87,14 +105,39 @@ export class DirWatcher {
     for (const slot of this.slots) if (slot.vanished) clearTimeout(slot.vanished.timer);
     this.slots.length = 0;
     this.inodes.clear();
+    this.raw = [];
+    this.rawHead = 0;
   }
 
   private enqueue(dir: string, kind: string, filename: string | Buffer | null): void {
-    this.backlog++;
-    this.queue = this.queue
-      .then(() => this.process(dir, kind, filename === null ? null : String(filename)))
-      .catch((err) => logger.warn({ err, dir }, "watch event failed"))
-      .finally(() => this.backlog--);
+    if (this.closed) return;
+    if (this.backlog >= maxRawBacklog) {
+      if (!this.overflowed) {
+        this.overflowed = true;
+        logger.warn({ root: this.root, max: maxRawBacklog }, "watch: changes come too fast");
+        this.options.onOverflow();
+      }
+      return;
+    }
+    this.raw.push({ dir, kind, filename: filename === null ? null : String(filename) });
+    if (++this.backlog === 1) void this.classifyBacklog();
+  }
+
+  private async classifyBacklog(): Promise<void> {
+    while (!this.closed && this.rawHead < this.raw.length) {
+      const { dir, kind, filename } = this.raw[this.rawHead++] as RawEvent;
+      try {
+        await this.process(dir, kind, filename);
+      } catch (err) {
+        logger.warn({ err, dir }, "watch event failed");
+      }
+      this.backlog--;
+      // Drop what was classified now and then: shifting one at a time is quadratic.
+      if (this.rawHead >= 1024 && this.rawHead * 2 >= this.raw.length) {
+        this.raw = this.raw.slice(this.rawHead);
+        this.rawHead = 0;
+      }
+    }
   }
 
   private async addDir(dir: string, announceContents: boolean): Promise<void> {

@@ -2,10 +2,10 @@ import { randomUUID } from "node:crypto";
 import type { FilesystemEvent } from "@wrenn/proto/filesystem";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
-import { DirWatcher, type DirWatcherOptions } from "./watch.js";
+import { DirWatcher, type DirWatcherOptions, maxRawBacklog } from "./watch.js";
 
 /** Events one watcher holds for a slow stream or between two GetWatcherEvents calls. */
-export const maxBufferedEvents = 10_000;
+const maxBufferedEvents = 10_000;
 /** Polling watchers alive at once (each is forgotten only by RemoveWatcher or shutdown). */
 const maxPollingWatchers = 1000;
 
@@ -13,14 +13,20 @@ const maxPollingWatchers = 1000;
 export class EventBuffer {
   private events: FilesystemEvent[] = [];
   private wake: (() => void) | undefined;
-  overflowed = false;
+  /** Why events were lost, once some were. */
+  overflowed: string | undefined;
 
   push(event: FilesystemEvent): void {
     if (this.events.length >= maxBufferedEvents) {
-      this.overflowed = true;
+      this.overflow(`over ${maxBufferedEvents} events waiting: the client reads too slowly`);
       return;
     }
     this.events.push(event);
+    this.wake?.();
+  }
+
+  overflow(reason: string): void {
+    this.overflowed ??= reason;
     this.wake?.();
   }
 
@@ -57,8 +63,20 @@ export class Watchers {
   private readonly live = new Set<DirWatcher>();
   private readonly polling = new Map<string, Polling>();
 
-  async start(dir: string, options: DirWatcherOptions): Promise<DirWatcher> {
-    const watcher = await DirWatcher.start(dir, options);
+  /** Watches `dir`, its events and any overflow going to `buffer`. */
+  async start(
+    dir: string,
+    options: Omit<DirWatcherOptions, "onEvent" | "onOverflow">,
+    buffer: EventBuffer,
+  ): Promise<DirWatcher> {
+    const watcher = await DirWatcher.start(dir, {
+      ...options,
+      onEvent: (event) => buffer.push(event),
+      onOverflow: () =>
+        buffer.overflow(
+          `the directory changes faster than envd can follow (over ${maxRawBacklog} changes waiting)`,
+        ),
+    });
     this.live.add(watcher);
     return watcher;
   }
@@ -68,7 +86,10 @@ export class Watchers {
     this.live.delete(watcher);
   }
 
-  async createPolling(dir: string, options: Omit<DirWatcherOptions, "onEvent">): Promise<string> {
+  async createPolling(
+    dir: string,
+    options: Omit<DirWatcherOptions, "onEvent" | "onOverflow">,
+  ): Promise<string> {
     if (this.polling.size >= maxPollingWatchers) {
       throw new EnvdError(
         "resource_exhausted",
@@ -76,7 +97,7 @@ export class Watchers {
       );
     }
     const buffer = new EventBuffer();
-    const watcher = await this.start(dir, { ...options, onEvent: (event) => buffer.push(event) });
+    const watcher = await this.start(dir, options, buffer);
     const id = randomUUID();
     this.polling.set(id, { watcher, buffer });
     return id;
@@ -86,11 +107,8 @@ export class Watchers {
     const polling = this.polling.get(id);
     if (!polling) throw new EnvdError("not_found", `no watcher ${id}`);
     if (polling.buffer.overflowed) {
-      logger.warn(
-        { id, max: maxBufferedEvents },
-        "watcher buffer overflowed; newer events were dropped",
-      );
-      polling.buffer.overflowed = false;
+      logger.warn({ id, reason: polling.buffer.overflowed }, "watcher lost events");
+      polling.buffer.overflowed = undefined;
     }
     return polling.buffer.take();
   }
