@@ -25,6 +25,11 @@ const lowWater = 128 * 1024;
 const maxPendingInput = 8 * 1024 * 1024;
 /** After the process exits, how often to check whether its pipes went quiet (a grandchild may hold them open). */
 const drainCheckMs = 250;
+/**
+ * …and how long (not counting time paused for a slow reader) a grandchild that goes on writing
+ * may keep the process from ending: its parent is done, as E2B's envd would report at once.
+ */
+const maxDrainMs = 2000;
 /** While a PTY is paused, how often to check whether its child exited (node-pty's grace is 200 ms). */
 const ptyExitCheckMs = 50;
 
@@ -277,12 +282,16 @@ export class ManagedProcess {
 
   /**
    * The process exited but its pipes may stay open (a background grandchild inherited them). Once
-   * they are neither paused for a slow reader nor producing, stop waiting for them.
+   * they are neither paused for a slow reader nor producing, or after `maxDrainMs` of reading,
+   * stop waiting for them.
    */
   private watchDrain(): void {
     this.readSinceCheck = true;
+    let drainingMs = 0;
     this.drainTimer = setInterval(() => {
-      if (this.paused || this.readSinceCheck) {
+      if (this.paused) return;
+      drainingMs += drainCheckMs;
+      if (this.readSinceCheck && drainingMs < maxDrainMs) {
         this.readSinceCheck = false;
         return;
       }
