@@ -1,3 +1,4 @@
+import { execFileSync } from "node:child_process";
 import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -130,6 +131,26 @@ describe("envd start command (/etc/wrenn/start.json)", () => {
     });
     await sleep(200);
     expect((await envd.process.list({})).processes.find((p) => p.tag === "start")).toBeUndefined();
+  });
+
+  it("reports a start.json that is a FIFO instead of hanging on it", async () => {
+    const dir = await configDir({});
+    cleanup.push(() => rm(dir, { recursive: true, force: true }));
+    // What a snapshot of a sandbox whose root made one there carries.
+    execFileSync("mkfifo", [join(dir, "start.json")]);
+    const envd = await startEnvd({ WRENN_ENVD_CONFIG_DIR: dir });
+    cleanup.push(() => envd.stop());
+    const res = await fetch(`${envd.baseUrl}/health`, { signal: AbortSignal.timeout(5_000) });
+    expect(res.status).toBe(500);
+    expect(await res.json()).toMatchObject({
+      code: "start_failed",
+      message: expect.stringContaining("not a regular file"),
+    });
+    // envd itself serves on.
+    const r = await new EventReader(
+      envd.process.start({ process: { cmd: "echo", args: ["ok"] } }),
+    ).toEnd();
+    expect(r.stdout).toBe("ok\n");
   });
 
   it("reports a malformed start.json instead of ignoring it", async () => {

@@ -1,6 +1,6 @@
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { EnvdError } from "../errors.js";
+import { readSmallFile } from "../small-file.js";
 
 /** How envd decides a start command is ready: a port answering, a file existing, a command succeeding. */
 export type ReadyCheck = { port: number } | { file: string } | { cmd: string };
@@ -68,11 +68,15 @@ function readyOf(value: unknown): ReadyCheck | undefined {
   );
 }
 
+/** The most of a config file read. */
+const maxConfigBytes = 1024 * 1024;
+
 /** Reads a JSON file of the template's config dir; undefined when it does not exist. */
 function readConfig(dir: string, name: string): unknown {
   let text: string;
   try {
-    text = readFileSync(join(dir, name), "utf8");
+    // A FIFO there (a snapshot of a sandbox whose root made one) used to hang envd's start.
+    text = readSmallFile(join(dir, name), maxConfigBytes).text;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === "ENOENT") return undefined;
     throw EnvdError.from(err, name);

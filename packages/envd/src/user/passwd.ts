@@ -1,13 +1,6 @@
-import {
-  type BigIntStats,
-  closeSync,
-  constants,
-  fstatSync,
-  openSync,
-  readSync,
-  statSync,
-} from "node:fs";
+import { type BigIntStats, statSync } from "node:fs";
 import { EnvdError } from "../errors.js";
+import { readSmallFile } from "../small-file.js";
 
 /** Everything needed to run a process or touch a file as a given user. */
 export interface UserInfo {
@@ -68,36 +61,12 @@ export function readColonFile(path: string): string[][] {
     if (st && versionOf(st) === cached.version) return cached.rows;
     cache.delete(path);
   }
-  const { text, stats } = readUserFile(path);
+  // /etc/passwd and /etc/group are a few KiB.
+  const { text, stats } = readSmallFile(path, maxUserFileBytes);
   const rows = parseColonFile(text);
   const settled = BigInt(Date.now()) * 1_000_000n - stats.ctimeNs > settledNs;
   if (settled) cache.set(path, { version: versionOf(stats), rows });
   return rows;
-}
-
-/**
- * Reads a small file synchronously: /etc/passwd and /etc/group are a few KiB, while each step of
- * an asynchronous read (open, fstat, read, close) is a trip through libuv's thread pool. Sandbox
- * root may put a FIFO or a huge file there: opened non-blocking, only a regular file is read, and
- * only up to a bound.
- */
-function readUserFile(path: string): { text: string; stats: BigIntStats } {
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    const stats = fstatSync(fd, { bigint: true });
-    if (!stats.isFile() || stats.size > BigInt(maxUserFileBytes))
-      throw new EnvdError("internal", `${path} is not a regular file of at most 4 MiB`);
-    const buf = Buffer.allocUnsafe(Number(stats.size));
-    let read = 0;
-    while (read < buf.length) {
-      const n = readSync(fd, buf, read, buf.length - read, read);
-      if (n === 0) break;
-      read += n;
-    }
-    return { text: buf.toString("utf8", 0, read), stats };
-  } finally {
-    closeSync(fd);
-  }
 }
 
 function readPasswd(root: string): PasswdEntry[] {
