@@ -30,7 +30,9 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
     return { code: err.code, message: err.message, exitCode: err.exitCode, ...hint(err.hint) };
   }
   const server = context.apiUrl ? ` at ${context.apiUrl}` : "";
-  if (err instanceof AuthenticationError) {
+  // The SDK files 403 permission_denied (a quota, a file the sandbox user may not touch, a shared
+  // host) under AuthenticationError too: only a refused key is the key's fault.
+  if (err instanceof AuthenticationError && err.code !== "permission_denied") {
     return {
       code: err.code,
       message: `The server${server} rejected the API key.`,

@@ -1,0 +1,42 @@
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { wrenn } from "./helpers/cli.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+
+// What the built `wrenn` binary says when the server, a sandbox or the local setup refuses:
+// one line naming the real cause and a next step that fits it. Against `wrenn server start`
+// with real namespace sandboxes. Needs root, bubblewrap, iproute2, nftables, e2fsprogs.
+
+describe("wrenn's error messages", { timeout: 120_000 }, () => {
+  let server: TestServer;
+  let work: string;
+  const run = (args: string[], env: NodeJS.ProcessEnv = server.env) => wrenn(args, { env });
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    work = await mkdtemp(join(tmpdir(), "wrenn-cli-errors-"));
+  }, 180_000);
+
+  afterAll(async () => {
+    await rm(work ?? "/nonexistent", { recursive: true, force: true });
+    await server?.close();
+  }, 120_000);
+
+  it("a refusal that is not about the key (a quota, a file the sandbox user may not write) says so", async () => {
+    const quota = await run(["sandbox", "create", "--memory", "262144"]);
+    expect(quota.code).toBe(1);
+    expect(quota.stderr).toMatch(
+      /^Error: Quota memory_mb: the team uses \d+ of \d+ and this asks for 262144 more\.\n$/,
+    );
+
+    const created = await run(["sandbox", "create", "--memory", "256", "--disk", "128"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = created.stdout.trim();
+    const denied = await run(["files", "mkdir", id, "/proc/x"]);
+    expect(denied.code).toBe(1);
+    expect(denied.stderr).toBe('Error: Mkdir: user "user" may not write into /proc.\n');
+    expect((await run(["sandbox", "kill", id])).code).toBe(0);
+  });
+});
