@@ -39,4 +39,12 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     expect(denied.stderr).toBe('Error: Mkdir: user "user" may not write into /proc.\n');
     expect((await run(["sandbox", "kill", id])).code).toBe(0);
   });
+
+  it("a missing template points at the template list, not at a sandbox's files", async () => {
+    const missing = await run(["sandbox", "create", "--template", "nosuchtemplate"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toMatch(/^Error: .*template "?nosuchtemplate"? not found\.\n/i);
+    expect(missing.stderr).toContain("→ List the templates with `wrenn template list`.");
+    expect(missing.stderr).not.toContain("files ls");
+  });
 });

@@ -68,12 +68,19 @@ function nextStep(err: WrennError): string | undefined {
   return undefined;
 }
 
-/** The server says what was missing first ("sandbox …", "snapshot …"); files say ENOENT. */
-function notFoundHint(message: string): string {
+/**
+ * The server says what was missing first ("sandbox …", "snapshot …"; a template the host lacks
+ * after the operation's name); files say ENOENT. Anything else gets no hint rather than a wrong one.
+ */
+function notFoundHint(message: string): string | undefined {
   if (/^sandbox\b/i.test(message)) return "List your sandboxes with `wrenn sandbox list`.";
   if (/^snapshot\b/i.test(message)) return "List your snapshots with `wrenn snapshot list`.";
   if (/^host\b/i.test(message)) return "List the hosts with `wrenn host list`.";
-  return "Check the path with `wrenn files ls <id> <dir>`.";
+  if (/^([\w ]+: )?template\b/i.test(message))
+    return "List the templates with `wrenn template list`.";
+  if (/ENOENT|no such file/i.test(message))
+    return "Check the path with `wrenn files ls <id> <dir>`.";
+  return undefined;
 }
 
 function hint(text: string | undefined): { hint?: string } {
