@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from "node:fs/promises";
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -46,5 +46,29 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     expect(missing.stderr).toMatch(/^Error: .*template "?nosuchtemplate"? not found\.\n/i);
     expect(missing.stderr).toContain("→ List the templates with `wrenn template list`.");
     expect(missing.stderr).not.toContain("files ls");
+  });
+
+  it("a config file that is not a JSON object is named, for commands, login and logout alike", async () => {
+    const { WRENN_API_KEY: _key, WRENN_API_URL: url, ...rest } = server.env;
+    for (const text of ["{not json", "[1, 2]", "null"]) {
+      const file = join(work, "broken.json");
+      await writeFile(file, text);
+      const env = { ...rest, WRENN_CONFIG: file };
+      const expected = `Error: The config file ${file} is not a JSON object.\n  → Fix it, or delete it and run \`wrenn login\` again.\n`;
+      for (const args of [
+        ["sandbox", "list"],
+        ["login", "--api-url", String(url), "--api-key", String(server.apiKey)],
+        ["logout"],
+      ]) {
+        const res = await run(args, env);
+        expect(res.code, `${args[0]} with ${text}`).toBe(1);
+        expect(res.stderr, `${args[0]} with ${text}`).toBe(expected);
+      }
+    }
+    // A key in the environment still works past a broken file, as the SDK's own rules say.
+    expect(
+      (await run(["sandbox", "list"], { ...server.env, WRENN_CONFIG: join(work, "broken.json") }))
+        .code,
+    ).toBe(0);
   });
 });

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdir, readFile, rename, rm, writeFile } from "node:fs/promises";
 import { homedir } from "node:os";
 import { dirname, join } from "node:path";
+import { CliError } from "../errors/index.js";
 
 /** What `wrenn login` saves and `wrenn server start` writes on its first run (same file, same keys). */
 export interface ClientConfig {
@@ -22,13 +23,28 @@ export async function readConfig(path = configPath()): Promise<ClientConfig> {
   try {
     text = await readFile(path, "utf8");
   } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return {};
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT") return {};
+    throw new CliError("bad_config", `Cannot read the config file ${path} (${code}).`);
   }
-  const value = JSON.parse(text) as Record<string, unknown>;
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    value = undefined;
+  }
+  // A broken file is named, not taken for "no key saved" (or a JSON parser's stack).
+  if (typeof value !== "object" || value === null || Array.isArray(value)) {
+    throw new CliError(
+      "bad_config",
+      `The config file ${path} is not a JSON object.`,
+      `Fix it, or delete it and run \`wrenn login\` again.`,
+    );
+  }
+  const { api_url, api_key } = value as Record<string, unknown>;
   return {
-    ...(typeof value.api_url === "string" ? { api_url: value.api_url } : {}),
-    ...(typeof value.api_key === "string" ? { api_key: value.api_key } : {}),
+    ...(typeof api_url === "string" ? { api_url } : {}),
+    ...(typeof api_key === "string" ? { api_key } : {}),
   };
 }
 

@@ -2,6 +2,7 @@
 export type CliErrorCode =
   | "invalid_argument"
   | "missing_api_key"
+  | "bad_config"
   | "missing_credentials"
   | "bad_credentials"
   | "needs_confirmation"

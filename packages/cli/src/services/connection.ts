@@ -1,4 +1,5 @@
 import { loadConfig } from "@wrenn/sdk";
+import { readConfig } from "../config/index.js";
 import { CliError } from "../errors/index.js";
 
 export { DEFAULT_API_URL } from "@wrenn/sdk";
@@ -21,6 +22,8 @@ export async function resolveConnection(flags: {
     ...(flags.apiKey ? { apiKey: flags.apiKey } : {}),
   });
   if (!config.apiKey) {
+    // The SDK reads past a broken config file; say so rather than "none saved".
+    if (config.configPath) await readConfig(config.configPath);
     throw new CliError(
       "missing_api_key",
       `No API key: none passed and none saved in ${config.configPath ?? "~/.wrenn/config.json"}.`,
