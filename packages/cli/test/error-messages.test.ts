@@ -71,4 +71,26 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
         .code,
     ).toBe(0);
   });
+
+  it("a server URL that is not http(s) is named with where it came from", async () => {
+    for (const bad of ["garbage", "http://[::1", "ftp://example.com"]) {
+      const res = await run(["sandbox", "list"], { ...server.env, WRENN_API_URL: bad });
+      expect(res.code, bad).toBe(1);
+      expect(res.stderr, bad).toBe(
+        `Error: --api-url / WRENN_API_URL is ${JSON.stringify(bad)}, not an http:// or https:// URL.\n  → Example: --api-url http://127.0.0.1:3000\n`,
+      );
+      const login = await run(["login", "--api-url", bad, "--api-key", "k"]);
+      expect(login.code, bad).toBe(1);
+      expect(login.stderr, bad).toContain(
+        `is ${JSON.stringify(bad)}, not an http:// or https:// URL.`,
+      );
+    }
+    const file = join(work, "bad-url.json");
+    await writeFile(file, JSON.stringify({ api_url: "nope", api_key: server.apiKey }));
+    const { WRENN_API_KEY: _key, WRENN_API_URL: _url, ...rest } = server.env;
+    const fromFile = await run(["sandbox", "list"], { ...rest, WRENN_CONFIG: file });
+    expect(fromFile.stderr).toContain(
+      `Error: api_url in ${file} is "nope", not an http:// or https:// URL.`,
+    );
+  });
 });

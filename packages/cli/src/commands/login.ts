@@ -4,7 +4,7 @@ import { BaseCommand } from "../base/index.js";
 import { configPath, readConfig, writeConfig } from "../config/index.js";
 import { CliError } from "../errors/index.js";
 import { createE2bKey, describeIdentity, e2bExports, whoami } from "../services/auth.js";
-import { DEFAULT_API_URL, trimSlash } from "../services/connection.js";
+import { checkServerUrl, DEFAULT_API_URL, trimSlash } from "../services/connection.js";
 import { canPrompt, promptText } from "../ui/interactive.js";
 
 export default class Login extends BaseCommand<typeof Login> {
@@ -41,7 +41,10 @@ export default class Login extends BaseCommand<typeof Login> {
 
   async run(): Promise<void> {
     const saved = await readConfig();
-    const apiUrl = trimSlash(this.flags["api-url"] ?? saved.api_url ?? DEFAULT_API_URL);
+    const apiUrl = checkServerUrl(
+      trimSlash(this.flags["api-url"] ?? saved.api_url ?? DEFAULT_API_URL),
+      this.flags["api-url"] ? "--api-url / WRENN_API_URL" : `api_url in ${configPath()}`,
+    );
     this.errorContext.apiUrl = apiUrl;
     if (this.flags["e2b-key"]) return this.loginWithE2bKey(apiUrl);
     let apiKey = this.flags["api-key"];

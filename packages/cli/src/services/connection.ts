@@ -30,7 +30,27 @@ export async function resolveConnection(flags: {
       "Run `wrenn login`, set WRENN_API_KEY, or pass --api-key.",
     );
   }
-  return { apiUrl: config.apiUrl, apiKey: config.apiKey };
+  const where =
+    config.sources.apiUrl === "file"
+      ? `api_url in ${config.configPath}`
+      : "--api-url / WRENN_API_URL";
+  return { apiUrl: checkServerUrl(config.apiUrl, where), apiKey: config.apiKey };
+}
+
+/** The URL, or a CliError naming where it came from: fetch's bare "Invalid URL" names nothing. */
+export function checkServerUrl(url: string, where: string): string {
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(url).protocol;
+  } catch {}
+  if (protocol !== "http:" && protocol !== "https:") {
+    throw new CliError(
+      "invalid_argument",
+      `${where} is ${JSON.stringify(url)}, not an http:// or https:// URL.`,
+      "Example: --api-url http://127.0.0.1:3000",
+    );
+  }
+  return url;
 }
 
 export function trimSlash(url: string): string {
