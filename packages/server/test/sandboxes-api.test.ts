@@ -194,6 +194,25 @@ for (const engine of testEngines()) {
         }
       });
 
+      it("say what is wrong with a bad metadata or envs key, and do not echo a long one whole", async () => {
+        const cases: [unknown, string][] = [
+          [{ envs: { "A B": "x" } }, "envs.A B: keys must be environment variable names"],
+          [
+            { metadata: { ["k".repeat(100_000)]: "v" } },
+            `metadata.${"k".repeat(64)}…: Too big: expected string to have <=64 characters`,
+          ],
+          [{ metadata: { "a\u0000b": "v" } }, "keys must not contain control characters"],
+        ];
+        for (const [json, message] of cases) {
+          const res = await server.call("POST", "/v1/sandboxes", { json, headers: keyA });
+          expect(res.status).toBe(400);
+          const body = (await res.json()) as { code: string; message: string };
+          expect(body.code).toBe("invalid_argument");
+          expect(body.message).toContain(message);
+          expect(body.message.length).toBeLessThan(300);
+        }
+      });
+
       it("snapshots: listed per team, validated, 404 for strangers, 503 without an agent", async () => {
         const store = new Store(server.database.handle.db, server.database.handle.dialect);
         const own = mine[0] as SandboxRecord;

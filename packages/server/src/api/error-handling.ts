@@ -48,10 +48,17 @@ export function describeIssues(target: string, error: ZodError): string {
   return error.issues
     .slice(0, 5)
     .map((issue) => {
-      const path = issue.path.map(String).join(".");
-      return `${path || targetNames[target] || target}: ${issue.message}`;
+      // A record key is part of the path: a long one is cut so the answer does not echo it whole.
+      const path = issue.path.map((part) => clip(String(part))).join(".");
+      // zod says only "Invalid key in record"; the key's own check says what is wrong with it.
+      const message = (issue.code === "invalid_key" && issue.issues[0]?.message) || issue.message;
+      return `${path || targetNames[target] || target}: ${message}`;
     })
     .join("; ");
+}
+
+function clip(text: string): string {
+  return text.length > 64 ? `${text.slice(0, 64)}…` : text;
 }
 
 const JSON_MEDIA_TYPE = /^application\/([\w.-]+\+)?json$/i;
