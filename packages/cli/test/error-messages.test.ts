@@ -93,4 +93,20 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
       `Error: api_url in ${file} is "nope", not an http:// or https:// URL.`,
     );
   });
+
+  it("exec says why a command did not start (a missing --cwd), keeping the shell's exit code", async () => {
+    const created = await run(["sandbox", "create", "--memory", "256", "--disk", "128"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = created.stdout.trim();
+    const res = await run(["exec", id, "--cwd", "/nonexistent", "--", "true"]);
+    expect(res.code).toBe(127);
+    expect(res.stdout).toBe("");
+    expect(res.stderr).toBe(
+      "Error: The command did not start: chdir /nonexistent: no such file or directory\n",
+    );
+    // A command that ran and failed prints only its own output.
+    const ran = await run(["exec", id, "--cwd", "/tmp", "--", "sh", "-c", "pwd; exit 3"]);
+    expect([ran.code, ran.stdout, ran.stderr]).toEqual([3, "/tmp\n", ""]);
+    expect((await run(["sandbox", "kill", id])).code).toBe(0);
+  });
 });

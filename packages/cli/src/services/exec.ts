@@ -1,5 +1,5 @@
 import { once } from "node:events";
-import { CommandExitError, type Sandbox } from "@wrenn/sdk";
+import { CommandExitError, type CommandResult, type Sandbox } from "@wrenn/sdk";
 import { CliError } from "../errors/index.js";
 import { enterRawMode } from "./terminal.js";
 
@@ -25,6 +25,14 @@ export function shellQuote(word: string): string {
 /** A process exit code the local shell can carry (signals and envd's -1 become 1..255). */
 export function localExitCode(code: number): number {
   return Number.isInteger(code) && code >= 0 && code <= 255 ? code : 1;
+}
+
+/**
+ * A process that never started (a missing --cwd, an unknown binary) has no output of its own: say
+ * why, or the shell sees only exit code 127 and an empty stderr.
+ */
+function reportNotStarted(result: CommandResult): void {
+  if (result.error) process.stderr.write(`Error: The command did not start: ${result.error}\n`);
 }
 
 /**
@@ -58,7 +66,9 @@ export async function runStreaming(
     }
     const result = await handle.wait();
     // 130: what a shell reports for a command ended by Ctrl-C.
-    return interrupted ? 130 : localExitCode(result.exitCode);
+    if (interrupted) return 130;
+    reportNotStarted(result);
+    return localExitCode(result.exitCode);
   } catch (err) {
     if (err instanceof CommandExitError) return localExitCode(err.exitCode);
     throw err;
@@ -108,6 +118,8 @@ export async function runInteractive(
     stdin.resume();
     stdout.on("resize", onResize);
     const result = await pty.wait();
+    restore();
+    reportNotStarted(result);
     return localExitCode(result.exitCode);
   } catch (err) {
     if (err instanceof CommandExitError) return localExitCode(err.exitCode);
