@@ -109,4 +109,19 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     expect([ran.code, ran.stdout, ran.stderr]).toEqual([3, "/tmp\n", ""]);
     expect((await run(["sandbox", "kill", id])).code).toBe(0);
   });
+
+  it("a bad argument is a usage error (exit 2, the command's --help), with no oclif warning", async () => {
+    // oclif adds a "did not parse its arguments" warning when NODE_ENV is development or test.
+    const env = { ...server.env, NODE_ENV: "development" };
+    const port = await run(["sandbox", "url", "k3x9q2m7v1b8n4c6z0ta", "99999"], env);
+    expect([port.code, port.stderr]).toEqual([
+      2,
+      "Error: Expected an integer less than or equal to 65535 but received: 99999\n  → See `wrenn sandbox url --help`.\n",
+    ]);
+    const missing = await run(["sandbox", "info"], env);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toBe(
+      "Error: Missing 1 required arg:\n  id  Sandbox id.\n  → See `wrenn sandbox info --help`.\n",
+    );
+  });
 });

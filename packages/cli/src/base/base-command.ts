@@ -35,6 +35,13 @@ export abstract class BaseCommand<T extends typeof Command> extends Command {
       args: ctor.args,
       strict: ctor.strict,
       enableJsonFlag: ctor.enableJsonFlag,
+    }).catch((err: unknown) => {
+      // Parsing ran: oclif's "did not parse its arguments" warning (shown when NODE_ENV is
+      // development or test) would be wrong.
+      this.parsed = true;
+      // An argument's own check (`port` past 65535) throws a plain Error: a usage mistake too.
+      if (err instanceof Errors.CLIError || !(err instanceof Error)) throw err;
+      throw new Errors.CLIError(err.message, { exit: 2 });
     });
     this.flags = flags as FlagsOf<T>;
     this.args = args as ArgsOf<T>;
