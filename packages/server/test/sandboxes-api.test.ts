@@ -130,6 +130,26 @@ for (const engine of testEngines()) {
         }
       });
 
+      it("refuse a query whose percent-encoding is not UTF-8 rather than use it undecoded", async () => {
+        // Undecoded, `%FF` became part of a file name (`PUT ?path=/tmp/%FF` wrote "/tmp/%FF").
+        const id = mine[0]?.id;
+        for (const [path, name] of [
+          ["/v1/sandboxes?metadata=k%3D%FF", "metadata"],
+          [`/v1/sandboxes/${id}/files?path=/tmp/%FF%FE`, "path"],
+          [`/v1/sandboxes/${id}/files/list?path=/tmp/bad%ED%A0%80`, "path"],
+          [`/v1/sandboxes/${id}/files?x=1&path=/tmp/%E0%A4%A`, "path"],
+        ] as const) {
+          const res = await server.call("GET", path, { headers: keyA });
+          expect(res.status, path).toBe(400);
+          expect(await res.json()).toEqual({
+            code: "invalid_argument",
+            message: `query parameter "${name}": malformed percent-encoding (it must encode UTF-8)`,
+          });
+        }
+        // Well-formed UTF-8, and a literal '%' sent as %25, still pass.
+        expect((await list("?metadata=k%3D%C3%A9%2525")).res.status).toBe(200);
+      });
+
       it("get one sandbox; another team's id is 404 exactly like a missing one", async () => {
         const own = await server.call("GET", `/v1/sandboxes/${mine[0]?.id}`, { headers: keyA });
         expect(own.status).toBe(200);

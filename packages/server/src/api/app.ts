@@ -19,7 +19,7 @@ import {
 } from "./e2b/index.js";
 import type { App, AppEnv } from "./env.js";
 import { errorHandler, errorResponse, notFoundHandler, validationHook } from "./error-handling.js";
-import { requestIds, requestLog } from "./middleware.js";
+import { requestIds, requestLog, wellFormedQuery } from "./middleware.js";
 import { registerApiKeyRoutes } from "./routes/api-keys.js";
 import { registerAuthRoutes } from "./routes/auth.js";
 import { registerFileWatchRoutes } from "./routes/file-watch.js";
@@ -93,6 +93,7 @@ export async function createApp(options: CreateAppOptions): Promise<ServerApp> {
   app.notFound(notFoundHandler);
   app.use(requestIds());
   app.use(requestLog(logger));
+  app.use("/v1/*", wellFormedQuery());
   // envd traffic and published ports go to their sandbox before any route sees them.
   const e2bTokens = new E2bAccessTokens(secret);
   const domain = config.domain ?? null;

@@ -79,6 +79,32 @@ export function requestIds(): MiddlewareHandler<AppEnv> {
   };
 }
 
+/**
+ * Refuses a query whose percent-encoding is not UTF-8 (`?path=/tmp/%FF`): Hono hands such a
+ * value on undecoded, so `%FF` would silently become part of a file name or a filter.
+ */
+export function wellFormedQuery(): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const url = c.req.url;
+    const start = url.indexOf("?");
+    // Only a query with a '%' can be malformed: most requests pay one indexOf.
+    if (start !== -1 && url.includes("%", start)) {
+      for (const part of url.slice(start + 1).split("&")) {
+        try {
+          decodeURIComponent(part);
+        } catch {
+          const name = (part.split("=")[0] ?? "").slice(0, 64);
+          throw new ServerError(
+            "invalid_argument",
+            `query parameter ${JSON.stringify(name)}: malformed percent-encoding (it must encode UTF-8)`,
+          );
+        }
+      }
+    }
+    await next();
+  };
+}
+
 /** One log line per request, with its duration. */
 export function requestLog(logger: Logger): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
