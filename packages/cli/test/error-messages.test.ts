@@ -124,4 +124,23 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
       "Error: Missing 1 required arg:\n  id  Sandbox id.\n  → See `wrenn sandbox info --help`.\n",
     );
   });
+
+  it("the paused-sandbox hint comes with the sandbox's state, not with a file's conflict", async () => {
+    const created = await run(["sandbox", "create", "--memory", "256", "--disk", "128"]);
+    expect(created.code, created.stderr).toBe(0);
+    const id = created.stdout.trim();
+    expect((await run(["exec", id, "--", "touch", "/tmp/f"])).code).toBe(0);
+    const notDir = await run(["files", "ls", id, "/tmp/f"]);
+    expect([notDir.code, notDir.stderr]).toEqual([1, "Error: List: not a directory: /tmp/f.\n"]);
+    const exists = await run(["files", "mkdir", id, "/tmp/f/x"]);
+    expect(exists.code).toBe(1);
+    expect(exists.stderr).not.toContain("→");
+
+    expect((await run(["sandbox", "pause", id])).code).toBe(0);
+    const paused = await run(["sandbox", "fork", id]);
+    expect(paused.code).toBe(1);
+    expect(paused.stderr).toContain("paused");
+    expect(paused.stderr).toContain("→ Check its state with `wrenn sandbox info <id>`");
+    expect((await run(["sandbox", "kill", id])).code).toBe(0);
+  });
 });

@@ -58,7 +58,7 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
 /** What to do about an error the server reported, by its class. */
 function nextStep(err: WrennError): string | undefined {
   if (err instanceof NotFoundError) return notFoundHint(err.message);
-  if (err instanceof ConflictError || err instanceof SandboxError)
+  if ((err instanceof ConflictError || err instanceof SandboxError) && aboutTheSandbox(err))
     return "Check its state with `wrenn sandbox info <id>`; a paused sandbox comes back with `wrenn sandbox resume <id>`.";
   if (err instanceof NotEnoughSpaceError)
     return "A disk is full: free space in the sandbox (see `wrenn exec <id> -- df -h`), or create it with a larger --disk.";
@@ -66,6 +66,15 @@ function nextStep(err: WrennError): string | undefined {
   if (err instanceof TimeoutError)
     return "The server may be busy; try again, or raise --request-timeout where the command has it.";
   return undefined;
+}
+
+/**
+ * A sandbox that cannot be reached, or a conflict with its state (paused, not running) — not a
+ * conflict about a file in it ("not a directory") or a name ("already exists").
+ */
+function aboutTheSandbox(err: WrennError): boolean {
+  if (err.code === "unavailable" || err.code === "host_unreachable") return true;
+  return /\bsandbox\b|\bpaused\b|not running/i.test(err.message);
 }
 
 /**
