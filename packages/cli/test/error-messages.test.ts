@@ -125,7 +125,7 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     );
   });
 
-  it("the paused-sandbox hint comes with the sandbox's state, not with a file's conflict", async () => {
+  it("a file's conflict, in the sandbox or on this machine, says which file; the paused hint only for the sandbox", async () => {
     const created = await run(["sandbox", "create", "--memory", "256", "--disk", "128"]);
     expect(created.code, created.stderr).toBe(0);
     const id = created.stdout.trim();
@@ -135,6 +135,14 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     const exists = await run(["files", "mkdir", id, "/tmp/f/x"]);
     expect(exists.code).toBe(1);
     expect(exists.stderr).not.toContain("→");
+
+    // A local file it cannot write: which, and why; no --debug hint for what is not a bug.
+    const target = join(work, "no-such-dir", "passwd");
+    const local = await run(["files", "cp", `${id}:/etc/passwd`, target]);
+    expect([local.code, local.stderr]).toEqual([
+      1,
+      `Error: Cannot open ${target} on this machine: no such file or directory.\n`,
+    ]);
 
     expect((await run(["sandbox", "pause", id])).code).toBe(0);
     const paused = await run(["sandbox", "fork", id]);

@@ -51,8 +51,21 @@ export function describeError(err: unknown, context: ErrorContext = {}): ErrorRe
   if (err instanceof WrennError) {
     return { code: err.code, message: sentence(err.message), exitCode: 1, ...hint(nextStep(err)) };
   }
+  const local = localFileError(err);
+  if (local) return { code: "local_file", message: local, exitCode: 1 };
   const message = err instanceof Error ? err.message : String(err);
   return { code: "internal", message: sentence(message), exitCode: 1 };
+}
+
+/**
+ * A local file the command could not use (`files cp` to a missing directory, over a file): says
+ * which and why, rather than Node's "ENOENT: …, open '…'" and a pointless --debug hint.
+ */
+function localFileError(err: unknown): string | undefined {
+  const { code, syscall, path, message } = err as NodeJS.ErrnoException;
+  if (typeof code !== "string" || typeof syscall !== "string" || typeof path !== "string") return;
+  const reason = /^E[A-Z]+: ([^,]+)/.exec(message ?? "")?.[1] ?? code;
+  return `Cannot ${syscall} ${path} on this machine: ${reason}.`;
 }
 
 /** What to do about an error the server reported, by its class. */
