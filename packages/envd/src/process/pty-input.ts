@@ -5,9 +5,10 @@ const maxQueuedPtyWrites = 65_536;
 
 /**
  * Input node-pty holds for a terminal whose program has not read it: node-pty's writer queues
- * without limit. Read from node-pty 1.1's writer (not public API; 0 where that is missing, which
- * the pinned version rules out, and a test of envd fails if an update moves it); past `maxQueuedPtyWrites` writes the count is taken as over any
- * limit, so a flood of tiny writes costs no more than a few large ones.
+ * without limit. Read from node-pty 1.1's writer, which is not public API: 0 where it is missing
+ * (the pinned version has it; envd's process-load test fails if an update moves it). Past
+ * `maxQueuedPtyWrites` writes the count is taken as over any limit, so a flood of tiny writes
+ * costs no more to check than a few large ones.
  */
 export function ptyPendingInput(term: NodePty.IPty): number {
   const queue = (
