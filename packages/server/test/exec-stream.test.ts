@@ -311,6 +311,21 @@ for (const engine of testEngines()) {
         expect(String(end.status)).toMatch(/TERM|terminated|signal/i);
       });
 
+      it.skipIf(!full)(
+        "applies a kill sent before the start answer by a client that left at once",
+        async () => {
+          const marker = `/tmp/not-killed-${randomBytes(3).toString("hex")}`;
+          const c = await open({ type: "start", cmd: `sleep 1; touch ${marker}` });
+          // Kill, then leave, without waiting for the start answer.
+          c.send({ type: "signal", signal: "SIGKILL" });
+          c.ws.close(1000);
+          await c.closed;
+          await sleep(2_000);
+          const check = await exec(`test -e ${marker} && echo ran || echo killed`);
+          expect(check.stdout).toBe("killed\n");
+        },
+      );
+
       it("detaches on close and reattaches by tag and by pid; REST lists, feeds and closes", async () => {
         const tag = `bg-${randomBytes(3).toString("hex")}`;
         const first = await open({ type: "start", cmd: "cat", stdin: true, tag });

@@ -71,7 +71,8 @@ export class ExecStreamSession {
     this.flow();
     void this.ready.then((stream) => {
       this.queued -= size;
-      if (stream && !this.finished) this.control(stream, data, isBinary);
+      // Also once the client has left: what it sent before leaving (a kill, then close) counts.
+      if (stream) this.control(stream, data, isBinary);
       this.flow();
     });
   }
@@ -107,8 +108,9 @@ export class ExecStreamSession {
       return undefined;
     }
     if (this.finished) {
-      stream.detach(); // the client left while it started: leave the process running
-      return undefined;
+      // The client left while it started: the process runs on, and gets the frames it sent first.
+      stream.detach();
+      return stream;
     }
     this.stream = stream;
     this.ws.send(startFrame(stream.pid, stream.tag));
