@@ -1,4 +1,5 @@
-import { createServer } from "node:http";
+import { getEventListeners } from "node:events";
+import { createServer, type ServerResponse } from "node:http";
 import { createRequire } from "node:module";
 import { describe, expect, it } from "vitest";
 import { errorFromWire } from "../src/errors/index.js";
@@ -122,6 +123,50 @@ describe("ApiClient retry policy", () => {
       expect(fake.calls()).toBe(1);
     } finally {
       await fake.close();
+    }
+  });
+});
+
+describe("ApiClient and the caller's signal", () => {
+  it("holds no listener on a signal reused across calls, yet a body handed on still aborts", async () => {
+    // /json answers at once; /ends streams a short body; /held sends a chunk and stays open.
+    const held: ServerResponse[] = [];
+    const http = createServer((req, res) => {
+      if (req.url === "/json") {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      } else {
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        if (req.url === "/ends") res.end("all of it");
+        else res.write("first", () => held.push(res));
+      }
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const port = (http.address() as { port: number }).port;
+    const client = new src.ApiClient({ apiUrl: `http://127.0.0.1:${port}`, apiKey: "k" });
+    const stream = (path: string, signal: AbortSignal) =>
+      client.send({ method: "GET", path, signal }, (res) => res.body as ReadableStream<Uint8Array>);
+    try {
+      const shutdown = new AbortController();
+      for (let i = 0; i < 20; i++) {
+        await client.json({ method: "GET", path: "/json", signal: shutdown.signal });
+      }
+      expect(getEventListeners(shutdown.signal, "abort")).toHaveLength(0);
+
+      // A streamed body read to its end lets go of the signal too.
+      const body = await stream("/ends", shutdown.signal);
+      expect(await new Response(body).text()).toBe("all of it");
+      expect(getEventListeners(shutdown.signal, "abort")).toHaveLength(0);
+
+      // While a body is being read, the caller's signal still ends it.
+      const reader = (await stream("/held", shutdown.signal)).getReader();
+      expect(new TextDecoder().decode((await reader.read()).value)).toBe("first");
+      const reason = new Error("shutting down");
+      shutdown.abort(reason);
+      await expect(reader.read()).rejects.toBe(reason);
+    } finally {
+      for (const res of held) res.destroy();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   });
 });

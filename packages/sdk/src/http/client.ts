@@ -118,6 +118,7 @@ export class ApiClient {
       ...call.headers,
     };
     const url = this.url(call.path, call.query);
+    let handedOn = false;
     try {
       for (let attempt = 0; ; attempt++) {
         let res: WireResponse;
@@ -140,7 +141,13 @@ export class ApiClient {
             cause: err,
           });
         }
-        if (res.ok) return await consume(res);
+        if (res.ok) {
+          const out = await consume(res);
+          if (typeof ReadableStream === "undefined" || !(out instanceof ReadableStream)) return out;
+          // A body handed to the caller stays under their signal until it ends.
+          handedOn = true;
+          return releasedAtEnd(out, () => deadline.release()) as T;
+        }
         const retryAfterMs = parseRetryAfter(res.headers.get("retry-after"));
         if (idempotent && isRetryableStatus(res.status) && attempt < this.retry.maxRetries) {
           await res.text().catch(() => {}); // drain, so the connection can be reused
@@ -161,9 +168,39 @@ export class ApiClient {
         cause: err,
       });
     } finally {
-      deadline.clear();
+      if (handedOn) deadline.clear();
+      else deadline.release();
     }
   }
+}
+
+/** `body` as is, calling `done` once it has ended, failed or been cancelled. */
+function releasedAtEnd(
+  body: ReadableStream<Uint8Array>,
+  done: () => void,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  return new ReadableStream<Uint8Array>(
+    {
+      async pull(controller) {
+        try {
+          const { value, done: ended } = await reader.read();
+          if (!ended) return controller.enqueue(value);
+          done();
+          controller.close();
+        } catch (err) {
+          done();
+          throw err;
+        }
+      },
+      cancel(reason) {
+        done();
+        return reader.cancel(reason);
+      },
+    },
+    // Pulls only when the caller reads: no chunk is read ahead of them.
+    { highWaterMark: 0 },
+  );
 }
 
 /** The innermost message of a fetch failure ("fetch failed" alone says nothing). */

@@ -16,15 +16,15 @@ export class Deadline {
   readonly signal: AbortSignal;
   private readonly controller = new AbortController();
   private timer: ReturnType<typeof setTimeout> | undefined;
+  private readonly caller: AbortSignal | undefined;
+  private readonly onCallerAbort = () => this.controller.abort(this.caller?.reason);
 
   constructor(opts: RequestOpts, what: string) {
     this.signal = this.controller.signal;
     const { signal, timeoutMs } = opts;
+    this.caller = signal;
     if (signal?.aborted) this.controller.abort(signal.reason);
-    else
-      signal?.addEventListener("abort", () => this.controller.abort(signal.reason), {
-        once: true,
-      });
+    else signal?.addEventListener("abort", this.onCallerAbort, { once: true });
     if (timeoutMs && timeoutMs > 0 && !this.signal.aborted) {
       this.timer = setTimeout(
         () =>
@@ -41,6 +41,15 @@ export class Deadline {
   /** Stops the timer; the caller's signal still applies. */
   clear(): void {
     clearTimeout(this.timer);
+  }
+
+  /**
+   * Ends the call's hold on the caller's signal: one signal reused for many calls (an app's
+   * shutdown signal) would otherwise keep a listener, and this call's state, per call forever.
+   */
+  release(): void {
+    this.clear();
+    this.caller?.removeEventListener("abort", this.onCallerAbort);
   }
 }
 
