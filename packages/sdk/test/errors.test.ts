@@ -127,6 +127,34 @@ describe("ApiClient retry policy", () => {
   });
 });
 
+describe("an answer that is not the API's JSON", () => {
+  it("a proxy's HTML error page becomes a typed error worded as the page's text", async () => {
+    const page =
+      "<html>\r\n<head><title>502 Bad Gateway</title><style>body { width: 35em; }</style></head>\r\n" +
+      "<body>\r\n<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>nginx</center>\r\n</body>\r\n</html>\r\n";
+    const http = createServer((_req, res) => {
+      res.writeHead(502, { "content-type": "text/html" });
+      res.end(page);
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const port = (http.address() as { port: number }).port;
+    const client = new src.ApiClient({ apiUrl: `http://127.0.0.1:${port}`, apiKey: "k" });
+    try {
+      const err = await client
+        .json({ method: "POST", path: "/v1/sandboxes", json: {} })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(src.WrennError);
+      expect(err).toMatchObject({
+        code: "unavailable",
+        status: 502,
+        message: "502 Bad Gateway 502 Bad Gateway nginx",
+      });
+    } finally {
+      await new Promise<void>((resolve) => http.close(() => resolve()));
+    }
+  });
+});
+
 describe("ApiClient and the caller's signal", () => {
   it("holds no listener on a signal reused across calls, yet a body handed on still aborts", async () => {
     // /json answers at once; /ends streams a short body; /held sends a chunk and stays open.

@@ -102,7 +102,7 @@ export function errorFromBody(
     if (typeof body.code === "string") code = body.code;
     if (typeof body.message === "string") message = body.message;
   } catch {
-    message = text.slice(0, 500) || undefined;
+    message = readable(text) || undefined;
   }
   return errorFromWire({
     status,
@@ -110,6 +110,24 @@ export function errorFromBody(
     ...(message !== undefined ? { message } : {}),
     ...extra,
   });
+}
+
+/**
+ * A body that is not JSON, shortened: an HTML page (a proxy's 502, a captive portal) as its
+ * words, not its markup.
+ */
+function readable(text: string): string {
+  const html = /^\s*</.test(text);
+  const words = html
+    ? text
+        .slice(0, 20_000)
+        .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+        .replace(/<[^>]*>/g, " ")
+        .replace(/&nbsp;/g, " ")
+        .replace(/\s+/g, " ")
+        .trim()
+    : text;
+  return words.slice(0, 500);
 }
 
 /** Reads a failed response's body and headers into a typed error. */
