@@ -128,6 +128,19 @@ describe("files", () => {
     );
   });
 
+  it("writing several files stops at the first failure: nothing is written after the call failed", async () => {
+    await sandbox.files.write("/tmp/batch-blocker", "a file, not a directory");
+    const files = [
+      { path: "/tmp/batch-blocker/under-a-file.txt", data: "x" },
+      ...Array.from({ length: 40 }, (_, i) => ({ path: `/tmp/batch/${i}.txt`, data: "y" })),
+    ];
+    await expect(sandbox.files.write(files)).rejects.toThrow(/not a directory/);
+    await sleep(1_000); // what a worker still went on with would have landed by now
+    const { stdout } = await sandbox.commands.run("ls /tmp/batch 2>/dev/null | wc -l");
+    // Only the writes already under way when the first one failed (one per other worker).
+    expect(Number(stdout.trim())).toBeLessThanOrEqual(3);
+  });
+
   it(`streams ${TRANSFER_MB} MiB up and down, intact by sha256, without buffering it`, {
     timeout: 600_000,
   }, async () => {

@@ -100,7 +100,7 @@ export class Files {
 
   /** Writes one file (parents are made); streams are sent as they are read. */
   write(path: string, data: WriteData, opts?: WriteOpts): Promise<WriteInfo>;
-  /** Writes several files, a few at a time. */
+  /** Writes several files, a few at a time; after a failure no further file is started. */
   write(files: { path: string; data: WriteData }[], opts?: WriteOpts): Promise<WriteInfo[]>;
   async write(
     pathOrFiles: string | { path: string; data: WriteData }[],
@@ -113,11 +113,18 @@ export class Files {
     const opts = (dataOrOpts as WriteOpts | undefined) ?? {};
     const results: WriteInfo[] = new Array(pathOrFiles.length);
     let next = 0;
+    // The call fails with the first failure: the other workers must not go on writing after it.
+    let failed = false;
     const worker = async () => {
-      while (next < pathOrFiles.length) {
+      while (!failed && next < pathOrFiles.length) {
         const index = next++;
         const file = pathOrFiles[index] as { path: string; data: WriteData };
-        results[index] = await this.writeOne(file.path, file.data, opts);
+        try {
+          results[index] = await this.writeOne(file.path, file.data, opts);
+        } catch (err) {
+          failed = true;
+          throw err;
+        }
       }
     };
     await Promise.all(
