@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import type { Socket } from "node:net";
 import { Readable } from "node:stream";
 import { setTimeout as sleep } from "node:timers/promises";
 import v8 from "node:v8";
@@ -12,6 +13,7 @@ import {
   SandboxError,
   TimeoutError,
 } from "../src/index.js";
+import { ResettingProxy } from "./helpers/reset-proxy.js";
 import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
 
 // sandbox.files against a real single-host server: every method, streamed transfers (1 GiB by
@@ -139,6 +141,40 @@ describe("files", () => {
     const { stdout } = await sandbox.commands.run("ls /tmp/batch 2>/dev/null | wc -l");
     // Only the writes already under way when the first one failed (one per other worker).
     expect(Number(stdout.trim())).toBeLessThanOrEqual(3);
+  });
+
+  it("closes the watch's request when the watch ends on its own (a callback threw)", async () => {
+    await sandbox.files.makeDir("/tmp/watched-throws");
+    const proxy = await ResettingProxy.start(server.url, 0);
+    let request: Socket | undefined;
+    proxy.onClientData = (chunk, client) => {
+      if (chunk.toString("latin1").includes("/files/watch?")) request = client;
+    };
+    try {
+      const viaProxy = await Sandbox.connect(sandbox.sandboxId, {
+        apiUrl: proxy.url,
+        apiKey: server.apiKey,
+      });
+      let exit: Error | undefined;
+      const watch = await viaProxy.files.watchDir(
+        "/tmp/watched-throws",
+        () => {
+          throw new Error("a bug in the callback");
+        },
+        { onExit: (err) => (exit = err) },
+      );
+      await sandbox.files.write("/tmp/watched-throws/a.txt", "x");
+      const deadline = Date.now() + 5_000;
+      while (!exit || !request?.closed) {
+        if (Date.now() > deadline)
+          throw new Error(`onExit: ${exit?.message}; request closed: ${request?.closed}`);
+        await sleep(25);
+      }
+      expect(exit.message).toBe("a bug in the callback");
+      await watch.stop();
+    } finally {
+      await proxy.close();
+    }
   });
 
   it(`streams ${TRANSFER_MB} MiB up and down, intact by sha256, without buffering it`, {

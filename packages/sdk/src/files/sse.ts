@@ -16,9 +16,11 @@ export async function* parseEventStream(
   let buffer = "";
   let event = "";
   let data: string[] = [];
+  let ended = false;
   try {
     for (;;) {
       const { value, done } = await reader.read();
+      ended = done;
       if (done) return;
       buffer += decoder.decode(value, { stream: true });
       let newline = buffer.search(/\r\n|\r|\n/);
@@ -40,6 +42,9 @@ export async function* parseEventStream(
       }
     }
   } finally {
-    reader.releaseLock();
+    // Left early (the consumer broke out, threw, or the read failed): close the request, so the
+    // server's watch ends too, rather than leave it open until the caller's signal aborts.
+    if (ended) reader.releaseLock();
+    else await reader.cancel().catch(() => {});
   }
 }

@@ -7,6 +7,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 export class ResettingProxy {
   /** Connections accepted so far (reset or piped). */
   connections = 0;
+  /** Called with each chunk a piped client sends (and its socket), once it has been passed on. */
+  onClientData: ((chunk: Buffer, client: Socket) => void) | undefined;
   private readonly sockets = new Set<Socket>();
   private readonly server: Server;
 
@@ -29,6 +31,7 @@ export class ResettingProxy {
       upstream.on("error", () => client.destroy());
       client.on("error", () => upstream.destroy());
       client.pipe(upstream).pipe(client);
+      client.on("data", (chunk: Buffer) => this.onClientData?.(chunk, client));
     });
   }
 
