@@ -9,6 +9,7 @@ import {
   TimeoutError,
   WrennError,
 } from "../src/index.js";
+import { ResettingProxy } from "./helpers/reset-proxy.js";
 import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
 
 // commands and pty over the server's exec stream WebSocket and processes routes, against a real
@@ -126,6 +127,42 @@ describe("commands.run", () => {
       async () => !(await sandbox.commands.list()).some((p) => p.tag === "abortable"),
       "the aborted command to be gone",
     );
+  });
+
+  it("leaves nothing running when the signal aborts before or while the command starts", async () => {
+    // Already aborted: the call fails at once with the signal's reason and starts nothing.
+    const early = new Error("aborted before the call");
+    await expect(
+      sandbox.commands.run("sleep 1; touch /tmp/pre-aborted", { signal: AbortSignal.abort(early) }),
+    ).rejects.toBe(early);
+
+    // Aborted the moment the start frame has left, before the server answered it: the server
+    // holds the kill until the process is up, so the stream must stay open until then.
+    const proxy = await ResettingProxy.start(server.url, 0);
+    try {
+      const viaProxy = await Sandbox.connect(sandbox.sandboxId, {
+        apiUrl: proxy.url,
+        apiKey: server.apiKey,
+      });
+      const controller = new AbortController();
+      let upgraded = false;
+      proxy.onClientData = (chunk) => {
+        if (upgraded) controller.abort(new Error("aborted while starting"));
+        else upgraded = chunk.toString("latin1").includes("/exec/stream");
+      };
+      await expect(
+        viaProxy.commands.run("sleep 1; touch /tmp/abort-starting", {
+          tag: "abort-starting",
+          signal: controller.signal,
+        }),
+      ).rejects.toThrow("aborted while starting");
+      await sleep(2_000); // past the command's `sleep 1`, with the proxy still carrying the stream
+    } finally {
+      await proxy.close();
+    }
+    expect(await sandbox.files.exists("/tmp/pre-aborted")).toBe(false);
+    expect(await sandbox.files.exists("/tmp/abort-starting")).toBe(false);
+    expect((await sandbox.commands.list()).some((p) => p.tag === "abort-starting")).toBe(false);
   });
 });
 

@@ -82,11 +82,18 @@ export async function openHandle<H extends CommandHandle>(
   options: HandleOptions & { timeoutMs?: number },
   make: (...args: ConstructorParameters<typeof CommandHandle>) => H,
 ): Promise<H> {
+  // An aborted call starts nothing: a start frame followed at once by a kill and a close would
+  // leave the process running (the server drops what the client sent once it has gone).
+  options.signal?.throwIfAborted();
   const socket = await openSocket(
     client,
     `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec/stream`,
     options.signal,
   );
+  if (options.signal?.aborted) {
+    socket.close();
+    throw options.signal.reason;
+  }
   const handle = make(socket, client, sandboxId, options);
   await socket.send(JSON.stringify(frame));
   await handle.whenStarted();

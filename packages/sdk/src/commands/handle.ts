@@ -39,6 +39,8 @@ export interface HandleOptions extends OutputCallbacks {
 }
 
 const STREAMS: Record<number, OutputStream> = { 1: "stdout", 2: "stderr", 3: "pty" };
+/** How long an aborted start waits for the server to kill the process and close the stream. */
+const KILL_GRACE_MS = 10_000;
 const encoder = new TextEncoder();
 
 interface EndFrame {
@@ -101,10 +103,19 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     this.onAbort = () => {
       const reason = options.signal?.reason;
       if (this.finished) return;
+      // Until the process has started the server holds the kill for it, and drops it if the
+      // socket closes first: then the server ends the stream once the kill is done.
+      const started = this.startFrame !== undefined;
       void this.socket
         .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
         .catch(() => {})
-        .finally(() => this.socket.close());
+        .finally(() => {
+          if (started) this.socket.close();
+          else {
+            const timer = setTimeout(() => this.socket.close(), KILL_GRACE_MS);
+            (timer as { unref?: () => void }).unref?.();
+          }
+        });
       this.finish(undefined, reason);
     };
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
