@@ -1,8 +1,13 @@
+import { createServer } from "node:http";
+import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { WebSocketServer } from "ws";
 import {
+  ApiClient,
   CommandExitError,
   type CommandHandle,
+  Commands,
   type OutputChunk,
   Sandbox,
   SandboxError,
@@ -248,6 +253,43 @@ describe("background commands", () => {
       await expect(paused.commands.run("true")).rejects.toBeInstanceOf(SandboxError);
     } finally {
       await paused.kill();
+    }
+  });
+});
+
+describe("attaching to a server that never answers", () => {
+  it("commands.connect fails with TimeoutError after timeoutMs and lets its socket go", async () => {
+    // One sandbox id gets its WebSocket accepted and then silence; the other no upgrade at all.
+    const accepted = new WebSocketServer({ noServer: true });
+    const hanging: Socket[] = [];
+    const http = createServer();
+    http.on("upgrade", (req, socket: Socket, head) => {
+      if (req.url?.includes("/silent/")) accepted.handleUpgrade(req, socket, head, () => {});
+      else {
+        hanging.push(socket);
+        // Reads on, so the client's leaving (its FIN) is seen; the upgrade socket is half-open.
+        socket.resume().on("end", () => socket.destroy());
+      }
+    });
+    await new Promise<void>((resolve) => http.listen(0, "127.0.0.1", resolve));
+    const { port } = http.address() as { port: number };
+    const client = new ApiClient({ apiUrl: `http://127.0.0.1:${port}`, apiKey: "k" });
+    try {
+      for (const id of ["silent", "never-upgraded"]) {
+        const err = await new Commands(client, id)
+          .connect(7, { timeoutMs: 300 })
+          .catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(TimeoutError);
+      }
+      await eventually(
+        () => accepted.clients.size === 0 && hanging.length === 1 && hanging.every((s) => s.closed),
+        () => `the client to close both sockets (${accepted.clients.size} accepted left)`,
+      );
+    } finally {
+      for (const socket of hanging) socket.destroy();
+      for (const ws of accepted.clients) ws.terminate();
+      accepted.close();
+      await new Promise<void>((resolve) => http.close(() => resolve()));
     }
   });
 });

@@ -1,5 +1,5 @@
 import { CommandExitError, type CommandResult } from "../errors/index.js";
-import type { ApiClient, RequestOpts } from "../http/index.js";
+import { type ApiClient, Deadline, type RequestOpts } from "../http/index.js";
 import { CommandHandle, type HandleOptions, killProcess } from "./handle.js";
 import { openSocket } from "./socket.js";
 
@@ -53,7 +53,10 @@ export interface ProcessInfo {
   envs: Record<string, string>;
 }
 
-/** Options of {@link Commands.connect}. */
+/**
+ * Options of {@link Commands.connect}. `timeoutMs` bounds attaching (default the client's, 60 s);
+ * the output after that is bounded only by `signal`.
+ */
 export interface ConnectOpts extends RequestOpts {
   onStdout?: (data: string) => void;
   onStderr?: (data: string) => void;
@@ -74,30 +77,56 @@ interface WireProcess {
   envs: Record<string, string>;
 }
 
-/** @internal A start or connect frame and how to attach a handle to it. */
+/**
+ * @internal A start or connect frame and how to attach a handle to it. `attachTimeoutMs` bounds
+ * a connect until the server answered it (a start has no such bound: giving up on it while it
+ * starts would leave the process running).
+ */
 export async function openHandle<H extends CommandHandle>(
   client: ApiClient,
   sandboxId: string,
   frame: Record<string, unknown>,
-  options: HandleOptions & { timeoutMs?: number },
+  options: HandleOptions & { attachTimeoutMs?: number },
   make: (...args: ConstructorParameters<typeof CommandHandle>) => H,
 ): Promise<H> {
   // An aborted call starts nothing: a start frame followed at once by a kill and a close would
   // leave the process running (the server drops what the client sent once it has gone).
   options.signal?.throwIfAborted();
-  const socket = await openSocket(
-    client,
-    `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec/stream`,
-    options.signal,
+  const deadline = new Deadline(
+    {
+      ...(options.signal ? { signal: options.signal } : {}),
+      ...(options.attachTimeoutMs !== undefined ? { timeoutMs: options.attachTimeoutMs } : {}),
+    },
+    `attaching to process ${String(frame.pid ?? frame.tag ?? "")} in sandbox ${sandboxId}`,
   );
-  if (options.signal?.aborted) {
-    socket.close();
-    throw options.signal.reason;
+  try {
+    const socket = await openSocket(
+      client,
+      `/v1/sandboxes/${encodeURIComponent(sandboxId)}/exec/stream`,
+      deadline.signal,
+    );
+    if (deadline.signal.aborted) {
+      socket.close();
+      throw deadline.signal.reason;
+    }
+    const handle = make(socket, client, sandboxId, options);
+    await socket.send(JSON.stringify(frame));
+    const gaveUp = new Promise<never>((_, reject) => {
+      deadline.signal.addEventListener("abort", () => reject(deadline.signal.reason), {
+        once: true,
+      });
+    });
+    gaveUp.catch(() => {});
+    try {
+      await Promise.race([handle.whenStarted(), gaveUp]);
+    } catch (err) {
+      handle.disconnect(); // nothing once the caller's abort has already ended it
+      throw err;
+    }
+    return handle;
+  } finally {
+    deadline.release();
   }
-  const handle = make(socket, client, sandboxId, options);
-  await socket.send(JSON.stringify(frame));
-  await handle.whenStarted();
-  return handle;
 }
 
 const stripUndefined = (o: Record<string, unknown>) =>
@@ -221,6 +250,7 @@ export class Commands {
         ...(opts.onStderr ? { onStderr: opts.onStderr } : {}),
         ...(opts.signal ? { signal: opts.signal } : {}),
         ...(opts.throwOnError !== undefined ? { throwOnError: opts.throwOnError } : {}),
+        attachTimeoutMs: opts.timeoutMs ?? this.client.defaultTimeoutMs,
       },
       (...args) => new CommandHandle(...args),
     );

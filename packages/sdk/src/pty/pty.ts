@@ -82,7 +82,12 @@ export class Pty {
       typeof pidOrTag === "number"
         ? { type: "connect", pid: pidOrTag }
         : { type: "connect", tag: pidOrTag },
-      { onData: opts.onData, throwOnError: false, ...(opts.signal ? { signal: opts.signal } : {}) },
+      {
+        onData: opts.onData,
+        throwOnError: false,
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        attachTimeoutMs: opts.timeoutMs ?? this.client.defaultTimeoutMs,
+      },
       (...args) => new PtyHandle(...args),
     );
   }
