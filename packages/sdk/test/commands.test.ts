@@ -106,6 +106,13 @@ describe("commands.run", () => {
     expect((await sandbox.commands.run("wc -l", { stdin: lines() })).stdout.trim()).toBe("2");
   });
 
+  it("sends stdin larger than the server's 1 MiB frame limit", async () => {
+    const big = "x".repeat(3 * 1024 * 1024 + 5);
+    expect((await sandbox.commands.run("wc -c", { stdin: big })).stdout.trim()).toBe(
+      String(big.length),
+    );
+  });
+
   it("fails with TimeoutError when the command outlives timeoutMs (both paths)", async () => {
     await expect(sandbox.commands.run("sleep 5", { timeoutMs: 300 })).rejects.toBeInstanceOf(
       TimeoutError,

@@ -39,6 +39,8 @@ export interface HandleOptions extends OutputCallbacks {
 }
 
 const STREAMS: Record<number, OutputStream> = { 1: "stdout", 2: "stderr", 3: "pty" };
+/** The server refuses a client frame past 1 MiB (close 4413): stdin goes in pieces no larger. */
+const STDIN_FRAME_BYTES = 1024 * 1024;
 /** How long an aborted start waits for the server to kill the process and close the stream. */
 const KILL_GRACE_MS = 10_000;
 const encoder = new TextEncoder();
@@ -172,8 +174,9 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
   /** Writes to the process's stdin (the command must have been started with stdin open). */
   async sendStdin(data: string | Uint8Array): Promise<void> {
     const bytes = typeof data === "string" ? encoder.encode(data) : data;
-    if (bytes.byteLength === 0) return;
-    await this.socket.send(bytes);
+    for (let at = 0; at < bytes.byteLength; at += STDIN_FRAME_BYTES) {
+      await this.socket.send(bytes.subarray(at, at + STDIN_FRAME_BYTES));
+    }
   }
 
   /** Closes the process's stdin (EOF). */
