@@ -106,6 +106,17 @@ describe("commands.run", () => {
     expect((await sandbox.commands.run("wc -l", { stdin: lines() })).stdout.trim()).toBe("2");
   });
 
+  it("returns the result of a command that ends before reading all of its stdin", async () => {
+    async function* endless() {
+      for (let i = 0; ; i++) {
+        yield `line ${i}\n`;
+        await sleep(5);
+      }
+    }
+    const result = await sandbox.commands.run("head -n 2", { stdin: endless(), timeoutMs: 10_000 });
+    expect(result).toMatchObject({ stdout: "line 0\nline 1\n", exitCode: 0 });
+  });
+
   it("sends stdin larger than the server's 1 MiB frame limit", async () => {
     const big = "x".repeat(3 * 1024 * 1024 + 5);
     expect((await sandbox.commands.run("wc -c", { stdin: big })).stdout.trim()).toBe(

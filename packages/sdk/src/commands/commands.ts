@@ -182,9 +182,17 @@ export class Commands {
     );
     if (opts.stdin !== undefined) {
       const writing = pipeStdin(handle, opts.stdin);
-      if (opts.background)
-        writing.catch(() => {}); // a failed write shows in wait()
-      else await writing;
+      writing.catch(() => {}); // a background write's failure shows in wait()
+      if (!opts.background) {
+        // A command may end before it read all of its stdin (`head`): its result is then the
+        // answer, not the writes that had nowhere to go, nor a source that never ends.
+        await Promise.race([writing, handle.whenEnded()]).catch(async (err: unknown) => {
+          if (handle.ended) return;
+          // The source failed: the caller has no handle to end the waiting command with.
+          await handle.kill().catch(() => {});
+          throw err;
+        });
+      }
     }
     return opts.background ? handle : handle.wait();
   }

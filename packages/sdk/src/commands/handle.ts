@@ -129,6 +129,19 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     return this.started;
   }
 
+  /** @internal True once the stream has ended, however it ended. */
+  get ended(): boolean {
+    return this.finished;
+  }
+
+  /** @internal Resolves once the stream has ended, however it ended. */
+  whenEnded(): Promise<void> {
+    return this.done.then(
+      () => {},
+      () => {},
+    );
+  }
+
   /** The process id inside the sandbox. */
   get pid(): number {
     return this.startFrame?.pid ?? 0;
