@@ -214,6 +214,26 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("POST", "/v1/sandboxes", { template: "bad-start" })).status).toBe(404);
   });
 
+  it("logs a step's UTF-8 output whole, however its output was cut into pieces", async () => {
+    // An odd byte, then 2-byte characters: any cut at an even offset (envd's reads, the 16 KiB
+    // pieces of the log) falls inside a character.
+    const printed = `a${"é".repeat(100_000)}\n`;
+    const built = await build({
+      name: "unicode",
+      steps: [
+        { type: "run", cmd: `node -e "process.stdout.write('a' + 'é'.repeat(100000) + '\\n')"` },
+      ],
+    });
+    expect(built.last.type, JSON.stringify(built.last)).toBe("done");
+    const logged = built.events
+      .filter((e) => e.type === "log" && e.index === 0)
+      .map((e) => e.text)
+      .join("");
+    expect(logged.includes("\uFFFD")).toBe(false);
+    expect(logged).toBe(printed);
+    expect((await call("DELETE", "/v1/templates/unicode")).status).toBe(204);
+  });
+
   it("cancels a running build", async () => {
     const before = th.host.embedded.agent.runtime.list().length;
     let cancel: Promise<Response> | undefined;

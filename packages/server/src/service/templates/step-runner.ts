@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import { StringDecoder } from "node:string_decoder";
 import type { FileService } from "../files.js";
 import type { ProcessService } from "../processes.js";
 import { type BuildEvent, BuildFailure } from "./events.js";
@@ -95,16 +96,26 @@ export class StepRunner {
     const kill = () => void stream.signal("SIGKILL").catch(() => {});
     signal.addEventListener("abort", kill, { once: true });
     const tail = new OutputTail();
+    // Output comes in pieces cut anywhere: a character split between two is decoded whole.
+    const decoders = { stdout: new StringDecoder("utf8"), stderr: new StringDecoder("utf8") };
     try {
       for await (const event of stream) {
         if (event.type === "output") {
           tail.push(event.data);
           const stream = event.stream === "stderr" ? "stderr" : "stdout";
           for (let at = 0; at < event.data.byteLength; at += LOG_CHUNK) {
-            const text = Buffer.from(event.data.subarray(at, at + LOG_CHUNK)).toString("utf8");
-            emit({ type: "log", index, stream, text });
+            const text = decoders[stream].write(
+              Buffer.from(event.data.subarray(at, at + LOG_CHUNK)),
+            );
+            if (text) emit({ type: "log", index, stream, text });
           }
-        } else if (event.exitCode !== 0 || event.error) {
+          continue;
+        }
+        for (const stream of ["stdout", "stderr"] as const) {
+          const text = decoders[stream].end();
+          if (text) emit({ type: "log", index, stream, text });
+        }
+        if (event.exitCode !== 0 || event.error) {
           throw new BuildFailure(
             "step_failed",
             `step ${index} failed with exit code ${event.exitCode}${event.error ? `: ${event.error}` : ""}`,
