@@ -234,6 +234,43 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("DELETE", "/v1/templates/unicode")).status).toBe(204);
   });
 
+  it("drops step output a client leaves unread instead of queuing it, and says so", async () => {
+    const printed = 32 * 1024 * 1024;
+    const res = await call("POST", "/v1/templates/builds", {
+      from: { template: TEMPLATE },
+      name: "loud",
+      steps: [{ type: "run", cmd: `yes | head -c ${printed}` }],
+    });
+    expect(res.status).toBe(200);
+    // The log is not read until the build is over (its template listed).
+    const deadline = Date.now() + 120_000;
+    for (;;) {
+      const { templates } = (await (await call("GET", "/v1/templates")).json()) as {
+        templates: { name: string }[];
+      };
+      if (templates.some((t) => t.name === "loud")) break;
+      expect(Date.now(), "the build never finished").toBeLessThan(deadline);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    const events = (await res.text())
+      .split("\n")
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as Record<string, unknown>);
+    expect(events.at(-1), JSON.stringify(events.at(-1))).toMatchObject({ type: "done" });
+    const sent = events
+      .filter((e) => e.type === "log")
+      .reduce((sum, e) => sum + Buffer.byteLength(String(e.text)), 0);
+    // What was held for the client is bounded (a few MiB), not the step's whole output.
+    expect(sent).toBeGreaterThan(0);
+    expect(sent).toBeLessThan(printed / 2);
+    // Each gap is told, with its size: what was sent and what was dropped add up.
+    const notes = events.filter((e) => e.type === "info" && String(e.message).includes("not sent"));
+    expect(notes.length).toBeGreaterThan(0);
+    const dropped = notes.reduce((sum, e) => sum + Number.parseInt(String(e.message), 10), 0);
+    expect(sent + dropped).toBe(printed);
+    expect((await call("DELETE", "/v1/templates/loud")).status).toBe(204);
+  });
+
   it("cancels a running build", async () => {
     const before = th.host.embedded.agent.runtime.list().length;
     let cancel: Promise<Response> | undefined;

@@ -76,7 +76,7 @@ export type {
 export { DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, SandboxService } from "./sandboxes.js";
 export { SnapshotService } from "./snapshots.js";
 export type { BuildEvent, BuiltTemplate, Recipe, RecipeStep } from "./templates/index.js";
-export { TemplateService } from "./templates/index.js";
+export { ndjsonBuildLog, TemplateService } from "./templates/index.js";
 export type { DirWatch, FsEvent, FsEventType } from "./watch.js";
 export { WatchService } from "./watch.js";
 

@@ -1,7 +1,7 @@
 import { createRoute, z } from "@hono/zod-openapi";
 import { stream } from "hono/streaming";
 import { ServerError } from "../../errors.js";
-import { type BuildEvent, type Recipe, SAFE_NAME, type Services } from "../../service/index.js";
+import { ndjsonBuildLog, type Recipe, SAFE_NAME, type Services } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
@@ -188,9 +188,8 @@ export function registerTemplateRoutes(app: App, services: Services): void {
       return stream(c, async (out) => {
         const abort = new AbortController();
         out.onAbort(() => abort.abort());
-        const write = (event: BuildEvent) =>
-          void out.write(`${JSON.stringify(event)}\n`).catch(() => {});
-        await services.templates.build(teamId, recipe, write, abort.signal);
+        const emit = ndjsonBuildLog((line) => out.write(line));
+        await services.templates.build(teamId, recipe, emit, abort.signal);
       }) as never;
     },
   );
