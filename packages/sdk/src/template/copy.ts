@@ -29,7 +29,7 @@ export async function readCopies(steps: TemplateStep[]): Promise<{
     }
     const { readFile, readdir, stat } = await import("node:fs/promises");
     const { createHash } = await import("node:crypto");
-    const { join, relative, sep } = await import("node:path");
+    const { basename, join, relative, sep } = await import("node:path");
     const entries: { path: string; sha256: string; mode: number }[] = [];
     const add = async (abs: string, rel: string) => {
       const content = await readFile(abs);
@@ -42,6 +42,9 @@ export async function readCopies(steps: TemplateStep[]): Promise<{
       entries.push({ path: rel, sha256, mode: (await stat(abs)).mode & 0o7777 });
     };
     const root = await stat(step.src);
+    // A destination ending in "/" is a directory: a file goes into it under its own name.
+    let dest = step.dest;
+    if (!root.isDirectory() && dest.endsWith("/")) dest += basename(step.src);
     if (root.isDirectory()) {
       const walk = async (dir: string): Promise<void> => {
         for (const entry of await readdir(dir, { withFileTypes: true })) {
@@ -57,7 +60,7 @@ export async function readCopies(steps: TemplateStep[]): Promise<{
     if (entries.length === 0) throw new RangeError(`copy: ${step.src} has no files`);
     out.push({
       type: "copy",
-      dest: step.dest,
+      dest,
       files: entries.sort((a, b) => a.path.localeCompare(b.path)),
       ...(step.user ? { user: step.user } : {}),
     });

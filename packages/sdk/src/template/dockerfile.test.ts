@@ -30,8 +30,8 @@ describe("parseDockerfile", () => {
       },
       { type: "run", cmd: "mkdir -p /srv/app", user: "root" },
       { type: "workdir", path: "/srv/app" },
-      { type: "copy", src: "server.js", dest: "./server.js", user: "user" },
-      { type: "copy", src: "package.json", dest: "./package.json", user: "user" },
+      { type: "copy", src: "server.js", dest: "/srv/app/", user: "user" },
+      { type: "copy", src: "package.json", dest: "/srv/app/", user: "user" },
       { type: "copy", src: "config.json", dest: "/etc/app/config.json", user: "root" },
       { type: "user", name: "user" },
       {
@@ -49,6 +49,40 @@ describe("parseDockerfile", () => {
     expect(parsed).toEqual({
       from: { template: "my-env" },
       steps: [{ type: "run", cmd: "export NAME=x; echo $NAME", user: "root" }],
+    });
+  });
+
+  it("resolves relative COPY destinations against the WORKDIR, as Docker does", () => {
+    const parsed = parseDockerfile(
+      [
+        "FROM debian:bookworm",
+        "COPY top.txt .",
+        "WORKDIR /app",
+        "COPY . .",
+        "COPY requirements.txt ./",
+        "COPY conf etc/conf",
+        "COPY a.txt b.txt ../shared/",
+        "ADD run.sh bin/run.sh",
+      ].join("\n"),
+    );
+    expect(parsed.steps.filter((s) => s.type === "copy")).toEqual([
+      { type: "copy", src: "top.txt", dest: "/", user: "root" },
+      { type: "copy", src: ".", dest: "/app/", user: "root" },
+      { type: "copy", src: "requirements.txt", dest: "/app/", user: "root" },
+      { type: "copy", src: "conf", dest: "/app/etc/conf", user: "root" },
+      { type: "copy", src: "a.txt", dest: "/shared/", user: "root" },
+      { type: "copy", src: "b.txt", dest: "/shared/", user: "root" },
+      { type: "copy", src: "run.sh", dest: "/app/bin/run.sh", user: "root" },
+    ]);
+    // A template's own working directory is not known to the parser: say what is missing.
+    expect(() => parseDockerfile("FROM wrenn/my-env\nCOPY app.py .")).toThrow(
+      /line 2: COPY to a relative destination needs a WORKDIR first/,
+    );
+    expect(parseDockerfile("FROM wrenn/my-env\nWORKDIR /w\nCOPY app.py .").steps.at(-1)).toEqual({
+      type: "copy",
+      src: "app.py",
+      dest: "/w/",
+      user: "root",
     });
   });
 

@@ -86,6 +86,16 @@ function substitute(value: string, vars: Map<string, string>): string {
   );
 }
 
+/** An absolute path for `dest`, relative ones taken from `dir`, with `.` and `..` resolved. */
+function resolveIn(dir: string, dest: string): string {
+  const parts: string[] = [];
+  for (const part of (dest.startsWith("/") ? dest : `${dir}/${dest}`).split("/")) {
+    if (part === "..") parts.pop();
+    else if (part && part !== ".") parts.push(part);
+  }
+  return `/${parts.join("/")}`;
+}
+
 /** `K=V K2="V 2"` or the legacy `K V`. */
 function envPairs(args: string, line: number): [string, string][] {
   if (!/^[A-Za-z_][A-Za-z0-9_]*=/.test(args)) {
@@ -131,6 +141,8 @@ export function parseDockerfile(
   const vars = new Map<string, string>();
   const steps: TemplateStep[] = [];
   let from: { template: string } | undefined;
+  // Where relative COPY destinations go: a Debian image's is `/`; a template's own is not known.
+  let workdir: string | undefined;
   let entrypoint: string | undefined;
   let cmd: string | undefined;
   // Docker runs RUN and owns COPY as root until USER; sandboxes keep Wrenn's default user then.
@@ -153,8 +165,10 @@ export function parseDockerfile(
         const wrenn = /^wrenn\/([A-Za-z0-9_-][A-Za-z0-9._-]{0,63})(?::latest)?$/.exec(image);
         const debian = /^(?:docker\.io\/)?(?:library\/)?debian(?::(.+))?$/.exec(image);
         if (wrenn) from = { template: wrenn[1] as string };
-        else if (debian && BASE_SUITES.has(debian[1] ?? "")) from = { template: "base" };
-        else if (debian)
+        else if (debian && BASE_SUITES.has(debian[1] ?? "")) {
+          from = { template: "base" };
+          workdir = "/";
+        } else if (debian)
           throw new DockerfileError(line, `the base template is Debian bookworm, not ${debian[1]}`);
         else
           throw new DockerfileError(
@@ -206,6 +220,17 @@ export function parseDockerfile(
         if (parts.length < 2)
           throw new DockerfileError(line, `${keyword} needs a source and a destination`);
         const dest = parts.at(-1) as string;
+        if (!dest.startsWith("/") && workdir === undefined) {
+          throw new DockerfileError(
+            line,
+            `${keyword} to a relative destination needs a WORKDIR first (that of wrenn/${from?.template} is not known here)`,
+          );
+        }
+        // A destination ending in "/" (or ".", or taking several sources) is a directory: a file
+        // goes into it under its own name, a directory's contents go into it (as in Docker).
+        const into = /(^|\/)\.{0,2}$/.test(dest) || parts.length > 2;
+        const resolved = resolveIn(workdir ?? "/", dest);
+        const target = into && resolved !== "/" ? `${resolved}/` : resolved;
         for (const src of parts.slice(0, -1)) {
           if (/^[a-z]+:\/\//i.test(src))
             throw new DockerfileError(
@@ -226,10 +251,6 @@ export function parseDockerfile(
               "ADD of an archive (auto-extraction) is not supported; COPY it and RUN tar",
             );
           }
-          // A destination ending in "/" (or several sources) is a directory: the file keeps its name.
-          const into = dest.endsWith("/") || parts.length > 2;
-          const base = src.replace(/\/+$/, "").split("/").at(-1) ?? src;
-          const target = into ? `${dest.replace(/\/+$/, "")}/${base}` : dest;
           steps.push({ type: "copy", src, dest: target, user: owner });
         }
         break;
@@ -243,6 +264,7 @@ export function parseDockerfile(
       case "WORKDIR":
         if (!args.startsWith("/"))
           throw new DockerfileError(line, "WORKDIR must be an absolute path");
+        workdir = args;
         steps.push({ type: "run", cmd: `mkdir -p ${shellQuote(args)}`, user: "root" });
         steps.push({ type: "workdir", path: args });
         break;

@@ -170,7 +170,11 @@ export class Template {
     return this.push({ type: "run", cmd, ...(opts.user ? { user: opts.user } : {}) });
   }
 
-  /** A local file or directory (read when the build starts) to `dest` in the template. */
+  /**
+   * A local file or directory (read when the build starts) to `dest` in the template: a file
+   * is written as `dest`, or into it under its own name when `dest` ends in `/`; a directory's
+   * files go under `dest`.
+   */
   copy(localPath: string, dest: string, opts: { user?: string } = {}): this {
     return this.push({
       type: "copy",

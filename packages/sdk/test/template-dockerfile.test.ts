@@ -1,0 +1,74 @@
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox, Template } from "../src/index.js";
+import { startTestServer, TEMPLATE, type TestServer } from "./helpers/server.js";
+
+// A template built from a Dockerfile and its build context, for real: the Dockerfile's COPY
+// destinations (relative ones against its WORKDIR, directories as Docker takes them) are where
+// the files are in a sandbox of the template. On test-minimal: no download.
+
+let server: TestServer;
+let conn: { apiUrl: string; apiKey: string };
+let context: string;
+
+beforeAll(async () => {
+  server = await startTestServer();
+  conn = { apiUrl: server.url, apiKey: server.apiKey };
+  context = await mkdtemp(join(tmpdir(), "wrenn-dockerfile-"));
+  await mkdir(join(context, "lib", "sub"), { recursive: true });
+  await writeFile(join(context, "hello.txt"), "hello\n");
+  await writeFile(join(context, "lib", "a.txt"), "a\n");
+  await writeFile(join(context, "lib", "sub", "b.txt"), "b\n");
+}, 120_000);
+
+afterAll(async () => {
+  await server?.close();
+  if (context) await rm(context, { recursive: true, force: true });
+});
+
+describe("Template.fromDockerfile", { timeout: 300_000 }, () => {
+  it("puts COPY's files where Docker would: relative to WORKDIR, a directory's contents into it", async () => {
+    const dockerfile = [
+      `FROM wrenn/${TEMPLATE}`,
+      "WORKDIR /app",
+      "COPY hello.txt .",
+      "COPY lib/ ./vendor/",
+      "COPY lib/a.txt /data/",
+      "COPY lib /srv/lib",
+    ].join("\n");
+    const info = await Template.build(
+      Template.fromDockerfile(dockerfile, { contextDir: context }),
+      {
+        ...conn,
+        name: "from-dockerfile",
+        memoryMb: 256,
+        diskSizeMb: 128,
+      },
+    );
+    expect(info).toMatchObject({ name: "from-dockerfile", version: 1, base: TEMPLATE });
+    const sandbox = await Sandbox.create({ ...conn, template: "from-dockerfile" });
+    try {
+      const listed = await sandbox.commands.run(
+        "cd /app && find /app /data /srv/lib -type f | sort && cat hello.txt vendor/sub/b.txt",
+      );
+      expect(listed.stdout).toBe(
+        [
+          "/app/hello.txt",
+          "/app/vendor/a.txt",
+          "/app/vendor/sub/b.txt",
+          "/data/a.txt",
+          "/srv/lib/a.txt",
+          "/srv/lib/sub/b.txt",
+          "hello",
+          "b",
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      await sandbox.kill();
+    }
+    expect(await Template.delete("from-dockerfile", conn)).toBe(true);
+  });
+});
