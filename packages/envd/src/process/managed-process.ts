@@ -1,16 +1,11 @@
 import { spawn as spawnChild } from "node:child_process";
-import {
-  closeSync,
-  constants as fsConstants,
-  openSync,
-  readFileSync,
-  writeFileSync,
-} from "node:fs";
+import { closeSync, constants as fsConstants, openSync } from "node:fs";
 import type { Readable } from "node:stream";
 import type * as NodePty from "node-pty";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
 import { type ExitInfo, exitInfo, spawnFailure } from "./exit-status.js";
+import { firstForOomKiller } from "./oom-score.js";
 import { ptyPendingInput } from "./pty-input.js";
 import { HelperUnavailable, type PipeChild, type SpawnHelper } from "./spawn-helper.js";
 import type { CommandSpec, PlanResult, SpawnPlan } from "./spawn-plan.js";
@@ -385,39 +380,5 @@ export class ManagedProcess {
       if (group) this.kill(signal);
       else if ((err as NodeJS.ErrnoException).code !== "ESRCH") throw EnvdError.from(err, "signal");
     }
-  }
-}
-
-const oomScoreAdjFile = "/proc/self/oom_score_adj";
-const ownOomScoreAdj = (() => {
-  try {
-    return readFileSync(oomScoreAdjFile, "utf8").trim();
-  } catch {
-    return undefined;
-  }
-})();
-
-/**
- * Runs a (synchronous) spawn with envd's own oom_score_adj at the maximum, so the child inherits
- * it at fork time — before it can fork anything itself — then puts envd's back. When a sandbox
- * runs out of memory the killer then takes the user's processes rather than envd. Going back
- * down is allowed to the floor the launcher set, without CAP_SYS_RESOURCE. Best effort.
- */
-function firstForOomKiller(spawn: () => void): void {
-  const raised = ownOomScoreAdj !== undefined && trySetOomScoreAdj("1000");
-  try {
-    spawn();
-  } finally {
-    if (raised && ownOomScoreAdj !== undefined) trySetOomScoreAdj(ownOomScoreAdj);
-  }
-}
-
-function trySetOomScoreAdj(value: string): boolean {
-  try {
-    writeFileSync(oomScoreAdjFile, value);
-    return true;
-  } catch (err) {
-    logger.debug({ err, value }, "could not set oom_score_adj");
-    return false;
   }
 }
