@@ -2,6 +2,7 @@ import type { Logger } from "pino";
 import { newId, nowIso, type SandboxRecord, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { fromAgentError } from "./agent-errors.js";
+import { destroyIfCallerLeft } from "./caller-left.js";
 import { elapsed } from "./elapsed.js";
 import type { SandboxService } from "./sandboxes.js";
 
@@ -29,7 +30,13 @@ export class ForkService {
     private readonly logger: Logger,
   ) {}
 
-  async fork(teamId: string, id: string, count: number): Promise<ForkOutcome> {
+  /** `signal` is the caller's request: forks made after it was closed are destroyed. */
+  async fork(
+    teamId: string,
+    id: string,
+    count: number,
+    signal?: AbortSignal,
+  ): Promise<ForkOutcome> {
     const started = performance.now();
     if (!Number.isInteger(count) || count < 1 || count > MAX_FORKS) {
       throw new ServerError("invalid_argument", `count: must be an integer in [1, ${MAX_FORKS}]`);
@@ -63,6 +70,7 @@ export class ForkService {
       lastActiveAt: now,
       stoppedAt: null,
     }));
+    await destroyIfCallerLeft(signal, [], async () => {}, this.logger);
     // Recorded first as pending, as creates are, so a fork that dies half-way is reconciled.
     for (const row of rows) await this.store.sandboxes.insert(row);
     let made: Awaited<ReturnType<typeof host.client.forkSandbox>>;
@@ -102,6 +110,12 @@ export class ForkService {
         ms: elapsed(started),
       },
       "sandbox forked",
+    );
+    await destroyIfCallerLeft(
+      signal,
+      sandboxes.map((s) => s.id),
+      (left) => this.sandboxes.destroy(teamId, left),
+      this.logger,
     );
     return { sandboxes, sourcePauseMs: made.sourcePauseMs };
   }

@@ -15,6 +15,7 @@ import {
 } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
+import { destroyIfCallerLeft } from "./caller-left.js";
 import { elapsed } from "./elapsed.js";
 import {
   type AgentHost,
@@ -71,7 +72,15 @@ export class SandboxService {
     return this.placer.host(record.hostId);
   }
 
-  async create(teamId: string, input: CreateSandboxInput): Promise<SandboxRecord> {
+  /**
+   * Makes a sandbox. `signal` is the caller's request: once it is closed nothing is started, and
+   * a sandbox made meanwhile is destroyed, since nobody will learn its id.
+   */
+  async create(
+    teamId: string,
+    input: CreateSandboxInput,
+    signal?: AbortSignal,
+  ): Promise<SandboxRecord> {
     const started = performance.now();
     // Milliseconds since `started` at the end of each step, for the operation's log line.
     const steps: Record<string, number> = {};
@@ -125,6 +134,7 @@ export class SandboxService {
       ...(snapshotId ? { snapshotId } : {}),
     });
     mark("placement");
+    await destroyIfCallerLeft(signal, [], async () => {}, this.logger);
     const agent = host.client;
     const now = nowIso();
     const id = newId();
@@ -207,6 +217,7 @@ export class SandboxService {
       },
       "sandbox created",
     );
+    await destroyIfCallerLeft(signal, [id], (left) => this.destroy(teamId, left), this.logger);
     return record;
   }
 

@@ -134,17 +134,21 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     const teamId = await team(c);
     const body = await bodyOf(c, CreateBody);
     refuseUnsupported(body);
-    const record = await services.sandboxes.create(teamId, {
-      template: TEMPLATE_ALIASES[body.templateID] ?? body.templateID,
-      timeoutSec: body.timeout ?? E2B_DEFAULT_TIMEOUT_SEC,
-      ...(body.metadata ? { metadata: body.metadata } : {}),
-      ...(body.envVars ? { envs: body.envVars } : {}),
-      ...e2bNetwork(body.allow_internet_access, body.network),
-      ...(body.network?.allowPublicTraffic !== undefined
-        ? { publicTraffic: body.network.allowPublicTraffic }
-        : {}),
-      ...(body.autoResume?.enabled !== undefined ? { autoResume: body.autoResume.enabled } : {}),
-    });
+    const record = await services.sandboxes.create(
+      teamId,
+      {
+        template: TEMPLATE_ALIASES[body.templateID] ?? body.templateID,
+        timeoutSec: body.timeout ?? E2B_DEFAULT_TIMEOUT_SEC,
+        ...(body.metadata ? { metadata: body.metadata } : {}),
+        ...(body.envVars ? { envs: body.envVars } : {}),
+        ...e2bNetwork(body.allow_internet_access, body.network),
+        ...(body.network?.allowPublicTraffic !== undefined
+          ? { publicTraffic: body.network.allowPublicTraffic }
+          : {}),
+        ...(body.autoResume?.enabled !== undefined ? { autoResume: body.autoResume.enabled } : {}),
+      },
+      c.req.raw.signal,
+    );
     return c.json(sandboxCreated(record, ctx(record)), 201);
   };
   app.post("/sandboxes", create);

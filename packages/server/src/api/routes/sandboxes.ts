@@ -127,27 +127,31 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
     }),
     async (c) => {
       const body = c.req.valid("json");
-      const created = await sandboxes.create(c.get("team").teamId, {
-        ...(body.template !== undefined ? { template: body.template } : {}),
-        ...(body.snapshot !== undefined ? { snapshot: body.snapshot } : {}),
-        ...(body.vcpus !== undefined ? { vcpus: body.vcpus } : {}),
-        ...(body.memory_mb !== undefined ? { memoryMb: body.memory_mb } : {}),
-        ...(body.disk_size_mb !== undefined ? { diskSizeMb: body.disk_size_mb } : {}),
-        ...(body.timeout_sec !== undefined ? { timeoutSec: body.timeout_sec } : {}),
-        ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
-        ...(body.envs !== undefined ? { envs: body.envs } : {}),
-        ...(body.allow_internet_access !== undefined
-          ? { allowInternetAccess: body.allow_internet_access }
-          : {}),
-        ...(body.allow_out !== undefined ? { allowOut: body.allow_out } : {}),
-        ...(body.deny_out !== undefined ? { denyOut: body.deny_out } : {}),
-        ...(body.allow_public_traffic !== undefined
-          ? { publicTraffic: body.allow_public_traffic }
-          : {}),
-        ...(body.auto_resume !== undefined ? { autoResume: body.auto_resume } : {}),
-        ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
-        ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
-      });
+      const created = await sandboxes.create(
+        c.get("team").teamId,
+        {
+          ...(body.template !== undefined ? { template: body.template } : {}),
+          ...(body.snapshot !== undefined ? { snapshot: body.snapshot } : {}),
+          ...(body.vcpus !== undefined ? { vcpus: body.vcpus } : {}),
+          ...(body.memory_mb !== undefined ? { memoryMb: body.memory_mb } : {}),
+          ...(body.disk_size_mb !== undefined ? { diskSizeMb: body.disk_size_mb } : {}),
+          ...(body.timeout_sec !== undefined ? { timeoutSec: body.timeout_sec } : {}),
+          ...(body.metadata !== undefined ? { metadata: body.metadata } : {}),
+          ...(body.envs !== undefined ? { envs: body.envs } : {}),
+          ...(body.allow_internet_access !== undefined
+            ? { allowInternetAccess: body.allow_internet_access }
+            : {}),
+          ...(body.allow_out !== undefined ? { allowOut: body.allow_out } : {}),
+          ...(body.deny_out !== undefined ? { denyOut: body.deny_out } : {}),
+          ...(body.allow_public_traffic !== undefined
+            ? { publicTraffic: body.allow_public_traffic }
+            : {}),
+          ...(body.auto_resume !== undefined ? { autoResume: body.auto_resume } : {}),
+          ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
+          ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
+        },
+        c.req.raw.signal,
+      );
       return c.json(
         {
           ...format(created),
@@ -376,6 +380,7 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
         c.get("team").teamId,
         c.req.valid("param").id,
         body.count ?? 1,
+        c.req.raw.signal,
       );
       return c.json(
         { sandboxes: made.sandboxes.map(format), source_pause_ms: made.sourcePauseMs },
