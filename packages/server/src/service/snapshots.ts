@@ -17,12 +17,16 @@ import { elapsed } from "./elapsed.js";
 import { isSafeName } from "./names.js";
 import type { SandboxPlacer } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
+import type { LayerCache } from "./templates/layer-cache.js";
 
 /**
  * Team snapshots: named templates made from a sandbox's filesystem. On the agent a snapshot is
  * named by the row id (agent names are global to the host); teams see their own names.
  */
 export class SnapshotService {
+  /** The template build layer cache, whose layers on a snapshot go with it. */
+  layers?: LayerCache;
+
   constructor(
     private readonly store: Store,
     private readonly sandboxes: SandboxService,
@@ -121,11 +125,38 @@ export class SnapshotService {
         : undefined);
     if (row?.kind !== "snapshot")
       throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
+    await this.clearAbove(row);
     await this.remove(row);
     this.logger.info(
       { op: "snapshot.delete", teamId, snapshotId: row.id, ms: elapsed(started) },
       "snapshot deleted",
     );
+  }
+
+  /**
+   * What stacks on a snapshot keeps it (the agent refuses, naming ids): the team's templates and
+   * snapshots made from it are named to the caller; build layers cached on it go first, as only
+   * the cache can name them.
+   */
+  private async clearAbove(row: TemplateRow): Promise<void> {
+    const shown = (await this.store.templates.above(row.teamId, row.id))
+      .filter((r) => r.kind !== "layer")
+      // Without a version's or a running build's suffix: `web@v1`, `web@build-…`.
+      .map((r) => `${r.kind} ${JSON.stringify(r.name.split("@")[0])}`);
+    const names = [...new Set(shown)];
+    if (names.length > 0) {
+      throw new ServerError(
+        "failed_precondition",
+        `snapshot ${JSON.stringify(row.name)} is in use: ${names.join(", ")} ${names.length === 1 ? "was made from it; delete it" : "were made from it; delete them"} first`,
+      );
+    }
+    await this.layers?.dropLayersOn(row);
+    if ((await this.store.templates.above(row.teamId, row.id)).length > 0) {
+      throw new ServerError(
+        "failed_precondition",
+        `snapshot ${JSON.stringify(row.name)} is in use by a running template build; retry once it ends`,
+      );
+    }
   }
 
   /** Deletes a row of the templates table and every host's copy; in use → failed_precondition. */

@@ -102,6 +102,26 @@ export class LayerCache {
     });
   }
 
+  /**
+   * Before a snapshot is deleted: removes the layers builds stacked on it (directly or on other
+   * such layers) that nothing stands on. Only the cache can name them; they would keep it.
+   */
+  dropLayersOn(snapshot: TemplateRow): Promise<void> {
+    return this.serialize(async () => {
+      const above = new Set(
+        (await this.store.templates.above(snapshot.teamId, snapshot.id)).map((r) => r.id),
+      );
+      // Leaves first: a layer another stacks on is free once that one is gone.
+      for (let moved = true; moved && above.size > 0; ) {
+        moved = false;
+        for (const layer of await this.store.templates.evictableLayers()) {
+          if (!above.delete(layer.id)) continue;
+          if (await this.evict(layer, "its snapshot was deleted")) moved = true;
+        }
+      }
+    });
+  }
+
   private serialize(work: () => Promise<void>): Promise<void> {
     const run = this.queue.then(work);
     this.queue = run.catch(() => {});
