@@ -298,7 +298,7 @@ export class TemplateService {
     if (found.length === 0) {
       throw new ServerError("not_found", `template ${JSON.stringify(idOrName)} not found`);
     }
-    for (const row of found) await this.snapshots.remove(row);
+    await this.snapshots.removeWhole(found);
     await this.layers.dropLayersOf(teamId, found);
   }
 
