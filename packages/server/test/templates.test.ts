@@ -295,6 +295,19 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
   });
   let cancelledId: string | undefined;
 
+  it("takes a template whose name looks like an id by that name", async () => {
+    // 20 lowercase letters and digits, as row ids are: still the template's name.
+    const name = "pythontemplate202601";
+    const built = await build({ name, steps: [{ type: "run", cmd: "echo ok > /tmp/ok" }] });
+    expect(built.last, JSON.stringify(built.last)).toMatchObject({ type: "done" });
+    const res = await call("POST", "/v1/sandboxes", { template: name });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    expect((await exec(id, "cat /tmp/ok")).stdout).toBe("ok\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", `/v1/templates/${name}`)).status).toBe(204);
+  });
+
   it("deletes a snapshot a build went from, with the cached layers only that build made on it", async () => {
     const res = await call("POST", "/v1/sandboxes", { template: TEMPLATE });
     const { id } = (await res.json()) as { id: string };

@@ -289,12 +289,14 @@ export class TemplateService {
 
   /** A built template by name (every version) or one version by id. */
   async delete(teamId: string, idOrName: string): Promise<void> {
-    const rows = isId(idOrName)
-      ? [await this.store.templates.get(teamId, idOrName)]
-      : (await this.list(teamId)).filter(
-          (r) => r.name === idOrName || r.name.startsWith(`${idOrName}@v`),
-        );
-    const found = rows.filter((r): r is TemplateRow => r?.kind === "template");
+    // A name may look like an id: by id first, then by name.
+    const byId = isId(idOrName) ? await this.store.templates.get(teamId, idOrName) : undefined;
+    const found =
+      byId?.kind === "template"
+        ? [byId]
+        : (await this.list(teamId)).filter(
+            (r) => r.name === idOrName || r.name.startsWith(`${idOrName}@v`),
+          );
     if (found.length === 0) {
       throw new ServerError("not_found", `template ${JSON.stringify(idOrName)} not found`);
     }
