@@ -21,6 +21,7 @@ beforeAll(async () => {
   await writeFile(join(context, "hello.txt"), "hello\n");
   await writeFile(join(context, "lib", "a.txt"), "a\n");
   await writeFile(join(context, "lib", "sub", "b.txt"), "b\n");
+  await writeFile(join(context, "run.sh"), "#!/bin/sh\necho ran\n", { mode: 0o644 });
 }, 120_000);
 
 afterAll(async () => {
@@ -70,5 +71,40 @@ describe("Template.fromDockerfile", { timeout: 300_000 }, () => {
       await sandbox.kill();
     }
     expect(await Template.delete("from-dockerfile", conn)).toBe(true);
+  });
+
+  it("gives COPY --chmod's mode to every file it copies, as Docker does", async () => {
+    const dockerfile = [
+      `FROM wrenn/${TEMPLATE}`,
+      "COPY --chmod=755 run.sh /app/run.sh",
+      "COPY --chmod=0600 lib /secret/",
+      "COPY run.sh /app/plain.sh",
+    ].join("\n");
+    await Template.build(Template.fromDockerfile(dockerfile, { contextDir: context }), {
+      ...conn,
+      name: "dockerfile-chmod",
+      memoryMb: 256,
+      diskSizeMb: 128,
+    });
+    const sandbox = await Sandbox.create({ ...conn, template: "dockerfile-chmod" });
+    try {
+      const listed = await sandbox.commands.run(
+        "/app/run.sh && stat -c '%a %n' /app/run.sh /app/plain.sh /secret/a.txt /secret/sub/b.txt",
+        { user: "root" },
+      );
+      expect(listed.stdout).toBe(
+        [
+          "ran",
+          "755 /app/run.sh",
+          "644 /app/plain.sh",
+          "600 /secret/a.txt",
+          "600 /secret/sub/b.txt",
+          "",
+        ].join("\n"),
+      );
+    } finally {
+      await sandbox.kill();
+    }
+    expect(await Template.delete("dockerfile-chmod", conn)).toBe(true);
   });
 });

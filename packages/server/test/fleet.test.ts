@@ -121,6 +121,19 @@ describe.skipIf(skip)(
       return res.body;
     }
 
+    /** Builds a template through the API; fails unless its log ends in `done`. */
+    async function buildTemplate(recipe: Record<string, unknown>): Promise<void> {
+      const res = await fetch(`${balancer.url}/v1/templates/builds`, {
+        method: "POST",
+        headers: { "x-api-key": apiKey, "content-type": "application/json" },
+        body: JSON.stringify({ memory_mb: 128, disk_size_mb: 64, ...recipe }),
+      });
+      const lines = (await res.text()).trim().split("\n");
+      expect(JSON.parse(lines.at(-1) ?? "{}"), lines.slice(-3).join("\n")).toMatchObject({
+        type: "done",
+      });
+    }
+
     beforeAll(async () => {
       restoreHost = await keepHostFirewallState();
       database = await (postgres as NonNullable<typeof postgres>).create();
@@ -247,34 +260,35 @@ describe.skipIf(skip)(
       const copy = await create({ snapshot: "carried", host_id: hostIds[1] });
       expect(copy.host_id).toBe(hostIds[1]);
       expect((await exec(copy.id, "cat /home/user/note")).body.stdout).toBe("carried\n");
+      // A template built from it starts on the host that has neither: the snapshot goes there
+      // first, under the build's layers.
+      await buildTemplate({
+        name: "on-carried",
+        from: { snapshot: "carried" },
+        steps: [{ type: "run", cmd: "echo built > /opt/built", user: "root" }],
+      });
+      const third = await create({ template: "on-carried", host_id: hostIds[2] });
+      expect((await exec(third.id, "cat /home/user/note /opt/built")).body.stdout).toBe(
+        "carried\nbuilt\n",
+      );
       // Deleting it reaches every host that holds a copy (once no sandbox uses it).
-      await api("DELETE", `/v1/sandboxes/${copy.id}`);
-      await api("DELETE", `/v1/sandboxes/${source.id}`);
+      for (const s of [copy, source, third]) await api("DELETE", `/v1/sandboxes/${s.id}`);
+      expect((await api("DELETE", "/v1/templates/on-carried")).status).toBe(204);
       expect((await api("DELETE", "/v1/snapshots/carried")).status).toBe(204);
-      for (const agent of [agents[0], agents[1]] as FleetAgent[]) {
+      for (const agent of agents.slice(0, 3) as FleetAgent[]) {
         const { snapshots } = await agentCall<{ snapshots?: unknown[] }>(agent, "ListSnapshots");
         expect(snapshots ?? []).toHaveLength(0);
       }
     });
 
     it("starts sandboxes of a built template on every host (its layers are copied first)", async () => {
-      const res = await fetch(`${balancer.url}/v1/templates/builds`, {
-        method: "POST",
-        headers: { "x-api-key": apiKey, "content-type": "application/json" },
-        body: JSON.stringify({
-          name: "fleet-tpl",
-          from: { template: TEMPLATE },
-          memory_mb: 128,
-          disk_size_mb: 64,
-          steps: [
-            { type: "run", cmd: "echo one > /opt/one", user: "root" },
-            { type: "run", cmd: "echo two > /opt/two", user: "root" },
-          ],
-        }),
-      });
-      const lines = (await res.text()).trim().split("\n");
-      expect(JSON.parse(lines.at(-1) ?? "{}"), lines.slice(-3).join("\n")).toMatchObject({
-        type: "done",
+      await buildTemplate({
+        name: "fleet-tpl",
+        from: { template: TEMPLATE },
+        steps: [
+          { type: "run", cmd: "echo one > /opt/one", user: "root" },
+          { type: "run", cmd: "echo two > /opt/two", user: "root" },
+        ],
       });
       const made: Sandbox[] = [];
       for (const hostId of hostIds.slice(0, 2)) {

@@ -196,4 +196,46 @@ describe.skipIf(rootSkip)("template build layer cache", { timeout: 300_000 }, ()
     expect(await cached()).toEqual([]);
     expect(await readdir(join(th.agentDir, "templates"))).toEqual(["test-minimal"]);
   });
+
+  it("deletes a template whole or not at all, with the layers of builds from it", async () => {
+    const listed = async () => {
+      const { templates } = (await (await th.call("GET", "/v1/templates")).json()) as {
+        templates: { name: string; version: number }[];
+      };
+      return templates.map((t) => `${t.name}@${t.version}`).sort();
+    };
+    expectBuilt((await build("tbase", ["t1"])).result, "tbase");
+    expectBuilt((await build("tbase", ["t2"])).result, "tbase");
+    const fromBase = (name: string, extra: Record<string, unknown>[] = []) =>
+      th.build({ name, from: { template: "tbase" }, steps: [...steps("k1"), ...extra] });
+    expectBuilt(await fromBase("kid"), "kid");
+
+    // `kid` was built from its newest version: refused, naming it, and no version goes.
+    const refused = await th.call("DELETE", "/v1/templates/tbase");
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({
+      code: "failed_precondition",
+      message: expect.stringContaining('template "kid"'),
+    });
+    expect(await listed()).toEqual(["kid@1", "tbase@1", "tbase@2"]);
+    expect((await th.call("DELETE", "/v1/templates/kid")).status).toBe(204);
+
+    // A sandbox of its newest version: refused, naming it, and no version goes.
+    const res = await th.call("POST", "/v1/sandboxes", { template: "tbase" });
+    const { id } = (await res.json()) as { id: string };
+    const busy = await th.call("DELETE", "/v1/templates/tbase");
+    expect(busy.status).toBe(409);
+    expect(((await busy.json()) as { message: string }).message).toContain(id);
+    expect(await listed()).toEqual(["tbase@1", "tbase@2"]);
+    expect((await th.call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+
+    // A failed build from it leaves a cached layer on it: that goes with it.
+    const failed = await fromBase("kid", [{ type: "run", cmd: "exit 3" }]);
+    expect(failed.last).toMatchObject({ type: "error", code: "step_failed" });
+    const deleted = await th.call("DELETE", "/v1/templates/tbase");
+    expect(deleted.status, await deleted.clone().text()).toBe(204);
+    expect(await listed()).toEqual([]);
+    expect(await layers()).toEqual([]);
+    expect(await readdir(join(th.agentDir, "templates"))).toEqual(["test-minimal"]);
+  });
 });

@@ -1,4 +1,6 @@
 import { createHash } from "node:crypto";
+import { readdir } from "node:fs/promises";
+import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { newTeamKey } from "./helpers/app.js";
 import { type BuildResult, startTemplateHost, type TemplateHost } from "./helpers/template-host.js";
@@ -292,6 +294,73 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect(th.host.embedded.agent.runtime.list().length).toBe(before);
   });
   let cancelledId: string | undefined;
+
+  it("takes a template whose name looks like an id by that name", async () => {
+    // 20 lowercase letters and digits, as row ids are: still the template's name.
+    const name = "pythontemplate202601";
+    const built = await build({ name, steps: [{ type: "run", cmd: "echo ok > /tmp/ok" }] });
+    expect(built.last, JSON.stringify(built.last)).toMatchObject({ type: "done" });
+    const res = await call("POST", "/v1/sandboxes", { template: name });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    expect((await exec(id, "cat /tmp/ok")).stdout).toBe("ok\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", `/v1/templates/${name}`)).status).toBe(204);
+  });
+
+  it("deletes a snapshot a build went from, with the cached layers only that build made on it", async () => {
+    const res = await call("POST", "/v1/sandboxes", { template: TEMPLATE });
+    const { id } = (await res.json()) as { id: string };
+    await exec(id, "echo snapped > /home/user/snapped");
+    const snap = await call("POST", "/v1/snapshots", { sandbox_id: id, name: "snap-base" });
+    expect(snap.status, await snap.clone().text()).toBe(201);
+    const snapId = ((await snap.json()) as { id: string }).id;
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    const layersOn = () =>
+      th.database.handle.db
+        .selectFrom("templates")
+        .select("id")
+        .where("kind", "=", "layer")
+        .where("parentId", "=", snapId)
+        .execute();
+
+    // A built template of the team stands on it: refused, naming that template.
+    const built = await build({
+      name: "from-snap",
+      from: { snapshot: "snap-base" },
+      steps: [{ type: "run", cmd: "cat /home/user/snapped > /opt/seen", user: "root" }],
+    });
+    expect(built.last, JSON.stringify(built.last)).toMatchObject({ type: "done" });
+    const refused = await call("DELETE", "/v1/snapshots/snap-base");
+    expect(refused.status).toBe(409);
+    expect(await refused.json()).toMatchObject({
+      code: "failed_precondition",
+      message: expect.stringContaining('template "from-snap"'),
+    });
+    expect((await call("DELETE", "/v1/templates/from-snap")).status).toBe(204);
+    expect(await layersOn()).toEqual([]);
+
+    // A failed build from it: its first step is cached as a layer on the snapshot.
+    const failed = await build({
+      name: "from-snap",
+      from: { snapshot: "snap-base" },
+      steps: [
+        { type: "run", cmd: "echo more > /opt/more", user: "root" },
+        { type: "run", cmd: "exit 3" },
+      ],
+    });
+    expect(failed.last).toMatchObject({ type: "error", code: "step_failed", step: 1 });
+    const [layer] = await layersOn();
+    expect(layer).toBeDefined();
+
+    // Only cached layers stand on it now: they go with it, in the database and on the agent.
+    const deleted = await call("DELETE", "/v1/snapshots/snap-base");
+    expect(deleted.status, await deleted.clone().text()).toBe(204);
+    expect(await layersOn()).toEqual([]);
+    const onAgent = await readdir(join(th.agentDir, "templates"));
+    expect(onAgent).not.toContain(snapId);
+    expect(onAgent).not.toContain(layer?.id);
+  });
 
   it("deletes every version of a template by name; another team cannot see it", async () => {
     const other = await newTeamKey(th.host.app);

@@ -39,7 +39,7 @@ export async function readCopies(steps: TemplateStep[]): Promise<{
       }
       const sha256 = createHash("sha256").update(content).digest("hex");
       files[sha256] ??= content.toString("base64");
-      entries.push({ path: rel, sha256, mode: (await stat(abs)).mode & 0o7777 });
+      entries.push({ path: rel, sha256, mode: step.mode ?? (await stat(abs)).mode & 0o7777 });
     };
     const root = await stat(step.src);
     // A destination ending in "/" is a directory: a file goes into it under its own name.

@@ -86,6 +86,16 @@ describe("parseDockerfile", () => {
     });
   });
 
+  it("carries COPY --chmod's octal mode to the copy, as Docker applies it", () => {
+    const parsed = parseDockerfile(
+      "FROM debian:bookworm\nCOPY --chown=user --chmod=755 run.sh /app/\nADD --chmod=0600 key /k",
+    );
+    expect(parsed.steps).toEqual([
+      { type: "copy", src: "run.sh", dest: "/app/", user: "user", mode: 0o755 },
+      { type: "copy", src: "key", dest: "/k", user: "root", mode: 0o600 },
+    ]);
+  });
+
   it("refuses what it does not take, naming the line and why", () => {
     const cases: [string, number, RegExp][] = [
       ["FROM ubuntu:22.04", 1, /FROM takes wrenn/],
@@ -94,6 +104,8 @@ describe("parseDockerfile", () => {
       ["FROM wrenn/base\nADD https://example.com/x /x", 2, /URL/],
       ["FROM wrenn/base\nCOPY --from=build /a /b", 2, /--from/],
       ["FROM wrenn/base\nCOPY ../secret /x", 2, /outside the build context/],
+      ["FROM wrenn/base\nCOPY --chmod=u+x run.sh /x", 2, /--chmod takes an octal mode/],
+      ["FROM wrenn/base\nCOPY --chmod=999 run.sh /x", 2, /--chmod takes an octal mode/],
       ["FROM wrenn/base AS build", 1, /stages/],
       ["FROM wrenn/base\nFROM wrenn/base", 2, /one FROM/],
       ["RUN true", 1, /before FROM/],

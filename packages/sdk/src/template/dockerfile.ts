@@ -202,13 +202,22 @@ export function parseDockerfile(
       case "ADD": {
         let rest = args;
         let owner = "root";
+        let mode: number | undefined;
         for (
           let flag = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest);
           flag;
           flag = /^--([a-z-]+)(?:=(\S+))?\s+/.exec(rest)
         ) {
           if (flag[1] === "chown") owner = (flag[2] ?? "").split(":")[0] || "root";
-          else if (flag[1] !== "chmod" && flag[1] !== "link") {
+          else if (flag[1] === "chmod") {
+            if (!/^[0-7]{3,4}$/.test(flag[2] ?? "")) {
+              throw new DockerfileError(
+                line,
+                `${keyword} --chmod takes an octal mode (--chmod=755), not ${JSON.stringify(flag[2] ?? "")}`,
+              );
+            }
+            mode = Number.parseInt(flag[2] as string, 8);
+          } else if (flag[1] !== "link") {
             throw new DockerfileError(
               line,
               `${keyword} --${flag[1]} is not supported (only local files)`,
@@ -251,7 +260,13 @@ export function parseDockerfile(
               "ADD of an archive (auto-extraction) is not supported; COPY it and RUN tar",
             );
           }
-          steps.push({ type: "copy", src, dest: target, user: owner });
+          steps.push({
+            type: "copy",
+            src,
+            dest: target,
+            user: owner,
+            ...(mode === undefined ? {} : { mode }),
+          });
         }
         break;
       }

@@ -13,7 +13,7 @@ export type TemplateStep =
   | { type: "apt_install"; packages: string[] }
   | { type: "pip_install"; packages: string[] }
   | { type: "npm_install"; packages: string[]; global?: boolean }
-  | { type: "copy"; src: string; dest: string; user?: string }
+  | { type: "copy"; src: string; dest: string; user?: string; mode?: number }
   | { type: "env"; envs: Record<string, string> }
   | { type: "workdir"; path: string }
   | { type: "user"; name: string }
@@ -173,14 +173,15 @@ export class Template {
   /**
    * A local file or directory (read when the build starts) to `dest` in the template: a file
    * is written as `dest`, or into it under its own name when `dest` ends in `/`; a directory's
-   * files go under `dest`.
+   * files go under `dest`. Each file keeps its local mode unless `mode` (`0o755`) is given.
    */
-  copy(localPath: string, dest: string, opts: { user?: string } = {}): this {
+  copy(localPath: string, dest: string, opts: { user?: string; mode?: number } = {}): this {
     return this.push({
       type: "copy",
       src: localPath,
       dest,
       ...(opts.user ? { user: opts.user } : {}),
+      ...(opts.mode === undefined ? {} : { mode: opts.mode }),
     });
   }
 

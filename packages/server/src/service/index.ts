@@ -19,6 +19,7 @@ import type { SandboxDefaults, SandboxPlacer } from "./sandbox-types.js";
 import { SandboxService } from "./sandboxes.js";
 import { SnapshotService } from "./snapshots.js";
 import { TemplateService } from "./templates/index.js";
+import { LayerCache } from "./templates/layer-cache.js";
 import { TicketService } from "./tickets.js";
 import { WatchService } from "./watch.js";
 
@@ -153,6 +154,14 @@ export function createServices(deps: ServiceDeps): Services {
     deps.logger,
   );
   const snapshots = new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger);
+  const layers = new LayerCache(
+    deps.store,
+    snapshots,
+    deps.layerCache ?? { maxLayers: Number.MAX_SAFE_INTEGER, maxMb: Number.MAX_SAFE_INTEGER },
+    deps.logger,
+  );
+  // A snapshot's delete takes the build layers cached on it.
+  snapshots.layers = layers;
   const processes = new ProcessService(sandboxes, deps.logger);
   const files = new FileService(sandboxes);
   return {
@@ -173,7 +182,7 @@ export function createServices(deps: ServiceDeps): Services {
       processes,
       files,
       snapshots,
-      deps.layerCache ?? { maxLayers: Number.MAX_SAFE_INTEGER, maxMb: Number.MAX_SAFE_INTEGER },
+      layers,
       deps.logger,
     ),
     forks: new ForkService(deps.store, sandboxes, deps.logger),

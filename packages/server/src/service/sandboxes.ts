@@ -95,14 +95,16 @@ export class SandboxService {
     // like a missing one (another team's snapshot must not be reachable through `template`).
     const shown = input.snapshot ?? template;
     if (input.snapshot === undefined) {
-      // A team's built template by name (its newest version), or a build layer or version by id:
-      // created like a snapshot, so it is copied to whichever host runs the sandbox.
-      const row = isId(template)
-        ? await this.store.templates.get(teamId, template)
-        : await this.store.templates.getByName(teamId, template, "template");
+      // A team's built template by name (its newest version), or a snapshot, build layer or
+      // version by id: created like a snapshot, so it is copied to whichever host runs the
+      // sandbox, and what is made from the sandbox (a build's layers) records what it stacks on.
+      // A name may look like an id: by id first, then by name.
+      const row =
+        (isId(template) ? await this.store.templates.get(teamId, template) : undefined) ??
+        (await this.store.templates.getByName(teamId, template, "template"));
       if (!row && isId(template))
         throw new ServerError("not_found", `template ${JSON.stringify(template)} not found`);
-      if (row && row.kind !== "snapshot") {
+      if (row) {
         template = row.id;
         snapshotId = row.id;
         vcpus ||= row.vcpus;

@@ -17,12 +17,19 @@ import { elapsed } from "./elapsed.js";
 import { isSafeName } from "./names.js";
 import type { SandboxPlacer } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
+import type { LayerCache } from "./templates/layer-cache.js";
+
+/** A row's name as the team knows it: without a version's or a build's suffix (`web@v1`). */
+const shownName = (row: TemplateRow) => row.name.split("@")[0];
 
 /**
  * Team snapshots: named templates made from a sandbox's filesystem. On the agent a snapshot is
  * named by the row id (agent names are global to the host); teams see their own names.
  */
 export class SnapshotService {
+  /** The template build layer cache, whose layers on a snapshot go with it. */
+  layers?: LayerCache;
+
   constructor(
     private readonly store: Store,
     private readonly sandboxes: SandboxService,
@@ -121,11 +128,59 @@ export class SnapshotService {
         : undefined);
     if (row?.kind !== "snapshot")
       throw new ServerError("not_found", `snapshot ${JSON.stringify(idOrName)} not found`);
-    await this.remove(row);
+    await this.removeWhole([row]);
     this.logger.info(
       { op: "snapshot.delete", teamId, snapshotId: row.id, ms: elapsed(started) },
       "snapshot deleted",
     );
+  }
+
+  /**
+   * Deletes a snapshot, or every version of a built template, whole or not at all: refused while
+   * a sandbox of the team runs from one or a template or snapshot of the team was made from one
+   * (the agent would refuse half-way, naming internal ids). The build layers cached on them go
+   * too: only the cache can name them.
+   */
+  async removeWhole(rows: readonly TemplateRow[]): Promise<void> {
+    const [first] = rows;
+    if (!first) return;
+    const what = `${first.kind} ${JSON.stringify(shownName(first))}`;
+    const ids = new Set(rows.map((r) => r.id));
+    const above = new Map<string, TemplateRow[]>();
+    for (const row of rows) above.set(row.id, await this.store.templates.above(row.teamId, row.id));
+    const made = new Set(
+      [...above.values()]
+        .flat()
+        .filter((r) => r.kind !== "layer" && !ids.has(r.id))
+        .map((r) => `${r.kind} ${JSON.stringify(shownName(r))}`),
+    );
+    if (made.size > 0) {
+      throw new ServerError(
+        "failed_precondition",
+        `${what} is in use: ${[...made].join(", ")} ${made.size === 1 ? "was made from it; delete it" : "were made from it; delete them"} first`,
+      );
+    }
+    const running = await this.store.sandboxes.startedFrom(first.teamId, [...ids]);
+    if (running.length > 0) {
+      throw new ServerError(
+        "failed_precondition",
+        `${what} is in use by sandbox(es) ${running.join(", ")}; destroy them first`,
+      );
+    }
+    // A row stacked on another of them goes first: it has fewer rows above it.
+    const order = [...rows].sort(
+      (a, b) => (above.get(a.id)?.length ?? 0) - (above.get(b.id)?.length ?? 0),
+    );
+    for (const row of order) {
+      await this.layers?.dropLayersOn(row);
+      if ((await this.store.templates.above(row.teamId, row.id)).length > 0) {
+        throw new ServerError(
+          "failed_precondition",
+          `${what} is in use by a running template build; retry once it ends`,
+        );
+      }
+      await this.remove(row);
+    }
   }
 
   /** Deletes a row of the templates table and every host's copy; in use → failed_precondition. */

@@ -214,6 +214,23 @@ export class SandboxesRepo {
     return rows.map(fromRow);
   }
 
+  /**
+   * The team's sandboxes started from any of the templates `ids` whose host answers (a missing
+   * one's host cannot be asked to keep the template), oldest first.
+   */
+  async startedFrom(teamId: string, ids: readonly string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.db
+      .selectFrom("sandboxes")
+      .select("id")
+      .where("teamId", "=", teamId)
+      .where("snapshotId", "in", ids)
+      .where("state", "in", ["pending", "running", "paused"])
+      .orderBy("createdAt", "asc")
+      .execute();
+    return rows.map((r) => r.id);
+  }
+
   /** What each host has committed to its live sandboxes: the scheduler's load figures. */
   async committedByHost(): Promise<Map<string, HostCommitment>> {
     const rows = await this.db

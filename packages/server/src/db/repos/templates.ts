@@ -41,6 +41,29 @@ export class TemplatesRepo {
     return row?.parentId ?? undefined;
   }
 
+  /** The team's rows stacked on `id`, directly or through others: what must go before it. */
+  async above(teamId: string, id: string): Promise<TemplateRow[]> {
+    const rows = await this.db
+      .selectFrom("templates")
+      .selectAll()
+      .where("teamId", "=", teamId)
+      .execute();
+    const found = new Set([id]);
+    const above: TemplateRow[] = [];
+    // Parents come before children in no particular order: look again until nothing is added.
+    for (let added = true; added; ) {
+      added = false;
+      for (const row of rows) {
+        if (row.parentId && found.has(row.parentId) && !found.has(row.id)) {
+          found.add(row.id);
+          above.push(row);
+          added = true;
+        }
+      }
+    }
+    return above;
+  }
+
   /** By name; only of `kind` when given. */
   getByName(teamId: string, name: string, kind?: TemplateKind): Promise<TemplateRow | undefined> {
     let query = this.db

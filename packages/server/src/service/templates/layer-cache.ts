@@ -17,7 +17,8 @@ export function buildLayersOf(row: TemplateRow): string[] {
  * The build layer cache, bounded: past its budget (layers and their size, every team together)
  * the least recently used layers go, but never one a row stacks on (a template, a snapshot or
  * another layer), a sandbox started from, or a running build of this server holds. Deleting a
- * template also takes the layers only its builds went through.
+ * template also takes the layers only its builds went through, and deleting a template or a
+ * snapshot the layers builds from it left on it.
  */
 export class LayerCache {
   /** Layers running builds hold (how many builds hold each). */
@@ -97,6 +98,26 @@ export class LayerCache {
         for (const layer of await this.store.templates.evictableLayers()) {
           if (layer.teamId !== teamId || !candidates.delete(layer.id)) continue;
           if (await this.evict(layer, "its template was deleted")) moved = true;
+        }
+      }
+    });
+  }
+
+  /**
+   * Before a snapshot or a built template is deleted: removes the layers builds from it stacked
+   * on it (directly or on other such layers) that nothing stands on; they would keep it.
+   */
+  dropLayersOn(base: TemplateRow): Promise<void> {
+    return this.serialize(async () => {
+      const above = new Set(
+        (await this.store.templates.above(base.teamId, base.id)).map((r) => r.id),
+      );
+      // Leaves first: a layer another stacks on is free once that one is gone.
+      for (let moved = true; moved && above.size > 0; ) {
+        moved = false;
+        for (const layer of await this.store.templates.evictableLayers()) {
+          if (!above.delete(layer.id)) continue;
+          if (await this.evict(layer, "what it stacks on was deleted")) moved = true;
         }
       }
     });

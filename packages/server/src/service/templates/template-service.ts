@@ -1,5 +1,4 @@
 import type { Logger } from "pino";
-import type { LayerCacheBudget } from "../../config/index.js";
 import { isId, newId, type SandboxRecord, type Store, type TemplateRow } from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import { elapsed } from "../elapsed.js";
@@ -9,7 +8,7 @@ import type { ProcessService } from "../processes.js";
 import type { SandboxService } from "../sandboxes.js";
 import type { SnapshotService } from "../snapshots.js";
 import { type BuildEvent, BuildFailure, type BuiltTemplate } from "./events.js";
-import { LayerCache, type LayerHolds } from "./layer-cache.js";
+import type { LayerCache, LayerHolds } from "./layer-cache.js";
 import {
   checkRecipe,
   describeStep,
@@ -80,7 +79,6 @@ function sizeBytesOf(row: TemplateRow, layers: Map<string, TemplateRow>): number
 export class TemplateService {
   private readonly builds = new Map<string, RunningBuild>();
   private readonly steps: StepRunner;
-  private readonly layers: LayerCache;
 
   constructor(
     private readonly store: Store,
@@ -88,11 +86,10 @@ export class TemplateService {
     processes: ProcessService,
     files: FileService,
     private readonly snapshots: SnapshotService,
-    layerBudget: LayerCacheBudget,
+    private readonly layers: LayerCache,
     private readonly logger: Logger,
   ) {
     this.steps = new StepRunner(processes, files);
-    this.layers = new LayerCache(store, snapshots, layerBudget, logger);
   }
 
   /** Checks a recipe and finds its parent before the log stream opens: a bad one is a plain 4xx. */
@@ -292,16 +289,18 @@ export class TemplateService {
 
   /** A built template by name (every version) or one version by id. */
   async delete(teamId: string, idOrName: string): Promise<void> {
-    const rows = isId(idOrName)
-      ? [await this.store.templates.get(teamId, idOrName)]
-      : (await this.list(teamId)).filter(
-          (r) => r.name === idOrName || r.name.startsWith(`${idOrName}@v`),
-        );
-    const found = rows.filter((r): r is TemplateRow => r?.kind === "template");
+    // A name may look like an id: by id first, then by name.
+    const byId = isId(idOrName) ? await this.store.templates.get(teamId, idOrName) : undefined;
+    const found =
+      byId?.kind === "template"
+        ? [byId]
+        : (await this.list(teamId)).filter(
+            (r) => r.name === idOrName || r.name.startsWith(`${idOrName}@v`),
+          );
     if (found.length === 0) {
       throw new ServerError("not_found", `template ${JSON.stringify(idOrName)} not found`);
     }
-    for (const row of found) await this.snapshots.remove(row);
+    await this.snapshots.removeWhole(found);
     await this.layers.dropLayersOf(teamId, found);
   }
 
