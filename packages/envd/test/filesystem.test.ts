@@ -6,9 +6,11 @@ import {
   mkdir,
   mkdtemp,
   readFile,
+  readlink,
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
@@ -161,7 +163,7 @@ describe("filesystem.Filesystem", () => {
     );
   });
 
-  it("moves across filesystems (copy + remove), keeping owner and mode", async () => {
+  it("moves across filesystems (copy + remove), keeping owner, mode, times and links", async () => {
     const other = await mkdtemp("/dev/shm/wrenn-fs-test-");
     try {
       const source = join(home, "cross");
@@ -169,13 +171,19 @@ describe("filesystem.Filesystem", () => {
       await writeFile(join(source, "d", "f"), "across");
       await chmod(join(source, "d", "f"), 0o600);
       await chown(join(source, "d", "f"), uid, gid);
+      const then = new Date("2020-01-02T03:04:05Z");
+      await utimes(join(source, "d", "f"), then, then);
+      await symlink("d/f", join(source, "link"));
+      await chmod(join(source, "d"), 0o750);
       await chmod(other, 0o777);
       const destination = join(other, "cross");
       await envd.filesystem.move({ source, destination });
       await expect(lstat(source)).rejects.toThrow();
       const st = await stat(join(destination, "d", "f"));
-      expect([st.uid, st.mode & 0o777]).toEqual([uid, 0o600]);
+      expect([st.uid, st.mode & 0o777, st.mtimeMs]).toEqual([uid, 0o600, then.getTime()]);
       expect(await readFile(join(destination, "d", "f"), "utf8")).toBe("across");
+      expect((await stat(join(destination, "d"))).mode & 0o777).toBe(0o750);
+      expect(await readlink(join(destination, "link"))).toBe("d/f");
     } finally {
       await rm(other, { recursive: true, force: true });
     }
