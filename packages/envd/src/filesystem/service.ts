@@ -105,7 +105,7 @@ export function createFilesystemService(): FilesystemService {
         const { user, path } = await target(ctx, req.path);
         await readableDir(user, path);
         const entries: EntryInfo[] = [];
-        await listTree(user, path, req.depth || 1, await ownerNames(), entries);
+        await listTree(user, path, req.depth || 1, ownerNames(), entries);
         return { entries };
       }),
 
