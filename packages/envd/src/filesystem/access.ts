@@ -147,9 +147,15 @@ export async function assertWritableDir(user: UserInfo, dir: string): Promise<St
 
 /** The user may unlink or rename `path` itself (not what a symlink points to). */
 export async function assertRemovable(user: UserInfo, path: string, entry: Stats): Promise<void> {
-  const parent = await assertWritableDir(user, dirname(path));
+  assertUnlinkable(user, await assertWritableDir(user, dirname(path)), entry, path);
+}
+
+/**
+ * The user may unlink `entry` (at `path`) from `parent`, a directory they may write into: in a
+ * sticky one (/tmp) only the owner of the entry or of the directory may.
+ */
+export function assertUnlinkable(user: UserInfo, parent: Stats, entry: Stats, path: string): void {
   if (isRoot(user)) return;
-  // Sticky directories (/tmp): only the owner of the entry or of the directory may remove it.
   if (parent.mode & 0o1000 && entry.uid !== user.uid && parent.uid !== user.uid)
     throw denied(user, "remove", path);
 }

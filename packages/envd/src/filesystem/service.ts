@@ -1,6 +1,6 @@
 import type { Stats } from "node:fs";
 import { lstat, readdir, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EntryInfo, Filesystem, WatchDirResponseSchema } from "@wrenn/proto/filesystem";
@@ -12,7 +12,9 @@ import {
   assertRemovable,
   assertRemovableTree,
   assertSearchable,
+  assertUnlinkable,
   ensureDirs,
+  openWritableDir,
 } from "./access.js";
 import { entryInfo, toEntryInfo } from "./entry-info.js";
 import { move } from "./move.js";
@@ -23,11 +25,48 @@ import { EventBuffer, Watchers } from "./watchers.js";
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
 const maxListEntries = 100_000;
 
-async function lstatOrNotFound(path: string): Promise<Stats> {
+/** lstat; a failure names `shown` (the path asked for) rather than `path`. */
+async function lstatOrNotFound(path: string, shown = path): Promise<Stats> {
   try {
     return await lstat(path);
   } catch (err) {
-    throw EnvdError.from(err, path);
+    throw EnvdError.from(err, shown);
+  }
+}
+
+/**
+ * Moves `source` to `destination` as `user` would rename(2) it. Both parent directories are opened
+ * once and checked, and the entry is moved between the opened directories: a symlink swapped in
+ * for either parent after the check cannot make envd (root) move a file out of, or into, a
+ * directory the user may not write (as uploads do).
+ */
+async function moveBetweenOpened(
+  user: UserInfo,
+  source: string,
+  destination: string,
+): Promise<void> {
+  const from = await openWritableDir(user, dirname(source));
+  try {
+    const to = await openWritableDir(user, dirname(destination));
+    try {
+      const sourceAt = from.at(basename(source));
+      const destinationAt = to.at(basename(destination));
+      assertUnlinkable(user, from.st, await lstatOrNotFound(sourceAt, source), source);
+      const replaced = await lstat(destinationAt).catch(() => undefined);
+      if (replaced) assertUnlinkable(user, to.st, replaced, destination);
+      await move(sourceAt, destinationAt).catch((err: unknown) => {
+        // Errors name the paths asked for, not the opened directories' /proc/self/fd paths.
+        const failed = EnvdError.from(err);
+        const message = failed.message
+          .replaceAll(from.at(""), join(dirname(source), "/"))
+          .replaceAll(to.at(""), join(dirname(destination), "/"));
+        throw new EnvdError(failed.code, message, { cause: err });
+      });
+    } finally {
+      await to.handle.close();
+    }
+  } finally {
+    await from.handle.close();
   }
 }
 
@@ -125,14 +164,13 @@ export function createFilesystemService(): FilesystemService {
       rpc(async () => {
         const { user, path: source } = await target(ctx, req.source);
         const destination = resolvePath(req.destination, user);
+        if (source === "/" || destination === "/")
+          throw new EnvdError("invalid_argument", "refusing to move /");
         await assertSearchable(user, dirname(source));
-        await assertRemovable(user, source, await lstatOrNotFound(source));
+        await lstatOrNotFound(source);
         // As E2B: the destination's missing parents are created (owned by the user).
         await ensureDirs(user, dirname(destination));
-        const replaced = await lstat(destination).catch(() => undefined);
-        if (replaced) await assertRemovable(user, destination, replaced);
-        else await assertAccess(user, dirname(destination), { write: true });
-        await move(source, destination);
+        await moveBetweenOpened(user, source, destination);
         return { entry: await entryInfo(destination) };
       }),
 
