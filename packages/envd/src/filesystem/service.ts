@@ -14,6 +14,7 @@ import {
   assertSearchable,
   assertUnlinkable,
   ensureDirs,
+  namedAs,
   openWritableDir,
 } from "./access.js";
 import { entryInfo, toEntryInfo } from "./entry-info.js";
@@ -55,12 +56,10 @@ async function moveBetweenOpened(
       const replaced = await lstat(destinationAt).catch(() => undefined);
       if (replaced) assertUnlinkable(user, to.st, replaced, destination);
       await move(sourceAt, destinationAt).catch((err: unknown) => {
-        // Errors name the paths asked for, not the opened directories' /proc/self/fd paths.
-        const failed = EnvdError.from(err);
-        const message = failed.message
-          .replaceAll(from.at(""), join(dirname(source), "/"))
-          .replaceAll(to.at(""), join(dirname(destination), "/"));
-        throw new EnvdError(failed.code, message, { cause: err });
+        throw namedAs(err, [
+          [from.at(""), join(dirname(source), "/")],
+          [to.at(""), join(dirname(destination), "/")],
+        ]);
       });
     } finally {
       await to.handle.close();
