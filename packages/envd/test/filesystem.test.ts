@@ -5,6 +5,7 @@ import {
   lstat,
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
   readlink,
   rm,
@@ -186,6 +187,33 @@ describe("filesystem.Filesystem", () => {
       expect(await readlink(join(destination, "link"))).toBe("d/f");
     } finally {
       await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to move a directory into itself, also into a filesystem mounted inside it", async () => {
+    const outer = join(home, "outer");
+    const mount = join(outer, "mnt");
+    await mkdir(mount, { recursive: true });
+    await symlink(outer, join(home, "outer-link"));
+    // Across filesystems the move is a copy: into itself, it would copy its own copy, endlessly.
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", mount]);
+    try {
+      for (const destination of [
+        join(outer, "inside"),
+        join(mount, "inside"),
+        join(home, "outer-link", "mnt", "inside"),
+      ]) {
+        const err = ConnectError.from(
+          await envd.filesystem.move({ source: outer, destination }, root).catch((e: unknown) => e),
+        );
+        expect([destination, err.code]).toEqual([destination, Code.InvalidArgument]);
+        expect(err.rawMessage).toContain("into itself");
+      }
+      expect(await readdir(mount)).toEqual([]);
+    } finally {
+      execFileSync("umount", ["--lazy", mount]);
+      await rm(outer, { recursive: true, force: true });
+      await rm(join(home, "outer-link"));
     }
   });
 

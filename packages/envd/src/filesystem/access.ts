@@ -12,6 +12,7 @@ import {
 import { basename, dirname, join, parse, sep } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
+import { heldPath } from "./paths.js";
 
 /*
  * envd runs as root and acts for users. File operations run as root (one process serves every
@@ -220,7 +221,7 @@ export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
   let parent = (await openWritableDir(user, current)).handle;
   try {
     for (const path of missing) {
-      const at = `/proc/self/fd/${parent.fd}/${basename(path)}`;
+      const at = join(heldPath(parent), basename(path));
       const made = await mkdir(at, { mode: 0o755 }).then(
         () => true,
         (err: NodeJS.ErrnoException) => {

@@ -13,9 +13,7 @@ import {
 } from "node:fs/promises";
 import { join } from "node:path";
 import { EnvdError } from "../errors.js";
-
-/** An open directory's own path: names joined to it resolve from that directory (openat(2)). */
-const held = (dir: FileHandle) => `/proc/self/fd/${dir.fd}`;
+import { heldPath } from "./paths.js";
 
 function special(shown: string): EnvdError {
   return new EnvdError(
@@ -69,8 +67,8 @@ async function copyTree(source: string, destination: string, shown: string): Pro
         constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
       );
       try {
-        for (const name of await readdir(held(from)))
-          await copyTree(join(held(from), name), join(held(to), name), join(shown, name));
+        for (const name of await readdir(heldPath(from)))
+          await copyTree(join(heldPath(from), name), join(heldPath(to), name), join(shown, name));
         await keepMetadata(to, opened);
       } finally {
         await to.close();

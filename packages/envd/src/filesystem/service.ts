@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { lstat, readdir, rm, stat } from "node:fs/promises";
+import { lstat, readdir, readlink, rm, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -20,7 +20,7 @@ import {
 import { entryInfo, toEntryInfo } from "./entry-info.js";
 import { move } from "./move.js";
 import { type OwnerNames, ownerNames } from "./owners.js";
-import { resolvePath } from "./paths.js";
+import { heldPath, resolvePath } from "./paths.js";
 import { EventBuffer, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
@@ -52,6 +52,14 @@ async function moveBetweenOpened(
     try {
       const sourceAt = from.at(basename(source));
       const destinationAt = to.at(basename(destination));
+      // rename(2) refuses this, but across filesystems (a mount inside the directory) the move is
+      // a copy, which would copy its own copy until the disk is full. Real paths: links count.
+      const sourceReal = join(await readlink(heldPath(from.handle)), basename(source));
+      if (`${await readlink(heldPath(to.handle))}/`.startsWith(`${sourceReal}/`))
+        throw new EnvdError(
+          "invalid_argument",
+          `cannot move ${source} into itself: ${destination}`,
+        );
       assertUnlinkable(user, from.st, await lstatOrNotFound(sourceAt, source), source);
       const replaced = await lstat(destinationAt).catch(() => undefined);
       if (replaced) assertUnlinkable(user, to.st, replaced, destination);
