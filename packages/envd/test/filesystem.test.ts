@@ -5,10 +5,13 @@ import {
   lstat,
   mkdir,
   mkdtemp,
+  readdir,
   readFile,
+  readlink,
   rm,
   stat,
   symlink,
+  utimes,
   writeFile,
 } from "node:fs/promises";
 import { join } from "node:path";
@@ -161,7 +164,7 @@ describe("filesystem.Filesystem", () => {
     );
   });
 
-  it("moves across filesystems (copy + remove), keeping owner and mode", async () => {
+  it("moves across filesystems (copy + remove), keeping owner, mode, times and links", async () => {
     const other = await mkdtemp("/dev/shm/wrenn-fs-test-");
     try {
       const source = join(home, "cross");
@@ -169,15 +172,48 @@ describe("filesystem.Filesystem", () => {
       await writeFile(join(source, "d", "f"), "across");
       await chmod(join(source, "d", "f"), 0o600);
       await chown(join(source, "d", "f"), uid, gid);
+      const then = new Date("2020-01-02T03:04:05Z");
+      await utimes(join(source, "d", "f"), then, then);
+      await symlink("d/f", join(source, "link"));
+      await chmod(join(source, "d"), 0o750);
       await chmod(other, 0o777);
       const destination = join(other, "cross");
       await envd.filesystem.move({ source, destination });
       await expect(lstat(source)).rejects.toThrow();
       const st = await stat(join(destination, "d", "f"));
-      expect([st.uid, st.mode & 0o777]).toEqual([uid, 0o600]);
+      expect([st.uid, st.mode & 0o777, st.mtimeMs]).toEqual([uid, 0o600, then.getTime()]);
       expect(await readFile(join(destination, "d", "f"), "utf8")).toBe("across");
+      expect((await stat(join(destination, "d"))).mode & 0o777).toBe(0o750);
+      expect(await readlink(join(destination, "link"))).toBe("d/f");
     } finally {
       await rm(other, { recursive: true, force: true });
+    }
+  });
+
+  it("refuses to move a directory into itself, also into a filesystem mounted inside it", async () => {
+    const outer = join(home, "outer");
+    const mount = join(outer, "mnt");
+    await mkdir(mount, { recursive: true });
+    await symlink(outer, join(home, "outer-link"));
+    // Across filesystems the move is a copy: into itself, it would copy its own copy, endlessly.
+    execFileSync("mount", ["-t", "tmpfs", "-o", "size=1m,mode=0777", "tmpfs", mount]);
+    try {
+      for (const destination of [
+        join(outer, "inside"),
+        join(mount, "inside"),
+        join(home, "outer-link", "mnt", "inside"),
+      ]) {
+        const err = ConnectError.from(
+          await envd.filesystem.move({ source: outer, destination }, root).catch((e: unknown) => e),
+        );
+        expect([destination, err.code]).toEqual([destination, Code.InvalidArgument]);
+        expect(err.rawMessage).toContain("into itself");
+      }
+      expect(await readdir(mount)).toEqual([]);
+    } finally {
+      execFileSync("umount", ["--lazy", mount]);
+      await rm(outer, { recursive: true, force: true });
+      await rm(join(home, "outer-link"));
     }
   });
 

@@ -1,6 +1,5 @@
 import { constants, type Stats } from "node:fs";
 import {
-  chown,
   type FileHandle,
   lstat,
   mkdir,
@@ -10,9 +9,10 @@ import {
   realpath,
   stat,
 } from "node:fs/promises";
-import { dirname, join, parse, sep } from "node:path";
+import { basename, dirname, join, parse, sep } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
+import { heldPath } from "./paths.js";
 
 /*
  * envd runs as root and acts for users. File operations run as root (one process serves every
@@ -147,9 +147,15 @@ export async function assertWritableDir(user: UserInfo, dir: string): Promise<St
 
 /** The user may unlink or rename `path` itself (not what a symlink points to). */
 export async function assertRemovable(user: UserInfo, path: string, entry: Stats): Promise<void> {
-  const parent = await assertWritableDir(user, dirname(path));
+  assertUnlinkable(user, await assertWritableDir(user, dirname(path)), entry, path);
+}
+
+/**
+ * The user may unlink `entry` (at `path`) from `parent`, a directory they may write into: in a
+ * sticky one (/tmp) only the owner of the entry or of the directory may.
+ */
+export function assertUnlinkable(user: UserInfo, parent: Stats, entry: Stats, path: string): void {
   if (isRoot(user)) return;
-  // Sticky directories (/tmp): only the owner of the entry or of the directory may remove it.
   if (parent.mode & 0o1000 && entry.uid !== user.uid && parent.uid !== user.uid)
     throw denied(user, "remove", path);
 }
@@ -166,8 +172,33 @@ export async function assertRemovableTree(user: UserInfo, dir: string): Promise<
 }
 
 /**
+ * `err` as an EnvdError naming the paths asked for where it names an opened directory's
+ * /proc/self/fd path: each `[at, shown]` pair replaces `at` with `shown`.
+ */
+export function namedAs(err: unknown, names: [at: string, shown: string][]): EnvdError {
+  const failed = EnvdError.from(err);
+  let message = failed.message;
+  for (const [at, shown] of names) message = message.replaceAll(at, shown);
+  return new EnvdError(failed.code, message, { cause: err });
+}
+
+/** The directory at `at` (a path under an opened parent), opened to go on inside it. */
+async function holdDir(at: string, shown: string, flags: number): Promise<FileHandle> {
+  try {
+    return await open(at, constants.O_RDONLY | constants.O_DIRECTORY | flags);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "ELOOP")
+      throw new EnvdError("failed_precondition", `not a directory: ${shown}`);
+    throw err;
+  }
+}
+
+/**
  * Creates `dir` and any missing parents as the user would (mkdir -p), each new directory owned by
- * the user. Existing non-directories on the way are an error.
+ * the user. Existing non-directories on the way are an error. Each level is made inside the
+ * directory opened before it and chowned through its own descriptor: a symlink swapped in for a
+ * level just made cannot make envd (root) make the next one, or give the user, somewhere else.
  */
 export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
   const missing: string[] = [];
@@ -187,17 +218,26 @@ export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
     }
   }
   if (missing.length === 0) return;
-  await assertWritableDir(user, current);
-  for (const path of missing) {
-    try {
-      await mkdir(path, { mode: 0o755 });
-    } catch (err) {
-      // Someone else made it meanwhile: fine, as long as it is a directory.
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      if (!(await stat(path)).isDirectory())
-        throw new EnvdError("failed_precondition", `not a directory: ${path}`);
-      continue;
+  let parent = (await openWritableDir(user, current)).handle;
+  try {
+    for (const path of missing) {
+      const at = join(heldPath(parent), basename(path));
+      const made = await mkdir(at, { mode: 0o755 }).then(
+        () => true,
+        (err: NodeJS.ErrnoException) => {
+          if (err.code !== "EEXIST") throw namedAs(err, [[at, path]]);
+          return false;
+        },
+      );
+      const next = await holdDir(at, path, made ? constants.O_NOFOLLOW : 0);
+      await parent.close();
+      parent = next;
+      if (made) await next.chown(user.uid, user.gid);
+      // Someone else made it meanwhile: fine, as long as it is a directory the user may go on in.
+      else if (path !== dir && !permits(user, await next.stat(), W | X))
+        throw denied(user, "write into", path);
     }
-    await chown(path, user.uid, user.gid);
+  } finally {
+    await parent.close();
   }
 }

@@ -75,6 +75,5 @@ export async function toEntryInfo(path: string, st: Stats, names: OwnerNames): P
 
 /** lstat + EntryInfo for one path. */
 export async function entryInfo(path: string): Promise<EntryInfo> {
-  const [st, names] = await Promise.all([lstat(path), ownerNames()]);
-  return toEntryInfo(path, st, names);
+  return toEntryInfo(path, await lstat(path), ownerNames());
 }

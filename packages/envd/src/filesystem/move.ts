@@ -1,41 +1,96 @@
-import { constants } from "node:fs";
+import { constants, type Stats } from "node:fs";
 import {
-  chmod,
-  copyFile,
+  type FileHandle,
   lchown,
   lstat,
   mkdir,
+  open,
   readdir,
   readlink,
   rename,
   rm,
   symlink,
-  utimes,
 } from "node:fs/promises";
 import { join } from "node:path";
 import { EnvdError } from "../errors.js";
+import { heldPath } from "./paths.js";
 
-/** Copies a tree keeping modes, owners and times (a rename's result, on another filesystem). */
-async function copyTree(source: string, destination: string): Promise<void> {
-  const st = await lstat(source);
-  if (st.isDirectory()) {
-    await mkdir(destination, { mode: 0o700 });
-    for (const name of await readdir(source))
-      await copyTree(join(source, name), join(destination, name));
-  } else if (st.isSymbolicLink()) {
-    await symlink(await readlink(source), destination);
-  } else if (st.isFile()) {
-    await copyFile(source, destination, constants.COPYFILE_EXCL);
-  } else {
-    throw new EnvdError(
-      "failed_precondition",
-      `cannot move special file ${source} across filesystems`,
-    );
+function special(shown: string): EnvdError {
+  return new EnvdError(
+    "failed_precondition",
+    `cannot move special file ${shown} across filesystems`,
+  );
+}
+
+const COPY_CHUNK_BYTES = 1024 * 1024;
+
+/** Copies a file's bytes handle to handle (streams on a FileHandle would keep it from closing). */
+async function copyData(from: FileHandle, to: FileHandle): Promise<void> {
+  const buf = Buffer.allocUnsafe(COPY_CHUNK_BYTES);
+  for (;;) {
+    const { bytesRead } = await from.read(buf, 0, buf.length);
+    if (bytesRead === 0) return;
+    for (let done = 0; done < bytesRead; )
+      done += (await to.write(buf, done, bytesRead - done)).bytesWritten;
   }
-  await lchown(destination, st.uid, st.gid);
-  if (st.isSymbolicLink()) return;
-  await chmod(destination, st.mode & 0o7777);
-  await utimes(destination, st.atime, st.mtime);
+}
+
+/** Owner, mode and times of `st`, set through the handle: never on whatever a name now points to. */
+async function keepMetadata(to: FileHandle, st: Stats): Promise<void> {
+  await to.chown(st.uid, st.gid);
+  await to.chmod(st.mode & 0o7777);
+  await to.utimes(st.atime, st.mtime);
+}
+
+/**
+ * Copies a tree keeping modes, owners and times (a rename's result, on another filesystem). The
+ * sandbox may swap any name meanwhile: each entry is opened without following a symlink and
+ * non-blocking (a FIFO swapped in after the lstat must not hold a thread forever), checked by
+ * fstat, and read, written and given its metadata through the descriptors; a directory's entries
+ * are reached through the directory opened, never by its name again. `shown` names it in errors.
+ */
+async function copyTree(source: string, destination: string, shown: string): Promise<void> {
+  const st = await lstat(source);
+  if (st.isSymbolicLink()) {
+    await symlink(await readlink(source), destination);
+    await lchown(destination, st.uid, st.gid);
+    return;
+  }
+  if (!st.isDirectory() && !st.isFile()) throw special(shown);
+  const from = await open(source, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  try {
+    const opened = await from.stat();
+    if (opened.isDirectory()) {
+      await mkdir(destination, { mode: 0o700 });
+      const to = await open(
+        destination,
+        constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW,
+      );
+      try {
+        for (const name of await readdir(heldPath(from)))
+          await copyTree(join(heldPath(from), name), join(heldPath(to), name), join(shown, name));
+        await keepMetadata(to, opened);
+      } finally {
+        await to.close();
+      }
+    } else if (opened.isFile()) {
+      const to = await open(
+        destination,
+        constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+        0o600,
+      );
+      try {
+        await copyData(from, to);
+        await keepMetadata(to, opened);
+      } finally {
+        await to.close();
+      }
+    } else {
+      throw special(shown);
+    }
+  } finally {
+    await from.close();
+  }
 }
 
 /** rename(2), falling back to copy + remove when source and destination are on different filesystems. */
@@ -65,7 +120,7 @@ export async function move(source: string, destination: string): Promise<void> {
     await rm(destination, { recursive: true });
   }
   try {
-    await copyTree(source, destination);
+    await copyTree(source, destination, source);
   } catch (err) {
     await rm(destination, { recursive: true, force: true });
     throw err;

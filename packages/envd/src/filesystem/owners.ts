@@ -33,7 +33,8 @@ function table(file: string): Map<number, string> {
   return names;
 }
 
-export async function ownerNames(): Promise<OwnerNames> {
+/** The names as the files are now (a cached table per version of each file). */
+export function ownerNames(): OwnerNames {
   const users = table("/etc/passwd");
   const groups = table("/etc/group");
   return {

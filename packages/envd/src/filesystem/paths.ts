@@ -1,3 +1,4 @@
+import type { FileHandle } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
@@ -14,4 +15,12 @@ export function resolvePath(input: string | null | undefined, user: UserInfo): s
   else if (path.startsWith("~"))
     throw new EnvdError("invalid_argument", `cannot expand another user's home in "${input}"`);
   return isAbsolute(path) ? resolve(path) : resolve(user.home, path);
+}
+
+/**
+ * An open file's own path, /proc/self/fd/N: names joined to an open directory's resolve from that
+ * directory whatever is swapped at its name (openat(2) by path); readlink gives where it really is.
+ */
+export function heldPath(file: FileHandle): string {
+  return `/proc/self/fd/${file.fd}`;
 }

@@ -1,6 +1,6 @@
 import type { Stats } from "node:fs";
-import { lstat, readdir, rm, stat } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { lstat, readdir, readlink, rm, stat } from "node:fs/promises";
+import { basename, dirname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
 import type { EntryInfo, Filesystem, WatchDirResponseSchema } from "@wrenn/proto/filesystem";
@@ -12,22 +12,68 @@ import {
   assertRemovable,
   assertRemovableTree,
   assertSearchable,
+  assertUnlinkable,
   ensureDirs,
+  namedAs,
+  openWritableDir,
 } from "./access.js";
 import { entryInfo, toEntryInfo } from "./entry-info.js";
 import { move } from "./move.js";
 import { type OwnerNames, ownerNames } from "./owners.js";
-import { resolvePath } from "./paths.js";
+import { heldPath, resolvePath } from "./paths.js";
 import { EventBuffer, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
 const maxListEntries = 100_000;
 
-async function lstatOrNotFound(path: string): Promise<Stats> {
+/** lstat; a failure names `shown` (the path asked for) rather than `path`. */
+async function lstatOrNotFound(path: string, shown = path): Promise<Stats> {
   try {
     return await lstat(path);
   } catch (err) {
-    throw EnvdError.from(err, path);
+    throw EnvdError.from(err, shown);
+  }
+}
+
+/**
+ * Moves `source` to `destination` as `user` would rename(2) it. Both parent directories are opened
+ * once and checked, and the entry is moved between the opened directories: a symlink swapped in
+ * for either parent after the check cannot make envd (root) move a file out of, or into, a
+ * directory the user may not write (as uploads do).
+ */
+async function moveBetweenOpened(
+  user: UserInfo,
+  source: string,
+  destination: string,
+): Promise<void> {
+  const from = await openWritableDir(user, dirname(source));
+  try {
+    const to = await openWritableDir(user, dirname(destination));
+    try {
+      const sourceAt = from.at(basename(source));
+      const destinationAt = to.at(basename(destination));
+      // rename(2) refuses this, but across filesystems (a mount inside the directory) the move is
+      // a copy, which would copy its own copy until the disk is full. Real paths: links count.
+      const sourceReal = join(await readlink(heldPath(from.handle)), basename(source));
+      if (`${await readlink(heldPath(to.handle))}/`.startsWith(`${sourceReal}/`))
+        throw new EnvdError(
+          "invalid_argument",
+          `cannot move ${source} into itself: ${destination}`,
+        );
+      assertUnlinkable(user, from.st, await lstatOrNotFound(sourceAt, source), source);
+      const replaced = await lstat(destinationAt).catch(() => undefined);
+      if (replaced) assertUnlinkable(user, to.st, replaced, destination);
+      await move(sourceAt, destinationAt).catch((err: unknown) => {
+        throw namedAs(err, [
+          [from.at(""), join(dirname(source), "/")],
+          [to.at(""), join(dirname(destination), "/")],
+        ]);
+      });
+    } finally {
+      await to.handle.close();
+    }
+  } finally {
+    await from.handle.close();
   }
 }
 
@@ -105,7 +151,7 @@ export function createFilesystemService(): FilesystemService {
         const { user, path } = await target(ctx, req.path);
         await readableDir(user, path);
         const entries: EntryInfo[] = [];
-        await listTree(user, path, req.depth || 1, await ownerNames(), entries);
+        await listTree(user, path, req.depth || 1, ownerNames(), entries);
         return { entries };
       }),
 
@@ -125,14 +171,13 @@ export function createFilesystemService(): FilesystemService {
       rpc(async () => {
         const { user, path: source } = await target(ctx, req.source);
         const destination = resolvePath(req.destination, user);
+        if (source === "/" || destination === "/")
+          throw new EnvdError("invalid_argument", "refusing to move /");
         await assertSearchable(user, dirname(source));
-        await assertRemovable(user, source, await lstatOrNotFound(source));
+        await lstatOrNotFound(source);
         // As E2B: the destination's missing parents are created (owned by the user).
         await ensureDirs(user, dirname(destination));
-        const replaced = await lstat(destination).catch(() => undefined);
-        if (replaced) await assertRemovable(user, destination, replaced);
-        else await assertAccess(user, dirname(destination), { write: true });
-        await move(source, destination);
+        await moveBetweenOpened(user, source, destination);
         return { entry: await entryInfo(destination) };
       }),
 

@@ -27,8 +27,11 @@ export function endAfterBody(
     if (!res.writableEnded) res.end();
   };
   source.unpipe();
-  if (source.readableEnded || source.destroyed || h2) end();
-  if (source.readableEnded || source.destroyed) return;
+  if (source.readableEnded || source.destroyed) {
+    end();
+    return;
+  }
+  if (h2) end();
   const cut = setTimeout(() => {
     end();
     if (h2) (req as http2.Http2ServerRequest).stream.close();

@@ -1,12 +1,14 @@
 import http, { type IncomingMessage } from "node:http";
 import https from "node:https";
 import type { Readable } from "node:stream";
+import { createLinkedAbortController } from "@connectrpc/connect/protocol";
 import type { AgentHost } from "../service/sandbox-types.js";
 
 /**
  * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its
  * bearer and, over HTTPS, trusting only the certificate the agent registered with; to an agent
- * in this process, its envd proxy's request made in-process when it takes it.
+ * in this process, its envd proxy's request made in-process when it takes it. It is broken off
+ * when the server gives up on the host (`host.signal`).
  */
 export function agentRequest(
   host: AgentHost,
@@ -20,14 +22,20 @@ export function agentRequest(
     ...(options.signal ? { signal: options.signal } : {}),
   });
   if (direct) return direct;
+  const link = host.signal ? createLinkedAbortController(options.signal, host.signal) : undefined;
+  const signal = link?.signal ?? options.signal;
   const base = {
     method: options.method,
     headers: { ...host.headers, ...options.headers },
-    ...(options.signal ? { signal: options.signal } : {}),
+    ...(signal ? { signal } : {}),
   };
-  return url.protocol === "https:"
-    ? https.request(url, { ...base, ...(host.ca ? { ca: host.ca } : {}) })
-    : http.request(url, base);
+  const req =
+    url.protocol === "https:"
+      ? https.request(url, { ...base, ...(host.ca ? { ca: host.ca } : {}) })
+      : http.request(url, base);
+  // Done with: the host's signal lets go of it.
+  if (link) req.once("close", () => link.abort());
+  return req;
 }
 
 /** The response to a request that was sent. */

@@ -10,6 +10,7 @@ import {
 import { createTransport } from "@connectrpc/connect/protocol-connect";
 import { createConnectTransport, createNodeHttpClient } from "@connectrpc/connect-node";
 import type { AgentHost } from "../service/sandbox-types.js";
+import { breakOffOn } from "./give-up.js";
 
 /**
  * envd (Connect) of one sandbox, reached through its host agent's proxy, acting as `user` (the
@@ -25,6 +26,7 @@ export function envdTransport(host: AgentHost, sandboxId: string, user?: string)
       if (user) req.header.set("x-wrenn-envd-user", user);
       return next(req);
     },
+    ...(host.signal ? [breakOffOn(host.signal)] : []),
   ];
   if (!host.direct) {
     return createConnectTransport({

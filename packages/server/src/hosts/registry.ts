@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
 import { HostAgentService } from "@wrenn/proto/agent";
@@ -5,6 +6,7 @@ import type { HostCredentials } from "../auth/index.js";
 import type { HostRecord, Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import type { AgentHost } from "../service/sandbox-types.js";
+import { breakOffOn, hostGivenUp } from "./give-up.js";
 
 /** One call to an agent may take this long (a first create may build its template). */
 const AGENT_CALL_TIMEOUT_MS = 300_000;
@@ -13,6 +15,8 @@ interface Connection {
   /** What the connection was made from: a change of address, key or certificate remakes it. */
   made: string;
   host: AgentHost;
+  /** Aborted when the server gives up on the host: every call under way on `host` fails then. */
+  giveUp: AbortController;
 }
 
 /**
@@ -58,27 +62,47 @@ export class HostRegistry {
     const made = `${record.address}\n${record.agentKey}\n${record.tlsCert ?? ""}`;
     const cached = this.connections.get(record.id);
     if (cached?.made === made) return cached.host;
+    const giveUp = new AbortController();
+    // One listener per call under way, each dropped when its call ends: no leak to warn of.
+    setMaxListeners(0, giveUp.signal);
     const host = remoteHost(
       record.id,
       record.address,
       this.credentials.unseal(record.agentKey),
       record.tlsCert,
+      giveUp.signal,
     );
-    this.connections.set(record.id, { made, host });
+    this.connections.set(record.id, { made, host, giveUp });
     return host;
   }
 
   forget(hostId: string): void {
     this.connections.delete(hostId);
   }
+
+  /**
+   * The host is unreachable: calls under way to it fail now (host_unreachable) rather than wait
+   * for an agent that may never answer (a frozen one holds them up to the call limit, or
+   * forever for envd streams). A later call gets a fresh connection.
+   */
+  cutOff(hostId: string): void {
+    const connection = this.connections.get(hostId);
+    if (!connection) return;
+    this.connections.delete(hostId);
+    connection.giveUp.abort(hostGivenUp(hostId));
+  }
 }
 
-/** Connect to an agent at `url` with its bearer key (and its pinned certificate over HTTPS). */
+/**
+ * Connect to an agent at `url` with its bearer key (and its pinned certificate over HTTPS);
+ * every call to it is broken off when `signal` fires.
+ */
 export function remoteHost(
   hostId: string,
   url: string,
   agentKey: string,
   tlsCert?: string | null,
+  signal?: AbortSignal,
 ): AgentHost {
   const authorization = `Bearer ${agentKey}`;
   const transport = createConnectTransport({
@@ -91,6 +115,7 @@ export function remoteHost(
         req.header.set("authorization", authorization);
         return next(req);
       },
+      ...(signal ? [breakOffOn(signal)] : []),
     ],
   });
   return {
@@ -99,5 +124,6 @@ export function remoteHost(
     url,
     headers: { authorization },
     ...(tlsCert ? { ca: tlsCert } : {}),
+    ...(signal ? { signal } : {}),
   };
 }

@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { ERROR_CODE_HEADER } from "@wrenn/agent";
 import { ServerError, type ServerErrorCode } from "../errors.js";
+import { serverErrorIn } from "../hosts/give-up.js";
 
 const codeOf: Partial<Record<Code, ServerErrorCode>> = {
   [Code.InvalidArgument]: "invalid_argument",
@@ -22,7 +23,8 @@ const HOST_SIDE: ReadonlySet<ServerErrorCode> = new Set(["internal", "unavailabl
 
 /** An agent failure as a ServerError; what the agent says about its own protocol stays internal. */
 export function fromAgentError(err: unknown, context: string): ServerError {
-  if (err instanceof ServerError) return err;
+  const own = serverErrorIn(err);
+  if (own) return own;
   if (err instanceof ConnectError) {
     if (err.metadata.get(ERROR_CODE_HEADER) === "insufficient_storage") {
       return new ServerError(

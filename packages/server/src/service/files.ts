@@ -7,6 +7,7 @@ import { type EntryInfo, Filesystem, FileType } from "@wrenn/proto/filesystem";
 import { httpStatusOf, ServerError, type ServerErrorCode } from "../errors.js";
 import { agentRequest, responseOf } from "../hosts/agent-http.js";
 import { envdTransport } from "../hosts/envd-transport.js";
+import { serverErrorIn } from "../hosts/give-up.js";
 import { fromAgentError } from "./agent-errors.js";
 import type { AgentHost } from "./sandbox-types.js";
 import type { SandboxService } from "./sandboxes.js";
@@ -127,6 +128,8 @@ function errorOf(res: { status: number; raw: Buffer | undefined }, context: stri
 
 /** A transfer that could not reach the sandbox: the network detail is for the log only. */
 function hostTrouble(context: string, err: unknown): ServerError {
+  const own = serverErrorIn(err);
+  if (own) return own;
   return new ServerError("unavailable", `${context}: the sandbox could not be reached; retry`, {
     cause: err,
     logDetail: `${context}: ${(err as Error).message}`,

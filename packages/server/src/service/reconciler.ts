@@ -49,7 +49,8 @@ export interface ReconcilerOptions {
  * database — sandboxes the agent auto-paused become `paused`, ones it no longer has `stopped`,
  * missing ones it still has come back, and sandboxes no live row claims are destroyed. Every
  * write is a compare-and-set on the state read, so an API call made meanwhile is never
- * overwritten with stale news. One failing host never stops the others.
+ * overwritten with stale news. One failing host never stops the others. Every replica, leading
+ * or not, breaks off the calls it has under way to an unreachable host.
  */
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
@@ -104,10 +105,12 @@ export class Reconciler {
       pruned: 0,
       orphanSnapshots: [],
     };
-    if (!(await this.leadership.acquire())) return report;
-    report.leader = true;
-    await this.markStale(report);
+    report.leader = await this.leadership.acquire();
+    if (report.leader) await this.markStale(report);
     const hosts = await this.store.hosts.list();
+    // Whichever replica gave up on a host, the calls this one has under way to it fail now.
+    for (const host of hosts) if (host.state === "unreachable") this.registry.cutOff(host.id);
+    if (!report.leader) return report;
     for (const host of hosts) {
       if (host.state !== "ready" && host.state !== "draining") continue;
       try {

@@ -19,6 +19,11 @@ export interface AgentHost {
   /** The certificate an HTTPS agent was registered with: the only one trusted for it. */
   ca?: string;
   /**
+   * Aborted, with a host_unreachable ServerError as its reason, when the server gives up on the
+   * host: every request to it (agent RPCs, envd calls, file transfers) is broken off then.
+   */
+  signal?: AbortSignal;
+  /**
    * An agent in this process (single-host mode): the request a proxy path under `url` names,
    * made straight to the sandbox without the loopback HTTP hop; undefined: use HTTP.
    */
