@@ -1,0 +1,132 @@
+import { request } from "node:http";
+import { debianMirror } from "@wrenn/agent";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "../src/index.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
+
+// The code-interpreter service itself (E2B's protocol on port 49999 of a real `code-interpreter`
+// sandbox), spoken over raw HTTP through the server's sandbox route: what it does with clients
+// that read slowly and with calls that arrive while a cell runs. With
+// WRENN_TEST_TEMPLATE_CACHE=<dir> the built template is reused (see code-interpreter.test.ts).
+
+const TEMPLATE = "code-interpreter";
+
+async function skipReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
+  return debianMirror().then(
+    () => undefined,
+    (err: Error) => `builds the template from a Debian mirror: ${err.message}`,
+  );
+}
+const skip = await skipReason();
+
+type Item = { type: string; text?: string; name?: string; value?: string };
+
+describe.skipIf(skip)(
+  `code-interpreter service${skip ? ` (skipped: ${skip})` : ""}`,
+  { timeout: 180_000 },
+  () => {
+    let server: TestServer;
+    let conn: { apiUrl: string; apiKey: string };
+
+    beforeAll(async () => {
+      server = await startTestServer();
+      conn = { apiUrl: server.url, apiKey: server.apiKey };
+      await ensureBuiltinTemplate(server, TEMPLATE);
+    }, 3_600_000);
+
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    /** A call to the sandbox's service; `pauseMs`: how long to leave its answer unread. */
+    function call(
+      sandbox: Sandbox,
+      method: string,
+      path: string,
+      body?: unknown,
+      pauseMs = 0,
+    ): Promise<{ status: number; items: Item[] }> {
+      const { hostname, port } = new URL(server.url);
+      return new Promise((resolve, reject) => {
+        const req = request(
+          {
+            host: hostname,
+            port,
+            method,
+            path,
+            headers: {
+              "e2b-sandbox-id": sandbox.sandboxId,
+              "e2b-sandbox-port": "49999",
+              "content-type": "application/json",
+            },
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => {
+              text += chunk;
+            });
+            res.on("end", () => {
+              const items = text
+                .split("\n")
+                .filter((line) => line.trim())
+                .map((line) => JSON.parse(line) as Item);
+              resolve({ status: res.statusCode ?? 0, items });
+            });
+            res.on("error", reject);
+            if (pauseMs > 0) {
+              res.pause();
+              setTimeout(() => res.resume(), pauseMs);
+            }
+          },
+        );
+        req.on("error", reject);
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
+    }
+
+    /** The service process's peak resident memory, in MiB. */
+    async function servicePeakMiB(sandbox: Sandbox): Promise<number> {
+      const { stdout } = await sandbox.commands.run(
+        "for p in $(pgrep -x python3); do grep -qs server.py /proc/$p/cmdline && grep VmHWM /proc/$p/status; done; true",
+      );
+      return Number(/(\d+) kB/.exec(stdout)?.[1]) / 1024;
+    }
+
+    it("holds a bounded share of a cell's output for a client that reads slowly, and says what it dropped", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        // 300 MB printed in a loop while the client reads nothing for 15 s.
+        const lines = 30_000;
+        const { status, items } = await call(
+          sandbox,
+          "POST",
+          "/execute",
+          { code: `for _ in range(${lines}): print('x' * 9_999)` },
+          15_000,
+        );
+        expect(status).toBe(200);
+        expect(items.at(-1)).toEqual({ type: "end_of_execution" });
+        expect(items.some((i) => i.type === "error")).toBe(false);
+        // Unbounded, the service held the output it had not sent: over 600 MiB here.
+        expect(await servicePeakMiB(sandbox)).toBeLessThan(200);
+        let sent = 0;
+        let dropped = 0;
+        for (const item of items) {
+          const notice = /^\[wrenn: (\d+) characters of output were not sent/.exec(item.text ?? "");
+          if (item.type === "stderr" && notice) dropped += Number(notice[1]);
+          else if (item.type === "stdout") sent += item.text?.length ?? 0;
+        }
+        expect(dropped).toBeGreaterThan(0);
+        // Nothing lost unsaid: what was sent and what the notices count make the whole output.
+        expect(sent + dropped).toBe(lines * 10_000);
+        const after = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
+        expect(after.items).toContainEqual(expect.objectContaining({ type: "result", text: "2" }));
+      } finally {
+        await sandbox.kill();
+      }
+    });
+  },
+);
