@@ -1,4 +1,5 @@
 import { request } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
 import { debianMirror } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../src/index.js";
@@ -76,6 +77,7 @@ describe.skipIf(skip)(
               resolve({ status: res.statusCode ?? 0, items });
             });
             res.on("error", reject);
+            res.on("aborted", () => reject(new Error(`${method} ${path}: answer cut short`)));
             if (pauseMs > 0) {
               res.pause();
               setTimeout(() => res.resume(), pauseMs);
@@ -83,8 +85,18 @@ describe.skipIf(skip)(
           },
         );
         req.on("error", reject);
+        // Long enough for a slow read; a call that hangs fails the test instead of its timeout.
+        req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
         req.end(body === undefined ? undefined : JSON.stringify(body));
       });
+    }
+
+    /** How many kernels of each language run in the sandbox. */
+    async function kernels(sandbox: Sandbox): Promise<string> {
+      const { stdout } = await sandbox.commands.run(
+        "echo python=$(pgrep -cf '^/usr/bin/python3 -m ipykernel_launcher') javascript=$(pgrep -cf '^/usr/bin/node /opt/wrenn/code-interpreter/kernel.cjs')",
+      );
+      return stdout.trim();
     }
 
     /** The service process's peak resident memory, in MiB. */
@@ -124,6 +136,61 @@ describe.skipIf(skip)(
         expect(sent + dropped).toBe(lines * 10_000);
         const after = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
         expect(after.items).toContainEqual(expect.objectContaining({ type: "result", text: "2" }));
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
+    it("restarts or removes a context at once while a cell runs, ending that cell", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        const endless = {
+          python: "import time\nkept = 1\nwhile True:\n    time.sleep(0.1)",
+          javascript: "var kept = 1;\nfor (;;) {}",
+        };
+        const before = await kernels(sandbox);
+        for (const [language, code] of Object.entries(endless)) {
+          const ctx = await call(sandbox, "POST", "/contexts", { language });
+          const id = (ctx.items[0] as unknown as { id: string }).id;
+          const running = call(sandbox, "POST", "/execute", { code, context_id: id });
+          running.catch(() => {}); // awaited below; an earlier failure must not go unhandled
+          await sleep(2_000);
+          // Unfixed, the restart waited for the endless cell: for ever.
+          const started = Date.now();
+          const restarted = await call(sandbox, "POST", `/contexts/${id}/restart`);
+          expect(restarted.status, language).toBe(200);
+          expect(Date.now() - started).toBeLessThan(20_000);
+          const ended = (await running).items;
+          expect(ended, language).toContainEqual({
+            type: "error",
+            name: "CellStopped",
+            value: "the cell was stopped: the context was restarted",
+            traceback: "",
+          });
+          expect(ended.at(-1)).toEqual({ type: "end_of_execution" });
+          const after = await call(sandbox, "POST", "/execute", {
+            code: language === "python" ? "'kept' in globals()" : "typeof kept",
+            context_id: id,
+          });
+          const text = after.items.find((i) => i.type === "result")?.text;
+          expect(text, language).toBe(language === "python" ? "False" : "undefined");
+
+          const again = call(sandbox, "POST", "/execute", { code, context_id: id });
+          again.catch(() => {});
+          await sleep(2_000);
+          const removed = await call(sandbox, "DELETE", `/contexts/${id}`);
+          expect(removed.status, language).toBe(200);
+          expect((await again).items, language).toContainEqual(
+            expect.objectContaining({
+              name: "CellStopped",
+              value: "the cell was stopped: the context was removed",
+            }),
+          );
+          const listed = await call(sandbox, "GET", "/contexts");
+          expect(JSON.stringify(listed.items)).not.toContain(id);
+        }
+        // No kernel of a removed context is left running.
+        expect(await kernels(sandbox)).toBe(before);
       } finally {
         await sandbox.kill();
       }

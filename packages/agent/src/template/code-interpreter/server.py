@@ -120,9 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, ctx.describe())
 
     def _restart(self, context_id):
-        ctx = self.contexts.get(context_id)
-        with ctx.lock:
-            ctx.restart()
+        self.contexts.restart(context_id)
         self._send_json(200, None)
 
     def _remove(self, context_id):
