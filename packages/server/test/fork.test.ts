@@ -159,6 +159,51 @@ for (const engine of testEngines()) {
         );
       });
 
+      it("gives the forks of a sandbox without public traffic their own traffic tokens", async () => {
+        const made: string[] = [];
+        const create = async (json: Record<string, unknown>) => {
+          const res = await call("/v1/sandboxes", {
+            template: TEMPLATE,
+            memory_mb: 128,
+            disk_size_mb: 64,
+            ...json,
+          });
+          const sandbox = (await res.json()) as Sandbox & { traffic_access_token: string | null };
+          made.push(sandbox.id);
+          return sandbox;
+        };
+        const forksOf = async (id: string, count: number) => {
+          const res = await fork(id, { count });
+          expect(res.status, await res.clone().text()).toBe(201);
+          const { sandboxes } = (await res.json()) as {
+            sandboxes: (Sandbox & {
+              allow_public_traffic: boolean;
+              traffic_access_token: string | null;
+            })[];
+          };
+          made.push(...sandboxes.map((s) => s.id));
+          return sandboxes;
+        };
+        try {
+          const source = await create({ allow_public_traffic: false });
+          expect(source.traffic_access_token).toEqual(expect.any(String));
+          // Forks take no public traffic either: without their tokens their ports answer no one.
+          const tokens = new Set([source.traffic_access_token]);
+          for (const s of await forksOf(source.id, 2)) {
+            expect(s.allow_public_traffic).toBe(false);
+            expect(s.traffic_access_token).toEqual(expect.any(String));
+            tokens.add(s.traffic_access_token);
+          }
+          expect(tokens.size).toBe(3);
+          // A public sandbox's forks need none.
+          const open = await create({});
+          const openForks = await forksOf(open.id, 1);
+          expect(openForks.map((s) => s.traffic_access_token)).toEqual([null]);
+        } finally {
+          for (const id of made) await call(`/v1/sandboxes/${id}`, undefined, keyA, "DELETE");
+        }
+      });
+
       it("answers bad input with the right status and makes nothing", async () => {
         const res = await call("/v1/sandboxes", {
           template: TEMPLATE,

@@ -284,7 +284,7 @@ export const SandboxForkSchema = z
 
 export const SandboxForkResultSchema = z
   .object({
-    sandboxes: z.array(SandboxSchema),
+    sandboxes: z.array(SandboxCreatedSchema),
     source_pause_ms: z
       .number()
       .int()

@@ -2,20 +2,23 @@
 
 Python runs in Jupyter's kernel (JupyterContext, here); JavaScript in Wrenn's Node kernel
 (NodeContext, node_context.py). Both have the same public methods: describe, execute,
-interrupt, restart, shutdown, and a `lock` held while a cell runs. Used by server.py (the
-HTTP side); only the standard library and Debian's jupyter_client.
+interrupt, stop_cell, restart, shutdown; a `lock` held while a cell runs, and a count of
+`restarts`. Used by server.py (the HTTP side); only the standard library and Debian's
+jupyter_client.
 """
 
 import json
 import math
 import os
 import queue
+import signal
 import threading
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from jupyter_client import KernelManager
-from node_context import NodeContext
+from node_context import NodeContext, died
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
@@ -102,6 +105,8 @@ class JupyterContext:
         self.cwd = cwd
         self.lock = threading.Lock()
         self.running = None  # msg_id of the cell the kernel is running
+        self.restarts = 0
+        self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
         self.manager = KernelManager(kernel_name=kernel)
         self.manager.start_kernel(cwd=cwd)
         self.client = None
@@ -183,13 +188,7 @@ class JupyterContext:
                 if kind == "_keepalive":
                     yield None
                 elif kind == "_died":
-                    yield {
-                        "type": "error",
-                        "name": "KernelDied",
-                        "value": "the kernel exited while running the code; the context restarts",
-                        "traceback": "",
-                    }
-                    yield {"type": "unexpected_end_of_execution"}
+                    yield from died(self.stopped_by)
                     self.restart()
                     return
                 elif kind == "stream":
@@ -236,10 +235,17 @@ class JupyterContext:
                 pass
             self.running = None
 
+    def stop_cell(self, why):
+        """Ends the running cell now: its kernel is killed, and the cell's reader restarts it."""
+        self.stopped_by = why
+        self.manager.signal_kernel(signal.SIGKILL)
+
     def restart(self):
         self.client.stop_channels()
         self.manager.restart_kernel(now=True)
+        self.stopped_by = None
         self._connect()
+        self.restarts += 1
 
     def shutdown(self):
         self.client.stop_channels()
@@ -295,11 +301,34 @@ class Contexts:
                     self.defaults[language] = ctx.id
             return ctx
 
+    @staticmethod
+    @contextmanager
+    def _idle(ctx, why):
+        """Holds ctx's lock, first stopping the cell it runs (whose client is told `why`)."""
+        stopped = False
+        while not ctx.lock.acquire(timeout=0.5):
+            if not stopped and ctx.running is not None:
+                ctx.stop_cell(why)
+                stopped = True
+        try:
+            yield
+        finally:
+            ctx.lock.release()
+
+    def restart(self, context_id):
+        """Restarts a context's kernel now, even while a cell runs (that cell ends)."""
+        ctx = self.get(context_id)
+        restarts = ctx.restarts
+        with self._idle(ctx, "the context was restarted"):
+            if ctx.restarts == restarts:  # else the stopped cell's reader just did
+                ctx.restart()
+
     def remove(self, context_id):
         ctx = self.get(context_id)
         with self.lock:
             self.by_id.pop(context_id, None)
-        ctx.shutdown()
+        with self._idle(ctx, "the context was removed"):
+            ctx.shutdown()
 
     def list(self):
         with self.lock:

@@ -33,6 +33,7 @@ const SERVICE_FILES = [
   "contexts.py",
   "kernel_startup.py",
   "node_context.py",
+  "relay.py",
   "kernel.cjs",
 ];
 const INSTALL_DIR = "opt/wrenn/code-interpreter";

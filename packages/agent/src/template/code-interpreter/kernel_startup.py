@@ -35,6 +35,27 @@ shell.display_formatter.formatters["e2b/data"] = DataFrameFormatter(
     parent=shell.display_formatter
 )
 
+# ipykernel sends what a cell prints from its IO thread every 0.2 s, but a cell printing in a
+# loop holds the GIL: one message then carried tens of MB (the service, parsing it, needed several
+# times that). Sent once 1 MiB waits, a message stays small, and printing waits for the send.
+FLUSH_AT = 1024 * 1024
+
+
+def _flush_at_size(stream):
+    write = stream.write
+
+    def bounded_write(string):
+        written = write(string)
+        if stream._buffer.tell() >= FLUSH_AT:
+            stream.flush()
+        return written
+
+    stream.write = bounded_write
+
+
+for _stream in (sys.stdout, sys.stderr):
+    _flush_at_size(_stream)
+
 # A cell's env_vars hold for that cell only: set before it, restored after.
 _saved = {}
 

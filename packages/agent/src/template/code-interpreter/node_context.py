@@ -24,15 +24,18 @@ READY_SECONDS = 30
 # and after this long the kernel is restarted instead.
 INTERRUPT_SECONDS = 5
 
-DIED = [
-    {
-        "type": "error",
-        "name": "KernelDied",
-        "value": "the kernel exited while running the code; the context restarts",
-        "traceback": "",
-    },
-    {"type": "unexpected_end_of_execution"},
-]
+
+def died(stopped_by=None):
+    """What a cell says when its kernel exits under it: crashed, or stopped (`stopped_by`)."""
+    error = (
+        {"name": "CellStopped", "value": f"the cell was stopped: {stopped_by}"}
+        if stopped_by
+        else {
+            "name": "KernelDied",
+            "value": "the kernel exited while running the code; the context restarts",
+        }
+    )
+    return [{"type": "error", **error, "traceback": ""}, {"type": "unexpected_end_of_execution"}]
 
 
 def now():
@@ -69,6 +72,8 @@ class NodeContext:
         self.cell = 0  # ids of cells sent; they keep growing across restarts
         self.running = None  # id of the cell the kernel is running
         self.lost_state = False  # restarted by an interrupt: the next cell says so
+        self.restarts = 0
+        self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
         self._start()
 
     def describe(self):
@@ -163,7 +168,7 @@ class NodeContext:
             kind = msg.get("type")
             if kind == "_died":
                 self.running = None
-                yield from DIED
+                yield from died(self.stopped_by)
                 self.restart()
                 return
             if msg.get("cell") not in (cell, None):
@@ -194,11 +199,21 @@ class NodeContext:
         self.restart()
         self.lost_state = True
 
+    def stop_cell(self, why):
+        """Ends the running cell now: its kernel is killed, and the cell's reader restarts it."""
+        self.stopped_by = why
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
     def restart(self):
         self._kill()
         self.running = None
         self.lost_state = False
+        self.stopped_by = None
         self._start()
+        self.restarts += 1
 
     def shutdown(self):
         self._kill()

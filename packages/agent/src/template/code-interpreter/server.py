@@ -20,7 +20,8 @@ import re
 import sys
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from contexts import Contexts, HttpError, finite
+from contexts import KEEPALIVE_SECONDS, Contexts, HttpError, finite
+from relay import Relay
 
 MAX_BODY_BYTES = 64 * 1024 * 1024
 
@@ -119,9 +120,7 @@ class Handler(BaseHTTPRequestHandler):
         self._send_json(200, ctx.describe())
 
     def _restart(self, context_id):
-        ctx = self.contexts.get(context_id)
-        with ctx.lock:
-            ctx.restart()
+        self.contexts.restart(context_id)
         self._send_json(200, None)
 
     def _remove(self, context_id):
@@ -148,16 +147,15 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("transfer-encoding", "chunked")
             self.send_header("cache-control", "no-store")
             self.end_headers()
-            cells = ctx.execute(code, env_vars)
+            # The cell is read on the relay's thread, so a slow client cannot make it queue.
+            relay = Relay(ctx.execute(code, env_vars), ctx.interrupt, KEEPALIVE_SECONDS)
             try:
-                for item in cells:
+                for item in relay:
                     self._chunk(item if item is not None else {"type": "keepalive"})
                 self._chunk({"type": "end_of_execution"})
                 self.wfile.write(b"0\r\n\r\n")
             except (BrokenPipeError, ConnectionResetError):
-                # The caller went away: stop its cell so the context is free for the next one.
                 self.close_connection = True
-                ctx.interrupt()
             except Exception as err:
                 # Headers are sent: the failure goes into the stream, which then ends.
                 self.close_connection = True
@@ -173,8 +171,8 @@ class Handler(BaseHTTPRequestHandler):
                 self._chunk({"type": "end_of_execution"})
                 self.wfile.write(b"0\r\n\r\n")
             finally:
-                # After an interrupt, so the env restore runs on an idle kernel.
-                cells.close()
+                # The context is free once its cell is over: a cell the client left is interrupted.
+                relay.abandon()
 
     def _chunk(self, value):
         try:

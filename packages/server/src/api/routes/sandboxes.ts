@@ -83,6 +83,11 @@ function parseMetadata(raw: string | undefined): Record<string, string> | undefi
 }
 
 export function registerSandboxRoutes(app: App, services: Services, tokens: E2bAccessTokens): void {
+  /** A sandbox just made, with the token its ports need when it takes no public traffic. */
+  const withTrafficToken = (s: SandboxRecord) => ({
+    ...format(s),
+    traffic_access_token: s.publicTraffic ? null : tokens.trafficTokenFor(s.id),
+  });
   const middleware = requireApiKey(services);
   const sandboxes = services.sandboxes;
   const action = (name: string, summary: string) =>
@@ -152,13 +157,7 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
         },
         c.req.raw.signal,
       );
-      return c.json(
-        {
-          ...format(created),
-          traffic_access_token: created.publicTraffic ? null : tokens.trafficTokenFor(created.id),
-        },
-        201,
-      );
+      return c.json(withTrafficToken(created), 201);
     },
   );
 
@@ -382,8 +381,10 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
         body.count ?? 1,
         c.req.raw.signal,
       );
+      // Forks keep their source's allow_public_traffic: a private source's forks each need
+      // a token of their own, given here as a create gives its sandbox's.
       return c.json(
-        { sandboxes: made.sandboxes.map(format), source_pause_ms: made.sourcePauseMs },
+        { sandboxes: made.sandboxes.map(withTrafficToken), source_pause_ms: made.sourcePauseMs },
         201,
       );
     },

@@ -1,0 +1,199 @@
+import { request } from "node:http";
+import { setTimeout as sleep } from "node:timers/promises";
+import { debianMirror } from "@wrenn/agent";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { Sandbox } from "../src/index.js";
+import { startTestServer, type TestServer } from "./helpers/server.js";
+import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
+
+// The code-interpreter service itself (E2B's protocol on port 49999 of a real `code-interpreter`
+// sandbox), spoken over raw HTTP through the server's sandbox route: what it does with clients
+// that read slowly and with calls that arrive while a cell runs. With
+// WRENN_TEST_TEMPLATE_CACHE=<dir> the built template is reused (see code-interpreter.test.ts).
+
+const TEMPLATE = "code-interpreter";
+
+async function skipReason(): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
+  return debianMirror().then(
+    () => undefined,
+    (err: Error) => `builds the template from a Debian mirror: ${err.message}`,
+  );
+}
+const skip = await skipReason();
+
+type Item = { type: string; text?: string; name?: string; value?: string };
+
+describe.skipIf(skip)(
+  `code-interpreter service${skip ? ` (skipped: ${skip})` : ""}`,
+  { timeout: 180_000 },
+  () => {
+    let server: TestServer;
+    let conn: { apiUrl: string; apiKey: string };
+
+    beforeAll(async () => {
+      server = await startTestServer();
+      conn = { apiUrl: server.url, apiKey: server.apiKey };
+      await ensureBuiltinTemplate(server, TEMPLATE);
+    }, 3_600_000);
+
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    /** A call to the sandbox's service; `pauseMs`: how long to leave its answer unread. */
+    function call(
+      sandbox: Sandbox,
+      method: string,
+      path: string,
+      body?: unknown,
+      pauseMs = 0,
+    ): Promise<{ status: number; items: Item[] }> {
+      const { hostname, port } = new URL(server.url);
+      return new Promise((resolve, reject) => {
+        const req = request(
+          {
+            host: hostname,
+            port,
+            method,
+            path,
+            headers: {
+              "e2b-sandbox-id": sandbox.sandboxId,
+              "e2b-sandbox-port": "49999",
+              "content-type": "application/json",
+            },
+          },
+          (res) => {
+            let text = "";
+            res.setEncoding("utf8");
+            res.on("data", (chunk: string) => {
+              text += chunk;
+            });
+            res.on("end", () => {
+              const items = text
+                .split("\n")
+                .filter((line) => line.trim())
+                .map((line) => JSON.parse(line) as Item);
+              resolve({ status: res.statusCode ?? 0, items });
+            });
+            res.on("error", reject);
+            res.on("aborted", () => reject(new Error(`${method} ${path}: answer cut short`)));
+            if (pauseMs > 0) {
+              res.pause();
+              setTimeout(() => res.resume(), pauseMs);
+            }
+          },
+        );
+        req.on("error", reject);
+        // Long enough for a slow read; a call that hangs fails the test instead of its timeout.
+        req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
+        req.end(body === undefined ? undefined : JSON.stringify(body));
+      });
+    }
+
+    /** How many kernels of each language run in the sandbox. */
+    async function kernels(sandbox: Sandbox): Promise<string> {
+      const { stdout } = await sandbox.commands.run(
+        "echo python=$(pgrep -cf '^/usr/bin/python3 -m ipykernel_launcher') javascript=$(pgrep -cf '^/usr/bin/node /opt/wrenn/code-interpreter/kernel.cjs')",
+      );
+      return stdout.trim();
+    }
+
+    /** The service process's peak resident memory, in MiB. */
+    async function servicePeakMiB(sandbox: Sandbox): Promise<number> {
+      const { stdout } = await sandbox.commands.run(
+        "for p in $(pgrep -x python3); do grep -qs server.py /proc/$p/cmdline && grep VmHWM /proc/$p/status; done; true",
+      );
+      return Number(/(\d+) kB/.exec(stdout)?.[1]) / 1024;
+    }
+
+    it("holds a bounded share of a cell's output for a client that reads slowly, and says what it dropped", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        // 300 MB printed in a loop while the client reads nothing for 15 s.
+        const lines = 30_000;
+        const { status, items } = await call(
+          sandbox,
+          "POST",
+          "/execute",
+          { code: `for _ in range(${lines}): print('x' * 9_999)` },
+          15_000,
+        );
+        expect(status).toBe(200);
+        expect(items.at(-1)).toEqual({ type: "end_of_execution" });
+        expect(items.some((i) => i.type === "error")).toBe(false);
+        // Unbounded, the service held the output it had not sent: over 600 MiB here.
+        expect(await servicePeakMiB(sandbox)).toBeLessThan(200);
+        let sent = 0;
+        let dropped = 0;
+        for (const item of items) {
+          const notice = /^\[wrenn: (\d+) characters of output were not sent/.exec(item.text ?? "");
+          if (item.type === "stderr" && notice) dropped += Number(notice[1]);
+          else if (item.type === "stdout") sent += item.text?.length ?? 0;
+        }
+        expect(dropped).toBeGreaterThan(0);
+        // Nothing lost unsaid: what was sent and what the notices count make the whole output.
+        expect(sent + dropped).toBe(lines * 10_000);
+        const after = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
+        expect(after.items).toContainEqual(expect.objectContaining({ type: "result", text: "2" }));
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
+    it("restarts or removes a context at once while a cell runs, ending that cell", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        const endless = {
+          python: "import time\nkept = 1\nwhile True:\n    time.sleep(0.1)",
+          javascript: "var kept = 1;\nfor (;;) {}",
+        };
+        const before = await kernels(sandbox);
+        for (const [language, code] of Object.entries(endless)) {
+          const ctx = await call(sandbox, "POST", "/contexts", { language });
+          const id = (ctx.items[0] as unknown as { id: string }).id;
+          const running = call(sandbox, "POST", "/execute", { code, context_id: id });
+          running.catch(() => {}); // awaited below; an earlier failure must not go unhandled
+          await sleep(2_000);
+          // Unfixed, the restart waited for the endless cell: for ever.
+          const started = Date.now();
+          const restarted = await call(sandbox, "POST", `/contexts/${id}/restart`);
+          expect(restarted.status, language).toBe(200);
+          expect(Date.now() - started).toBeLessThan(20_000);
+          const ended = (await running).items;
+          expect(ended, language).toContainEqual({
+            type: "error",
+            name: "CellStopped",
+            value: "the cell was stopped: the context was restarted",
+            traceback: "",
+          });
+          expect(ended.at(-1)).toEqual({ type: "end_of_execution" });
+          const after = await call(sandbox, "POST", "/execute", {
+            code: language === "python" ? "'kept' in globals()" : "typeof kept",
+            context_id: id,
+          });
+          const text = after.items.find((i) => i.type === "result")?.text;
+          expect(text, language).toBe(language === "python" ? "False" : "undefined");
+
+          const again = call(sandbox, "POST", "/execute", { code, context_id: id });
+          again.catch(() => {});
+          await sleep(2_000);
+          const removed = await call(sandbox, "DELETE", `/contexts/${id}`);
+          expect(removed.status, language).toBe(200);
+          expect((await again).items, language).toContainEqual(
+            expect.objectContaining({
+              name: "CellStopped",
+              value: "the cell was stopped: the context was removed",
+            }),
+          );
+          const listed = await call(sandbox, "GET", "/contexts");
+          expect(JSON.stringify(listed.items)).not.toContain(id);
+        }
+        // No kernel of a removed context is left running.
+        expect(await kernels(sandbox)).toBe(before);
+      } finally {
+        await sandbox.kill();
+      }
+    });
+  },
+);
