@@ -174,7 +174,8 @@ export function createFilesystemService(): FilesystemService {
         if (source === "/" || destination === "/")
           throw new EnvdError("invalid_argument", "refusing to move /");
         await assertSearchable(user, dirname(source));
-        await lstatOrNotFound(source);
+        // Refused before anything is made; checked again on the opened directories below.
+        await assertRemovable(user, source, await lstatOrNotFound(source));
         // As E2B: the destination's missing parents are created (owned by the user).
         await ensureDirs(user, dirname(destination));
         await moveBetweenOpened(user, source, destination);
