@@ -1,6 +1,6 @@
 import type { ConnectionOpts } from "../config/index.js";
 import { NotFoundError, WrennError } from "../errors/index.js";
-import { ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
+import { ApiClient, type RequestOpts, readNdjson, requestOpts } from "../http/index.js";
 import { readCopies } from "./copy.js";
 import { parseDockerfile } from "./dockerfile.js";
 
@@ -243,7 +243,7 @@ export class Template {
       },
       async (res) => {
         let last: TemplateBuildEvent | undefined;
-        for await (const event of ndjson(res.body as ReadableStream<Uint8Array> | null)) {
+        for await (const event of res.body ? readNdjson(res.body) : []) {
           last = event as TemplateBuildEvent;
           opts.onLog?.(last);
           if (last.type === "done") return templateFromWire(last.template);
@@ -279,27 +279,5 @@ export class Template {
       if (err instanceof NotFoundError) return false;
       throw err;
     }
-  }
-}
-
-/** One JSON value per line of a byte stream. */
-async function* ndjson(body: ReadableStream<Uint8Array> | null): AsyncGenerator<unknown> {
-  if (!body) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line) yield JSON.parse(line);
-      }
-    }
-  } finally {
-    reader.releaseLock();
   }
 }
