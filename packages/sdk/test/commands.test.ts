@@ -160,7 +160,7 @@ describe("commands.run", () => {
     ).rejects.toBe(early);
 
     // Aborted the moment the start frame has left, before the server answered it: the server
-    // holds the kill until the process is up, so the stream must stay open until then.
+    // holds the kill until the process is up, even though the stream closes at once.
     const proxy = await ResettingProxy.start(server.url, 0);
     try {
       const viaProxy = await Sandbox.connect(sandbox.sandboxId, {

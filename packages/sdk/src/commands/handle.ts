@@ -41,8 +41,6 @@ export interface HandleOptions extends OutputCallbacks {
 const STREAMS: Record<number, OutputStream> = { 1: "stdout", 2: "stderr", 3: "pty" };
 /** The server refuses a client frame past 1 MiB (close 4413): stdin goes in pieces no larger. */
 const STDIN_FRAME_BYTES = 1024 * 1024;
-/** How long an aborted start waits for the server to kill the process and close the stream. */
-const KILL_GRACE_MS = 10_000;
 const encoder = new TextEncoder();
 
 interface EndFrame {
@@ -105,19 +103,12 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     this.onAbort = () => {
       const reason = options.signal?.reason;
       if (this.finished) return;
-      // Until the process has started the server holds the kill for it, and drops it if the
-      // socket closes first: then the server ends the stream once the kill is done.
-      const started = this.startFrame !== undefined;
+      // Before the process has started the server holds the kill for it, and applies it even
+      // when the socket closes right after.
       void this.socket
         .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
         .catch(() => {})
-        .finally(() => {
-          if (started) this.socket.close();
-          else {
-            const timer = setTimeout(() => this.socket.close(), KILL_GRACE_MS);
-            (timer as { unref?: () => void }).unref?.();
-          }
-        });
+        .finally(() => this.socket.close());
       this.finish(undefined, reason);
     };
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
