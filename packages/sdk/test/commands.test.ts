@@ -133,6 +133,30 @@ describe("commands.run", () => {
     ).rejects.toBeInstanceOf(TimeoutError);
   });
 
+  it("fails a streamed run with TimeoutError when the server stops answering", async () => {
+    const proxy = await ResettingProxy.start(server.url, 0);
+    try {
+      const viaProxy = await Sandbox.connect(sandbox.sandboxId, {
+        apiUrl: proxy.url,
+        apiKey: server.apiKey,
+      });
+      // Frozen mid-run: the server kills the command at timeoutMs, but its verdict never comes.
+      const midRun = viaProxy.commands.run("echo started; sleep 30", {
+        tag: "frozen",
+        timeoutMs: 500,
+        onStdout: () => proxy.freeze(),
+      });
+      await expect(midRun).rejects.toBeInstanceOf(TimeoutError);
+      // Frozen before the run: the stream is never even opened.
+      await expect(
+        viaProxy.commands.run("true", { timeoutMs: 500, onStdout: () => {} }),
+      ).rejects.toBeInstanceOf(TimeoutError);
+    } finally {
+      await proxy.close();
+    }
+    expect((await sandbox.commands.list()).some((p) => p.tag === "frozen")).toBe(false);
+  });
+
   it("kills the command when the signal aborts mid-stream", async () => {
     const controller = new AbortController();
     const chunks: string[] = [];
