@@ -180,6 +180,25 @@ describe("errors", () => {
     await expect(pending).rejects.toThrow("stop");
   });
 
+  it("takes a timeoutMs too long for a timer (Infinity) as no limit", async () => {
+    // Node fires a timer longer than 2^31-1 ms at once: these must not fail as timed out, nor
+    // reach the server as a limit it refuses (JSON has no Infinity).
+    for (const timeoutMs of [Infinity, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      expect((await sandbox.getInfo({ timeoutMs })).state).toBe("running");
+      const { stdout } = await sandbox.commands.run("echo hi", { timeoutMs, onStdout: () => {} });
+      expect(stdout).toBe("hi\n");
+      expect((await sandbox.commands.run("echo hi", { timeoutMs })).stdout).toBe("hi\n");
+      const term = await sandbox.pty.create({
+        cols: 80,
+        rows: 24,
+        onData: () => {},
+        timeoutMs,
+        cmd: "true",
+      });
+      expect((await term.wait()).exitCode).toBe(0);
+    }
+  });
+
   it("leaves no sandbox behind when a create or fork is aborted or times out mid-call", async () => {
     // The abort comes once the whole request has reached the server, which then makes the
     // sandbox whatever the client does.

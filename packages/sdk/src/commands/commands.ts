@@ -1,5 +1,5 @@
 import { CommandExitError, type CommandResult } from "../errors/index.js";
-import { type ApiClient, Deadline, type RequestOpts } from "../http/index.js";
+import { type ApiClient, Deadline, limitOf, type RequestOpts } from "../http/index.js";
 import { CommandHandle, type HandleOptions, killProcess } from "./handle.js";
 import { openSocket } from "./socket.js";
 
@@ -34,9 +34,9 @@ export interface RunOpts extends ProcessOpts, RequestOpts {
   throwOnError?: boolean;
   /**
    * The server kills the command after this long and the call fails with a TimeoutError;
-   * default 60 000 ms in the foreground, no limit in the background; 0 = no limit. In the
-   * foreground the call also gives up by itself (TimeoutError) 10 s later, should the server or
-   * the network have gone silent.
+   * default 60 000 ms in the foreground, no limit in the background; 0 or Infinity = no limit.
+   * In the foreground the call also gives up by itself (TimeoutError) 10 s later, should the
+   * server or the network have gone silent.
    */
   timeoutMs?: number;
   /** Return a handle as soon as the process starts instead of waiting for it. */
@@ -154,7 +154,9 @@ export class Commands {
   /** Starts a command and returns its handle once it runs. */
   run(cmd: string, opts: RunOpts & { background: true }): Promise<CommandHandle>;
   async run(cmd: string, opts: RunOpts = {}): Promise<CommandResult | CommandHandle> {
-    const timeoutMs = opts.timeoutMs ?? (opts.background ? 0 : DEFAULT_FOREGROUND_TIMEOUT_MS);
+    const timeoutMs = limitOf(
+      opts.timeoutMs ?? (opts.background ? 0 : DEFAULT_FOREGROUND_TIMEOUT_MS),
+    );
     const streaming =
       opts.background || opts.onStdout || opts.onStderr || opts.stdin !== undefined || opts.tag;
     // One request/response when nothing is streamed and nothing may need to kill it mid-way.
