@@ -176,6 +176,21 @@ describe("commands.run", () => {
     );
   });
 
+  it("fails with the error an output callback threw, killing the command", async () => {
+    const threw = new Error("a bug in the callback");
+    const running = sandbox.commands.run("echo started; sleep 30", {
+      tag: "callback-threw",
+      onStdout: () => {
+        throw threw;
+      },
+    });
+    await expect(running).rejects.toBe(threw);
+    await eventually(
+      async () => !(await sandbox.commands.list()).some((p) => p.tag === "callback-threw"),
+      "the command to be gone",
+    );
+  });
+
   it("leaves nothing running when the signal aborts before or while the command starts", async () => {
     // Already aborted: the call fails at once with the signal's reason and starts nothing.
     const early = new Error("aborted before the call");

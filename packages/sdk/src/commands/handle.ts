@@ -20,7 +20,7 @@ export interface OutputChunk {
   text(): string;
 }
 
-/** Output callbacks of a command. */
+/** Output callbacks of a command. One that throws kills it, and `wait()` rejects with its error. */
 export interface OutputCallbacks {
   /** Each stdout chunk, decoded as UTF-8 (characters split across chunks are joined). */
   onStdout?: (data: string) => void;
@@ -100,17 +100,7 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     this.started.catch(() => {});
     socket.onMessage = (m) => this.receive(m);
     socket.onClose = (code, reason) => this.closed(code, reason);
-    this.onAbort = () => {
-      const reason = options.signal?.reason;
-      if (this.finished) return;
-      // Before the process has started the server holds the kill for it, and applies it even
-      // when the socket closes right after.
-      void this.socket
-        .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
-        .catch(() => {})
-        .finally(() => this.socket.close());
-      this.finish(undefined, reason);
-    };
+    this.onAbort = () => this.killAndEnd(options.signal?.reason);
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     else options.signal?.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -264,22 +254,40 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     const stream = STREAMS[frame[0] ?? 0];
     if (!stream || this.finished) return;
     const data = frame.subarray(1);
-    if (stream === "stdout" || stream === "stderr") {
-      const text = this.decoders[stream].decode(data, { stream: true });
-      if (stream === "stdout") {
-        this.out += text;
-        if (text) this.options.onStdout?.(text);
+    try {
+      if (stream === "stdout" || stream === "stderr") {
+        const text = this.decoders[stream].decode(data, { stream: true });
+        if (stream === "stdout") {
+          this.out += text;
+          if (text) this.options.onStdout?.(text);
+        } else {
+          this.err += text;
+          if (text) this.options.onStderr?.(text);
+        }
       } else {
-        this.err += text;
-        if (text) this.options.onStderr?.(text);
+        this.options.onData?.(data);
       }
-    } else {
-      this.options.onData?.(data);
+    } catch (err) {
+      // Thrown on from here it would be the socket's uncaught exception: the process's end.
+      this.killAndEnd(err);
+      return;
     }
     const chunk: OutputChunk = { stream, data, text: () => new TextDecoder().decode(data) };
     this.backlog?.push(chunk);
     for (const queue of this.iterators) queue.push(chunk);
     this.wake();
+  }
+
+  /** Kills the process and ends the handle with `reason` (an abort, a callback that threw). */
+  private killAndEnd(reason: unknown): void {
+    if (this.finished) return;
+    // Before the process has started the server holds the kill for it, and applies it even
+    // when the socket closes right after.
+    void this.socket
+      .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
+      .catch(() => {})
+      .finally(() => this.socket.close());
+    this.finish(undefined, reason);
   }
 
   private closed(code: number, reason: string): void {
