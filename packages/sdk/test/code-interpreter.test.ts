@@ -196,12 +196,14 @@ describe.skipIf(skip)(
           apiUrl: proxy.url,
           apiKey: server.apiKey,
         });
+        const threw = new Error("a bug in the callback");
         const run = viaProxy.runCode("print('started', flush=True)\nimport time\ntime.sleep(60)", {
           onStdout: () => {
-            throw new Error("a bug in the callback");
+            throw threw;
           },
         });
-        await expect(run).rejects.toThrow("a bug in the callback");
+        // The callback's own error, not a ConnectionError a retry would act on.
+        await expect(run).rejects.toBe(threw);
         const deadline = Date.now() + 5_000;
         while (!request?.closed) {
           if (Date.now() > deadline) throw new Error(`request closed: ${request?.closed}`);

@@ -87,6 +87,7 @@ describe("Template.build", { timeout: 120_000 }, () => {
     const buildSandboxes = () =>
       Sandbox.list({ ...conn, metadata: { "wrenn.template-build": "left-early" } }).toArray();
     try {
+      const threw = new Error("a bug in the callback");
       const template = Template.fromTemplate(TEMPLATE).runCmd("echo started; sleep 120");
       const built = Template.build(template, {
         apiUrl: proxy.url,
@@ -95,10 +96,11 @@ describe("Template.build", { timeout: 120_000 }, () => {
         memoryMb: 256,
         diskSizeMb: 128,
         onLog: (event) => {
-          if (event.type === "log") throw new Error("a bug in the callback");
+          if (event.type === "log") throw threw;
         },
       });
-      await expect(built).rejects.toThrow("a bug in the callback");
+      // The callback's own error, not a ConnectionError a retry would act on.
+      await expect(built).rejects.toBe(threw);
       // The request closed, so the server cancelled the build and destroyed its sandbox.
       const deadline = Date.now() + 10_000;
       while (!request?.closed || (await buildSandboxes()).length > 0) {

@@ -4,6 +4,7 @@ import {
   type RequestOpts,
   readNdjson,
   requestOpts,
+  runCallback,
   type WireResponse,
 } from "../http/index.js";
 import {
@@ -171,18 +172,19 @@ async function apply(execution: Execution, msg: WireOutput, opts: RunCodeOpts): 
         timestamp: msg.timestamp ? new Date(msg.timestamp) : new Date(),
         error: msg.type === "stderr",
       };
-      await (msg.type === "stdout" ? opts.onStdout : opts.onStderr)?.(output);
+      await runCallback(() => (msg.type === "stdout" ? opts.onStdout : opts.onStderr)?.(output));
       break;
     }
     case "result": {
       const result = new Result(msg);
       execution.results.push(result);
-      await opts.onResult?.(result);
+      await runCallback(() => opts.onResult?.(result));
       break;
     }
     case "error": {
-      execution.error = { name: msg.name, value: msg.value, traceback: msg.traceback };
-      await opts.onError?.(execution.error);
+      const error = { name: msg.name, value: msg.value, traceback: msg.traceback };
+      execution.error = error;
+      await runCallback(() => opts.onError?.(error));
       break;
     }
     case "number_of_executions":

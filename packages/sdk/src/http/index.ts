@@ -1,5 +1,5 @@
 export type { ApiClientOptions, CallOptions, Query } from "./client.js";
-export { ApiClient } from "./client.js";
+export { ApiClient, runCallback } from "./client.js";
 export type { RequestOpts } from "./deadline.js";
 export { Deadline, limitOf, requestOpts } from "./deadline.js";
 export { readLines, readNdjson } from "./lines.js";

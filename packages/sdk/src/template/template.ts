@@ -1,6 +1,12 @@
 import type { ConnectionOpts } from "../config/index.js";
 import { NotFoundError, WrennError } from "../errors/index.js";
-import { ApiClient, type RequestOpts, readNdjson, requestOpts } from "../http/index.js";
+import {
+  ApiClient,
+  type RequestOpts,
+  readNdjson,
+  requestOpts,
+  runCallback,
+} from "../http/index.js";
 import { readCopies } from "./copy.js";
 import { parseDockerfile } from "./dockerfile.js";
 
@@ -242,12 +248,11 @@ export class Template {
         ...requestOpts(opts),
       },
       async (res) => {
-        let last: TemplateBuildEvent | undefined;
-        for await (const event of res.body ? readNdjson(res.body) : []) {
-          last = event as TemplateBuildEvent;
-          opts.onLog?.(last);
-          if (last.type === "done") return templateFromWire(last.template);
-          if (last.type === "error") throw new TemplateBuildError(last);
+        for await (const line of res.body ? readNdjson(res.body) : []) {
+          const event = line as TemplateBuildEvent;
+          await runCallback(() => opts.onLog?.(event));
+          if (event.type === "done") return templateFromWire(event.template);
+          if (event.type === "error") throw new TemplateBuildError(event);
         }
         throw new WrennError("the build's log ended without a result", { code: "unavailable" });
       },
