@@ -1,3 +1,4 @@
+import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
 import { debianMirror } from "@wrenn/agent";
@@ -9,6 +10,7 @@ import {
   Sandbox,
   TimeoutError,
 } from "../src/index.js";
+import { ResettingProxy } from "./helpers/reset-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
 import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
 
@@ -181,6 +183,42 @@ describe.skipIf(skip)(
         after = await sandbox.runCode("x", { timeoutMs: 30_000 });
       }
       expect(after.text).toBe("1");
+    });
+
+    it("closes a cell's request when the caller leaves it early (a callback threw)", async () => {
+      const proxy = await ResettingProxy.start(server.url, 0);
+      let request: Socket | undefined;
+      proxy.onClientData = (chunk, client) => {
+        if (chunk.toString("latin1").startsWith("POST /execute")) request = client;
+      };
+      try {
+        const viaProxy = await Sandbox.connect(sandbox.sandboxId, {
+          apiUrl: proxy.url,
+          apiKey: server.apiKey,
+        });
+        const threw = new Error("a bug in the callback");
+        const run = viaProxy.runCode("print('started', flush=True)\nimport time\ntime.sleep(60)", {
+          onStdout: () => {
+            throw threw;
+          },
+        });
+        // The callback's own error, not a ConnectionError a retry would act on.
+        await expect(run).rejects.toBe(threw);
+        const deadline = Date.now() + 5_000;
+        while (!request?.closed) {
+          if (Date.now() > deadline) throw new Error(`request closed: ${request?.closed}`);
+          await sleep(25);
+        }
+      } finally {
+        await proxy.close();
+      }
+      // The service saw the caller leave and interrupted the cell: the kernel is free again.
+      let after = await sandbox.runCode("'free'", { timeoutMs: 30_000 });
+      for (let i = 0; i < 20 && after.error?.name === "ExecutionAborted"; i++) {
+        await sleep(200);
+        after = await sandbox.runCode("'free'", { timeoutMs: 30_000 });
+      }
+      expect(after.text).toBe("free");
     });
 
     const js = { language: "js" } as const;

@@ -133,6 +133,30 @@ describe("commands.run", () => {
     ).rejects.toBeInstanceOf(TimeoutError);
   });
 
+  it("fails a streamed run with TimeoutError when the server stops answering", async () => {
+    const proxy = await ResettingProxy.start(server.url, 0);
+    try {
+      const viaProxy = await Sandbox.connect(sandbox.sandboxId, {
+        apiUrl: proxy.url,
+        apiKey: server.apiKey,
+      });
+      // Frozen mid-run: the server kills the command at timeoutMs, but its verdict never comes.
+      const midRun = viaProxy.commands.run("echo started; sleep 30", {
+        tag: "frozen",
+        timeoutMs: 500,
+        onStdout: () => proxy.freeze(),
+      });
+      await expect(midRun).rejects.toBeInstanceOf(TimeoutError);
+      // Frozen before the run: the stream is never even opened.
+      await expect(
+        viaProxy.commands.run("true", { timeoutMs: 500, onStdout: () => {} }),
+      ).rejects.toBeInstanceOf(TimeoutError);
+    } finally {
+      await proxy.close();
+    }
+    expect((await sandbox.commands.list()).some((p) => p.tag === "frozen")).toBe(false);
+  });
+
   it("kills the command when the signal aborts mid-stream", async () => {
     const controller = new AbortController();
     const chunks: string[] = [];
@@ -152,6 +176,21 @@ describe("commands.run", () => {
     );
   });
 
+  it("fails with the error an output callback threw, killing the command", async () => {
+    const threw = new Error("a bug in the callback");
+    const running = sandbox.commands.run("echo started; sleep 30", {
+      tag: "callback-threw",
+      onStdout: () => {
+        throw threw;
+      },
+    });
+    await expect(running).rejects.toBe(threw);
+    await eventually(
+      async () => !(await sandbox.commands.list()).some((p) => p.tag === "callback-threw"),
+      "the command to be gone",
+    );
+  });
+
   it("leaves nothing running when the signal aborts before or while the command starts", async () => {
     // Already aborted: the call fails at once with the signal's reason and starts nothing.
     const early = new Error("aborted before the call");
@@ -160,7 +199,7 @@ describe("commands.run", () => {
     ).rejects.toBe(early);
 
     // Aborted the moment the start frame has left, before the server answered it: the server
-    // holds the kill until the process is up, so the stream must stay open until then.
+    // holds the kill until the process is up, even though the stream closes at once.
     const proxy = await ResettingProxy.start(server.url, 0);
     try {
       const viaProxy = await Sandbox.connect(sandbox.sandboxId, {

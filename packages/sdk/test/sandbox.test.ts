@@ -4,6 +4,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -177,6 +178,60 @@ describe("errors", () => {
     const pending = sandbox.getInfo({ signal: controller.signal });
     controller.abort(new Error("stop"));
     await expect(pending).rejects.toThrow("stop");
+  });
+
+  it("takes a timeoutMs too long for a timer (Infinity) as no limit", async () => {
+    // Node fires a timer longer than 2^31-1 ms at once: these must not fail as timed out, nor
+    // reach the server as a limit it refuses (JSON has no Infinity).
+    for (const timeoutMs of [Infinity, 2 ** 31, Number.MAX_SAFE_INTEGER]) {
+      expect((await sandbox.getInfo({ timeoutMs })).state).toBe("running");
+      const { stdout } = await sandbox.commands.run("echo hi", { timeoutMs, onStdout: () => {} });
+      expect(stdout).toBe("hi\n");
+      expect((await sandbox.commands.run("echo hi", { timeoutMs })).stdout).toBe("hi\n");
+      const term = await sandbox.pty.create({
+        cols: 80,
+        rows: 24,
+        onData: () => {},
+        timeoutMs,
+        cmd: "true",
+      });
+      expect((await term.wait()).exitCode).toBe(0);
+    }
+  });
+
+  it("leaves no sandbox behind when a create or fork is aborted or times out mid-call", async () => {
+    // The abort comes once the whole request has reached the server, which then makes the
+    // sandbox whatever the client does.
+    const proxy = await ResettingProxy.start(server.url, 0);
+    let controller = new AbortController();
+    proxy.onClientData = (chunk) => {
+      const text = chunk.toString("latin1");
+      if (text.includes('"left-behind"}') || text.includes('{"count":1}')) controller.abort();
+    };
+    const viaProxy = { apiUrl: proxy.url, apiKey: server.apiKey };
+    const labels = { metadata: { suite: "left-behind" } };
+    try {
+      const created = Sandbox.create({
+        ...viaProxy,
+        ...SMALL,
+        ...labels,
+        signal: controller.signal,
+      });
+      await expect(created).rejects.toMatchObject({ name: "AbortError" });
+      controller = new AbortController();
+      const source = await Sandbox.connect(sandbox.sandboxId, viaProxy);
+      await expect(source.fork(1, { signal: controller.signal })).rejects.toMatchObject({
+        name: "AbortError",
+      });
+      const timedOut = Sandbox.create({ ...conn, ...SMALL, ...labels, requestTimeoutMs: 1 });
+      await expect(timedOut).rejects.toBeInstanceOf(TimeoutError);
+    } finally {
+      await proxy.close();
+    }
+    await sleep(2_000); // what the server still went on with would have landed by now
+    expect(await Sandbox.list({ ...conn, ...labels }).toArray()).toEqual([]);
+    const forks = Sandbox.list({ ...conn, metadata: { forked_from: sandbox.sandboxId } });
+    expect(await forks.toArray()).toEqual([]);
   });
 });
 

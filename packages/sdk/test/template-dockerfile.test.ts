@@ -1,13 +1,17 @@
 import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import type { Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, Template } from "../src/index.js";
+import { ResettingProxy } from "./helpers/reset-proxy.js";
 import { startTestServer, TEMPLATE, type TestServer } from "./helpers/server.js";
 
 // A template built from a Dockerfile and its build context, for real: the Dockerfile's COPY
 // destinations (relative ones against its WORKDIR, directories as Docker takes them) are where
-// the files are in a sandbox of the template. On test-minimal: no download.
+// the files are in a sandbox of the template. And a build whose caller leaves its log early.
+// On test-minimal: no download.
 
 let server: TestServer;
 let conn: { apiUrl: string; apiKey: string };
@@ -106,5 +110,45 @@ describe("Template.fromDockerfile", { timeout: 300_000 }, () => {
       await sandbox.kill();
     }
     expect(await Template.delete("dockerfile-chmod", conn)).toBe(true);
+  });
+});
+
+describe("Template.build", { timeout: 120_000 }, () => {
+  it("ends the build when the caller leaves its log early (onLog threw)", async () => {
+    const proxy = await ResettingProxy.start(server.url, 0);
+    let request: Socket | undefined;
+    proxy.onClientData = (chunk, client) => {
+      if (chunk.toString("latin1").includes("/v1/templates/builds")) request = client;
+    };
+    const buildSandboxes = () =>
+      Sandbox.list({ ...conn, metadata: { "wrenn.template-build": "left-early" } }).toArray();
+    try {
+      const threw = new Error("a bug in the callback");
+      const template = Template.fromTemplate(TEMPLATE).runCmd("echo started; sleep 120");
+      const built = Template.build(template, {
+        apiUrl: proxy.url,
+        apiKey: server.apiKey,
+        name: "left-early",
+        memoryMb: 256,
+        diskSizeMb: 128,
+        onLog: (event) => {
+          if (event.type === "log") throw threw;
+        },
+      });
+      // The callback's own error, not a ConnectionError a retry would act on.
+      await expect(built).rejects.toBe(threw);
+      // The request closed, so the server cancelled the build and destroyed its sandbox.
+      const deadline = Date.now() + 10_000;
+      while (!request?.closed || (await buildSandboxes()).length > 0) {
+        if (Date.now() > deadline) {
+          const left = (await buildSandboxes()).map((s) => s.state);
+          throw new Error(`request closed: ${request?.closed}; build sandboxes: ${left}`);
+        }
+        await sleep(100);
+      }
+    } finally {
+      await proxy.close();
+    }
+    expect(await Template.delete("left-early", conn)).toBe(false);
   });
 });

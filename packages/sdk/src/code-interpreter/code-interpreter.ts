@@ -1,5 +1,12 @@
 import { InvalidArgumentError } from "../errors/index.js";
-import { type ApiClient, type RequestOpts, requestOpts, type WireResponse } from "../http/index.js";
+import {
+  type ApiClient,
+  type RequestOpts,
+  readNdjson,
+  requestOpts,
+  runCallback,
+  type WireResponse,
+} from "../http/index.js";
 import {
   type CodeContext,
   Execution,
@@ -82,9 +89,8 @@ export class CodeInterpreter {
       async (res) => {
         const execution = new Execution();
         if (!res.body) return execution;
-        for await (const line of readLines(res.body)) {
-          await apply(execution, JSON.parse(line) as WireOutput, opts);
-        }
+        for await (const msg of readNdjson(res.body))
+          await apply(execution, msg as WireOutput, opts);
         return execution;
       },
     );
@@ -166,18 +172,19 @@ async function apply(execution: Execution, msg: WireOutput, opts: RunCodeOpts): 
         timestamp: msg.timestamp ? new Date(msg.timestamp) : new Date(),
         error: msg.type === "stderr",
       };
-      await (msg.type === "stdout" ? opts.onStdout : opts.onStderr)?.(output);
+      await runCallback(() => (msg.type === "stdout" ? opts.onStdout : opts.onStderr)?.(output));
       break;
     }
     case "result": {
       const result = new Result(msg);
       execution.results.push(result);
-      await opts.onResult?.(result);
+      await runCallback(() => opts.onResult?.(result));
       break;
     }
     case "error": {
-      execution.error = { name: msg.name, value: msg.value, traceback: msg.traceback };
-      await opts.onError?.(execution.error);
+      const error = { name: msg.name, value: msg.value, traceback: msg.traceback };
+      execution.error = error;
+      await runCallback(() => opts.onError?.(error));
       break;
     }
     case "number_of_executions":
@@ -185,31 +192,5 @@ async function apply(execution: Execution, msg: WireOutput, opts: RunCodeOpts): 
       break;
     default:
       break; // end markers and keepalives
-  }
-}
-
-/** The lines of an NDJSON body as they arrive. */
-async function* readLines(body: ReadableStream<Uint8Array>): AsyncGenerator<string> {
-  const reader = body.getReader();
-  const decoder = new TextDecoder();
-  let buffer = "";
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      buffer += done ? decoder.decode() : decoder.decode(value, { stream: true });
-      let newline = buffer.indexOf("\n");
-      while (newline >= 0) {
-        const line = buffer.slice(0, newline).trim();
-        buffer = buffer.slice(newline + 1);
-        if (line) yield line;
-        newline = buffer.indexOf("\n");
-      }
-      if (done) {
-        if (buffer.trim()) yield buffer.trim();
-        return;
-      }
-    }
-  } finally {
-    reader.releaseLock();
   }
 }

@@ -1,5 +1,5 @@
 import { CommandExitError, type CommandResult } from "../errors/index.js";
-import { type ApiClient, Deadline, type RequestOpts } from "../http/index.js";
+import { type ApiClient, Deadline, limitOf, type RequestOpts } from "../http/index.js";
 import { CommandHandle, type HandleOptions, killProcess } from "./handle.js";
 import { openSocket } from "./socket.js";
 
@@ -34,7 +34,9 @@ export interface RunOpts extends ProcessOpts, RequestOpts {
   throwOnError?: boolean;
   /**
    * The server kills the command after this long and the call fails with a TimeoutError;
-   * default 60 000 ms in the foreground, no limit in the background; 0 = no limit.
+   * default 60 000 ms in the foreground, no limit in the background; 0 or Infinity = no limit.
+   * In the foreground the call also gives up by itself (TimeoutError) 10 s later, should the
+   * server or the network have gone silent.
    */
   timeoutMs?: number;
   /** Return a handle as soon as the process starts instead of waiting for it. */
@@ -152,12 +154,40 @@ export class Commands {
   /** Starts a command and returns its handle once it runs. */
   run(cmd: string, opts: RunOpts & { background: true }): Promise<CommandHandle>;
   async run(cmd: string, opts: RunOpts = {}): Promise<CommandResult | CommandHandle> {
-    const timeoutMs = opts.timeoutMs ?? (opts.background ? 0 : DEFAULT_FOREGROUND_TIMEOUT_MS);
+    const timeoutMs = limitOf(
+      opts.timeoutMs ?? (opts.background ? 0 : DEFAULT_FOREGROUND_TIMEOUT_MS),
+    );
     const streaming =
       opts.background || opts.onStdout || opts.onStderr || opts.stdin !== undefined || opts.tag;
     // One request/response when nothing is streamed and nothing may need to kill it mid-way.
     if (!streaming && !opts.signal && timeoutMs > 0) return this.runOnce(cmd, opts, timeoutMs);
 
+    // The server ends a foreground command at timeoutMs and says so; past that (and a grace for
+    // its verdict to arrive) a silent server or network must not hold the call forever.
+    const deadline =
+      !opts.background && timeoutMs > 0
+        ? new Deadline(
+            {
+              ...(opts.signal ? { signal: opts.signal } : {}),
+              timeoutMs: timeoutMs + TIMEOUT_GRACE_MS,
+            },
+            `waiting for the server to end the command in sandbox ${this.sandboxId}`,
+          )
+        : undefined;
+    try {
+      return await this.stream(cmd, opts, timeoutMs, deadline?.signal ?? opts.signal);
+    } finally {
+      deadline?.release();
+    }
+  }
+
+  /** Runs `cmd` over the exec stream; `signal` aborting kills it. */
+  private async stream(
+    cmd: string,
+    opts: RunOpts,
+    timeoutMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<CommandResult | CommandHandle> {
     const handle = await openHandle(
       this.client,
       this.sandboxId,
@@ -175,7 +205,7 @@ export class Commands {
       {
         ...(opts.onStdout ? { onStdout: opts.onStdout } : {}),
         ...(opts.onStderr ? { onStderr: opts.onStderr } : {}),
-        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(signal ? { signal } : {}),
         ...(opts.throwOnError !== undefined ? { throwOnError: opts.throwOnError } : {}),
       },
       (...args) => new CommandHandle(...args),

@@ -20,7 +20,7 @@ export interface OutputChunk {
   text(): string;
 }
 
-/** Output callbacks of a command. */
+/** Output callbacks of a command. One that throws kills it, and `wait()` rejects with its error. */
 export interface OutputCallbacks {
   /** Each stdout chunk, decoded as UTF-8 (characters split across chunks are joined). */
   onStdout?: (data: string) => void;
@@ -41,8 +41,6 @@ export interface HandleOptions extends OutputCallbacks {
 const STREAMS: Record<number, OutputStream> = { 1: "stdout", 2: "stderr", 3: "pty" };
 /** The server refuses a client frame past 1 MiB (close 4413): stdin goes in pieces no larger. */
 const STDIN_FRAME_BYTES = 1024 * 1024;
-/** How long an aborted start waits for the server to kill the process and close the stream. */
-const KILL_GRACE_MS = 10_000;
 const encoder = new TextEncoder();
 
 interface EndFrame {
@@ -102,24 +100,7 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     this.started.catch(() => {});
     socket.onMessage = (m) => this.receive(m);
     socket.onClose = (code, reason) => this.closed(code, reason);
-    this.onAbort = () => {
-      const reason = options.signal?.reason;
-      if (this.finished) return;
-      // Until the process has started the server holds the kill for it, and drops it if the
-      // socket closes first: then the server ends the stream once the kill is done.
-      const started = this.startFrame !== undefined;
-      void this.socket
-        .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
-        .catch(() => {})
-        .finally(() => {
-          if (started) this.socket.close();
-          else {
-            const timer = setTimeout(() => this.socket.close(), KILL_GRACE_MS);
-            (timer as { unref?: () => void }).unref?.();
-          }
-        });
-      this.finish(undefined, reason);
-    };
+    this.onAbort = () => this.killAndEnd(options.signal?.reason);
     if (options.signal?.aborted) queueMicrotask(this.onAbort);
     else options.signal?.addEventListener("abort", this.onAbort, { once: true });
   }
@@ -273,22 +254,40 @@ export class CommandHandle implements AsyncIterable<OutputChunk> {
     const stream = STREAMS[frame[0] ?? 0];
     if (!stream || this.finished) return;
     const data = frame.subarray(1);
-    if (stream === "stdout" || stream === "stderr") {
-      const text = this.decoders[stream].decode(data, { stream: true });
-      if (stream === "stdout") {
-        this.out += text;
-        if (text) this.options.onStdout?.(text);
+    try {
+      if (stream === "stdout" || stream === "stderr") {
+        const text = this.decoders[stream].decode(data, { stream: true });
+        if (stream === "stdout") {
+          this.out += text;
+          if (text) this.options.onStdout?.(text);
+        } else {
+          this.err += text;
+          if (text) this.options.onStderr?.(text);
+        }
       } else {
-        this.err += text;
-        if (text) this.options.onStderr?.(text);
+        this.options.onData?.(data);
       }
-    } else {
-      this.options.onData?.(data);
+    } catch (err) {
+      // Thrown on from here it would be the socket's uncaught exception: the process's end.
+      this.killAndEnd(err);
+      return;
     }
     const chunk: OutputChunk = { stream, data, text: () => new TextDecoder().decode(data) };
     this.backlog?.push(chunk);
     for (const queue of this.iterators) queue.push(chunk);
     this.wake();
+  }
+
+  /** Kills the process and ends the handle with `reason` (an abort, a callback that threw). */
+  private killAndEnd(reason: unknown): void {
+    if (this.finished) return;
+    // Before the process has started the server holds the kill for it, and applies it even
+    // when the socket closes right after.
+    void this.socket
+      .send(JSON.stringify({ type: "signal", signal: "SIGKILL" }))
+      .catch(() => {})
+      .finally(() => this.socket.close());
+    this.finish(undefined, reason);
   }
 
   private closed(code: number, reason: string): void {

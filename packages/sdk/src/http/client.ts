@@ -18,6 +18,23 @@ import {
   type WireResponse,
 } from "./transport.js";
 
+/** Errors a caller's callback threw inside a `consume`: {@link ApiClient.send} passes them on. */
+const fromCallbacks = new WeakSet<object>();
+
+/**
+ * Runs a caller's callback (an `onStdout`, an `onLog`) inside a `consume`: what it throws reaches
+ * the caller as it is, not as a ConnectionError (it is their bug, not the network's, and no
+ * retry should run the call again for it).
+ */
+export async function runCallback(callback: () => unknown): Promise<void> {
+  try {
+    await callback();
+  } catch (err) {
+    if (typeof err === "object" && err !== null) fromCallbacks.add(err);
+    throw err;
+  }
+}
+
 /** Query values; `undefined` ones are left out. */
 export type Query = Record<string, string | number | boolean | undefined>;
 
@@ -163,6 +180,7 @@ export class ApiClient {
       // An abort while reading a body surfaces as the signal's reason; keep that, typed.
       if (deadline.signal.aborted && !(err instanceof WrennError)) throw deadline.signal.reason;
       if (err instanceof WrennError || deadline.signal.aborted) throw err;
+      if (typeof err === "object" && err !== null && fromCallbacks.has(err)) throw err;
       throw new ConnectionError(`${call.method} ${url}: ${describe(err)}`, {
         code: "connection_failed",
         cause: err,

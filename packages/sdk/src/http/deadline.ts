@@ -1,10 +1,18 @@
 import { TimeoutError } from "../errors/index.js";
 
+/** The longest a timer can wait: Node fires a longer one (Infinity too) at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** A `timeoutMs` too long for a timer (such as Infinity) taken as what it means: 0, no limit. */
+export function limitOf(timeoutMs: number): number {
+  return timeoutMs > MAX_TIMER_MS ? 0 : timeoutMs;
+}
+
 /** Per-call options every SDK method accepts. */
 export interface RequestOpts {
   /** Aborts the call (and any stream it opened); it rejects with the signal's reason. */
   signal?: AbortSignal;
-  /** Fails the call with a {@link TimeoutError} after this many ms (0 = no limit). */
+  /** Fails the call with a {@link TimeoutError} after this many ms (0 or Infinity = no limit). */
   timeoutMs?: number;
 }
 
@@ -25,7 +33,7 @@ export class Deadline {
     this.caller = signal;
     if (signal?.aborted) this.controller.abort(signal.reason);
     else signal?.addEventListener("abort", this.onCallerAbort, { once: true });
-    if (timeoutMs && timeoutMs > 0 && !this.signal.aborted) {
+    if (timeoutMs && limitOf(timeoutMs) > 0 && !this.signal.aborted) {
       this.timer = setTimeout(
         () =>
           this.controller.abort(

@@ -1,5 +1,5 @@
 import { CommandHandle, killProcess, openHandle } from "../commands/index.js";
-import type { ApiClient, RequestOpts } from "../http/index.js";
+import { type ApiClient, limitOf, type RequestOpts } from "../http/index.js";
 
 /** A terminal size in character cells. */
 export interface PtySize {
@@ -60,7 +60,7 @@ export class Pty {
         ...(opts.cwd ? { cwd: opts.cwd } : {}),
         ...(opts.user ? { user: opts.user } : {}),
         ...(opts.tag ? { tag: opts.tag } : {}),
-        ...(opts.timeoutMs ? { timeout_ms: opts.timeoutMs } : {}),
+        ...(opts.timeoutMs && limitOf(opts.timeoutMs) ? { timeout_ms: opts.timeoutMs } : {}),
       },
       {
         onData: opts.onData,

@@ -13,6 +13,7 @@ import { ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
 import { Paginator } from "../pagination/index.js";
 import { Pty } from "../pty/index.js";
 import { type SnapshotInfo, snapshotFromWire, type WireSnapshot } from "../snapshot/index.js";
+import { makeSandboxes } from "./make.js";
 import {
   metricsFromWire,
   type SandboxInfo,
@@ -56,9 +57,12 @@ export interface SandboxCreateOpts extends ConnectionOpts {
    * kernel in a QEMU microVM; pause frees its memory). The host must offer it.
    */
   runtime?: "namespace" | "microvm" | (string & {});
-  /** Aborts the create call. */
+  /**
+   * Aborts the create call. A sandbox the server was already making is killed once it answers
+   * (waiting up to 15 s for that), so an aborted create leaves nothing behind.
+   */
   signal?: AbortSignal;
-  /** Timeout of the create call itself (default 60 000 ms). */
+  /** Timeout of the create call itself (default 60 000 ms); like `signal` it leaves nothing behind. */
   requestTimeoutMs?: number;
 }
 
@@ -127,13 +131,17 @@ export class Sandbox {
       host_id: opts.hostId,
       runtime: opts.runtime,
     };
-    const created = await client.json<WireSandbox & { traffic_access_token?: string | null }>({
-      method: "POST",
-      path: "/v1/sandboxes",
-      json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
-      ...(opts.signal ? { signal: opts.signal } : {}),
-      ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
-    });
+    const created = await makeSandboxes<WireSandbox & { traffic_access_token?: string | null }>(
+      client,
+      {
+        method: "POST",
+        path: "/v1/sandboxes",
+        json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
+        ...(opts.signal ? { signal: opts.signal } : {}),
+        ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+      },
+      (answer) => [answer.id],
+    );
     return new Sandbox(client, created.id, created.traffic_access_token ?? undefined);
   }
 
@@ -373,15 +381,19 @@ export class Sandbox {
    * Forks this running sandbox into `count` (1-10) new ones with its files as they are now —
    * and in a microVM its memory and running processes too — on the same host, with its
    * template, resources and metadata plus `forked_from`. It keeps running; the forks then go
-   * their own ways. All are made or none.
+   * their own ways. All are made or none; an aborted or timed-out fork kills the forks it made.
    */
   async fork(count = 1, opts: RequestOpts = {}): Promise<Sandbox[]> {
-    const made = await this.client.json<{ sandboxes: WireSandbox[] }>({
-      method: "POST",
-      path: `${path(this.sandboxId)}/fork`,
-      json: { count },
-      ...requestOpts(opts),
-    });
+    const made = await makeSandboxes<{ sandboxes: WireSandbox[] }>(
+      this.client,
+      {
+        method: "POST",
+        path: `${path(this.sandboxId)}/fork`,
+        json: { count },
+        ...requestOpts(opts),
+      },
+      (answer) => answer.sandboxes.map((s) => s.id),
+    );
     return made.sandboxes.map((s) => new Sandbox(this.client, s.id));
   }
 

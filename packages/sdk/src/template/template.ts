@@ -1,6 +1,12 @@
 import type { ConnectionOpts } from "../config/index.js";
 import { NotFoundError, WrennError } from "../errors/index.js";
-import { ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
+import {
+  ApiClient,
+  type RequestOpts,
+  readNdjson,
+  requestOpts,
+  runCallback,
+} from "../http/index.js";
 import { readCopies } from "./copy.js";
 import { parseDockerfile } from "./dockerfile.js";
 
@@ -243,12 +249,11 @@ export class Template {
         ...requestOpts(opts),
       },
       async (res) => {
-        let last: TemplateBuildEvent | undefined;
-        for await (const event of ndjson(res.body as ReadableStream<Uint8Array> | null)) {
-          last = event as TemplateBuildEvent;
-          opts.onLog?.(last);
-          if (last.type === "done") return templateFromWire(last.template);
-          if (last.type === "error") throw new TemplateBuildError(last);
+        for await (const line of res.body ? readNdjson(res.body) : []) {
+          const event = line as TemplateBuildEvent;
+          await runCallback(() => opts.onLog?.(event));
+          if (event.type === "done") return templateFromWire(event.template);
+          if (event.type === "error") throw new TemplateBuildError(event);
         }
         throw new WrennError("the build's log ended without a result", { code: "unavailable" });
       },
@@ -280,27 +285,5 @@ export class Template {
       if (err instanceof NotFoundError) return false;
       throw err;
     }
-  }
-}
-
-/** One JSON value per line of a byte stream. */
-async function* ndjson(body: ReadableStream<Uint8Array> | null): AsyncGenerator<unknown> {
-  if (!body) return;
-  const decoder = new TextDecoder();
-  let buffered = "";
-  const reader = body.getReader();
-  try {
-    for (;;) {
-      const { done, value } = await reader.read();
-      if (done) break;
-      buffered += decoder.decode(value, { stream: true });
-      for (let nl = buffered.indexOf("\n"); nl >= 0; nl = buffered.indexOf("\n")) {
-        const line = buffered.slice(0, nl).trim();
-        buffered = buffered.slice(nl + 1);
-        if (line) yield JSON.parse(line);
-      }
-    }
-  } finally {
-    reader.releaseLock();
   }
 }

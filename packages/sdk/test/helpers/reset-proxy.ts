@@ -2,7 +2,8 @@ import { connect, createServer, type Server, type Socket } from "node:net";
 
 /**
  * A fake TCP proxy in front of the real server that resets the first `resets` connections
- * (RST, as a crashed or overloaded peer would) and pipes every later one through.
+ * (RST, as a crashed or overloaded peer would) and pipes every later one through, until
+ * `freeze()` makes it a server that has stopped answering.
  */
 export class ResettingProxy {
   /** Connections accepted so far (reset or piped). */
@@ -10,6 +11,8 @@ export class ResettingProxy {
   /** Called with each chunk a piped client sends (and its socket), once it has been passed on. */
   onClientData: ((chunk: Buffer, client: Socket) => void) | undefined;
   private readonly sockets = new Set<Socket>();
+  private readonly piped = new Set<[Socket, Socket]>();
+  private frozen = false;
   private readonly server: Server;
 
   private constructor(
@@ -25,9 +28,15 @@ export class ResettingProxy {
         client.resetAndDestroy();
         return;
       }
+      if (this.frozen) return; // accepted, as the kernel does for a stopped process, and no more
       const upstream = connect(this.target.port, this.target.host);
+      const pair: [Socket, Socket] = [client, upstream];
+      this.piped.add(pair);
       this.sockets.add(upstream);
-      upstream.on("close", () => this.sockets.delete(upstream));
+      upstream.on("close", () => {
+        this.sockets.delete(upstream);
+        this.piped.delete(pair);
+      });
       upstream.on("error", () => client.destroy());
       client.on("error", () => upstream.destroy());
       client.pipe(upstream).pipe(client);
@@ -41,6 +50,17 @@ export class ResettingProxy {
     const proxy = new ResettingProxy({ host: target.hostname, port: Number(target.port) }, resets);
     await new Promise<void>((resolve) => proxy.server.listen(0, "127.0.0.1", resolve));
     return proxy;
+  }
+
+  /** From now on nothing passes either way and new connections go nowhere; all stay open. */
+  freeze(): void {
+    this.frozen = true;
+    for (const [client, upstream] of this.piped) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+    }
   }
 
   get url(): string {
