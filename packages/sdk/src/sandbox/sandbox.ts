@@ -13,7 +13,6 @@ import { ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
 import { Paginator } from "../pagination/index.js";
 import { Pty } from "../pty/index.js";
 import { type SnapshotInfo, snapshotFromWire, type WireSnapshot } from "../snapshot/index.js";
-import { makeSandboxes } from "./make.js";
 import {
   metricsFromWire,
   type SandboxInfo,
@@ -58,8 +57,8 @@ export interface SandboxCreateOpts extends ConnectionOpts {
    */
   runtime?: "namespace" | "microvm" | (string & {});
   /**
-   * Aborts the create call. A sandbox the server was already making is killed once it answers
-   * (waiting up to 15 s for that), so an aborted create leaves nothing behind.
+   * Aborts the create call. The server destroys a sandbox it was making for a request closed
+   * before its answer, so an aborted create leaves nothing behind.
    */
   signal?: AbortSignal;
   /** Timeout of the create call itself (default 60 000 ms); like `signal` it leaves nothing behind. */
@@ -131,17 +130,13 @@ export class Sandbox {
       host_id: opts.hostId,
       runtime: opts.runtime,
     };
-    const created = await makeSandboxes<WireSandbox & { traffic_access_token?: string | null }>(
-      client,
-      {
-        method: "POST",
-        path: "/v1/sandboxes",
-        json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
-        ...(opts.signal ? { signal: opts.signal } : {}),
-        ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
-      },
-      (answer) => [answer.id],
-    );
+    const created = await client.json<WireSandbox & { traffic_access_token?: string | null }>({
+      method: "POST",
+      path: "/v1/sandboxes",
+      json: Object.fromEntries(Object.entries(body).filter(([, v]) => v !== undefined)),
+      ...(opts.signal ? { signal: opts.signal } : {}),
+      ...(opts.requestTimeoutMs !== undefined ? { timeoutMs: opts.requestTimeoutMs } : {}),
+    });
     return new Sandbox(client, created.id, created.traffic_access_token ?? undefined);
   }
 
@@ -381,19 +376,15 @@ export class Sandbox {
    * Forks this running sandbox into `count` (1-10) new ones with its files as they are now —
    * and in a microVM its memory and running processes too — on the same host, with its
    * template, resources and metadata plus `forked_from`. It keeps running; the forks then go
-   * their own ways. All are made or none; an aborted or timed-out fork kills the forks it made.
+   * their own ways. All are made or none; an aborted or timed-out fork leaves none behind.
    */
   async fork(count = 1, opts: RequestOpts = {}): Promise<Sandbox[]> {
-    const made = await makeSandboxes<{ sandboxes: WireSandbox[] }>(
-      this.client,
-      {
-        method: "POST",
-        path: `${path(this.sandboxId)}/fork`,
-        json: { count },
-        ...requestOpts(opts),
-      },
-      (answer) => answer.sandboxes.map((s) => s.id),
-    );
+    const made = await this.client.json<{ sandboxes: WireSandbox[] }>({
+      method: "POST",
+      path: `${path(this.sandboxId)}/fork`,
+      json: { count },
+      ...requestOpts(opts),
+    });
     return made.sandboxes.map((s) => new Sandbox(this.client, s.id));
   }
 
