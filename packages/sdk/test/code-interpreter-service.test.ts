@@ -85,8 +85,12 @@ describe.skipIf(skip)(
           },
         );
         req.on("error", reject);
-        // Long enough for a slow read; a call that hangs fails the test instead of its timeout.
-        req.setTimeout(60_000, () => req.destroy(new Error(`${method} ${path}: no answer`)));
+        // Long enough for a slow read; a call that hangs (keepalives and all) fails the test.
+        const deadline = setTimeout(
+          () => req.destroy(new Error(`${method} ${path}: no answer in 90 s`)),
+          90_000,
+        );
+        req.on("close", () => clearTimeout(deadline));
         req.end(body === undefined ? undefined : JSON.stringify(body));
       });
     }
@@ -191,6 +195,41 @@ describe.skipIf(skip)(
         }
         // No kernel of a removed context is left running.
         expect(await kernels(sandbox)).toBe(before);
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
+    it("restarts a Python kernel whose cell outlives the interrupt its leaving client caused", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        const ctx = await call(sandbox, "POST", "/contexts", { language: "python" });
+        const id = (ctx.items[0] as unknown as { id: string }).id;
+        // As a long call into C that never checks for signals would (a regex backtracking).
+        const deaf =
+          "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nkept = 1\nwhile True:\n    pass";
+        const left = await fetch(`${server.url}/execute`, {
+          method: "POST",
+          headers: { "e2b-sandbox-id": sandbox.sandboxId, "e2b-sandbox-port": "49999" },
+          body: JSON.stringify({ code: deaf, context_id: id }),
+          signal: AbortSignal.timeout(2_000),
+        })
+          .then((res) => res.text())
+          .catch((err: Error) => err.name);
+        expect(left).toBe("TimeoutError");
+        // Unfixed, this cell waited behind the endless one for ever.
+        const next = await call(sandbox, "POST", "/execute", {
+          code: "'kept' in globals()",
+          context_id: id,
+        });
+        expect(next.items[0]).toMatchObject({
+          type: "stderr",
+          text: "the context's kernel was restarted after an interrupt; its state is gone\n",
+        });
+        expect(next.items.find((i) => i.type === "result")?.text).toBe("False");
+        const again = await call(sandbox, "POST", "/execute", { code: "1 + 1", context_id: id });
+        expect(again.items.some((i) => i.type === "stderr")).toBe(false);
+        expect(again.items.find((i) => i.type === "result")?.text).toBe("2");
       } finally {
         await sandbox.kill();
       }

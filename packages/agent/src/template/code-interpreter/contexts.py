@@ -13,12 +13,13 @@ import os
 import queue
 import signal
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timezone
 
 from jupyter_client import KernelManager
-from node_context import NodeContext, died
+from node_context import NodeContext, died, lost_state
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
@@ -26,6 +27,9 @@ KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
 # failed write, and its cell is interrupted instead of blocking the context.
 KEEPALIVE_SECONDS = 5
 KERNEL_READY_SECONDS = 60
+# How long an interrupted cell has to stop before its kernel is restarted instead (code that
+# ignores SIGINT, or a call into C that never checks for it, would hold the context for ever).
+INTERRUPT_SECONDS = 30
 
 # Jupyter MIME types -> E2B result fields; the rest go to `extra`.
 MIME_FIELDS = {
@@ -105,6 +109,7 @@ class JupyterContext:
         self.cwd = cwd
         self.lock = threading.Lock()
         self.running = None  # msg_id of the cell the kernel is running
+        self.lost_state = False  # restarted by an interrupt: the next cell says so
         self.restarts = 0
         self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
         self.manager = KernelManager(kernel_name=kernel)
@@ -145,18 +150,14 @@ class JupyterContext:
         yield from self._follow(self._send(code, silent))
         self.running = None
 
-    def _follow(self, msg_id, patience=None):
-        """IOPub messages of `msg_id` until idle (or `patience` quiet keepalive periods)."""
-        quiet = 0
+    def _follow(self, msg_id):
+        """IOPub messages of `msg_id` until idle."""
         while True:
             try:
                 msg = self.client.get_iopub_msg(timeout=KEEPALIVE_SECONDS)
             except queue.Empty:
                 if not self.manager.is_alive():
                     yield {"msg_type": "_died", "content": {}}
-                    return
-                quiet += 1
-                if patience is not None and quiet >= patience:
                     return
                 yield {"msg_type": "_keepalive", "content": {}}
                 continue
@@ -178,6 +179,9 @@ class JupyterContext:
 
     def execute(self, code, env_vars):
         """E2B's output objects for one cell (keepalives as None)."""
+        if self.lost_state:
+            self.lost_state = False
+            yield lost_state()
         if env_vars:
             self._silent(f"__import__('_wrenn').set_env({json.dumps(env_vars)!r})")
         errored = False
@@ -228,12 +232,17 @@ class JupyterContext:
                 self._silent("__import__('_wrenn').restore_env()")
 
     def interrupt(self):
-        """Stops the running cell and waits (up to 30 s) until the kernel is idle again."""
+        """Stops the running cell: SIGINT, and a restart if the kernel is not idle in 30 s."""
         self.manager.interrupt_kernel()
-        if self.running:
-            for _ in self._follow(self.running, patience=6):
-                pass
-            self.running = None
+        if self.running is None:
+            return
+        deadline = time.monotonic() + INTERRUPT_SECONDS
+        for msg in self._follow(self.running):
+            if msg["msg_type"] == "_died" or time.monotonic() > deadline:
+                self.restart()
+                self.lost_state = True
+                break
+        self.running = None
 
     def stop_cell(self, why):
         """Ends the running cell now: its kernel is killed, and the cell's reader restarts it."""
@@ -244,6 +253,7 @@ class JupyterContext:
         self.client.stop_channels()
         self.manager.restart_kernel(now=True)
         self.stopped_by = None
+        self.lost_state = False
         self._connect()
         self.restarts += 1
 

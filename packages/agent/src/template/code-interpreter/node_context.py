@@ -42,6 +42,12 @@ def now():
     return datetime.now(timezone.utc).isoformat()
 
 
+def lost_state():
+    """What the next cell says after an interrupt had to restart its kernel."""
+    text = "the context's kernel was restarted after an interrupt; its state is gone\n"
+    return {"type": "stderr", "text": text, "timestamp": now()}
+
+
 def read_messages(stream, messages):
     with stream:
         for line in stream:
@@ -151,8 +157,7 @@ class NodeContext:
         """E2B's output objects for one cell (keepalives as None)."""
         if self.lost_state:
             self.lost_state = False
-            text = "the context's kernel was restarted after an interrupt; its state is gone\n"
-            yield {"type": "stderr", "text": text, "timestamp": now()}
+            yield lost_state()
         self.cell += 1
         cell = self.running = self.cell
         try:
