@@ -58,6 +58,22 @@ describe.skipIf(skip)(
       await server?.close();
     });
 
+    it("runs code in a sandbox whose ports are not public, created or connected to", async () => {
+      const closed = await Sandbox.create({
+        ...conn,
+        template: TEMPLATE,
+        memoryMb: 1024,
+        allowPublicTraffic: false,
+      });
+      try {
+        expect((await closed.runCode("6 * 7")).text).toBe("42");
+        const again = await Sandbox.connect(closed.sandboxId, conn);
+        expect((await again.runCode("6 * 8")).text).toBe("48");
+      } finally {
+        await closed.kill();
+      }
+    });
+
     it("keeps state across calls in a context and counts executions", async () => {
       const first = await sandbox.runCode("x = 1");
       expect(first.error).toBeUndefined();

@@ -58,7 +58,7 @@ describe("Sandbox", () => {
     expect((await Sandbox.getInfo(sandbox.sandboxId, conn)).state).toBe("running");
   });
 
-  it("keeps its ports private when asked (a traffic token) and records auto-resume", async () => {
+  it("keeps its ports private when asked (a traffic token, also after connect and fork) and records auto-resume", async () => {
     const closed = await Sandbox.create({
       ...conn,
       ...SMALL,
@@ -67,7 +67,15 @@ describe("Sandbox", () => {
     });
     expect(closed.trafficAccessToken).toMatch(/^[0-9a-f]{64}$/);
     expect(await closed.getInfo()).toMatchObject({ allowPublicTraffic: false, autoResume: true });
+    // Connected to or forked, it still has (its own) token for its ports.
+    const again = await Sandbox.connect(closed.sandboxId, conn);
+    expect(again.trafficAccessToken).toBe(closed.trafficAccessToken);
+    const [fork] = await closed.fork(1);
+    expect(fork?.trafficAccessToken).toMatch(/^[0-9a-f]{64}$/);
+    expect(fork?.trafficAccessToken).not.toBe(closed.trafficAccessToken);
+    await fork?.kill();
     expect(sandbox.trafficAccessToken).toBeUndefined();
+    expect((await Sandbox.connect(sandbox.sandboxId, conn)).trafficAccessToken).toBeUndefined();
     expect(await sandbox.getInfo()).toMatchObject({ allowPublicTraffic: true, autoResume: false });
     await closed.kill();
   });

@@ -63,6 +63,8 @@ export class CodeInterpreter {
   constructor(
     private readonly client: ApiClient,
     private readonly sandboxId: string,
+    /** The sandbox's traffic access token when its ports are not public. */
+    private readonly trafficAccessToken?: string,
   ) {}
 
   /**
@@ -142,6 +144,9 @@ export class CodeInterpreter {
         headers: {
           "e2b-sandbox-id": this.sandboxId,
           "e2b-sandbox-port": String(CODE_INTERPRETER_PORT),
+          ...(this.trafficAccessToken
+            ? { "e2b-traffic-access-token": this.trafficAccessToken }
+            : {}),
         },
         // The request ends at a port inside the sandbox: the API key must not travel with it.
         withoutApiKey: true,

@@ -95,7 +95,8 @@ export class Sandbox {
   readonly client: ApiClient;
   /**
    * Created with `allowPublicTraffic: false`: the `e2b-traffic-access-token` header value its
-   * ports need (set by `create`; `getPortUrl` tells it to any sandbox of the team).
+   * ports need, sent by `runCode` and its kin (set by `create`, `fork` and `connect`;
+   * `getPortUrl` tells it to any sandbox of the team).
    */
   readonly trafficAccessToken: string | undefined;
   private readonly code: CodeInterpreter;
@@ -107,7 +108,7 @@ export class Sandbox {
     this.commands = new Commands(client, sandboxId);
     this.pty = new Pty(client, sandboxId);
     this.files = new Files(client, sandboxId);
-    this.code = new CodeInterpreter(client, sandboxId);
+    this.code = new CodeInterpreter(client, sandboxId, trafficAccessToken);
   }
 
   /** Creates a sandbox and resolves once it is running. */
@@ -149,8 +150,12 @@ export class Sandbox {
     opts: ConnectionOpts & RequestOpts & { resume?: boolean } = {},
   ): Promise<Sandbox> {
     const client = await ApiClient.fromOptions(opts);
-    const sandbox = new Sandbox(client, sandboxId);
-    const info = await sandbox.getInfo(opts);
+    const info = await client.json<WireSandbox & { traffic_access_token?: string | null }>({
+      method: "GET",
+      path: path(sandboxId),
+      ...requestOpts(opts),
+    });
+    const sandbox = new Sandbox(client, sandboxId, info.traffic_access_token ?? undefined);
     if (info.state === "paused" && opts.resume !== false) await sandbox.resume(opts);
     return sandbox;
   }
@@ -379,13 +384,17 @@ export class Sandbox {
    * their own ways. All are made or none; an aborted or timed-out fork leaves none behind.
    */
   async fork(count = 1, opts: RequestOpts = {}): Promise<Sandbox[]> {
-    const made = await this.client.json<{ sandboxes: WireSandbox[] }>({
+    const made = await this.client.json<{
+      sandboxes: (WireSandbox & { traffic_access_token?: string | null })[];
+    }>({
       method: "POST",
       path: `${path(this.sandboxId)}/fork`,
       json: { count },
       ...requestOpts(opts),
     });
-    return made.sandboxes.map((s) => new Sandbox(this.client, s.id));
+    return made.sandboxes.map(
+      (s) => new Sandbox(this.client, s.id, s.traffic_access_token ?? undefined),
+    );
   }
 
   /** Freezes the sandbox's filesystem into a team snapshot new sandboxes can start from. */

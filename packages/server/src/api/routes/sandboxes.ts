@@ -83,7 +83,7 @@ function parseMetadata(raw: string | undefined): Record<string, string> | undefi
 }
 
 export function registerSandboxRoutes(app: App, services: Services, tokens: E2bAccessTokens): void {
-  /** A sandbox just made, with the token its ports need when it takes no public traffic. */
+  /** A sandbox with the token its ports need when it takes no public traffic. */
   const withTrafficToken = (s: SandboxRecord) => ({
     ...format(s),
     traffic_access_token: s.publicTraffic ? null : tokens.trafficTokenFor(s.id),
@@ -204,12 +204,18 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
       middleware,
       request: { params: IdParams },
       responses: {
-        200: sandboxResponse("The sandbox"),
+        200: {
+          description: "The sandbox, with the token its ports need when they are not public",
+          content: { "application/json": { schema: SandboxCreatedSchema } },
+        },
         ...errorResponses("unauthenticated", "not_found"),
       },
     }),
     async (c) =>
-      c.json(format(await sandboxes.get(c.get("team").teamId, c.req.valid("param").id)), 200),
+      c.json(
+        withTrafficToken(await sandboxes.get(c.get("team").teamId, c.req.valid("param").id)),
+        200,
+      ),
   );
 
   app.openapi(
