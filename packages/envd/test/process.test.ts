@@ -73,9 +73,16 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
     const r = await run("sh", ["-c", "echo hello; exit 7"]);
     expect(r.pid).toBeGreaterThan(0);
     expect(r.stdout).toBe("hello\n");
-    expect(r.end).toMatchObject({ exitCode: 7, exited: true, status: "exit status 7" });
+    // E2B's envd sends Go's cmd.Wait() error too: the status again, for a failed process only.
+    expect(r.end).toMatchObject({
+      exitCode: 7,
+      exited: true,
+      status: "exit status 7",
+      error: "exit status 7",
+    });
     const ok = await run("true");
     expect(ok.end).toMatchObject({ exitCode: 0, exited: true, status: "exit status 0" });
+    expect(ok.end?.error).toBeUndefined();
   });
 
   it("streams stderr separately", async () => {
@@ -312,7 +319,7 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
         signal,
       });
       await sleeper.toEnd();
-      expect(sleeper.end).toMatchObject({ exitCode: -1, exited: false, status });
+      expect(sleeper.end).toMatchObject({ exitCode: -1, exited: false, status, error: status });
     }
     const sleeper = new EventReader(
       envd.process.start({ process: { cmd: "sleep", args: ["60"] } }),

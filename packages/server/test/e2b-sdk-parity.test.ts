@@ -1,0 +1,52 @@
+import { CommandExitError, Sandbox } from "e2b";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  type E2bServer,
+  startE2bServer,
+  E2B_TEST_TEMPLATE as TEMPLATE,
+} from "./helpers/e2b-server.js";
+
+// Where E2B's SDK (the `e2b` package, unchanged) sees what E2B's own envd and API give it:
+// error messages and classes, and the edge values of its calls. Real sandboxes, as e2b-sdk.test.ts.
+
+const skipReason = process.getuid?.() !== 0 ? "needs root (real sandboxes)" : undefined;
+
+describe.skipIf(skipReason)(
+  `E2B's SDK sees E2B's behaviour${skipReason ? ` (skipped: ${skipReason})` : ""}`,
+  { timeout: 60_000 },
+  () => {
+    let server: E2bServer;
+    let sbx: Sandbox;
+
+    beforeAll(async () => {
+      // This suite's own sandbox range (see e2b-sdk.test.ts: 10.243.0.0/16 .. 10.246.0.0/16).
+      server = await startE2bServer("10.244");
+      sbx = await Sandbox.create(TEMPLATE);
+    });
+
+    afterAll(async () => {
+      await server?.close();
+    });
+
+    it("says why a command failed: E2B's 'exit status N' in CommandExitError's message", async () => {
+      const failed = await sbx.commands.run("echo out; exit 7").catch((err: unknown) => err);
+      expect(failed).toBeInstanceOf(CommandExitError);
+      const exit = failed as CommandExitError;
+      expect([exit.exitCode, exit.error, exit.message, exit.stdout]).toEqual([
+        7,
+        "exit status 7",
+        "exit status 7",
+        "out\n",
+      ]);
+      const ok = await sbx.commands.run("true");
+      expect([ok.exitCode, ok.error]).toEqual([0, undefined]);
+      // A process ended by a signal: Go's ProcessState.String(), as E2B's envd sends it.
+      const killed = await sbx.commands.run("kill -9 $$").catch((err: unknown) => err);
+      expect(killed).toBeInstanceOf(CommandExitError);
+      expect([(killed as CommandExitError).exitCode, (killed as CommandExitError).error]).toEqual([
+        -1,
+        "signal: killed",
+      ]);
+    });
+  },
+);
