@@ -1,4 +1,4 @@
-import { CommandExitError, Sandbox } from "e2b";
+import { CommandExitError, InvalidArgumentError, Sandbox } from "e2b";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   type E2bServer,
@@ -47,6 +47,19 @@ describe.skipIf(skipReason)(
         -1,
         "signal: killed",
       ]);
+    });
+
+    it("refuses a missing cwd before starting, with InvalidArgumentError as E2B", async () => {
+      for (const [cwd, why] of [
+        ["/nope", "cwd '/nope' does not exist"],
+        ["/etc/passwd", "cwd '/etc/passwd' is not a directory"],
+      ]) {
+        const err = await sbx.commands.run("pwd", { cwd }).catch((e: unknown) => e);
+        expect(err, cwd).toBeInstanceOf(InvalidArgumentError);
+        expect((err as Error).message).toContain(why);
+      }
+      expect((await sbx.commands.list()).filter((p) => p.args.includes("pwd"))).toEqual([]);
+      expect((await sbx.commands.run("pwd", { cwd: "/tmp" })).stdout).toBe("/tmp\n");
     });
   },
 );
