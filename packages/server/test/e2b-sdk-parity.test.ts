@@ -61,5 +61,19 @@ describe.skipIf(skipReason)(
       expect((await sbx.commands.list()).filter((p) => p.args.includes("pwd"))).toEqual([]);
       expect((await sbx.commands.run("pwd", { cwd: "/tmp" })).stdout).toBe("/tmp\n");
     });
+
+    it("answers a file where a directory is wanted with InvalidArgumentError, as E2B's envd", async () => {
+      await sbx.files.write("/home/user/plain.txt", "x");
+      for (const call of [
+        () => sbx.files.list("/home/user/plain.txt"),
+        () => sbx.files.makeDir("/home/user/plain.txt"),
+        () => sbx.files.watchDir("/home/user/plain.txt", () => {}),
+      ]) {
+        const err = await call().catch((e: unknown) => e);
+        expect(err, String(call)).toBeInstanceOf(InvalidArgumentError);
+        expect((err as Error).message).toMatch(/not a directory/);
+      }
+      expect(await sbx.files.makeDir("/home/user")).toBe(false);
+    });
   },
 );
