@@ -75,5 +75,17 @@ describe.skipIf(skipReason)(
       }
       expect(await sbx.files.makeDir("/home/user")).toBe(false);
     });
+
+    it("setTimeout(0) ends the sandbox's time now, as E2B's API: Wrenn's timeout pauses it", async () => {
+      const other = await Sandbox.create(TEMPLATE);
+      await other.setTimeout(0);
+      expect((await other.getInfo()).state).toBe("paused");
+      await Sandbox.setTimeout(other.sandboxId, 0);
+      expect((await Sandbox.getInfo(other.sandboxId)).state).toBe("paused");
+      // As after any timeout: connect resumes it.
+      const again = await Sandbox.connect(other.sandboxId);
+      expect((await again.commands.run("echo back")).stdout).toBe("back\n");
+      await again.kill();
+    });
   },
 );
