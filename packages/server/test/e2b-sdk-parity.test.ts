@@ -87,5 +87,29 @@ describe.skipIf(skipReason)(
       expect((await again.commands.run("echo back")).stdout).toBe("back\n");
       await again.kill();
     });
+
+    it("writes, reads and lists files whose names hold %, + and non-ASCII characters", async () => {
+      const dir = "/home/user/odd names";
+      const names = ["100%41 ü☃.txt", "a+b=c&d#e?.txt", "%2F%E2%98%83.txt", "日本語 😀.md"];
+      // One file (octet-stream, the path in the query) and several (multipart, each path in its
+      // part's filename).
+      await sbx.files.write(`${dir}/${names[0]}`, `content of ${names[0]}`, {
+        useOctetStream: true,
+      });
+      await sbx.files.write(
+        names.slice(1).map((name) => ({ path: `${dir}/${name}`, data: `content of ${name}` })),
+      );
+      for (const name of names) {
+        expect(await sbx.files.read(`${dir}/${name}`)).toBe(`content of ${name}`);
+        expect(await sbx.files.exists(`${dir}/${name}`)).toBe(true);
+      }
+      const listed = (await sbx.files.list(dir)).map((e) => e.name).sort();
+      expect(listed).toEqual([...names].sort());
+      // The names on disk are the bytes asked for (a shell glob prints them raw, in byte order).
+      const shell = await sbx.commands.run(`cd '${dir}' && LC_ALL=C && printf '%s\\n' *`);
+      expect(shell.stdout).toBe(
+        `${[...names].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b))).join("\n")}\n`,
+      );
+    });
   },
 );
