@@ -102,7 +102,7 @@ describe("wrenn's error messages", { timeout: 120_000 }, () => {
     expect(res.code).toBe(127);
     expect(res.stdout).toBe("");
     expect(res.stderr).toBe(
-      "Error: The command did not start: chdir /nonexistent: no such file or directory\n",
+      "Error: The command did not start: start: cwd '/nonexistent' does not exist\n",
     );
     // A command that ran and failed prints only its own output.
     const ran = await run(["exec", id, "--cwd", "/tmp", "--", "sh", "-c", "pwd; exit 3"]);

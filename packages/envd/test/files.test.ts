@@ -188,6 +188,14 @@ describe("envd /files", () => {
       { name: "two.txt", type: "file", path: join(dir, "two.txt") },
     ]);
     expect(await readFile(join(dir, "two.txt"), "utf8")).toBe("22");
+    // A file name is UTF-8, as FormData sends it (never read as latin1).
+    const utf8 = await post(`${envd.baseUrl}/files?${q({ path: `${dir}/` })}`, [
+      { filename: "ü☃ 100%41.txt", source: Buffer.from("3") },
+    ]);
+    expect(utf8.json).toEqual([
+      { name: "ü☃ 100%41.txt", type: "file", path: join(dir, "ü☃ 100%41.txt") },
+    ]);
+    expect(await readFile(join(dir, "ü☃ 100%41.txt"), "utf8")).toBe("3");
 
     // No ?path=: each part's file name is its path (E2B's SDK writes several files this way).
     const named = await post(`${envd.baseUrl}/files`, [

@@ -192,7 +192,7 @@ describe("filesystem.Filesystem watching", () => {
     await writeFile(file, "x");
     for (const [path, code] of [
       [join(envd.dir, "missing"), Code.NotFound],
-      [file, Code.FailedPrecondition],
+      [file, Code.InvalidArgument],
       ["", Code.InvalidArgument],
     ] as const) {
       const watch = follow(envd.filesystem.watchDir({ path }, { headers: root }));

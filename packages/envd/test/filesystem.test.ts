@@ -309,8 +309,9 @@ describe("filesystem.Filesystem", () => {
     expect(await codeOf(envd.filesystem.listDir({ path: join(home, "missing") }))).toBe(
       Code.NotFound,
     );
-    expect(await codeOf(envd.filesystem.listDir({ path: file }))).toBe(Code.FailedPrecondition);
-    expect(await codeOf(envd.filesystem.makeDir({ path: file }))).toBe(Code.FailedPrecondition);
+    // As E2B's envd: listing a file, or making a directory where one is, is a wrong argument.
+    expect(await codeOf(envd.filesystem.listDir({ path: file }))).toBe(Code.InvalidArgument);
+    expect(await codeOf(envd.filesystem.makeDir({ path: file }))).toBe(Code.InvalidArgument);
     expect(await codeOf(envd.filesystem.makeDir({ path: join(file, "under-a-file") }))).toBe(
       Code.FailedPrecondition,
     );

@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { chmod } from "node:fs/promises";
+import { chmod, writeFile } from "node:fs/promises";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { Process, Signal, type StreamInputRequestSchema } from "@wrenn/proto/process";
@@ -73,9 +73,16 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
     const r = await run("sh", ["-c", "echo hello; exit 7"]);
     expect(r.pid).toBeGreaterThan(0);
     expect(r.stdout).toBe("hello\n");
-    expect(r.end).toMatchObject({ exitCode: 7, exited: true, status: "exit status 7" });
+    // E2B's envd sends Go's cmd.Wait() error too: the status again, for a failed process only.
+    expect(r.end).toMatchObject({
+      exitCode: 7,
+      exited: true,
+      status: "exit status 7",
+      error: "exit status 7",
+    });
     const ok = await run("true");
     expect(ok.end).toMatchObject({ exitCode: 0, exited: true, status: "exit status 0" });
+    expect(ok.end?.error).toBeUndefined();
   });
 
   it("streams stderr separately", async () => {
@@ -312,7 +319,7 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
         signal,
       });
       await sleeper.toEnd();
-      expect(sleeper.end).toMatchObject({ exitCode: -1, exited: false, status });
+      expect(sleeper.end).toMatchObject({ exitCode: -1, exited: false, status, error: status });
     }
     const sleeper = new EventReader(
       envd.process.start({ process: { cmd: "sleep", args: ["60"] } }),
@@ -357,13 +364,26 @@ describe.each(spawners)("process.Process, started by %s", (_spawner, spawnerEnv)
     await expectCode(run("sh", [], { pty: { size: { cols: 0, rows: 0 } } }), Code.InvalidArgument);
   });
 
+  it("refuses a cwd it cannot run in before starting anything, as E2B's envd", async () => {
+    const file = `${envd.dir}/plain-file`;
+    await writeFile(file, "x");
+    const before = (await envd.process.list({})).processes.length;
+    for (const [cwd, message] of [
+      ["/no/such/dir", "cwd '/no/such/dir' does not exist"],
+      [file, `cwd '${file}' is not a directory`],
+    ] as const) {
+      for (const pty of [{}, { pty: { size: { cols: 80, rows: 24 } } }]) {
+        const err = await expectCode(run("true", [], { cwd, ...pty }), Code.InvalidArgument);
+        expect(err.rawMessage).toBe(message);
+      }
+    }
+    expect((await envd.process.list({})).processes.length).toBe(before);
+  });
+
   it("ends a missing command with a non-zero exit and the error, and keeps serving", async () => {
     const missing = await run("definitely-not-a-command");
     expect(missing.end?.exitCode).not.toBe(0);
     expect(missing.end?.error).toContain("definitely-not-a-command");
-    const badCwd = await run("true", [], { cwd: "/no/such/dir" });
-    expect(badCwd.end?.exitCode).not.toBe(0);
-    expect(badCwd.end?.error).toContain("/no/such/dir");
     const inPty = await run("definitely-not-a-command", [], {
       pty: { size: { cols: 80, rows: 24 } },
     });

@@ -165,6 +165,12 @@ for (const engine of testEngines()) {
         expect(await json(exec(id, { cmd: "pwd", cwd: "/tmp" }))).toMatchObject({
           stdout: "/tmp\n",
         });
+        // A command a signal ended did run: its result (exit code -1), not a refused start.
+        const killed = await exec(id, { cmd: "echo ran; kill -9 $$" });
+        expect([killed.status, await killed.json()]).toMatchObject([
+          200,
+          { stdout: "ran\n", exit_code: -1 },
+        ]);
 
         const data = randomBytes(8 * 1024 * 1024 + 123);
         const put = await call("PUT", `/v1/sandboxes/${id}/files?path=/tmp/up.bin`, {

@@ -1,5 +1,11 @@
 import { once } from "node:events";
-import { CommandExitError, type CommandResult, type Sandbox } from "@wrenn/sdk";
+import {
+  CommandExitError,
+  type CommandHandle,
+  type CommandResult,
+  InvalidArgumentError,
+  type Sandbox,
+} from "@wrenn/sdk";
 import { CliError } from "../errors/index.js";
 import { enterRawMode } from "./terminal.js";
 
@@ -28,11 +34,22 @@ export function localExitCode(code: number): number {
 }
 
 /**
- * A process that never started (a missing --cwd, an unknown binary) has no output of its own: say
- * why, or the shell sees only exit code 127 and an empty stderr.
+ * A process that never started has no output of its own: say why, or the shell sees only exit
+ * code 127 and an empty stderr. An unknown binary starts and ends at once with `error`; a start
+ * the sandbox refuses (a missing --cwd, an unknown --user) is an InvalidArgumentError.
  */
 function reportNotStarted(result: CommandResult): void {
-  if (result.error) process.stderr.write(`Error: The command did not start: ${result.error}\n`);
+  if (result.error) sayNotStarted(result.error);
+}
+
+const sayNotStarted = (why: string) =>
+  process.stderr.write(`Error: The command did not start: ${why}\n`);
+
+/** 127 (as for a command that never ran) for a start the sandbox refused; other errors thrown. */
+function notStarted(err: unknown): number {
+  if (!(err instanceof InvalidArgumentError)) throw err;
+  sayNotStarted(err.message);
+  return 127;
 }
 
 /**
@@ -45,14 +62,20 @@ export async function runStreaming(
   cmd: string,
   options: ExecOptions & { pipeStdin: boolean },
 ): Promise<number> {
-  const handle = await sandbox.commands.run(cmd, {
-    background: true,
-    throwOnError: false,
-    ...(options.cwd ? { cwd: options.cwd } : {}),
-    ...(options.envs ? { envs: options.envs } : {}),
-    ...(options.user ? { user: options.user } : {}),
-    ...(options.pipeStdin ? { stdin: process.stdin } : {}),
-  });
+  let handle: CommandHandle;
+  try {
+    handle = await sandbox.commands.run(cmd, {
+      background: true,
+      throwOnError: false,
+      ...(options.cwd ? { cwd: options.cwd } : {}),
+      ...(options.envs ? { envs: options.envs } : {}),
+      ...(options.user ? { user: options.user } : {}),
+      ...(options.pipeStdin ? { stdin: process.stdin } : {}),
+    });
+  } catch (err) {
+    if (options.pipeStdin) process.stdin.destroy();
+    return notStarted(err);
+  }
   let interrupted = false;
   const interrupt = () => {
     interrupted = true;
@@ -105,6 +128,7 @@ export async function runInteractive(
     pty.sendInput(data).catch(() => {});
   };
   let pty: Awaited<ReturnType<Sandbox["pty"]["create"]>>;
+  let started = false;
   try {
     pty = await sandbox.pty.create({
       ...size(),
@@ -114,6 +138,7 @@ export async function runInteractive(
       ...(options.envs ? { envs: options.envs } : {}),
       ...(options.user ? { user: options.user } : {}),
     });
+    started = true;
     stdin.on("data", onInput);
     stdin.resume();
     stdout.on("resize", onResize);
@@ -123,7 +148,9 @@ export async function runInteractive(
     return localExitCode(result.exitCode);
   } catch (err) {
     if (err instanceof CommandExitError) return localExitCode(err.exitCode);
-    throw err;
+    if (started) throw err;
+    restore();
+    return notStarted(err);
   } finally {
     stdout.off("resize", onResize);
     stdin.off("data", onInput);

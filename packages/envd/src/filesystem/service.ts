@@ -77,7 +77,10 @@ async function moveBetweenOpened(
   }
 }
 
-/** A directory the user may list (or watch): it must exist, be a directory (symlinks followed) and grant r+x. */
+/**
+ * A directory the user may list (or watch): it must exist, be a directory (symlinks followed) and
+ * grant r+x. A file is the caller's mistake: invalid_argument, as E2B's envd answers.
+ */
 async function readableDir(user: UserInfo, path: string): Promise<void> {
   let st: Stats;
   try {
@@ -85,7 +88,7 @@ async function readableDir(user: UserInfo, path: string): Promise<void> {
   } catch (err) {
     throw EnvdError.from(err, path);
   }
-  if (!st.isDirectory()) throw new EnvdError("failed_precondition", `not a directory: ${path}`);
+  if (!st.isDirectory()) throw new EnvdError("invalid_argument", `not a directory: ${path}`);
   await assertAccess(user, path, { read: true });
 }
 
@@ -161,8 +164,9 @@ export function createFilesystemService(): FilesystemService {
         const existing = await stat(path).catch(() => undefined);
         if (existing?.isDirectory())
           throw new EnvdError("already_exists", `directory already exists: ${path}`);
+        // As E2B's envd: a file in the way is a wrong argument, not a state to fix first.
         if (existing)
-          throw new EnvdError("failed_precondition", `path exists and is not a directory: ${path}`);
+          throw new EnvdError("invalid_argument", `path exists and is not a directory: ${path}`);
         await ensureDirs(user, path);
         return { entry: await entryInfo(path) };
       }),

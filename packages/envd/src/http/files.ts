@@ -198,6 +198,9 @@ async function uploadMultipart(
     parser = busboy({
       headers: req.headers as http.IncomingHttpHeaders,
       preservePath: true,
+      // A part's file name is the UTF-8 that FormData sends (busboy's default reads it as latin1,
+      // so "ü" named a file "Ã¼"); E2B's envd (Go) takes its bytes as they are.
+      defParamCharset: "utf8",
       limits: { parts: maxParts, files: maxParts },
     });
   } catch (err) {

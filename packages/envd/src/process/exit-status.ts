@@ -8,6 +8,10 @@ export interface ExitInfo {
   exited: boolean;
   /** Go's ProcessState.String(): "exit status 1", "signal: killed". */
   status: string;
+  /**
+   * As E2B's envd (Go's cmd.Wait() error): the status again when the process failed or was
+   * signalled, what went wrong when it never started; absent for a clean exit.
+   */
   error?: string;
 }
 
@@ -47,13 +51,12 @@ export function exitInfo(
       : signal;
   if (name) {
     const number = constants.signals[name as NodeJS.Signals];
-    return {
-      exitCode: -1,
-      exited: false,
-      status: `signal: ${goSignalNames[name] ?? `signal ${number}`}`,
-    };
+    const status = `signal: ${goSignalNames[name] ?? `signal ${number}`}`;
+    return { exitCode: -1, exited: false, status, error: status };
   }
-  return { exitCode: code ?? 0, exited: true, status: `exit status ${code ?? 0}` };
+  const exitCode = code ?? 0;
+  const status = `exit status ${exitCode}`;
+  return { exitCode, exited: true, status, ...(exitCode !== 0 ? { error: status } : {}) };
 }
 
 /** A process that could not be started: never ran, so no exit status of its own. */

@@ -42,7 +42,7 @@ export class ProcessManager {
   /**
    * Starts a process as `user` and attaches a first subscriber before any output can arrive.
    * A command that cannot be started still yields a (pid 0, already ended) process whose end
-   * carries the error, as E2B's envd reports it.
+   * carries the error; a cwd it cannot run in is refused (invalid_argument), as E2B's envd does.
    */
   async start(
     options: StartOptions,

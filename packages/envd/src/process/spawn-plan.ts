@@ -101,8 +101,8 @@ function commandProblem(cmd: string, path: string, cwd: string): string | undefi
 
 function cwdProblem(cwd: string): string | undefined {
   const info = statOf(cwd);
-  if (!info) return `chdir ${cwd}: no such file or directory`;
-  return info.isDirectory() ? undefined : `chdir ${cwd}: not a directory`;
+  if (!info) return `cwd '${cwd}' does not exist`;
+  return info.isDirectory() ? undefined : `cwd '${cwd}' is not a directory`;
 }
 
 function defaultCwd(user: UserInfo): string {
@@ -118,7 +118,8 @@ export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: str
  * supplementary groups. libuv drops supplementary groups and node-pty keeps envd's own, so when
  * that would be wrong the command runs through `setpriv` (which execs, keeping the pid). A
  * spawner that sets the groups itself (`setsGroups`: the spawn helper) gets them in the plan
- * instead: the same groups setpriv or libuv would leave, without the extra exec.
+ * instead: the same groups setpriv or libuv would leave, without the extra exec. Throws
+ * invalid_argument for a cwd that is missing or not a directory.
  */
 export function planSpawn(
   spec: CommandSpec,
@@ -137,7 +138,10 @@ export function planSpawn(
     ...defaults.envVars,
     ...spec.envs,
   };
-  const problem = cwdProblem(cwd) ?? commandProblem(spec.cmd, env.PATH ?? "", cwd);
+  // As E2B's envd: a cwd the process cannot run in refuses the start itself (no process, no end).
+  const badCwd = cwdProblem(cwd);
+  if (badCwd) throw new EnvdError("invalid_argument", badCwd);
+  const problem = commandProblem(spec.cmd, env.PATH ?? "", cwd);
   if (problem) return { ok: false, error: problem };
 
   const self = process.getuid?.() === user.uid && process.getgid?.() === user.gid;

@@ -5,6 +5,7 @@ import { ServerError } from "../errors.js";
 import { envdTransport } from "../hosts/envd-transport.js";
 import { fromAgentError } from "./agent-errors.js";
 import { elapsed } from "./elapsed.js";
+import { startFailure } from "./processes.js";
 import type { SandboxService } from "./sandboxes.js";
 
 export interface ExecInput {
@@ -73,7 +74,7 @@ export class ExecService {
     const stderr = new Output();
     const abort = new AbortController();
     let pid: number | undefined;
-    let end: { exitCode: number; exited: boolean; error?: string | undefined } | undefined;
+    let end: { exitCode: number; notStarted: string | null } | undefined;
     let timedOut = false;
     const timer = setTimeout(() => {
       timedOut = true;
@@ -103,7 +104,7 @@ export class ExecService {
           if (e.value.output.case === "stdout") stdout.push(e.value.output.value);
           else if (e.value.output.case === "stderr") stderr.push(e.value.output.value);
         } else if (e?.case === "end")
-          end = { exitCode: e.value.exitCode, exited: e.value.exited, error: e.value.error };
+          end = { exitCode: e.value.exitCode, notStarted: startFailure(e.value) };
       }
     } catch (err) {
       if (!timedOut) throw fromAgentError(err, "exec");
@@ -114,9 +115,9 @@ export class ExecService {
       throw new ServerError("timeout", `command ran longer than ${timeoutMs} ms and was killed`);
     }
     if (!end) throw new ServerError("unavailable", "exec: envd ended the stream without an exit");
-    if (end.error && !end.exited) {
+    if (end.notStarted) {
       // envd could not start it (no such binary, bad cwd): the caller's mistake, not a crash.
-      throw new ServerError("invalid_argument", `exec: ${end.error}`);
+      throw new ServerError("invalid_argument", `exec: ${end.notStarted}`);
     }
     const durationMs = Math.round(elapsed(started));
     this.logger.debug({ op: "sandbox.exec", teamId, sandboxId: id, ms: durationMs }, "exec done");

@@ -41,7 +41,17 @@ export interface ProcessEnd {
   exitCode: number;
   exited: boolean;
   status: string;
+  /** Why envd could not start the process; null for one that ran (however it ended). */
   error: string | null;
+}
+
+/**
+ * Why envd could not start the process of this `end` event, or null when it ran. envd's `error`
+ * is E2B's, which also repeats the status of a process that failed ("exit status 7"); Wrenn's API
+ * keeps `error` for a process that never ran (envd's status "not started").
+ */
+export function startFailure(end: { status: string; error?: string | undefined }): string | null {
+  return end.status === "not started" ? (end.error ?? null) : null;
 }
 
 export type ProcessStreamEvent =
@@ -103,8 +113,8 @@ export class ProcessStream implements AsyncIterable<ProcessStreamEvent> {
           yield { type: "output", stream: e.value.output.case, data: e.value.output.value };
         } else if (e?.case === "end") {
           if (this.timedOut) break;
-          const { exitCode, exited, status, error } = e.value;
-          yield { type: "end", exitCode, exited, status, error: error ?? null };
+          const { exitCode, exited, status } = e.value;
+          yield { type: "end", exitCode, exited, status, error: startFailure(e.value) };
           return;
         }
       }

@@ -57,7 +57,8 @@ export class WatchService {
         throw new ServerError("unavailable", "watch: envd ended the stream before the start");
     } catch (err) {
       abort.abort();
-      // envd says failed_precondition for "not a directory": the caller named the wrong path.
+      // "Not a directory" is the caller's wrong path: invalid_argument, as envd now says too (an
+      // envd still running from an older release says failed_precondition).
       const failed = fromAgentError(err, "watch");
       throw failed.code === "failed_precondition"
         ? new ServerError("invalid_argument", failed.message, { cause: err })

@@ -243,10 +243,12 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
     return c.body(null, 204);
   });
 
+  // E2B's 0 is "the time is up now" (Wrenn's own 0 is "never"): what Wrenn's timeout does, now.
   app.post("/sandboxes/:id/timeout", async (c) => {
     const teamId = await team(c);
     const { timeout } = await bodyOf(c, TimeoutBody);
-    await services.sandboxes.setTimeout(teamId, c.req.param("id"), timeout);
+    if (timeout === 0) await services.sandboxes.pause(teamId, c.req.param("id"));
+    else await services.sandboxes.setTimeout(teamId, c.req.param("id"), timeout);
     return c.body(null, 204);
   });
 
