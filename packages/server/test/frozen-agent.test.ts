@@ -24,7 +24,8 @@ import { until } from "./helpers/processes.js";
 
 const root = process.getuid?.() === 0;
 const TEMPLATE = "test-minimal";
-const CIDR = "10.231.7.0/24";
+// A range of its own: other suites may run agents on this machine at the same time.
+const CIDR = `10.219.${Math.floor(Math.random() * 250)}.0/24`;
 const STALE_SEC = 3;
 
 describe.skipIf(!root)("a frozen agent", { timeout: 120_000 }, () => {
