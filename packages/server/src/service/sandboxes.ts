@@ -71,7 +71,15 @@ export class SandboxService {
     return this.placer.host(record.hostId);
   }
 
-  async create(teamId: string, input: CreateSandboxInput): Promise<SandboxRecord> {
+  /**
+   * `signal` gives up on the agent's create (which may be waiting for a template's start command
+   * to become ready): the agent takes back what it made and the create fails.
+   */
+  async create(
+    teamId: string,
+    input: CreateSandboxInput,
+    { signal }: { signal?: AbortSignal } = {},
+  ): Promise<SandboxRecord> {
     const started = performance.now();
     // Milliseconds since `started` at the end of each step, for the operation's log line.
     const steps: Record<string, number> = {};
@@ -160,20 +168,23 @@ export class SandboxService {
     crashPoint("server:create:row");
     let created: AgentSandbox | undefined;
     try {
-      const res = await agent.createSandbox({
-        sandboxId: id,
-        template,
-        vcpus,
-        memoryMb,
-        diskSizeMb,
-        timeoutSec: input.timeoutSec ?? 0,
-        envs: input.envs ?? {},
-        metadata: input.metadata ?? {},
-        allowInternetAccess: input.allowInternetAccess ?? true,
-        allowOut: input.allowOut ?? [],
-        denyOut: input.denyOut ?? [],
-        runtime: input.runtime ?? "",
-      });
+      const res = await agent.createSandbox(
+        {
+          sandboxId: id,
+          template,
+          vcpus,
+          memoryMb,
+          diskSizeMb,
+          timeoutSec: input.timeoutSec ?? 0,
+          envs: input.envs ?? {},
+          metadata: input.metadata ?? {},
+          allowInternetAccess: input.allowInternetAccess ?? true,
+          allowOut: input.allowOut ?? [],
+          denyOut: input.denyOut ?? [],
+          runtime: input.runtime ?? "",
+        },
+        { signal },
+      );
       created = res.sandbox;
       if (!created) throw new ServerError("internal", "agent returned no sandbox");
       mark("agent");
