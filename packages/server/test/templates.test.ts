@@ -341,6 +341,10 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     const snap = await call("POST", "/v1/snapshots", { sandbox_id: id, name: "snap-base" });
     expect(snap.status, await snap.clone().text()).toBe(201);
     const snapId = ((await snap.json()) as { id: string }).id;
+    // A build under the snapshot's name is refused before it starts, not after all its steps.
+    const clash = await call("POST", "/v1/templates/builds", { name: "snap-base", steps: [] });
+    expect(clash.status).toBe(409);
+    expect(await clash.json()).toMatchObject({ code: "already_exists" });
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
     const layersOn = () =>
       th.database.handle.db

@@ -95,6 +95,13 @@ export class TemplateService {
   /** Checks a recipe and finds its parent before the log stream opens: a bad one is a plain 4xx. */
   async validate(teamId: string, recipe: Recipe): Promise<void> {
     this.checkNames(recipe);
+    // Its promotion would refuse it, but only once every step had run.
+    if (await this.store.templates.getByName(teamId, recipe.name, "snapshot")) {
+      throw new ServerError(
+        "already_exists",
+        `${JSON.stringify(recipe.name)} is a snapshot of the team, not a template`,
+      );
+    }
     await this.parentOf(teamId, recipe);
   }
 
