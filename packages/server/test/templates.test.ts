@@ -292,6 +292,32 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("DELETE", "/v1/templates/builds/nope")).status).toBe(404);
     expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
     expect(th.host.embedded.agent.runtime.list().length).toBe(before);
+
+    // In its start check too: the check's sandbox does not wait out its ready timeout.
+    let cancelledAt = 0;
+    const inCheck = await build(
+      {
+        name: "slow",
+        steps: [
+          { type: "start", cmd: "sleep 600", ready: { port: 9000 }, ready_timeout_ms: 60_000 },
+        ],
+      },
+      (e) => {
+        if (e.type === "build") cancelledId = e.build_id as string;
+        if (e.type === "info" && String(e.message).includes("checking the start command")) {
+          // Once the check's sandbox is being made (its create waits for the ready check).
+          setTimeout(() => {
+            cancelledAt = performance.now();
+            cancel = Promise.resolve(call("DELETE", `/v1/templates/builds/${cancelledId}`));
+          }, 2_000);
+        }
+      },
+    );
+    expect((await cancel)?.status).toBe(204);
+    expect(inCheck.last).toMatchObject({ type: "error", code: "cancelled" });
+    expect(performance.now() - cancelledAt).toBeLessThan(20_000);
+    expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
+    expect(th.host.embedded.agent.runtime.list().length).toBe(before);
   });
   let cancelledId: string | undefined;
 
@@ -315,6 +341,10 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     const snap = await call("POST", "/v1/snapshots", { sandbox_id: id, name: "snap-base" });
     expect(snap.status, await snap.clone().text()).toBe(201);
     const snapId = ((await snap.json()) as { id: string }).id;
+    // A build under the snapshot's name is refused before it starts, not after all its steps.
+    const clash = await call("POST", "/v1/templates/builds", { name: "snap-base", steps: [] });
+    expect(clash.status).toBe(409);
+    expect(await clash.json()).toMatchObject({ code: "already_exists" });
     expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
     const layersOn = () =>
       th.database.handle.db

@@ -35,7 +35,7 @@ export class ForkService {
     teamId: string,
     id: string,
     count: number,
-    signal?: AbortSignal,
+    { signal }: { signal?: AbortSignal } = {},
   ): Promise<ForkOutcome> {
     const started = performance.now();
     if (!Number.isInteger(count) || count < 1 || count > MAX_FORKS) {

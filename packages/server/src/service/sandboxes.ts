@@ -73,13 +73,14 @@ export class SandboxService {
   }
 
   /**
-   * Makes a sandbox. `signal` is the caller's request: once it is closed nothing is started, and
-   * a sandbox made meanwhile is destroyed, since nobody will learn its id.
+   * Makes a sandbox. `signal` is the caller's (its request, a build's cancel): once it fires
+   * nothing more is started, the agent takes back a create under way, and a sandbox made
+   * meanwhile is destroyed, since nobody will learn its id.
    */
   async create(
     teamId: string,
     input: CreateSandboxInput,
-    signal?: AbortSignal,
+    { signal }: { signal?: AbortSignal } = {},
   ): Promise<SandboxRecord> {
     const started = performance.now();
     // Milliseconds since `started` at the end of each step, for the operation's log line.
@@ -170,20 +171,23 @@ export class SandboxService {
     crashPoint("server:create:row");
     let created: AgentSandbox | undefined;
     try {
-      const res = await agent.createSandbox({
-        sandboxId: id,
-        template,
-        vcpus,
-        memoryMb,
-        diskSizeMb,
-        timeoutSec: input.timeoutSec ?? 0,
-        envs: input.envs ?? {},
-        metadata: input.metadata ?? {},
-        allowInternetAccess: input.allowInternetAccess ?? true,
-        allowOut: input.allowOut ?? [],
-        denyOut: input.denyOut ?? [],
-        runtime: input.runtime ?? "",
-      });
+      const res = await agent.createSandbox(
+        {
+          sandboxId: id,
+          template,
+          vcpus,
+          memoryMb,
+          diskSizeMb,
+          timeoutSec: input.timeoutSec ?? 0,
+          envs: input.envs ?? {},
+          metadata: input.metadata ?? {},
+          allowInternetAccess: input.allowInternetAccess ?? true,
+          allowOut: input.allowOut ?? [],
+          denyOut: input.denyOut ?? [],
+          runtime: input.runtime ?? "",
+        },
+        { signal },
+      );
       created = res.sandbox;
       if (!created) throw new ServerError("internal", "agent returned no sandbox");
       mark("agent");

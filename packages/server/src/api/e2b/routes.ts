@@ -147,7 +147,7 @@ export function e2bApi(options: E2bApiOptions): Hono<AppEnv> {
           : {}),
         ...(body.autoResume?.enabled !== undefined ? { autoResume: body.autoResume.enabled } : {}),
       },
-      c.req.raw.signal,
+      { signal: c.req.raw.signal },
     );
     return c.json(sandboxCreated(record, ctx(record)), 201);
   };

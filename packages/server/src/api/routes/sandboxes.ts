@@ -155,7 +155,7 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
           ...(body.host_id !== undefined ? { hostId: body.host_id } : {}),
           ...(body.runtime !== undefined ? { runtime: body.runtime } : {}),
         },
-        c.req.raw.signal,
+        { signal: c.req.raw.signal },
       );
       return c.json(withTrafficToken(created), 201);
     },
@@ -385,7 +385,7 @@ export function registerSandboxRoutes(app: App, services: Services, tokens: E2bA
         c.get("team").teamId,
         c.req.valid("param").id,
         body.count ?? 1,
-        c.req.raw.signal,
+        { signal: c.req.raw.signal },
       );
       // Forks keep their source's allow_public_traffic: a private source's forks each need
       // a token of their own, given here as a create gives its sandbox's.

@@ -175,7 +175,13 @@ export function registerTemplateRoutes(app: App, services: Services): void {
           description: "The build log",
           content: { "application/x-ndjson": { schema: z.string() } },
         },
-        ...errorResponses("invalid_argument", "unauthenticated", "not_found", "payload_too_large"),
+        ...errorResponses(
+          "invalid_argument",
+          "unauthenticated",
+          "not_found",
+          "already_exists",
+          "payload_too_large",
+        ),
       },
     }),
     async (c) => {

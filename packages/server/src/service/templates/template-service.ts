@@ -95,6 +95,13 @@ export class TemplateService {
   /** Checks a recipe and finds its parent before the log stream opens: a bad one is a plain 4xx. */
   async validate(teamId: string, recipe: Recipe): Promise<void> {
     this.checkNames(recipe);
+    // Its promotion would refuse it, but only once every step had run.
+    if (await this.store.templates.getByName(teamId, recipe.name, "snapshot")) {
+      throw new ServerError(
+        "already_exists",
+        `${JSON.stringify(recipe.name)} is a snapshot of the team, not a template`,
+      );
+    }
     await this.parentOf(teamId, recipe);
   }
 
@@ -163,7 +170,7 @@ export class TemplateService {
           continue;
         }
         const stepStarted = performance.now();
-        sandbox ??= await this.buildSandbox(teamId, template, recipe, emit);
+        sandbox ??= await this.buildSandbox(teamId, template, recipe, emit, abort.signal);
         await this.steps.run(teamId, sandbox.id, recipe, step, index, ctx, emit, abort.signal);
         abort.signal.throwIfAborted();
         const layer = await this.snapshots
@@ -193,7 +200,7 @@ export class TemplateService {
         },
       };
       emit({ type: "info", message: "writing the template's config" });
-      sandbox ??= await this.buildSandbox(teamId, template, recipe, emit);
+      sandbox ??= await this.buildSandbox(teamId, template, recipe, emit, abort.signal);
       await this.steps.writeConfig(teamId, sandbox.id, config);
       made = await this.snapshots.capture(teamId, sandbox, {
         name: `${recipe.name}@build-${buildId}`,
@@ -208,7 +215,7 @@ export class TemplateService {
       if (start) {
         abort.signal.throwIfAborted();
         emit({ type: "info", message: "checking the start command: a sandbox from the template" });
-        await this.checkStart(teamId, made);
+        await this.checkStart(teamId, made, abort.signal);
       }
       abort.signal.throwIfAborted();
       const row = await this.promote(teamId, recipe.name, made);
@@ -331,25 +338,35 @@ export class TemplateService {
     template: string,
     recipe: Recipe,
     emit: (event: BuildEvent) => void,
+    signal: AbortSignal,
   ): Promise<SandboxRecord> {
     emit({ type: "info", message: "starting a build sandbox" });
-    return this.sandboxes.create(teamId, {
-      template,
-      ...(recipe.vcpus ? { vcpus: recipe.vcpus } : {}),
-      ...(recipe.memoryMb ? { memoryMb: recipe.memoryMb } : {}),
-      ...(recipe.diskSizeMb ? { diskSizeMb: recipe.diskSizeMb } : {}),
-      metadata: { "wrenn.template-build": recipe.name },
-    });
+    // A cancel ends its create too: one from a template with a start command waits for it.
+    return this.sandboxes.create(
+      teamId,
+      {
+        template,
+        ...(recipe.vcpus ? { vcpus: recipe.vcpus } : {}),
+        ...(recipe.memoryMb ? { memoryMb: recipe.memoryMb } : {}),
+        ...(recipe.diskSizeMb ? { diskSizeMb: recipe.diskSizeMb } : {}),
+        metadata: { "wrenn.template-build": recipe.name },
+      },
+      { signal },
+    );
   }
 
-  /** Starts a sandbox of the new template: its create waits for the start command's ready check. */
-  private async checkStart(teamId: string, row: TemplateRow): Promise<void> {
+  /**
+   * Starts a sandbox of the new template: its create waits for the start command's ready check
+   * (up to its ready timeout), unless the build is cancelled meanwhile.
+   */
+  private async checkStart(teamId: string, row: TemplateRow, signal: AbortSignal): Promise<void> {
     let probe: SandboxRecord | undefined;
     try {
-      probe = await this.sandboxes.create(teamId, {
-        template: row.id,
-        metadata: { "wrenn.template-check": row.id },
-      });
+      probe = await this.sandboxes.create(
+        teamId,
+        { template: row.id, metadata: { "wrenn.template-check": row.id } },
+        { signal },
+      );
     } catch (err) {
       const e = ServerError.from(err);
       throw new BuildFailure(
