@@ -1,10 +1,9 @@
 import { request } from "node:http";
 import { setTimeout as sleep } from "node:timers/promises";
-import { debianMirror } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox } from "../src/index.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
+import { ensureBuiltinTemplate, mirrorSkipReason } from "./helpers/template-cache.js";
 
 // The code-interpreter service itself (E2B's protocol on port 49999 of a real `code-interpreter`
 // sandbox), spoken over raw HTTP through the server's sandbox route: what it does with clients
@@ -13,14 +12,7 @@ import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
 
 const TEMPLATE = "code-interpreter";
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
-  return debianMirror().then(
-    () => undefined,
-    (err: Error) => `builds the template from a Debian mirror: ${err.message}`,
-  );
-}
-const skip = await skipReason();
+const skip = await mirrorSkipReason("builds the template from a Debian mirror");
 
 type Item = { type: string; text?: string; name?: string; value?: string };
 

@@ -1,7 +1,6 @@
 import type { Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { Sandbox as E2bSandbox } from "@e2b/code-interpreter";
-import { debianMirror } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   InvalidArgumentError,
@@ -12,7 +11,7 @@ import {
 } from "../src/index.js";
 import { ResettingProxy } from "./helpers/reset-proxy.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
+import { ensureBuiltinTemplate, mirrorSkipReason } from "./helpers/template-cache.js";
 
 // `runCode` against real `code-interpreter` sandboxes (Debian's Jupyter kernel behind Wrenn's
 // service on port 49999), from this SDK and from E2B's `@e2b/code-interpreter` package unchanged.
@@ -23,14 +22,7 @@ import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
 const TEMPLATE = "code-interpreter";
 const PNG_MAGIC = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
-  return debianMirror().then(
-    () => undefined,
-    (err: Error) => `builds the template from a Debian mirror: ${err.message}`,
-  );
-}
-const skip = await skipReason();
+const skip = await mirrorSkipReason("builds the template from a Debian mirror");
 
 describe.skipIf(skip)(
   `code interpreter${skip ? ` (skipped: ${skip})` : ""}`,

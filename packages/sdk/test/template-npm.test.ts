@@ -1,9 +1,8 @@
 import { access, readFile } from "node:fs/promises";
-import { debianMirror } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Sandbox, Template, type TemplateBuildEvent } from "../src/index.js";
 import { startTestServer, type TestServer } from "./helpers/server.js";
-import { ensureBuiltinTemplate } from "./helpers/template-cache.js";
+import { ensureBuiltinTemplate, mirrorSkipReason } from "./helpers/template-cache.js";
 
 // npm packages in template builds, for real: on `base` (Debian bookworm with nodejs, no npm) a
 // template gets npm itself from the registry (Debian's `npm` package works too, by
@@ -25,14 +24,7 @@ const INSTALL_NPM =
   "node /tmp/package/bin/npm-cli.js install -g --no-fund --no-audit /tmp/npm.tgz && " +
   "rm -rf /tmp/package /tmp/npm.tgz && npm --version";
 
-async function skipReason(): Promise<string | undefined> {
-  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
-  return debianMirror().then(
-    () => undefined,
-    (err: Error) => `needs Debian's mirror for base and npm: ${err.message}`,
-  );
-}
-const skip = await skipReason();
+const skip = await mirrorSkipReason("needs Debian's mirror for base and npm");
 
 describe.skipIf(skip)(
   `npm packages in template builds${skip ? ` (skipped: ${skip})` : ""}`,

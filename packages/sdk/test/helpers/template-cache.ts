@@ -2,6 +2,7 @@ import { execFile } from "node:child_process";
 import { access, mkdir, rename, symlink } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
+import { debianMirror } from "@wrenn/agent";
 import type { TestServer } from "./server.js";
 
 const exists = (path: string) =>
@@ -9,6 +10,18 @@ const exists = (path: string) =>
     () => true,
     () => false,
   );
+
+/**
+ * Why a suite that builds templates from Debian's mirror cannot run here (not root, no mirror),
+ * or undefined when it can; `needs` says what the mirror is for.
+ */
+export async function mirrorSkipReason(needs: string): Promise<string | undefined> {
+  if (process.getuid?.() !== 0) return "needs root (real sandboxes)";
+  return debianMirror().then(
+    () => undefined,
+    (err: Error) => `${needs}: ${err.message}`,
+  );
+}
 
 /**
  * Makes the built-in template `name` (debootstrapped: minutes) ready on the test server. With
