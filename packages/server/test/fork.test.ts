@@ -232,6 +232,35 @@ for (const engine of testEngines()) {
         expect(await forkLayers()).toEqual([]);
         await call(`/v1/sandboxes/${id}`, undefined, keyA, "DELETE");
       });
+
+      it("holds a team to its quota under a burst of creates and forks at once", async () => {
+        // A team of its own, with nothing running: each request alone would pass the quota.
+        const keyC = await newTeamKey(host.app);
+        const small = { template: TEMPLATE, memory_mb: 128, disk_size_mb: 64 };
+        const made: string[] = [];
+        try {
+          const first = await call("/v1/sandboxes", small, keyC);
+          expect(first.status).toBe(201);
+          const source = ((await first.json()) as Sandbox).id;
+          made.push(source);
+          const answers = await Promise.all([
+            ...Array.from({ length: 9 }, () => call("/v1/sandboxes", small, keyC)),
+            fork(source, { count: 3 }, keyC),
+          ]);
+          for (const res of answers) {
+            const body = (await res.json()) as Sandbox & { sandboxes?: Sandbox[]; code?: string };
+            if (res.status === 201) made.push(...(body.sandboxes ?? [body]).map((s) => s.id));
+            else expect(body, `status ${res.status}`).toMatchObject({ code: "permission_denied" });
+          }
+          expect(made.length).toBeLessThanOrEqual(RUNNING_SANDBOXES);
+          const listed = (await (await call("/v1/sandboxes", undefined, keyC, "GET")).json()) as {
+            sandboxes: Sandbox[];
+          };
+          expect(listed.sandboxes.map((s) => s.id).sort()).toEqual([...made].sort());
+        } finally {
+          for (const id of made) await call(`/v1/sandboxes/${id}`, undefined, keyC, "DELETE");
+        }
+      });
     },
   );
 }

@@ -52,12 +52,13 @@ export class ForkService {
         `cannot fork sandbox ${id}: it is ${source.state}, not running${source.state === "paused" ? ": resume it first" : ""}`,
       );
     }
-    await this.sandboxes.admission?.(teamId, {
+    const ask = {
       vcpus: source.vcpus * count,
       memoryMb: source.memoryMb * count,
       diskSizeMb: source.diskSizeMb * count,
       count,
-    });
+    };
+    await this.sandboxes.admission?.(teamId, ask);
     const now = nowIso();
     const metadata = { ...source.metadata, [FORKED_FROM]: source.id };
     const rows: SandboxRecord[] = Array.from({ length: count }, () => ({
@@ -73,6 +74,10 @@ export class ForkService {
     await destroyIfCallerLeft(signal, [], async () => {}, this.logger);
     // Recorded first as pending, as creates are, so a fork that dies half-way is reconciled.
     for (const row of rows) await this.store.sandboxes.insert(row);
+    await this.sandboxes.admitted?.(teamId, ask).catch(async (err: unknown) => {
+      for (const row of rows) await this.store.sandboxes.delete(teamId, row.id);
+      throw err;
+    });
     let made: Awaited<ReturnType<typeof host.client.forkSandbox>>;
     try {
       made = await host.client.forkSandbox({

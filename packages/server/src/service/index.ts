@@ -147,6 +147,7 @@ export function createServices(deps: ServiceDeps): Services {
     }
     await quotas.admitSandbox(teamId, ask);
   };
+  sandboxes.admitted = (teamId, ask) => quotas.admitSandbox(teamId, ask, true);
   const hostEnrollment = new HostEnrollmentService(
     deps.store,
     deps.hostCredentials,

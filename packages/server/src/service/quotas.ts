@@ -3,19 +3,11 @@ import { TEAM_QUOTA_NAMES } from "../config/index.js";
 import { nowIso, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import type { UserPrincipal } from "./principals.js";
+import { PLACEMENT_DEFAULTS, type SandboxAsk } from "./sandbox-types.js";
 
 export type QuotaName = keyof TeamQuotaLimits;
 /** Quotas on things held open (counted in this process, released when they end). */
 export type StreamQuota = "exec_streams" | "file_watches";
-
-/** What a new sandbox asks for, after defaults and snapshot resources are applied. */
-export interface SandboxAsk {
-  vcpus: number;
-  memoryMb: number;
-  diskSizeMb: number;
-  /** Sandboxes asked for at once (a fork's); the resources above are their total. Default 1. */
-  count?: number;
-}
 
 function exceeded(name: QuotaName, used: number, ask: number, max: number): ServerError {
   return new ServerError(
@@ -42,12 +34,24 @@ export class QuotaService {
     return { ...this.defaults, ...(await this.store.quotas.get(teamId)) };
   }
 
-  /** Refuses a create that would take the team past a limit (permission_denied naming it). */
-  async admitSandbox(teamId: string, ask: SandboxAsk): Promise<void> {
-    const [limits, usage] = await Promise.all([
+  /**
+   * Refuses a create that would take the team past a limit (permission_denied naming it).
+   * `recorded`: the ask's own rows are already in the usage (checked again after they were
+   * written, see SandboxService.admitted).
+   */
+  async admitSandbox(teamId: string, ask: SandboxAsk, recorded = false): Promise<void> {
+    const [limits, counted] = await Promise.all([
       this.limits(teamId),
-      this.store.quotas.usage(teamId),
+      this.store.quotas.usage(teamId, PLACEMENT_DEFAULTS),
     ]);
+    const usage = recorded
+      ? {
+          running: counted.running - (ask.count ?? 1),
+          vcpus: counted.vcpus - ask.vcpus,
+          memoryMb: counted.memoryMb - ask.memoryMb,
+          diskMb: counted.diskMb - ask.diskSizeMb,
+        }
+      : counted;
     const checks: [QuotaName, number, number][] = [
       ["running_sandboxes", usage.running, ask.count ?? 1],
       ["vcpus", usage.vcpus, ask.vcpus],

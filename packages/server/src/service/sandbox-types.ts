@@ -97,3 +97,15 @@ export const agentStates: Record<AgentState, SandboxState> = {
   [AgentState.STOPPED]: "stopped",
   [AgentState.ERROR]: "error",
 };
+
+/** What a sandbox that names no resources is assumed to take, for placement (the agents' defaults). */
+export const PLACEMENT_DEFAULTS = { vcpus: 1, memoryMb: 512 } as const;
+
+/** What a new sandbox asks for, after defaults and snapshot resources are applied. */
+export interface SandboxAsk {
+  vcpus: number;
+  memoryMb: number;
+  diskSizeMb: number;
+  /** Sandboxes asked for at once (a fork's); the resources above are their total. Default 1. */
+  count?: number;
+}

@@ -22,12 +22,11 @@ import {
   agentStates,
   type CreateSandboxInput,
   type ListSandboxesInput,
+  PLACEMENT_DEFAULTS,
+  type SandboxAsk,
   type SandboxDefaults,
   type SandboxPlacer,
 } from "./sandbox-types.js";
-
-/** What a sandbox that names no resources is assumed to take, for placement (the agents' defaults). */
-const PLACEMENT_DEFAULTS = { vcpus: 1, memoryMb: 512 } as const;
 
 export const DEFAULT_PAGE_SIZE = 100;
 export const MAX_PAGE_SIZE = 1000;
@@ -43,10 +42,12 @@ export class SandboxService {
   private readonly recording = new Set<string>();
 
   /** Checks a create against the team's rate limit and quotas before anything is made. */
-  admission?: (
-    teamId: string,
-    ask: { vcpus: number; memoryMb: number; diskSizeMb: number; count?: number },
-  ) => Promise<void>;
+  admission?: (teamId: string, ask: SandboxAsk) => Promise<void>;
+  /**
+   * The quotas again once the new sandboxes' rows are recorded (pending): creates running at
+   * the same time each count the others' rows then, so a burst cannot pass a quota together.
+   */
+  admitted?: (teamId: string, ask: SandboxAsk) => Promise<void>;
 
   constructor(
     private readonly store: Store,
@@ -123,15 +124,16 @@ export class SandboxService {
       ({ vcpus, memoryMb, diskSizeMb } = snapshot);
     }
     mark("template");
-    await this.admission?.(teamId, {
+    const ask: SandboxAsk = {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
       memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
       diskSizeMb,
-    });
+    };
+    await this.admission?.(teamId, ask);
     mark("admission");
     const host = await this.placer.place(teamId, {
-      vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
-      memoryMb: memoryMb || PLACEMENT_DEFAULTS.memoryMb,
+      vcpus: ask.vcpus,
+      memoryMb: ask.memoryMb,
       ...(input.hostId ? { hostId: input.hostId } : {}),
       ...(input.runtime ? { runtime: input.runtime } : {}),
       ...(snapshotId ? { snapshotId } : {}),
@@ -168,6 +170,10 @@ export class SandboxService {
       autoResume: input.autoResume ?? false,
     });
     mark("row");
+    await this.admitted?.(teamId, ask).catch(async (err: unknown) => {
+      await this.store.sandboxes.delete(teamId, id);
+      throw err;
+    });
     crashPoint("server:create:row");
     let created: AgentSandbox | undefined;
     try {

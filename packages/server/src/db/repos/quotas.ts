@@ -17,8 +17,13 @@ export class QuotasRepo {
    * What the team's sandboxes hold: running ones (pending or running) count against sandboxes,
    * vCPUs and memory; every sandbox not stopped keeps its disk.
    */
+  /**
+   * What the team's live sandboxes hold. A pending one that names no vCPUs or memory (the
+   * agent's default, known once it is made) counts as `assumed`.
+   */
   async usage(
     teamId: string,
+    assumed: { vcpus: number; memoryMb: number },
   ): Promise<{ running: number; vcpus: number; memoryMb: number; diskMb: number }> {
     const rows = await this.db
       .selectFrom("sandboxes")
@@ -31,8 +36,8 @@ export class QuotasRepo {
       usage.diskMb += row.diskSizeMb;
       if (row.state !== "pending" && row.state !== "running") continue;
       usage.running += 1;
-      usage.vcpus += row.vcpus;
-      usage.memoryMb += row.memoryMb;
+      usage.vcpus += row.vcpus || assumed.vcpus;
+      usage.memoryMb += row.memoryMb || assumed.memoryMb;
     }
     return usage;
   }
