@@ -1,5 +1,5 @@
 import { CommandExitError, type CommandResult } from "../errors/index.js";
-import { type ApiClient, Deadline, limitOf, type RequestOpts } from "../http/index.js";
+import { type ApiClient, Deadline, limitOf, type RequestOpts, requestOpts } from "../http/index.js";
 import { CommandHandle, type HandleOptions, killProcess } from "./handle.js";
 import { openSocket } from "./socket.js";
 
@@ -263,7 +263,7 @@ export class Commands {
       method: "GET",
       path: `${this.base}/processes`,
       inSandbox: true,
-      ...opts,
+      ...requestOpts(opts),
     });
     return answer.processes.map((p) => ({
       pid: p.pid,
@@ -309,7 +309,7 @@ export class Commands {
           ? { data, encoding: "utf8" }
           : { data: toBase64(data), encoding: "base64" },
       inSandbox: true,
-      ...opts,
+      ...requestOpts(opts),
     });
   }
 
@@ -320,7 +320,7 @@ export class Commands {
       path: `${this.base}/processes/${pid}/close-stdin`,
       idempotent: true,
       inSandbox: true,
-      ...opts,
+      ...requestOpts(opts),
     });
   }
 }

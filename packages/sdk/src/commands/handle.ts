@@ -6,7 +6,7 @@ import {
   NotFoundError,
   WrennError,
 } from "../errors/index.js";
-import type { ApiClient, RequestOpts } from "../http/index.js";
+import { type ApiClient, type RequestOpts, requestOpts } from "../http/index.js";
 import type { ExecSocket, SocketMessage } from "./socket.js";
 
 /** Which stream a chunk of output came from. */
@@ -339,7 +339,7 @@ export async function killProcess(
       json: { signal: "SIGKILL" },
       idempotent: true,
       inSandbox: true,
-      ...opts,
+      ...requestOpts(opts),
     });
     return true;
   } catch (err) {
