@@ -172,6 +172,8 @@ for (const engine of testEngines()) {
           auto_resume: false,
           // A row written without a policy reads as open.
           network: { allow_internet_access: true, allow_out: [], deny_out: [] },
+          // Its ports are public: no token needed.
+          traffic_access_token: null,
         });
         for (const [id, headers] of [
           [theirs.id, keyA],
