@@ -4,7 +4,7 @@ import { createReadStream, createWriteStream } from "node:fs";
 import { chmod, chown, mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import http from "node:http";
 import http2 from "node:http2";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { setTimeout as sleep } from "node:timers/promises";
@@ -156,6 +156,24 @@ describe("envd /files", () => {
     expect(again.status).toBe(200);
     expect(await readFile(path, "utf8")).toBe("bye");
     expect(await readdir(join(home, "new", "parents"))).toEqual(["hello.txt"]);
+  });
+
+  // CI failure of examples "run-tests": of several uploads making the same new parent at once,
+  // one made it and the others, seeing it before it was chowned to the user, answered 403.
+  it("lets concurrent uploads share the missing parents they all make", async () => {
+    for (let round = 0; round < 20; round++) {
+      const dir = join(home, `together-${round}`, "deeper");
+      const answers = await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          post(`${envd.baseUrl}/files?${q({ path: join(dir, `f${i}.txt`) })}`, [
+            { filename: "x", source: Buffer.from(`file ${i}`) },
+          ]),
+        ),
+      );
+      expect(answers.map((a) => a.status)).toEqual(Array(8).fill(200));
+      expect((await readdir(dir)).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `f${i}.txt`));
+      expect((await stat(dirname(dir))).uid).toBe(uid);
+    }
   });
 
   it("uploads as root when asked, and resolves relative paths in the user's home", async () => {

@@ -194,13 +194,26 @@ async function holdDir(at: string, shown: string, flags: number): Promise<FileHa
   }
 }
 
+/*
+ * envd makes a directory as root and chowns it after, so another of envd's requests looking in
+ * between would find it root's and refuse. ensureDirs calls take turns: each finds what an
+ * earlier one made already the user's. (What a process in the sandbox makes is its own already.)
+ */
+let turns: Promise<void> = Promise.resolve();
+
 /**
  * Creates `dir` and any missing parents as the user would (mkdir -p), each new directory owned by
  * the user. Existing non-directories on the way are an error. Each level is made inside the
  * directory opened before it and chowned through its own descriptor: a symlink swapped in for a
  * level just made cannot make envd (root) make the next one, or give the user, somewhere else.
  */
-export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
+export function ensureDirs(user: UserInfo, dir: string): Promise<void> {
+  const turn = turns.then(() => makeMissingDirs(user, dir));
+  turns = turn.catch(() => {});
+  return turn;
+}
+
+async function makeMissingDirs(user: UserInfo, dir: string): Promise<void> {
   const missing: string[] = [];
   let current = dir;
   for (;;) {
