@@ -2,7 +2,7 @@ import type { Logger } from "pino";
 import { newId, nowIso, type SandboxRecord, type Store } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { fromAgentError } from "./agent-errors.js";
-import { destroyIfCallerLeft } from "./caller-left.js";
+import { destroyIfCallerLeft, refuseIfCallerLeft } from "./caller-left.js";
 import { elapsed } from "./elapsed.js";
 import type { SandboxService } from "./sandboxes.js";
 
@@ -71,7 +71,7 @@ export class ForkService {
       lastActiveAt: now,
       stoppedAt: null,
     }));
-    await destroyIfCallerLeft(signal, [], async () => {}, this.logger);
+    refuseIfCallerLeft(signal);
     // Recorded first as pending, as creates are, so a fork that dies half-way is reconciled.
     for (const row of rows) await this.store.sandboxes.insert(row);
     await this.sandboxes.admitted?.(teamId, ask).catch(async (err: unknown) => {

@@ -15,7 +15,7 @@ import {
 } from "../db/index.js";
 import { ServerError } from "../errors.js";
 import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
-import { destroyIfCallerLeft } from "./caller-left.js";
+import { destroyIfCallerLeft, refuseIfCallerLeft } from "./caller-left.js";
 import { elapsed } from "./elapsed.js";
 import {
   type AgentHost,
@@ -139,7 +139,7 @@ export class SandboxService {
       ...(snapshotId ? { snapshotId } : {}),
     });
     mark("placement");
-    await destroyIfCallerLeft(signal, [], async () => {}, this.logger);
+    refuseIfCallerLeft(signal);
     const agent = host.client;
     const now = nowIso();
     const id = newId();
