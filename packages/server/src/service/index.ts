@@ -17,7 +17,7 @@ import { QuotaService } from "./quotas.js";
 import { RateLimiter } from "./rate-limiter.js";
 import type { SandboxDefaults, SandboxPlacer } from "./sandbox-types.js";
 import { SandboxService } from "./sandboxes.js";
-import { SnapshotService } from "./snapshots.js";
+import { removeRow, SnapshotService } from "./snapshots.js";
 import { TemplateService } from "./templates/index.js";
 import { LayerCache } from "./templates/layer-cache.js";
 import { TicketService } from "./tickets.js";
@@ -154,15 +154,13 @@ export function createServices(deps: ServiceDeps): Services {
     deps.fleetTimings,
     deps.logger,
   );
-  const snapshots = new SnapshotService(deps.store, sandboxes, deps.fleet, deps.logger);
   const layers = new LayerCache(
     deps.store,
-    snapshots,
+    (row) => removeRow(deps.store, deps.fleet, deps.logger, row),
     deps.layerCache ?? { maxLayers: Number.MAX_SAFE_INTEGER, maxMb: Number.MAX_SAFE_INTEGER },
     deps.logger,
   );
-  // A snapshot's delete takes the build layers cached on it.
-  snapshots.layers = layers;
+  const snapshots = new SnapshotService(deps.store, sandboxes, deps.fleet, layers, deps.logger);
   const processes = new ProcessService(sandboxes, deps.logger);
   const files = new FileService(sandboxes);
   return {

@@ -17,6 +17,7 @@ import { ServerError } from "../errors.js";
 import { fromAgentError, isAgentNotFound } from "./agent-errors.js";
 import { destroyIfCallerLeft, refuseIfCallerLeft } from "./caller-left.js";
 import { elapsed } from "./elapsed.js";
+import { pendingRow, resolveStart } from "./sandbox-start.js";
 import {
   type AgentHost,
   agentStates,
@@ -89,40 +90,8 @@ export class SandboxService {
     const mark = (step: string) => {
       steps[step] = elapsed(started);
     };
-    let template = input.template ?? this.defaults.template;
-    let snapshotId: string | null = null;
-    let { vcpus = 0, memoryMb = 0, diskSizeMb = 0 } = input;
-    // Agents name snapshots by row id, and an agent resolves a template name to a snapshot first:
-    // an id-shaped template is only ever the caller's own snapshot, else it is not found, exactly
-    // like a missing one (another team's snapshot must not be reachable through `template`).
-    const shown = input.snapshot ?? template;
-    if (input.snapshot === undefined) {
-      // A team's built template by name (its newest version), or a snapshot, build layer or
-      // version by id: created like a snapshot, so it is copied to whichever host runs the
-      // sandbox, and what is made from the sandbox (a build's layers) records what it stacks on.
-      // A name may look like an id: by id first, then by name.
-      const row =
-        (isId(template) ? await this.store.templates.get(teamId, template) : undefined) ??
-        (await this.store.templates.getByName(teamId, template, "template"));
-      if (!row && isId(template))
-        throw new ServerError("not_found", `template ${JSON.stringify(template)} not found`);
-      if (row) {
-        template = row.id;
-        snapshotId = row.id;
-        vcpus ||= row.vcpus;
-        memoryMb ||= row.memoryMb;
-        diskSizeMb ||= row.diskSizeMb;
-      }
-    }
-    if (input.snapshot !== undefined) {
-      const snapshot = await this.store.templates.getByName(teamId, input.snapshot, "snapshot");
-      if (!snapshot)
-        throw new ServerError("not_found", `snapshot ${JSON.stringify(input.snapshot)} not found`);
-      // Agent-side snapshot names are global to the host; the row id keeps teams apart.
-      template = snapshot.id;
-      snapshotId = snapshot.id;
-      ({ vcpus, memoryMb, diskSizeMb } = snapshot);
-    }
+    const start = await resolveStart(this.store, teamId, input, this.defaults.template);
+    const { template, snapshotId, vcpus, memoryMb, diskSizeMb } = start;
     mark("template");
     const ask: SandboxAsk = {
       vcpus: vcpus || PLACEMENT_DEFAULTS.vcpus,
@@ -141,34 +110,9 @@ export class SandboxService {
     mark("placement");
     refuseIfCallerLeft(signal);
     const agent = host.client;
-    const now = nowIso();
     const id = newId();
     // Recorded first as pending, so a create that dies half-way is visible to the reconciler.
-    await this.store.sandboxes.insert({
-      id,
-      teamId,
-      hostId: host.hostId,
-      template: shown,
-      ...(input.runtime ? { runtime: input.runtime } : {}),
-      snapshotId,
-      state: "pending",
-      vcpus,
-      memoryMb,
-      diskSizeMb,
-      timeoutSec: input.timeoutSec ?? 0,
-      metadata: input.metadata ?? {},
-      network: {
-        allowInternetAccess: input.allowInternetAccess ?? true,
-        allowOut: input.allowOut ?? [],
-        denyOut: input.denyOut ?? [],
-      },
-      createdAt: now,
-      updatedAt: now,
-      lastActiveAt: now,
-      stoppedAt: null,
-      publicTraffic: input.publicTraffic ?? true,
-      autoResume: input.autoResume ?? false,
-    });
+    await this.store.sandboxes.insert(pendingRow(id, teamId, host.hostId, input, start));
     mark("row");
     await this.admitted?.(teamId, ask).catch(async (err: unknown) => {
       await this.store.sandboxes.delete(teamId, id);

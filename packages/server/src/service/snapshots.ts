@@ -27,13 +27,12 @@ const shownName = (row: TemplateRow) => row.name.split("@")[0];
  * named by the row id (agent names are global to the host); teams see their own names.
  */
 export class SnapshotService {
-  /** The template build layer cache, whose layers on a snapshot go with it. */
-  layers?: LayerCache;
-
   constructor(
     private readonly store: Store,
     private readonly sandboxes: SandboxService,
     private readonly placer: SandboxPlacer,
+    /** The template build layer cache, whose layers on a snapshot go with it. */
+    private readonly layers: LayerCache,
     private readonly logger: Logger,
   ) {}
 
@@ -146,8 +145,7 @@ export class SnapshotService {
     if (!first) return;
     const what = `${first.kind} ${JSON.stringify(shownName(first))}`;
     const ids = new Set(rows.map((r) => r.id));
-    const above = new Map<string, TemplateRow[]>();
-    for (const row of rows) above.set(row.id, await this.store.templates.above(row.teamId, row.id));
+    const above = await this.store.templates.aboveEach(first.teamId, [...ids]);
     const made = new Set(
       [...above.values()]
         .flat()
@@ -172,7 +170,8 @@ export class SnapshotService {
       (a, b) => (above.get(a.id)?.length ?? 0) - (above.get(b.id)?.length ?? 0),
     );
     for (const row of order) {
-      await this.layers?.dropLayersOn(row);
+      await this.layers.dropLayersOn(row);
+      // Read again, not from `above`: a build may have stacked a layer on it meanwhile.
       if ((await this.store.templates.above(row.teamId, row.id)).length > 0) {
         throw new ServerError(
           "failed_precondition",
@@ -184,22 +183,32 @@ export class SnapshotService {
   }
 
   /** Deletes a row of the templates table and every host's copy; in use → failed_precondition. */
-  async remove(row: TemplateRow): Promise<void> {
-    // Every copy goes; a host that cannot be reached keeps its copy (logged), which nothing
-    // can name once the row is gone.
-    for (const hostId of await this.store.hosts.templateCopies(row.id)) {
-      try {
-        await (await this.placer.host(hostId)).client.deleteSnapshot({ name: row.id });
-      } catch (err) {
-        if (isAgentNotFound(err)) continue;
-        const failed = fromAgentError(err, "delete snapshot");
-        if (failed.code !== "unavailable" && failed.code !== "internal") throw failed;
-        this.logger.warn(
-          { op: "snapshot.delete", snapshotId: row.id, hostId, err },
-          "could not delete a snapshot copy on an unreachable host",
-        );
-      }
-    }
-    await this.store.templates.delete(row.teamId, row.id);
+  remove(row: TemplateRow): Promise<void> {
+    return removeRow(this.store, this.placer, this.logger, row);
   }
+}
+
+/** SnapshotService.remove, for the layer cache (which the service is built with). */
+export async function removeRow(
+  store: Store,
+  placer: SandboxPlacer,
+  logger: Logger,
+  row: TemplateRow,
+): Promise<void> {
+  // Every copy goes; a host that cannot be reached keeps its copy (logged), which nothing
+  // can name once the row is gone.
+  for (const hostId of await store.hosts.templateCopies(row.id)) {
+    try {
+      await (await placer.host(hostId)).client.deleteSnapshot({ name: row.id });
+    } catch (err) {
+      if (isAgentNotFound(err)) continue;
+      const failed = fromAgentError(err, "delete snapshot");
+      if (failed.code !== "unavailable" && failed.code !== "internal") throw failed;
+      logger.warn(
+        { op: "snapshot.delete", snapshotId: row.id, hostId, err },
+        "could not delete a snapshot copy on an unreachable host",
+      );
+    }
+  }
+  await store.templates.delete(row.teamId, row.id);
 }

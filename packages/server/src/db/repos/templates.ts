@@ -43,25 +43,17 @@ export class TemplatesRepo {
 
   /** The team's rows stacked on `id`, directly or through others: what must go before it. */
   async above(teamId: string, id: string): Promise<TemplateRow[]> {
+    return (await this.aboveEach(teamId, [id])).get(id) ?? [];
+  }
+
+  /** `above` for each of `ids`, from one read of the team's rows. */
+  async aboveEach(teamId: string, ids: readonly string[]): Promise<Map<string, TemplateRow[]>> {
     const rows = await this.db
       .selectFrom("templates")
       .selectAll()
       .where("teamId", "=", teamId)
       .execute();
-    const found = new Set([id]);
-    const above: TemplateRow[] = [];
-    // Parents come before children in no particular order: look again until nothing is added.
-    for (let added = true; added; ) {
-      added = false;
-      for (const row of rows) {
-        if (row.parentId && found.has(row.parentId) && !found.has(row.id)) {
-          found.add(row.id);
-          above.push(row);
-          added = true;
-        }
-      }
-    }
-    return above;
+    return new Map(ids.map((id) => [id, stackedOn(rows, id)]));
   }
 
   /** By name; only of `kind` when given. */
@@ -177,4 +169,22 @@ export class TemplatesRepo {
       .executeTakeFirst();
     return result.numDeletedRows > 0n;
   }
+}
+
+/** The rows of `rows` stacked on `id`, directly or through others. */
+function stackedOn(rows: readonly TemplateRow[], id: string): TemplateRow[] {
+  const found = new Set([id]);
+  const above: TemplateRow[] = [];
+  // Parents come before children in no particular order: look again until nothing is added.
+  for (let added = true; added; ) {
+    added = false;
+    for (const row of rows) {
+      if (row.parentId && found.has(row.parentId) && !found.has(row.id)) {
+        found.add(row.id);
+        above.push(row);
+        added = true;
+      }
+    }
+  }
+  return above;
 }

@@ -1,7 +1,6 @@
 import type { Logger } from "pino";
 import type { LayerCacheBudget } from "../../config/index.js";
 import { nowIso, type Store, type TemplateRow } from "../../db/index.js";
-import type { SnapshotService } from "../snapshots.js";
 
 /** The layers one build holds: the cache takes none of them until the build releases them. */
 export type LayerHolds = Set<string>;
@@ -30,7 +29,8 @@ export class LayerCache {
 
   constructor(
     private readonly store: Store,
-    private readonly snapshots: SnapshotService,
+    /** Deletes a row and every host's copy (SnapshotService.remove). */
+    private readonly remove: (row: TemplateRow) => Promise<void>,
     private readonly budget: LayerCacheBudget,
     private readonly logger: Logger,
   ) {}
@@ -134,7 +134,7 @@ export class LayerCache {
     if (this.held.has(layer.id)) return false;
     this.removing.add(layer.id);
     try {
-      await this.snapshots.remove(layer);
+      await this.remove(layer);
       this.logger.info(
         {
           op: "template.layer-evict",
