@@ -247,9 +247,11 @@ describe.skipIf(skipReason)(
       expect(await byHeader.text()).toBe("hello POST /p ");
 
       // A port nothing listens on, and a sandbox that does not exist: 502, as E2B's proxy says.
-      expect((await getByName(`8001-${sbx.sandboxId}.${DOMAIN}`, serverPort, "/")).status).toBe(
-        502,
-      );
+      // The answer says why without the sandbox's address on the host's network.
+      const closed = await getByName(`8001-${sbx.sandboxId}.${DOMAIN}`, serverPort, "/");
+      expect(closed.status).toBe(502);
+      expect(JSON.parse(closed.body).message).toMatch(/port 8001 .*connection refused/);
+      expect(closed.body).not.toMatch(/\d+\.\d+\.\d+\.\d+/);
       expect((await getByName(`8000-${"a".repeat(20)}.${DOMAIN}`, serverPort, "/")).status).toBe(
         502,
       );

@@ -7,6 +7,7 @@ import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
+import { connectFailure } from "./connect-failure.js";
 import { corkEachTurn } from "./cork.js";
 import { endRelay } from "./end-relay.js";
 import { LargeReadAgent } from "./large-reads.js";
@@ -246,7 +247,10 @@ export class EnvdProxy {
         this.opts.logger.warn({ sandboxId: sandbox.id, err: err.message }, "envd proxy error");
         sendError(
           res,
-          new AgentError("unavailable", `envd of sandbox ${sandbox.id}: ${err.message}`),
+          new AgentError(
+            "unavailable",
+            `${servicePort === undefined ? "envd" : `port ${servicePort}`} of sandbox ${sandbox.id}: ${connectFailure(err)}`,
+          ),
           req.headers["content-type"],
         );
       } else {

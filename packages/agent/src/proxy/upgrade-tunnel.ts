@@ -1,6 +1,7 @@
 import { type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
+import { connectFailure } from "./connect-failure.js";
 
 export interface TunnelTarget {
   host: string;
@@ -64,7 +65,7 @@ export function tunnelUpgrade(
     onUnreachable(err);
     refuseUpgrade(socket, 502, {
       code: "unavailable",
-      message: `port ${target.port} of the sandbox: ${err.message}`,
+      message: `port ${target.port} of the sandbox: ${connectFailure(err)}`,
     });
   });
   // A clean end reaches the client through the pipe; a broken one must break the client's too.
