@@ -32,6 +32,16 @@ describe("loadConfig", () => {
     expect(() => loadConfig({ WRENN_DATABASE_URL: "mysql://x" })).toThrow("WRENN_DATABASE_URL");
   });
 
+  it("gives up on a silent host before a client's call to it times out", () => {
+    const config = loadConfig({});
+    // Calls to a frozen host hang until the host is given up on; Wrenn's SDK and E2B's give up
+    // on a call after 60 s. The reconciler notices a stale host within one interval.
+    const CLIENT_TIMEOUT_MS = 60_000;
+    expect(config.hostStaleSec * 1000 + config.reconcileIntervalMs).toBeLessThan(CLIENT_TIMEOUT_MS);
+    // …yet not for a heartbeat or two lost or late.
+    expect(config.hostStaleSec).toBeGreaterThanOrEqual(3 * config.heartbeatSec);
+  });
+
   it("bounds the template layer cache, 500 layers and 20 GiB unless told", () => {
     expect(loadConfig({}).layerCache).toEqual({ maxLayers: 500, maxMb: 20_480 });
     expect(

@@ -202,7 +202,7 @@ export function loadConfig(env: Env = process.env): ServerConfig {
     embeddedAgent: boolFrom(env, "WRENN_EMBEDDED_AGENT", true),
     scheduler: schedulerFrom(env.WRENN_SCHEDULER),
     heartbeatSec: intFrom(env, "WRENN_HEARTBEAT_SEC", 10, 1, 3600),
-    hostStaleSec: intFrom(env, "WRENN_HOST_STALE_SEC", 90, 2, 86_400),
+    hostStaleSec: intFrom(env, "WRENN_HOST_STALE_SEC", 40, 2, 86_400),
     reconcileIntervalMs: intFrom(env, "WRENN_RECONCILE_INTERVAL_MS", 5_000, 100, 3_600_000),
     hostJwtTtlSec: intFrom(env, "WRENN_HOST_JWT_TTL_SEC", 7 * 24 * 3600, 5, 30 * 24 * 3600),
     ...tlsFrom(env),
