@@ -19,6 +19,11 @@ export interface PtyCreateOpts extends PtySize, RequestOpts {
   user?: string;
   /** Tag to find the session by later. */
   tag?: string;
+  /**
+   * Not a limit on this call, unlike elsewhere: the session's, after which the terminal is
+   * killed (0 or Infinity, the default: none).
+   */
+  timeoutMs?: number;
 }
 
 /** A terminal session: a {@link CommandHandle} whose output is the terminal's. */
