@@ -189,6 +189,47 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("DELETE", "/v1/templates/race")).status).toBe(204);
   });
 
+  it("copies a tree whole: every file, its mode, and names with quotes, spaces or non-ASCII", async () => {
+    const files: Record<string, string> = {};
+    const entries: { path: string; sha256: string; mode: number }[] = [];
+    const add = (path: string, content: string, mode: number) => {
+      files[sha256(content)] = Buffer.from(content).toString("base64");
+      entries.push({ path, sha256: sha256(content), mode });
+    };
+    for (let i = 0; i < 120; i++) add(`many/f${i}.txt`, `file ${i}\n`, 0o644);
+    add("bin/run.sh", "#!/bin/sh\necho ran\n", 0o755);
+    add('odd "quoted" name.txt', "quoted\n", 0o600);
+    add("日本語 ファイル.txt", "unicode\n", 0o640);
+    const built = await build({
+      name: "tree",
+      memory_mb: 256,
+      disk_size_mb: 256,
+      files,
+      steps: [{ type: "copy", dest: "/opt/tree", files: entries, user: "root" }],
+    });
+    expect(built.last, JSON.stringify(built.events.slice(-3))).toMatchObject({ type: "done" });
+    const res = await call("POST", "/v1/sandboxes", { template: "tree" });
+    expect(res.status, await res.clone().text()).toBe(201);
+    const { id } = (await res.json()) as { id: string };
+    const check = `node -e '
+      const fs = require("fs");
+      const seen = JSON.parse(process.argv[1]).map(({ path, mode }) => {
+        const st = fs.statSync("/opt/tree/" + path);
+        return [path, (st.mode & 0o7777) === mode, fs.readFileSync("/opt/tree/" + path, "utf8")];
+      });
+      console.log(JSON.stringify(seen));
+    ' '${JSON.stringify(entries.map(({ path, mode }) => ({ path, mode })))}'`;
+    const got = await exec(id, check);
+    expect(got.exit_code, got.stderr).toBe(0);
+    const contentOf = Object.fromEntries(
+      Object.entries(files).map(([hash, b64]) => [hash, Buffer.from(b64, "base64").toString()]),
+    );
+    expect(JSON.parse(got.stdout)).toEqual(entries.map((e) => [e.path, true, contentOf[e.sha256]]));
+    expect((await exec(id, "/opt/tree/bin/run.sh")).stdout).toBe("ran\n");
+    expect((await call("DELETE", `/v1/sandboxes/${id}`)).status).toBe(204);
+    expect((await call("DELETE", "/v1/templates/tree")).status).toBe(204);
+  });
+
   it("fails a build on a failing step with its output and exit code, leaving no template", async () => {
     const before = th.host.embedded.agent.runtime.list().length;
     const failed = await build({

@@ -1,4 +1,5 @@
 import { Readable } from "node:stream";
+import type { ReadableStream as NodeReadableStream } from "node:stream/web";
 import { StringDecoder } from "node:string_decoder";
 import type { FileService } from "../files.js";
 import type { ProcessService } from "../processes.js";
@@ -16,6 +17,35 @@ import {
 const STEP_TIMEOUT_MS = 30 * 60_000;
 /** Log lines are sent in pieces of at most this many bytes. */
 const LOG_CHUNK = 16 * 1024;
+/** Files per upload of a copy step: envd takes up to 1,000 parts in one. */
+const FILES_PER_UPLOAD = 500;
+const UNSENDABLE_NAME = /["\r\n]/;
+/** Bytes of paths per chmod command line, well under the kernel's limit on arguments. */
+const CHMOD_ARGS_BYTES = 64 * 1024;
+
+/** `chmod` command lines giving each copied file with a mode its mode, several files to each. */
+function chmodCommands(copies: readonly { path: string; mode?: number | undefined }[]): string[] {
+  const byMode = new Map<number, string[]>();
+  for (const { path, mode } of copies) {
+    if (mode === undefined) continue;
+    const paths = byMode.get(mode & 0o7777) ?? [];
+    paths.push(shellQuote(path));
+    byMode.set(mode & 0o7777, paths);
+  }
+  const commands: string[] = [];
+  for (const [mode, paths] of byMode) {
+    let line = "";
+    for (const path of paths) {
+      if (line && line.length + path.length > CHMOD_ARGS_BYTES) {
+        commands.push(line);
+        line = "";
+      }
+      line = `${line || `chmod ${mode.toString(8)} --`} ${path}`;
+    }
+    commands.push(line);
+  }
+  return commands;
+}
 
 /** Runs a build's steps in its build sandbox: commands (their output to the log) and copies. */
 export class StepRunner {
@@ -36,9 +66,18 @@ export class StepRunner {
   ): Promise<void> {
     if (step.type === "copy") {
       const user = step.user ?? ctx.user;
-      for (const file of step.files) {
-        const path = file.path ? `${step.dest.replace(/\/+$/, "")}/${file.path}` : step.dest;
-        const content = recipe.files[file.sha256] as Buffer;
+      const copies = step.files.map((file) => ({
+        path: file.path ? `${step.dest.replace(/\/+$/, "")}/${file.path}` : step.dest,
+        content: recipe.files[file.sha256] as Buffer,
+        mode: file.mode,
+      }));
+      // A few requests per step, not two per file: the files go up together, then their modes.
+      // FormData escapes '"', CR and LF in a part's file name: such paths go up one by one.
+      const together = copies.filter((c) => !UNSENDABLE_NAME.test(c.path));
+      for (let at = 0; at < together.length; at += FILES_PER_UPLOAD) {
+        await this.uploadAll(teamId, sandboxId, user, together.slice(at, at + FILES_PER_UPLOAD));
+      }
+      for (const { path, content } of copies.filter((c) => UNSENDABLE_NAME.test(c.path))) {
         await this.files.upload(teamId, sandboxId, {
           path,
           user,
@@ -46,20 +85,9 @@ export class StepRunner {
           contentType: "application/octet-stream",
           contentLength: String(content.length),
         });
-        if (file.mode !== undefined) {
-          await this.exec(
-            teamId,
-            sandboxId,
-            {
-              cmd: `chmod ${(file.mode & 0o7777).toString(8)} ${shellQuote(path)}`,
-              user: "root",
-            },
-            index,
-            ctx,
-            emit,
-            signal,
-          );
-        }
+      }
+      for (const cmd of chmodCommands(copies)) {
+        await this.exec(teamId, sandboxId, { cmd, user: "root" }, index, ctx, emit, signal);
       }
       return;
     }
@@ -128,6 +156,25 @@ export class StepRunner {
     } finally {
       signal.removeEventListener("abort", kill);
     }
+  }
+
+  /** One multipart upload, each part named by the path it goes to. */
+  private async uploadAll(
+    teamId: string,
+    sandboxId: string,
+    user: string,
+    copies: readonly { path: string; content: Buffer }[],
+  ): Promise<void> {
+    const form = new FormData();
+    for (const { path, content } of copies) form.append("file", new Blob([content]), path);
+    const encoded = new Response(form);
+    await this.files.upload(teamId, sandboxId, {
+      // No path: each part's file name is where it goes.
+      path: "",
+      user,
+      body: Readable.fromWeb(encoded.body as NodeReadableStream),
+      contentType: encoded.headers.get("content-type") as string,
+    });
   }
 
   /** /etc/wrenn/defaults.json and start.json, which envd reads when a sandbox of the template starts. */
