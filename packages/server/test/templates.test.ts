@@ -219,7 +219,10 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
       });
       console.log(JSON.stringify(seen));
     ' '${JSON.stringify(entries.map(({ path, mode }) => ({ path, mode })))}'`;
-    const got = await exec(id, check);
+    // As root: the copy made them root's, some readable by root only.
+    const got = (await (
+      await call("POST", `/v1/sandboxes/${id}/exec`, { cmd: check, user: "root" })
+    ).json()) as { stdout: string; stderr: string; exit_code: number };
     expect(got.exit_code, got.stderr).toBe(0);
     const contentOf = Object.fromEntries(
       Object.entries(files).map(([hash, b64]) => [hash, Buffer.from(b64, "base64").toString()]),
