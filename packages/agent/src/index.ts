@@ -38,6 +38,7 @@ export {
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export {
+  connectFailure,
   EnvdProxy,
   endRelay,
   FORWARDED_AUTHORIZATION_HEADER,

@@ -275,6 +275,13 @@ describe("envd proxy", { timeout: 120_000 }, () => {
     expect(await paused.json()).toMatchObject({ code: "failed_precondition" });
     const bad = await fetch(`${agent.url}/sandboxes/BAD_ID/envd/health`);
     expect(bad.status).toBe(400);
+    // A port nothing listens on: said so, without the sandbox's address on the host's network.
+    const closed = await fetch(`${agent.url}/sandboxes/sb1/ports/1/`);
+    expect(closed.status).toBe(502);
+    expect(await closed.json()).toEqual({
+      code: "unavailable",
+      message: "port 1 of sandbox sb1: nothing listens on it (connection refused)",
+    });
     // A Connect stream reads errors only from its end-of-stream message, not from the status.
     for (const [id, code] of [
       ["sb2", Code.FailedPrecondition],

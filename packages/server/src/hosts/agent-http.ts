@@ -10,6 +10,16 @@ import type { AgentHost } from "../service/sandbox-types.js";
  * in this process, its envd proxy's request made in-process when it takes it. It is broken off
  * when the server gives up on the host (`host.signal`).
  */
+const straightToSandbox = new WeakSet<http.ClientRequest>();
+
+/**
+ * The request goes to the sandbox itself, not through an agent's HTTP (an agent in this
+ * process): its connection errors are the sandbox's, not its host's.
+ */
+export function isStraightToSandbox(req: http.ClientRequest): boolean {
+  return straightToSandbox.has(req);
+}
+
 export function agentRequest(
   host: AgentHost,
   pathOrUrl: string,
@@ -21,7 +31,10 @@ export function agentRequest(
     headers: options.headers ?? {},
     ...(options.signal ? { signal: options.signal } : {}),
   });
-  if (direct) return direct;
+  if (direct) {
+    straightToSandbox.add(direct);
+    return direct;
+  }
   const link = host.signal ? createLinkedAbortController(options.signal, host.signal) : undefined;
   const signal = link?.signal ?? options.signal;
   const base = {

@@ -5,10 +5,10 @@ import type {
   ServerResponse,
 } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { endRelay, FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
+import { connectFailure, endRelay, FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
-import { agentRequest } from "../../hosts/agent-http.js";
+import { agentRequest, isStraightToSandbox } from "../../hosts/agent-http.js";
 import type { AgentHost } from "../../service/index.js";
 import type { AppEnv } from "../env.js";
 import { e2bError } from "./errors.js";
@@ -197,8 +197,11 @@ function forward(
       outgoing.destroy(err);
       return;
     }
-    logger.warn({ path, err: err.message }, "sandbox route: agent unreachable");
-    const body = JSON.stringify({ code: 502, message: "the sandbox's host did not answer" });
+    const message = isStraightToSandbox(upstream)
+      ? `${port === ENVD_PORT ? "envd" : `port ${port}`} of the sandbox: ${connectFailure(err)}`
+      : "the sandbox's host did not answer";
+    logger.warn({ path, err: err.message }, "sandbox route: upstream unreachable");
+    const body = JSON.stringify({ code: 502, message });
     outgoing.writeHead(502, {
       "content-type": "application/json",
       "content-length": Buffer.byteLength(body),
