@@ -49,10 +49,13 @@ describe.skipIf(skipReason)(
       ]);
     });
 
-    it("refuses a missing cwd before starting, with InvalidArgumentError as E2B", async () => {
+    it("refuses a missing or closed cwd before starting, with InvalidArgumentError as E2B", async () => {
+      await sbx.commands.run("mkdir -p -m 700 /srv/closed", { user: "root" });
       for (const [cwd, why] of [
         ["/nope", "cwd '/nope' does not exist"],
         ["/etc/passwd", "cwd '/etc/passwd' is not a directory"],
+        // A directory the user may not enter: E2B's envd refuses it the same way.
+        ["/srv/closed", "cwd '/srv/closed': permission denied"],
       ]) {
         const err = await sbx.commands.run("pwd", { cwd }).catch((e: unknown) => e);
         expect(err, cwd).toBeInstanceOf(InvalidArgumentError);

@@ -1,7 +1,8 @@
-import { accessSync, constants as fsConstants, type Stats, statSync } from "node:fs";
+import { accessSync, constants as fsConstants, realpathSync, type Stats, statSync } from "node:fs";
 import { delimiter, isAbsolute, resolve } from "node:path";
 import { defaults } from "../defaults.js";
 import { EnvdError } from "../errors.js";
+import { searchBlocker } from "../filesystem/access.js";
 import type { UserInfo } from "../user/index.js";
 
 /** What the process asked for, checked. */
@@ -99,15 +100,23 @@ function commandProblem(cmd: string, path: string, cwd: string): string | undefi
   return `exec: "${cmd}": executable file not found in $PATH`;
 }
 
-function cwdProblem(cwd: string): string | undefined {
+function cwdProblem(cwd: string, user: UserInfo): string | undefined {
   const info = statOf(cwd);
   if (!info) return `cwd '${cwd}' does not exist`;
-  return info.isDirectory() ? undefined : `cwd '${cwd}' is not a directory`;
+  if (!info.isDirectory()) return `cwd '${cwd}' is not a directory`;
+  // As chdir(2) as the user would: E2B's envd refuses such a cwd as a wrong argument too.
+  let blocked: string | undefined;
+  try {
+    blocked = searchBlocker(user, realpathSync(cwd));
+  } catch {
+    return `cwd '${cwd}' does not exist`; // removed meanwhile
+  }
+  return blocked === undefined ? undefined : `cwd '${cwd}': permission denied`;
 }
 
 function defaultCwd(user: UserInfo): string {
   if (defaults.workdir) return defaults.workdir;
-  return cwdProblem(user.home) ? "/" : user.home;
+  return cwdProblem(user.home, user) ? "/" : user.home;
 }
 
 export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: string };
@@ -119,7 +128,7 @@ export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: str
  * that would be wrong the command runs through `setpriv` (which execs, keeping the pid). A
  * spawner that sets the groups itself (`setsGroups`: the spawn helper) gets them in the plan
  * instead: the same groups setpriv or libuv would leave, without the extra exec. Throws
- * invalid_argument for a cwd that is missing or not a directory.
+ * invalid_argument for a cwd that is missing, not a directory, or closed to the user.
  */
 export function planSpawn(
   spec: CommandSpec,
@@ -139,7 +148,7 @@ export function planSpawn(
     ...spec.envs,
   };
   // As E2B's envd: a cwd the process cannot run in refuses the start itself (no process, no end).
-  const badCwd = cwdProblem(cwd);
+  const badCwd = cwdProblem(cwd, user);
   if (badCwd) throw new EnvdError("invalid_argument", badCwd);
   const problem = commandProblem(spec.cmd, env.PATH ?? "", cwd);
   if (problem) return { ok: false, error: problem };
