@@ -5,7 +5,8 @@ import type { Services } from "../../service/index.js";
 import type { App } from "../env.js";
 import { errorResponses } from "../error-handling.js";
 import { requireApiKey } from "../middleware.js";
-import { FilePathQuery, IdParams } from "../schemas.js";
+import { FilePathQuery } from "../sandbox-io-schemas.js";
+import { IdParams } from "../schemas.js";
 
 /** Comment lines keep proxies and clients from timing out an idle stream. */
 const PING_MS = 15_000;

@@ -17,11 +17,11 @@ import {
   FileListQuery,
   FileListSchema,
   FilePathQuery,
-  IdParams,
   MkdirSchema,
   MoveSchema,
   UploadResultSchema,
-} from "../schemas.js";
+} from "../sandbox-io-schemas.js";
+import { IdParams } from "../schemas.js";
 
 const security = [{ apiKeyAuth: [] }];
 const json = <T>(schema: T, description: string) => ({

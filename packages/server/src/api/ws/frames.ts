@@ -2,7 +2,7 @@ import { z } from "@hono/zod-openapi";
 import type { ServerError } from "../../errors.js";
 import type { OutputStream, ProcessEnd, StartProcessInput } from "../../service/index.js";
 import { describeIssues } from "../error-handling.js";
-import { ExecSchema } from "../schemas.js";
+import { ExecSchema } from "../sandbox-io-schemas.js";
 
 // The exec stream's frames (packages/server/README.md, "Streaming"). Text frames are JSON
 // objects with a `type`; binary frames carry process bytes behind a one-byte stream number.
