@@ -1,4 +1,4 @@
-export type { SandboxCreateOpts, SandboxListOpts } from "./sandbox.js";
+export type { SandboxCreateOpts, SandboxListOpts } from "./options.js";
 export { Sandbox } from "./sandbox.js";
 export type {
   SandboxInfo,
