@@ -215,7 +215,11 @@ let turns: Promise<void> = Promise.resolve();
  * directory opened before it and chowned through its own descriptor: a symlink swapped in for a
  * level just made cannot make envd (root) make the next one, or give the user, somewhere else.
  */
-export function ensureDirs(user: UserInfo, dir: string): Promise<void> {
+export async function ensureDirs(user: UserInfo, dir: string): Promise<void> {
+  // Most uploads go into a directory that is there already: no need to wait for a turn. One the
+  // user may not write into may be another request's, not chowned yet: that waits and looks again.
+  const st = await stat(dir).catch(() => undefined);
+  if (st?.isDirectory() && permits(user, st, W | X)) return;
   const turn = turns.then(() => makeMissingDirs(user, dir));
   turns = turn.catch(() => {});
   return turn;
