@@ -104,6 +104,7 @@ function cwdProblem(cwd: string, user: UserInfo): string | undefined {
   const info = statOf(cwd);
   if (!info) return `cwd '${cwd}' does not exist`;
   if (!info.isDirectory()) return `cwd '${cwd}' is not a directory`;
+  if (user.uid === 0) return undefined; // root searches anywhere: no walk to make
   // As chdir(2) as the user would: E2B's envd refuses such a cwd as a wrong argument too.
   let blocked: string | undefined;
   try {
@@ -114,9 +115,12 @@ function cwdProblem(cwd: string, user: UserInfo): string | undefined {
   return blocked === undefined ? undefined : `cwd '${cwd}': permission denied`;
 }
 
-function defaultCwd(user: UserInfo): string {
-  if (defaults.workdir) return defaults.workdir;
-  return cwdProblem(user.home, user) ? "/" : user.home;
+/** Where to run and, if the process cannot run there, why. Each candidate is checked once. */
+function chooseCwd(spec: CommandSpec, user: UserInfo): { cwd: string; problem?: string } {
+  const asked = spec.cwd ? resolve(user.home, spec.cwd) : defaults.workdir;
+  if (asked) return { cwd: asked, problem: cwdProblem(asked, user) };
+  // No cwd asked for: home, or / for a user whose home is missing or closed.
+  return cwdProblem(user.home, user) ? { cwd: "/" } : { cwd: user.home };
 }
 
 export type PlanResult = { ok: true; plan: SpawnPlan } | { ok: false; error: string };
@@ -136,7 +140,7 @@ export function planSpawn(
   pty: boolean,
   setsGroups = false,
 ): PlanResult {
-  const cwd = spec.cwd ? resolve(user.home, spec.cwd) : defaultCwd(user);
+  const { cwd, problem: badCwd } = chooseCwd(spec, user);
   const env: Record<string, string> = {
     PATH: basePath,
     HOME: user.home,
@@ -148,7 +152,6 @@ export function planSpawn(
     ...spec.envs,
   };
   // As E2B's envd: a cwd the process cannot run in refuses the start itself (no process, no end).
-  const badCwd = cwdProblem(cwd, user);
   if (badCwd) throw new EnvdError("invalid_argument", badCwd);
   const problem = commandProblem(spec.cmd, env.PATH ?? "", cwd);
   if (problem) return { ok: false, error: problem };
