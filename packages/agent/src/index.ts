@@ -38,11 +38,11 @@ export {
 } from "./network/index.js";
 export type { EnvdProxyOptions } from "./proxy/index.js";
 export {
-  connectFailure,
   EnvdProxy,
   endRelay,
   FORWARDED_AUTHORIZATION_HEADER,
   parseProxyPath,
+  unreachableMessage,
 } from "./proxy/index.js";
 export type { ReaperOptions } from "./reaper/index.js";
 export { Reaper } from "./reaper/index.js";

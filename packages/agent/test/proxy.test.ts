@@ -282,6 +282,25 @@ describe("envd proxy", { timeout: 120_000 }, () => {
       code: "unavailable",
       message: "port 1 of sandbox sb1: nothing listens on it (connection refused)",
     });
+    // The same for a WebSocket upgrade, which the proxy tunnels rather than forwards.
+    const refused = await new Promise<{ status?: number; body: string }>((resolve, reject) => {
+      const req = http.request(`${agent.url}/sandboxes/sb1/ports/1/ws`, {
+        headers: { connection: "Upgrade", upgrade: "websocket" },
+      });
+      req.once("response", async (res) => {
+        let body = "";
+        for await (const chunk of res) body += chunk;
+        resolve({ status: res.statusCode, body });
+      });
+      req.once("upgrade", () => reject(new Error("upgraded to a closed port")));
+      req.once("error", reject);
+      req.end();
+    });
+    expect(refused.status).toBe(502);
+    expect(JSON.parse(refused.body)).toEqual({
+      code: "unavailable",
+      message: "port 1 of sandbox sb1: nothing listens on it (connection refused)",
+    });
     // A Connect stream reads errors only from its end-of-stream message, not from the status.
     for (const [id, code] of [
       ["sb2", Code.FailedPrecondition],

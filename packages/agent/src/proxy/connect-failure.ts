@@ -10,3 +10,15 @@ export function connectFailure(err: Error): string {
   if (code === "ECONNREFUSED") return "nothing listens on it (connection refused)";
   return `${syscall} failed (${code ?? "unknown error"})`;
 }
+
+/**
+ * A 502's message for a connection into a sandbox that failed: what was reached for (a service
+ * port, or envd when `port` is absent), in which sandbox, and why.
+ */
+export function unreachableMessage(
+  sandboxId: string,
+  port: number | undefined,
+  err: Error,
+): string {
+  return `${port === undefined ? "envd" : `port ${port}`} of sandbox ${sandboxId}: ${connectFailure(err)}`;
+}

@@ -7,7 +7,7 @@ import type { Logger } from "pino";
 import { AgentError } from "../errors.js";
 import type { SandboxInfo } from "../runtime/index.js";
 import { isSandboxId } from "../state/index.js";
-import { connectFailure } from "./connect-failure.js";
+import { unreachableMessage } from "./connect-failure.js";
 import { corkEachTurn } from "./cork.js";
 import { endRelay } from "./end-relay.js";
 import { LargeReadAgent } from "./large-reads.js";
@@ -125,6 +125,7 @@ export class EnvdProxy {
         { sandboxId: target.sandbox.id, port, err: err.message },
         "upgrade tunnel: sandbox port unreachable",
       );
+      return unreachableMessage(target.sandbox.id, target.port, err);
     }).once("close", release);
     return true;
   }
@@ -247,10 +248,7 @@ export class EnvdProxy {
         this.opts.logger.warn({ sandboxId: sandbox.id, err: err.message }, "envd proxy error");
         sendError(
           res,
-          new AgentError(
-            "unavailable",
-            `${servicePort === undefined ? "envd" : `port ${servicePort}`} of sandbox ${sandbox.id}: ${connectFailure(err)}`,
-          ),
+          new AgentError("unavailable", unreachableMessage(sandbox.id, servicePort, err)),
           req.headers["content-type"],
         );
       } else {

@@ -1,7 +1,6 @@
 import { type IncomingMessage, type OutgoingHttpHeaders, STATUS_CODES } from "node:http";
 import net from "node:net";
 import type { Duplex } from "node:stream";
-import { connectFailure } from "./connect-failure.js";
 
 export interface TunnelTarget {
   host: string;
@@ -36,7 +35,8 @@ export function tunnelUpgrade(
   socket: Duplex,
   head: Buffer,
   target: TunnelTarget,
-  onUnreachable: (err: Error) => void,
+  /** The connection failed: returns the 502's message for the client. */
+  onUnreachable: (err: Error) => string,
 ): net.Socket {
   const upstream = net.connect(target.port, target.host);
   upstream.setNoDelay(true);
@@ -62,11 +62,7 @@ export function tunnelUpgrade(
       socket.destroy();
       return;
     }
-    onUnreachable(err);
-    refuseUpgrade(socket, 502, {
-      code: "unavailable",
-      message: `port ${target.port} of the sandbox: ${connectFailure(err)}`,
-    });
+    refuseUpgrade(socket, 502, { code: "unavailable", message: onUnreachable(err) });
   });
   // A clean end reaches the client through the pipe; a broken one must break the client's too.
   upstream.on("close", (hadError) => {

@@ -4,12 +4,6 @@ import type { Readable } from "node:stream";
 import { createLinkedAbortController } from "@connectrpc/connect/protocol";
 import type { AgentHost } from "../service/sandbox-types.js";
 
-/**
- * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its
- * bearer and, over HTTPS, trusting only the certificate the agent registered with; to an agent
- * in this process, its envd proxy's request made in-process when it takes it. It is broken off
- * when the server gives up on the host (`host.signal`).
- */
 const straightToSandbox = new WeakSet<http.ClientRequest>();
 
 /**
@@ -20,6 +14,12 @@ export function isStraightToSandbox(req: http.ClientRequest): boolean {
   return straightToSandbox.has(req);
 }
 
+/**
+ * A plain HTTP(S) request to an agent (the envd proxy's `/files`, snapshot archives), with its
+ * bearer and, over HTTPS, trusting only the certificate the agent registered with; to an agent
+ * in this process, its envd proxy's request made in-process when it takes it. It is broken off
+ * when the server gives up on the host (`host.signal`).
+ */
 export function agentRequest(
   host: AgentHost,
   pathOrUrl: string,

@@ -5,7 +5,7 @@ import type {
   ServerResponse,
 } from "node:http";
 import { RESPONSE_ALREADY_SENT } from "@hono/node-server/utils/response";
-import { connectFailure, endRelay, FORWARDED_AUTHORIZATION_HEADER } from "@wrenn/agent";
+import { endRelay, FORWARDED_AUTHORIZATION_HEADER, unreachableMessage } from "@wrenn/agent";
 import type { MiddlewareHandler } from "hono";
 import type { Logger } from "pino";
 import { agentRequest, isStraightToSandbox } from "../../hosts/agent-http.js";
@@ -102,7 +102,7 @@ export function createEnvdRouter(options: EnvdRouterOptions): EnvdRouter {
         target.status as 400,
       );
     }
-    forward(incoming, outgoing, target.host, target.path, target.port, logger);
+    forward(incoming, outgoing, target.host, route.sandboxId, target.path, target.port, logger);
     return RESPONSE_ALREADY_SENT;
   };
 }
@@ -167,6 +167,7 @@ function forward(
   incoming: IncomingMessage,
   outgoing: ServerResponse,
   host: AgentHost,
+  sandboxId: string,
   path: string,
   port: number,
   logger: Logger,
@@ -198,7 +199,7 @@ function forward(
       return;
     }
     const message = isStraightToSandbox(upstream)
-      ? `${port === ENVD_PORT ? "envd" : `port ${port}`} of the sandbox: ${connectFailure(err)}`
+      ? unreachableMessage(sandboxId, port === ENVD_PORT ? undefined : port, err)
       : "the sandbox's host did not answer";
     logger.warn({ path, err: err.message }, "sandbox route: upstream unreachable");
     const body = JSON.stringify({ code: 502, message });
