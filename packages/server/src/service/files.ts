@@ -144,21 +144,22 @@ function hostTrouble(context: string, err: unknown): ServerError {
 export class FileService {
   constructor(private readonly sandboxes: SandboxService) {}
 
-  private filesUrl(host: AgentHost, id: string, path: string, user?: string): string {
-    const query = new URLSearchParams({ path });
+  private filesUrl(host: AgentHost, id: string, path?: string, user?: string): string {
+    const query = new URLSearchParams(path ? { path } : {});
     if (user) query.set("username", user);
     return `${host.url}/sandboxes/${id}/envd/files?${query}`;
   }
 
   /**
    * Streams `body` into the sandbox. `contentType` is the client's: application/octet-stream
-   * writes `path`; multipart/form-data writes each `file` part (into `path` if a directory).
+   * writes `path`; multipart/form-data writes each `file` part (into `path` if a directory;
+   * without `path`, where the part's file name says).
    */
   async upload(
     teamId: string,
     id: string,
     input: {
-      path: string;
+      path?: string;
       user?: string;
       /** A Node stream: piped with backpressure (web streams on Node 20 read ahead unbounded). */
       body: Readable;

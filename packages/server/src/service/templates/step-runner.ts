@@ -73,18 +73,14 @@ export class StepRunner {
       }));
       // A few requests per step, not two per file: the files go up together, then their modes.
       // FormData escapes '"', CR and LF in a part's file name: such paths go up one by one.
-      const together = copies.filter((c) => !UNSENDABLE_NAME.test(c.path));
+      const together: typeof copies = [];
+      const alone: typeof copies = [];
+      for (const copy of copies) (UNSENDABLE_NAME.test(copy.path) ? alone : together).push(copy);
       for (let at = 0; at < together.length; at += FILES_PER_UPLOAD) {
         await this.uploadAll(teamId, sandboxId, user, together.slice(at, at + FILES_PER_UPLOAD));
       }
-      for (const { path, content } of copies.filter((c) => UNSENDABLE_NAME.test(c.path))) {
-        await this.files.upload(teamId, sandboxId, {
-          path,
-          user,
-          body: Readable.from([content]),
-          contentType: "application/octet-stream",
-          contentLength: String(content.length),
-        });
+      for (const { path, content } of alone) {
+        await this.uploadOne(teamId, sandboxId, user, path, content);
       }
       for (const cmd of chmodCommands(copies)) {
         await this.exec(teamId, sandboxId, { cmd, user: "root" }, index, ctx, emit, signal);
@@ -168,9 +164,8 @@ export class StepRunner {
     const form = new FormData();
     for (const { path, content } of copies) form.append("file", new Blob([content]), path);
     const encoded = new Response(form);
+    // No path: each part's file name is where it goes.
     await this.files.upload(teamId, sandboxId, {
-      // No path: each part's file name is where it goes.
-      path: "",
       user,
       body: Readable.fromWeb(encoded.body as NodeReadableStream),
       contentType: encoded.headers.get("content-type") as string,
@@ -182,15 +177,25 @@ export class StepRunner {
     const files: [string, unknown][] = [["/etc/wrenn/defaults.json", config.defaults]];
     if (config.start) files.push(["/etc/wrenn/start.json", config.start]);
     for (const [path, body] of files) {
-      const content = Buffer.from(JSON.stringify(body));
-      await this.files.upload(teamId, sandboxId, {
-        path,
-        user: "root",
-        body: Readable.from([content]),
-        contentType: "application/octet-stream",
-        contentLength: String(content.length),
-      });
+      await this.uploadOne(teamId, sandboxId, "root", path, Buffer.from(JSON.stringify(body)));
     }
+  }
+
+  /** One file, its content the whole request body. */
+  private async uploadOne(
+    teamId: string,
+    sandboxId: string,
+    user: string,
+    path: string,
+    content: Buffer,
+  ): Promise<void> {
+    await this.files.upload(teamId, sandboxId, {
+      path,
+      user,
+      body: Readable.from([content]),
+      contentType: "application/octet-stream",
+      contentLength: String(content.length),
+    });
   }
 }
 
