@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 
 from jupyter_client import KernelManager
 from node_context import NodeContext, died, lost_state
+from read_counter import ReadCounter
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KERNEL_STARTUP = os.path.join(HERE, "kernel_startup.py")
@@ -112,6 +113,7 @@ class JupyterContext:
         self.lost_state = False  # restarted by an interrupt: the next cell says so
         self.restarts = 0
         self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
+        self.reads = ReadCounter()
         self.manager = KernelManager(kernel_name=kernel)
         self.manager.start_kernel(cwd=cwd)
         self.client = None
@@ -119,6 +121,7 @@ class JupyterContext:
             self._connect()
         except Exception:
             self.manager.shutdown_kernel(now=True)
+            self.reads.close()
             raise
 
     def describe(self):
@@ -131,6 +134,8 @@ class JupyterContext:
         with open(KERNEL_STARTUP, encoding="utf-8") as f:
             startup = f.read()
         self._silent(f"exec({startup!r}, {{'__name__': '_wrenn_startup'}})")
+        self.reads.reset()
+        self._silent(f"__import__('_wrenn').follow_reads({self.reads.path!r})")
 
     def _silent(self, code):
         """Runs code that leaves no trace: no output to anyone, no execution count."""
@@ -161,6 +166,8 @@ class JupyterContext:
                     return
                 yield {"msg_type": "_keepalive", "content": {}}
                 continue
+            if msg["msg_type"] == "stream":
+                self.reads.add(len(msg["content"].get("text", "")))
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue  # left over from an earlier, interrupted cell
             if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
@@ -260,6 +267,7 @@ class JupyterContext:
     def shutdown(self):
         self.client.stop_channels()
         self.manager.shutdown_kernel(now=True)
+        self.reads.close()
 
 
 # The context class (and Jupyter kernel) of each language.

@@ -34,6 +34,7 @@ const SERVICE_FILES = [
   "kernel_startup.py",
   "node_context.py",
   "relay.py",
+  "read_counter.py",
   "kernel.cjs",
 ];
 const INSTALL_DIR = "opt/wrenn/code-interpreter";

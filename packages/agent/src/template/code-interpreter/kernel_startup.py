@@ -1,7 +1,10 @@
 # Run once in every kernel the code-interpreter service starts, in a namespace of its own
 # (the user's namespace stays clean). Leaves a `_wrenn` module for the service's silent cells.
+import mmap
 import os
+import struct
 import sys
+import time
 import types
 
 from IPython import get_ipython
@@ -39,15 +42,55 @@ shell.display_formatter.formatters["e2b/data"] = DataFrameFormatter(
 # loop holds the GIL: one message then carried tens of MB (the service, parsing it, needed several
 # times that). Sent once 1 MiB waits, a message stays small, and printing waits for the send.
 FLUSH_AT = 1024 * 1024
+# Nor does the service's reading hold the kernel back (IOPub never waits): once this many
+# characters written are unread by the service (read_counter.py), a write waits for it.
+UNREAD_MAX = 4 * 1024 * 1024
+# The service reads only while it follows a cell: output printed between cells waits this long
+# at most, and no more until the service reads again. Long enough that a service descheduled on
+# a busy host is waited for.
+STALL_SECONDS = 3
+
+_written = 0
+_reads = None  # the service's count of what it read, mapped
+_stalled_at = None
+
+
+def follow_reads(path):
+    global _reads, _written
+    with open(path, "rb") as f:
+        _reads = mmap.mmap(f.fileno(), 8, access=mmap.ACCESS_READ)
+    _written = 0
+
+
+def _read():
+    return struct.unpack_from("<Q", _reads, 0)[0]
+
+
+def _wait_for_reader():
+    global _stalled_at
+    read = _read()
+    if _written - read <= UNREAD_MAX or read == _stalled_at:
+        return
+    deadline = time.monotonic() + STALL_SECONDS
+    while time.monotonic() < deadline:
+        time.sleep(0.001)
+        read = _read()
+        if _written - read <= UNREAD_MAX:
+            return
+    _stalled_at = read
 
 
 def _flush_at_size(stream):
     write = stream.write
 
     def bounded_write(string):
+        global _written
         written = write(string)
+        _written += len(string)
         if stream._buffer.tell() >= FLUSH_AT:
             stream.flush()
+            if _reads is not None:
+                _wait_for_reader()
         return written
 
     stream.write = bounded_write
@@ -81,4 +124,5 @@ def restore_env():
 module = types.ModuleType("_wrenn")
 module.set_env = set_env
 module.restore_env = restore_env
+module.follow_reads = follow_reads
 sys.modules["_wrenn"] = module
