@@ -16,6 +16,7 @@ import {
 } from "@wrenn/agent";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { Process } from "@wrenn/proto/process";
+import { asUser, envdDirect, envdTransport } from "./envd-transport.js";
 import { sandboxPss } from "./pss.js";
 import { type Figure, msSince, percentile, timeRuns } from "./stats.js";
 
@@ -53,10 +54,7 @@ async function startAgent(agentDir: string, cidr: string, warmPool: number) {
   const rpc = createClient(HostAgentService, transport);
   let seq = 0;
   const envdVia = (id: string) =>
-    createClient(
-      Process,
-      createConnectTransport({ baseUrl: `${server.url}/sandboxes/${id}/envd`, httpVersion: "1.1" }),
-    );
+    createClient(Process, envdTransport(`${server.url}/sandboxes/${id}/envd`, asUser()));
   return {
     agent,
     runtime,
@@ -195,13 +193,7 @@ export async function benchAgent(): Promise<Figure[]> {
     }
     add("pause p50 (RPC)", percentile(pauses, 50), "ms");
     add("resume p50 (RPC)", percentile(resumes, 50), "ms");
-    const direct = createClient(
-      Process,
-      createConnectTransport({
-        baseUrl: `http://${cold.runtime.get(id).envdAddress}`,
-        httpVersion: "1.1",
-      }),
-    );
+    const direct = createClient(Process, envdDirect(cold.runtime.get(id)));
     const directRuns = await timeRuns(50, () => execTrue(direct));
     const proxied = cold.envdVia(id);
     const proxiedRuns = await timeRuns(50, () => execTrue(proxied));

@@ -1,8 +1,8 @@
 import { createClient, type Transport } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
 import { Process } from "@wrenn/proto/process";
 import { Sandbox } from "@wrenn/sdk";
 import { request } from "undici";
+import { envdDirect, envdTransport } from "./envd-transport.js";
 import { withSingleHost } from "./single-host.js";
 import { spawnDone } from "./speed.js";
 import { type Figure, msSince, percentile } from "./stats.js";
@@ -58,32 +58,13 @@ export async function benchExec(): Promise<Figure[]> {
       { user: "root", throwOnError: false },
     );
     const agentHost = host.embedded.host;
-    const direct = (id: string) => {
-      const info = host.embedded.agent.runtime.get(id);
-      return createConnectTransport({
-        baseUrl: `http://${info.envdAddress}`,
-        httpVersion: "1.1",
-        interceptors: [
-          (next) => (req) => {
-            if (info.envdAccessToken) req.header.set("x-access-token", info.envdAccessToken);
-            req.header.set("authorization", `Basic ${Buffer.from("user:").toString("base64")}`);
-            return next(req);
-          },
-        ],
-      });
-    };
+    const direct = (id: string) => envdDirect(host.embedded.agent.runtime.get(id));
     const helperDirect = direct(sandbox.sandboxId);
     const nodeDirect = direct(nodeSpawned.sandboxId);
-    const proxied = createConnectTransport({
-      baseUrl: `${agentHost.url}/sandboxes/${sandbox.sandboxId}/envd`,
-      httpVersion: "1.1",
-      interceptors: [
-        (next) => (req) => {
-          for (const [k, v] of Object.entries(agentHost.headers ?? {})) req.header.set(k, v);
-          return next(req);
-        },
-      ],
-    });
+    const proxied = envdTransport(
+      `${agentHost.url}/sandboxes/${sandbox.sandboxId}/envd`,
+      agentHost.headers ?? {},
+    );
     const execUrl = `${conn.apiUrl}/v1/sandboxes/${sandbox.sandboxId}/exec`;
     const spawnedAt: Record<"helper" | "node", number[]> = { helper: [], node: [] };
     /** The hops one run('true') crosses, innermost first. */
