@@ -74,7 +74,7 @@ export class NamespaceRuntime implements Runtime {
       pool,
       disks: new DiskPool({
         dir: join(opts.agentDir, "disk-pool"),
-        yieldTo: () => ns.warm.noCreateUnderWay(),
+        yieldTo: () => ns.warm.quiet(),
         log: logger,
       }),
       templateStore: this.templateStore,

@@ -114,12 +114,6 @@ export class WarmPool<T> {
     };
   }
 
-  /** Resolves once no create is under way (at once when none is, or when the pool is closed). */
-  noCreateUnderWay(): Promise<void> {
-    if (this.creating === 0 || this.closed) return Promise.resolve();
-    return new Promise((resolve) => this.quietWaiters.push(resolve));
-  }
-
   /** Removes and returns a ready sandbox of `template` with this disk size, if there is one. */
   take(template: string, diskSizeMb: number): T | undefined {
     return this.ready.get(targetKey(template, diskSizeMb))?.shift()?.item;
@@ -208,8 +202,12 @@ export class WarmPool<T> {
     });
   }
 
-  /** Until no create has been under way for `refillDelayMs` (or the pool closes). */
-  private async quiet(): Promise<void> {
+  /**
+   * Resolves once no create has been under way for `refillDelayMs` (or the pool is closed):
+   * what background work waits for (this pool's refills, the disk pool's), so that it does not
+   * take the CPU from a create, nor from the first commands sent to the sandbox just made.
+   */
+  async quiet(): Promise<void> {
     const delay = this.opts.refillDelayMs ?? 0;
     for (;;) {
       if (this.closed) return;
