@@ -18,7 +18,7 @@ import { resolvePath } from "../filesystem/paths.js";
 import { rememberUpload, uploadTempName } from "../filesystem/uploads.js";
 import { type UserInfo, userFromName } from "../user/index.js";
 import { FileSink } from "./file-sink.js";
-import { answerBeforeBody, pour, requestBody } from "./request-body.js";
+import { answerBeforeBody, brokenAlready, pour, requestBody } from "./request-body.js";
 import { type Request, type Response, requestUrl, sendJson } from "./respond.js";
 
 /** Parts one upload may carry. */
@@ -249,10 +249,12 @@ async function uploadMultipart(
     if (!req.complete)
       parser.destroy(new EnvdError("invalid_argument", "upload aborted by the client"));
   });
-  body.on("error", (err) =>
-    parser.destroy(new EnvdError("invalid_argument", `bad request body: ${err.message}`)),
-  );
-  body.pipe(parser);
+  const bad = (err: Error) =>
+    parser.destroy(new EnvdError("invalid_argument", `bad request body: ${err.message}`));
+  body.on("error", bad);
+  const early = brokenAlready(body);
+  if (early) bad(early);
+  else body.pipe(parser);
   await parsed;
   body.unpipe(parser);
   await work;
@@ -283,6 +285,9 @@ async function upload(req: Request, res: Response): Promise<void> {
   } catch (err) {
     // The gunzip stream, if any: the request itself is left whole for answerBeforeBody.
     if (body !== req) body.destroy();
+    // Its own failure (a body that is not gzip) is the client's mistake.
+    if (body !== req && err === body.errored)
+      throw new EnvdError("invalid_argument", `bad request body: ${(err as Error).message}`);
     throw err;
   }
 }

@@ -13,7 +13,9 @@ function aborted(): EnvdError {
  * The request's bytes, gunzipped when the client sent `Content-Encoding: gzip` (as E2B's envd
  * accepts). Never destroys the request: a destroyed, half-read request takes its socket with it,
  * and the client would see a reset instead of the answer. A client hanging up fails the gunzip
- * stream.
+ * stream. The stream may fail before its consumer listens (a body that is not gzip breaks on its
+ * first bytes, which can arrive while the upload still looks at its target): the consumer asks
+ * {@link brokenAlready} once it listens.
  */
 export function requestBody(req: Request): Readable {
   const encoding = String(req.headers["content-encoding"] ?? "identity").toLowerCase();
@@ -21,12 +23,21 @@ export function requestBody(req: Request): Readable {
   if (encoding !== "gzip")
     throw new EnvdError("invalid_argument", `unsupported content-encoding ${encoding}`);
   const gunzip = createGunzip();
+  // An error with nobody listening yet would be thrown; brokenAlready reports it instead.
+  gunzip.on("error", () => {});
   const source = req as Readable;
   source.once("error", (err) => gunzip.destroy(err));
   source.once("close", () => {
     if (!source.readableEnded) gunzip.destroy(aborted());
   });
   return source.pipe(gunzip);
+}
+
+/** Why `body` already failed or was cut short, if it was: its events are past. */
+export function brokenAlready(body: Readable): Error | undefined {
+  if (body.errored) return body.errored;
+  if (body.destroyed && !body.readableEnded) return aborted();
+  return undefined;
 }
 
 /**
@@ -41,7 +52,9 @@ export async function pour(body: Readable, sink: Writable): Promise<void> {
   };
   body.once("error", broken);
   body.once("close", closed);
-  body.pipe(sink);
+  const early = brokenAlready(body);
+  if (early) sink.destroy(early);
+  else body.pipe(sink);
   try {
     await finished(sink);
   } finally {
