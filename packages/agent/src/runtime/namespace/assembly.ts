@@ -27,6 +27,11 @@ import { writeResolvConf } from "./resolv-conf.js";
  */
 const POOLED_CPU_WEIGHT = 10;
 
+/** A create whose caller left (its signal aborted) before it was done. */
+export function createCancelled(): AgentError {
+  return new AgentError("unavailable", "create was cancelled");
+}
+
 /** The steps of create, each undone (newest first) if a later one fails. */
 export async function buildSandbox(
   ns: NamespaceParts,
@@ -179,7 +184,7 @@ export async function buildSandbox(
       },
       "sandbox create failed",
     );
-    if (signal?.aborted) throw new AgentError("unavailable", "create was cancelled");
+    if (signal?.aborted) throw createCancelled();
     throw AgentError.from(err);
   }
 }

@@ -26,7 +26,7 @@ import type {
 } from "../types.js";
 import { WarmPool } from "../warm-pool/index.js";
 import { adoptSandboxes } from "./adoption.js";
-import { buildSandbox, teardownSandbox } from "./assembly.js";
+import { buildSandbox, createCancelled, teardownSandbox } from "./assembly.js";
 import { forkSandbox } from "./fork.js";
 import {
   ENVD_PORT,
@@ -149,8 +149,15 @@ export class NamespaceRuntime implements Runtime {
     await assertRoomFor(ns.opts.agentDir, limits.diskSizeMb);
     // A fork layer serves one fork: nothing to keep warm for it.
     if (!options.fork) recordDemand(template.name, limits.diskSizeMb);
+    // The caller may have left while the template was made ready: nothing is made for it then.
+    if (options.signal?.aborted) throw createCancelled();
     const claimed = options.fork ? undefined : await claimPooled(ns, spec, limits, timer);
     if (claimed) {
+      // A build checks the signal as it goes; a claim is short, so it is checked once, after.
+      if (options.signal?.aborted) {
+        await this.destroy(id);
+        throw createCancelled();
+      }
       ns.logger.info(
         { op: "create", sandboxId: id, template: template.name, ms: timer.ms, steps: timer.steps },
         "sandbox created from the warm pool",
