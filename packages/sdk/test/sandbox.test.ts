@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import type { NamespaceRuntime } from "@wrenn/agent";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ApiClient,
@@ -21,7 +22,7 @@ import {
   TimeoutError,
 } from "../src/index.js";
 import { ResettingProxy } from "./helpers/reset-proxy.js";
-import { SMALL, startTestServer, type TestServer } from "./helpers/server.js";
+import { namespaceRuntime, SMALL, startTestServer, type TestServer } from "./helpers/server.js";
 
 // Sandbox lifecycle, listing, snapshots, config, retries and typed errors against a real
 // single-host server with real test-minimal sandboxes.
@@ -208,41 +209,47 @@ describe("errors", () => {
   });
 
   it("leaves no sandbox behind when a create or fork is aborted or times out mid-call", async () => {
-    // The abort comes once the whole request has reached the server: it sees the request closed
-    // and destroys what it made for it.
-    const proxy = await ResettingProxy.start(server.url, 0);
-    let controller = new AbortController();
-    proxy.onClientData = (chunk) => {
-      const text = chunk.toString("latin1");
-      if (text.includes('"left-behind"}') || text.includes('{"count":1}')) controller.abort();
+    // Each call is given up on while the host is making its sandbox (seen at the server's own
+    // runtime, which goes on as it would): the server sees the request closed, lets the sandbox
+    // be made, then destroys it.
+    const runtime = namespaceRuntime(server);
+    const realCreate = runtime.create;
+    const reached: string[] = [];
+    const making: Promise<unknown>[] = [];
+    let whileMaking: () => unknown = () => {};
+    runtime.create = function (this: NamespaceRuntime, ...args) {
+      reached.push(args[0].id);
+      const made = Promise.resolve(whileMaking()).then(() => realCreate.apply(this, args));
+      making.push(made.catch(() => {}));
+      return made;
     };
-    const viaProxy = { apiUrl: proxy.url, apiKey: server.apiKey };
     const labels = { metadata: { suite: "left-behind" } };
     try {
-      const created = Sandbox.create({
-        ...viaProxy,
-        ...SMALL,
-        ...labels,
-        signal: controller.signal,
-      });
+      let controller = new AbortController();
+      whileMaking = () => controller.abort();
+      const created = Sandbox.create({ ...conn, ...SMALL, ...labels, signal: controller.signal });
       await expect(created).rejects.toMatchObject({ name: "AbortError" });
       controller = new AbortController();
-      const source = await Sandbox.connect(sandbox.sandboxId, viaProxy);
+      const source = await Sandbox.connect(sandbox.sandboxId, conn);
       await expect(source.fork(1, { signal: controller.signal })).rejects.toMatchObject({
         name: "AbortError",
       });
-      const timedOut = Sandbox.create({ ...conn, ...SMALL, ...labels, requestTimeoutMs: 1 });
+      whileMaking = () => sleep(1_500);
+      const timedOut = Sandbox.create({ ...conn, ...SMALL, ...labels, requestTimeoutMs: 500 });
       await expect(timedOut).rejects.toBeInstanceOf(TimeoutError);
     } finally {
-      await proxy.close();
+      runtime.create = realCreate;
     }
-    // The server finishes what it started, then destroys it: give it time to have started.
-    await sleep(2_000);
+    // The server reached the host with each call, and each sandbox was made (or failed) before
+    // anything is looked for: nothing here passes for want of trying.
+    expect(reached).toHaveLength(3);
+    await Promise.all(making);
     const leftBehind = async () => [
+      ...runtime.list().filter((s) => reached.includes(s.id)),
       ...(await Sandbox.list({ ...conn, ...labels }).toArray()),
       ...(await Sandbox.list({ ...conn, metadata: { forked_from: sandbox.sandboxId } }).toArray()),
     ];
-    await expect.poll(leftBehind, { timeout: 30_000, interval: 250 }).toEqual([]);
+    await expect.poll(leftBehind, { timeout: 10_000, interval: 250 }).toEqual([]);
   });
 });
 
