@@ -137,8 +137,8 @@ describe.skipIf(skip)(
         expect(items.at(-1)).toEqual({ type: "end_of_execution" });
         expect(items.some((i) => i.type === "error")).toBe(false);
         // Holding what it had not sent, the service reached 600+ MiB; holding at most 4 MiB of
-        // it but not holding the kernel back, 98–279 MiB (the kernel's output queued for it), and
-        // 285–309 with the stop. With both bounds, 85–88 MiB (67 MiB before the cell).
+        // it but not holding the kernel back, 96–279 MiB (the kernel's output queued for it), and
+        // about 285 with the stop. With both bounds, 85–87 MiB (67 MiB before the cell).
         expect(await servicePeakMiB(sandbox)).toBeLessThan(150);
         let sent = 0;
         let dropped = 0;
