@@ -1,4 +1,4 @@
-export { connectFailure, unreachableMessage } from "./connect-failure.js";
+export { unreachableMessage } from "./connect-failure.js";
 export { endRelay } from "./end-relay.js";
 export type { EnvdProxyOptions, ProxyRequest, ProxyResponse } from "./envd-proxy.js";
 export {
