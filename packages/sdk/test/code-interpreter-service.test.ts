@@ -157,6 +157,39 @@ describe.skipIf(skip)(
       }
     });
 
+    it("does not pile up what a cell's thread or timer prints after the cell, while no cell runs", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        // Each starts printing for ever and returns: no client follows that output.
+        const spam = {
+          python:
+            "import threading\ndef spam():\n    while True:\n        print('y' * 9_999)\nthreading.Thread(target=spam, daemon=True).start()",
+          javascript:
+            "(function spam() { console.log('y'.repeat(9_999)); setImmediate(spam); })();",
+        };
+        const before = await servicePeakMiB(sandbox);
+        for (const [language, code] of Object.entries(spam)) {
+          const ctx = await call(sandbox, "POST", "/contexts", { language });
+          const id = (ctx.items[0] as unknown as { id: string }).id;
+          const started = await call(sandbox, "POST", "/execute", { code, context_id: id });
+          expect(started.items.at(-1), language).toEqual({ type: "end_of_execution" });
+          await sleep(8_000);
+          // Queued for no one, that output took the service from 67 MiB to 464 (Python) and 549
+          // (JavaScript, still growing) in those 8 s; read and dropped, Python's stayed at 81.
+          expect(await servicePeakMiB(sandbox), language).toBeLessThan(before + 80);
+          const next = await call(sandbox, "POST", "/execute", {
+            code: "1 + 1",
+            context_id: id,
+          });
+          expect(next.status, language).toBe(200);
+          expect(next.items.find((i) => i.type === "result")?.text, language).toBe("2");
+          await call(sandbox, "DELETE", `/contexts/${id}`);
+        }
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
     it("restarts or removes a context at once while a cell runs, ending that cell", async () => {
       const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
       try {

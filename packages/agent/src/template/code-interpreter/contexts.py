@@ -114,12 +114,17 @@ class JupyterContext:
         self.restarts = 0
         self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
         self.reads = ReadCounter()
+        # IOPub messages of the cell being run (`running`), put there by the context's reader.
+        self.inbox = queue.Queue()
+        self._reader = None
         self.manager = KernelManager(kernel_name=kernel)
         self.manager.start_kernel(cwd=cwd)
         self.client = None
         try:
             self._connect()
         except Exception:
+            if self.client is not None:
+                self._disconnect()
             self.manager.shutdown_kernel(now=True)
             self.reads.close()
             raise
@@ -131,11 +136,40 @@ class JupyterContext:
         self.client = self.manager.client()
         self.client.start_channels()
         self.client.wait_for_ready(timeout=KERNEL_READY_SECONDS)
+        stop = threading.Event()
+        reader = threading.Thread(target=self._read_iopub, args=(self.client, stop), daemon=True)
+        reader.start()
+        self._reader = (reader, stop)
         with open(KERNEL_STARTUP, encoding="utf-8") as f:
             startup = f.read()
         self._silent(f"exec({startup!r}, {{'__name__': '_wrenn_startup'}})")
         self.reads.reset()
         self._silent(f"__import__('_wrenn').follow_reads({self.reads.path!r})")
+
+    def _disconnect(self):
+        """Stops the IOPub reader, then the client's channels (the reader uses one of them)."""
+        if self._reader is not None:
+            reader, stop = self._reader
+            stop.set()
+            reader.join()
+            self._reader = None
+        self.client.stop_channels()
+
+    def _read_iopub(self, client, stop):
+        """Reads IOPub always, cells followed or not: what no one follows (a thread printing
+        after its cell ended) is dropped here rather than left queued in ZeroMQ for later, where
+        it took the service's memory without bound. Counted as read either way, so the kernel
+        never waits for output no one follows."""
+        while not stop.is_set():
+            try:
+                msg = client.get_iopub_msg(timeout=0.2)
+            except queue.Empty:
+                continue
+            running = self.running
+            if running is not None and msg.get("parent_header", {}).get("msg_id") == running:
+                self.inbox.put(msg)  # counted by the follower as it takes it
+            elif msg["msg_type"] == "stream":
+                self.reads.add(len(msg["content"].get("text", "")))
 
     def _silent(self, code):
         """Runs code that leaves no trace: no output to anyone, no execution count."""
@@ -145,10 +179,29 @@ class JupyterContext:
                 raise RuntimeError(f"{c.get('ename')}: {c.get('evalue')}")
 
     def _send(self, code, silent=False):
-        self.running = self.client.execute(
-            code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=True
-        )
+        """Sends a cell as KernelClient.execute does, its id made known to the IOPub reader
+        before the kernel can answer it."""
+        content = {
+            "code": code,
+            "silent": silent,
+            "store_history": not silent,
+            "user_expressions": {},
+            "allow_stdin": False,
+            "stop_on_error": True,
+        }
+        msg = self.client.session.msg("execute_request", content)
+        while True:  # what an earlier cell left (given up, interrupted) is no one's now
+            try:
+                self._count_read(self.inbox.get_nowait())
+            except queue.Empty:
+                break
+        self.running = msg["header"]["msg_id"]
+        self.client.shell_channel.send(msg)
         return self.running
+
+    def _count_read(self, msg):
+        if msg["msg_type"] == "stream":
+            self.reads.add(len(msg["content"].get("text", "")))
 
     def _run(self, code, silent=False):
         """The IOPub messages of one cell until the kernel is idle again."""
@@ -159,15 +212,14 @@ class JupyterContext:
         """IOPub messages of `msg_id` until idle."""
         while True:
             try:
-                msg = self.client.get_iopub_msg(timeout=KEEPALIVE_SECONDS)
+                msg = self.inbox.get(timeout=KEEPALIVE_SECONDS)
             except queue.Empty:
                 if not self.manager.is_alive():
                     yield {"msg_type": "_died", "content": {}}
                     return
                 yield {"msg_type": "_keepalive", "content": {}}
                 continue
-            if msg["msg_type"] == "stream":
-                self.reads.add(len(msg["content"].get("text", "")))
+            self._count_read(msg)
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue  # left over from an earlier, interrupted cell
             if msg["msg_type"] == "status" and msg["content"].get("execution_state") == "idle":
@@ -257,7 +309,7 @@ class JupyterContext:
         self.manager.signal_kernel(signal.SIGKILL)
 
     def restart(self):
-        self.client.stop_channels()
+        self._disconnect()
         self.manager.restart_kernel(now=True)
         self.stopped_by = None
         self.lost_state = False
@@ -265,7 +317,7 @@ class JupyterContext:
         self.restarts += 1
 
     def shutdown(self):
-        self.client.stop_channels()
+        self._disconnect()
         self.manager.shutdown_kernel(now=True)
         self.reads.close()
 

@@ -45,9 +45,8 @@ FLUSH_AT = 1024 * 1024
 # Nor does the service's reading hold the kernel back (IOPub never waits): once this many
 # characters written are unread by the service (read_counter.py), a write waits for it.
 UNREAD_MAX = 4 * 1024 * 1024
-# The service reads only while it follows a cell: output printed between cells waits this long
-# at most, and no more until the service reads again. Long enough that a service descheduled on
-# a busy host is waited for.
+# A service that does not read (stopped, or descheduled on a busy host) is waited for this long
+# at most, and not again until it reads again.
 STALL_SECONDS = 3
 
 _written = 0

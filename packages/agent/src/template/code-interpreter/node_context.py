@@ -23,6 +23,9 @@ READY_SECONDS = 30
 # SIGINT stops a busy cell or gives up an awaiting one; code busy in a callback ignores it,
 # and after this long the kernel is restarted instead.
 INTERRUPT_SECONDS = 5
+# Messages held for the running cell's reader; past that the kernel's (synchronous) writes wait.
+QUEUED_MAX = 64
+STREAMS = ("stdout", "stderr")
 
 
 def died(stopped_by=None):
@@ -48,23 +51,23 @@ def lost_state():
     return {"type": "stderr", "text": text, "timestamp": now()}
 
 
-def read_messages(stream, messages):
+def read_messages(stream, deliver):
     with stream:
         for line in stream:
             try:
-                messages.put(json.loads(line))
+                deliver(json.loads(line))
             except ValueError:
                 continue
-    messages.put({"type": "_died"})
+    deliver({"type": "_died"})
 
 
-def read_raw(name, stream, messages):
+def read_raw(name, stream, deliver):
     decoder = codecs.getincrementaldecoder("utf-8")("replace")
     with stream:
         while chunk := stream.read1(65536):
             text = decoder.decode(chunk)
             if text:
-                messages.put({"cell": None, "type": name, "text": text, "timestamp": now()})
+                deliver({"cell": None, "type": name, "text": text, "timestamp": now()})
 
 
 class NodeContext:
@@ -77,6 +80,7 @@ class NodeContext:
         self.lock = threading.Lock()
         self.cell = 0  # ids of cells sent; they keep growing across restarts
         self.running = None  # id of the cell the kernel is running
+        self.starting = False  # all the kernel says goes to _start until it is ready
         self.lost_state = False  # restarted by an interrupt: the next cell says so
         self.restarts = 0
         self.stopped_by = None  # why stop_cell killed the kernel: the cell it ends says so
@@ -110,29 +114,54 @@ class NodeContext:
             os.close(out_w)
         self.commands = os.fdopen(cmd_w, "w", encoding="utf-8")
         # A queue per process: a dead kernel's readers cannot reach its successor's cells.
-        self.queue = queue.Queue()
+        self.queue = queue.Queue(QUEUED_MAX)
+        self.starting = True
+        deliver = self._deliverer(self.queue)
         readers = [
             (read_messages, os.fdopen(out_r, "rb")),
-            (lambda s, q: read_raw("stdout", s, q), self.process.stdout),
-            (lambda s, q: read_raw("stderr", s, q), self.process.stderr),
+            (lambda s, d: read_raw("stdout", s, d), self.process.stdout),
+            (lambda s, d: read_raw("stderr", s, d), self.process.stderr),
         ]
         for target, stream in readers:
-            threading.Thread(target=target, args=(stream, self.queue), daemon=True).start()
+            threading.Thread(target=target, args=(stream, deliver), daemon=True).start()
 
         deadline = time.monotonic() + READY_SECONDS
         said = []
-        while True:
-            try:
-                msg = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
-            except queue.Empty:
-                self._kill()
-                raise RuntimeError("the JavaScript kernel did not start in time") from None
-            if msg.get("type") == "ready":
-                return
-            if msg.get("type") == "_died":
-                self._kill()
-                raise RuntimeError(f"the JavaScript kernel exited: {''.join(said).strip()}")
-            said.append(msg.get("text", ""))
+        try:
+            while True:
+                try:
+                    msg = self.queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                except queue.Empty:
+                    self._kill()
+                    raise RuntimeError("the JavaScript kernel did not start in time") from None
+                if msg.get("type") == "ready":
+                    return
+                if msg.get("type") == "_died":
+                    self._kill()
+                    raise RuntimeError(f"the JavaScript kernel exited: {''.join(said).strip()}")
+                said.append(msg.get("text", ""))
+        finally:
+            self.starting = False
+
+    def _deliverer(self, messages):
+        """Puts the kernel's messages on `messages` for whoever follows the running cell. Output
+        no cell follows (a timer printing after its cell ended, or between cells) is dropped:
+        queued for no one it took the service's memory without bound. A full queue holds the
+        readers, and with them the kernel's writes, until the cell's reader catches up."""
+
+        def deliver(msg):
+            while messages is self.queue:  # a dead kernel's queue is read by no one
+                if msg.get("type") in STREAMS and not self.starting:
+                    running = self.running
+                    if running is None or msg.get("cell") not in (running, None):
+                        return
+                try:
+                    messages.put(msg, timeout=0.5)
+                    return
+                except queue.Full:
+                    continue  # looked at again: its cell may have ended meanwhile
+
+        return deliver
 
     def _kill(self):
         try:

@@ -11,6 +11,7 @@ import mmap
 import os
 import struct
 import tempfile
+import threading
 
 
 class ReadCounter:
@@ -22,14 +23,19 @@ class ReadCounter:
         finally:
             os.close(fd)
         self._count = 0
+        # Counted by the cell's follower and by the context's IOPub reader (what no one follows).
+        self._lock = threading.Lock()
 
     def reset(self):
         """A new kernel: it has written nothing yet."""
-        self.add(-self._count)
+        with self._lock:
+            self._count = 0
+            struct.pack_into("<Q", self._map, 0, 0)
 
     def add(self, chars):
-        self._count += chars
-        struct.pack_into("<Q", self._map, 0, self._count)
+        with self._lock:
+            self._count += chars
+            struct.pack_into("<Q", self._map, 0, self._count)
 
     def close(self):
         self._map.close()
