@@ -209,24 +209,30 @@ describe("errors", () => {
   });
 
   it("leaves no sandbox behind when a create or fork is aborted or times out mid-call", async () => {
-    // Each call is given up on while the host is making its sandbox (seen at the server's own
-    // runtime, which goes on as it would): the server sees the request closed, lets the sandbox
-    // be made, then destroys it.
+    // Each call is given up on once the host has made its sandbox, past the host's own last look
+    // at the request (seen at the server's own runtime, which goes on as it would; the answer
+    // waits until the server has seen the request closed): the server must destroy what was made.
     const runtime = namespaceRuntime(server);
     const realCreate = runtime.create;
     const reached: string[] = [];
     const making: Promise<unknown>[] = [];
-    let whileMaking: () => unknown = () => {};
+    let onceMade: () => unknown = () => {};
     runtime.create = function (this: NamespaceRuntime, ...args) {
       reached.push(args[0].id);
-      const made = Promise.resolve(whileMaking()).then(() => realCreate.apply(this, args));
+      const made = realCreate.apply(this, args).then(async (info) => {
+        await onceMade();
+        return info;
+      });
       making.push(made.catch(() => {}));
       return made;
     };
     const labels = { metadata: { suite: "left-behind" } };
     try {
       let controller = new AbortController();
-      whileMaking = () => controller.abort();
+      onceMade = () => {
+        controller.abort();
+        return sleep(300);
+      };
       const created = Sandbox.create({ ...conn, ...SMALL, ...labels, signal: controller.signal });
       await expect(created).rejects.toMatchObject({ name: "AbortError" });
       controller = new AbortController();
@@ -234,7 +240,7 @@ describe("errors", () => {
       await expect(source.fork(1, { signal: controller.signal })).rejects.toMatchObject({
         name: "AbortError",
       });
-      whileMaking = () => sleep(1_500);
+      onceMade = () => sleep(1_500);
       const timedOut = Sandbox.create({ ...conn, ...SMALL, ...labels, requestTimeoutMs: 500 });
       await expect(timedOut).rejects.toBeInstanceOf(TimeoutError);
     } finally {
