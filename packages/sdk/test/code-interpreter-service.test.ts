@@ -190,6 +190,38 @@ describe.skipIf(skip)(
       }
     });
 
+    it("starts the service again when a cell kills it, its kernels going with the old one", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        const js = await call(sandbox, "POST", "/contexts", { language: "javascript" });
+        expect(js.status).toBe(200);
+        const killed = await servicePid(sandbox);
+        // The kernel's parent is the service.
+        const left = await call(sandbox, "POST", "/execute", {
+          code: "import os, signal\nos.kill(os.getppid(), signal.SIGKILL)",
+        }).catch((err: Error) => err);
+        expect(left).toBeInstanceOf(Error);
+        // Meanwhile its port is closed (502), then it answers again.
+        let next: { status: number; items: Item[] } | undefined;
+        for (const deadline = Date.now() + 30_000; !next && Date.now() < deadline; ) {
+          next = await call(sandbox, "POST", "/execute", { code: "1 + 1" }).then(
+            (res) => (res.status === 200 ? res : undefined),
+            () => undefined,
+          );
+          if (!next) await sleep(500);
+        }
+        expect(next?.items.find((i) => i.type === "result")?.text).toBe("2");
+        expect(await servicePid(sandbox)).not.toBe(killed);
+        // The old service's kernels (a Python and a JavaScript one) end with it: only the new
+        // default Python kernel is left.
+        await expect
+          .poll(() => kernels(sandbox), { timeout: 15_000 })
+          .toBe("python=1 javascript=0");
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
     it("restarts or removes a context at once while a cell runs, ending that cell", async () => {
       const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
       try {

@@ -54,8 +54,12 @@ export async function buildCodeInterpreter(root: string, ctx: BuildContext): Pro
     await chmod(join(root, INSTALL_DIR, file), 0o644);
   }
   await mkdir(join(root, "etc/wrenn"), { recursive: true });
+  const service = `python3 /${INSTALL_DIR}/server.py --port ${CODE_INTERPRETER_PORT}`;
   const start = {
-    cmd: `python3 /${INSTALL_DIR}/server.py --port ${CODE_INTERPRETER_PORT}`,
+    // Started again when a signal ends it (a cell killing it, the OOM killer): its contexts are
+    // lost, the sandbox's code interpreter is not. Any other end (a failing start) ends the
+    // start command, and envd reports its exit and output.
+    cmd: `while :; do ${service}; code=$?; [ "$code" -gt 128 ] || exit "$code"; sleep 1; done`,
     user: "user",
     cwd: "/home/user",
     envs: { PYTHONUNBUFFERED: "1" },
