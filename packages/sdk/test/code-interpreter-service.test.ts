@@ -157,6 +157,36 @@ describe.skipIf(skip)(
       }
     });
 
+    it("holds a bounded share of a cell's displayed results for a client that reads slowly, and says how many it dropped", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        // 200 MB displayed in a loop while the client reads nothing for 15 s.
+        const count = 200;
+        const code = `from IPython.display import display\nfor i in range(${count}):\n    display({'text/plain': str(i) + 'x' * 999_999}, raw=True)\n'done'`;
+        const { status, items } = await call(sandbox, "POST", "/execute", { code }, 15_000);
+        expect(status).toBe(200);
+        expect(items.at(-1)).toEqual({ type: "end_of_execution" });
+        // Holding every displayed result for the client, the service reached 252 MiB; holding
+        // 4 MiB of them, 87 (67 before the cell).
+        expect(await servicePeakMiB(sandbox)).toBeLessThan(150);
+        const results = items as (Item & { is_main_result?: boolean })[];
+        const shown = results.filter((i) => i.type === "result" && !i.is_main_result).length;
+        let dropped = 0;
+        for (const item of items) {
+          const notice = /^\[wrenn: (\d+) displayed results were not sent/.exec(item.text ?? "");
+          if (item.type === "stderr" && notice) dropped += Number(notice[1]);
+        }
+        expect(dropped).toBeGreaterThan(0);
+        // None lost unsaid, and the cell's own result is always kept.
+        expect(shown + dropped).toBe(count);
+        expect(results).toContainEqual(
+          expect.objectContaining({ type: "result", text: "done", is_main_result: true }),
+        );
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
     it("does not pile up what a cell's thread or timer prints after the cell, while no cell runs", async () => {
       const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
       try {

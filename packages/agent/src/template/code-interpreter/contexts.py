@@ -168,8 +168,8 @@ class JupyterContext:
             running = self.running
             if running is not None and msg.get("parent_header", {}).get("msg_id") == running:
                 self.inbox.put(msg)  # counted by the follower as it takes it
-            elif msg["msg_type"] == "stream":
-                self.reads.add(len(msg["content"].get("text", "")))
+            else:
+                self._count_read(msg)
 
     def _silent(self, code):
         """Runs code that leaves no trace: no output to anyone, no execution count."""
@@ -200,8 +200,14 @@ class JupyterContext:
         return self.running
 
     def _count_read(self, msg):
-        if msg["msg_type"] == "stream":
-            self.reads.add(len(msg["content"].get("text", "")))
+        """Counts what the kernel counts as written (kernel_startup.py): a stream's characters, and
+        those of a displayed result's text fields."""
+        kind, content = msg["msg_type"], msg["content"]
+        if kind == "stream":
+            self.reads.add(len(content.get("text", "")))
+        elif kind == "display_data":
+            data = content.get("data") or {}
+            self.reads.add(sum(len(v) for v in data.values() if isinstance(v, str)))
 
     def _run(self, code, silent=False):
         """The IOPub messages of one cell until the kernel is idle again."""

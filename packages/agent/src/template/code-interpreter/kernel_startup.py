@@ -98,6 +98,24 @@ def _flush_at_size(stream):
 for _stream in (sys.stdout, sys.stderr):
     _flush_at_size(_stream)
 
+
+def _counted_display(publish):
+    """Displayed results count as written too (their text fields, as the service counts them):
+    a loop of display() waits for the service as a loop of print() does."""
+
+    def counted(data, *args, update=False, **kwargs):
+        global _written
+        publish(data, *args, update=update, **kwargs)
+        if not update:
+            _written += sum(len(v) for v in data.values() if isinstance(v, str))
+            if _reads is not None:
+                _wait_for_reader()
+
+    return counted
+
+
+shell.display_pub.publish = _counted_display(shell.display_pub.publish)
+
 # A cell's env_vars hold for that cell only: set before it, restored after.
 _saved = {}
 

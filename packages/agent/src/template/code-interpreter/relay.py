@@ -4,10 +4,12 @@ The kernel does not wait for the service (Jupyter's IOPub drops nothing, it queu
 the client has not taken yet would pile up in the service: a cell printing in a loop to a slow
 client took the service's memory until the sandbox's OOM killer ended it, and with it every
 context. A Relay reads the cell on a thread of its own and holds at most MAX_HELD_BYTES of
-stdout/stderr for the client; past that it drops stream output, and the client gets a stderr
-line saying how much, where it was lost. Results, errors and the end are always kept.
+stdout/stderr and displayed results for the client; past that it drops them, and the client gets
+a stderr line saying how much, where it was lost. The main result, errors and the end are
+always kept.
 """
 
+import json
 import threading
 from collections import deque
 from datetime import datetime, timezone
@@ -16,12 +18,39 @@ MAX_HELD_BYTES = 4 * 1024 * 1024
 STREAMS = ("stdout", "stderr")
 
 
-def _dropped_notice(count):
-    text = (
-        f"[wrenn: {count} characters of output were not sent: "
-        "the code printed faster than the client read]\n"
-    )
+def _held_size(item):
+    """What an item counts against MAX_HELD_BYTES: a stream's text, a displayed result's fields.
+    The main result and errors count nothing: they are always kept."""
+    kind = item.get("type")
+    if kind in STREAMS:
+        return len(item.get("text") or "")
+    if kind == "result" and not item.get("is_main_result"):
+        return sum(len(v) if isinstance(v, str) else len(json.dumps(v)) for v in item.values())
+    return 0
+
+
+def _notice(text):
     return {"type": "stderr", "text": text, "timestamp": datetime.now(timezone.utc).isoformat()}
+
+
+def _dropped_notices(chars, results):
+    """Where output was dropped: [characters of stream output, displayed results]."""
+    notices = []
+    if chars:
+        notices.append(
+            _notice(
+                f"[wrenn: {chars} characters of output were not sent: "
+                "the code printed faster than the client read]\n"
+            )
+        )
+    if results:
+        notices.append(
+            _notice(
+                f"[wrenn: {results} displayed results were not sent: "
+                "the code displayed them faster than the client read]\n"
+            )
+        )
+    return notices
 
 
 class Relay:
@@ -32,7 +61,7 @@ class Relay:
         self._cells = cells
         self._interrupt = interrupt
         self._keepalive = keepalive
-        self._items = deque()  # items, and [count] where stream output was dropped
+        self._items = deque()  # items, and [chars, results] where output was dropped
         self._held = 0
         self._cond = threading.Condition()
         self._done = False
@@ -60,14 +89,17 @@ class Relay:
                 self._cond.notify_all()
 
     def _put(self, item):
-        size = len(item.get("text") or "") if item.get("type") in STREAMS else 0
+        size = _held_size(item)
         with self._cond:
             if size and self._held and self._held + size > MAX_HELD_BYTES:
-                last = self._items[-1] if self._items else None
-                if isinstance(last, list):
-                    last[0] += size
+                dropped = self._items[-1] if self._items else None
+                if not isinstance(dropped, list):
+                    dropped = [0, 0]
+                    self._items.append(dropped)
+                if item.get("type") in STREAMS:
+                    dropped[0] += size
                 else:
-                    self._items.append([size])
+                    dropped[1] += 1
                 return
             self._held += size
             self._items.append(item)
@@ -81,16 +113,17 @@ class Relay:
                 if self._items:
                     item = self._items.popleft()
                     if isinstance(item, list):
-                        item = _dropped_notice(item[0])
-                    elif item.get("type") in STREAMS:
-                        self._held -= len(item.get("text") or "")
+                        items = _dropped_notices(*item)
+                    else:
+                        self._held -= _held_size(item)
+                        items = [item]
                 elif self._done:
                     if self._error is not None:
                         raise self._error
                     return
                 else:
-                    item = None
-            yield item
+                    items = [None]
+            yield from items
 
     def abandon(self):
         """Returns once the cell is over, interrupting it if it still runs (its client left)."""
