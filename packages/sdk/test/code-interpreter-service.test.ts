@@ -187,6 +187,21 @@ describe.skipIf(skip)(
       }
     });
 
+    it("goes on after a cell makes its kernel send IOPub a message that does not parse", async () => {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        const garbage =
+          "get_ipython().kernel.iopub_socket.send_multipart([b'not', b'a', b'message'])";
+        const sent = await call(sandbox, "POST", "/execute", { code: garbage });
+        expect(sent.items.at(-1)).toEqual({ type: "end_of_execution" });
+        // Had the service's IOPub reader stopped at it, this would wait for ever.
+        const next = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
+        expect(next.items.find((i) => i.type === "result")?.text).toBe("2");
+      } finally {
+        await sandbox.kill();
+      }
+    });
+
     it("does not pile up what a cell's thread or timer prints after the cell, while no cell runs", async () => {
       const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
       try {

@@ -165,6 +165,11 @@ class JupyterContext:
                 msg = client.get_iopub_msg(timeout=0.2)
             except queue.Empty:
                 continue
+            except Exception:
+                # One that does not parse (the kernel runs the user's code: it can send anything)
+                # is dropped; this thread must go on, or every later cell would wait for ever.
+                time.sleep(0.01)
+                continue
             running = self.running
             if running is not None and msg.get("parent_header", {}).get("msg_id") == running:
                 self.inbox.put(msg)  # counted by the follower as it takes it
