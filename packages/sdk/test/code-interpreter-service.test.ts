@@ -187,16 +187,23 @@ describe.skipIf(skip)(
       }
     });
 
-    it("goes on after a cell makes its kernel send IOPub a message that does not parse", async () => {
+    it("goes on after a cell makes its kernel send the service messages that do not parse", async () => {
       const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
       try {
-        const garbage =
-          "get_ipython().kernel.iopub_socket.send_multipart([b'not', b'a', b'message'])";
-        const sent = await call(sandbox, "POST", "/execute", { code: garbage });
-        expect(sent.items.at(-1)).toEqual({ type: "end_of_execution" });
-        // Had the service's IOPub reader stopped at it, this would wait for ever.
-        const next = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
-        expect(next.items.find((i) => i.type === "result")?.text).toBe("2");
+        // Python's on IOPub; JavaScript's on the pipe Wrenn's kernel answers on (its fd in argv).
+        const garbage = {
+          python: "get_ipython().kernel.iopub_socket.send_multipart([b'not', b'a', b'message'])",
+          javascript: "require('fs').writeSync(Number(process.argv[3]), '123\\n[]\\nnull\\n');",
+        };
+        for (const [language, code] of Object.entries(garbage)) {
+          const ctx = await call(sandbox, "POST", "/contexts", { language });
+          const id = (ctx.items[0] as unknown as { id: string }).id;
+          const sent = await call(sandbox, "POST", "/execute", { code, context_id: id });
+          expect(sent.items.at(-1), language).toEqual({ type: "end_of_execution" });
+          // Had the service's reader of the kernel stopped at it, this would wait for ever.
+          const next = await call(sandbox, "POST", "/execute", { code: "1 + 1", context_id: id });
+          expect(next.items.find((i) => i.type === "result")?.text, language).toBe("2");
+        }
       } finally {
         await sandbox.kill();
       }

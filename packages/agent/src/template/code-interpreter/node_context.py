@@ -55,9 +55,12 @@ def read_messages(stream, deliver):
     with stream:
         for line in stream:
             try:
-                deliver(json.loads(line))
+                msg = json.loads(line)
             except ValueError:
                 continue
+            # The kernel runs the user's code, which can write anything here: only objects count.
+            if isinstance(msg, dict):
+                deliver(msg)
     deliver({"type": "_died"})
 
 
