@@ -1,9 +1,9 @@
-"""How much of a kernel's stream output the service has read, shared with the kernel.
+"""How much of a kernel's output the service has read, shared with the kernel.
 
 Jupyter's IOPub does not wait for its reader. A cell printing in a loop could send faster than
 the service parsed, and what was not parsed yet piled up in the service's ZeroMQ queue (270 MiB
-seen for 300 MB printed). The service counts the characters of stream output it reads into a
-file the kernel maps; the kernel's writes wait while too much of what it wrote is unread
+seen for 300 MB printed). The service counts the characters it reads of stream output and of
+displayed results' text fields into a file the kernel maps; the kernel's writes wait while too much of what it wrote is unread
 (kernel_startup.py).
 """
 
