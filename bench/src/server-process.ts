@@ -8,7 +8,8 @@ import { type BenchServer, closeServer, startServer, TEMPLATE } from "./single-h
 // against the server). The parent asks the child, over IPC, what only the server knows.
 
 type Request = { id: number; op: "warmPoolIdle" | "close" };
-type Reply = { id: number; error?: string };
+/** `ready`: for warmPoolIdle, the sandboxes the pool then holds. */
+type Reply = { id: number; ready?: number; error?: string };
 type Started = {
   started: { conn: { apiUrl: string; apiKey: string }; agentDir: string; rootfs: string };
 };
@@ -19,8 +20,8 @@ export interface ServerProcess {
   agentDir: string;
   /** The default template's root filesystem (for the bare bwrap baseline). */
   rootfs: string;
-  /** Resolves once the server's warm pool builds nothing. */
-  warmPoolIdle(): Promise<void>;
+  /** Resolves once the server's warm pool builds nothing, with the sandboxes it then holds. */
+  warmPoolIdle(): Promise<number>;
   /** Removes the server's sandboxes and stops it; the child exits. */
   close(): Promise<void>;
 }
@@ -34,7 +35,10 @@ export async function startServerProcess(
     env: { ...process.env, WRENN_BENCH_SERVER: JSON.stringify({ dataDir, warmPool }) },
     stdio: ["ignore", "inherit", "inherit", "ipc"],
   });
-  const pending = new Map<number, { resolve: () => void; reject: (err: Error) => void }>();
+  const pending = new Map<
+    number,
+    { resolve: (ready: number) => void; reject: (err: Error) => void }
+  >();
   let next = 0;
   let exited: Error | undefined;
   const started = new Promise<Started["started"]>((resolve, reject) => {
@@ -43,7 +47,7 @@ export async function startServerProcess(
       const call = pending.get(msg.id);
       pending.delete(msg.id);
       if (msg.error) call?.reject(new Error(`bench server: ${msg.error}`));
-      else call?.resolve();
+      else call?.resolve(msg.ready ?? 0);
     });
     child.once("exit", (code, signal) => {
       exited = new Error(`bench server exited (${code ?? signal})`);
@@ -53,7 +57,7 @@ export async function startServerProcess(
     });
   });
   const ask = (op: Request["op"]) =>
-    new Promise<void>((resolve, reject) => {
+    new Promise<number>((resolve, reject) => {
       if (exited) return reject(exited);
       const id = next++;
       pending.set(id, { resolve, reject });
@@ -92,9 +96,13 @@ async function serve(setting: { dataDir: string; warmPool?: WarmPoolSetting }): 
   process.once("disconnect", () => void close().finally(() => process.exit(0)));
   process.on("message", async ({ id, op }: Request) => {
     try {
-      if (op === "warmPoolIdle") await server.runtime.warmPoolIdle();
-      else await close();
-      process.send?.({ id } satisfies Reply);
+      if (op === "warmPoolIdle") {
+        await server.runtime.warmPoolIdle();
+        process.send?.({ id, ready: server.runtime.warmPoolSize } satisfies Reply);
+      } else {
+        await close();
+        process.send?.({ id } satisfies Reply);
+      }
     } catch (err) {
       process.send?.({ id, error: (err as Error).message } satisfies Reply);
     }
