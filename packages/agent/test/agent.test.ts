@@ -17,6 +17,7 @@ import { type Agent, createAgent } from "../src/rpc/index.js";
 import { NamespaceRuntime, SANDBOX_HOSTNAME } from "../src/runtime/index.js";
 import { EnvdClient } from "./contract/envd-client.js";
 import { findLeaks } from "./contract/leaks.js";
+import { listenPort } from "./fixtures/listen-port.js";
 
 // The agent as a client sees it: HostAgentService over a real port (HTTP/1.1 and h2c), the envd
 // proxy, the TTL reaper, and a kill -9 of the whole agent process mid-create. Needs root.
@@ -269,7 +270,7 @@ describe("agent over Connect", { timeout: 60_000 }, () => {
     await new EnvdClient(`${server.url}/sandboxes/${survivor}/envd`).sh("echo 1 > /tmp/alive");
     // The in-process agent lets go (as a process exit would); a child agent takes over the dir.
     await agent.close();
-    const port = 20_000 + Math.floor(Math.random() * 20_000);
+    const port = await listenPort();
     for (const [n, killAfterMs] of [10, 150].entries()) {
       const child = startAgentProcess(dir, port);
       try {

@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCommand } from "../src/host/index.js";
 import { acquireDirLock, ownStamp } from "../src/lock/index.js";
 import { keepHostFirewallState } from "../src/network/index.js";
+import { listenPort } from "./fixtures/listen-port.js";
 
 // One agent per state directory and per sandbox range on a host, with real agent processes:
 // a second one refuses before it touches anything; a dead one's lock and claim are taken over.
@@ -69,7 +70,6 @@ describe("one agent per directory and sandbox range", { timeout: 120_000 }, () =
   const children: ChildProcess[] = [];
   const dummy = `wrt${randomBytes(3).toString("hex")}`;
   let restoreHost: () => Promise<void> = async () => {};
-  const port = () => 20_000 + Math.floor(Math.random() * 20_000);
   const newDir = async () => {
     const dir = await mkdtemp(join(tmpdir(), "wrenn-instance-"));
     dirs.push(dir);
@@ -99,17 +99,17 @@ describe("one agent per directory and sandbox range", { timeout: 120_000 }, () =
 
   it("refuses a second agent on a directory or an overlapping range, naming the holder", async () => {
     const dirA = await newDir();
-    const portA = port();
+    const portA = await listenPort();
     const a = start(dirA, rangeA, portA);
     await waitListening(portA, a);
 
-    const sameDir = await start(dirA, otherRange, port()).exit;
+    const sameDir = await start(dirA, otherRange, await listenPort()).exit;
     expect(sameDir.code).toBe(1);
     expect(sameDir.stderr).toContain(`${dirA} is in use by another agent (pid ${a.child.pid})`);
     expect(sameDir.stderr.trim().split("\n")).toHaveLength(1);
 
     const overlapping = rangeA.replace(".0/24", ".128/25");
-    const sameRange = await start(await newDir(), overlapping, port()).exit;
+    const sameRange = await start(await newDir(), overlapping, await listenPort()).exit;
     expect(sameRange.code).toBe(1);
     expect(sameRange.stderr).toContain(
       `sandbox range ${overlapping} overlaps ${rangeA}, used by the agent with pid ${a.child.pid}`,
@@ -120,7 +120,7 @@ describe("one agent per directory and sandbox range", { timeout: 120_000 }, () =
     await runCommand("ip", ["link", "set", dummy, "up"]);
     const routed = otherRange.replace(".0/24", ".64/28");
     await runCommand("ip", ["route", "add", routed, "dev", dummy]);
-    const byRoute = await start(await newDir(), otherRange, port()).exit;
+    const byRoute = await start(await newDir(), otherRange, await listenPort()).exit;
     expect(byRoute.code).toBe(1);
     expect(byRoute.stderr).toMatch(
       new RegExp(`overlaps the route ${routed.replace(/\./g, "\\.")} dev ${dummy}`),
@@ -130,7 +130,7 @@ describe("one agent per directory and sandbox range", { timeout: 120_000 }, () =
     // Killed without a chance to clean up: its lock and claim are stale, and taken over.
     a.child.kill("SIGKILL");
     await a.exit;
-    const portB = port();
+    const portB = await listenPort();
     const b = start(dirA, rangeA, portB);
     await waitListening(portB, b);
     b.child.kill("SIGTERM");

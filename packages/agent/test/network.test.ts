@@ -18,6 +18,7 @@ import {
   runCommand,
   type SandboxNetwork,
 } from "../src/network/index.js";
+import { listenPort } from "./fixtures/listen-port.js";
 
 // Traffic in this file only goes between the host and namespaces made here. "Outside" is a netns
 // of this test on TEST-NET-3, reached through a veth; "another host address" is TEST-NET-1 on a
@@ -286,7 +287,7 @@ for (const backend of ["nftables", "iptables"] as const) {
       });
 
       it("drops sandbox → host on every host address, including its own veth and loopback", async () => {
-        const port = 40000 + Math.floor(Math.random() * 10000);
+        const port = await listenPort("0.0.0.0");
         await server(undefined, "0.0.0.0", port); // host: 127.0.0.1, veth host sides, spare address
         // Control: the server answers on those addresses from the host itself.
         expect(await hostConnect(a.hostAddress, port)).toMatch(/^peer=/);
@@ -305,7 +306,7 @@ for (const backend of ["nftables", "iptables"] as const) {
       });
 
       it("drops packets to the host's 127.0.0.1 sent out of the veth (route_localnet trick)", async () => {
-        const port = 40000 + Math.floor(Math.random() * 10000);
+        const port = await listenPort();
         await server(undefined, "127.0.0.1", port);
         // Make the host willing to accept 127/8 from the veth, and make the sandbox send 127.0.0.1
         // out of eth0 instead of its own loopback: only the firewall stands in the way now.
