@@ -3,8 +3,8 @@
 Jupyter's IOPub does not wait for its reader. A cell printing in a loop could send faster than
 the service parsed, and what was not parsed yet piled up in the service's ZeroMQ queue (270 MiB
 seen for 300 MB printed). The service counts the characters it reads of stream output and of
-displayed results' text fields into a file the kernel maps; the kernel's writes wait while too much of what it wrote is unread
-(kernel_startup.py).
+displayed results' text fields into a file the kernel maps; the kernel's writes wait while too
+much of what it wrote is unread (kernel_startup.py).
 """
 
 import mmap
