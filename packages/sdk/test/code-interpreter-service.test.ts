@@ -87,6 +87,16 @@ describe.skipIf(skip)(
       });
     }
 
+    /** `fn` with a new sandbox of the template (1 GiB), killed afterwards, failed or not. */
+    async function withSandbox(fn: (sandbox: Sandbox) => Promise<void>): Promise<void> {
+      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
+      try {
+        await fn(sandbox);
+      } finally {
+        await sandbox.kill();
+      }
+    }
+
     /** How many kernels of each language run in the sandbox. */
     async function kernels(sandbox: Sandbox): Promise<string> {
       const { stdout } = await sandbox.commands.run(
@@ -114,9 +124,8 @@ describe.skipIf(skip)(
       return Number(/(\d+) kB/.exec(stdout)?.[1]) / 1024;
     }
 
-    it("holds a bounded share of a cell's output for a client that reads slowly, and says what it dropped", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("holds a bounded share of a cell's output for a client that reads slowly, and says what it dropped", () =>
+      withSandbox(async (sandbox) => {
         // 300 MB printed in a loop while the client reads nothing for 15 s. A second into it the
         // service stops for a second, as one descheduled on a busy host: the kernel must wait for
         // it rather than queue its output for it.
@@ -152,14 +161,10 @@ describe.skipIf(skip)(
         expect(sent + dropped).toBe(lines * 10_000);
         const after = await call(sandbox, "POST", "/execute", { code: "1 + 1" });
         expect(after.items).toContainEqual(expect.objectContaining({ type: "result", text: "2" }));
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("holds a bounded share of a cell's displayed results for a client that reads slowly, and says how many it dropped", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("holds a bounded share of a cell's displayed results for a client that reads slowly, and says how many it dropped", () =>
+      withSandbox(async (sandbox) => {
         // 200 MB displayed in a loop while the client reads nothing for 15 s.
         const count = 200;
         const code = `from IPython.display import display\nfor i in range(${count}):\n    display({'text/plain': str(i) + 'x' * 999_999}, raw=True)\n'done'`;
@@ -182,14 +187,10 @@ describe.skipIf(skip)(
         expect(results).toContainEqual(
           expect.objectContaining({ type: "result", text: "done", is_main_result: true }),
         );
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("goes on after a cell makes its kernel send the service messages that do not parse", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("goes on after a cell makes its kernel send the service messages that do not parse", () =>
+      withSandbox(async (sandbox) => {
         // Python's on IOPub; JavaScript's on the pipe Wrenn's kernel answers on (its fd in argv).
         const garbage = {
           python: "get_ipython().kernel.iopub_socket.send_multipart([b'not', b'a', b'message'])",
@@ -204,14 +205,10 @@ describe.skipIf(skip)(
           const next = await call(sandbox, "POST", "/execute", { code: "1 + 1", context_id: id });
           expect(next.items.find((i) => i.type === "result")?.text, language).toBe("2");
         }
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("does not pile up what a cell's thread or timer prints after the cell, while no cell runs", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("does not pile up what a cell's thread or timer prints after the cell, while no cell runs", () =>
+      withSandbox(async (sandbox) => {
         // Each starts printing for ever and returns: no client follows that output.
         const spam = {
           python:
@@ -237,14 +234,10 @@ describe.skipIf(skip)(
           expect(next.items.find((i) => i.type === "result")?.text, language).toBe("2");
           await call(sandbox, "DELETE", `/contexts/${id}`);
         }
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("starts the service again when a cell kills it, its kernels going with the old one", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("starts the service again when a cell kills it, its kernels going with the old one", () =>
+      withSandbox(async (sandbox) => {
         const js = await call(sandbox, "POST", "/contexts", { language: "javascript" });
         expect(js.status).toBe(200);
         const killed = await servicePid(sandbox);
@@ -269,14 +262,10 @@ describe.skipIf(skip)(
         await expect
           .poll(() => kernels(sandbox), { timeout: 15_000 })
           .toBe("python=1 javascript=0");
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("restarts or removes a context at once while a cell runs, ending that cell", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("restarts or removes a context at once while a cell runs, ending that cell", () =>
+      withSandbox(async (sandbox) => {
         const endless = {
           python: "import time\nkept = 1\nwhile True:\n    time.sleep(0.1)",
           javascript: "var kept = 1;\nfor (;;) {}",
@@ -324,14 +313,10 @@ describe.skipIf(skip)(
         }
         // No kernel of a removed context is left running.
         expect(await kernels(sandbox)).toBe(before);
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
 
-    it("restarts a Python kernel whose cell outlives the interrupt its leaving client caused", async () => {
-      const sandbox = await Sandbox.create({ ...conn, template: TEMPLATE, memoryMb: 1024 });
-      try {
+    it("restarts a Python kernel whose cell outlives the interrupt its leaving client caused", () =>
+      withSandbox(async (sandbox) => {
         const ctx = await call(sandbox, "POST", "/contexts", { language: "python" });
         const id = (ctx.items[0] as unknown as { id: string }).id;
         // As a long call into C that never checks for signals would (a regex backtracking).
@@ -359,9 +344,6 @@ describe.skipIf(skip)(
         const again = await call(sandbox, "POST", "/execute", { code: "1 + 1", context_id: id });
         expect(again.items.some((i) => i.type === "stderr")).toBe(false);
         expect(again.items.find((i) => i.type === "result")?.text).toBe("2");
-      } finally {
-        await sandbox.kill();
-      }
-    });
+      }));
   },
 );

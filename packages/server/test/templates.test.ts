@@ -337,8 +337,10 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
     expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
     expect(th.host.embedded.agent.runtime.list().length).toBe(before);
 
-    // In its start check too: the check's sandbox does not wait out its ready timeout.
+    // In its start check too: the check's sandbox does not wait out its ready timeout. Its result
+    // exists by then (the check starts a sandbox from it) but is no template yet: not listed.
     let cancelledAt = 0;
+    let listedInCheck: string[] = [];
     const inCheck = await build(
       {
         name: "slow",
@@ -351,14 +353,19 @@ describe("template builds on the namespace runtime", { timeout: 300_000 }, () =>
         if (e.type === "info" && String(e.message).includes("checking the start command")) {
           // Once the check's sandbox is being made (its create waits for the ready check).
           setTimeout(() => {
-            cancelledAt = performance.now();
-            cancel = Promise.resolve(call("DELETE", `/v1/templates/builds/${cancelledId}`));
+            cancel = call("GET", "/v1/templates").then(async (res) => {
+              const { templates } = (await res.json()) as { templates: { name: string }[] };
+              listedInCheck = templates.map((t) => t.name);
+              cancelledAt = performance.now();
+              return call("DELETE", `/v1/templates/builds/${cancelledId}`);
+            });
           }, 2_000);
         }
       },
     );
     expect((await cancel)?.status).toBe(204);
     expect(inCheck.last).toMatchObject({ type: "error", code: "cancelled" });
+    expect(listedInCheck.filter((name) => name.startsWith("slow"))).toEqual([]);
     expect(performance.now() - cancelledAt).toBeLessThan(20_000);
     expect((await call("POST", "/v1/sandboxes", { template: "slow" })).status).toBe(404);
     expect(th.host.embedded.agent.runtime.list().length).toBe(before);

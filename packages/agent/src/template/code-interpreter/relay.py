@@ -61,7 +61,8 @@ class Relay:
         self._cells = cells
         self._interrupt = interrupt
         self._keepalive = keepalive
-        self._items = deque()  # items, and [chars, results] where output was dropped
+        # (item, its held size), and [chars, results] where output was dropped
+        self._items = deque()
         self._held = 0
         self._cond = threading.Condition()
         self._done = False
@@ -102,7 +103,7 @@ class Relay:
                     dropped[1] += 1
                 return
             self._held += size
-            self._items.append(item)
+            self._items.append((item, size))
             self._cond.notify_all()
 
     def __iter__(self):
@@ -111,11 +112,12 @@ class Relay:
                 if not self._items and not self._done:
                     self._cond.wait(self._keepalive)
                 if self._items:
-                    item = self._items.popleft()
-                    if isinstance(item, list):
-                        items = _dropped_notices(*item)
+                    entry = self._items.popleft()
+                    if isinstance(entry, list):
+                        items = _dropped_notices(*entry)
                     else:
-                        self._held -= _held_size(item)
+                        item, size = entry
+                        self._held -= size
                         items = [item]
                 elif self._done:
                     if self._error is not None:

@@ -22,6 +22,11 @@ import { applyContext, StepRunner } from "./step-runner.js";
 
 /** `name@v3`: an older version of a built template, kept while sandboxes may use it. */
 const versionName = (name: string, version: number) => `${name}@v${version}`;
+/**
+ * `name@build-<id>`: a build's result until its start command is checked and it becomes the
+ * newest version. `@` is not allowed in names teams give, so no template of theirs looks like one.
+ */
+const BUILD_MARK = "@build-";
 
 interface RunningBuild {
   teamId: string;
@@ -203,7 +208,7 @@ export class TemplateService {
       sandbox ??= await this.buildSandbox(teamId, template, recipe, emit, abort.signal);
       await this.steps.writeConfig(teamId, sandbox.id, config);
       made = await this.snapshots.capture(teamId, sandbox, {
-        name: `${recipe.name}@build-${buildId}`,
+        name: `${recipe.name}${BUILD_MARK}${buildId}`,
         kind: "template",
         version: 0,
         config: JSON.stringify(config),
@@ -274,9 +279,10 @@ export class TemplateService {
     build.abort.abort();
   }
 
-  /** The team's built templates, every version, oldest first. */
-  list(teamId: string): Promise<TemplateRow[]> {
-    return this.store.templates.list(teamId, "template");
+  /** The team's built templates, every version, oldest first; not builds still under way. */
+  async list(teamId: string): Promise<TemplateRow[]> {
+    const rows = await this.store.templates.list(teamId, "template");
+    return rows.filter((row) => !row.name.includes(BUILD_MARK));
   }
 
   /** {@link list} as clients see it, with each version's base and size. */
