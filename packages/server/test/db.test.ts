@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   isUniqueViolation,
   migrateToLatest,
+  type NewTemplateRow,
   newId,
   nowIso,
   type SandboxRecord,
@@ -9,7 +10,7 @@ import {
 } from "../src/db/index.js";
 import { ServerError } from "../src/errors.js";
 import { type TestDatabase, testEngines } from "./helpers/databases.js";
-import { sandboxRow } from "./helpers/rows.js";
+import { sandboxRow, templateRow } from "./helpers/rows.js";
 
 // One suite, run on every engine: whatever passes on SQLite must pass on PostgreSQL unchanged.
 for (const engine of testEngines()) {
@@ -283,20 +284,8 @@ for (const engine of testEngines()) {
       });
 
       it("templates: the layer cache sees layers nothing stands on, least recently used first", async () => {
-        const row = (name: string, over: Record<string, unknown> = {}) => ({
-          id: newId(),
-          teamId: teamB,
-          name,
-          sourceSandboxId: null,
-          hostId: null,
-          baseTemplate: "base",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          createdAt: at(400),
-          kind: "layer" as const,
-          ...over,
-        });
+        const row = (name: string, over: Partial<NewTemplateRow> = {}) =>
+          templateRow(teamB, name, { createdAt: at(400), kind: "layer", ...over });
         // under ← stacked (a layer on a layer), held (a sandbox runs from it), free, older.
         const under = row("layer-under", { usedAt: at(401), sizeKib: 2_929_688 });
         const stacked = row("layer-stacked", { usedAt: at(405), parentId: under.id });

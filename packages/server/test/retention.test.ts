@@ -4,8 +4,10 @@ import { newId, type SandboxState, Store } from "../src/db/index.js";
 import { Reconciler } from "../src/service/index.js";
 import { startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
+import { templateRow } from "./helpers/rows.js";
 
-// WRENN_RETENTION_DAYS: stopped rows go once they are older than the retention; nothing else.
+// What the reconciler deletes by age, nothing else: stopped rows older than WRENN_RETENTION_DAYS,
+// and the results of template builds whose server stopped before they became templates.
 
 for (const engine of testEngines()) {
   describe.skipIf(engine.skipReason)(
@@ -65,6 +67,30 @@ for (const engine of testEngines()) {
         });
         await row("stopped", 1000);
         expect((await keeper.tick()).pruned).toBe(0);
+      });
+
+      it("deletes a build's result left unpromoted for an hour, not one under way nor any template", async () => {
+        const user = await server.newUser();
+        const store = new Store(server.database.handle.db, server.database.handle.dialect);
+        const row = async (name: string, kind: "template" | "snapshot", minutesAgo: number) => {
+          const createdAt = new Date(Date.now() - minutesAgo * 60_000).toISOString();
+          return (await store.templates.insert(templateRow(user.teamId, name, { kind, createdAt })))
+            .id;
+        };
+        // Its server stopped during the start check, an hour ago.
+        const left = await row(`web@build-${newId()}`, "template", 61);
+        // A start check may take its ready timeout: up to ten minutes.
+        const underWay = await row(`web@build-${newId()}`, "template", 11);
+        const kept = [
+          underWay,
+          await row("web", "template", 600),
+          await row("web@v1", "template", 600),
+          await row("snap", "snapshot", 600),
+        ];
+        const reconciler = new Reconciler(store, server.registry, pino({ level: "silent" }));
+        expect((await reconciler.tick()).unfinishedBuilds).toEqual([left]);
+        expect(await store.templates.get(user.teamId, left)).toBeUndefined();
+        for (const id of kept) expect(await store.templates.get(user.teamId, id)).toBeDefined();
       });
     },
   );

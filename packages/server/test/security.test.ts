@@ -6,7 +6,7 @@ import { newId, Store } from "../src/db/index.js";
 import { listenApp } from "../src/serve.js";
 import { startTestServer, type TestServer } from "./helpers/app.js";
 import { testEngines } from "./helpers/databases.js";
-import { sandboxRow } from "./helpers/rows.js";
+import { sandboxRow, templateRow } from "./helpers/rows.js";
 
 // Security findings of issue #13 that need no agent: each case failed on the code before its fix.
 
@@ -35,18 +35,7 @@ for (const engine of testEngines()) {
         const a = await server.newUser();
         const b = await server.newUser();
         const store = new Store(server.database.handle.db, server.database.handle.dialect);
-        const theirs = {
-          id: newId(),
-          teamId: b.teamId,
-          name: "secret",
-          sourceSandboxId: newId(),
-          hostId: null,
-          baseTemplate: "base",
-          vcpus: 1,
-          memoryMb: 512,
-          diskSizeMb: 1024,
-          createdAt: new Date().toISOString(),
-        };
+        const theirs = templateRow(b.teamId, "secret", { sourceSandboxId: newId() });
         await store.templates.insert(theirs);
         const keyA = await apiKey(a.auth);
         const create = (template: string) =>

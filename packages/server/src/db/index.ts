@@ -19,6 +19,7 @@ export type {
   SandboxState,
 } from "./repos/sandboxes.js";
 export { SANDBOX_STATES } from "./repos/sandboxes.js";
+export { BUILD_MARK } from "./repos/templates.js";
 export type { Membership, TeamMember, TeamRole } from "./repos/users.js";
 export type {
   ApiKeyRow,

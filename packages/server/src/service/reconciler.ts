@@ -15,6 +15,11 @@ const PENDING_GRACE_MS = 10 * 60_000;
 export const DEFAULT_ORPHAN_GRACE_SEC = 30;
 /** One host's answer may take this long; a slow host does not hold up the others. */
 const LIST_TIMEOUT_MS = 10_000;
+/**
+ * A build's result is promoted once its start command is checked (ready timeout ≤ 10 minutes):
+ * one unpromoted this long was a build its server stopped in the middle of.
+ */
+const UNFINISHED_BUILD_GRACE_MS = 60 * 60_000;
 const RECONCILED: readonly SandboxState[] = ["pending", "running", "paused", "missing", "error"];
 
 export interface ReconcileReport {
@@ -30,6 +35,8 @@ export interface ReconcileReport {
   pruned: number;
   /** Snapshots deleted on agents because no row claims them. */
   orphanSnapshots: string[];
+  /** Rows of builds that never finished, deleted (their snapshots go as orphans). */
+  unfinishedBuilds: string[];
 }
 
 export interface ReconcilerOptions {
@@ -104,6 +111,7 @@ export class Reconciler {
       leader: false,
       pruned: 0,
       orphanSnapshots: [],
+      unfinishedBuilds: [],
     };
     report.leader = await this.leadership.acquire();
     if (report.leader) await this.markStale(report);
@@ -111,6 +119,15 @@ export class Reconciler {
     // Whichever replica gave up on a host, the calls this one has under way to it fail now.
     for (const host of hosts) if (host.state === "unreachable") this.registry.cutOff(host.id);
     if (!report.leader) return report;
+    // Before the hosts: their snapshots are then orphans this same tick.
+    report.unfinishedBuilds = await this.store.templates.deleteUnfinishedBuilds(
+      nowIso(new Date(Date.now() - UNFINISHED_BUILD_GRACE_MS)),
+    );
+    if (report.unfinishedBuilds.length > 0)
+      this.logger.info(
+        { op: "reconcile", templateIds: report.unfinishedBuilds },
+        "deleted the results of builds that never finished",
+      );
     for (const host of hosts) {
       if (host.state !== "ready" && host.state !== "draining") continue;
       try {

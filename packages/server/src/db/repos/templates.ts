@@ -2,6 +2,12 @@ import type { NewTemplateRow, TemplateKind, TemplateRow } from "../schema.js";
 import type { Executor } from "./types.js";
 
 /**
+ * `name@build-<id>`: a build's result until its start command is checked and it becomes the
+ * newest version. `@` is not allowed in names teams give, so no template of theirs looks like one.
+ */
+export const BUILD_MARK = "@build-";
+
+/**
  * Team templates: snapshots of sandboxes, templates built from a recipe and their cached build
  * layers (one table, told apart by `kind`); names are unique per team.
  */
@@ -159,6 +165,21 @@ export class TemplatesRepo {
       .where("teamId", "=", teamId)
       .where("id", "=", id)
       .execute();
+  }
+
+  /**
+   * Deletes the results of builds begun before `before` (ISO) that never became a template: their
+   * server stopped mid-build. Returns their ids; their snapshots are then claimed by no row.
+   */
+  async deleteUnfinishedBuilds(before: string): Promise<string[]> {
+    const rows = await this.db
+      .deleteFrom("templates")
+      .where("kind", "=", "template")
+      .where("name", "like", `%${BUILD_MARK}%`)
+      .where("createdAt", "<", before)
+      .returning("id")
+      .execute();
+    return rows.map((r) => r.id);
   }
 
   async delete(teamId: string, id: string): Promise<boolean> {

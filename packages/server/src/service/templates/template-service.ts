@@ -1,5 +1,12 @@
 import type { Logger } from "pino";
-import { isId, newId, type SandboxRecord, type Store, type TemplateRow } from "../../db/index.js";
+import {
+  BUILD_MARK,
+  isId,
+  newId,
+  type SandboxRecord,
+  type Store,
+  type TemplateRow,
+} from "../../db/index.js";
 import { ServerError } from "../../errors.js";
 import { elapsed } from "../elapsed.js";
 import type { FileService } from "../files.js";
@@ -22,11 +29,6 @@ import { applyContext, StepRunner } from "./step-runner.js";
 
 /** `name@v3`: an older version of a built template, kept while sandboxes may use it. */
 const versionName = (name: string, version: number) => `${name}@v${version}`;
-/**
- * `name@build-<id>`: a build's result until its start command is checked and it becomes the
- * newest version. `@` is not allowed in names teams give, so no template of theirs looks like one.
- */
-const BUILD_MARK = "@build-";
 
 interface RunningBuild {
   teamId: string;
