@@ -178,6 +178,13 @@ describe("filesystem.Filesystem", () => {
       await chmod(join(source, "d"), 0o750);
       await chmod(other, 0o777);
       const destination = join(other, "cross");
+      // The source goes as mv(1) run by the user would remove it: a tree the user may not empty
+      // is refused before anything is copied.
+      expect(await codeOf(envd.filesystem.move({ source, destination }))).toBe(
+        Code.PermissionDenied,
+      );
+      await expect(lstat(destination)).rejects.toThrow();
+      execFileSync("chown", ["-hR", `${uid}:${gid}`, source]);
       await envd.filesystem.move({ source, destination });
       await expect(lstat(source)).rejects.toThrow();
       const st = await stat(join(destination, "d", "f"));
@@ -231,6 +238,7 @@ describe("filesystem.Filesystem", () => {
       }
       const source = join(home, "to-move");
       await mkdir(source);
+      await chown(source, uid, gid);
       for (const call of [
         envd.filesystem.makeDir({ path: join(full, "d") }),
         envd.filesystem.move({ source, destination: join(full, "moved") }),

@@ -168,12 +168,22 @@ export function assertUnlinkable(user: UserInfo, parent: Stats, entry: Stats, pa
     throw denied(user, "remove", path);
 }
 
+/** The user may list directory `st` and look up the names in it. */
+export function mayList(user: UserInfo, st: Stats): boolean {
+  return isRoot(user) || permits(user, st, R | X);
+}
+
+/** The user may list directory `st` (at `path`) and remove what is in it. */
+export function assertEmptiable(user: UserInfo, st: Stats, path: string): void {
+  if (!isRoot(user) && !permits(user, st, R | W | X)) throw denied(user, "empty", path);
+}
+
 /** Before a recursive removal: every directory in the tree must let the user list and empty it. */
 export async function assertRemovableTree(user: UserInfo, dir: string): Promise<void> {
   if (isRoot(user)) return;
   const st = await lstat(dir);
   if (!st.isDirectory()) return;
-  if (!permits(user, st, R | W | X)) throw denied(user, "empty", dir);
+  assertEmptiable(user, st, dir);
   for (const entry of await readdir(dir, { withFileTypes: true })) {
     if (entry.isDirectory()) await assertRemovableTree(user, join(dir, entry.name));
   }

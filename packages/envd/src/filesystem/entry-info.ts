@@ -42,23 +42,31 @@ export function permissionString(st: Stats): string {
 }
 
 /**
- * Where a symlink leads, as an absolute path: fully resolved when the target exists, else the
- * link's text taken relative to the link's directory.
+ * Where the symlink at `path` (read at `at`) leads, as an absolute path: fully resolved when the
+ * target exists, else the link's text taken relative to the link's directory.
  */
-async function symlinkTarget(path: string): Promise<string | undefined> {
+async function symlinkTarget(path: string, at: string): Promise<string | undefined> {
   try {
-    return await realpath(path);
+    return await realpath(at);
   } catch {
     try {
-      return resolve(dirname(path), await readlink(path));
+      return resolve(dirname(path), await readlink(at));
     } catch {
       return undefined;
     }
   }
 }
 
-/** EntryInfo for `path` from its lstat: a symlink is reported as a symlink, never followed. */
-export async function toEntryInfo(path: string, st: Stats, names: OwnerNames): Promise<EntryInfo> {
+/**
+ * EntryInfo for `path` from its lstat: a symlink is reported as a symlink, never followed. `at`
+ * is where to read it when that is not `path` (a name inside an opened directory).
+ */
+export async function toEntryInfo(
+  path: string,
+  st: Stats,
+  names: OwnerNames,
+  at = path,
+): Promise<EntryInfo> {
   return create(EntryInfoSchema, {
     name: basename(path) || path,
     type: fileType(st),
@@ -69,7 +77,7 @@ export async function toEntryInfo(path: string, st: Stats, names: OwnerNames): P
     owner: names.user(st.uid),
     group: names.group(st.gid),
     modifiedTime: timestampFromMs(Math.floor(st.mtimeMs)),
-    symlinkTarget: st.isSymbolicLink() ? await symlinkTarget(path) : undefined,
+    symlinkTarget: st.isSymbolicLink() ? await symlinkTarget(path, at) : undefined,
   });
 }
 

@@ -8,12 +8,16 @@ import {
   readdir,
   readlink,
   rename,
-  rm,
+  rmdir,
   symlink,
+  unlink,
 } from "node:fs/promises";
 import { join } from "node:path";
 import { EnvdError } from "../errors.js";
+import type { UserInfo } from "../user/index.js";
+import { assertRemovableTree } from "./access.js";
 import { heldPath } from "./paths.js";
+import { removeAt } from "./remove.js";
 
 function special(shown: string): EnvdError {
   return new EnvdError(
@@ -93,14 +97,19 @@ async function copyTree(source: string, destination: string, shown: string): Pro
   }
 }
 
-/** rename(2), falling back to copy + remove when source and destination are on different filesystems. */
-export async function move(source: string, destination: string): Promise<void> {
+/**
+ * rename(2), falling back to copy + remove when source and destination are on different
+ * filesystems; the source then goes as `user` may remove it (as mv(1) run by the user), and a
+ * tree they may not empty is refused before anything is copied.
+ */
+export async function move(source: string, destination: string, user: UserInfo): Promise<void> {
   try {
     await rename(source, destination);
     return;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
   }
+  await assertRemovableTree(user, source);
   // rename replaces an existing destination (a file, or an empty directory); so does this.
   const existing = await lstat(destination).catch(() => undefined);
   if (existing) {
@@ -117,13 +126,15 @@ export async function move(source: string, destination: string): Promise<void> {
         `destination directory ${destination} is not empty`,
       );
     }
-    await rm(destination, { recursive: true });
+    // Not recursive: whatever the sandbox puts in it meanwhile makes this fail, not go.
+    await (existing.isDirectory() ? rmdir(destination) : unlink(destination));
   }
   try {
     await copyTree(source, destination, source);
   } catch (err) {
-    await rm(destination, { recursive: true, force: true });
+    const copied = await lstat(destination).catch(() => undefined);
+    if (copied) await removeAt(destination, copied, destination);
     throw err;
   }
-  await rm(source, { recursive: true });
+  await removeAt(source, await lstat(source), source, user);
 }

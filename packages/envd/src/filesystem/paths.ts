@@ -1,4 +1,5 @@
-import type { FileHandle } from "node:fs/promises";
+import { constants } from "node:fs";
+import { type FileHandle, open } from "node:fs/promises";
 import { isAbsolute, join, resolve } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
@@ -23,4 +24,15 @@ export function resolvePath(input: string | null | undefined, user: UserInfo): s
  */
 export function heldPath(file: FileHandle): string {
   return `/proc/self/fd/${file.fd}`;
+}
+
+/** The directory at `at`, opened without following a symlink; undefined if it is not one (now). */
+export async function openDirAt(at: string): Promise<FileHandle | undefined> {
+  try {
+    return await open(at, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOTDIR" || code === "ELOOP") return undefined;
+    throw err;
+  }
 }

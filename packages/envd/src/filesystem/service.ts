@@ -1,5 +1,5 @@
 import type { Stats } from "node:fs";
-import { lstat, readdir, readlink, rm, stat } from "node:fs/promises";
+import { type FileHandle, lstat, readdir, readlink, stat } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import type { HandlerContext, ServiceImpl } from "@connectrpc/connect";
@@ -14,13 +14,16 @@ import {
   assertSearchable,
   assertUnlinkable,
   ensureDirs,
+  mayList,
   namedAs,
+  openChecked,
   openWritableDir,
 } from "./access.js";
 import { entryInfo, toEntryInfo } from "./entry-info.js";
 import { move } from "./move.js";
 import { type OwnerNames, ownerNames } from "./owners.js";
-import { heldPath, resolvePath } from "./paths.js";
+import { heldPath, openDirAt, resolvePath } from "./paths.js";
+import { removeAs } from "./remove.js";
 import { EventBuffer, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
@@ -63,7 +66,7 @@ async function moveBetweenOpened(
       assertUnlinkable(user, from.st, await lstatOrNotFound(sourceAt, source), source);
       const replaced = await lstat(destinationAt).catch(() => undefined);
       if (replaced) assertUnlinkable(user, to.st, replaced, destination);
-      await move(sourceAt, destinationAt).catch((err: unknown) => {
+      await move(sourceAt, destinationAt, user).catch((err: unknown) => {
         throw namedAs(err, [
           [from.at(""), join(dirname(source), "/")],
           [to.at(""), join(dirname(destination), "/")],
@@ -92,17 +95,35 @@ async function readableDir(user: UserInfo, path: string): Promise<void> {
   await assertAccess(user, path, { read: true });
 }
 
+/** The directory `path` opened for listing as `user` may (symlinks followed); checked on the opened one. */
+async function openListable(user: UserInfo, path: string): Promise<FileHandle> {
+  const { file, st } = await openChecked(user, path, { read: true }).catch((err: unknown) => {
+    throw EnvdError.from(err, path);
+  });
+  if (!st.isDirectory()) {
+    await file.close();
+    throw new EnvdError("invalid_argument", `not a directory: ${path}`);
+  }
+  return file;
+}
+
+/**
+ * Lists the opened directory `dir` (at `shown`) into `out`, `depth` levels down. Entries are read
+ * and directories opened through the opened one, never by name: a directory the sandbox swaps
+ * for a symlink midway is not followed into one the user may not list.
+ */
 async function listTree(
   user: UserInfo,
-  dir: string,
+  dir: FileHandle,
+  shown: string,
   depth: number,
   names: OwnerNames,
   out: EntryInfo[],
 ): Promise<void> {
-  const children = (await readdir(dir)).sort();
-  for (const name of children) {
-    const path = join(dir, name);
-    const st = await lstat(path).catch(() => undefined);
+  const held = heldPath(dir);
+  for (const name of (await readdir(held)).sort()) {
+    const at = join(held, name);
+    const st = await lstat(at).catch(() => undefined);
     if (!st) continue; // removed while listing
     if (out.length >= maxListEntries) {
       throw new EnvdError(
@@ -110,14 +131,17 @@ async function listTree(
         `over ${maxListEntries} entries; list with a smaller depth`,
       );
     }
-    out.push(await toEntryInfo(path, st, names));
-    if (depth > 1 && st.isDirectory()) {
+    const path = join(shown, name);
+    out.push(await toEntryInfo(path, st, names, at));
+    if (depth <= 1 || !st.isDirectory()) continue;
+    const inner = await openDirAt(at);
+    if (!inner) continue; // no longer a directory
+    try {
       // Like find(1): directories the user cannot read are listed but not descended into.
-      const readable = await assertAccess(user, path, { read: true }).then(
-        () => true,
-        () => false,
-      );
-      if (readable) await listTree(user, path, depth - 1, names, out);
+      if (mayList(user, await inner.stat()))
+        await listTree(user, inner, path, depth - 1, names, out);
+    } finally {
+      await inner.close();
     }
   }
 }
@@ -152,10 +176,14 @@ export function createFilesystemService(): FilesystemService {
     listDir: (req, ctx) =>
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        await readableDir(user, path);
-        const entries: EntryInfo[] = [];
-        await listTree(user, path, req.depth || 1, ownerNames(), entries);
-        return { entries };
+        const dir = await openListable(user, path);
+        try {
+          const entries: EntryInfo[] = [];
+          await listTree(user, dir, path, req.depth || 1, ownerNames(), entries);
+          return { entries };
+        } finally {
+          await dir.close();
+        }
       }),
 
     makeDir: (req, ctx) =>
@@ -191,10 +219,9 @@ export function createFilesystemService(): FilesystemService {
         const { user, path } = await target(ctx, req.path);
         if (path === "/") throw new EnvdError("invalid_argument", "refusing to remove /");
         await assertSearchable(user, dirname(path));
-        const st = await lstatOrNotFound(path);
-        await assertRemovable(user, path, st);
-        if (st.isDirectory()) await assertRemovableTree(user, path);
-        await rm(path, { recursive: true });
+        // removeAs checks the parent, opened; a tree is checked first, for a clear refusal.
+        if ((await lstatOrNotFound(path)).isDirectory()) await assertRemovableTree(user, path);
+        await removeAs(user, path);
         return {};
       }),
 
