@@ -15,11 +15,13 @@ import {
   startFleetServer,
   stopAgentWithSandboxes,
 } from "./helpers/fleet.js";
+import { openSocket, SERVICE } from "./helpers/port-service.js";
 import { until } from "./helpers/processes.js";
 
 // A frozen agent (SIGSTOP: its port still accepts connections, nothing answers). Calls under way
 // to it when the server marks its host unreachable fail then with the 503 new calls get, instead
-// of waiting out the agent call limit (300 s) or, for envd streams and file transfers, forever.
+// of waiting out the agent call limit (300 s) or, for envd streams and file transfers, forever;
+// WebSockets tunnelled to its sandboxes' ports are closed then.
 // A standalone agent joined to a control plane (SQLite), each its own process. Needs root.
 
 const root = process.getuid?.() === 0;
@@ -74,13 +76,29 @@ describe.skipIf(!root)("a frozen agent", { timeout: 120_000 }, () => {
     else rmSync(base, { recursive: true, force: true });
   }, 60_000);
 
-  it("fails calls under way to it soon after its host is marked unreachable, with a 503", async () => {
+  it("fails calls under way to it soon after its host is marked unreachable, with a 503, and closes its tunnels", async () => {
     const created = await until("a sandbox on the agent", async () => {
       const res = await api<{ id: string }>("POST", "/v1/sandboxes", { memory_mb: 128 });
       return res.status === 201 ? res.body : undefined;
     });
     const id = created.id;
     const hostId = (await api<{ host_id: string }>("GET", `/v1/sandboxes/${id}`)).body.host_id;
+    // Open before the freeze: a WebSocket to a port of the sandbox by E2B's headers, which the
+    // server tunnels through the agent.
+    await api("POST", `/v1/sandboxes/${id}/exec`, {
+      cmd: 'node -e "$SERVICE" >/dev/null 2>&1 &',
+      envs: { SERVICE },
+    });
+    const tunnel = await until("the sandbox's service to take a WebSocket", () =>
+      openSocket(`${server.url.replace(/^http/, "ws")}/chat`, {
+        "e2b-sandbox-id": id,
+        "e2b-sandbox-port": "8000",
+      }).catch(() => undefined),
+    );
+    expect(await tunnel.next()).toBe("hello /chat");
+    const tunnelClosed = new Promise<number>((resolve) =>
+      tunnel.ws.once("close", () => resolve(Date.now())),
+    );
     // Under way before the freeze: an envd stream through the agent's proxy.
     const exec = api<{ code?: string }>("POST", `/v1/sandboxes/${id}/exec`, {
       cmd: "sleep 100",
@@ -109,8 +127,13 @@ describe.skipIf(!root)("a frozen agent", { timeout: 120_000 }, () => {
       sleep(15_000).then(() => undefined),
     ]);
     expect(answers, "calls still hanging 15 s after the host was marked unreachable").toBeDefined();
+    const tunnelEnd = await Promise.race([tunnelClosed, sleep(15_000).then(() => undefined)]);
+    expect(
+      tunnelEnd,
+      "the WebSocket still open 15 s after the host was marked unreachable",
+    ).toBeDefined();
     // Seen unreachable here up to a poll (200 ms) late; cut off at the server's next tick (500 ms).
-    const lastEnd = Math.max(...(await Promise.all(ends)));
+    const lastEnd = Math.max(...(await Promise.all(ends)), tunnelEnd as number);
     expect(lastEnd - markedAt).toBeLessThan(2_000);
     for (const answer of answers ?? []) {
       expect(answer.status).toBe(503);

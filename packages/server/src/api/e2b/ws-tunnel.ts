@@ -69,6 +69,15 @@ export function createSandboxUpgrade(options: {
       },
     });
     upstream.on("upgrade", (res, upSocket, upHead) => {
+      // The request's link to its host's give-up signal ended with the upgrade: the tunnel holds
+      // its own, so a host the server gives up on (a frozen agent) does not hold it open.
+      const giveUp = target.host.signal;
+      const cut = () => {
+        socket.destroy();
+        upSocket.destroy();
+      };
+      if (giveUp?.aborted) return cut();
+      giveUp?.addEventListener("abort", cut, { once: true });
       open.add(socket);
       upSocket.setNoDelay(true);
       socket.write(rawHead(res));
@@ -81,6 +90,7 @@ export function createSandboxUpgrade(options: {
         if (hadError) socket.destroy();
       });
       socket.on("close", () => {
+        giveUp?.removeEventListener("abort", cut);
         open.delete(socket);
         upSocket.destroy();
       });
