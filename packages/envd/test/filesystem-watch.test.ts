@@ -148,6 +148,31 @@ describe("filesystem.Filesystem watching", () => {
     }
   });
 
+  it("does not watch, recursively, a subdirectory the user may not list", async () => {
+    // As find(1) and a deep ListDir: what root does in root's closed directory is not the user's.
+    await chmod(envd.dir, 0o755);
+    const dir = join(envd.dir, "open");
+    await mkdir(join(dir, "closed"), { recursive: true, mode: 0o755 });
+    await chmod(join(dir, "closed"), 0o700);
+    const abort = new AbortController();
+    const watch = follow(
+      envd.filesystem.watchDir({ path: dir, recursive: true }, { signal: abort.signal }),
+    );
+    try {
+      await watch.until((_, responses) => responses.length > 0);
+      await writeFile(join(dir, "closed", "secret.txt"), "x");
+      await mkdir(join(dir, "closed-later"), { mode: 0o700 });
+      await writeFile(join(dir, "closed-later", "secret.txt"), "x");
+      await writeFile(join(dir, "seen.txt"), "x");
+      await watch.until((events) => has(events, EventType.CREATE, "seen.txt"));
+      expect(summary(watch.events()).filter((e) => e.includes("secret"))).toEqual([]);
+      expect(has(watch.events(), EventType.CREATE, "closed-later")).toBe(true);
+    } finally {
+      abort.abort();
+      await watch.done;
+    }
+  });
+
   it("watches only the directory itself unless recursive", async () => {
     const dir = join(envd.dir, "flat");
     await mkdir(join(dir, "sub"), { recursive: true });

@@ -31,7 +31,10 @@ function isRoot(user: UserInfo): boolean {
   return user.uid === 0;
 }
 
-function permits(user: UserInfo, st: Stats, bits: number): boolean {
+/** What a permission check reads of a file's stat. */
+type Owned = Pick<Stats, "mode" | "uid" | "gid">;
+
+function permits(user: UserInfo, st: Owned, bits: number): boolean {
   if (isRoot(user)) return true;
   let granted: number;
   if (st.uid === user.uid) granted = (st.mode >> 6) & 7;
@@ -169,7 +172,7 @@ export function assertUnlinkable(user: UserInfo, parent: Stats, entry: Stats, pa
 }
 
 /** The user may list directory `st` and look up the names in it. */
-export function mayList(user: UserInfo, st: Stats): boolean {
+export function mayList(user: UserInfo, st: Owned): boolean {
   return isRoot(user) || permits(user, st, R | X);
 }
 

@@ -24,6 +24,7 @@ import { move } from "./move.js";
 import { type OwnerNames, ownerNames } from "./owners.js";
 import { heldPath, openDirAt, resolvePath } from "./paths.js";
 import { removeAs } from "./remove.js";
+import type { DirWatcherOptions } from "./watch.js";
 import { EventBuffer, Watchers } from "./watchers.js";
 
 /** ListDir answers at most this many entries (a deep listing of / would not fit in memory). */
@@ -146,6 +147,19 @@ async function listTree(
   }
 }
 
+/** A watch's options: subdirectories the user may not list are not watched. */
+function watchOptions(
+  user: UserInfo,
+  req: { recursive: boolean; includeEntry: boolean },
+): Omit<DirWatcherOptions, "onEvent" | "onOverflow"> {
+  return {
+    recursive: req.recursive,
+    includeEntry: req.includeEntry,
+    enters: (st) =>
+      mayList(user, { mode: Number(st.mode), uid: Number(st.uid), gid: Number(st.gid) }),
+  };
+}
+
 export interface FilesystemService {
   service: ServiceImpl<typeof Filesystem>;
   /** Stops every watcher. */
@@ -230,11 +244,7 @@ export function createFilesystemService(): FilesystemService {
       const watcher = await rpc(async () => {
         const { user, path } = await target(ctx, req.path);
         await readableDir(user, path);
-        return watchers.start(
-          path,
-          { recursive: req.recursive, includeEntry: req.includeEntry },
-          buffer,
-        );
+        return watchers.start(path, watchOptions(user, req), buffer);
       });
       try {
         yield { event: { case: "start", value: {} } };
@@ -257,12 +267,7 @@ export function createFilesystemService(): FilesystemService {
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
         await readableDir(user, path);
-        return {
-          watcherId: await watchers.createPolling(path, {
-            recursive: req.recursive,
-            includeEntry: req.includeEntry,
-          }),
-        };
+        return { watcherId: await watchers.createPolling(path, watchOptions(user, req)) };
       }),
 
     getWatcherEvents: (req) => rpc(async () => ({ events: watchers.drain(req.watcherId) })),

@@ -37,6 +37,8 @@ function seen(st: BigIntStats): Seen {
 
 export interface DirWatcherOptions {
   recursive: boolean;
+  /** Whether a subdirectory found is watched too (recursive): the watching user may list it. */
+  enters(st: BigIntStats): boolean;
   includeEntry: boolean;
   onEvent(event: FilesystemEvent): void;
   /** Changes came faster than they could be classified and some were dropped (called once). */
@@ -178,8 +180,13 @@ export class DirWatcher {
       this.track(path, st);
       // A directory that just appeared may already hold entries made before its watch existed.
       if (announceContents) await this.push(path, EventType.CREATE);
-      if (this.options.recursive && st.isDirectory()) await this.addDir(path, announceContents);
+      if (this.descends(st)) await this.addDir(path, announceContents);
     }
+  }
+
+  /** A directory whose entries are watched too: recursive, and one the user may list (as find(1)). */
+  private descends(st: BigIntStats): boolean {
+    return this.options.recursive && st.isDirectory() && this.options.enters(st);
   }
 
   /** Stops watching `dir` and everything below it (it was removed or moved away). */
@@ -244,7 +251,7 @@ export class DirWatcher {
         return;
       }
       await this.push(path, EventType.CREATE);
-      if (this.options.recursive && st.isDirectory()) await this.addDir(path, !renamed);
+      if (this.descends(st)) await this.addDir(path, !renamed);
       return;
     }
     if (kind === "rename") return; // same inode under the same name: nothing changed for a reader
