@@ -6,9 +6,9 @@ import { assertEmptiable, assertUnlinkable, namedAs, openWritableDir } from "./a
 import { heldPath, openDirAt } from "./paths.js";
 
 /**
- * Removes `path`, a directory with everything in it, as `user` may. Its parent is opened once and
- * checked, and the rest is reached through opened directories, never by a name again (see
- * removeAt): a directory the sandbox swaps for a symlink midway cannot lead envd (root) into
+ * Removes what is at `path` (a directory with all it holds) as `user` may. Its parent is opened
+ * once and checked, and the rest is reached through opened directories, never by a name again
+ * (see removeAt): a directory the sandbox swaps for a symlink midway cannot lead envd (root) into
  * files the user may not remove. The caller checks a tree first (assertRemovableTree), so a
  * refusal comes before anything is removed unless the tree changes meanwhile.
  */

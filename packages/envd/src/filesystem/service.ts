@@ -96,7 +96,7 @@ async function readableDir(user: UserInfo, path: string): Promise<void> {
   await assertAccess(user, path, { read: true });
 }
 
-/** The directory `path` opened for listing as `user` may (symlinks followed); checked on the opened one. */
+/** Opens directory `path` (symlinks followed) to list it, checked on what was opened. */
 async function openListable(user: UserInfo, path: string): Promise<FileHandle> {
   const { file, st } = await openChecked(user, path, { read: true }).catch((err: unknown) => {
     throw EnvdError.from(err, path);

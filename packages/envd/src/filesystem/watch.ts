@@ -184,7 +184,7 @@ export class DirWatcher {
     }
   }
 
-  /** A directory whose entries are watched too: recursive, and one the user may list (as find(1)). */
+  /** Whether to watch in directory `st` too: recursive, and the user may list it (as find(1)). */
   private descends(st: BigIntStats): boolean {
     return this.options.recursive && st.isDirectory() && this.options.enters(st);
   }
