@@ -197,6 +197,31 @@ describe("filesystem.Filesystem", () => {
     }
   });
 
+  it("moves a directory of an overlay's lower layer as a rename: root's, in the user's directory", async () => {
+    // overlayfs answers EXDEV for it (redirect_dir=off, as sandboxes are mounted) and envd copies
+    // and removes instead; within one filesystem that is still a rename, which the user may make
+    // of what they may unlink from its directory, whoever owns what it holds.
+    const base = await mkdtemp(join(envd.dir, "overlay-"));
+    await chmod(base, 0o755);
+    const [lower, upper, work, merged] = ["lower", "upper", "work", "merged"].map((d) =>
+      join(base, d),
+    ) as [string, string, string, string];
+    await mkdir(join(lower, "home", "made-by-root"), { recursive: true });
+    await writeFile(join(lower, "home", "made-by-root", "f"), "root's");
+    await chown(join(lower, "home"), uid, gid);
+    for (const dir of [upper, work, merged]) await mkdir(dir);
+    const options = `lowerdir=${lower},upperdir=${upper},workdir=${work},redirect_dir=off`;
+    execFileSync("mount", ["-t", "overlay", "overlay", "-o", options, merged]);
+    try {
+      const source = join(merged, "home", "made-by-root");
+      await envd.filesystem.move({ source, destination: join(merged, "home", "renamed") });
+      expect(await readFile(join(merged, "home", "renamed", "f"), "utf8")).toBe("root's");
+      await expect(lstat(source)).rejects.toThrow();
+    } finally {
+      execFileSync("umount", [merged]);
+    }
+  });
+
   it("refuses to move a directory into itself, also into a filesystem mounted inside it", async () => {
     const outer = join(home, "outer");
     const mount = join(outer, "mnt");

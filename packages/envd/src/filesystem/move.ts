@@ -9,10 +9,11 @@ import {
   readlink,
   rename,
   rmdir,
+  stat,
   symlink,
   unlink,
 } from "node:fs/promises";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
 import { assertRemovableTree } from "./access.js";
@@ -98,9 +99,10 @@ async function copyTree(source: string, destination: string, shown: string): Pro
 }
 
 /**
- * rename(2), falling back to copy + remove when source and destination are on different
- * filesystems; the source then goes as `user` may remove it (as mv(1) run by the user), and a
- * tree they may not empty is refused before anything is copied.
+ * rename(2), falling back to copy + remove when it answers EXDEV. Across filesystems the source
+ * then goes as `user` may remove it, as with mv(1) run by the user: a tree they may not empty is
+ * refused before anything is copied. Within one filesystem (overlayfs answers EXDEV for a
+ * directory of a lower layer) it is still a rename, which needs only what the caller checked.
  */
 export async function move(source: string, destination: string, user: UserInfo): Promise<void> {
   try {
@@ -109,7 +111,9 @@ export async function move(source: string, destination: string, user: UserInfo):
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
   }
-  await assertRemovableTree(user, source);
+  const [from, to] = await Promise.all([stat(dirname(source)), stat(dirname(destination))]);
+  const remover = from.dev === to.dev ? undefined : user;
+  if (remover) await assertRemovableTree(remover, source);
   // rename replaces an existing destination (a file, or an empty directory); so does this.
   const existing = await lstat(destination).catch(() => undefined);
   if (existing) {
@@ -136,5 +140,5 @@ export async function move(source: string, destination: string, user: UserInfo):
     if (copied) await removeAt(destination, copied, destination);
     throw err;
   }
-  await removeAt(source, await lstat(source), source, user);
+  await removeAt(source, await lstat(source), source, remover);
 }

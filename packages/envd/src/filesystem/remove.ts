@@ -29,7 +29,7 @@ export async function removeAs(user: UserInfo, path: string): Promise<void> {
 /**
  * Removes `entry`, found at `at` (a name inside an opened directory; `shown` in errors). A
  * directory is opened without following a symlink and checked on its descriptor before it is
- * emptied as `user` may (without one: as envd, for what envd made); a name that is no longer a
+ * emptied as `user` may (without one: as envd); a name that is no longer a
  * directory is unlinked, never followed.
  */
 export async function removeAt(
