@@ -1,13 +1,24 @@
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
-import { chmod, chown, mkdir, rename, stat, symlink, writeFile } from "node:fs/promises";
+import {
+  chmod,
+  chown,
+  lstat,
+  mkdir,
+  open,
+  rename,
+  stat,
+  symlink,
+  writeFile,
+} from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type RunningEnvd, startEnvd, TEST_USER } from "./helpers/envd.js";
 
-// envd's Remove and ListDir checked what the user may do with a directory, then went on by its
-// name as root: a process in the sandbox swapping the checked directory for a symlink to one of
-// root's made envd delete root's files, or list a directory closed to the user, through it.
-// Both now go through directories opened once and checked on their descriptors.
+// envd's Remove, ListDir and watches checked what the user may do with a directory, then went on
+// by its name as root: a process in the sandbox swapping the checked directory for a symlink to
+// one of root's made envd delete root's files, list a directory closed to the user, or watch it,
+// through it. All now go through directories opened once and checked on their descriptors.
 
 /** As `uid`: exchanges `a` and `b` (a directory and a symlink) atomically, as fast as it can. */
 function startSwapper(uid: number, gid: number, a: string, b: string): ChildProcess {
@@ -21,6 +32,9 @@ while True:
 `;
   return spawn("python3", ["-c", script, String(uid), String(gid), a, b], { stdio: "ignore" });
 }
+
+/** Watches made while the swap runs. */
+const WATCH_ROUNDS = 100;
 
 describe.skipIf(process.getuid?.() !== 0)("filesystem.Filesystem under a directory swap", () => {
   let envd: RunningEnvd;
@@ -103,5 +117,71 @@ describe.skipIf(process.getuid?.() !== 0)("filesystem.Filesystem under a directo
     }
     // The race ran: the user's own directory was descended into between swaps.
     expect(listedMine).toBeGreaterThan(0);
+  });
+
+  it("never watches a directory the user may not", async () => {
+    const hidden = join(envd.dir, "hidden-watched");
+    await mkdir(hidden, { mode: 0o700 });
+    const work = await userDir("watch");
+    const sub = join(work, "sub");
+    const alt = join(work, "alt");
+    await mkdir(sub);
+    await symlink(hidden, alt);
+    execFileSync("chown", ["-hR", `${uid}:${gid}`, work]);
+    // The user's directory, held open: its name changes with every swap.
+    const mine = await open(sub, "r");
+    /** Puts the user's directory at `sub` (or, `false`, the symlink to root's there). */
+    const settle = async (dirAtSub: boolean) => {
+      if ((await lstat(sub)).isDirectory() === dirAtSub) return;
+      await rename(sub, join(work, "aside"));
+      await rename(alt, sub);
+      await rename(join(work, "aside"), alt);
+    };
+    // Stopped between rounds: each swap of a watched directory is an event (inotify's
+    // IN_MOVE_SELF) for its watch.
+    const racer = startSwapper(uid, gid, sub, alt);
+    swapper = racer;
+    let made = 0;
+    let refused = 0;
+    try {
+      for (let round = 0; round < WATCH_ROUNDS; round++) {
+        racer.kill("SIGCONT");
+        // The watch's check and start race the swap; a refusal (the symlink checked) is fine.
+        const watcherId = await envd.filesystem.createWatcher({ path: sub }).then(
+          (res) => res.watcherId,
+          () => undefined,
+        );
+        racer.kill("SIGSTOP");
+        if (!watcherId) {
+          refused++;
+          continue;
+        }
+        made++;
+        try {
+          // A watch that followed the symlink names root's new file while `sub` leads there.
+          await settle(false);
+          await writeFile(join(hidden, `secret-${round}`), "");
+          await sleep(20);
+          await settle(true);
+          await writeFile(`/proc/self/fd/${mine.fd}/mine-${round}`, "");
+          const names: string[] = [];
+          for (let wait = 0; wait < 100 && !names.includes(`mine-${round}`); wait++) {
+            await sleep(10);
+            const { events } = await envd.filesystem.getWatcherEvents({ watcherId });
+            names.push(...events.map((e) => e.name));
+          }
+          expect(names).not.toContain(`secret-${round}`);
+          // What was checked is what is watched: the user's directory.
+          expect(names).toContain(`mine-${round}`);
+        } finally {
+          await envd.filesystem.removeWatcher({ watcherId });
+        }
+      }
+    } finally {
+      await mine.close();
+    }
+    // The race ran: both outcomes of the check happened.
+    expect(made).toBeGreaterThan(0);
+    expect(refused).toBeGreaterThan(0);
   });
 });

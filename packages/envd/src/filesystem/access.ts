@@ -12,7 +12,7 @@ import {
 import { basename, dirname, join, parse, sep } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
-import { heldPath } from "./paths.js";
+import { heldPath, openDirAt } from "./paths.js";
 
 /*
  * envd runs as root and acts for users. File operations run as root (one process serves every
@@ -204,15 +204,10 @@ export function namedAs(err: unknown, names: [at: string, shown: string][]): Env
 }
 
 /** The directory at `at` (a path under an opened parent), opened to go on inside it. */
-async function holdDir(at: string, shown: string, flags: number): Promise<FileHandle> {
-  try {
-    return await open(at, constants.O_RDONLY | constants.O_DIRECTORY | flags);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === "ENOTDIR" || code === "ELOOP")
-      throw new EnvdError("failed_precondition", `not a directory: ${shown}`);
-    throw err;
-  }
+async function holdDir(at: string, shown: string, follow: boolean): Promise<FileHandle> {
+  const held = await openDirAt(at, follow);
+  if (!held) throw new EnvdError("failed_precondition", `not a directory: ${shown}`);
+  return held;
 }
 
 /*
@@ -267,7 +262,7 @@ async function makeMissingDirs(user: UserInfo, dir: string): Promise<void> {
           return false;
         },
       );
-      const next = await holdDir(at, path, made ? constants.O_NOFOLLOW : 0);
+      const next = await holdDir(at, path, !made);
       await parent.close();
       parent = next;
       if (made) await next.chown(user.uid, user.gid);

@@ -9,11 +9,10 @@ import {
   readlink,
   rename,
   rmdir,
-  stat,
   symlink,
   unlink,
 } from "node:fs/promises";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
 import { EnvdError } from "../errors.js";
 import type { UserInfo } from "../user/index.js";
 import { assertRemovableTree } from "./access.js";
@@ -101,18 +100,23 @@ async function copyTree(source: string, destination: string, shown: string): Pro
 /**
  * rename(2), falling back to copy + remove when it answers EXDEV. Across filesystems the source
  * then goes as `user` may remove it, as with mv(1) run by the user: a tree they may not empty is
- * refused before anything is copied. Within one filesystem (overlayfs answers EXDEV for a
- * directory of a lower layer) it is still a rename, which needs only what the caller checked.
+ * refused before anything is copied. Within one filesystem (`sameFilesystem`: the parents' st_dev;
+ * overlayfs answers EXDEV for a directory of a lower layer) it is still a rename, which needs only
+ * what the caller checked.
  */
-export async function move(source: string, destination: string, user: UserInfo): Promise<void> {
+export async function move(
+  source: string,
+  destination: string,
+  user: UserInfo,
+  sameFilesystem: boolean,
+): Promise<void> {
   try {
     await rename(source, destination);
     return;
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== "EXDEV") throw err;
   }
-  const [from, to] = await Promise.all([stat(dirname(source)), stat(dirname(destination))]);
-  const remover = from.dev === to.dev ? undefined : user;
+  const remover = sameFilesystem ? undefined : user;
   if (remover) await assertRemovableTree(remover, source);
   // rename replaces an existing destination (a file, or an empty directory); so does this.
   const existing = await lstat(destination).catch(() => undefined);

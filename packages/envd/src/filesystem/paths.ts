@@ -26,10 +26,14 @@ export function heldPath(file: FileHandle): string {
   return `/proc/self/fd/${file.fd}`;
 }
 
-/** The directory at `at`, opened without following a symlink; undefined if it is not one (now). */
-export async function openDirAt(at: string): Promise<FileHandle | undefined> {
+/**
+ * The directory at `at`, opened without following a symlink (unless `follow`); undefined if it is
+ * not one (now).
+ */
+export async function openDirAt(at: string, follow = false): Promise<FileHandle | undefined> {
+  const flags = constants.O_RDONLY | constants.O_DIRECTORY | (follow ? 0 : constants.O_NOFOLLOW);
   try {
-    return await open(at, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+    return await open(at, flags);
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code;
     if (code === "ENOTDIR" || code === "ELOOP") return undefined;

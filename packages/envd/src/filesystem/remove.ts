@@ -2,14 +2,20 @@ import type { Stats } from "node:fs";
 import { lstat, readdir, rmdir, unlink } from "node:fs/promises";
 import { basename, dirname, join } from "node:path";
 import type { UserInfo } from "../user/index.js";
-import { assertEmptiable, assertUnlinkable, namedAs, openWritableDir } from "./access.js";
+import {
+  assertEmptiable,
+  assertRemovableTree,
+  assertUnlinkable,
+  namedAs,
+  openWritableDir,
+} from "./access.js";
 import { heldPath, openDirAt } from "./paths.js";
 
 /**
  * Removes what is at `path` (a directory with all it holds) as `user` may. Its parent is opened
  * once and checked, and the rest is reached through opened directories, never by a name again
  * (see removeAt): a directory the sandbox swaps for a symlink midway cannot lead envd (root) into
- * files the user may not remove. The caller checks a tree first (assertRemovableTree), so a
+ * files the user may not remove. A tree is checked whole first (assertRemovableTree), so a
  * refusal comes before anything is removed unless the tree changes meanwhile.
  */
 export async function removeAs(user: UserInfo, path: string): Promise<void> {
@@ -18,6 +24,7 @@ export async function removeAs(user: UserInfo, path: string): Promise<void> {
     const at = dir.at(basename(path));
     const entry = await lstat(at);
     assertUnlinkable(user, dir.st, entry, path);
+    if (entry.isDirectory()) await assertRemovableTree(user, at);
     await removeAt(at, entry, path, user);
   } catch (err) {
     throw namedAs(err, [[dir.at(""), join(dirname(path), "/")]]);
@@ -29,8 +36,8 @@ export async function removeAs(user: UserInfo, path: string): Promise<void> {
 /**
  * Removes `entry`, found at `at` (a name inside an opened directory; `shown` in errors). A
  * directory is opened without following a symlink and checked on its descriptor before it is
- * emptied as `user` may (without one: as envd); a name that is no longer a
- * directory is unlinked, never followed.
+ * emptied as `user` may (without one: as envd); a name that is no longer a directory is unlinked,
+ * never followed.
  */
 export async function removeAt(
   at: string,

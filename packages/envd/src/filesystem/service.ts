@@ -8,9 +8,7 @@ import { EnvdError, rpc } from "../errors.js";
 import { keepaliveMs } from "../keepalive.js";
 import { type UserInfo, userFromHeaders } from "../user/index.js";
 import {
-  assertAccess,
   assertRemovable,
-  assertRemovableTree,
   assertSearchable,
   assertUnlinkable,
   ensureDirs,
@@ -67,7 +65,7 @@ async function moveBetweenOpened(
       assertUnlinkable(user, from.st, await lstatOrNotFound(sourceAt, source), source);
       const replaced = await lstat(destinationAt).catch(() => undefined);
       if (replaced) assertUnlinkable(user, to.st, replaced, destination);
-      await move(sourceAt, destinationAt, user).catch((err: unknown) => {
+      await move(sourceAt, destinationAt, user, from.st.dev === to.st.dev).catch((err: unknown) => {
         throw namedAs(err, [
           [from.at(""), join(dirname(source), "/")],
           [to.at(""), join(dirname(destination), "/")],
@@ -82,21 +80,9 @@ async function moveBetweenOpened(
 }
 
 /**
- * A directory the user may list (or watch): it must exist, be a directory (symlinks followed) and
- * grant r+x. A file is the caller's mistake: invalid_argument, as E2B's envd answers.
+ * Opens directory `path` (symlinks followed) to list or watch it, checked on what was opened. A
+ * file is the caller's mistake: invalid_argument, as E2B's envd answers.
  */
-async function readableDir(user: UserInfo, path: string): Promise<void> {
-  let st: Stats;
-  try {
-    st = await stat(path);
-  } catch (err) {
-    throw EnvdError.from(err, path);
-  }
-  if (!st.isDirectory()) throw new EnvdError("invalid_argument", `not a directory: ${path}`);
-  await assertAccess(user, path, { read: true });
-}
-
-/** Opens directory `path` (symlinks followed) to list it, checked on what was opened. */
 async function openListable(user: UserInfo, path: string): Promise<FileHandle> {
   const { file, st } = await openChecked(user, path, { read: true }).catch((err: unknown) => {
     throw EnvdError.from(err, path);
@@ -147,6 +133,20 @@ async function listTree(
   }
 }
 
+/** `use` of directory `path`, opened as openListable does; closed after. */
+async function opened<T>(
+  user: UserInfo,
+  path: string,
+  use: (dir: FileHandle) => Promise<T>,
+): Promise<T> {
+  const dir = await openListable(user, path);
+  try {
+    return await use(dir);
+  } finally {
+    await dir.close();
+  }
+}
+
 /** A watch's options: subdirectories the user may not list are not watched. */
 function watchOptions(
   user: UserInfo,
@@ -190,14 +190,11 @@ export function createFilesystemService(): FilesystemService {
     listDir: (req, ctx) =>
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        const dir = await openListable(user, path);
-        try {
-          const entries: EntryInfo[] = [];
-          await listTree(user, dir, path, req.depth || 1, ownerNames(), entries);
-          return { entries };
-        } finally {
-          await dir.close();
-        }
+        const entries: EntryInfo[] = [];
+        await opened(user, path, (dir) =>
+          listTree(user, dir, path, req.depth || 1, ownerNames(), entries),
+        );
+        return { entries };
       }),
 
     makeDir: (req, ctx) =>
@@ -233,8 +230,6 @@ export function createFilesystemService(): FilesystemService {
         const { user, path } = await target(ctx, req.path);
         if (path === "/") throw new EnvdError("invalid_argument", "refusing to remove /");
         await assertSearchable(user, dirname(path));
-        // removeAs checks the parent, opened; a tree is checked first, for a clear refusal.
-        if ((await lstatOrNotFound(path)).isDirectory()) await assertRemovableTree(user, path);
         await removeAs(user, path);
         return {};
       }),
@@ -243,8 +238,9 @@ export function createFilesystemService(): FilesystemService {
       const buffer = new EventBuffer();
       const watcher = await rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        await readableDir(user, path);
-        return watchers.start(path, watchOptions(user, req), buffer);
+        return opened(user, path, (dir) =>
+          watchers.start(path, dir, watchOptions(user, req), buffer),
+        );
       });
       try {
         yield { event: { case: "start", value: {} } };
@@ -266,8 +262,10 @@ export function createFilesystemService(): FilesystemService {
     createWatcher: (req, ctx) =>
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        await readableDir(user, path);
-        return { watcherId: await watchers.createPolling(path, watchOptions(user, req)) };
+        const watcherId = await opened(user, path, (dir) =>
+          watchers.createPolling(path, dir, watchOptions(user, req)),
+        );
+        return { watcherId };
       }),
 
     getWatcherEvents: (req) => rpc(async () => ({ events: watchers.drain(req.watcherId) })),

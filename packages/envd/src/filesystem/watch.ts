@@ -1,10 +1,11 @@
 import { type BigIntStats, type FSWatcher, watch } from "node:fs";
-import { lstat, readdir } from "node:fs/promises";
-import { basename, join, relative, sep } from "node:path";
+import { type FileHandle, lstat, readdir, readlink } from "node:fs/promises";
+import { basename, dirname, join, relative, sep } from "node:path";
 import { create } from "@bufbuild/protobuf";
 import { EventType, type FilesystemEvent, FilesystemEventSchema } from "@wrenn/proto/filesystem";
 import { logger } from "../logger.js";
 import { entryInfo } from "./entry-info.js";
+import { heldPath, openDirAt } from "./paths.js";
 import { identity, isUpload, isUploadTemp } from "./uploads.js";
 
 /** Directories one watcher may hold (each costs an inotify watch; the kernel's default cap is 8192). */
@@ -59,7 +60,9 @@ interface Slot {
 
 /**
  * Watches a directory (and, recursively, its subdirectories) with one fs.watch per directory:
- * Node 18 has no recursive fs.watch on Linux, and inotify is per directory anyway.
+ * Node 18 has no recursive fs.watch on Linux, and inotify is per directory anyway. Each directory
+ * is watched, listed and checked through a descriptor (inotify watches the inode it was given),
+ * so a directory the sandbox swaps for a symlink is never watched in place of the one checked.
  *
  * fs.watch only says "rename" (something appeared or vanished) or "change" (content or
  * attributes); each is classified by lstat: a new entry is CREATE; a vanished entry whose identity
@@ -72,6 +75,8 @@ interface Slot {
  */
 export class DirWatcher {
   private readonly dirs = new Map<string, FSWatcher>();
+  /** Watched directory → its real path when its watch began (what its subdirectories' start with). */
+  private readonly reals = new Map<string, string>();
   /** path → identity of the entry there (see `identity`). */
   private readonly inodes = new Map<string, string>();
   private readonly slots: Slot[] = [];
@@ -92,10 +97,17 @@ export class DirWatcher {
     private readonly options: DirWatcherOptions,
   ) {}
 
-  /** Starts watching `root`; resolves once the watches are in place. */
-  static async start(root: string, options: DirWatcherOptions): Promise<DirWatcher> {
+  /**
+   * Starts watching `root`, opened (and checked) by the caller as `opened`; resolves once the
+   * watches are in place.
+   */
+  static async start(
+    root: string,
+    opened: FileHandle,
+    options: DirWatcherOptions,
+  ): Promise<DirWatcher> {
     const watcher = new DirWatcher(root, options);
-    await watcher.addDir(root, false);
+    await watcher.watchOpened(root, opened, false);
     if (!watcher.dirs.has(root)) throw new Error(`could not watch ${root}`);
     return watcher;
   }
@@ -104,6 +116,7 @@ export class DirWatcher {
     this.closed = true;
     for (const w of this.dirs.values()) w.close();
     this.dirs.clear();
+    this.reals.clear();
     for (const slot of this.slots) if (slot.vanished) clearTimeout(slot.vanished.timer);
     this.slots.length = 0;
     this.inodes.clear();
@@ -142,7 +155,33 @@ export class DirWatcher {
     }
   }
 
+  /**
+   * Watches subdirectory `dir`, opened without following a symlink. Its real path must be its
+   * parent's (as watched) joined with its name: a parent swapped for a symlink meanwhile would
+   * lead elsewhere. The user must (still) be allowed to list what was opened.
+   */
   private async addDir(dir: string, announceContents: boolean): Promise<void> {
+    if (this.closed || this.dirs.has(dir)) return;
+    const parentReal = this.reals.get(dirname(dir));
+    const handle =
+      parentReal === undefined ? undefined : await openDirAt(dir).catch(() => undefined);
+    if (!handle) return;
+    try {
+      const real = await readlink(heldPath(handle));
+      if (real !== join(parentReal as string, basename(dir))) return;
+      if (!this.options.enters(await handle.stat({ bigint: true }))) return;
+      await this.watchOpened(dir, handle, announceContents);
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** Watches the opened directory `dir`, and (recursively) what is in it, through its descriptor. */
+  private async watchOpened(
+    dir: string,
+    handle: FileHandle,
+    announceContents: boolean,
+  ): Promise<void> {
     if (this.closed || this.dirs.has(dir)) return;
     if (this.dirs.size >= maxWatchedDirs) {
       if (!this.warnedDirs)
@@ -153,12 +192,15 @@ export class DirWatcher {
       this.warnedDirs = true;
       return;
     }
+    const held = heldPath(handle);
     let fsWatcher: FSWatcher;
     try {
-      fsWatcher = watch(dir, { persistent: false }, (kind, filename) =>
+      this.reals.set(dir, await readlink(held));
+      fsWatcher = watch(held, { persistent: false }, (kind, filename) =>
         this.enqueue(dir, kind, filename),
       );
     } catch (err) {
+      this.reals.delete(dir);
       logger.warn({ err, dir }, "watch: cannot watch directory");
       return;
     }
@@ -166,7 +208,7 @@ export class DirWatcher {
     this.dirs.set(dir, fsWatcher);
     let names: string[];
     try {
-      names = await readdir(dir);
+      names = await readdir(held);
     } catch {
       return;
     }
@@ -175,7 +217,7 @@ export class DirWatcher {
       if (this.closed) return;
       if (isUploadTemp(name)) continue;
       if (this.inodes.has(path)) continue;
-      const st = await lstat(path, { bigint: true }).catch(() => undefined);
+      const st = await lstat(join(held, name), { bigint: true }).catch(() => undefined);
       if (!st) continue;
       this.track(path, st);
       // A directory that just appeared may already hold entries made before its watch existed.
@@ -196,6 +238,7 @@ export class DirWatcher {
       if (path === dir || path.startsWith(prefix)) {
         w.close();
         this.dirs.delete(path);
+        this.reals.delete(path);
       }
     }
     for (const path of this.inodes.keys()) {

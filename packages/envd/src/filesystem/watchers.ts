@@ -1,4 +1,5 @@
 import { randomUUID } from "node:crypto";
+import type { FileHandle } from "node:fs/promises";
 import type { FilesystemEvent } from "@wrenn/proto/filesystem";
 import { EnvdError } from "../errors.js";
 import { logger } from "../logger.js";
@@ -63,13 +64,14 @@ export class Watchers {
   private readonly live = new Set<DirWatcher>();
   private readonly polling = new Map<string, Polling>();
 
-  /** Watches `dir`, its events and any overflow going to `buffer`. */
+  /** Watches `dir` (opened and checked as `opened`), its events and any overflow going to `buffer`. */
   async start(
     dir: string,
+    opened: FileHandle,
     options: Omit<DirWatcherOptions, "onEvent" | "onOverflow">,
     buffer: EventBuffer,
   ): Promise<DirWatcher> {
-    const watcher = await DirWatcher.start(dir, {
+    const watcher = await DirWatcher.start(dir, opened, {
       ...options,
       onEvent: (event) => buffer.push(event),
       onOverflow: () =>
@@ -88,6 +90,7 @@ export class Watchers {
 
   async createPolling(
     dir: string,
+    opened: FileHandle,
     options: Omit<DirWatcherOptions, "onEvent" | "onOverflow">,
   ): Promise<string> {
     if (this.polling.size >= maxPollingWatchers) {
@@ -97,7 +100,7 @@ export class Watchers {
       );
     }
     const buffer = new EventBuffer();
-    const watcher = await this.start(dir, options, buffer);
+    const watcher = await this.start(dir, opened, options, buffer);
     const id = randomUUID();
     this.polling.set(id, { watcher, buffer });
     return id;
