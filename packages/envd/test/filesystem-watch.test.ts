@@ -173,6 +173,37 @@ describe("filesystem.Filesystem watching", () => {
     }
   });
 
+  it("stops watching a subdirectory closed to the user, and watches it again once opened", async () => {
+    await chmod(envd.dir, 0o755);
+    const dir = join(envd.dir, "reopened");
+    const sub = join(dir, "sub");
+    await mkdir(sub, { recursive: true, mode: 0o755 });
+    const abort = new AbortController();
+    const watch = follow(
+      envd.filesystem.watchDir({ path: dir, recursive: true }, { signal: abort.signal }),
+    );
+    try {
+      await watch.until((_, responses) => responses.length > 0);
+      await writeFile(join(sub, "before.txt"), "x");
+      await watch.until((events) => has(events, EventType.CREATE, "sub/before.txt"));
+      await chmod(sub, 0o700);
+      await writeFile(join(sub, "secret.txt"), "x");
+      await writeFile(join(dir, "seen.txt"), "x");
+      await watch.until((events) => has(events, EventType.CREATE, "seen.txt"));
+      await chmod(sub, 0o755);
+      // Watched again once envd has seen the chmod (what is made before that is not announced).
+      for (let i = 0; !watch.events().some((e) => e.name.startsWith("sub/after-")); i++) {
+        if (i === 50) throw new Error(`sub is not watched again: ${summary(watch.events())}`);
+        await writeFile(join(sub, `after-${i}`), "x");
+        await sleep(100);
+      }
+      expect(summary(watch.events()).filter((e) => e.includes("secret"))).toEqual([]);
+    } finally {
+      abort.abort();
+      await watch.done;
+    }
+  });
+
   it("watches only the directory itself unless recursive", async () => {
     const dir = join(envd.dir, "flat");
     await mkdir(join(dir, "sub"), { recursive: true });

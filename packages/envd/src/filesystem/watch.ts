@@ -297,7 +297,12 @@ export class DirWatcher {
       if (this.descends(st)) await this.addDir(path, !renamed);
       return;
     }
-    if (kind === "rename") return; // same inode under the same name: nothing changed for a reader
+    if (kind === "rename") {
+      // Same inode under the same name: nothing changed for a reader. A directory's chmod or
+      // chown comes this way (inotify marks it IN_ISDIR, which Node reports as a rename).
+      if (st.isDirectory()) await this.rewatch(path, st);
+      return;
+    }
     // inotify reports one write as several modifications: only what changed since the last look
     // is reported, once.
     const before = this.seen.get(path);
@@ -305,6 +310,16 @@ export class DirWatcher {
     this.seen.set(path, now);
     if (!before || now.content !== before.content) await this.push(path, EventType.WRITE);
     if (before && now.attrs !== before.attrs) await this.push(path, EventType.CHMOD);
+  }
+
+  /**
+   * A subdirectory closed to the user since it was watched is watched no more, and one opened to
+   * them is watched from then on (what it holds is not announced, as for one moved in).
+   */
+  private async rewatch(path: string, st: BigIntStats): Promise<void> {
+    const watched = this.dirs.has(path);
+    if (watched && !this.descends(st)) this.dropDir(path);
+    else if (!watched && this.descends(st)) await this.addDir(path, false);
   }
 
   private event(path: string, type: EventType): FilesystemEvent {
