@@ -107,7 +107,7 @@ export class DirWatcher {
     options: DirWatcherOptions,
   ): Promise<DirWatcher> {
     const watcher = new DirWatcher(root, options);
-    await watcher.watchOpened(root, opened, false);
+    await watcher.watchOpened(root, opened, await readlink(heldPath(opened)), false);
     if (!watcher.dirs.has(root)) throw new Error(`could not watch ${root}`);
     return watcher;
   }
@@ -161,25 +161,28 @@ export class DirWatcher {
    * lead elsewhere. The user must (still) be allowed to list what was opened.
    */
   private async addDir(dir: string, announceContents: boolean): Promise<void> {
-    if (this.closed || this.dirs.has(dir)) return;
     const parentReal = this.reals.get(dirname(dir));
-    const handle =
-      parentReal === undefined ? undefined : await openDirAt(dir).catch(() => undefined);
+    if (this.closed || this.dirs.has(dir) || parentReal === undefined) return;
+    const handle = await openDirAt(dir).catch(() => undefined);
     if (!handle) return;
     try {
       const real = await readlink(heldPath(handle));
-      if (real !== join(parentReal as string, basename(dir))) return;
+      if (real !== join(parentReal, basename(dir))) return;
       if (!this.options.enters(await handle.stat({ bigint: true }))) return;
-      await this.watchOpened(dir, handle, announceContents);
+      await this.watchOpened(dir, handle, real, announceContents);
     } finally {
       await handle.close();
     }
   }
 
-  /** Watches the opened directory `dir`, and (recursively) what is in it, through its descriptor. */
+  /**
+   * Watches the opened directory `dir` (whose real path is `real`), and (recursively) what is in
+   * it, through its descriptor.
+   */
   private async watchOpened(
     dir: string,
     handle: FileHandle,
+    real: string,
     announceContents: boolean,
   ): Promise<void> {
     if (this.closed || this.dirs.has(dir)) return;
@@ -195,17 +198,16 @@ export class DirWatcher {
     const held = heldPath(handle);
     let fsWatcher: FSWatcher;
     try {
-      this.reals.set(dir, await readlink(held));
       fsWatcher = watch(held, { persistent: false }, (kind, filename) =>
         this.enqueue(dir, kind, filename),
       );
     } catch (err) {
-      this.reals.delete(dir);
       logger.warn({ err, dir }, "watch: cannot watch directory");
       return;
     }
     fsWatcher.on("error", () => this.dropDir(dir));
     this.dirs.set(dir, fsWatcher);
+    this.reals.set(dir, real);
     let names: string[];
     try {
       names = await readdir(held);
