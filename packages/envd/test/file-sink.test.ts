@@ -91,4 +91,42 @@ describe("FileSink", () => {
     expect(secondMs).toBeGreaterThan(1_000);
     expect(second).toBeLessThan(300);
   });
+
+  // A write sent to the thread pool adds an FSReqCallback to the process's active resources;
+  // one made on the event loop is over before sink.write returns.
+  it("comes back to the event loop once the thread pool writes fast again", {
+    timeout: 20_000,
+  }, async () => {
+    const fifo = join(dir, "disk");
+    execFileSync("mkfifo", [fifo]);
+    reader = spawn("sh", ["-c", `exec <"$0"; sleep 0.5; cat >/dev/null`, fifo], {
+      stdio: "ignore",
+    });
+    const file = await open(fifo, "w");
+    const sink = new FileSink(file);
+    const requests = () =>
+      process.getActiveResourcesInfo().filter((r) => r === "FSReqCallback").length;
+    // Whether the write went to the thread pool: only sink.write runs between the two counts.
+    const write = (chunk: Buffer) =>
+      new Promise<boolean>((resolve, reject) => {
+        const before = requests();
+        sink.write(chunk, (err) => (err ? reject(err) : resolve(pooled)));
+        const pooled = requests() > before;
+      });
+    const chunk = randomBytes(1024 * KiB);
+
+    // The reader's sleep makes the first write slow: it is made on the loop, the next are not.
+    expect(await write(chunk)).toBe(false);
+    expect(await write(chunk)).toBe(true);
+    // The reader now keeps up: after a run of fast writes in the pool, they come back.
+    let pooledMiB = 1;
+    while (await write(chunk)) {
+      pooledMiB++;
+      if (pooledMiB > 512) break;
+    }
+    sink.end();
+    await new Promise((resolve) => sink.once("close", resolve));
+    expect(pooledMiB).toBeGreaterThanOrEqual(32);
+    expect(pooledMiB).toBeLessThanOrEqual(512);
+  });
 });
