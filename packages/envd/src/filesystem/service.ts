@@ -134,7 +134,7 @@ async function listTree(
 }
 
 /** `use` of directory `path`, opened as openListable does; closed after. */
-async function opened<T>(
+async function withListableDir<T>(
   user: UserInfo,
   path: string,
   use: (dir: FileHandle) => Promise<T>,
@@ -191,7 +191,7 @@ export function createFilesystemService(): FilesystemService {
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
         const entries: EntryInfo[] = [];
-        await opened(user, path, (dir) =>
+        await withListableDir(user, path, (dir) =>
           listTree(user, dir, path, req.depth || 1, ownerNames(), entries),
         );
         return { entries };
@@ -238,7 +238,7 @@ export function createFilesystemService(): FilesystemService {
       const buffer = new EventBuffer();
       const watcher = await rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        return opened(user, path, (dir) =>
+        return withListableDir(user, path, (dir) =>
           watchers.start(path, dir, watchOptions(user, req), buffer),
         );
       });
@@ -262,7 +262,7 @@ export function createFilesystemService(): FilesystemService {
     createWatcher: (req, ctx) =>
       rpc(async () => {
         const { user, path } = await target(ctx, req.path);
-        const watcherId = await opened(user, path, (dir) =>
+        const watcherId = await withListableDir(user, path, (dir) =>
           watchers.createPolling(path, dir, watchOptions(user, req)),
         );
         return { watcherId };
