@@ -12,8 +12,9 @@ const SLOW_WRITE_MS = 10;
 /**
  * After a slow write, writes go to the thread pool; once this many bytes in a row were written
  * there each in under SLOW_WRITE_MS, the disk is not holding writers back (the slow write was a
- * descheduling, or the pressure passed) and writes come back to the event loop. Dirty-page
- * throttling pauses a writer every few hundred KiB at most, so it never lets a run this long by.
+ * descheduling, or the pressure passed) and writes come back to the event loop. A throttled
+ * writer is paused often enough that such a run is rare; if one does pass, the next slow write
+ * on the loop sends the sink back to the pool: one stall per 32 MiB at most.
  */
 const RECOVERED_BYTES = 32 * 1024 * 1024;
 /**
