@@ -1,3 +1,5 @@
+// The server relays transfers too, in its own process when no agent is embedded.
+export { raiseMallocThresholds } from "@wrenn/envd";
 export type { AgentConfig } from "./config/index.js";
 export { defaultEnvdDir, loadConfig, loadEnvFile, warmPoolFromEnv } from "./config/index.js";
 export { CRASH_AT_ENV, crashPoint } from "./crash/index.js";

@@ -4,7 +4,7 @@ import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import type { Duplex } from "node:stream";
 import { serve } from "@hono/node-server";
-import { acquireDirLock } from "@wrenn/agent";
+import { acquireDirLock, raiseMallocThresholds } from "@wrenn/agent";
 import pino, { type Logger } from "pino";
 import { createApp, type ServerApp, type UpgradeHandler } from "./api/index.js";
 import type { ServerConfig } from "./config/index.js";
@@ -57,6 +57,8 @@ export async function listenApp(
   logger: Logger,
   upgrade?: UpgradeHandler,
 ): Promise<HttpListener> {
+  // The API relays file transfers between clients and agents.
+  raiseMallocThresholds();
   // HTTP/1.1, over TLS when a certificate is configured.
   const tls =
     config.tlsCertFile && config.tlsKeyFile

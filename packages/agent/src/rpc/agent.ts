@@ -4,7 +4,13 @@ import { readFile } from "node:fs/promises";
 import { hostname } from "node:os";
 import { type ConnectRouter, createClient, createRouterTransport } from "@connectrpc/connect";
 import { connectNodeAdapter } from "@connectrpc/connect-node";
-import { type Listener, listenHttp, type RequestHandler, type UpgradeListener } from "@wrenn/envd";
+import {
+  type Listener,
+  listenHttp,
+  type RequestHandler,
+  raiseMallocThresholds,
+  type UpgradeListener,
+} from "@wrenn/envd";
 import { HostAgentService } from "@wrenn/proto/agent";
 import { type AgentConfig, loadConfig } from "../config/index.js";
 import { AgentError } from "../errors.js";
@@ -134,6 +140,8 @@ export function createAgent(options: CreateAgentOptions = {}): Agent {
       return fleet;
     },
     async start() {
+      // This process relays file transfers to and from envd.
+      raiseMallocThresholds();
       try {
         // Before anything in the directory is touched: a second agent here would tear down the
         // first one's sandboxes as debris.

@@ -1,0 +1,1 @@
+export { raiseMallocThresholds } from "./malloc-thresholds.js";
