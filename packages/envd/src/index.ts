@@ -1,6 +1,6 @@
 // The light parts hosts need (paths of the bundle, the listener, a process launcher, the spawn
-// helper's client, the end of an early answer, malloc's thresholds). The daemon itself, with its native PTY module,
-// is `@wrenn/envd/server`.
+// helper's client, the end of an early answer, malloc's thresholds). The daemon itself, with its
+// native PTY module, is `@wrenn/envd/server`.
 export { ERROR_CODE_HEADER } from "./errors.js";
 export { raiseMallocThresholds } from "./heap/index.js";
 export { endAfterBody } from "./http/end-after-body.js";
