@@ -129,7 +129,10 @@ interface TransferTime {
   hostFaults: number;
 }
 
-/** Wall time of one transfer, and the CPU and page faults it cost this process and the sandbox. */
+/**
+ * Wall time of one transfer, the CPU it cost this process and the sandbox, and this process's
+ * page faults (the sandbox's are not read).
+ */
 async function timeTransfer(
   fn: () => Promise<void>,
   sandboxCpuUsec: () => Promise<number>,
