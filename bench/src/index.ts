@@ -1,4 +1,5 @@
 import { benchAgent } from "./agent.js";
+import { benchCli } from "./cli.js";
 import { benchEnvd } from "./envd.js";
 import { benchExec } from "./exec.js";
 import { benchFiles } from "./files.js";
@@ -27,6 +28,8 @@ const suites: Record<string, () => Promise<Figure[]>> = {
   // issue #12's run('true') split hop by hop.
   exec: benchExec,
   fork: benchFork,
+  // The wrenn command, a process per command.
+  cli: benchCli,
   // Only when named: minutes long (WRENN_LOAD_SECONDS, WRENN_LOAD_SANDBOXES shorten it).
   load: benchLoad,
 };

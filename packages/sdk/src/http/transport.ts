@@ -103,16 +103,48 @@ function nodeFetch(undici: Undici): FetchLike {
   };
 }
 
-/** A web stream over a Node body: one chunk read ahead, errors (an abort's reason) passed on. */
-function toWebStream(body: AsyncIterable<Buffer> & { destroy(err?: Error): void }) {
-  const chunks = body[Symbol.asyncIterator]();
+/** The part of undici's response body (a Node readable) the web stream below uses. */
+interface NodeBody {
+  on(event: "data", listener: (chunk: Buffer) => void): unknown;
+  once(event: "end" | "close", listener: () => void): unknown;
+  once(event: "error", listener: (err: Error) => void): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  destroy(err?: Error): void;
+}
+
+/**
+ * A web stream over a Node body: chunks as the socket gave them, one read ahead (the body pauses
+ * while the reader is behind), errors (an abort's reason) passed on. Not through the body's
+ * async iterator: each of its reads joins every chunk buffered meanwhile into a new buffer, a
+ * copy of the bytes (and fresh pages to fault in) whenever the reader is slower than the socket.
+ */
+function toWebStream(body: NodeBody) {
+  let settled = false;
   return new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const { value, done } = await chunks.next();
-      if (done) controller.close();
-      else controller.enqueue(new Uint8Array(value.buffer, value.byteOffset, value.byteLength));
+    start(controller) {
+      const settle = (end: () => void) => {
+        if (settled) return;
+        settled = true;
+        end();
+      };
+      body.on("data", (chunk) => {
+        // A resume already under way can still hand over a chunk after a cancel.
+        if (settled) return;
+        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+        if ((controller.desiredSize ?? 0) <= 0) body.pause();
+      });
+      body.once("end", () => settle(() => controller.close()));
+      body.once("error", (err) => settle(() => controller.error(err)));
+      body.once("close", () =>
+        settle(() => controller.error(new Error("the response body ended before its end"))),
+      );
+    },
+    pull() {
+      body.resume();
     },
     cancel(reason) {
+      settled = true;
       body.destroy(reason instanceof Error ? reason : undefined);
     },
   });

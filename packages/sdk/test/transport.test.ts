@@ -1,0 +1,116 @@
+import { createServer, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
+import { afterEach, describe, expect, it } from "vitest";
+import { platformFetch } from "../src/http/index.js";
+
+// The SDK's Node transport (undici's request dressed as fetch) against a plain node:http server
+// on loopback: how a response body reaches a web-stream reader. The server is only the other end.
+
+const KiB = 1024;
+const MiB = 1024 * KiB;
+/** What one read of a Node socket yields at most. */
+const SOCKET_READ = 64 * KiB;
+
+let server: Server | undefined;
+
+afterEach(async () => {
+  server?.closeAllConnections();
+  await new Promise((resolve) => server?.close(resolve) ?? resolve(undefined));
+  server = undefined;
+});
+
+/** A server answering every request with `respond`; resolves with its URL. */
+async function serve(respond: (res: ServerResponse, path: string) => void): Promise<string> {
+  server = createServer((req, res) => respond(res, req.url ?? "/"));
+  await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
+  return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
+}
+
+/** Byte i of a body is i mod 251: any byte lost, repeated or reordered shows. */
+function pattern(offset: number, length: number): Buffer {
+  const out = Buffer.allocUnsafe(length);
+  for (let i = 0; i < length; i++) out[i] = (offset + i) % 251;
+  return out;
+}
+
+/** Writes `total` bytes of the pattern, 16 KiB at a time, waiting for drain; counts what it wrote. */
+function writePattern(res: ServerResponse, total: number, written: { bytes: number }) {
+  res.writeHead(200, { "content-type": "application/octet-stream" });
+  const step = () => {
+    while (written.bytes < total) {
+      const chunk = pattern(written.bytes, Math.min(16 * KiB, total - written.bytes));
+      written.bytes += chunk.length;
+      if (!res.write(chunk)) return void res.once("drain", step);
+    }
+    res.end();
+  };
+  step();
+}
+
+async function get(url: string, signal = new AbortController().signal) {
+  const fetch = await platformFetch();
+  return fetch(url, { method: "GET", headers: {}, signal });
+}
+
+describe("Node transport: response bodies as web streams", () => {
+  it("a slow reader gets the chunks as the socket gave them (never joined into copies), every byte in order", async () => {
+    const total = 8 * MiB;
+    const url = await serve((res) => writePattern(res, total, { bytes: 0 }));
+    const res = await get(url);
+    let offset = 0;
+    let largest = 0;
+    for await (const chunk of res.body! as unknown as AsyncIterable<Uint8Array>) {
+      expect(Buffer.from(chunk).equals(pattern(offset, chunk.byteLength))).toBe(true);
+      offset += chunk.byteLength;
+      largest = Math.max(largest, chunk.byteLength);
+      // Behind the socket: chunks pile up in the body meanwhile.
+      await sleep(2);
+    }
+    expect(offset).toBe(total);
+    expect(largest).toBeLessThanOrEqual(SOCKET_READ);
+  });
+
+  it("a reader that stops reading stops the sender (the body pauses)", async () => {
+    const total = 256 * MiB;
+    const written = { bytes: 0 };
+    const url = await serve((res) => writePattern(res, total, written));
+    const res = await get(url);
+    const reader = res.body!.getReader();
+    await reader.read();
+    await sleep(500);
+    const stalledAt = written.bytes;
+    await sleep(200);
+    // Loopback's socket buffers and one chunk are all that may be in flight.
+    expect(written.bytes).toBe(stalledAt);
+    expect(stalledAt).toBeLessThan(32 * MiB);
+    const rest = await reader.read();
+    expect(rest.done).toBe(false);
+    await reader.cancel();
+  });
+
+  it("a body cut off before its end fails the reader, and an abort fails it with the abort's reason", async () => {
+    const url = await serve((res, path) => {
+      if (path === "/endless") return writePattern(res, Number.POSITIVE_INFINITY, { bytes: 0 });
+      res.writeHead(200, { "content-length": String(4 * MiB) });
+      res.write(pattern(0, 256 * KiB), () => res.socket?.destroy());
+    });
+    const cut = await get(`${url}cut`);
+    const drain = async (body: ReadableStream<Uint8Array>) => {
+      for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
+    };
+    await expect(drain(cut.body!)).rejects.toThrow();
+
+    const controller = new AbortController();
+    const reason = new Error("caller left");
+    const aborted = await get(`${url}endless`, controller.signal);
+    const reader = aborted.body!.getReader();
+    await reader.read();
+    controller.abort(reason);
+    await expect(
+      (async () => {
+        for (;;) if ((await reader.read()).done) return;
+      })(),
+    ).rejects.toBe(reason);
+  });
+});
