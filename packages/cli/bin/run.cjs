@@ -4,9 +4,8 @@
 // (disks, cgroups, state records, file transfers) from that pool, and its default 4 threads let a
 // few slow cgroup writes during a burst of creates hold up all the others.
 process.env.UV_THREADPOOL_SIZE ||= "16";
-// undici, the SDK's HTTP client, compiles its HTTP parser (WebAssembly) in each process at its
-// first request, and V8's optimising compiler spent a fifth of a short command's time on it
-// (`wrenn exec <id> -- true`: 680 -> 540 ms here). Liftoff, V8's baseline compiler, has it ready
-// at once; set before anything is compiled. The server (`wrenn server start`) makes no such requests.
-require("node:v8").setFlagsFromString("--liftoff-only");
+// Each command is a new process: the SDK's Node HTTP client, ready at once, rather than undici,
+// which takes 150-200 ms to load and compile its parser (`wrenn exec <id> -- true`: 550-660 ->
+// 390 ms here). A long-lived process is better served by undici, the SDK's default.
+process.env.WRENN_HTTP_CLIENT ||= "node";
 import("./run.js");

@@ -1,11 +1,12 @@
-import { createServer, type Server, type ServerResponse } from "node:http";
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
-import { afterEach, describe, expect, it } from "vitest";
-import { platformFetch } from "../src/http/index.js";
+import { afterEach, beforeAll, describe, expect, it } from "vitest";
+import { type FetchLike, platformFetch } from "../src/http/index.js";
+import { nodeFetch } from "../src/http/node-transport.js";
 
-// The SDK's Node transport (undici's request dressed as fetch) against a plain node:http server
-// on loopback: how a response body reaches a web-stream reader. The server is only the other end.
+// The SDK's Node transport (Node's HTTP client dressed as fetch) against a plain node:http server
+// on loopback: how bodies go out and come back. The server is only the other end.
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -21,8 +22,10 @@ afterEach(async () => {
 });
 
 /** A server answering every request with `respond`; resolves with its URL. */
-async function serve(respond: (res: ServerResponse, path: string) => void): Promise<string> {
-  server = createServer((req, res) => respond(res, req.url ?? "/"));
+async function serve(
+  respond: (res: ServerResponse, req: IncomingMessage) => void,
+): Promise<string> {
+  server = createServer((req, res) => respond(res, req));
   await new Promise<void>((resolve) => server!.listen(0, "127.0.0.1", resolve));
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}/`;
 }
@@ -48,69 +51,162 @@ function writePattern(res: ServerResponse, total: number, written: { bytes: numb
   step();
 }
 
-async function get(url: string, signal = new AbortController().signal) {
-  const fetch = await platformFetch();
-  return fetch(url, { method: "GET", headers: {}, signal });
-}
+// Both Node transports: undici (the default) and Node's own client (WRENN_HTTP_CLIENT=node).
+describe.each([
+  ["undici (default)", () => platformFetch()],
+  ["node:http (WRENN_HTTP_CLIENT=node)", () => nodeFetch()],
+] as [string, () => Promise<FetchLike>][])("%s", (_name, transport) => {
+  let fetch: FetchLike;
 
-describe("Node transport: response bodies as web streams", () => {
-  it("a slow reader gets the chunks as the socket gave them (never joined into copies), every byte in order", async () => {
-    const total = 8 * MiB;
-    const url = await serve((res) => writePattern(res, total, { bytes: 0 }));
-    const res = await get(url);
-    let offset = 0;
-    let largest = 0;
-    for await (const chunk of res.body! as unknown as AsyncIterable<Uint8Array>) {
-      expect(Buffer.from(chunk).equals(pattern(offset, chunk.byteLength))).toBe(true);
-      offset += chunk.byteLength;
-      largest = Math.max(largest, chunk.byteLength);
-      // Behind the socket: chunks pile up in the body meanwhile.
-      await sleep(2);
+  beforeAll(async () => {
+    fetch = await transport();
+  });
+
+  async function get(url: string, signal = new AbortController().signal) {
+    return fetch(url, { method: "GET", headers: {}, signal });
+  }
+
+  /** Counts what a source handed over and whether it was closed (returned) before its end. */
+  function source(total: number) {
+    const state = { handed: 0, closed: false };
+    async function* chunks() {
+      try {
+        while (state.handed < total) {
+          const chunk = pattern(state.handed, Math.min(MiB, total - state.handed));
+          state.handed += chunk.length;
+          yield chunk;
+        }
+      } finally {
+        state.closed = state.handed < total;
+      }
     }
-    expect(offset).toBe(total);
-    expect(largest).toBeLessThanOrEqual(SOCKET_READ);
-  });
+    return { state, chunks: chunks() };
+  }
 
-  it("a reader that stops reading stops the sender (the body pauses)", async () => {
-    const total = 256 * MiB;
-    const written = { bytes: 0 };
-    const url = await serve((res) => writePattern(res, total, written));
-    const res = await get(url);
-    const reader = res.body!.getReader();
-    await reader.read();
-    await sleep(500);
-    const stalledAt = written.bytes;
-    await sleep(200);
-    // Loopback's socket buffers and one chunk are all that may be in flight.
-    expect(written.bytes).toBe(stalledAt);
-    expect(stalledAt).toBeLessThan(32 * MiB);
-    const rest = await reader.read();
-    expect(rest.done).toBe(false);
-    await reader.cancel();
-  });
-
-  it("a body cut off before its end fails the reader, and an abort fails it with the abort's reason", async () => {
-    const url = await serve((res, path) => {
-      if (path === "/endless") return writePattern(res, Number.POSITIVE_INFINITY, { bytes: 0 });
-      res.writeHead(200, { "content-length": String(4 * MiB) });
-      res.write(pattern(0, 256 * KiB), () => res.socket?.destroy());
+  describe("Node transport: response bodies as web streams", () => {
+    it("a slow reader gets the chunks as the socket gave them (never joined into copies), every byte in order", async () => {
+      const total = 8 * MiB;
+      const url = await serve((res) => writePattern(res, total, { bytes: 0 }));
+      const res = await get(url);
+      let offset = 0;
+      let largest = 0;
+      for await (const chunk of res.body! as unknown as AsyncIterable<Uint8Array>) {
+        expect(Buffer.from(chunk).equals(pattern(offset, chunk.byteLength))).toBe(true);
+        offset += chunk.byteLength;
+        largest = Math.max(largest, chunk.byteLength);
+        // Behind the socket: chunks pile up in the body meanwhile.
+        await sleep(2);
+      }
+      expect(offset).toBe(total);
+      expect(largest).toBeLessThanOrEqual(SOCKET_READ);
     });
-    const cut = await get(`${url}cut`);
-    const drain = async (body: ReadableStream<Uint8Array>) => {
-      for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
-    };
-    await expect(drain(cut.body!)).rejects.toThrow();
 
-    const controller = new AbortController();
-    const reason = new Error("caller left");
-    const aborted = await get(`${url}endless`, controller.signal);
-    const reader = aborted.body!.getReader();
-    await reader.read();
-    controller.abort(reason);
-    await expect(
-      (async () => {
-        for (;;) if ((await reader.read()).done) return;
-      })(),
-    ).rejects.toBe(reason);
+    it("a reader that stops reading stops the sender (the body pauses)", async () => {
+      const total = 256 * MiB;
+      const written = { bytes: 0 };
+      const url = await serve((res) => writePattern(res, total, written));
+      const res = await get(url);
+      const reader = res.body!.getReader();
+      await reader.read();
+      await sleep(500);
+      const stalledAt = written.bytes;
+      await sleep(200);
+      // Loopback's socket buffers and one chunk are all that may be in flight.
+      expect(written.bytes).toBe(stalledAt);
+      expect(stalledAt).toBeLessThan(32 * MiB);
+      const rest = await reader.read();
+      expect(rest.done).toBe(false);
+      await reader.cancel();
+    });
+
+    it("a body cut off before its end fails the reader, and an abort fails it with the abort's reason", async () => {
+      const url = await serve((res, req) => {
+        if (req.url === "/endless")
+          return writePattern(res, Number.POSITIVE_INFINITY, { bytes: 0 });
+        res.writeHead(200, { "content-length": String(4 * MiB) });
+        res.write(pattern(0, 256 * KiB), () => res.socket?.destroy());
+      });
+      const cut = await get(`${url}cut`);
+      const drain = async (body: ReadableStream<Uint8Array>) => {
+        for await (const _ of body as unknown as AsyncIterable<Uint8Array>);
+      };
+      await expect(drain(cut.body!)).rejects.toThrow();
+
+      const controller = new AbortController();
+      const reason = new Error("caller left");
+      const aborted = await get(`${url}endless`, controller.signal);
+      const reader = aborted.body!.getReader();
+      await reader.read();
+      controller.abort(reason);
+      await expect(
+        (async () => {
+          for (;;) if ((await reader.read()).done) return;
+        })(),
+      ).rejects.toBe(reason);
+
+      // A body nobody reads, aborted: no error escapes to the process (vitest fails the run on one).
+      const unread = new AbortController();
+      await get(`${url}endless`, unread.signal);
+      unread.abort(reason);
+      await sleep(100);
+    });
+  });
+
+  describe("Node transport: request bodies", () => {
+    it("streams a body no faster than the server reads it, every byte in order", async () => {
+      const total = 256 * MiB;
+      let read = 0;
+      let reading!: IncomingMessage;
+      const url = await serve((res, req) => {
+        reading = req;
+        req.pause();
+        req.on("data", (chunk: Buffer) => {
+          if (!chunk.equals(pattern(read, chunk.length))) res.destroy();
+          read += chunk.length;
+        });
+        req.on("end", () => res.end(String(read)));
+      });
+      const { state, chunks } = source(total);
+      const answer = fetch(url, {
+        method: "POST",
+        headers: {},
+        body: chunks,
+        signal: new AbortController().signal,
+      });
+      await sleep(500);
+      // The server has read nothing: loopback's socket buffers and a chunk or two are in flight.
+      expect(read).toBe(0);
+      expect(state.handed).toBeLessThan(32 * MiB);
+      reading.resume();
+      const res = await answer;
+      expect(await res.text()).toBe(String(total));
+      expect(state.handed).toBe(total);
+    });
+
+    it("a failed request closes the body's source; an abort before the answer rejects with its reason", async () => {
+      const url = await serve((res, req) => {
+        if (req.url === "/silent") return;
+        req.once("data", () => res.socket?.destroy());
+      });
+      const { state, chunks } = source(64 * MiB);
+      const signal = new AbortController().signal;
+      await expect(
+        fetch(`${url}cut`, { method: "POST", headers: {}, body: chunks, signal }),
+      ).rejects.toThrow();
+      // The source was returned before its end, not left suspended.
+      await sleep(50);
+      expect(state.closed).toBe(true);
+
+      const controller = new AbortController();
+      const reason = new Error("caller left");
+      const pending = fetch(`${url}silent`, {
+        method: "GET",
+        headers: {},
+        signal: controller.signal,
+      });
+      await sleep(100);
+      controller.abort(reason);
+      await expect(pending).rejects.toBe(reason);
+    });
   });
 });

@@ -1,3 +1,5 @@
+import { NULL_BODY, toWebStream } from "./node-body.js";
+
 /** A request body the transport can send as is. */
 export type BodyLike =
   | string
@@ -36,28 +38,33 @@ let resolved: Promise<FetchLike> | undefined;
 /**
  * Under Node, undici's `request` dressed as fetch: it streams request bodies with real
  * backpressure (undici's fetch was seen holding a whole slow upload in memory) and costs less
- * per call. Everywhere else (browsers, Deno, Bun, edge runtimes) the platform's `fetch`.
+ * per call; with `WRENN_HTTP_CLIENT=node`, Node's own client (node-transport.ts), which a new
+ * process has ready at once where undici takes 150-200 ms to load and compile its parser: the
+ * choice of short-lived processes (the `wrenn` command sets it). Everywhere else (browsers, Deno,
+ * Bun, edge runtimes) the platform's `fetch`.
  */
 export function platformFetch(): Promise<FetchLike> {
   resolved ??= (async () => {
     const node = (globalThis as { process?: { versions?: { node?: string } } }).process?.versions
       ?.node;
     if (typeof node === "string" && !("Bun" in globalThis) && !("Deno" in globalThis)) {
-      return nodeFetch(await import("undici"));
+      const env = (globalThis as { process?: { env?: Record<string, string | undefined> } }).process
+        ?.env;
+      // Mapped to nothing for browsers (package.json's "browser"), as undici is.
+      if (env?.WRENN_HTTP_CLIENT === "node")
+        return (await import("./node-transport.js")).nodeFetch();
+      return undiciFetch(await import("undici"));
     }
     return globalThis.fetch.bind(globalThis) as unknown as FetchLike;
   })();
   return resolved;
 }
 
-/** Statuses whose responses have no body. */
-const NULL_BODY = new Set([101, 103, 204, 205, 304]);
-
 type Undici = typeof import("undici");
 /** undici's request options; its `body` also takes any async iterable of bytes (typed as Readable). */
 type RequestOptions = NonNullable<Parameters<Undici["request"]>[1]>;
 
-function nodeFetch(undici: Undici): FetchLike {
+function undiciFetch(undici: Undici): FetchLike {
   return async (url, init) => {
     const body = init.body;
     const res = await undici.request(url, {
@@ -101,53 +108,6 @@ function nodeFetch(undici: Undici): FetchLike {
       arrayBuffer: () => res.body.arrayBuffer(),
     };
   };
-}
-
-/** The part of undici's response body (a Node readable) the web stream below uses. */
-interface NodeBody {
-  on(event: "data", listener: (chunk: Buffer) => void): unknown;
-  once(event: "end" | "close", listener: () => void): unknown;
-  once(event: "error", listener: (err: Error) => void): unknown;
-  pause(): unknown;
-  resume(): unknown;
-  destroy(err?: Error): void;
-}
-
-/**
- * A web stream over a Node body: chunks as the socket gave them, one read ahead (the body pauses
- * while the reader is behind), errors (an abort's reason) passed on. Not through the body's
- * async iterator: each of its reads joins every chunk buffered meanwhile into a new buffer, a
- * copy of the bytes (and fresh pages to fault in) whenever the reader is slower than the socket.
- */
-function toWebStream(body: NodeBody) {
-  let settled = false;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      const settle = (end: () => void) => {
-        if (settled) return;
-        settled = true;
-        end();
-      };
-      body.on("data", (chunk) => {
-        // A resume already under way can still hand over a chunk after a cancel.
-        if (settled) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) body.pause();
-      });
-      body.once("end", () => settle(() => controller.close()));
-      body.once("error", (err) => settle(() => controller.error(err)));
-      body.once("close", () =>
-        settle(() => controller.error(new Error("the response body ended before its end"))),
-      );
-    },
-    pull() {
-      body.resume();
-    },
-    cancel(reason) {
-      settled = true;
-      body.destroy(reason instanceof Error ? reason : undefined);
-    },
-  });
 }
 
 async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
