@@ -40,44 +40,47 @@ export async function benchCli(): Promise<Figure[]> {
     const sandbox = await Sandbox.create(server.conn);
     const id = sandbox.sandboxId;
 
-    // Interleaved, so that the machine's drift slows both alike.
     const node: number[] = [];
     const execTrue: number[] = [];
-    for (let i = 0; i < ROUNDS + 1; i++) {
-      let start = process.hrtime.bigint();
-      await spawnDone(process.execPath, ["-e", "0"]);
-      const nodeMs = msSince(start);
-      start = process.hrtime.bigint();
-      await wrenn("exec", id, "--", "true");
-      // The first round warms the disk cache for the CLI's files.
-      if (i === 0) continue;
-      node.push(nodeMs);
-      execTrue.push(msSince(start));
-    }
-
-    const local = join(dataDir, "transfer.bin");
-    const block = randomBytes(MiB);
-    await writeFile(local, Buffer.concat(Array.from({ length: TRANSFER_MB }, () => block)));
     const cp: number[] = [];
     const up: number[] = [];
     const down: number[] = [];
-    const mbs = (start: bigint) => TRANSFER_MB / (msSince(start) / 1000);
-    for (let i = 0; i < TRANSFERS; i++) {
-      await exec("sync");
-      let start = process.hrtime.bigint();
-      await copyFile(local, `${local}.copy`);
-      cp.push(mbs(start));
-      await rm(`${local}.copy`);
-      await exec("sync");
-      start = process.hrtime.bigint();
-      await wrenn("files", "cp", local, `${id}:/home/user/transfer.bin`);
-      up.push(mbs(start));
-      start = process.hrtime.bigint();
-      await wrenn("files", "cp", `${id}:/home/user/transfer.bin`, `${local}.back`);
-      down.push(mbs(start));
-      await rm(`${local}.back`);
+    try {
+      // Interleaved, so that the machine's drift slows both alike.
+      for (let i = 0; i < ROUNDS + 1; i++) {
+        let start = process.hrtime.bigint();
+        await spawnDone(process.execPath, ["-e", "0"]);
+        const nodeMs = msSince(start);
+        start = process.hrtime.bigint();
+        await wrenn("exec", id, "--", "true");
+        // The first round warms the disk cache for the CLI's files.
+        if (i === 0) continue;
+        node.push(nodeMs);
+        execTrue.push(msSince(start));
+      }
+
+      const local = join(dataDir, "transfer.bin");
+      const block = randomBytes(MiB);
+      await writeFile(local, Buffer.concat(Array.from({ length: TRANSFER_MB }, () => block)));
+      const mbs = (start: bigint) => TRANSFER_MB / (msSince(start) / 1000);
+      for (let i = 0; i < TRANSFERS; i++) {
+        await exec("sync");
+        let start = process.hrtime.bigint();
+        await copyFile(local, `${local}.copy`);
+        cp.push(mbs(start));
+        await rm(`${local}.copy`);
+        await exec("sync");
+        start = process.hrtime.bigint();
+        await wrenn("files", "cp", local, `${id}:/home/user/transfer.bin`);
+        up.push(mbs(start));
+        start = process.hrtime.bigint();
+        await wrenn("files", "cp", `${id}:/home/user/transfer.bin`, `${local}.back`);
+        down.push(mbs(start));
+        await rm(`${local}.back`);
+      }
+    } finally {
+      await sandbox.kill();
     }
-    await sandbox.kill();
 
     const figure = (name: string, value: number, unit: string, what: string, base: number) => ({
       suite: "cli",

@@ -1,6 +1,6 @@
 import type { Agent, ClientRequest, IncomingMessage, RequestOptions } from "node:http";
-import { NULL_BODY, toWebStream } from "./node-body.js";
-import type { BodyLike, FetchLike, WireResponse } from "./transport.js";
+import { toWireResponse } from "./node-response.js";
+import type { BodyLike, FetchLike } from "./transport.js";
 
 type Http = typeof import("node:http");
 
@@ -10,7 +10,7 @@ const IDLE_SOCKET_MS = 4_000;
 /**
  * Node's own HTTP client dressed as fetch, with a keep-alive agent per protocol (idle sockets
  * do not hold the process).
- * It is part of Node: a package such as undici took 150-200 ms to load and compile its parser in
+ * It is part of Node: a package such as undici took 150-265 ms to load and compile its parser in
  * every new process, the first call of each script or `wrenn` command. Request bodies stream
  * with backpressure (each write waits for the socket to drain); response bodies reach a web
  * stream chunk for chunk.
@@ -50,35 +50,14 @@ export async function nodeFetch(): Promise<FetchLike> {
       });
       sendBody(req, init.body).catch((err: unknown) => req.destroy(err as Error));
     });
-    // A caller's abort after the headers ends the body with the abort's reason, as fetch does.
-    const onAbort = () => res.destroy(init.signal.reason);
-    init.signal.addEventListener("abort", onAbort, { once: true });
-    res.once("close", () => init.signal.removeEventListener("abort", onAbort));
-    const status = res.statusCode ?? 0;
-    const nullBody = NULL_BODY.has(status) || init.method === "HEAD";
-    if (nullBody) res.resume();
-    let web: ReadableStream<Uint8Array> | null | undefined;
-    const response: WireResponse = {
-      status,
-      ok: status >= 200 && status < 300,
-      headers: {
-        get(name) {
-          const value = res.headers[name.toLowerCase()];
-          return value === undefined ? null : [value].flat().join(", ");
-        },
-      },
-      get body() {
-        web ??= nullBody ? null : toWebStream(res);
-        return web;
-      },
+    return toWireResponse({ status: res.statusCode ?? 0, headers: res.headers, body: res }, init, {
       json: async () => JSON.parse((await collect(res)).toString("utf8")),
       text: async () => (await collect(res)).toString("utf8"),
       arrayBuffer: async () => {
         const all = await collect(res);
         return all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
       },
-    };
-    return response;
+    });
   };
 }
 

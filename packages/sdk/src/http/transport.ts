@@ -1,4 +1,4 @@
-import { NULL_BODY, toWebStream } from "./node-body.js";
+import { toWireResponse } from "./node-response.js";
 
 /** A request body the transport can send as is. */
 export type BodyLike =
@@ -39,7 +39,7 @@ let resolved: Promise<FetchLike> | undefined;
  * Under Node, undici's `request` dressed as fetch: it streams request bodies with real
  * backpressure (undici's fetch was seen holding a whole slow upload in memory) and costs less
  * per call; with `WRENN_HTTP_CLIENT=node`, Node's own client (node-transport.ts), which a new
- * process has ready at once where undici takes 150-200 ms to load and compile its parser: the
+ * process has ready at once where undici takes 150-265 ms to load and compile its parser: the
  * choice of short-lived processes (the `wrenn` command sets it). Everywhere else (browsers, Deno,
  * Bun, edge runtimes) the platform's `fetch`.
  */
@@ -77,50 +77,16 @@ function undiciFetch(undici: Undici): FetchLike {
           : body instanceof ArrayBuffer
             ? new Uint8Array(body)
             : typeof Blob !== "undefined" && body instanceof Blob
-              ? iterate(body.stream())
-              : typeof ReadableStream !== "undefined" && body instanceof ReadableStream
-                ? iterate(body)
-                : body,
+              ? body.stream()
+              : body,
     } as RequestOptions);
-    // A caller's abort after the headers ends the body with the abort's reason, as fetch does.
-    const onAbort = () => res.body.destroy(init.signal.reason);
-    init.signal.addEventListener("abort", onAbort, { once: true });
-    res.body.once("close", () => init.signal.removeEventListener("abort", onAbort));
-    const nullBody = NULL_BODY.has(res.statusCode);
-    if (nullBody) res.body.resume();
-    // JSON and text are read straight from undici's body; a web stream is made only if asked for.
-    let web: ReadableStream<Uint8Array> | null | undefined;
-    return {
-      status: res.statusCode,
-      ok: res.statusCode >= 200 && res.statusCode < 300,
-      headers: {
-        get(name) {
-          const value = res.headers[name.toLowerCase()];
-          return value === undefined ? null : [value].flat().join(", ");
-        },
-      },
-      get body() {
-        web ??= nullBody ? null : toWebStream(res.body);
-        return web;
-      },
-      json: () => res.body.json(),
-      text: () => res.body.text(),
-      arrayBuffer: () => res.body.arrayBuffer(),
-    };
+    const read = res.body;
+    return toWireResponse({ status: res.statusCode, headers: res.headers, body: read }, init, {
+      json: () => read.json(),
+      text: () => read.text(),
+      arrayBuffer: () => read.arrayBuffer(),
+    });
   };
-}
-
-async function* iterate(stream: ReadableStream<Uint8Array>): AsyncGenerator<Uint8Array> {
-  const reader = stream.getReader();
-  try {
-    for (;;) {
-      const { value, done } = await reader.read();
-      if (done) return;
-      yield value;
-    }
-  } finally {
-    reader.releaseLock();
-  }
 }
 
 /** True for bodies that can be sent again on a retry (nothing was consumed). */
