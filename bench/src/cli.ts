@@ -16,14 +16,21 @@ const MiB = 1024 * 1024;
 const ROUNDS = Number(process.env.WRENN_BENCH_CLI_ROUNDS || 10);
 const TRANSFER_MB = Number(process.env.WRENN_BENCH_TRANSFER_MB || 256);
 const TRANSFERS = 3;
+/** A script's first call: a new Node process that connects to a sandbox and runs `true`. */
+const SDK_SCRIPT = [
+  'import { Sandbox } from "@wrenn/sdk";',
+  "const sandbox = await Sandbox.connect(process.env.WRENN_BENCH_SANDBOX);",
+  'await sandbox.commands.run("true");',
+].join("\n");
 /** The `wrenn` command as npm installs it (the CLI package's bin entry). */
 const WRENN = fileURLToPath(new URL("../../packages/cli/bin/run.cjs", import.meta.url));
 
 /**
  * The `wrenn` command as a user runs it, one process per command, against a single-host server
  * in its own process (default settings): a command's wall time beside `node -e 0`, and
- * `wrenn files cp` of a large file each way beside `cp`. Issue #12 sets no goal for these; they
- * keep the cost of a short-lived client process (its start, its HTTP parser's compile) in view.
+ * `wrenn files cp` of a large file each way beside `cp`, and a script's first SDK call in a new
+ * process. Issue #12 sets no goal for these; they keep the cost of a short-lived client process
+ * (its start, its HTTP client's load) in view.
  */
 export async function benchCli(): Promise<Figure[]> {
   if (process.getuid?.() !== 0) throw new Error("the cli bench needs root (real sandboxes)");
@@ -42,6 +49,7 @@ export async function benchCli(): Promise<Figure[]> {
 
     const node: number[] = [];
     const execTrue: number[] = [];
+    const script: number[] = [];
     const cp: number[] = [];
     const up: number[] = [];
     const down: number[] = [];
@@ -53,10 +61,19 @@ export async function benchCli(): Promise<Figure[]> {
         const nodeMs = msSince(start);
         start = process.hrtime.bigint();
         await wrenn("exec", id, "--", "true");
-        // The first round warms the disk cache for the CLI's files.
+        const execMs = msSince(start);
+        start = process.hrtime.bigint();
+        // From the bench's folder, where @wrenn/sdk resolves as in a user's project.
+        await exec(process.execPath, ["--input-type=module", "-e", SDK_SCRIPT], {
+          env: { ...env, WRENN_BENCH_SANDBOX: id },
+          cwd: fileURLToPath(new URL("..", import.meta.url)),
+        });
+        const scriptMs = msSince(start);
+        // The first round warms the disk cache for the CLI's and the SDK's files.
         if (i === 0) continue;
         node.push(nodeMs);
-        execTrue.push(msSince(start));
+        execTrue.push(execMs);
+        script.push(scriptMs);
       }
 
       const local = join(dataDir, "transfer.bin");
@@ -97,6 +114,13 @@ export async function benchCli(): Promise<Figure[]> {
       figure(
         "wrenn exec <id> -- true, p50",
         percentile(execTrue, 50),
+        "ms",
+        "node -e 0 p50",
+        percentile(node, 50),
+      ),
+      figure(
+        "SDK script: a new process's Sandbox.connect + commands.run('true'), p50",
+        percentile(script, 50),
         "ms",
         "node -e 0 p50",
         percentile(node, 50),

@@ -1,5 +1,5 @@
-// Writes oclif.manifest.json (what `oclif manifest` does) so a command starts by loading only its
-// own file instead of importing every command to learn their flags.
+// Writes oclif.manifest.json (what `oclif manifest` does) from the bundle's commands, so that oclif
+// reads their ids, flags and help from JSON at each start instead of walking every command class.
 import { writeFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { Plugin } from "@oclif/core";

@@ -3,10 +3,9 @@ import type { AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterEach, beforeAll, describe, expect, it } from "vitest";
 import { type FetchLike, platformFetch } from "../src/http/index.js";
-import { nodeFetch } from "../src/http/node-transport.js";
 
-// The SDK's Node transport (Node's HTTP client dressed as fetch) against a plain node:http server
-// on loopback: how bodies go out and come back. The server is only the other end.
+// The SDK's transport under Node (Node's HTTP client dressed as fetch) against a plain node:http
+// server on loopback: how bodies go out and come back. The server is only the other end.
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -51,15 +50,11 @@ function writePattern(res: ServerResponse, total: number, written: { bytes: numb
   step();
 }
 
-// Both Node transports: undici (the default) and Node's own client (WRENN_HTTP_CLIENT=node).
-describe.each([
-  ["undici (default)", () => platformFetch()],
-  ["node:http (WRENN_HTTP_CLIENT=node)", () => nodeFetch()],
-] as [string, () => Promise<FetchLike>][])("%s", (_name, transport) => {
+describe("the SDK's transport under Node", () => {
   let fetch: FetchLike;
 
   beforeAll(async () => {
-    fetch = await transport();
+    fetch = await platformFetch();
   });
 
   async function get(url: string, signal = new AbortController().signal) {
@@ -83,7 +78,7 @@ describe.each([
     return { state, chunks: chunks() };
   }
 
-  describe("Node transport: response bodies as web streams", () => {
+  describe("response bodies", () => {
     it("a slow reader gets the chunks as the socket gave them (never joined into copies), every byte in order", async () => {
       const total = 8 * MiB;
       const url = await serve((res) => writePattern(res, total, { bytes: 0 }));
@@ -181,9 +176,28 @@ describe.each([
       expect(empty.status).toBe(204);
       expect(empty.body).toBeNull();
     });
+
+    it("reads a whole body as bytes, text or JSON; one cut off before its end rejects", async () => {
+      const total = 32 * MiB;
+      const url = await serve((res, req) => {
+        if (req.url === "/json") return res.end('{"a":[1,2]}');
+        if (req.url === "/cut") {
+          res.writeHead(200, { "content-length": String(total) });
+          return res.write(pattern(0, 256 * KiB), () => res.socket?.destroy());
+        }
+        writePattern(res, total, { bytes: 0 });
+      });
+      const bytes = new Uint8Array(await (await get(url)).arrayBuffer());
+      expect(bytes.byteLength).toBe(total);
+      expect(Buffer.from(bytes).equals(pattern(0, total))).toBe(true);
+      expect(await (await get(`${url}json`)).json()).toEqual({ a: [1, 2] });
+      expect(await (await get(`${url}json`)).text()).toBe('{"a":[1,2]}');
+      await expect((await get(`${url}cut`)).arrayBuffer()).rejects.toThrow();
+      await expect((await get(`${url}cut`)).text()).rejects.toThrow();
+    });
   });
 
-  describe("Node transport: request bodies", () => {
+  describe("request bodies", () => {
     it("streams a body no faster than the server reads it, every byte in order", async () => {
       const total = 256 * MiB;
       let read = 0;

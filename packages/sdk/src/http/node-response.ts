@@ -1,63 +1,68 @@
-// The answers of the Node transports (undici's and node:http's) as the SDK's WireResponse, their
-// bodies (Node readables) as web streams.
+// An answer of Node's HTTP client (node-transport.ts) as the SDK's WireResponse, its body (a Node
+// readable) as a web stream.
+import type { IncomingMessage } from "node:http";
 import type { WireResponse } from "./transport.js";
 
 /** Statuses whose responses have no body. */
 const NULL_BODY = new Set([101, 103, 204, 205, 304]);
 
-/** The part of a Node response body (undici's or node:http's, both readables) the web stream uses. */
-export interface NodeBody {
-  on(event: "data", listener: (chunk: Buffer) => void): unknown;
-  once(event: "end" | "close", listener: () => void): unknown;
-  once(event: "error", listener: (err: Error) => void): unknown;
-  pause(): unknown;
-  resume(): unknown;
-  destroy(err?: Error): void;
-}
-
-/** An answer as a Node transport received it: status, headers (arrays for repeated ones), body. */
-export interface NodeAnswer {
-  status: number;
-  headers: Record<string, string | string[] | undefined>;
-  body: NodeBody;
-}
-
-/** How the transport reads a whole body (each client has its own fast way). */
-export type WholeBody = Pick<WireResponse, "json" | "text" | "arrayBuffer">;
-
 /**
- * The WireResponse of a Node answer. An abort of the request's signal after the headers ends the
- * body with the abort's reason, as fetch does; a bodiless answer (HEAD, 204, ...) is drained at
- * once so its socket goes back to the pool, and its `body` is null. The web stream is made only
- * if asked for: JSON and text are read straight from the Node body.
+ * The WireResponse of an answer. An abort of the request's signal after the headers ends the body
+ * with the abort's reason, as fetch does; a bodiless answer (HEAD, 204, ...) is drained at once so
+ * its socket goes back to the pool, and its `body` is null. The web stream is made only if asked
+ * for: JSON and text are read straight from the Node body.
  */
 export function toWireResponse(
-  answer: NodeAnswer,
+  res: IncomingMessage,
   request: { method: string; signal: AbortSignal },
-  whole: WholeBody,
 ): WireResponse {
-  const { status, headers, body } = answer;
-  const onAbort = () => body.destroy(request.signal.reason);
+  const status = res.statusCode ?? 0;
+  const onAbort = () => res.destroy(request.signal.reason);
   request.signal.addEventListener("abort", onAbort, { once: true });
-  body.once("close", () => request.signal.removeEventListener("abort", onAbort));
+  res.once("close", () => request.signal.removeEventListener("abort", onAbort));
   const bodiless = NULL_BODY.has(status) || request.method === "HEAD";
-  if (bodiless) body.resume();
+  if (bodiless) res.resume();
   let web: ReadableStream<Uint8Array> | null | undefined;
   return {
     status,
     ok: status >= 200 && status < 300,
     headers: {
       get(name) {
-        const value = headers[name.toLowerCase()];
+        const value = res.headers[name.toLowerCase()];
         return value === undefined ? null : [value].flat().join(", ");
       },
     },
     get body() {
-      web ??= bodiless ? null : toWebStream(body);
+      web ??= bodiless ? null : toWebStream(res);
       return web;
     },
-    ...whole,
+    json: async () => JSON.parse((await collect(res)).toString("utf8")),
+    text: async () => (await collect(res)).toString("utf8"),
+    arrayBuffer: async () => ownBuffer(await collect(res)),
   };
+}
+
+/**
+ * The whole body, copied once: chunks as they came (not through the body's async iterator, which
+ * joins whatever is buffered) joined at the end. Rejects when the body is cut off or aborted.
+ */
+function collect(res: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    if (res.destroyed) return reject(res.errored ?? new Error("the response body was closed"));
+    const chunks: Buffer[] = [];
+    res.on("data", (chunk: Buffer) => chunks.push(chunk));
+    res.once("end", () => resolve(Buffer.concat(chunks)));
+    res.once("error", reject);
+    res.once("close", () => reject(new Error("the response body ended before its end")));
+  });
+}
+
+/** The bytes as an ArrayBuffer: a large Buffer has one of its own; a small one shares Node's pool. */
+function ownBuffer(bytes: Buffer): ArrayBuffer {
+  const whole = bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength;
+  return (
+    whole ? bytes.buffer : bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength)
+  ) as ArrayBuffer;
 }
 
 /**
@@ -66,7 +71,7 @@ export function toWireResponse(
  * async iterator: each of its reads joins every chunk buffered meanwhile into a new buffer, a
  * copy of the bytes (and fresh pages to fault in) whenever the reader is slower than the socket.
  */
-function toWebStream(body: NodeBody): ReadableStream<Uint8Array> {
+function toWebStream(body: IncomingMessage): ReadableStream<Uint8Array> {
   let settled = false;
   return new ReadableStream<Uint8Array>({
     start(controller) {

@@ -4,7 +4,7 @@ import type { BodyLike, FetchLike } from "./transport.js";
 
 type Http = typeof import("node:http");
 
-/** How long an idle kept-alive socket waits for the next request (undici's default too). */
+/** How long an idle kept-alive socket waits for the next request (undici's default). */
 const IDLE_SOCKET_MS = 4_000;
 
 /**
@@ -32,7 +32,7 @@ export async function nodeFetch(): Promise<FetchLike> {
   };
   return async (url, init) => {
     const target = new URL(url);
-    const { lib, agent } = await transportFor(target.protocol);
+    const { lib, agent } = agents.get(target.protocol) ?? (await transportFor(target.protocol));
     init.signal.throwIfAborted();
     const options: RequestOptions = { method: init.method, headers: init.headers, agent };
     const res = await new Promise<IncomingMessage>((resolve, reject) => {
@@ -50,14 +50,7 @@ export async function nodeFetch(): Promise<FetchLike> {
       });
       sendBody(req, init.body).catch((err: unknown) => req.destroy(err as Error));
     });
-    return toWireResponse({ status: res.statusCode ?? 0, headers: res.headers, body: res }, init, {
-      json: async () => JSON.parse((await collect(res)).toString("utf8")),
-      text: async () => (await collect(res)).toString("utf8"),
-      arrayBuffer: async () => {
-        const all = await collect(res);
-        return all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
-      },
-    });
+    return toWireResponse(res, init);
   };
 }
 
@@ -92,11 +85,4 @@ async function sendBody(req: ClientRequest, body: BodyLike | undefined): Promise
     }
   }
   req.end();
-}
-
-/** The whole body. */
-async function collect(res: IncomingMessage): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  for await (const chunk of res) chunks.push(chunk as Buffer);
-  return Buffer.concat(chunks);
 }

@@ -1,5 +1,6 @@
 // Ink and React load only when a prompt or progress bar is actually drawn: importing them costs
-// more than the rest of a command's startup.
+// more than the rest of a command's startup. No JSX here, so that not even React's JSX runtime
+// loads with the commands that import this file.
 
 import isInCi from "is-in-ci";
 
@@ -15,21 +16,29 @@ export function canPrompt(): boolean {
 }
 
 export async function confirm(message: string): Promise<boolean> {
-  const [{ render }, { Confirm }] = await Promise.all([import("ink"), import("./confirm.js")]);
+  const [{ render }, { createElement }, { Confirm }] = await Promise.all([
+    import("ink"),
+    import("react"),
+    import("./confirm.js"),
+  ]);
   let yes = false;
-  const app = render(<Confirm message={message} onAnswer={(a) => (yes = a)} />, options);
+  const app = render(
+    createElement(Confirm, { message, onAnswer: (a: boolean) => (yes = a) }),
+    options,
+  );
   await app.waitUntilExit();
   return yes;
 }
 
 export async function promptText(label: string, mask = false): Promise<string | undefined> {
-  const [{ render }, { TextPrompt }] = await Promise.all([
+  const [{ render }, { createElement }, { TextPrompt }] = await Promise.all([
     import("ink"),
+    import("react"),
     import("./text-prompt.js"),
   ]);
   let value: string | undefined;
   const app = render(
-    <TextPrompt label={label} mask={mask} onSubmit={(v) => (value = v)} />,
+    createElement(TextPrompt, { label, mask, onSubmit: (v: string) => (value = v) }),
     options,
   );
   await app.waitUntilExit();
@@ -45,16 +54,16 @@ export interface Progress {
 /** An Ink progress bar redrawn ten times a second; a no-op when stderr is not a terminal. */
 export async function startProgress(total: number): Promise<Progress> {
   if (!process.stderr.isTTY) return { update() {}, stop() {} };
-  const [{ render }, { ProgressBar }] = await Promise.all([
+  const [{ render }, { createElement }, { ProgressBar }] = await Promise.all([
     import("ink"),
+    import("react"),
     import("./progress-bar.js"),
   ]);
   const started = Date.now();
   let done = 0;
   let label = "";
-  const view = () => (
-    <ProgressBar label={label} done={done} total={total} elapsedMs={Date.now() - started} />
-  );
+  const view = () =>
+    createElement(ProgressBar, { label, done, total, elapsedMs: Date.now() - started });
   const app = render(view(), options);
   const timer = setInterval(() => app.rerender(view()), 100);
   return {
