@@ -57,6 +57,8 @@ export class WarmPool<T> {
   private readonly fixed: SizedTarget[] = [];
   private readonly budgetBytes: number;
   private ticker: NodeJS.Timeout | undefined;
+  /** A fixed pool's wake-up for the next retry after a failed build (it has no ticker). */
+  private retryTimer: NodeJS.Timeout | undefined;
   private readonly retryAt = new Map<string, { at: number; backoffMs: number }>();
   private refilling: Promise<void> | undefined;
   /** The build under way, until what it made is kept or discarded. */
@@ -183,6 +185,7 @@ export class WarmPool<T> {
   async drain(): Promise<Error[]> {
     this.closed = true;
     if (this.ticker) clearInterval(this.ticker);
+    clearTimeout(this.retryTimer);
     for (const wake of this.quietWaiters.splice(0)) wake();
     await this.idle();
     const items = [...this.ready.values()].flatMap((list) => list.splice(0));
@@ -230,12 +233,23 @@ export class WarmPool<T> {
       const now = this.now();
       let target: SizedTarget | undefined;
       let deficit = 0;
+      let nextRetry = Number.POSITIVE_INFINITY;
       for (const t of targets) {
         const key = targetKey(t.template, t.diskSizeMb);
-        if ((this.retryAt.get(key)?.at ?? 0) > now) continue;
         const missing = t.size - (this.ready.get(key)?.length ?? 0);
+        const retryAt = this.retryAt.get(key)?.at ?? 0;
+        if (retryAt > now) {
+          if (missing > 0) nextRetry = Math.min(nextRetry, retryAt);
+          continue;
+        }
         if (missing > deficit) [target, deficit] = [t, missing];
       }
+      // Waiting out a failed build's backoff: the auto mode's tick comes back; a fixed pool has
+      // no tick, so a timer does (armed here rather than at the failure: a timer that fires a
+      // hair before the clock says the backoff is over finds the target still waiting, and
+      // arms the next one instead of leaving the pool empty until a create).
+      if (!target && !this.demand && nextRetry < Number.POSITIVE_INFINITY && !this.closed)
+        this.armRetry(nextRetry - now);
       if (!target || this.closed) return;
       if (this.heldBytes + this.estimate > this.budgetBytes) {
         if (!this.overBudget) {
@@ -274,18 +288,28 @@ export class WarmPool<T> {
       this.ready.set(key, items);
       items.push(ready);
     } catch (err) {
-      // Retried by the next create, or after a growing pause: by the auto mode's tick, or (a
-      // fixed pool has no tick) by a timer, so one failed build does not leave it empty.
+      // Retried by the next create, or after a growing pause (refill() sees to it), so one
+      // failed build does not leave the pool empty.
       const backoffMs = Math.min(
         MAX_BACKOFF_MS,
         (this.retryAt.get(key)?.backoffMs ?? FIRST_BACKOFF_MS / 2) * 2,
       );
       this.retryAt.set(key, { at: this.now() + backoffMs, backoffMs });
-      if (!this.demand) setTimeout(() => this.start(), backoffMs).unref();
       // A template not built yet (the default one while it is being prepared) is no news.
       const level = (err as { code?: string }).code === "not_found" ? "debug" : "warn";
       this.opts.logger[level]({ template: target.template, err }, "warm pool: refill failed");
     }
+  }
+
+  private armRetry(delayMs: number): void {
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(
+      () => {
+        this.retryTimer = undefined;
+        this.start();
+      },
+      Math.max(delayMs, 1),
+    ).unref();
   }
 
   /** Removes ready sandboxes past their target's size (demand that went away), oldest first. */
