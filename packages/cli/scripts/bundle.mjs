@@ -1,5 +1,6 @@
 // Bundles the wrenn command into dist/bundle/wrenn.js: oclif, the SDK and every command in one
-// ES module, so that a command loads one file instead of some 260 (oclif's dependencies alone are
+// ES module (and the few chunks it shares with lazily loaded parts), so that a command loads about
+// five files instead of some 260 (oclif's dependencies alone are
 // 200 small CommonJS files, each resolved, read and compiled). The commands are found through
 // the bundle's COMMANDS export (oclif's "explicit" discovery). What a few commands need and
 // the rest never load stays outside: the server and agent (dynamic imports), Ink and React
