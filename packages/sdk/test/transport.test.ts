@@ -106,7 +106,7 @@ describe("the SDK's transport under Node", () => {
       await sleep(500);
       const stalledAt = written.bytes;
       await sleep(200);
-      // Loopback's socket buffers and one chunk are all that may be in flight.
+      // Loopback's socket buffers and the stream's read-ahead (a MiB) are all that may be in flight.
       expect(written.bytes).toBe(stalledAt);
       expect(stalledAt).toBeLessThan(32 * MiB);
       const rest = await reader.read();

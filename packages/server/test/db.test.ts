@@ -154,6 +154,32 @@ for (const engine of testEngines()) {
           expect(await store.sandboxes.get(teamB, flagged.id)).toEqual(flagged);
         });
 
+        it("a read beside an open transaction never sees what it then rolls back", async () => {
+          const doomed = sandbox(20);
+          let opened!: () => void;
+          const open = new Promise<void>((resolve) => {
+            opened = resolve;
+          });
+          let finish!: () => void;
+          const finishing = new Promise<void>((resolve) => {
+            finish = resolve;
+          });
+          const tx = store.transaction(async (t) => {
+            await t.sandboxes.insert(doomed);
+            opened();
+            await finishing;
+            throw new ServerError("internal", "rolled back");
+          });
+          await open;
+          // Asked while the row is written but not committed (SQLite's reads skip Kysely's
+          // connection lock when they can: not while a transaction holds the connection).
+          const read = store.sandboxes.get(teamA, doomed.id);
+          finish();
+          await expect(tx).rejects.toThrow("rolled back");
+          expect(await read).toBeUndefined();
+          expect(await store.sandboxes.get(teamA, doomed.id)).toBeUndefined();
+        });
+
         it("are invisible to another team", async () => {
           const first = made[0] as SandboxRecord;
           expect(await store.sandboxes.get(teamB, first.id)).toBeUndefined();

@@ -66,38 +66,48 @@ function ownBuffer(bytes: Buffer): ArrayBuffer {
 }
 
 /**
- * A web stream over a Node body: chunks as the socket gave them, one read ahead (the body pauses
- * while the reader is behind), errors (an abort's reason) passed on. Not through the body's
- * async iterator: each of its reads joins every chunk buffered meanwhile into a new buffer, a
- * copy of the bytes (and fresh pages to fault in) whenever the reader is slower than the socket.
+ * Bytes a body's web stream holds before the body pauses. With one chunk the socket was stopped
+ * and started again for every 64 KiB a reader took.
+ */
+const READ_AHEAD_BYTES = 1024 * 1024;
+
+/**
+ * A web stream over a Node body: chunks as the socket gave them, up to READ_AHEAD_BYTES read
+ * ahead (then the body pauses while the reader is behind), errors (an abort's reason) passed on.
+ * Not through the body's async iterator: each of its reads joins every chunk buffered meanwhile
+ * into a new buffer, a copy of the bytes (and fresh pages to fault in) whenever the reader is
+ * slower than the socket.
  */
 function toWebStream(body: IncomingMessage): ReadableStream<Uint8Array> {
   let settled = false;
-  return new ReadableStream<Uint8Array>({
-    start(controller) {
-      const settle = (end: () => void) => {
-        if (settled) return;
+  return new ReadableStream<Uint8Array>(
+    {
+      start(controller) {
+        const settle = (end: () => void) => {
+          if (settled) return;
+          settled = true;
+          end();
+        };
+        body.on("data", (chunk) => {
+          // A resume already under way can still hand over a chunk after a cancel.
+          if (settled) return;
+          controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+          if ((controller.desiredSize ?? 0) <= 0) body.pause();
+        });
+        body.once("end", () => settle(() => controller.close()));
+        body.once("error", (err) => settle(() => controller.error(err)));
+        body.once("close", () =>
+          settle(() => controller.error(new Error("the response body ended before its end"))),
+        );
+      },
+      pull() {
+        body.resume();
+      },
+      cancel(reason) {
         settled = true;
-        end();
-      };
-      body.on("data", (chunk) => {
-        // A resume already under way can still hand over a chunk after a cancel.
-        if (settled) return;
-        controller.enqueue(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
-        if ((controller.desiredSize ?? 0) <= 0) body.pause();
-      });
-      body.once("end", () => settle(() => controller.close()));
-      body.once("error", (err) => settle(() => controller.error(err)));
-      body.once("close", () =>
-        settle(() => controller.error(new Error("the response body ended before its end"))),
-      );
+        body.destroy(reason instanceof Error ? reason : undefined);
+      },
     },
-    pull() {
-      body.resume();
-    },
-    cancel(reason) {
-      settled = true;
-      body.destroy(reason instanceof Error ? reason : undefined);
-    },
-  });
+    { highWaterMark: READ_AHEAD_BYTES, size: (chunk) => chunk.byteLength },
+  );
 }

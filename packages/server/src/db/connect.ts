@@ -3,14 +3,11 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import SqliteDatabase from "better-sqlite3";
 import {
-  CamelCasePlugin,
   Kysely,
-  type SqliteDatabase as KyselySqliteDatabase,
   Migrator,
   PostgresDialect,
   type PostgresPool,
   type PostgresPoolClient,
-  type SqliteStatement,
 } from "kysely";
 import { LRUCache } from "lru-cache";
 import pg from "pg";
@@ -18,6 +15,7 @@ import { ServerError } from "../errors.js";
 import { migrationProvider } from "./migrations/index.js";
 import type { DatabaseSchema } from "./schema.js";
 import { YieldingSqliteDialect } from "./sqlite-busy.js";
+import { cachingStatements, RowNaming, STATEMENT_CACHE_SIZE } from "./sqlite-statements.js";
 
 export type Db = Kysely<DatabaseSchema>;
 export type DialectName = "sqlite" | "postgres";
@@ -44,7 +42,8 @@ export const PG_CONNECT_TIMEOUT_MS = 5_000;
 
 /** Opens SQLite (WAL, foreign keys on) or a PostgreSQL pool; runs no migrations. */
 export function openDb(options: OpenDbOptions): DbHandle {
-  const plugins = [new CamelCasePlugin()];
+  const naming = new RowNaming();
+  const plugins = [naming];
   if (options.databaseUrl) {
     const pool = new pg.Pool({
       connectionString: options.databaseUrl,
@@ -76,41 +75,13 @@ export function openDb(options: OpenDbOptions): DbHandle {
   sqlite.pragma("foreign_keys = ON");
   // Never wait inside SQLite (that blocks the event loop): see YieldingSqliteDialect.
   sqlite.pragma("busy_timeout = 0");
+  const statements = cachingStatements(sqlite, naming);
   const db = new Kysely<DatabaseSchema>({
-    dialect: new YieldingSqliteDialect({ database: cachingStatements(sqlite) }),
+    dialect: new YieldingSqliteDialect({ database: statements.database }),
     plugins,
   });
+  statements.register(db);
   return { db, dialect: "sqlite", close: () => db.destroy() };
-}
-
-/** Distinct SQL texts kept prepared; the server issues a few dozen, list filters a few more. */
-const STATEMENT_CACHE_SIZE = 256;
-
-/**
- * Kysely prepares every query anew, and with better-sqlite3 preparing costs more than running a
- * point lookup. Statements are kept by SQL text and reused: better-sqlite3 runs `all`/`run`
- * synchronously, so a statement is never busy when the next query wants it. Streaming
- * (`iterate`) holds a statement open across awaits, so it gets a fresh one.
- */
-function cachingStatements(sqlite: SqliteDatabase.Database): KyselySqliteDatabase {
-  const statements = new LRUCache<string, SqliteStatement>({ max: STATEMENT_CACHE_SIZE });
-  return {
-    close: () => sqlite.close(),
-    prepare(text) {
-      let statement = statements.get(text);
-      if (!statement) {
-        const prepared = sqlite.prepare(text);
-        statement = {
-          reader: prepared.reader,
-          all: (parameters) => prepared.all(parameters),
-          run: (parameters) => prepared.run(parameters),
-          iterate: (parameters) => sqlite.prepare(text).iterate(parameters),
-        };
-        statements.set(text, statement);
-      }
-      return statement;
-    },
-  };
 }
 
 /**

@@ -1,5 +1,6 @@
 import type { Compilable, CompiledQuery, InferResult } from "kysely";
 import { ServerError } from "../../errors.js";
+import { directReadsOf } from "../sqlite-statements.js";
 import type { Executor } from "./types.js";
 
 /** Stand-ins no caller can send: control characters never reach a query from the API. */
@@ -9,7 +10,8 @@ const marker = (index: number) => `\u0000wrenn-param-${index}\u0000`;
  * A query built and compiled once, run with fresh parameters. Kysely otherwise rebuilds, runs its
  * plugins over and recompiles the whole query tree on every call, which costs more than the point
  * lookups on the hot path themselves. `build` receives stand-ins for the parameters (use each
- * only as a value: the SQL text must not depend on it).
+ * only as a value: the SQL text must not depend on it). On SQLite a read runs directly when it
+ * can (see DirectReads).
  */
 export function prepared<A extends string[], Q extends Compilable<unknown>>(
   db: Executor,
@@ -19,6 +21,7 @@ export function prepared<A extends string[], Q extends Compilable<unknown>>(
   let compiled: CompiledQuery | undefined;
   /** For each compiled parameter: which argument goes there, or -1 for a constant. */
   let slots: number[] = [];
+  const direct = directReadsOf(db);
   return async (...params) => {
     if (!compiled) {
       const markers = Array.from({ length: arity }, (_, i) => marker(i)) as A;
@@ -32,6 +35,8 @@ export function prepared<A extends string[], Q extends Compilable<unknown>>(
     }
     const base = compiled;
     const parameters = slots.map((slot, i) => (slot < 0 ? base.parameters[i] : params[slot]));
+    const rows = direct?.all(base.sql, parameters);
+    if (rows) return rows as InferResult<Q>;
     const result = await db.executeQuery({ ...base, parameters });
     return result.rows as InferResult<Q>;
   };
